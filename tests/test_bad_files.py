@@ -1,0 +1,167 @@
+"""Each kind of bad graph file gets a typed error naming the path and offset."""
+
+import struct
+
+import numpy as np
+import pytest
+import pywrapfst
+
+from wfst import CsrFst, FstFormatError, WfstError, read_fst
+from wfst.csr import InvariantError
+
+from .random_fst import random_pynini_fst
+
+HEADER_FIELDS = "<iiQqqq"
+
+
+def _header_end(data: bytes) -> int:
+    return data.index(b"standard") + len(b"standard")
+
+
+def _write(tmp_path, data):
+    path = tmp_path / "bad.fst"
+    path.write_bytes(data)
+    return path
+
+
+def _expect(tmp_path, data, *fragments):
+    path = _write(tmp_path, data)
+    with pytest.raises(FstFormatError) as caught:
+        read_fst(path)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, WfstError)
+    message = str(caught.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return caught.value
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.fst"):
+        read_fst(tmp_path / "nope.fst")
+
+
+def test_unknown_binary(tmp_path):
+    error = _expect(tmp_path, b"\x01\x02\x00\x00garbage", "unrecognised binary")
+    assert error.offset == 0
+
+
+def test_log_arcs_are_refused_with_advice():
+    fst = pywrapfst.VectorFst(arc_type="log")
+    fst.add_state()
+    fst.set_start(0)
+    with pytest.raises(FstFormatError, match="arc type 'log'.*to_standard"):
+        CsrFst.from_pynini(fst)
+
+
+def test_unsupported_fst_type(tmp_path):
+    data = bytearray(random_pynini_fst(1).write_to_string())
+    data[8:14] = b"vectox"
+    _expect(tmp_path, bytes(data), "unsupported FST type 'vectox'", "fstconvert")
+
+
+def test_unsupported_version(tmp_path):
+    data = bytearray(random_pynini_fst(1).write_to_string())
+    struct.pack_into("<i", data, _header_end(data), 9)
+    _expect(tmp_path, bytes(data), "version 9")
+
+
+def test_vector_state_count_larger_than_file(tmp_path):
+    data = bytearray(random_pynini_fst(1).write_to_string())
+    struct.pack_into("<q", data, _header_end(data) + 24, 10**15)
+    _expect(tmp_path, bytes(data), "more than the file holds")
+
+
+def test_vector_huge_arc_count(tmp_path):
+    data = bytearray(random_pynini_fst(2).write_to_string())
+    body = _header_end(data) + struct.calcsize(HEADER_FIELDS)
+    struct.pack_into("<q", data, body + 4, 2**40)
+    error = _expect(tmp_path, bytes(data), "bad arc count")
+    assert error.offset == body + 4
+
+
+def test_const_counts_beyond_file(tmp_path):
+    data = bytearray(pywrapfst.convert(random_pynini_fst(2), "const").write_to_string())
+    struct.pack_into("<q", data, _header_end(data) + 32, 10**9)
+    _expect(tmp_path, bytes(data), "truncated")
+
+
+def test_truncated_const(tmp_path):
+    data = pywrapfst.convert(random_pynini_fst(2), "const").write_to_string()
+    error = _expect(tmp_path, data[:-5], "truncated")
+    assert error.offset == len(data) - 5
+
+
+def test_trailing_bytes(tmp_path):
+    _expect(tmp_path, random_pynini_fst(2).write_to_string() + b"junk", "unexpected bytes")
+
+
+def test_arc_to_missing_state_names_its_offset(tmp_path):
+    fst = CsrFst.from_pynini(random_pynini_fst(2))
+    data = bytearray(pywrapfst.convert(fst.to_pynini(), "const").write_to_string())
+    arcs_at = len(data) - 16 * fst.num_arcs
+    struct.pack_into("<i", data, arcs_at + 12, fst.num_states + 5)
+    error = _expect(tmp_path, bytes(data), "arc 0: bad next state")
+    assert error.offset == arcs_at
+
+
+def test_nan_final_cost(tmp_path):
+    data = bytearray(pywrapfst.convert(random_pynini_fst(2), "const").write_to_string())
+    states_at = _header_end(data) + struct.calcsize(HEADER_FIELDS)
+    struct.pack_into("<f", data, states_at, float("nan"))
+    error = _expect(tmp_path, bytes(data), "state 0: bad final cost")
+    assert error.offset == states_at
+
+
+def test_corrupt_cache_names_array_offset(tmp_path):
+    fst = CsrFst.from_pynini(random_pynini_fst(2))
+    fst.save(tmp_path / "g.wfst")
+    data = bytearray((tmp_path / "g.wfst").read_bytes())
+    from wfst.cache_format import _layout
+
+    offset = _layout(fst.num_states, fst.num_arcs)[0]["nextstate"][0]
+    struct.pack_into("<i", data, offset, -3)
+    error = _expect(tmp_path, bytes(data), "nextstate[0] = -3")
+    assert error.offset == offset
+
+
+def test_cache_version_mismatch(tmp_path):
+    CsrFst.from_pynini(random_pynini_fst(2)).save(tmp_path / "g.wfst")
+    data = bytearray((tmp_path / "g.wfst").read_bytes())
+    struct.pack_into("<I", data, 8, 99)
+    _expect(tmp_path, bytes(data), "cache version 99", "CsrFst.save")
+
+
+def test_validate_reports_each_broken_invariant():
+    good = CsrFst.from_pynini(random_pynini_fst(0))
+    assert good.num_emitting_arcs > 0 and good.num_epsilon_arcs > 0
+
+    def broken(**changes):
+        fields = {name: getattr(good, name) for name in
+                  ("start", "final", "e_offsets", "ne_offsets", "nextstate", "weight", "ilabel", "olabel")}
+        for name, change in changes.items():
+            fields[name] = change(fields[name].copy() if isinstance(fields[name], np.ndarray) else fields[name])
+        return CsrFst(**fields)
+
+    def set_at(index, value):
+        def change(array):
+            array[index] = value
+            return array
+        return change
+
+    E = good.num_emitting_arcs
+    cases = {
+        "nextstate": broken(nextstate=set_at(0, good.num_states)),
+        "emitting block": broken(ilabel=set_at(0, 0)),
+        "non-emitting block": broken(ilabel=set_at(E, 4)),
+        "olabel": broken(olabel=set_at(0, -1)),
+        "weight": broken(weight=set_at(0, np.nan)),
+        "final": broken(final=set_at(0, -np.inf)),
+        "start state": broken(start=lambda s: good.num_states),
+        "e_offsets": broken(e_offsets=set_at(0, 1)),
+        "must not decrease": broken(ne_offsets=set_at(1, E - 1)),
+        "must be int32": broken(nextstate=lambda a: a.astype(np.int64)),
+    }
+    for fragment, fst in cases.items():
+        with pytest.raises(InvariantError, match=fragment):
+            fst.validate()

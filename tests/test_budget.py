@@ -1,0 +1,89 @@
+"""The closed-form memory budget: the FST part equals the arrays actually built
+for the device; the rest follows the documented formula and scales as stated."""
+
+import numpy as np
+import pytest
+
+from wfst import ConfigError, CsrFst, DecoderConfig, MemoryBudgetError, budget, read_fst
+from wfst.budget import device_fst_arrays, hash_slots, score_column_bytes
+from wfst.cli_info import example_graph_path
+
+from .random_fst import random_pynini_fst
+
+
+def device_arrays(fst: CsrFst, num_columns: int) -> dict:
+    """The arrays the CUDA backend uploads, built here on the host with the same
+    dtypes: offsets, final costs, next states, weights and the score column of
+    every emitting arc (ilabel - 1)."""
+    arrays = device_fst_arrays(fst, num_columns)
+    E = fst.num_emitting_arcs
+    built = {
+        "e_offsets": fst.e_offsets, "ne_offsets": fst.ne_offsets, "final": fst.final,
+        "nextstate": fst.nextstate, "weight": fst.weight, "score_column": fst.ilabel[:E] - 1,
+    }
+    return {name: np.ascontiguousarray(built[name], dtype=arrays[name][0]) for name in arrays}
+
+
+@pytest.mark.parametrize("seed", range(0, 40))
+def test_device_fst_bytes_equal_the_arrays_built(seed):
+    fst = CsrFst.from_pynini(random_pynini_fst(seed))
+    memory = budget(fst)
+    arrays = device_arrays(fst, fst.max_ilabel)
+    assert memory.device_fst == sum(a.nbytes for a in arrays.values())
+    assert memory.device_fst_arrays == {name: a.nbytes for name, a in arrays.items()}
+    assert np.array_equal(arrays["score_column"].astype(np.int64), fst.ilabel[:fst.num_emitting_arcs] - 1)
+
+
+def test_closed_form_and_kaldi_comparison():
+    fst = read_fst(example_graph_path())
+    S, A, E = fst.num_states, fst.num_arcs, fst.num_emitting_arcs
+    memory = budget(fst)
+    assert memory.device_fst == 12 * S + 8 + 8 * A + 2 * E
+    assert memory.kaldi_device_fst == 12 * S + 8 * A + 4 * E
+    assert memory.device_fst < memory.kaldi_device_fst
+
+
+def test_wide_labels_use_32_bit_columns():
+    assert score_column_bytes(65536) == 2 and score_column_bytes(65537) == 4
+    fst = CsrFst.from_arcs(2, 0, np.array([np.inf, 0], np.float32), np.array([0, 0]), np.array([1, 1]),
+                           np.array([70000, 3]), np.array([0, 0]), np.array([0.0, 1.0])).validate()
+    memory = budget(fst)
+    assert memory.device_fst_arrays["score_column"] == 4 * 2
+    assert budget(fst, pdf_map=np.arange(70001) % 100).device_fst_arrays["score_column"] == 2 * 2
+
+
+def test_lanes_channels_and_capacities_scale_linearly():
+    fst = read_fst(example_graph_path())
+    config = DecoderConfig(max_active=1000)
+    one = budget(fst, config, lanes=1)
+    many = budget(fst, config, lanes=8, channels=20)
+    assert many.per_lane == one.per_lane and many.per_channel == one.per_channel
+    assert many.device_total == one.device_fst + 8 * one.per_lane + 20 * one.per_channel
+    assert many.pinned_host == 8 * one.pinned_host
+    Q, X, P = config.token_capacity, config.arc_capacity, fst.max_ilabel
+    assert Q == 4000 and X == 12000 and hash_slots(Q) == 8192
+    assert one.per_lane == 28 * Q + 20 * X + 16 * 8192 + 4 * P * 64 + 4352
+    assert one.per_channel == 12 * Q + 64
+    assert one.pinned_host == 40 * Q + 4 * P * 64
+    bigger = budget(fst, DecoderConfig(max_active=2000))
+    assert bigger.per_lane > one.per_lane and bigger.per_channel == 2 * one.per_channel - 64
+
+
+def test_budget_check_raises_before_allocation_with_advice():
+    fst = read_fst(example_graph_path())
+    memory = budget(fst, lanes=64)
+    assert memory.check(memory.device_total) is memory
+    with pytest.raises(MemoryBudgetError, match=r"use at most \d+ lanes") as caught:
+        memory.check(memory.device_total - 1)
+    assert isinstance(caught.value, MemoryError)
+    with pytest.raises(MemoryBudgetError, match="the graph alone"):
+        memory.check(memory.device_fst - 1)
+    assert memory.max_lanes(memory.device_total) >= 64
+    assert budget(fst, lanes=memory.max_lanes(10**9)).device_total <= 10**9
+
+
+@pytest.mark.parametrize("kwargs", [{"lanes": 0}, {"lanes": 4, "channels": 2}, {"chunk_frames": 0},
+                                    {"lanes": True}])
+def test_bad_budget_arguments(kwargs):
+    with pytest.raises(ConfigError):
+        budget(read_fst(example_graph_path()), **kwargs)

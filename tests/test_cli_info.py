@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+import pywrapfst
+
+from wfst import read_fst
+from wfst.cli_info import example_graph_path, main
+
+from .random_fst import random_pynini_fst
+
+
+def test_example_report(capsys):
+    assert main(["--example"]) == 0
+    out = capsys.readouterr().out
+    fst = read_fst(example_graph_path())
+    assert f"{fst.num_states:,}" in out and "OpenFst const" in out and "device FST" in out
+    assert "Kaldi cudadecoder" in out
+
+
+def test_json_matches_the_graph(tmp_path, capsys):
+    fst = random_pynini_fst(0)
+    pywrapfst.convert(fst, "const").write(str(tmp_path / "g.fst"))
+    assert main([str(tmp_path / "g.fst"), "--json", "--lanes", "4", "--max-active", "500"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    csr = read_fst(tmp_path / "g.fst")
+    assert info["states"] == csr.num_states and info["arcs"] == csr.num_arcs
+    assert info["emitting_arcs"] + info["epsilon_arcs"] == info["arcs"]
+    assert info["budget"]["lanes"] == 4 and info["max_active"] == 500
+
+
+def test_save_cache_never_overwrites(tmp_path, capsys):
+    target = tmp_path / "g.wfst"
+    target.write_bytes(b"precious")
+    try:
+        main(["--example", "--save-cache", str(target)])
+    except SystemExit as stop:
+        assert stop.code == 2
+    assert target.read_bytes() == b"precious"
+    assert main(["--example", "--save-cache", str(target), "--overwrite"]) == 0
+    assert read_fst(target).same_as(read_fst(example_graph_path()))
+
+
+def test_bad_graph_is_a_clean_error(tmp_path, capsys):
+    bad = tmp_path / "bad.fst"
+    bad.write_bytes(pywrapfst.convert(random_pynini_fst(0), "const").write_to_string()[:-3])
+    assert main([str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "wfst-info: error:" in err and str(bad) in err and "truncated" in err
+    assert main([str(tmp_path / "missing.fst")]) == 2
+
+
+def test_import_needs_no_gpu_and_no_cupy():
+    """`import wfst` works with cupy unimportable; the GPU helper says how to get it."""
+    code = (
+        "import sys; sys.modules['cupy'] = None\n"
+        "import wfst, wfst.gpu\n"
+        "assert 'numba' not in sys.modules, 'numba must load lazily'\n"
+        "assert wfst.gpu.device_memory() is None\n"
+        "try:\n    wfst.gpu.import_cupy()\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pip install 'wfst-gpu[cuda12]'" in out

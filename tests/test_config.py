@@ -1,0 +1,29 @@
+import pytest
+
+from wfst import ConfigError, DecoderConfig, WfstError
+
+
+def test_defaults_and_derived_capacities():
+    config = DecoderConfig()
+    assert (config.beam, config.max_active, config.min_active, config.lattice_beam) == (15.0, 10000, 200, 8.0)
+    assert config.acoustic_scale == 1.0 and config.use_final_probs is True
+    assert config.token_capacity == 40000 and config.arc_capacity == 120000
+    given = DecoderConfig(token_queue_capacity=50000, arc_queue_capacity=60000)
+    assert (given.token_capacity, given.arc_capacity) == (50000, 60000)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("beam", 0), ("beam", float("nan")), ("beam", float("inf")), ("beam", "15"), ("lattice_beam", -1.0),
+    ("acoustic_scale", 0.0), ("max_active", 0), ("max_active", 2.5), ("max_active", True),
+    ("min_active", -1), ("min_active", 20000), ("prune_interval", 0), ("use_final_probs", 1),
+    ("token_queue_capacity", 10), ("arc_queue_capacity", 100), ("token_queue_capacity", 0),
+])
+def test_bad_values_raise_config_error_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=field) as caught:
+        DecoderConfig(**{field: value})
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, WfstError)
+
+
+def test_frozen():
+    with pytest.raises(AttributeError):
+        DecoderConfig().beam = 3.0

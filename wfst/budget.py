@@ -1,0 +1,182 @@
+"""Closed-form memory budget of the CUDA decoder, known before anything is
+allocated.
+
+Symbols: ``S`` states, ``A`` arcs, ``E`` emitting arcs, ``P`` score columns
+(``max_ilabel``, or ``max(pdf_map) + 1``), ``Q`` token queue capacity and ``X``
+arc queue capacity (:class:`~wfst.config.DecoderConfig`, derived from
+``max_active``), ``H`` the smallest power of two >= 2Q (hash map slots), ``F``
+frames of host scores staged per upload, ``L`` lanes, ``C`` channels. All
+sizes in bytes.
+
+Device FST (uploaded once)::
+
+    fst = 12 S + 8 + 8 A + w E,   w = 2 if P <= 65536 else 4
+
+(``e_offsets`` and ``ne_offsets`` 4(S+1) each, final costs 4S, next state and
+weight 4A each, score column of each emitting arc wE: 16-bit where it fits.)
+Kaldi's cudadecoder CudaFst takes ``12 S + 8 A + 4 E``; we save 2E bytes on every
+graph with fewer than 65,537 score columns, i.e. all of them in practice
+(52 MB on a 26 M-arc TLG).
+
+Per lane (working memory of one batch slot, reset each frame)::
+
+    lane = 28 Q + 20 X + 16 H + 4 P F + 4352
+
+(token queue: state, cost, predecessor, arc, acoustic cost and two degree
+prefix sums, 7 x 4 bytes; arc queue: state, cost, predecessor, arc, acoustic
+cost, 5 x 4; hash map slot: state, packed (cost, token) 64-bit key and
+representative token, 16; score staging for host input, float32 P x F; a
+1024-bin cost histogram and 256 bytes of counters.)
+
+Per channel (an utterance's saved frontier between chunks)::
+
+    channel = 12 Q + 64          (state, cost, token index per token; counters)
+
+Pinned host memory (lattice segments double-buffered, score staging)::
+
+    pinned = L (40 Q + 4 P F)    (segment: state, cost, predecessor, arc, acoustic cost)
+
+Total device memory: ``fst + L * lane + C * channel``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import DecoderConfig
+from .csr import CsrFst
+from .errors import ConfigError, MemoryBudgetError
+
+HISTOGRAM_BINS = 1024
+LANE_COUNTER_BYTES = 256
+CHANNEL_COUNTER_BYTES = 64
+TOKEN_QUEUE_BYTES = 28
+ARC_QUEUE_BYTES = 20
+HASH_SLOT_BYTES = 16
+CHANNEL_TOKEN_BYTES = 12
+SEGMENT_TOKEN_BYTES = 20
+DEFAULT_CHUNK_FRAMES = 64
+
+
+def score_column_bytes(num_columns: int) -> int:
+    """Bytes per emitting arc for its score column on the device."""
+    return 2 if num_columns <= 1 << 16 else 4
+
+
+def hash_slots(token_capacity: int) -> int:
+    """Hash map slots per lane: the smallest power of two >= 2 * capacity."""
+    return 1 << (2 * token_capacity - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """Bytes the CUDA decoder allocates for one graph, config, lane and channel
+    count. ``device_fst_arrays`` breaks the graph down array by array."""
+
+    device_fst: int
+    per_lane: int
+    per_channel: int
+    lanes: int
+    channels: int
+    pinned_host: int
+    device_fst_arrays: dict = field(default_factory=dict)
+    kaldi_device_fst: int = 0
+
+    @property
+    def device_total(self) -> int:
+        return self.device_fst + self.lanes * self.per_lane + self.channels * self.per_channel
+
+    @property
+    def total(self) -> int:
+        """Device plus pinned host bytes."""
+        return self.device_total + self.pinned_host
+
+    def max_lanes(self, device_bytes: int) -> int:
+        """Most lanes (with as many channels) that fit in ``device_bytes``."""
+        room = device_bytes - self.device_fst
+        return max(0, room // (self.per_lane + self.per_channel))
+
+    def check(self, device_bytes: int) -> "MemoryBudget":
+        """Raise :class:`MemoryBudgetError` if this budget does not fit in
+        ``device_bytes`` (e.g. the free memory of the GPU), saying what to change."""
+        if self.device_fst > device_bytes:
+            raise MemoryBudgetError(
+                f"the graph alone needs {_gib(self.device_fst)} of device memory, {_gib(device_bytes)} "
+                "available: use a smaller graph (prune the LM) or a GPU with more memory")
+        if self.device_total > device_bytes:
+            room = device_bytes - self.device_fst - self.channels * self.per_channel
+            fits = max(0, room // self.per_lane)
+            raise MemoryBudgetError(
+                f"{self.lanes} lanes and {self.channels} channels need {_gib(self.device_total)} of device "
+                f"memory, {_gib(device_bytes)} available: use at most {fits} lanes with these channels, "
+                "fewer channels, or a smaller max_active / token_queue_capacity")
+        return self
+
+    def as_dict(self) -> dict:
+        return {
+            "device_fst": self.device_fst, "per_lane": self.per_lane, "per_channel": self.per_channel,
+            "lanes": self.lanes, "channels": self.channels, "device_total": self.device_total,
+            "pinned_host": self.pinned_host, "total": self.total, "kaldi_device_fst": self.kaldi_device_fst,
+        }
+
+    def __str__(self) -> str:
+        return "\n".join([
+            f"device FST      {_mib(self.device_fst)}  (Kaldi cudadecoder: {_mib(self.kaldi_device_fst)})",
+            f"per lane        {_mib(self.per_lane)}  x {self.lanes} lanes",
+            f"per channel     {_mib(self.per_channel)}  x {self.channels} channels",
+            f"device total    {_mib(self.device_total)}",
+            f"pinned host     {_mib(self.pinned_host)}",
+        ])
+
+
+def device_fst_arrays(fst: CsrFst, num_columns: int) -> dict:
+    """Device bytes of each graph array: ``{name: (dtype, length)}``."""
+    S, A, E = fst.num_states, fst.num_arcs, fst.num_emitting_arcs
+    column = np.uint16 if score_column_bytes(num_columns) == 2 else np.int32
+    return {
+        "e_offsets": (np.int32, S + 1), "ne_offsets": (np.int32, S + 1), "final": (np.float32, S),
+        "nextstate": (np.int32, A), "weight": (np.float32, A), "score_column": (column, E),
+    }
+
+
+def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, channels: int | None = None,
+           pdf_map=None, chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> MemoryBudget:
+    """The closed-form budget of the module docstring for ``fst`` under ``config``.
+
+    ``lanes``: utterances decoded at once; ``channels`` (default ``lanes``):
+    utterances with saved state (streams open at once), at least ``lanes``;
+    ``pdf_map``: Kaldi transition-id to pdf array, which sets the number of score
+    columns; ``chunk_frames``: frames of host scores staged per upload.
+    """
+    config = config or DecoderConfig()
+    channels = lanes if channels is None else channels
+    for name, value in (("lanes", lanes), ("channels", channels), ("chunk_frames", chunk_frames)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    if channels < lanes:
+        raise ConfigError(f"channels ({channels}) must be at least lanes ({lanes})")
+    P = fst.max_ilabel if pdf_map is None else int(np.max(pdf_map)) + 1
+    Q, X = config.token_capacity, config.arc_capacity
+    arrays = device_fst_arrays(fst, P)
+    device_fst = sum(np.dtype(dtype).itemsize * length for dtype, length in arrays.values())
+    per_lane = (TOKEN_QUEUE_BYTES * Q + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
+                + 4 * P * chunk_frames + 4 * HISTOGRAM_BINS + LANE_COUNTER_BYTES)
+    per_channel = CHANNEL_TOKEN_BYTES * Q + CHANNEL_COUNTER_BYTES
+    pinned = lanes * (2 * SEGMENT_TOKEN_BYTES * Q + 4 * P * chunk_frames)
+    kaldi = 12 * fst.num_states + 8 * fst.num_arcs + 4 * fst.num_emitting_arcs
+    return MemoryBudget(int(device_fst), int(per_lane), int(per_channel), int(lanes), int(channels), int(pinned),
+                        {name: np.dtype(d).itemsize * n for name, (d, n) in arrays.items()}, int(kaldi))
+
+
+def _mib(n: int) -> str:
+    """Bytes in the largest binary unit that keeps the number >= 1."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:9.2f} {unit}"
+    return f"{n:9d} B  "
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"

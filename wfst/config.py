@@ -1,0 +1,103 @@
+"""Decoder configuration: one frozen object shared by every backend."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+TOKENS_PER_MAX_ACTIVE = 4
+"""Default token queue capacity as a multiple of ``max_active``: the tokens of one
+frame, before max_active pruning and including the non-representative ones kept
+for the lattice (Kaldi's cudadecoder recommends 4 to 10)."""
+ARCS_PER_TOKEN = 3
+"""Default arc queue capacity as a multiple of the token queue capacity: the
+candidate tokens one expansion may produce before they are pruned and merged."""
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Search and lattice settings. Invalid values raise :class:`ConfigError`
+    at construction (and from :meth:`validate`).
+
+    beam: cost window kept around the best token of a frame. Larger: fewer search
+        errors, more active tokens (time grows roughly linearly with them).
+    max_active: cap on the tokens kept per frame; above it the beam shrinks for
+        that frame (adaptive beam). Larger: more accurate on hard audio, slower,
+        and more memory (queue capacities derive from it).
+    min_active: the adaptive beam never keeps fewer tokens than this.
+    lattice_beam: cost window of the paths kept in the lattice. Larger: richer,
+        bigger lattices; the search itself does not change.
+    acoustic_scale: multiplies the negated log-likelihoods before they add to
+        graph costs.
+    prune_interval: frames between lattice prunings. Smaller: less lattice memory,
+        more pruning work.
+    use_final_probs: add final costs at the end and prefer final states, when one
+        was reached.
+    token_queue_capacity: tokens one frame may hold (GPU lanes, channels and the
+        lattice copy-back are sized by it); None derives
+        ``TOKENS_PER_MAX_ACTIVE * max_active``. Too small: a CapacityWarning and a
+        tighter beam on overflowing frames.
+    arc_queue_capacity: candidate tokens one expansion may produce before
+        pruning; None derives ``ARCS_PER_TOKEN * token_queue_capacity``.
+    """
+
+    beam: float = 15.0
+    max_active: int = 10000
+    min_active: int = 200
+    lattice_beam: float = 8.0
+    acoustic_scale: float = 1.0
+    prune_interval: int = 25
+    use_final_probs: bool = True
+    token_queue_capacity: int | None = None
+    arc_queue_capacity: int | None = None
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def token_capacity(self) -> int:
+        """Token queue capacity in effect (given or derived)."""
+        return self.token_queue_capacity or TOKENS_PER_MAX_ACTIVE * self.max_active
+
+    @property
+    def arc_capacity(self) -> int:
+        """Arc queue capacity in effect (given or derived)."""
+        return self.arc_queue_capacity or ARCS_PER_TOKEN * self.token_capacity
+
+    def validate(self) -> "DecoderConfig":
+        """Raise :class:`ConfigError` naming the first field out of range."""
+        _positive_float("beam", self.beam)
+        _positive_float("acoustic_scale", self.acoustic_scale)
+        _positive_float("lattice_beam", self.lattice_beam, allow_zero=True)
+        _positive_int("max_active", self.max_active)
+        _positive_int("prune_interval", self.prune_interval)
+        _positive_int("min_active", self.min_active, allow_zero=True)
+        if self.min_active > self.max_active:
+            raise ConfigError(f"min_active ({self.min_active}) must not exceed max_active ({self.max_active})")
+        if not isinstance(self.use_final_probs, bool):
+            raise ConfigError(f"use_final_probs must be True or False, got {self.use_final_probs!r}")
+        for name in ("token_queue_capacity", "arc_queue_capacity"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if self.token_capacity < self.max_active:
+            raise ConfigError(f"token_queue_capacity ({self.token_capacity}) must be at least max_active "
+                              f"({self.max_active}); leave it None to derive it")
+        if self.arc_capacity < self.token_capacity:
+            raise ConfigError(f"arc_queue_capacity ({self.arc_capacity}) must be at least the token queue "
+                              f"capacity ({self.token_capacity}); leave it None to derive it")
+        return self
+
+
+def _positive_float(name, value, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+def _positive_int(name, value, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else ">= 1"
+        raise ConfigError(f"{name} must be an integer {bound}, got {value!r}")

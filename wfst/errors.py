@@ -1,0 +1,40 @@
+"""Typed errors of wfst-gpu.
+
+Every error subclasses :class:`WfstError` and, where one fits, the builtin kind a
+caller would already catch (``ValueError``, ``MemoryError``), as pywrapfst does.
+"""
+
+from __future__ import annotations
+
+
+class WfstError(Exception):
+    """Root of every error raised on purpose by wfst-gpu."""
+
+
+class FstFormatError(WfstError, ValueError):
+    """A malformed, truncated or unsupported FST or symbol-table file, or an FST
+    whose arrays break a :class:`wfst.CsrFst` invariant.
+
+    ``path`` and ``offset`` (bytes from the start of the file; for text files the
+    line number is in the message) say where, when known.
+    """
+
+    def __init__(self, message: str, path: str | None = None, offset: int | None = None):
+        self.reason = message
+        self.path = path
+        self.offset = offset
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if offset is not None:
+            where.append(f"byte {offset}")
+        super().__init__(f"{': '.join(where)}: {message}" if where else message)
+
+
+class MemoryBudgetError(WfstError, MemoryError):
+    """A graph or batch does not fit in the memory available for it; raised before
+    anything is allocated."""
+
+
+class ConfigError(WfstError, ValueError):
+    """A decoder configuration value is out of range or inconsistent."""
