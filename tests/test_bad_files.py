@@ -101,7 +101,7 @@ def test_arc_to_missing_state_names_its_offset(tmp_path):
     data = bytearray(pywrapfst.convert(fst.to_pynini(), "const").write_to_string())
     arcs_at = len(data) - 16 * fst.num_arcs
     struct.pack_into("<i", data, arcs_at + 12, fst.num_states + 5)
-    error = _expect(tmp_path, bytes(data), "arc 0: bad next state")
+    error = _expect(tmp_path, bytes(data), f"= {fst.num_states + 5} not in [0, {fst.num_states})")
     assert error.offset == arcs_at
 
 
@@ -109,7 +109,7 @@ def test_nan_final_cost(tmp_path):
     data = bytearray(pywrapfst.convert(random_pynini_fst(2), "const").write_to_string())
     states_at = _header_end(data) + struct.calcsize(HEADER_FIELDS)
     struct.pack_into("<f", data, states_at, float("nan"))
-    error = _expect(tmp_path, bytes(data), "state 0: bad final cost")
+    error = _expect(tmp_path, bytes(data), "final[0] = nan must not be NaN")
     assert error.offset == states_at
 
 
@@ -165,3 +165,39 @@ def test_validate_reports_each_broken_invariant():
     for fragment, fst in cases.items():
         with pytest.raises(InvariantError, match=fragment):
             fst.validate()
+
+
+@pytest.mark.parametrize("fst_type", ["vector", "const"])
+def test_every_bad_arc_is_reported_at_its_own_offset(tmp_path, fst_type):
+    """Arcs are regrouped (emitting first) in the CSR; errors must still point
+    at the arc's bytes in the file, for emitting and epsilon arcs alike."""
+    from wfst.openfst_binary import write_openfst
+
+    fst = CsrFst.from_pynini(random_pynini_fst(0))
+    assert fst.num_emitting_arcs and fst.num_epsilon_arcs
+    data = write_openfst(fst, fst_type)
+    reference = np.frombuffer(data, np.uint8)
+    stride_found = 0
+    for record in range(fst.num_arcs):
+        # Find this arc's record: the n-th 16-byte arc in file order.
+        offsets = _arc_offsets(data, fst, fst_type)
+        corrupt = bytearray(reference)
+        struct.pack_into("<i", corrupt, offsets[record] + 12, -7)  # its next state
+        error = _expect(tmp_path, bytes(corrupt), "= -7 not in")
+        assert error.offset == offsets[record]
+        stride_found += 1
+    assert stride_found == fst.num_arcs
+
+
+def _arc_offsets(data, fst, fst_type):
+    """Byte offset of every arc record, in file order."""
+    body = _header_end(data) + struct.calcsize(HEADER_FIELDS)
+    counts = np.diff(fst.e_offsets) + np.diff(fst.ne_offsets)
+    if fst_type == "const":
+        first = body + 20 * fst.num_states
+        return [first + 16 * i for i in range(fst.num_arcs)]
+    offsets, pos = [], body
+    for count in counts:
+        offsets += [pos + 12 + 16 * k for k in range(count)]
+        pos += 12 + 16 * count
+    return offsets

@@ -131,14 +131,33 @@ def parse_openfst(buf, path=None) -> CsrFst:
     if not -1 <= header.start <= INDEX_LIMIT:
         raise FstFormatError(f"bad start state {header.start}", path, 0)
     parse = _parse_vector if header.fst_type == "vector" else _parse_const
-    fst = parse(buf, header, path)
+    final, row_splits, arcs, final_offset, arc_offset = parse(buf, header, path)
+    S = len(final)
+    if not -1 <= header.start < S or (S == 0 and header.start != -1):
+        raise FstFormatError(f"start state {header.start} does not exist ({S} states)", path)
+    fst = CsrFst.from_arc_records(header.start, final, row_splits, arcs)
     try:
         return fst.validate()
     except InvariantError as error:
-        raise FstFormatError(error.reason, path) from None
+        offset = None
+        if error.array == "final":
+            offset = final_offset(error.index)
+        elif error.array in ARC_DTYPE.names:
+            offset = arc_offset(_file_arc_index(arcs["ilabel"], fst.num_emitting_arcs, error.index))
+        raise FstFormatError(error.reason, path, offset) from None
+
+
+def _file_arc_index(file_ilabels, num_emitting, index):
+    """Position in the file of the CSR arc ``index`` (the CSR keeps the file's
+    order within the emitting block and within the non-emitting block)."""
+    emitting = file_ilabels != 0
+    if index < num_emitting:
+        return int(np.flatnonzero(emitting)[index])
+    return int(np.flatnonzero(~emitting)[index - num_emitting])
 
 
 def _parse_vector(buf, header, path):
+    """``(final, row_splits, arcs, final_offset(s), arc_offset(i))``."""
     from . import vector_layout as layout
 
     declared = header.num_states
@@ -156,22 +175,20 @@ def _parse_vector(buf, header, path):
     if end != len(buf):
         raise FstFormatError(f"{len(buf) - end} unexpected bytes after the last state", path, end)
     final_bits, arc_counts, state_pos, arc_bytes = layout.gather(buf, header.body_offset, num_states, num_arcs)
-    arcs = arc_bytes.view(ARC_DTYPE)
-    src = np.repeat(np.arange(num_states, dtype=np.int32), arc_counts)
+    row_splits = np.zeros(num_states + 1, dtype=np.int64)
+    np.cumsum(arc_counts, out=row_splits[1:])
 
     def arc_offset(i):
-        first_of_state = np.cumsum(arc_counts, dtype=np.int64)[src[i]] - arc_counts[src[i]]
-        return int(state_pos[src[i]]) + layout.STATE_HEADER_BYTES + 16 * int(i - first_of_state)
+        s = int(np.searchsorted(row_splits, i, side="right")) - 1
+        return int(state_pos[s]) + layout.STATE_HEADER_BYTES + 16 * (i - int(row_splits[s]))
 
-    final = final_bits.view(np.float32)
-    _check_start(header.start, num_states, path)
-    _check_arcs(arcs, num_states, arc_offset, path)
-    _check_finals(final, lambda s: int(state_pos[s]), path)
-    return CsrFst.from_arcs(num_states, header.start, final, src, arcs["nextstate"], arcs["ilabel"],
-                            arcs["olabel"], arcs["weight"])
+    return (final_bits.view(np.float32), row_splits, arc_bytes.view(ARC_DTYPE),
+            lambda s: int(state_pos[s]), arc_offset)
 
 
 def _parse_const(buf, header, path):
+    """``(final, row_splits, arcs, final_offset(s), arc_offset(i))``; arrays
+    are views of ``buf`` where possible."""
     S, A = header.num_states, header.num_arcs
     aligned = bool(header.flags & IS_ALIGNED) or header.version == 1
     if not (0 <= S <= INDEX_LIMIT and 0 <= A <= INDEX_LIMIT):
@@ -186,57 +203,23 @@ def _parse_const(buf, header, path):
     if end != len(buf):
         raise FstFormatError(f"{len(buf) - end} unexpected bytes after the last arc", path, end)
     states = np.frombuffer(buf, CONST_STATE_DTYPE, S, states_at)
-    arcs = np.frombuffer(buf, ARC_DTYPE, A, arcs_at)
-    narcs = states["narcs"].astype(np.int64)
-    pos = np.zeros(S, dtype=np.int64)
-    np.cumsum(narcs[:-1], out=pos[1:])
-    if S and (int(narcs.sum()) != A or not np.array_equal(states["pos"], pos)):
-        bad = int(np.flatnonzero(states["pos"] != pos)[0]) if not np.array_equal(states["pos"], pos) else S - 1
+    row_splits = np.zeros(S + 1, dtype=np.int64)
+    np.cumsum(states["narcs"], out=row_splits[1:])
+    misplaced = states["pos"] != row_splits[:-1]
+    if S == 0 and A:
+        raise FstFormatError(f"{A} arcs but no states", path)
+    if misplaced.any() or row_splits[-1] != A:
+        bad = int(np.flatnonzero(misplaced)[0]) if misplaced.any() else S - 1
         raise FstFormatError(
             f"state {bad}: arc ranges do not tile the {A} arcs in state order (pos {int(states['pos'][bad])}, "
-            f"expected {int(pos[bad])}; arc counts sum to {int(narcs.sum())})",
+            f"expected {int(row_splits[bad])}; arc counts sum to {int(row_splits[-1])})",
             path, states_at + bad * CONST_STATE_DTYPE.itemsize)
-    if S == 0 and A != 0:
-        raise FstFormatError(f"{A} arcs but no states", path)
-    _check_start(header.start, S, path)
-    _check_arcs(arcs, S, lambda i: arcs_at + 16 * int(i), path)
-    final = np.ascontiguousarray(states["final"])
-    _check_finals(final, lambda s: states_at + CONST_STATE_DTYPE.itemsize * int(s), path)
-    src = np.repeat(np.arange(S, dtype=np.int32), narcs)
-    return CsrFst.from_arcs(S, header.start, final, src, arcs["nextstate"], arcs["ilabel"],
-                            arcs["olabel"], arcs["weight"])
+    return (states["final"], row_splits, np.frombuffer(buf, ARC_DTYPE, A, arcs_at),
+            lambda s: states_at + CONST_STATE_DTYPE.itemsize * s, lambda i: arcs_at + ARC_DTYPE.itemsize * i)
 
 
 def _align(offset):
     return -(-offset // ALIGNMENT) * ALIGNMENT
-
-
-def _check_start(start, num_states, path):
-    if not -1 <= start < num_states or (num_states == 0 and start != -1):
-        raise FstFormatError(f"start state {start} does not exist ({num_states} states)", path)
-
-
-def _check_arcs(arcs, num_states, offset_of, path):
-    """Check arc records where their byte offsets are known (before the CSR
-    reordering), so that the error can name the offset."""
-    checks = (
-        ("next state", lambda a: (a["nextstate"] < 0) | (a["nextstate"] >= num_states)),
-        ("input label", lambda a: a["ilabel"] < 0),
-        ("output label", lambda a: a["olabel"] < 0),
-        ("weight", lambda a: np.isnan(a["weight"]) | (a["weight"] == -np.inf)),
-    )
-    for what, bad in checks:
-        flagged = bad(arcs)
-        if flagged.any():
-            i = int(np.flatnonzero(flagged)[0])
-            raise FstFormatError(f"arc {i}: bad {what} ({arcs[i]})", path, offset_of(i))
-
-
-def _check_finals(final, offset_of, path):
-    flagged = np.isnan(final) | (final == -np.inf)
-    if flagged.any():
-        s = int(np.flatnonzero(flagged)[0])
-        raise FstFormatError(f"state {s}: bad final cost {final[s]}", path, offset_of(s))
 
 
 # ------------------------------------------------------------------ writing
