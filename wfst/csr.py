@@ -128,10 +128,6 @@ class CsrFst:
         validate labels, weights or next states: call :meth:`validate`."""
         src = np.asarray(src)
         num_arcs = src.shape[0]
-        if num_states > INDEX_LIMIT or num_arcs > INDEX_LIMIT:
-            raise InvariantError(
-                f"{num_states} states and {num_arcs} arcs: at most {INDEX_LIMIT} of each are supported"
-            )
         if num_arcs and (src.min() < 0 or src.max() >= num_states):
             bad = int(np.flatnonzero((src < 0) | (src >= num_states))[0])
             raise InvariantError(f"arc {bad} leaves state {int(src[bad])}, not in [0, {num_states})", "src", bad)

@@ -128,8 +128,6 @@ def parse_openfst(buf, path=None) -> CsrFst:
     array such as a read-only memory map). Raises :class:`FstFormatError`."""
     buf = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
     header = read_header(buf, path)
-    if not -1 <= header.start <= INDEX_LIMIT:
-        raise FstFormatError(f"bad start state {header.start}", path, 0)
     parse = _parse_vector if header.fst_type == "vector" else _parse_const
     final, row_splits, arcs, final_offset, arc_offset = parse(buf, header, path)
     S = len(final)
