@@ -38,3 +38,13 @@ class MemoryBudgetError(WfstError, MemoryError):
 
 class ConfigError(WfstError, ValueError):
     """A decoder configuration value is out of range or inconsistent."""
+
+
+class GraphError(WfstError, ValueError):
+    """A graph that cannot be decoded: empty, without a start state, with a
+    negative-cost epsilon cycle, or with input labels the pdf map does not cover."""
+
+
+class ScoresError(WfstError, ValueError):
+    """A score matrix the decoder cannot use: wrong type, dtype or rank, NaN or
+    infinite values, or fewer columns than the graph reads."""

@@ -1,0 +1,22 @@
+"""Hand-made graphs for decoder behaviour tests."""
+
+import numpy as np
+
+from wfst import CsrFst
+
+
+def graph(num_states, start, finals, arcs):
+    """``arcs``: (src, dst, ilabel, olabel, weight) rows in file order;
+    ``finals``: {state: cost}."""
+    final = np.full(num_states, np.inf, np.float32)
+    for state, cost in finals.items():
+        final[state] = cost
+    table = np.array(arcs, np.float64).reshape(-1, 5)
+    return CsrFst.from_arcs(num_states, start, final, table[:, 0].astype(np.int32), table[:, 1].astype(np.int32),
+                           table[:, 2].astype(np.int32), table[:, 3].astype(np.int32),
+                           table[:, 4].astype(np.float32)).validate()
+
+
+def flat_scores(frames, columns=2):
+    """Every column equally likely: only graph costs decide."""
+    return np.full((frames, columns), np.log(1.0 / columns), np.float32)

@@ -1,0 +1,122 @@
+"""The tie rule, and results that do not depend on runs, chunking or threads."""
+
+import numpy as np
+import pytest
+
+import wfst
+from tests.decoder_graphs import flat_scores, graph
+from tests.random_graph import random_graph, random_scores
+from wfst.cpu_backend import CpuSearch
+from wfst.decoding_graph import DecodingGraph
+
+PRUNING = wfst.DecoderConfig(beam=3.0, max_active=6, min_active=2, lattice_beam=2.0, prune_interval=2)
+
+
+def _same_segments(a, b):
+    for name in ("tok_state", "tok_cost", "tok_best", "tok_start", "link_src", "link_dst", "link_arc", "link_ac",
+                 "link_start", "link_eps_start"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.best_token, a.reached_final) == (b.best_token, b.reached_final)
+
+
+def _same_results(a, b):
+    assert (a.words, a.cost, a.graph_cost, a.acoustic_cost, a.reached_final, a.word_frames) == \
+        (b.words, b.cost, b.graph_cost, b.acoustic_cost, b.reached_final, b.word_frames)
+    np.testing.assert_array_equal(a.alignment, b.alignment)
+    _same_segments(a.lattice, b.lattice)
+
+
+@pytest.mark.parametrize("first_label", [5, 6])
+def test_equal_costs_pick_the_lowest_arc_index(first_label):
+    other = 11 - first_label
+    fst = graph(2, 0, {1: 0.0}, [(0, 1, 1, first_label, 1.0), (0, 1, 1, other, 1.0)])
+    assert wfst.Decoder(fst, device="cpu").decode(flat_scores(1, 1)).words == (first_label,)
+
+
+def test_equal_costs_pick_fewer_epsilon_hops_before_arc_index():
+    # state 1 reaches 2 in one epsilon hop (word 7) or in two (word 9); the
+    # two-hop path's last arc comes first in the file, the one-hop path still wins
+    fst = graph(4, 0, {2: 0.0}, [(0, 1, 1, 0, 0.0), (3, 2, 0, 9, 0.0), (1, 3, 0, 0, 0.0), (1, 2, 0, 7, 0.0)])
+    assert wfst.Decoder(fst, device="cpu").decode(flat_scores(1, 1)).words == (7,)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_chunking_does_not_change_anything(seed):
+    fst = random_graph(seed)
+    scores = random_scores(seed, 12)
+    graph_ = DecodingGraph(fst)
+    whole = CpuSearch(graph_, PRUNING)
+    whole.accept(scores)
+    rng = np.random.default_rng(seed)
+    chunked = CpuSearch(graph_, PRUNING)
+    t = 0
+    while t < scores.shape[0]:
+        step = int(rng.integers(1, 5))
+        chunked.accept(np.ascontiguousarray(scores[t: t + step]))
+        t += step
+    _same_results(whole.finish(), chunked.finish())
+
+
+def test_runs_and_threads_give_identical_results():
+    batch = [random_scores(seed, 10 + seed % 7) for seed in range(40)]
+    fst = random_graph(3, max_states=10)
+    one = wfst.Decoder(fst, PRUNING, device="cpu").decode(batch)
+    again = wfst.Decoder(fst, PRUNING, device="cpu").decode(batch)
+    threaded = wfst.Decoder(fst, PRUNING, device="cpu", threads=4).decode(batch)
+    for a, b, c in zip(one, again, threaded):
+        _same_results(a, b)
+        _same_results(a, c)
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_lattice_segment_invariants(seed):
+    fst = random_graph(seed)
+    scores = random_scores(seed, 15)
+    config = wfst.DecoderConfig(beam=4.0, max_active=8, min_active=2, lattice_beam=3.0,
+                                prune_interval=1 + seed % 4)
+    result = wfst.Decoder(fst, config, device="cpu").decode(scores)
+    seg = result.lattice
+    frames = scores.shape[0]
+    if seg.best_token < 0:  # a dead end: no token survived, nothing is kept
+        assert seg.num_tokens == 0 and result.cost == float("inf")
+        return
+    assert seg.num_frames == frames
+    assert seg.tok_start[0] == 0 and seg.tok_start[-1] == seg.num_tokens
+    assert seg.link_start[0] == 0 and seg.link_start[-1] == seg.num_links
+    assert (np.diff(seg.tok_start) >= 0).all() and (np.diff(seg.link_start) >= 0).all()
+    tok_frame = np.repeat(np.arange(frames + 1), np.diff(seg.tok_start))
+    link_frame = seg.link_frames()
+    # one token per (frame, state)
+    assert len(set(zip(tok_frame, seg.tok_state))) == seg.num_tokens
+    emitting = fst.ilabel[seg.link_arc] != 0
+    eps_split = seg.link_eps_start[link_frame]
+    assert (emitting == (np.arange(seg.num_links) < eps_split)).all()
+    assert (tok_frame[seg.link_dst] == link_frame).all()
+    assert (tok_frame[seg.link_src] == link_frame - emitting).all()
+    assert (seg.tok_state[seg.link_src] == fst.arc_sources()[seg.link_arc]).all()
+    assert (seg.tok_state[seg.link_dst] == fst.nextstate[seg.link_arc]).all()
+    through = (seg.tok_cost[seg.link_src] + seg.link_ac) + fst.weight[seg.link_arc]
+    assert (through >= seg.tok_cost[seg.link_dst]).all()
+    expected_ac = np.where(emitting, -scores[np.maximum(link_frame - 1, 0), fst.ilabel[seg.link_arc] - 1], 0)
+    np.testing.assert_array_equal(seg.link_ac, expected_ac.astype(np.float32))
+    # best links achieve their token's cost and lead back to the start token
+    has_best = seg.tok_best >= 0
+    assert has_best.sum() == seg.num_tokens - 1
+    best = seg.tok_best[has_best]
+    assert (seg.link_dst[best] == np.flatnonzero(has_best)).all()
+    assert (through[best] == seg.tok_cost[has_best]).all()
+    assert tok_frame[seg.best_token] == frames and np.isfinite(result.cost)
+    # every kept link lies on a complete path within lattice_beam of the best
+    with_final = result.reached_final and config.use_final_probs
+    beta = np.full(seg.num_tokens, np.inf)
+    frontier = tok_frame == frames
+    beta[frontier] = fst.final[seg.tok_state[frontier]] if with_final else 0.0
+    link_cost = seg.link_ac.astype(np.float64) + fst.weight[seg.link_arc]
+    for _ in range(seg.num_tokens + 1):
+        before = beta.copy()
+        np.minimum.at(beta, seg.link_src, link_cost + beta[seg.link_dst])
+        if np.array_equal(before, beta):
+            break
+    slack = seg.tok_cost[seg.link_src] + link_cost + beta[seg.link_dst] - result.cost
+    assert (slack <= config.lattice_beam + 1e-3).all()
+    assert beta[0] == pytest.approx(result.cost, rel=1e-5, abs=1e-4)

@@ -1,0 +1,124 @@
+"""Bad input gets a typed error; edge cases (zero frames, no final state reached,
+dead ends) give a Result, never an exception."""
+
+import numpy as np
+import pytest
+
+import wfst
+from tests.decoder_graphs import flat_scores, graph
+
+LOOP = graph(2, 0, {1: 0.0}, [(0, 1, 1, 5, 0.5), (1, 1, 2, 0, 0.25), (1, 1, 1, 6, 1.0)])
+
+
+def decoder(fst=LOOP, **kw):
+    return wfst.Decoder(fst, wfst.DecoderConfig(**kw), device="cpu")
+
+
+@pytest.mark.parametrize("scores, message", [
+    (np.zeros((3, 2), np.int32), "float16, float32 or float64"),
+    (np.zeros(3, np.float32), "2-D"),
+    (np.zeros((1, 3, 2), np.float32), "2-D"),
+    (np.array([[0.0, np.nan]], np.float32), "scores\\[0, 1\\] is nan"),
+    (np.array([[0.0, 0.0], [-np.inf, 0.0]], np.float64), "scores\\[1, 0\\] is -inf"),
+    (np.array([[0.0, 1e300]]), "is inf"),
+    (np.zeros((4, 1), np.float32), "has 1 columns .* at least 2"),
+    ("not an array", "2-D array"),
+])
+def test_bad_scores(scores, message):
+    with pytest.raises(wfst.ScoresError, match=message):
+        decoder().decode(scores)
+
+
+def test_one_bad_matrix_in_a_batch_names_it_and_decodes_nothing():
+    with pytest.raises(wfst.ScoresError, match=r"scores\[1\]"):
+        decoder().decode([flat_scores(3), flat_scores(3)[:, :1]])
+
+
+def test_scores_error_is_a_value_error():
+    assert issubclass(wfst.ScoresError, ValueError) and issubclass(wfst.ScoresError, wfst.WfstError)
+    assert issubclass(wfst.GraphError, ValueError) and issubclass(wfst.GraphError, wfst.WfstError)
+
+
+def test_wider_scores_and_float64_are_fine():
+    narrow = decoder().decode(flat_scores(3))
+    wide = decoder().decode(np.pad(flat_scores(3), ((0, 0), (0, 3)), constant_values=-5.0).astype(np.float64))
+    assert wide.words == narrow.words == (5,)
+
+
+def test_negative_epsilon_cycle_is_refused():
+    fst = graph(3, 0, {2: 0.0}, [(0, 1, 1, 0, 0.0), (1, 2, 0, 0, -1.0), (2, 1, 0, 0, 0.5), (2, 2, 1, 0, 0.0)])
+    with pytest.raises(wfst.GraphError, match="negative-cost epsilon cycle"):
+        decoder(fst)
+
+
+def test_negative_epsilon_self_loop_is_refused():
+    with pytest.raises(wfst.GraphError, match="negative-cost epsilon cycle through state 0"):
+        decoder(graph(1, 0, {0: 0.0}, [(0, 0, 0, 0, -0.1)]))
+
+
+def test_zero_cost_epsilon_cycle_is_fine():
+    fst = graph(3, 0, {2: 0.0}, [(0, 1, 1, 4, 0.0), (1, 2, 0, 0, 0.0), (2, 1, 0, 0, 0.0)])
+    result = decoder(fst).decode(flat_scores(1, 1))
+    assert result.reached_final and result.words == (4,) and result.cost == pytest.approx(0.0)
+
+
+def test_empty_graph_and_missing_start_are_refused():
+    empty = wfst.CsrFst.from_arcs(0, -1, np.zeros(0, np.float32), *[np.zeros(0, np.int32)] * 4,
+                                  np.zeros(0, np.float32))
+    with pytest.raises(wfst.GraphError, match="no states"):
+        decoder(empty)
+    with pytest.raises(wfst.GraphError, match="no start state"):
+        decoder(graph(2, -1, {1: 0.0}, [(0, 1, 1, 5, 0.5)]))
+
+
+def test_not_a_graph_or_config():
+    with pytest.raises(TypeError, match="wfst.CsrFst"):
+        wfst.Decoder("HCLG.fst")
+    with pytest.raises(wfst.ConfigError, match="DecoderConfig"):
+        wfst.Decoder(LOOP, config={"beam": 10})
+    with pytest.raises(wfst.ConfigError, match="device"):
+        wfst.Decoder(LOOP, device="tpu")
+    with pytest.raises(wfst.ConfigError, match="threads"):
+        wfst.Decoder(LOOP, threads=0)
+
+
+def test_pdf_map():
+    # labels 1 and 2 both read column 0 through the map; column 1 is never read
+    pdf_map = np.array([-1, 0, 0])
+    scores = np.array([[-1.0, -100.0], [-2.0, -100.0]], np.float32)
+    result = wfst.Decoder(LOOP, wfst.DecoderConfig(), device="cpu", pdf_map=pdf_map).decode(scores[:, :1])
+    assert result.words == (5,)
+    assert result.acoustic_cost == pytest.approx(3.0)
+    with pytest.raises(wfst.GraphError, match="at least 3"):
+        wfst.Decoder(LOOP, pdf_map=np.array([-1, 0]))
+    with pytest.raises(wfst.GraphError, match="negative"):
+        wfst.Decoder(LOOP, pdf_map=np.array([-1, 0, -1]))
+    with pytest.raises(wfst.GraphError, match="1-D integer"):
+        wfst.Decoder(LOOP, pdf_map=np.array([0.0, 1.0, 2.0]))
+
+
+def test_zero_frames_decide_by_the_start_closure():
+    fst = graph(3, 0, {1: 0.25}, [(0, 1, 0, 3, 0.5), (0, 2, 0, 4, 0.1), (1, 1, 1, 0, 0.0)])
+    result = decoder(fst).decode(np.zeros((0, 1), np.float32))
+    assert result.reached_final
+    assert result.words == (3,)
+    assert result.cost == pytest.approx(0.75)
+    assert result.alignment.shape == (0,)
+    assert result.word_frames == ((0, 0),)
+
+
+def test_no_final_state_reached_gives_the_best_token():
+    fst = graph(3, 0, {2: 0.0}, [(0, 1, 1, 7, 1.0), (0, 1, 2, 8, 0.5), (1, 1, 1, 0, 0.0), (1, 2, 2, 9, 0.0)])
+    result = decoder(fst).decode(np.log(np.full((3, 2), 0.5, np.float32)))
+    assert result.reached_final
+    stuck = decoder(fst).decode(np.log(np.full((1, 2), 0.5, np.float32)))
+    assert not stuck.reached_final
+    assert stuck.words == (8,)
+    assert stuck.cost == pytest.approx(0.5 - np.log(0.5))
+
+
+def test_dead_end_gives_an_empty_result():
+    fst = graph(2, 0, {1: 0.0}, [(0, 1, 1, 7, 1.0)])
+    result = decoder(fst).decode(flat_scores(3, 1))
+    assert result.words == () and result.cost == float("inf") and not result.reached_final
+    assert result.alignment.shape == (3,)

@@ -1,0 +1,120 @@
+"""The CPU backend: one utterance's search driven through the numba kernels of
+:mod:`wfst.cpu_search`, and the conversion of its end state into a Result."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lattice.segments import LatticeSegments
+
+from . import cpu_search
+from .config import DecoderConfig
+from .decoding_graph import DecodingGraph
+from .errors import GraphError
+from .result import Result
+
+
+class CpuSearch:
+    """The search state of one utterance on the CPU: feed score rows with
+    :meth:`accept` (any number of calls), then call :meth:`finish` once.
+
+    ``state_map`` (int32, one per graph state, all -1) may be passed in to reuse
+    its memory between utterances; the search leaves it all -1 again.
+    """
+
+    def __init__(self, graph: DecodingGraph, config: DecoderConfig, state_map: np.ndarray | None = None):
+        self.graph = graph
+        self.config = config
+        fst = graph.fst
+        self._arrays = cpu_search.new_search_arrays(fst.num_states, state_map=state_map)
+        self._arrays = cpu_search.SearchArrays(*cpu_search.start_search(
+            fst.ne_offsets, fst.nextstate, fst.weight, fst.start, np.float32(config.beam), self._arrays))
+        self._check_status()
+        self.finished = False
+
+    @property
+    def state_map(self) -> np.ndarray:
+        return self._arrays.state_map
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._arrays.counters[cpu_search.FRAME])
+
+    def accept(self, scores: np.ndarray) -> None:
+        """Run the frames of ``scores`` (checked float32, C-contiguous, frames x columns)."""
+        if scores.shape[0] == 0:
+            return
+        fst, config = self.graph.fst, self.config
+        self._arrays = cpu_search.SearchArrays(*cpu_search.advance(
+            fst.e_offsets, fst.ne_offsets, fst.nextstate, fst.weight, fst.ilabel, self.graph.column_of_ilabel,
+            scores, np.float32(config.acoustic_scale), np.float32(config.beam), config.max_active,
+            config.min_active, np.float32(config.lattice_beam), config.prune_interval, self._arrays))
+        self._check_status()
+
+    def finish(self) -> Result:
+        """Final lattice pruning and the best path."""
+        fst, config = self.graph.fst, self.config
+        best, reached_final = cpu_search.finish_search(fst.weight, fst.final, config.use_final_probs,
+                                                       np.float32(config.lattice_beam), self._arrays)
+        self.finished = True
+        return self._result(int(best), bool(reached_final))
+
+    def _check_status(self) -> None:
+        status = int(self._arrays.counters[cpu_search.STATUS])
+        if status == cpu_search.STATUS_NEGATIVE_CYCLE:
+            raise GraphError("the search met a negative-cost epsilon cycle (in float32 arithmetic) at frame "
+                             f"{self.num_frames}: the best path is unbounded; fix the graph's epsilon weights")
+
+    def _segments(self, best: int, reached_final: bool) -> LatticeSegments:
+        a = self._arrays
+        frames = self.num_frames
+        nt = int(a.counters[cpu_search.NUM_TOKENS])
+        nl = int(a.counters[cpu_search.NUM_LINKS])
+        return LatticeSegments(
+            tok_state=a.tok_state[:nt].copy(), tok_cost=a.tok_cost[:nt].copy(), tok_best=a.tok_best[:nt].copy(),
+            tok_start=a.tok_start[: frames + 2].copy(), link_src=a.link_src[:nl].copy(),
+            link_dst=a.link_dst[:nl].copy(), link_arc=a.link_arc[:nl].copy(), link_ac=a.link_ac[:nl].copy(),
+            link_start=a.link_start[: frames + 2].copy(), link_eps_start=a.link_eps_start[: frames + 1].copy(),
+            best_token=best, reached_final=reached_final)
+
+    def _result(self, best: int, reached_final: bool) -> Result:
+        segments = self._segments(best, reached_final)
+        return result_from_segments(segments, self.graph, self.config)
+
+
+def result_from_segments(segments: LatticeSegments, graph: DecodingGraph, config: DecoderConfig) -> Result:
+    """The best path of ``segments`` as a :class:`Result` (shared by both backends)."""
+    fst = graph.fst
+    frames = segments.num_frames
+    alignment = np.zeros(frames, np.int32)
+    if segments.best_token < 0:
+        return Result(words=(), cost=float("inf"), graph_cost=float("inf"), acoustic_cost=float("inf"),
+                      reached_final=False, alignment=alignment, word_frames=(), lattice=segments)
+    path = cpu_search.best_path_links(segments.best_token, segments.tok_best, segments.link_src)
+    arcs = segments.link_arc[path]
+    emitting = fst.ilabel[arcs] != 0
+    # the frame each emitting link reads is its destination frame - 1
+    path_frames = np.searchsorted(segments.link_start, path, side="right") - 2
+    alignment[path_frames[emitting]] = fst.ilabel[arcs[emitting]]
+    olabels = fst.olabel[arcs]
+    word_at = np.flatnonzero(olabels)
+    # the first frame read at or after each position of the path
+    next_read = np.minimum.accumulate(np.where(emitting, path_frames, frames)[::-1])[::-1]
+    last_frame = max(frames - 1, 0)
+    firsts = np.minimum(next_read[word_at], last_frame)
+    lasts = np.maximum(np.append(firsts[1:] - 1, last_frame), firsts)
+    best_state = int(segments.tok_state[segments.best_token])
+    with_final = config.use_final_probs and segments.reached_final
+    final_cost = float(fst.final[best_state]) if with_final else 0.0
+    token_cost = segments.tok_cost[segments.best_token]
+    cost = float(token_cost + np.float32(final_cost))
+    return Result(
+        words=tuple(int(w) for w in olabels[word_at]),
+        cost=cost,
+        graph_cost=float(fst.weight[arcs].astype(np.float64).sum() + final_cost),
+        acoustic_cost=float(segments.link_ac[path].astype(np.float64).sum()),
+        reached_final=segments.reached_final,
+        alignment=alignment,
+        word_frames=tuple((int(a), int(b)) for a, b in zip(firsts, lasts)),
+        lattice=segments,
+    )

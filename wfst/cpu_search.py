@@ -1,0 +1,506 @@
+"""The CPU (numba) token-passing search: the executable specification that the
+CUDA backend follows. See :mod:`lattice.segments` for the data it produces.
+
+One call of :func:`advance` runs frames of one utterance; all state lives in a
+:class:`SearchArrays` tuple so that a search can stop after any chunk and resume
+(streaming). Frame ``f`` holds the tokens after ``f`` score rows; frame 0 is the
+epsilon closure of the start state.
+
+Per frame (score row ``r = f``, building frame ``f + 1``), as Kaldi's
+LatticeFasterDecoder, but with every choice independent of processing order:
+
+1. **Cutoff** over frame ``f``'s tokens (Kaldi's GetCutoff): ``best + beam``,
+   tightened to the ``max_active``-th smallest cost (then ``adaptive_beam =
+   that - best + BEAM_DELTA``) or loosened to the ``min_active``-th smallest.
+   Tokens with ``cost <= cutoff`` are expanded.
+2. **Emitting expansion.** ``bound`` = the cheapest emitting successor of the best
+   token (lowest cost, then lowest state id) plus ``adaptive_beam``. Each arc of
+   an expanded token gives ``(cost + ac) + weight`` with ``ac =
+   -(acoustic_scale * loglike)`` in float32; below ``bound`` it makes or improves
+   the token of its next state and always adds a lattice link.
+3. **Epsilon closure** under ``closure_cutoff = best emitted cost +
+   adaptive_beam``: Bellman-Ford with a FIFO queue until no epsilon arc improves
+   a cost (the fixpoint of float32 path costs, unique whatever the order); then
+   one link per epsilon arc from a token below the cutoff whose result is below it.
+4. **Best predecessor** of each token: among the links that achieve its cost
+   exactly, those with the fewest epsilon hops since the last emitting arc
+   (breadth-first over achieving links, so zero-cost epsilon cycles never form a
+   loop), then the lowest arc index. This is the tie rule both backends share.
+5. Every ``prune_interval`` frames, lattice pruning (:mod:`wfst.cpu_lattice_prune`).
+
+Status codes returned in ``counters[STATUS]``: 0 ok, 1 a negative-cost epsilon
+cycle was met in the search (a float32 cycle that the float64 graph check cannot
+see).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from .cpu_lattice_prune import prune_lattice
+
+BEAM_DELTA = np.float32(0.5)
+"""Slack added to the adaptive beam when max_active or min_active sets it (Kaldi's
+``beam_delta``): keeps a few tokens beyond the cap so that the next frame's cap has
+candidates to choose from."""
+PRUNE_SCALE = np.float32(0.1)
+"""Interim lattice pruning stops walking back once extra costs change by less than
+``PRUNE_SCALE * lattice_beam`` (Kaldi's ``prune_scale``); the final pruning is exact."""
+
+INF = np.float32(np.inf)
+NO_HOPS = np.int32(2**31 - 1)
+
+# counters[...] slots
+FRAME, NUM_TOKENS, NUM_LINKS, LAST_PRUNE, STATUS = range(5)
+STATUS_OK, STATUS_NEGATIVE_CYCLE = 0, 1
+
+
+class SearchArrays(NamedTuple):
+    """The whole state of one utterance's search (all numpy arrays, some grown
+    by the kernels, so callers always take the returned tuple).
+
+    Tokens (global index ``k``): ``tok_state`` int32, ``tok_cost`` float32 (total
+    cost so far), ``tok_extra`` float32 (lattice pruning's extra cost),
+    ``tok_best`` int32 (index of the token's best incoming link, -1 for the start
+    token). Links (global index ``l``): ``link_src``, ``link_dst`` (token indices),
+    ``link_arc`` (graph arc index) int32 and ``link_ac`` float32 (acoustic cost,
+    0 for epsilon arcs). Frames: ``tok_start[f]`` / ``link_start[f]`` (int64) are
+    the first token / link of frame ``f``; ``link_eps_start[f]`` the first of its
+    epsilon links (its emitting links come first). ``state_map`` (int32, one per
+    graph state, all -1 between frames) and the ``scratch_*`` arrays are work space.
+    ``counters`` int64: see the ``FRAME``... slot names.
+    """
+
+    tok_state: np.ndarray
+    tok_cost: np.ndarray
+    tok_extra: np.ndarray
+    tok_best: np.ndarray
+    link_src: np.ndarray
+    link_dst: np.ndarray
+    link_arc: np.ndarray
+    link_ac: np.ndarray
+    tok_start: np.ndarray
+    link_start: np.ndarray
+    link_eps_start: np.ndarray
+    state_map: np.ndarray
+    scratch_i32: np.ndarray
+    scratch_f32: np.ndarray
+    counters: np.ndarray
+
+
+SCRATCH_I32_ROWS = 6  # hops, queue, update count, eps link begin, eps link end, queued flag
+
+
+def new_search_arrays(num_states: int, frames: int = 256, tokens: int = 4096, links: int = 16384,
+                      state_map: np.ndarray | None = None) -> SearchArrays:
+    """Empty search state with room for ``frames`` frames (grown as needed);
+    ``state_map`` reuses a map left all -1 by an earlier search."""
+    if state_map is None:
+        state_map = np.full(num_states, -1, np.int32)
+    return SearchArrays(
+        tok_state=np.empty(tokens, np.int32), tok_cost=np.empty(tokens, np.float32),
+        tok_extra=np.empty(tokens, np.float32), tok_best=np.empty(tokens, np.int32),
+        link_src=np.empty(links, np.int32), link_dst=np.empty(links, np.int32),
+        link_arc=np.empty(links, np.int32), link_ac=np.empty(links, np.float32),
+        tok_start=np.zeros(frames + 2, np.int64), link_start=np.zeros(frames + 2, np.int64),
+        link_eps_start=np.zeros(frames + 2, np.int64),
+        state_map=state_map,
+        scratch_i32=np.empty((SCRATCH_I32_ROWS, 1024), np.int32), scratch_f32=np.empty(1024, np.float32),
+        counters=np.zeros(5, np.int64),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _grown(a, need):
+    """``a`` itself if it holds ``need`` elements, else a copy with room for at
+    least ``need`` (doubling, so appends stay amortised O(1))."""
+    if need <= a.shape[0]:
+        return a
+    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@numba.njit(cache=True, nogil=True)
+def _grown_rows(a, need):
+    if need <= a.shape[1]:
+        return a
+    b = np.empty((a.shape[0], max(need, 2 * a.shape[1])), a.dtype)
+    b[:, : a.shape[1]] = a
+    return b
+
+
+@numba.njit(cache=True, nogil=True)
+def _cutoff(costs, beam, max_active, min_active):
+    """(cutoff, adaptive_beam, best) of one frame's token costs, as Kaldi's GetCutoff."""
+    n = costs.shape[0]
+    best = INF
+    for i in range(n):
+        if costs[i] < best:
+            best = costs[i]
+    beam_cutoff = best + beam
+    max_active_cutoff = INF
+    min_active_cutoff = INF
+    if n > max_active:
+        max_active_cutoff = np.partition(costs, max_active)[max_active]
+    if max_active_cutoff < beam_cutoff:
+        return max_active_cutoff, max_active_cutoff - best + BEAM_DELTA, best
+    if n > min_active:
+        if min_active == 0:
+            min_active_cutoff = best
+        else:
+            min_active_cutoff = np.partition(costs, min_active)[min_active]
+    if min_active_cutoff > beam_cutoff:
+        return min_active_cutoff, min_active_cutoff - best + BEAM_DELTA, best
+    return beam_cutoff, beam, best
+
+
+@numba.njit(cache=True, nogil=True)
+def _frame_tokens(sa, state, cost, nt):
+    """Append a token for ``state``; returns the grown token arrays and its index."""
+    tok_state = _grown(sa[0], nt + 1)
+    tok_cost = _grown(sa[1], nt + 1)
+    tok_extra = _grown(sa[2], nt + 1)
+    tok_best = _grown(sa[3], nt + 1)
+    tok_state[nt] = state
+    tok_cost[nt] = cost
+    tok_extra[nt] = 0.0
+    tok_best[nt] = -1
+    return (tok_state, tok_cost, tok_extra, tok_best)
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_link(la, nl, src, dst, arc, ac):
+    link_src = _grown(la[0], nl + 1)
+    link_dst = _grown(la[1], nl + 1)
+    link_arc = _grown(la[2], nl + 1)
+    link_ac = _grown(la[3], nl + 1)
+    link_src[nl] = src
+    link_dst[nl] = dst
+    link_arc[nl] = arc
+    link_ac[nl] = ac
+    return (link_src, link_dst, link_arc, link_ac)
+
+
+@numba.njit(cache=True, nogil=True)
+def _close_frame(ne_offsets, nextstate, weight, toks, links, state_map, scratch,
+                 first_tok, first_link, nt, nl, closure_cutoff, is_start_frame):
+    """Epsilon closure, epsilon links and best predecessors of the frame whose
+    tokens start at ``first_tok`` and links at ``first_link`` (its emitting links
+    already added; in the start frame, token ``first_tok`` is the start token).
+    Clears ``state_map`` again. Returns (toks, links, scratch, nt, nl, eps_start,
+    status)."""
+    tok_state, tok_cost = toks[0], toks[1]
+    n_emitted = nt - first_tok
+    scratch = _grown_rows(scratch, n_emitted + 1)
+    hops, queue, updates, queued = scratch[0], scratch[1], scratch[2], scratch[5]
+    for i in range(n_emitted):
+        queue[i] = i
+        queued[i] = 1
+        updates[i] = 0
+    head = 0
+    size = n_emitted
+    status = 0
+    # 3. Bellman-Ford over epsilon arcs; the queue is circular over the scratch row.
+    while size > 0:
+        i = queue[head]
+        head += 1
+        if head == queue.shape[0]:
+            head = 0
+        size -= 1
+        queued[i] = 0
+        u = first_tok + i
+        cu = tok_cost[u]
+        if cu >= closure_cutoff:
+            continue
+        s = tok_state[u]
+        for a in range(ne_offsets[s], ne_offsets[s + 1]):
+            c = cu + weight[a]
+            if not c < closure_cutoff:
+                continue
+            t = nextstate[a]
+            v = state_map[t]
+            if v < 0:
+                v = nt
+                toks = _frame_tokens(toks, t, c, nt)
+                tok_state, tok_cost = toks[0], toks[1]
+                state_map[t] = v
+                nt += 1
+                if nt - first_tok + 1 > scratch.shape[1]:
+                    old = scratch.shape[1]
+                    scratch = _grown_rows(scratch, nt - first_tok + 1)
+                    # the circular queue must stay contiguous from head
+                    if head + size > old:
+                        wrapped = head + size - old
+                        for k in range(wrapped):
+                            scratch[1, old + k] = scratch[1, k]
+                    hops, queue, updates, queued = scratch[0], scratch[1], scratch[2], scratch[5]
+                j = v - first_tok
+                updates[j] = 0
+                queued[j] = 0
+            elif not c < tok_cost[v]:
+                continue
+            else:
+                tok_cost[v] = c
+                j = v - first_tok
+            updates[j] += 1
+            if updates[j] > nt - first_tok + 1:
+                status = STATUS_NEGATIVE_CYCLE  # FIFO Bellman-Ford updates a token at most once a pass
+                break
+            if queued[j] == 0:
+                queued[j] = 1
+                tail = head + size
+                if tail >= queue.shape[0]:
+                    tail -= queue.shape[0]
+                queue[tail] = j
+                size += 1
+        if status != 0:
+            break
+    if status != 0:
+        for i in range(nt - first_tok):
+            state_map[tok_state[first_tok + i]] = -1
+        return toks, links, scratch, nt, nl, nl, status
+    # epsilon links, grouped by source token (eps_begin/eps_end per token)
+    n_frame = nt - first_tok
+    scratch = _grown_rows(scratch, n_frame + 1)
+    hops, queue = scratch[0], scratch[1]
+    eps_begin, eps_end = scratch[3], scratch[4]
+    eps_start = nl
+    for i in range(n_frame):
+        u = first_tok + i
+        eps_begin[i] = nl - eps_start
+        cu = tok_cost[u]
+        if cu < closure_cutoff:
+            s = tok_state[u]
+            for a in range(ne_offsets[s], ne_offsets[s + 1]):
+                c = cu + weight[a]
+                if c < closure_cutoff:
+                    links = _add_link(links, nl, u, state_map[nextstate[a]], a, np.float32(0.0))
+                    nl += 1
+        eps_end[i] = nl - eps_start
+    # 4. hops by breadth-first search over the links achieving their token's cost
+    tok_best = toks[3]
+    link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
+    for i in range(n_frame):
+        hops[i] = NO_HOPS
+    size = 0
+    for l in range(first_link, eps_start):
+        v = link_dst[l]
+        if (tok_cost[link_src[l]] + link_ac[l]) + weight[link_arc[l]] == tok_cost[v]:
+            j = v - first_tok
+            if hops[j] != 0:
+                hops[j] = 0
+                queue[size] = j
+                size += 1
+                tok_best[v] = l
+            elif link_arc[l] < link_arc[tok_best[v]]:
+                tok_best[v] = l
+    if is_start_frame:
+        hops[0] = 0  # the start token: the root of every path
+        queue[size] = 0
+        size += 1
+    head = 0
+    while head < size:
+        i = queue[head]
+        head += 1
+        u = first_tok + i
+        for k in range(eps_begin[i], eps_end[i]):
+            l = eps_start + k
+            v = link_dst[l]
+            j = v - first_tok
+            if tok_cost[u] + weight[link_arc[l]] != tok_cost[v]:
+                continue
+            if hops[j] == NO_HOPS:
+                hops[j] = hops[i] + 1
+                queue[size] = j
+                size += 1
+                tok_best[v] = l
+            elif hops[j] == hops[i] + 1 and link_arc[l] < link_arc[tok_best[v]]:
+                tok_best[v] = l
+    if size < n_frame:
+        status = STATUS_NEGATIVE_CYCLE  # a token no achieving path reaches: a float32 negative cycle
+    for i in range(n_frame):
+        state_map[tok_state[first_tok + i]] = -1
+    return toks, links, scratch, nt, nl, eps_start, status
+
+
+@numba.njit(cache=True, nogil=True)
+def start_search(ne_offsets, nextstate, weight, start, beam, sa):
+    """Frame 0: the start token and its epsilon closure (cutoff ``beam``)."""
+    counters = sa[14]
+    toks = _frame_tokens((sa[0], sa[1], sa[2], sa[3]), start, np.float32(0.0), 0)
+    sa[11][start] = 0
+    links = (sa[4], sa[5], sa[6], sa[7])
+    toks, links, scratch, nt, nl, eps_start, status = _close_frame(
+        ne_offsets, nextstate, weight, toks, links, sa[11], sa[12], 0, 0, 1, 0, np.float32(beam), True)
+    tok_start, link_start, link_eps_start = sa[8], sa[9], sa[10]
+    tok_start[0] = 0
+    tok_start[1] = nt
+    link_start[0] = 0
+    link_start[1] = nl
+    link_eps_start[0] = 0
+    counters[FRAME] = 0
+    counters[NUM_TOKENS] = nt
+    counters[NUM_LINKS] = nl
+    counters[LAST_PRUNE] = 0
+    counters[STATUS] = status
+    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3],
+            tok_start, link_start, link_eps_start, sa[11], scratch, sa[13], counters)
+
+
+@numba.njit(cache=True, nogil=True)
+def advance(e_offsets, ne_offsets, nextstate, weight, ilabel, column_of_ilabel, scores, acoustic_scale,
+            beam, max_active, min_active, lattice_beam, prune_interval, sa):
+    """Run every row of ``scores`` (float32, frames x columns) and return the new
+    search arrays. Stops early, with ``counters[STATUS] != 0``, on error."""
+    toks = (sa[0], sa[1], sa[2], sa[3])
+    links = (sa[4], sa[5], sa[6], sa[7])
+    tok_start, link_start, link_eps_start = sa[8], sa[9], sa[10]
+    state_map, scratch, costs_buf, counters = sa[11], sa[12], sa[13], sa[14]
+    ac_of_ilabel = np.empty(column_of_ilabel.shape[0], np.float32)
+    scale = np.float32(acoustic_scale)
+    for r in range(scores.shape[0]):
+        f = counters[FRAME]
+        nt = counters[NUM_TOKENS]
+        nl = counters[NUM_LINKS]
+        need = f + 3
+        tok_start = _grown(tok_start, need)
+        link_start = _grown(link_start, need)
+        link_eps_start = _grown(link_eps_start, need)
+        for i in range(1, column_of_ilabel.shape[0]):
+            col = column_of_ilabel[i]
+            if col >= 0:
+                ac_of_ilabel[i] = -(scale * scores[r, col])
+        tok_state, tok_cost = toks[0], toks[1]
+        first_prev = tok_start[f]
+        n_prev = nt - first_prev
+        # 1. cutoff
+        costs_buf = _grown(costs_buf, n_prev)
+        best_tok = -1
+        for i in range(n_prev):
+            k = first_prev + i
+            costs_buf[i] = tok_cost[k]
+            if best_tok < 0 or tok_cost[k] < tok_cost[best_tok] or (
+                    tok_cost[k] == tok_cost[best_tok] and tok_state[k] < tok_state[best_tok]):
+                best_tok = k
+        cutoff, adaptive_beam, best = _cutoff(costs_buf[:n_prev], np.float32(beam), max_active, min_active)
+        # 2. emitting expansion
+        bound = INF
+        if best_tok >= 0:
+            s = tok_state[best_tok]
+            for a in range(e_offsets[s], e_offsets[s + 1]):
+                c = (tok_cost[best_tok] + ac_of_ilabel[ilabel[a]]) + weight[a] + adaptive_beam
+                if c < bound:
+                    bound = c
+        first_tok = nt
+        first_link = nl
+        best_emitted = INF
+        for k in range(first_prev, first_tok):
+            cu = tok_cost[k]
+            if not cu <= cutoff:
+                continue
+            s = tok_state[k]
+            for a in range(e_offsets[s], e_offsets[s + 1]):
+                ac = ac_of_ilabel[ilabel[a]]
+                c = (cu + ac) + weight[a]
+                if not c < bound:
+                    continue
+                t = nextstate[a]
+                v = state_map[t]
+                if v < 0:
+                    v = nt
+                    toks = _frame_tokens(toks, t, c, nt)
+                    tok_state, tok_cost = toks[0], toks[1]
+                    state_map[t] = v
+                    nt += 1
+                elif c < tok_cost[v]:
+                    tok_cost[v] = c
+                if c < best_emitted:
+                    best_emitted = c
+                links = _add_link(links, nl, k, v, a, ac)
+                nl += 1
+        # 3-4. closure and best predecessors
+        toks, links, scratch, nt, nl, eps_start, status = _close_frame(
+            ne_offsets, nextstate, weight, toks, links, state_map, scratch,
+            first_tok, first_link, nt, nl, best_emitted + adaptive_beam, False)
+        f += 1
+        tok_start[f] = first_tok
+        tok_start[f + 1] = nt
+        link_start[f] = first_link
+        link_start[f + 1] = nl
+        link_eps_start[f] = eps_start
+        counters[FRAME] = f
+        counters[NUM_TOKENS] = nt
+        counters[NUM_LINKS] = nl
+        if status != 0:
+            counters[STATUS] = status
+            break
+        # 5. interim lattice pruning
+        if f % prune_interval == 0:
+            prune_lattice(weight, toks, links, tok_start, link_start, link_eps_start, counters,
+                          np.float32(lattice_beam), PRUNE_SCALE * np.float32(lattice_beam),
+                          np.zeros(nt - tok_start[f], np.float32), False)
+    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3],
+            tok_start, link_start, link_eps_start, state_map, scratch, costs_buf, counters)
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_frontier_token(tok_state, tok_cost, first, end, final, with_final):
+    """Lowest ``cost (+ final)``, then lowest state id; -1 if the frontier is empty."""
+    best = -1
+    best_total = INF
+    for k in range(first, end):
+        total = tok_cost[k] + final[tok_state[k]] if with_final else tok_cost[k]
+        if best < 0 or total < best_total or (total == best_total and tok_state[k] < tok_state[best]):
+            best = k
+            best_total = total
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def finish_search(weight, final, use_final_probs, lattice_beam, sa):
+    """Final lattice pruning with final costs, then the best frontier token.
+
+    Final costs count when ``use_final_probs`` and some frontier token is in a
+    final state (``reached_final``). Returns (best token or -1, reached_final).
+    """
+    tok_state, tok_cost = sa[0], sa[1]
+    tok_start, counters = sa[8], sa[14]
+    frontier = counters[FRAME]
+    first, end = tok_start[frontier], tok_start[frontier + 1]
+    reached_final = False
+    for k in range(first, end):
+        if final[tok_state[k]] < INF:
+            reached_final = True
+    with_final = use_final_probs and reached_final
+    best = _best_frontier_token(tok_state, tok_cost, first, end, final, with_final)
+    extra = np.empty(end - first, np.float32)
+    if best >= 0:
+        best_total = tok_cost[best] + final[tok_state[best]] if with_final else tok_cost[best]
+        for k in range(first, end):
+            total = tok_cost[k] + final[tok_state[k]] if with_final else tok_cost[k]
+            extra[k - first] = total - best_total
+    prune_lattice(weight, (sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7]), tok_start, sa[9], sa[10],
+                  counters, np.float32(lattice_beam), np.float32(0.0), extra, True)
+    first, end = tok_start[frontier], tok_start[frontier + 1]
+    return _best_frontier_token(tok_state, tok_cost, first, end, final, with_final), reached_final
+
+
+@numba.njit(cache=True, nogil=True)
+def best_path_links(token, tok_best, link_src):
+    """The links of the best path into ``token``, first to last (int64)."""
+    n = 0
+    k = token
+    while tok_best[k] >= 0:
+        n += 1
+        k = link_src[tok_best[k]]
+    path = np.empty(n, np.int64)
+    k = token
+    while tok_best[k] >= 0:
+        n -= 1
+        path[n] = tok_best[k]
+        k = link_src[tok_best[k]]
+    return path

@@ -1,0 +1,89 @@
+"""``wfst.Decoder``: the public entry point, one object for both backends."""
+
+from __future__ import annotations
+
+import queue
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .config import DecoderConfig
+from .cpu_backend import CpuSearch
+from .csr import CsrFst
+from .decoding_graph import DecodingGraph
+from .errors import ConfigError
+from .result import Result
+from .scores import host_scores
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class Decoder:
+    """Decode score matrices against one graph.
+
+    fst: the decoding graph (:class:`wfst.CsrFst`, e.g. from :func:`wfst.read_fst`).
+    config: search settings (:class:`wfst.DecoderConfig`; defaults if None).
+    device: ``"cpu"`` (numba), ``"cuda"``, or ``"auto"`` (CUDA when cupy and a GPU
+        are present, else CPU).
+    pdf_map: optional int array, input label -> score column (Kaldi transition-id
+        to pdf); without it, input label ``i`` reads column ``i - 1``.
+    threads: CPU threads decoding a batch (one utterance per thread at a time;
+        numba releases the GIL). More threads: more throughput, one graph-sized
+        state map (4 bytes per state) each.
+    """
+
+    def __init__(self, fst: CsrFst, config: DecoderConfig | None = None, device: str = "auto", pdf_map=None,
+                 threads: int = 1):
+        if config is None:
+            config = DecoderConfig()
+        if not isinstance(config, DecoderConfig):
+            raise ConfigError(f"config must be a wfst.DecoderConfig, got {type(config).__name__}")
+        if device not in DEVICES:
+            raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+        self.graph = DecodingGraph(fst, pdf_map)
+        self.config = config.validate()
+        self.device = _pick_device(device)
+        self.threads = threads
+        self._state_maps: queue.SimpleQueue = queue.SimpleQueue()
+
+    @property
+    def fst(self) -> CsrFst:
+        return self.graph.fst
+
+    def decode(self, scores) -> Result | list[Result]:
+        """Decode one score matrix (frames x columns; float32 or float64; numpy,
+        cupy or torch) or a list of them; returns a Result or a list in order.
+        Column ``i - 1`` (or ``pdf_map[i]``) holds the log-likelihood of input
+        label ``i``. Every matrix is checked before any decoding starts."""
+        single = not isinstance(scores, (list, tuple))
+        batch = [scores] if single else list(scores)
+        checked = [host_scores(s, self.graph.num_columns, name=f"scores[{i}]" if not single else "scores")
+                   for i, s in enumerate(batch)]
+        if self.threads == 1 or len(checked) == 1:
+            results = [self._decode_one(s) for s in checked]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.threads, len(checked))) as pool:
+                results = list(pool.map(self._decode_one, checked))
+        return results[0] if single else results
+
+    def _decode_one(self, scores: np.ndarray) -> Result:
+        try:
+            state_map = self._state_maps.get_nowait()
+        except queue.Empty:
+            state_map = None
+        search = CpuSearch(self.graph, self.config, state_map=state_map)
+        search.accept(scores)
+        result = search.finish()
+        self._state_maps.put(search.state_map)
+        return result
+
+    def __repr__(self) -> str:
+        return f"Decoder({self.fst!r}, device={self.device!r}, threads={self.threads})"
+
+
+def _pick_device(device: str) -> str:
+    if device == "cuda":
+        raise ConfigError("the CUDA backend is not available yet; use device='cpu' (or 'auto')")
+    return "cpu"

@@ -1,0 +1,46 @@
+"""Checking and converting score matrices (frames x columns) for the decoders."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ScoresError
+
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
+    """``scores`` as a C-contiguous float32 numpy array (frames x columns), checked.
+
+    Accepts numpy arrays, anything with ``__array__`` (torch CPU tensors) and GPU
+    arrays with ``__cuda_array_interface__`` (cupy, torch CUDA; copied to the
+    host). ``num_columns`` is the narrowest width the graph allows; a zero-frame
+    matrix of any width is accepted (the start state's epsilon closure decides).
+    """
+    if hasattr(scores, "__cuda_array_interface__"):
+        from .gpu import import_cupy
+
+        cupy = import_cupy()
+        scores = cupy.asnumpy(cupy.asarray(scores))
+    elif not isinstance(scores, np.ndarray):
+        if not hasattr(scores, "__array__"):
+            raise ScoresError(f"{name} must be a 2-D array (numpy, cupy or torch), got {type(scores).__name__}")
+        scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ScoresError(f"{name} must be 2-D (frames x columns), got shape {scores.shape}")
+    if scores.dtype not in FLOAT_DTYPES:
+        raise ScoresError(f"{name} must be float16, float32 or float64, got {scores.dtype}")
+    frames, width = scores.shape
+    if frames == 0:
+        return np.zeros((0, max(width, num_columns)), np.float32)
+    if width < num_columns:
+        raise ScoresError(f"{name} has {width} columns but the graph reads columns up to {num_columns - 1}: "
+                          f"it needs at least {num_columns} (is this the right graph, or a pdf_map missing?)")
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported below
+        scores = np.ascontiguousarray(scores, dtype=np.float32)
+    finite = np.isfinite(scores)
+    if not finite.all():
+        frame, column = np.argwhere(~finite)[0]
+        raise ScoresError(f"{name}[{frame}, {column}] is {scores[frame, column]}: scores must be finite "
+                          "(clamp -inf log-probabilities, e.g. to -1e4, and check the model for NaN)")
+    return scores
