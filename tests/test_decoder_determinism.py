@@ -57,6 +57,18 @@ def test_chunking_does_not_change_anything(seed):
     _same_results(whole.finish(), chunked.finish())
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_growing_every_array_does_not_change_anything(seed):
+    fst = random_graph(seed)
+    scores = random_scores(seed, 12)
+    graph_ = DecodingGraph(fst)
+    roomy = CpuSearch(graph_, PRUNING)
+    tiny = CpuSearch(graph_, PRUNING, capacity=dict(frames=1, tokens=1, links=1, hash_slots=2, frame_tokens=1))
+    roomy.accept(scores)
+    tiny.accept(scores)
+    _same_results(roomy.finish(), tiny.finish())
+
+
 def test_runs_and_threads_give_identical_results():
     batch = [random_scores(seed, 10 + seed % 7) for seed in range(40)]
     fst = random_graph(3, max_states=10)

@@ -18,43 +18,42 @@ class CpuSearch:
     """The search state of one utterance on the CPU: feed score rows with
     :meth:`accept` (any number of calls), then call :meth:`finish` once.
 
-    ``state_map`` (int32, one per graph state, all -1) may be passed in to reuse
-    its memory between utterances; the search leaves it all -1 again.
     """
 
-    def __init__(self, graph: DecodingGraph, config: DecoderConfig, state_map: np.ndarray | None = None):
+    def __init__(self, graph: DecodingGraph, config: DecoderConfig, capacity: dict | None = None):
+        """``capacity``: initial sizes for :func:`wfst.cpu_search.new_search_arrays`
+        (tests start tiny so that every growth path runs)."""
         self.graph = graph
         self.config = config
-        fst = graph.fst
-        self._arrays = cpu_search.new_search_arrays(fst.num_states, state_map=state_map)
+        self._layout = graph.host_layout()
         self._arrays = cpu_search.SearchArrays(*cpu_search.start_search(
-            fst.ne_offsets, fst.nextstate, fst.weight, fst.start, np.float32(config.beam), self._arrays))
+            *self._layout, graph.fst.start, np.float32(config.beam), cpu_search.new_search_arrays(**(capacity or {}))))
         self._check_status()
         self.finished = False
-
-    @property
-    def state_map(self) -> np.ndarray:
-        return self._arrays.state_map
 
     @property
     def num_frames(self) -> int:
         return int(self._arrays.counters[cpu_search.FRAME])
 
+    @property
+    def expanded_tokens(self) -> int:
+        """Tokens expanded so far (within the cutoff), summed over frames."""
+        return int(self._arrays.counters[cpu_search.EXPANDED])
+
     def accept(self, scores: np.ndarray) -> None:
         """Run the frames of ``scores`` (checked float32, C-contiguous, frames x columns)."""
         if scores.shape[0] == 0:
             return
-        fst, config = self.graph.fst, self.config
+        config = self.config
         self._arrays = cpu_search.SearchArrays(*cpu_search.advance(
-            fst.e_offsets, fst.ne_offsets, fst.nextstate, fst.weight, fst.ilabel, self.graph.column_of_ilabel,
-            scores, np.float32(config.acoustic_scale), np.float32(config.beam), config.max_active,
+            *self._layout, self.graph.column_of_ilabel, scores, np.float32(config.acoustic_scale), np.float32(config.beam), config.max_active,
             config.min_active, np.float32(config.lattice_beam), config.prune_interval, self._arrays))
         self._check_status()
 
     def finish(self) -> Result:
         """Final lattice pruning and the best path."""
         fst, config = self.graph.fst, self.config
-        best, reached_final = cpu_search.finish_search(fst.weight, fst.final, config.use_final_probs,
+        best, reached_final = cpu_search.finish_search(self._layout[2], fst.final, config.use_final_probs,
                                                        np.float32(config.lattice_beam), self._arrays)
         self.finished = True
         return self._result(int(best), bool(reached_final))

@@ -54,7 +54,7 @@ INF = np.float32(np.inf)
 NO_HOPS = np.int32(2**31 - 1)
 
 # counters[...] slots
-FRAME, NUM_TOKENS, NUM_LINKS, LAST_PRUNE, STATUS = range(5)
+FRAME, NUM_TOKENS, NUM_LINKS, LAST_PRUNE, STATUS, EXPANDED = range(6)
 STATUS_OK, STATUS_NEGATIVE_CYCLE = 0, 1
 
 
@@ -69,9 +69,12 @@ class SearchArrays(NamedTuple):
     ``link_arc`` (graph arc index) int32 and ``link_ac`` float32 (acoustic cost,
     0 for epsilon arcs). Frames: ``tok_start[f]`` / ``link_start[f]`` (int64) are
     the first token / link of frame ``f``; ``link_eps_start[f]`` the first of its
-    epsilon links (its emitting links come first). ``state_map`` (int32, one per
-    graph state, all -1 between frames) and the ``scratch_*`` arrays are work space.
-    ``counters`` int64: see the ``FRAME``... slot names.
+    epsilon links (its emitting links come first). ``state_hash`` (int32, 2 x
+    a power of two: graph states and their tokens in the frame being built, open
+    addressing, empty (-1) between frames) and the ``scratch_*`` arrays are work
+    space.
+    ``counters`` int64: see the ``FRAME``... slot names (``EXPANDED``: tokens
+    expanded so far, Kaldi's "active tokens" summed over frames).
     """
 
     tok_state: np.ndarray
@@ -85,21 +88,22 @@ class SearchArrays(NamedTuple):
     tok_start: np.ndarray
     link_start: np.ndarray
     link_eps_start: np.ndarray
-    state_map: np.ndarray
+    state_hash: np.ndarray
     scratch_i32: np.ndarray
     scratch_f32: np.ndarray
     counters: np.ndarray
 
 
-SCRATCH_I32_ROWS = 6  # hops, queue, update count, eps link begin, eps link end, queued flag
+# rows of scratch_i32, one column per token of the frame being built
+HOPS, QUEUE, UPDATES, EPS_BEGIN, EPS_END, QUEUED, SLOT = range(7)
+SCRATCH_I32_ROWS = 7
 
 
-def new_search_arrays(num_states: int, frames: int = 256, tokens: int = 4096, links: int = 16384,
-                      state_map: np.ndarray | None = None) -> SearchArrays:
-    """Empty search state with room for ``frames`` frames (grown as needed);
-    ``state_map`` reuses a map left all -1 by an earlier search."""
-    if state_map is None:
-        state_map = np.full(num_states, -1, np.int32)
+def new_search_arrays(frames: int = 256, tokens: int = 4096, links: int = 16384, hash_slots: int = 8192,
+                      frame_tokens: int = 1024) -> SearchArrays:
+    """Empty search state with room for ``frames`` frames, ``tokens`` tokens,
+    ``links`` links, ``hash_slots`` hash slots (a power of two) and
+    ``frame_tokens`` tokens in one frame (all grown as needed)."""
     return SearchArrays(
         tok_state=np.empty(tokens, np.int32), tok_cost=np.empty(tokens, np.float32),
         tok_extra=np.empty(tokens, np.float32), tok_best=np.empty(tokens, np.int32),
@@ -107,9 +111,10 @@ def new_search_arrays(num_states: int, frames: int = 256, tokens: int = 4096, li
         link_arc=np.empty(links, np.int32), link_ac=np.empty(links, np.float32),
         tok_start=np.zeros(frames + 2, np.int64), link_start=np.zeros(frames + 2, np.int64),
         link_eps_start=np.zeros(frames + 2, np.int64),
-        state_map=state_map,
-        scratch_i32=np.empty((SCRATCH_I32_ROWS, 1024), np.int32), scratch_f32=np.empty(1024, np.float32),
-        counters=np.zeros(5, np.int64),
+        state_hash=np.full((2, hash_slots), -1, np.int32),
+        scratch_i32=np.empty((SCRATCH_I32_ROWS, frame_tokens), np.int32),
+        scratch_f32=np.empty(frame_tokens, np.float32),
+        counters=np.zeros(6, np.int64),
     )
 
 
@@ -159,53 +164,86 @@ def _cutoff(costs, beam, max_active, min_active):
 
 
 @numba.njit(cache=True, nogil=True)
-def _frame_tokens(sa, state, cost, nt):
-    """Append a token for ``state``; returns the grown token arrays and its index."""
-    tok_state = _grown(sa[0], nt + 1)
-    tok_cost = _grown(sa[1], nt + 1)
-    tok_extra = _grown(sa[2], nt + 1)
-    tok_best = _grown(sa[3], nt + 1)
-    tok_state[nt] = state
-    tok_cost[nt] = cost
-    tok_extra[nt] = 0.0
-    tok_best[nt] = -1
-    return (tok_state, tok_cost, tok_extra, tok_best)
+def _grown_tokens(toks, need):
+    """The four token arrays with room for ``need`` tokens."""
+    return (_grown(toks[0], need), _grown(toks[1], need), _grown(toks[2], need), _grown(toks[3], need))
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_link(la, nl, src, dst, arc, ac):
-    link_src = _grown(la[0], nl + 1)
-    link_dst = _grown(la[1], nl + 1)
-    link_arc = _grown(la[2], nl + 1)
-    link_ac = _grown(la[3], nl + 1)
-    link_src[nl] = src
-    link_dst[nl] = dst
-    link_arc[nl] = arc
-    link_ac[nl] = ac
-    return (link_src, link_dst, link_arc, link_ac)
+def _grown_links(links, need):
+    """The four link arrays with room for ``need`` links."""
+    return (_grown(links[0], need), _grown(links[1], need), _grown(links[2], need), _grown(links[3], need))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _slot(keys, state):
+    """The hash slot holding ``state``, or the empty slot where it would go
+    (open addressing, linear probing; the table is never more than half full)."""
+    mask = keys.shape[0] - 1
+    h = np.uint32(state) * np.uint32(2654435761)
+    slot = np.int64((h ^ (h >> np.uint32(16))) & np.uint32(mask))
+    while keys[slot] != state and keys[slot] != -1:
+        slot = (slot + 1) & mask
+    return slot
 
 
 @numba.njit(cache=True, nogil=True)
-def _close_frame(ne_offsets, nextstate, weight, toks, links, state_map, scratch,
+def _rehashed(table, tok_state, first_tok, n_frame, slots):
+    """A table twice as large holding the frame's ``n_frame`` tokens (updates ``slots``)."""
+    bigger = np.full((2, 2 * table.shape[1]), -1, np.int32)
+    for i in range(n_frame):
+        state = tok_state[first_tok + i]
+        slot = _slot(bigger[0], state)
+        bigger[0, slot] = state
+        bigger[1, slot] = first_tok + i
+        slots[i] = slot
+    return bigger
+
+
+@numba.njit(cache=True, nogil=True, inline="always")  # inlined: no array tuple per call
+def _find_or_add(table, toks, scratch, state, cost, first_tok, nt):
+    """The token of ``state`` in the current frame, made with ``cost`` if new.
+    Returns (table, toks, scratch, token, nt after)."""
+    slot = _slot(table[0], state)
+    if table[0, slot] == state:
+        return table, toks, scratch, table[1, slot], nt
+    if nt == toks[0].shape[0]:
+        toks = _grown_tokens(toks, nt + 1)
+    i = nt - first_tok
+    if i + 1 >= scratch.shape[1]:
+        scratch = _grown_rows(scratch, i + 2)
+    toks[0][nt] = state
+    toks[1][nt] = cost
+    toks[2][nt] = 0.0
+    toks[3][nt] = -1
+    table[0, slot] = state
+    table[1, slot] = nt
+    scratch[SLOT, i] = slot
+    if 2 * (i + 1) > table.shape[1]:
+        table = _rehashed(table, toks[0], first_tok, i + 1, scratch[SLOT])
+    return table, toks, scratch, nt, nt + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
                  first_tok, first_link, nt, nl, closure_cutoff, is_start_frame):
     """Epsilon closure, epsilon links and best predecessors of the frame whose
     tokens start at ``first_tok`` and links at ``first_link`` (its emitting links
     already added; in the start frame, token ``first_tok`` is the start token).
-    Clears ``state_map`` again. Returns (toks, links, scratch, nt, nl, eps_start,
-    status)."""
-    tok_state, tok_cost = toks[0], toks[1]
+    Empties the hash table again. Returns (toks, links, table, scratch, nt, nl,
+    eps_start, status)."""
     n_emitted = nt - first_tok
     scratch = _grown_rows(scratch, n_emitted + 1)
-    hops, queue, updates, queued = scratch[0], scratch[1], scratch[2], scratch[5]
+    queue, updates, queued = scratch[QUEUE], scratch[UPDATES], scratch[QUEUED]
     for i in range(n_emitted):
         queue[i] = i
         queued[i] = 1
         updates[i] = 0
     head = 0
     size = n_emitted
-    status = 0
-    # 3. Bellman-Ford over epsilon arcs; the queue is circular over the scratch row.
-    while size > 0:
+    status = STATUS_OK
+    # 3. Bellman-Ford over epsilon arcs; the queue is circular over its scratch row.
+    while size > 0 and status == STATUS_OK:
         i = queue[head]
         head += 1
         if head == queue.shape[0]:
@@ -213,39 +251,29 @@ def _close_frame(ne_offsets, nextstate, weight, toks, links, state_map, scratch,
         size -= 1
         queued[i] = 0
         u = first_tok + i
-        cu = tok_cost[u]
+        cu = toks[1][u]
         if cu >= closure_cutoff:
             continue
-        s = tok_state[u]
-        for a in range(ne_offsets[s], ne_offsets[s + 1]):
-            c = cu + weight[a]
+        s = toks[0][u]
+        for a in range(state_arcs[s, 1], state_arcs[s + 1, 1]):
+            c = cu + arc_float[a, 2]
             if not c < closure_cutoff:
                 continue
-            t = nextstate[a]
-            v = state_map[t]
-            if v < 0:
-                v = nt
-                toks = _frame_tokens(toks, t, c, nt)
-                tok_state, tok_cost = toks[0], toks[1]
-                state_map[t] = v
-                nt += 1
-                if nt - first_tok + 1 > scratch.shape[1]:
-                    old = scratch.shape[1]
-                    scratch = _grown_rows(scratch, nt - first_tok + 1)
-                    # the circular queue must stay contiguous from head
-                    if head + size > old:
-                        wrapped = head + size - old
-                        for k in range(wrapped):
-                            scratch[1, old + k] = scratch[1, k]
-                    hops, queue, updates, queued = scratch[0], scratch[1], scratch[2], scratch[5]
-                j = v - first_tok
+            old_width = scratch.shape[1]
+            table, toks, scratch, v, nt_after = _find_or_add(table, toks, scratch, arc_int[a, 0], c, first_tok, nt)
+            j = v - first_tok
+            if scratch.shape[1] != old_width:  # grown: keep the circular queue contiguous from head
+                for k in range(max(head + size - old_width, 0)):
+                    scratch[QUEUE, old_width + k] = scratch[QUEUE, k]
+                queue, updates, queued = scratch[QUEUE], scratch[UPDATES], scratch[QUEUED]
+            if nt_after > nt:
+                nt = nt_after
                 updates[j] = 0
                 queued[j] = 0
-            elif not c < tok_cost[v]:
-                continue
+            elif c < toks[1][v]:
+                toks[1][v] = c
             else:
-                tok_cost[v] = c
-                j = v - first_tok
+                continue
             updates[j] += 1
             if updates[j] > nt - first_tok + 1:
                 status = STATUS_NEGATIVE_CYCLE  # FIFO Bellman-Ford updates a token at most once a pass
@@ -257,85 +285,87 @@ def _close_frame(ne_offsets, nextstate, weight, toks, links, state_map, scratch,
                     tail -= queue.shape[0]
                 queue[tail] = j
                 size += 1
-        if status != 0:
-            break
-    if status != 0:
-        for i in range(nt - first_tok):
-            state_map[tok_state[first_tok + i]] = -1
-        return toks, links, scratch, nt, nl, nl, status
-    # epsilon links, grouped by source token (eps_begin/eps_end per token)
     n_frame = nt - first_tok
-    scratch = _grown_rows(scratch, n_frame + 1)
-    hops, queue = scratch[0], scratch[1]
-    eps_begin, eps_end = scratch[3], scratch[4]
+    tok_state, tok_cost, tok_best = toks[0], toks[1], toks[3]
     eps_start = nl
-    for i in range(n_frame):
-        u = first_tok + i
-        eps_begin[i] = nl - eps_start
-        cu = tok_cost[u]
-        if cu < closure_cutoff:
-            s = tok_state[u]
-            for a in range(ne_offsets[s], ne_offsets[s + 1]):
-                c = cu + weight[a]
-                if c < closure_cutoff:
-                    links = _add_link(links, nl, u, state_map[nextstate[a]], a, np.float32(0.0))
-                    nl += 1
-        eps_end[i] = nl - eps_start
-    # 4. hops by breadth-first search over the links achieving their token's cost
-    tok_best = toks[3]
-    link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
-    for i in range(n_frame):
-        hops[i] = NO_HOPS
-    size = 0
-    for l in range(first_link, eps_start):
-        v = link_dst[l]
-        if (tok_cost[link_src[l]] + link_ac[l]) + weight[link_arc[l]] == tok_cost[v]:
-            j = v - first_tok
-            if hops[j] != 0:
-                hops[j] = 0
-                queue[size] = j
-                size += 1
-                tok_best[v] = l
-            elif link_arc[l] < link_arc[tok_best[v]]:
-                tok_best[v] = l
-    if is_start_frame:
-        hops[0] = 0  # the start token: the root of every path
-        queue[size] = 0
-        size += 1
-    head = 0
-    while head < size:
-        i = queue[head]
-        head += 1
-        u = first_tok + i
-        for k in range(eps_begin[i], eps_end[i]):
-            l = eps_start + k
+    if status == STATUS_OK:
+        # epsilon links, grouped by source token (eps_begin/eps_end per token)
+        scratch = _grown_rows(scratch, n_frame + 1)
+        hops, queue = scratch[HOPS], scratch[QUEUE]
+        eps_begin, eps_end = scratch[EPS_BEGIN], scratch[EPS_END]
+        link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
+        keys, values = table[0], table[1]
+        for i in range(n_frame):
+            u = first_tok + i
+            eps_begin[i] = nl - eps_start
+            cu = tok_cost[u]
+            if cu < closure_cutoff:
+                s = tok_state[u]
+                for a in range(state_arcs[s, 1], state_arcs[s + 1, 1]):
+                    if cu + arc_float[a, 2] < closure_cutoff:
+                        if nl == link_src.shape[0]:
+                            links = _grown_links(links, nl + 1)
+                            link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
+                        link_src[nl] = u
+                        link_dst[nl] = values[_slot(keys, arc_int[a, 0])]
+                        link_arc[nl] = a
+                        link_ac[nl] = 0.0
+                        nl += 1
+            eps_end[i] = nl - eps_start
+        # 4. hops by breadth-first search over the links achieving their token's cost
+        for i in range(n_frame):
+            hops[i] = NO_HOPS
+        size = 0
+        for l in range(first_link, eps_start):
             v = link_dst[l]
-            j = v - first_tok
-            if tok_cost[u] + weight[link_arc[l]] != tok_cost[v]:
-                continue
-            if hops[j] == NO_HOPS:
-                hops[j] = hops[i] + 1
-                queue[size] = j
-                size += 1
-                tok_best[v] = l
-            elif hops[j] == hops[i] + 1 and link_arc[l] < link_arc[tok_best[v]]:
-                tok_best[v] = l
-    if size < n_frame:
-        status = STATUS_NEGATIVE_CYCLE  # a token no achieving path reaches: a float32 negative cycle
+            if (tok_cost[link_src[l]] + link_ac[l]) + arc_float[link_arc[l], 2] == tok_cost[v]:
+                j = v - first_tok
+                if hops[j] != 0:
+                    hops[j] = 0
+                    queue[size] = j
+                    size += 1
+                    tok_best[v] = l
+                elif link_arc[l] < link_arc[tok_best[v]]:
+                    tok_best[v] = l
+        if is_start_frame:
+            hops[0] = 0  # the start token: the root of every path
+            queue[size] = 0
+            size += 1
+        head = 0
+        while head < size:
+            i = queue[head]
+            head += 1
+            u = first_tok + i
+            for k in range(eps_begin[i], eps_end[i]):
+                l = eps_start + k
+                v = link_dst[l]
+                j = v - first_tok
+                if tok_cost[u] + arc_float[link_arc[l], 2] != tok_cost[v]:
+                    continue
+                if hops[j] == NO_HOPS:
+                    hops[j] = hops[i] + 1
+                    queue[size] = j
+                    size += 1
+                    tok_best[v] = l
+                elif hops[j] == hops[i] + 1 and link_arc[l] < link_arc[tok_best[v]]:
+                    tok_best[v] = l
+        if size < n_frame:
+            status = STATUS_NEGATIVE_CYCLE  # a token no achieving path reaches: a float32 negative cycle
+    slots = scratch[SLOT]
     for i in range(n_frame):
-        state_map[tok_state[first_tok + i]] = -1
-    return toks, links, scratch, nt, nl, eps_start, status
+        table[0, slots[i]] = -1
+    return toks, links, table, scratch, nt, nl, eps_start, status
 
 
 @numba.njit(cache=True, nogil=True)
-def start_search(ne_offsets, nextstate, weight, start, beam, sa):
+def start_search(state_arcs, arc_int, arc_float, start, beam, sa):
     """Frame 0: the start token and its epsilon closure (cutoff ``beam``)."""
     counters = sa[14]
-    toks = _frame_tokens((sa[0], sa[1], sa[2], sa[3]), start, np.float32(0.0), 0)
-    sa[11][start] = 0
+    toks = (sa[0], sa[1], sa[2], sa[3])
+    table, toks, scratch, _, nt = _find_or_add(sa[11], toks, sa[12], start, np.float32(0.0), 0, 0)
     links = (sa[4], sa[5], sa[6], sa[7])
-    toks, links, scratch, nt, nl, eps_start, status = _close_frame(
-        ne_offsets, nextstate, weight, toks, links, sa[11], sa[12], 0, 0, 1, 0, np.float32(beam), True)
+    toks, links, table, scratch, nt, nl, eps_start, status = _close_frame(
+        state_arcs, arc_int, arc_float, toks, links, table, scratch, 0, 0, nt, 0, np.float32(beam), True)
     tok_start, link_start, link_eps_start = sa[8], sa[9], sa[10]
     tok_start[0] = 0
     tok_start[1] = nt
@@ -348,28 +378,27 @@ def start_search(ne_offsets, nextstate, weight, start, beam, sa):
     counters[LAST_PRUNE] = 0
     counters[STATUS] = status
     return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3],
-            tok_start, link_start, link_eps_start, sa[11], scratch, sa[13], counters)
+            tok_start, link_start, link_eps_start, table, scratch, sa[13], counters)
 
 
 @numba.njit(cache=True, nogil=True)
-def advance(e_offsets, ne_offsets, nextstate, weight, ilabel, column_of_ilabel, scores, acoustic_scale,
+def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_scale,
             beam, max_active, min_active, lattice_beam, prune_interval, sa):
     """Run every row of ``scores`` (float32, frames x columns) and return the new
     search arrays. Stops early, with ``counters[STATUS] != 0``, on error."""
     toks = (sa[0], sa[1], sa[2], sa[3])
     links = (sa[4], sa[5], sa[6], sa[7])
     tok_start, link_start, link_eps_start = sa[8], sa[9], sa[10]
-    state_map, scratch, costs_buf, counters = sa[11], sa[12], sa[13], sa[14]
+    table, scratch, costs_buf, counters = sa[11], sa[12], sa[13], sa[14]
     ac_of_ilabel = np.empty(column_of_ilabel.shape[0], np.float32)
     scale = np.float32(acoustic_scale)
     for r in range(scores.shape[0]):
         f = counters[FRAME]
         nt = counters[NUM_TOKENS]
         nl = counters[NUM_LINKS]
-        need = f + 3
-        tok_start = _grown(tok_start, need)
-        link_start = _grown(link_start, need)
-        link_eps_start = _grown(link_eps_start, need)
+        tok_start = _grown(tok_start, f + 3)
+        link_start = _grown(link_start, f + 3)
+        link_eps_start = _grown(link_eps_start, f + 3)
         for i in range(1, column_of_ilabel.shape[0]):
             col = column_of_ilabel[i]
             if col >= 0:
@@ -391,40 +420,46 @@ def advance(e_offsets, ne_offsets, nextstate, weight, ilabel, column_of_ilabel, 
         bound = INF
         if best_tok >= 0:
             s = tok_state[best_tok]
-            for a in range(e_offsets[s], e_offsets[s + 1]):
-                c = (tok_cost[best_tok] + ac_of_ilabel[ilabel[a]]) + weight[a] + adaptive_beam
+            for a in range(state_arcs[s, 0], state_arcs[s + 1, 0]):
+                c = (tok_cost[best_tok] + ac_of_ilabel[arc_int[a, 1]]) + arc_float[a, 2] + adaptive_beam
                 if c < bound:
                     bound = c
         first_tok = nt
         first_link = nl
         best_emitted = INF
+        expanded = 0
+        link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
         for k in range(first_prev, first_tok):
-            cu = tok_cost[k]
+            cu = toks[1][k]
             if not cu <= cutoff:
                 continue
-            s = tok_state[k]
-            for a in range(e_offsets[s], e_offsets[s + 1]):
-                ac = ac_of_ilabel[ilabel[a]]
-                c = (cu + ac) + weight[a]
+            expanded += 1
+            s = toks[0][k]
+            for a in range(state_arcs[s, 0], state_arcs[s + 1, 0]):
+                ac = ac_of_ilabel[arc_int[a, 1]]
+                c = (cu + ac) + arc_float[a, 2]
                 if not c < bound:
                     continue
-                t = nextstate[a]
-                v = state_map[t]
-                if v < 0:
-                    v = nt
-                    toks = _frame_tokens(toks, t, c, nt)
-                    tok_state, tok_cost = toks[0], toks[1]
-                    state_map[t] = v
-                    nt += 1
-                elif c < tok_cost[v]:
-                    tok_cost[v] = c
+                table, toks, scratch, v, nt_after = _find_or_add(table, toks, scratch, arc_int[a, 0], c,
+                                                                 first_tok, nt)
+                if nt_after > nt:
+                    nt = nt_after
+                elif c < toks[1][v]:
+                    toks[1][v] = c
                 if c < best_emitted:
                     best_emitted = c
-                links = _add_link(links, nl, k, v, a, ac)
+                if nl == link_src.shape[0]:
+                    links = _grown_links(links, nl + 1)
+                    link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
+                link_src[nl] = k
+                link_dst[nl] = v
+                link_arc[nl] = a
+                link_ac[nl] = ac
                 nl += 1
+        counters[EXPANDED] += expanded
         # 3-4. closure and best predecessors
-        toks, links, scratch, nt, nl, eps_start, status = _close_frame(
-            ne_offsets, nextstate, weight, toks, links, state_map, scratch,
+        toks, links, table, scratch, nt, nl, eps_start, status = _close_frame(
+            state_arcs, arc_int, arc_float, toks, links, table, scratch,
             first_tok, first_link, nt, nl, best_emitted + adaptive_beam, False)
         f += 1
         tok_start[f] = first_tok
@@ -435,16 +470,16 @@ def advance(e_offsets, ne_offsets, nextstate, weight, ilabel, column_of_ilabel, 
         counters[FRAME] = f
         counters[NUM_TOKENS] = nt
         counters[NUM_LINKS] = nl
-        if status != 0:
+        if status != STATUS_OK:
             counters[STATUS] = status
             break
         # 5. interim lattice pruning
         if f % prune_interval == 0:
-            prune_lattice(weight, toks, links, tok_start, link_start, link_eps_start, counters,
+            prune_lattice(arc_float[:, 2], toks, links, tok_start, link_start, link_eps_start, counters,
                           np.float32(lattice_beam), PRUNE_SCALE * np.float32(lattice_beam),
                           np.zeros(nt - tok_start[f], np.float32), False)
     return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3],
-            tok_start, link_start, link_eps_start, state_map, scratch, costs_buf, counters)
+            tok_start, link_start, link_eps_start, table, scratch, costs_buf, counters)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -461,7 +496,7 @@ def _best_frontier_token(tok_state, tok_cost, first, end, final, with_final):
 
 
 @numba.njit(cache=True, nogil=True)
-def finish_search(weight, final, use_final_probs, lattice_beam, sa):
+def finish_search(arc_float, final, use_final_probs, lattice_beam, sa):
     """Final lattice pruning with final costs, then the best frontier token.
 
     Final costs count when ``use_final_probs`` and some frontier token is in a
@@ -483,7 +518,7 @@ def finish_search(weight, final, use_final_probs, lattice_beam, sa):
         for k in range(first, end):
             total = tok_cost[k] + final[tok_state[k]] if with_final else tok_cost[k]
             extra[k - first] = total - best_total
-    prune_lattice(weight, (sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7]), tok_start, sa[9], sa[10],
+    prune_lattice(arc_float[:, 2], (sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7]), tok_start, sa[9], sa[10],
                   counters, np.float32(lattice_beam), np.float32(0.0), extra, True)
     first, end = tok_start[frontier], tok_start[frontier + 1]
     return _best_frontier_token(tok_state, tok_cost, first, end, final, with_final), reached_final

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -28,8 +27,7 @@ class Decoder:
     pdf_map: optional int array, input label -> score column (Kaldi transition-id
         to pdf); without it, input label ``i`` reads column ``i - 1``.
     threads: CPU threads decoding a batch (one utterance per thread at a time;
-        numba releases the GIL). More threads: more throughput, one graph-sized
-        state map (4 bytes per state) each.
+        numba releases the GIL). More threads: more throughput on more cores.
     """
 
     def __init__(self, fst: CsrFst, config: DecoderConfig | None = None, device: str = "auto", pdf_map=None,
@@ -46,7 +44,6 @@ class Decoder:
         self.config = config.validate()
         self.device = _pick_device(device)
         self.threads = threads
-        self._state_maps: queue.SimpleQueue = queue.SimpleQueue()
 
     @property
     def fst(self) -> CsrFst:
@@ -69,15 +66,9 @@ class Decoder:
         return results[0] if single else results
 
     def _decode_one(self, scores: np.ndarray) -> Result:
-        try:
-            state_map = self._state_maps.get_nowait()
-        except queue.Empty:
-            state_map = None
-        search = CpuSearch(self.graph, self.config, state_map=state_map)
+        search = CpuSearch(self.graph, self.config)
         search.accept(scores)
-        result = search.finish()
-        self._state_maps.put(search.state_map)
-        return result
+        return search.finish()
 
     def __repr__(self) -> str:
         return f"Decoder({self.fst!r}, device={self.device!r}, threads={self.threads})"

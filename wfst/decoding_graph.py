@@ -21,6 +21,9 @@ class DecodingGraph:
     column an emitting arc with input label ``i`` reads (entry 0 is unused, -1).
     ``num_columns``: the narrowest score matrix the graph can be decoded with
     (1 + the largest column any emitting arc reads; 0 without emitting arcs).
+
+    For the CPU search, :meth:`host_layout` packs what one expansion reads into
+    as few cache lines as possible (12 bytes per arc, 8 per state).
     """
 
     def __init__(self, fst: CsrFst, pdf_map=None):
@@ -35,10 +38,30 @@ class DecodingGraph:
         emitting_labels = np.unique(fst.ilabel[: fst.num_emitting_arcs])
         columns = self.column_of_ilabel[emitting_labels]
         self.num_columns = int(columns.max()) + 1 if columns.size else 0
+        self._host_layout = None
         cycle_state = negative_epsilon_cycle_state(fst.ne_offsets, fst.nextstate, fst.weight)
         if cycle_state >= 0:
             raise GraphError(f"the graph has a negative-cost epsilon cycle through state {cycle_state}: the best "
                              "path is unbounded. Remove it (e.g. push weights or fix the grammar) before decoding")
+
+
+    def host_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(state_arcs, arc_int, arc_float), built on first use:
+
+        * ``state_arcs`` int32 (S + 1, 2): ``[e_offsets[s], ne_offsets[s]]``, so that
+          both arc ranges of a state come from one cache line;
+        * ``arc_int`` int32 (A, 3): ``[nextstate, ilabel, weight bits]`` per arc;
+        * ``arc_float``: the same memory as float32, ``arc_float[a, 2]`` the weight.
+        """
+        if self._host_layout is None:
+            fst = self.fst
+            state_arcs = np.stack([fst.e_offsets, fst.ne_offsets], axis=1).astype(np.int32)
+            arc_int = np.empty((fst.num_arcs, 3), np.int32)
+            arc_int[:, 0] = fst.nextstate
+            arc_int[:, 1] = fst.ilabel
+            arc_int[:, 2] = fst.weight.view(np.int32)
+            self._host_layout = (state_arcs, arc_int, arc_int.view(np.float32))
+        return self._host_layout
 
 
 def _column_map(fst: CsrFst, pdf_map) -> np.ndarray:
