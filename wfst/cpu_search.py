@@ -13,15 +13,16 @@ LatticeFasterDecoder, but with every choice independent of processing order:
    tightened to the ``max_active``-th smallest cost (then ``adaptive_beam =
    that - best + BEAM_DELTA``) or loosened to the ``min_active``-th smallest.
    Tokens with ``cost <= cutoff`` are expanded.
-2. **Emitting expansion.** ``bound`` = the cheapest emitting successor of the best
-   token (lowest cost, then lowest state id) plus ``adaptive_beam``. Each arc of
-   an expanded token gives ``(cost + ac) + weight`` with ``ac =
-   -(acoustic_scale * loglike)`` in float32; below ``bound`` it makes or improves
-   the token of its next state and always adds a lattice link.
-3. **Epsilon closure** under ``closure_cutoff = best emitted cost +
-   adaptive_beam``: Bellman-Ford with a FIFO queue until no epsilon arc improves
-   a cost (the fixpoint of float32 path costs, unique whatever the order); then
-   one link per epsilon arc from a token below the cutoff whose result is below it.
+2. **Emitting expansion.** Each arc of an expanded token gives ``(cost + ac) +
+   weight`` with ``ac = -(acoustic_scale * loglike)`` in float32. A first pass
+   finds the cheapest, so that ``bound = cheapest + adaptive_beam`` is exact
+   (Kaldi tightens the same bound as it goes, which depends on order); a second
+   pass makes or improves, for each arc below ``bound``, the token of its next
+   state, and adds a lattice link.
+3. **Epsilon closure** under the same ``bound``: Bellman-Ford with a FIFO queue
+   until no epsilon arc improves a cost (the fixpoint of float32 path costs,
+   unique whatever the order); then one link per epsilon arc from a token below
+   the bound whose result is below it.
 4. **Best predecessor** of each token: among the links that achieve its cost
    exactly, those with the fewest epsilon hops since the last emitting arc
    (breadth-first over achieving links, so zero-cost epsilon cycles never form a
@@ -408,25 +409,23 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
         n_prev = nt - first_prev
         # 1. cutoff
         costs_buf = _grown(costs_buf, n_prev)
-        best_tok = -1
         for i in range(n_prev):
-            k = first_prev + i
-            costs_buf[i] = tok_cost[k]
-            if best_tok < 0 or tok_cost[k] < tok_cost[best_tok] or (
-                    tok_cost[k] == tok_cost[best_tok] and tok_state[k] < tok_state[best_tok]):
-                best_tok = k
+            costs_buf[i] = tok_cost[first_prev + i]
         cutoff, adaptive_beam, best = _cutoff(costs_buf[:n_prev], np.float32(beam), max_active, min_active)
-        # 2. emitting expansion
-        bound = INF
-        if best_tok >= 0:
-            s = tok_state[best_tok]
+        # 2. emitting expansion: first the exact bound, then the tokens below it
+        best_emitted = INF
+        for k in range(first_prev, nt):
+            cu = tok_cost[k]
+            if not cu <= cutoff:
+                continue
+            s = tok_state[k]
             for a in range(state_arcs[s, 0], state_arcs[s + 1, 0]):
-                c = (tok_cost[best_tok] + ac_of_ilabel[arc_int[a, 1]]) + arc_float[a, 2] + adaptive_beam
-                if c < bound:
-                    bound = c
+                c = (cu + ac_of_ilabel[arc_int[a, 1]]) + arc_float[a, 2]
+                if c < best_emitted:
+                    best_emitted = c
+        bound = best_emitted + adaptive_beam
         first_tok = nt
         first_link = nl
-        best_emitted = INF
         expanded = 0
         link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
         for k in range(first_prev, first_tok):
@@ -446,8 +445,6 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
                     nt = nt_after
                 elif c < toks[1][v]:
                     toks[1][v] = c
-                if c < best_emitted:
-                    best_emitted = c
                 if nl == link_src.shape[0]:
                     links = _grown_links(links, nl + 1)
                     link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
@@ -460,7 +457,7 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
         # 3-4. closure and best predecessors
         toks, links, table, scratch, nt, nl, eps_start, status = _close_frame(
             state_arcs, arc_int, arc_float, toks, links, table, scratch,
-            first_tok, first_link, nt, nl, best_emitted + adaptive_beam, False)
+            first_tok, first_link, nt, nl, bound, False)
         f += 1
         tok_start[f] = first_tok
         tok_start[f + 1] = nt
