@@ -40,15 +40,20 @@ def test_equal_costs_pick_fewer_epsilon_hops_before_arc_index():
     assert wfst.Decoder(fst, device="cpu").decode(flat_scores(1, 1)).words == (7,)
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_chunking_does_not_change_anything(seed):
-    fst = random_graph(seed)
+def _whole_and_other(seed, **other):
+    """A random graph's search fed all 12 frames at once, and a second search
+    (made with ``other``) on the same graph, plus the scores."""
+    graph_ = DecodingGraph(random_graph(seed))
     scores = random_scores(seed, 12)
-    graph_ = DecodingGraph(fst)
     whole = CpuSearch(graph_, PRUNING)
     whole.accept(scores)
+    return whole, CpuSearch(graph_, PRUNING, **other), scores
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_chunking_does_not_change_anything(seed):
+    whole, chunked, scores = _whole_and_other(seed)
     rng = np.random.default_rng(seed)
-    chunked = CpuSearch(graph_, PRUNING)
     t = 0
     while t < scores.shape[0]:
         step = int(rng.integers(1, 5))
@@ -59,12 +64,8 @@ def test_chunking_does_not_change_anything(seed):
 
 @pytest.mark.parametrize("seed", range(40))
 def test_growing_every_array_does_not_change_anything(seed):
-    fst = random_graph(seed)
-    scores = random_scores(seed, 12)
-    graph_ = DecodingGraph(fst)
-    roomy = CpuSearch(graph_, PRUNING)
-    tiny = CpuSearch(graph_, PRUNING, capacity=dict(frames=1, tokens=1, links=1, hash_slots=2, frame_tokens=1))
-    roomy.accept(scores)
+    roomy, tiny, scores = _whole_and_other(
+        seed, capacity=dict(frames=1, tokens=1, links=1, hash_slots=2, frame_tokens=1))
     tiny.accept(scores)
     _same_results(roomy.finish(), tiny.finish())
 
