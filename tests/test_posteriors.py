@@ -1,0 +1,197 @@
+"""Synthetic CTC posteriors: layout, determinism, difficulty, storage."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.make_example_graph import LEXICON
+from bench.workload.posteriors import (
+    PHONE_CLASSES,
+    Workload,
+    WorkloadError,
+    num_score_columns,
+    spells,
+    synthesize,
+)
+from wfst import SymbolTable
+
+DATA = Path(__file__).resolve().parent.parent / "wfst" / "data"
+TOKENS = SymbolTable.read(DATA / "example_tokens.txt")
+LEX = {word: [pron.split()] for word, pron in LEXICON.items()}
+SENTENCES = [["dot", "toast", "see"], ["knee"], "coal low sold tea bee", ["note", "toast", "toast"], []]
+ARPABET = SymbolTable.from_pairs(
+    [("<eps>", 0), ("<blk>", 1)] + [(p, i) for i, p in enumerate(sorted(set().union(*PHONE_CLASSES.values())), 2)])
+
+
+def runs(frame_columns):
+    """``[(column, run length), ...]`` of a frame sequence."""
+    out = []
+    for c in frame_columns:
+        if out and out[-1][0] == c:
+            out[-1][1] += 1
+        else:
+            out.append([c, 1])
+    return [tuple(r) for r in out]
+
+
+def ctc_collapse(frame_columns, blank_column=0):
+    """Merge runs, then drop blanks: the token sequence CTC reads."""
+    return [c for c, _ in runs(frame_columns) if c != blank_column]
+
+
+def phone_columns(words):
+    return [TOKENS[p] - 1 for w in words for p in LEXICON[w].split()]
+
+
+def test_shapes_and_log_softmax_rows():
+    w = synthesize(SENTENCES, LEX, TOKENS, seed=3)
+    assert len(w) == 5 and w.utt_ids == ("utt0000", "utt0001", "utt0002", "utt0003", "utt0004")
+    assert w.scores.dtype == np.float32 and w.scores.shape == (w.num_frames, 11) == (w.offsets[-1], 11)
+    assert w.offsets.dtype == np.int64 and np.all(np.diff(w.offsets) > 0)
+    np.testing.assert_allclose(np.logaddexp.reduce(w.scores.astype(np.float64), axis=1), 0.0, atol=1e-5)
+    assert w.references[2] == ("coal", "low", "sold", "tea", "bee") and w.references[4] == ()
+    assert w.audio_seconds == pytest.approx(w.num_frames * 0.04)
+    assert w.utterance(1).shape == (w.offsets[2] - w.offsets[1], 11)
+
+
+@pytest.mark.parametrize(("frame_shift", "longest_phone"), [(0.04, 3), (0.01, 8)])
+def test_difficulty_zero_spells_the_references(frame_shift, longest_phone):
+    w = synthesize(SENTENCES, LEX, TOKENS, difficulty=0.0, frame_shift=frame_shift, seed=1)
+    for i, words in enumerate(w.references):
+        frames = w.utterance(i)
+        best = frames.argmax(axis=1)
+        assert np.all(frames.max(axis=1) > np.log(0.99))  # peaky
+        # Repeated phones ("dot toast": T T; "toast toast") survive the collapse.
+        assert ctc_collapse(best.tolist()) == phone_columns(words)
+        assert best[0] == best[-1] == 0  # silence at both edges
+        assert all(n <= longest_phone for c, n in runs(best.tolist()) if c != 0)
+
+
+def test_deterministic_and_seeded():
+    a = synthesize(SENTENCES, LEX, TOKENS, seed=7)
+    b = synthesize(SENTENCES, LEX, TOKENS, seed=7)
+    c = synthesize(SENTENCES, LEX, TOKENS, seed=8)
+    assert np.array_equal(a.scores, b.scores) and np.array_equal(a.offsets, b.offsets)
+    assert not (a.scores.shape == c.scores.shape and np.array_equal(a.scores, c.scores))
+
+
+def test_difficulty_changes_scores_but_not_the_layout():
+    sentences = [["DH", "AH", "K", "AE", "T", "S", "AE", "T"] * 3] * 20
+    lexicon = {p: [[p]] for p in set(sentences[0])}
+    easy = synthesize(sentences, lexicon, ARPABET, difficulty=0.0, seed=5)
+    hard = synthesize(sentences, lexicon, ARPABET, difficulty=0.7, seed=5)
+    assert np.array_equal(easy.offsets, hard.offsets)
+    target = easy.scores.argmax(axis=1)
+    rows = np.arange(target.size)
+    assert easy.scores[rows, target].min() > -1e-6 and hard.scores[rows, target].mean() < -0.2
+    # Where a wrong phone wins a phone frame, it is mostly of the target's class.
+    kind = {ARPABET[p] - 1: k for k, members in PHONE_CLASSES.items() for p in members}
+    wrong = np.flatnonzero((target != 0) & (hard.scores.argmax(axis=1) != target) & (hard.scores.argmax(axis=1) != 0))
+    winners = hard.scores[wrong].argmax(axis=1)
+    assert wrong.size > 20
+    assert np.mean([kind[w] == kind[t] for w, t in zip(winners, target[wrong])]) > 0.8
+
+
+def test_phones_are_the_chosen_pronunciations():
+    lexicon = {"either": [["IY", "DH", "ER"], ["AY", "DH", "ER"]], "a": [["AH"]]}
+    w = synthesize([["a", "either"]] * 10, lexicon, ARPABET, difficulty=0.0)
+    for i, phones in enumerate(w.phones):
+        assert phones in {("AH", "IY", "DH", "ER"), ("AH", "AY", "DH", "ER")}
+        assert ctc_collapse(w.utterance(i).argmax(axis=1).tolist()) == [ARPABET[p] - 1 for p in phones]
+
+
+def test_spells_accepts_homophones_and_other_word_boundaries():
+    lexicon = {"their": [["DH", "EH", "R"]], "there": [["DH", "EH", "R"]], "an": [["AE", "N"]],
+               "and": [["AH", "N", "D"], ["AE", "N", "D"]], "don't": [["D", "OW", "N", "T"], ["D", "OW", "N"]],
+               "own": [["OW", "N"]]}
+    phones = "DH EH R AE N D OW N".split()
+    assert spells(["their", "an", "don't"], phones, lexicon)
+    assert spells(["there", "and", "own"], phones, lexicon)
+    assert not spells(["there", "an", "own"], phones, lexicon)
+    assert not spells(["there", "and"], phones, lexicon)
+    assert not spells(["there", "and", "own", "own"], phones, lexicon)
+    assert not spells(["their", "unknown"], phones, lexicon)
+    assert spells([], [], lexicon)
+
+
+def test_pronunciation_choice():
+    lexicon = {"either": [["IY", "DH", "ER"], ["AY", "DH", "ER"]]}
+    first = synthesize([["either"]] * 30, lexicon, ARPABET, difficulty=0.0, pronunciation="first")
+    random = synthesize([["either"]] * 30, lexicon, ARPABET, difficulty=0.0, pronunciation="random")
+    vowel = {ARPABET["IY"] - 1: "IY", ARPABET["AY"] - 1: "AY"}
+
+    def firsts(w):
+        return {vowel[ctc_collapse(w.utterance(i).argmax(axis=1).tolist())[0]] for i in range(len(w))}
+
+    assert firsts(first) == {"IY"} and firsts(random) == {"IY", "AY"}
+
+
+def test_score_columns_skip_disambiguation_symbols():
+    tokens = SymbolTable.from_pairs([("<eps>", 0), ("<blk>", 1), ("A", 2), ("B", 3), ("#0", 4)])
+    assert num_score_columns(tokens) == 3
+    assert synthesize([["ab"]], {"ab": [["A", "B"]]}, tokens).num_columns == 3
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"sentences": [["dot", "unknown"]]}, "word 'unknown' is not in the lexicon"),
+    ({"lexicon": {"dot": [["D", "AH", "ZZ"]]}, "sentences": [["dot"]]}, "phone 'ZZ' is not a token"),
+    ({"difficulty": 1.5}, r"difficulty must be in \[0, 1\]"),
+    ({"phone_frames": (3, 2)}, "phone_frames"),
+    ({"frame_shift": 0.0}, "frame_shift"),
+    ({"pronunciation": "last"}, "pronunciation"),
+    ({"blank": "<b>"}, "blank token"),
+])
+def test_bad_input(kwargs, message):
+    arguments = {"sentences": SENTENCES, "lexicon": LEX, "tokens": TOKENS, **kwargs}
+    with pytest.raises(WorkloadError, match=message):
+        synthesize(**arguments)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    w = synthesize(SENTENCES, LEX, DATA / "example_tokens.txt", difficulty=0.3, seed=2)
+    w.save(tmp_path / "set.npz")
+    assert (tmp_path / "set.text").read_text().splitlines()[0] == "utt0000 dot toast see"
+    back = Workload.load(tmp_path / "set.npz")
+    assert np.array_equal(back.scores, w.scores) and np.array_equal(back.offsets, w.offsets)
+    assert (back.utt_ids, back.references, back.frame_shift) == (w.utt_ids, w.references, w.frame_shift)
+    assert back.metadata["difficulty"] == 0.3 and back.metadata["seed"] == 2
+    assert back.phones == w.phones and back.phones[0] == ("D", "AH", "T", "T", "OW", "S", "T", "S", "IY")
+    (tmp_path / "set.text").unlink()
+    assert Workload.load(tmp_path / "set.npz").references is None
+
+
+def test_load_rejects_bad_files(tmp_path):
+    w = synthesize(SENTENCES, LEX, TOKENS)
+    w.save(tmp_path / "set.npz")
+    (tmp_path / "set.text").write_text("other a b\n")
+    with pytest.raises(WorkloadError, match="utterance ids are not those"):
+        Workload.load(tmp_path / "set.npz")
+    np.savez(tmp_path / "bad.npz", scores=w.scores)
+    with pytest.raises(WorkloadError, match="lacks"):
+        Workload.load(tmp_path / "bad.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(WorkloadError, match="cannot read"):
+        Workload.load(tmp_path / "junk.npz")
+
+
+def test_constructor_checks_consistency():
+    scores = np.zeros((5, 3), np.float32)
+    with pytest.raises(WorkloadError, match="offsets must rise"):
+        Workload(scores, np.array([0, 3, 4], np.int64), ("a", "b"), 0.04)
+    with pytest.raises(WorkloadError, match="2 utterance ids for 1"):
+        Workload(scores, np.array([0, 5], np.int64), ("a", "b"), 0.04)
+    with pytest.raises(WorkloadError, match="float32"):
+        Workload(scores.astype(np.float64), np.array([0, 5], np.int64), ("a",), 0.04)
+    with pytest.raises(WorkloadError, match="whitespace"):
+        Workload(scores, np.array([0, 5], np.int64), ("a b",), 0.04)
+
+
+def test_kaldi_archive(tmp_path):
+    kaldiio = pytest.importorskip("kaldiio")
+    w = synthesize(SENTENCES, LEX, TOKENS)
+    w.write_kaldi_ark(tmp_path / "scores.ark", scp=tmp_path / "scores.scp")
+    matrices = dict(kaldiio.load_ark(str(tmp_path / "scores.ark")))
+    assert list(matrices) == list(w.utt_ids)
+    assert np.array_equal(matrices["utt0002"], w.utterance(2))
+    assert np.array_equal(kaldiio.load_scp(str(tmp_path / "scores.scp"))["utt0001"], w.utterance(1))
