@@ -116,6 +116,10 @@ def test_bad_input_is_refused_before_decoding(graph):
         run_kaldi(graph, w, decoder="biglm")
     with pytest.raises(BaselineError, match="beam must be a positive"):
         run_kaldi(graph, w, beam=0.0)
+    with pytest.raises(BaselineError, match="count_tokens must be"):
+        run_kaldi(graph, w, count_tokens=-1)
+    with pytest.raises(BaselineError, match="no utterances"):
+        run_kaldi(graph, Workload(np.zeros((0, 11), np.float32), np.zeros(1, np.int64), (), 0.04))
     with pytest.raises(BaselineError, match="exactly one arc with ilabel 2"):
         run_kaldi(KaldiGraph.load(GRAPH, blank_ilabel=2), w, count_tokens=1)
 
@@ -137,12 +141,12 @@ def test_command_line_writes_json(tmp_path, capsys):
     out = tmp_path / "result.json"
     (tmp_path / "lexicon.txt").write_text("".join(f"{word} {pron}\n" for word, pron in LEXICON.items()))
     assert main(["--graph", str(GRAPH), "--words", str(DATA / "example_words.txt"), "--data",
-                 str(tmp_path / "easy.npz"), "--lexicon", str(tmp_path / "lexicon.txt"), "--decoder", "faster", "lattice-simple", "--beam", "10", "15",
-                 "--max-active", "7000", "10000", "--acoustic-scale", "1.0", "0.5", "--count-tokens", "1",
-                 "--out", str(out)]) == 0
+                 str(tmp_path / "easy.npz"), "--lexicon", str(tmp_path / "lexicon.txt"),
+                 "--decoder", "faster", "lattice-simple", "--beam", "10", "15", "--max-active", "7000", "10000",
+                 "--acoustic-scale", "1.0", "0.5", "--count-tokens", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert len(result["runs"]) == 2 * 2 * 2 + 2 * 2  # faster: scales x beams x max_active; lattice: no max_active
-    assert {r["wer"]["wer"] for r in result["runs"]} == {r["homophone_tolerant_wer"]["wer"] for r in result["runs"]} == {0.0}
+    assert {(r["wer"]["wer"], r["homophone_tolerant_wer"]["wer"]) for r in result["runs"]} == {(0.0, 0.0)}
     assert result["graph"]["states"] == 44 and result["workload"]["metadata"]["difficulty"] == 0.0
     assert result["machine"]["pinned_cpu"] == min(os.sched_getaffinity(0))
     assert all(r["tokens_per_frame"]["frames"] == w.offsets[1] for r in result["runs"])

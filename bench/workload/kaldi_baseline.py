@@ -187,6 +187,10 @@ def _check(graph: KaldiGraph, workload: Workload, decoder: str, beam: float, max
            acoustic_scale: float, lattice_beam: float, count_tokens: int) -> None:
     if decoder not in DECODERS:
         raise BaselineError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    if not len(workload):
+        raise BaselineError("the workload has no utterances")
+    if count_tokens < 0:
+        raise BaselineError(f"count_tokens must be a number of utterances (>= 0), got {count_tokens}")
     for name, value in (("beam", beam), ("acoustic_scale", acoustic_scale), ("lattice_beam", lattice_beam)):
         if not (np.isfinite(value) and value > 0):
             raise BaselineError(f"{name} must be a positive number, got {value!r}")
@@ -325,7 +329,8 @@ def run_kaldi(
 
 # ------------------------------------------------------------------ reports
 def machine_info(cpu: int | None) -> dict:
-    """CPU model, core counts and versions, for result files."""
+    """CPU model, core counts, load average (other work on the machine skews
+    timings) and versions, for result files."""
     import importlib.metadata
 
     model = platform.processor() or "unknown"
@@ -336,14 +341,16 @@ def machine_info(cpu: int | None) -> dict:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
     return {"cpu_model": model, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-            "pinned_cpu": cpu, "platform": platform.platform(), "versions": versions}
+            "pinned_cpu": cpu, "load_average": os.getloadavg(), "platform": platform.platform(),
+            "versions": versions}
 
 
 def summarize(run: BaselineRun, workload: Workload, words: SymbolTable | None,
               lexicon: Mapping[str, Sequence[Sequence[str]]] | None = None) -> dict:
     """A JSON-ready record of ``run``: speed, WER (when the workload has
     references and ``words`` is given), token counts, and per utterance the
-    hypothesis, cost and whether a final state was reached.
+    hypothesis (words, or word ids without ``words``), cost and whether a
+    final state was reached.
 
     With a ``lexicon`` and a workload that knows its phones, also whether each
     hypothesis spells the reference's phones (:func:`~bench.workload.posteriors.spells`)
@@ -367,8 +374,8 @@ def summarize(run: BaselineRun, workload: Workload, words: SymbolTable | None,
         "audio_seconds": run.audio_seconds, "frames_per_second": run.frames_per_second, "rtfx": run.rtfx,
         "reached_final": int(run.reached_final.sum()), "utterances": len(run.hyps), "wer": wer,
         "homophone_tolerant_wer": tolerant, "tokens_per_frame": tokens,
-        "hyps": [{"utt": u, "words": " ".join(hyp_words[i]) if hyp_words is not None else None,
-                  "word_ids": list(run.hyps[i]), "cost": float(run.costs[i]),
+        "hyps": [{"utt": u, **({"words": " ".join(hyp_words[i])} if hyp_words is not None
+                               else {"word_ids": list(run.hyps[i])}), "cost": float(run.costs[i]),
                   "reached_final": bool(run.reached_final[i]), "seconds": float(run.utt_seconds[i]),
                   "spells_reference_phones": None if spelled is None else spelled[i]}
                  for i, u in enumerate(workload.utt_ids)],
@@ -417,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin to a core")
     parser.add_argument("--count-tokens", type=int, default=0, metavar="N",
                         help="count tokens per frame on the first N utterances (untimed, slow)")
-    parser.add_argument("--out", type=Path, help="JSON path (default: bench/results/kaldi_baseline_<graph>_<data>.json)")
+    parser.add_argument("--out", type=Path,
+                        help="JSON path (default: bench/results/kaldi_baseline_<graph>_<data>.json)")
     args = parser.parse_args(argv)
 
     fst_path, words_path = _graph_paths(args.graph, args.words)
