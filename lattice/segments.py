@@ -72,7 +72,7 @@ class LatticeSegments:
 
     def link_frames(self) -> np.ndarray:
         """Frame of each link's destination token (int64, one per link)."""
-        return np.repeat(np.arange(self.num_frames + 1), np.diff(self.link_start)[: self.num_frames + 1])
+        return np.repeat(np.arange(self.num_frames + 1), np.diff(self.link_start))
 
     def __repr__(self) -> str:
         return (f"LatticeSegments(frames={self.num_frames}, tokens={self.num_tokens}, links={self.num_links}, "

@@ -29,7 +29,6 @@ class CpuSearch:
         self._arrays = cpu_search.SearchArrays(*cpu_search.start_search(
             *self._layout, graph.fst.start, np.float32(config.beam), cpu_search.new_search_arrays(**(capacity or {}))))
         self._check_status()
-        self.finished = False
 
     @property
     def num_frames(self) -> int:
@@ -55,7 +54,6 @@ class CpuSearch:
         fst, config = self.graph.fst, self.config
         best, reached_final = cpu_search.finish_search(self._layout[2], fst.final, config.use_final_probs,
                                                        np.float32(config.lattice_beam), self._arrays)
-        self.finished = True
         return self._result(int(best), bool(reached_final))
 
     def _check_status(self) -> None:

@@ -19,6 +19,8 @@ import numpy as np
 
 INF = np.float32(np.inf)
 FRAME, NUM_TOKENS, NUM_LINKS, LAST_PRUNE = 0, 1, 2, 3
+"""Slots of the search's ``counters`` array that pruning reads and updates (the
+search adds its own after them, see :mod:`wfst.cpu_search`)."""
 
 
 @numba.njit(cache=True, nogil=True)

@@ -41,7 +41,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .cpu_lattice_prune import prune_lattice
+from .cpu_lattice_prune import FRAME, INF, LAST_PRUNE, NUM_LINKS, NUM_TOKENS, prune_lattice
 
 BEAM_DELTA = np.float32(0.5)
 """Slack added to the adaptive beam when max_active or min_active sets it (Kaldi's
@@ -51,11 +51,10 @@ PRUNE_SCALE = np.float32(0.1)
 """Interim lattice pruning stops walking back once extra costs change by less than
 ``PRUNE_SCALE * lattice_beam`` (Kaldi's ``prune_scale``); the final pruning is exact."""
 
-INF = np.float32(np.inf)
 NO_HOPS = np.int32(2**31 - 1)
 
-# counters[...] slots
-FRAME, NUM_TOKENS, NUM_LINKS, LAST_PRUNE, STATUS, EXPANDED = range(6)
+# counters[...] slots: the first four are shared with the lattice pruning
+STATUS, EXPANDED = 4, 5
 STATUS_OK, STATUS_NEGATIVE_CYCLE = 0, 1
 
 
@@ -72,7 +71,7 @@ class SearchArrays(NamedTuple):
     the first token / link of frame ``f``; ``link_eps_start[f]`` the first of its
     epsilon links (its emitting links come first). ``state_hash`` (int32, 2 x
     a power of two: graph states and their tokens in the frame being built, open
-    addressing, empty (-1) between frames) and the ``scratch_*`` arrays are work
+    addressing, empty (-1) between frames) and ``scratch_i32`` (rows named below) are work
     space.
     ``counters`` int64: see the ``FRAME``... slot names (``EXPANDED``: tokens
     expanded so far, Kaldi's "active tokens" summed over frames).
@@ -91,7 +90,6 @@ class SearchArrays(NamedTuple):
     link_eps_start: np.ndarray
     state_hash: np.ndarray
     scratch_i32: np.ndarray
-    scratch_f32: np.ndarray
     counters: np.ndarray
 
 
@@ -114,7 +112,6 @@ def new_search_arrays(frames: int = 256, tokens: int = 4096, links: int = 16384,
         link_eps_start=np.zeros(frames + 2, np.int64),
         state_hash=np.full((2, hash_slots), -1, np.int32),
         scratch_i32=np.empty((SCRATCH_I32_ROWS, frame_tokens), np.int32),
-        scratch_f32=np.empty(frame_tokens, np.float32),
         counters=np.zeros(6, np.int64),
     )
 
@@ -141,7 +138,8 @@ def _grown_rows(a, need):
 
 @numba.njit(cache=True, nogil=True)
 def _cutoff(costs, beam, max_active, min_active):
-    """(cutoff, adaptive_beam, best) of one frame's token costs, as Kaldi's GetCutoff."""
+    """(cutoff, adaptive_beam) of one frame's token costs, as Kaldi's GetCutoff
+    (``np.partition`` works on a copy; ``costs`` is left as it is)."""
     n = costs.shape[0]
     best = INF
     for i in range(n):
@@ -153,15 +151,15 @@ def _cutoff(costs, beam, max_active, min_active):
     if n > max_active:
         max_active_cutoff = np.partition(costs, max_active)[max_active]
     if max_active_cutoff < beam_cutoff:
-        return max_active_cutoff, max_active_cutoff - best + BEAM_DELTA, best
+        return max_active_cutoff, max_active_cutoff - best + BEAM_DELTA
     if n > min_active:
         if min_active == 0:
             min_active_cutoff = best
         else:
             min_active_cutoff = np.partition(costs, min_active)[min_active]
     if min_active_cutoff > beam_cutoff:
-        return min_active_cutoff, min_active_cutoff - best + BEAM_DELTA, best
-    return beam_cutoff, beam, best
+        return min_active_cutoff, min_active_cutoff - best + BEAM_DELTA
+    return beam_cutoff, beam
 
 
 @numba.njit(cache=True, nogil=True)
@@ -361,7 +359,7 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
 @numba.njit(cache=True, nogil=True)
 def start_search(state_arcs, arc_int, arc_float, start, beam, sa):
     """Frame 0: the start token and its epsilon closure (cutoff ``beam``)."""
-    counters = sa[14]
+    counters = sa[13]
     toks = (sa[0], sa[1], sa[2], sa[3])
     table, toks, scratch, _, nt = _find_or_add(sa[11], toks, sa[12], start, np.float32(0.0), 0, 0)
     links = (sa[4], sa[5], sa[6], sa[7])
@@ -379,7 +377,7 @@ def start_search(state_arcs, arc_int, arc_float, start, beam, sa):
     counters[LAST_PRUNE] = 0
     counters[STATUS] = status
     return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3],
-            tok_start, link_start, link_eps_start, table, scratch, sa[13], counters)
+            tok_start, link_start, link_eps_start, table, scratch, counters)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -390,7 +388,7 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
     toks = (sa[0], sa[1], sa[2], sa[3])
     links = (sa[4], sa[5], sa[6], sa[7])
     tok_start, link_start, link_eps_start = sa[8], sa[9], sa[10]
-    table, scratch, costs_buf, counters = sa[11], sa[12], sa[13], sa[14]
+    table, scratch, counters = sa[11], sa[12], sa[13]
     ac_of_ilabel = np.empty(column_of_ilabel.shape[0], np.float32)
     scale = np.float32(acoustic_scale)
     for r in range(scores.shape[0]):
@@ -408,10 +406,7 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
         first_prev = tok_start[f]
         n_prev = nt - first_prev
         # 1. cutoff
-        costs_buf = _grown(costs_buf, n_prev)
-        for i in range(n_prev):
-            costs_buf[i] = tok_cost[first_prev + i]
-        cutoff, adaptive_beam, best = _cutoff(costs_buf[:n_prev], np.float32(beam), max_active, min_active)
+        cutoff, adaptive_beam = _cutoff(tok_cost[first_prev:nt], np.float32(beam), max_active, min_active)
         # 2. emitting expansion: first the exact bound, then the tokens below it
         best_emitted = INF
         for k in range(first_prev, nt):
@@ -476,7 +471,7 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
                           np.float32(lattice_beam), PRUNE_SCALE * np.float32(lattice_beam),
                           np.zeros(nt - tok_start[f], np.float32), False)
     return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3],
-            tok_start, link_start, link_eps_start, table, scratch, costs_buf, counters)
+            tok_start, link_start, link_eps_start, table, scratch, counters)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -500,7 +495,7 @@ def finish_search(arc_float, final, use_final_probs, lattice_beam, sa):
     final state (``reached_final``). Returns (best token or -1, reached_final).
     """
     tok_state, tok_cost = sa[0], sa[1]
-    tok_start, counters = sa[8], sa[14]
+    tok_start, counters = sa[8], sa[13]
     frontier = counters[FRAME]
     first, end = tok_start[frontier], tok_start[frontier + 1]
     reached_final = False
