@@ -93,9 +93,14 @@ class SearchArrays(NamedTuple):
     counters: np.ndarray
 
 
-# rows of scratch_i32, one column per token of the frame being built
+# rows of scratch_i32, one column per token of a frame: the first rows are work
+# space for the frame being built; ARCS_* hold each of its tokens' arc ranges
+# (emitting begin/end, epsilon begin/end, copied from ``state_arcs`` once, so
+# later passes read them in token order), FRONT_* the emitting ranges of the
+# frontier's tokens (the frame the next score row expands).
 HOPS, QUEUE, UPDATES, EPS_BEGIN, EPS_END, QUEUED, SLOT = range(7)
-SCRATCH_I32_ROWS = 7
+ARCS_E0, ARCS_E1, ARCS_N0, ARCS_N1, FRONT_E0, FRONT_E1 = range(7, 13)
+SCRATCH_I32_ROWS = 13
 
 
 def new_search_arrays(frames: int = 256, tokens: int = 4096, links: int = 16384, hash_slots: int = 8192,
@@ -146,12 +151,19 @@ def _cutoff(costs, beam, max_active, min_active):
         if costs[i] < best:
             best = costs[i]
     beam_cutoff = best + beam
-    max_active_cutoff = INF
-    min_active_cutoff = INF
-    if n > max_active:
+    below, within = 0, 0  # costs < and <= beam_cutoff: the partitions only run when they can matter
+    for i in range(n):
+        if costs[i] <= beam_cutoff:
+            within += 1
+            if costs[i] < beam_cutoff:
+                below += 1
+    if below > max_active:  # else the max_active-th smallest is >= beam_cutoff
         max_active_cutoff = np.partition(costs, max_active)[max_active]
-    if max_active_cutoff < beam_cutoff:
-        return max_active_cutoff, max_active_cutoff - best + BEAM_DELTA
+        if max_active_cutoff < beam_cutoff:
+            return max_active_cutoff, max_active_cutoff - best + BEAM_DELTA
+    if n > min_active and within > min_active:  # the min_active-th smallest is <= beam_cutoff
+        return beam_cutoff, beam
+    min_active_cutoff = INF
     if n > min_active:
         if min_active == 0:
             min_active_cutoff = best
@@ -223,6 +235,16 @@ def _find_or_add(table, toks, scratch, state, cost, first_tok, nt):
     return table, toks, scratch, nt, nt + 1
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _store_arc_ranges(state_arcs, state, scratch, i):
+    """Copy ``state``'s emitting and epsilon arc ranges into column ``i`` of the
+    ARCS_* rows."""
+    scratch[ARCS_E0, i] = state_arcs[state, 0]
+    scratch[ARCS_E1, i] = state_arcs[state + 1, 0]
+    scratch[ARCS_N0, i] = state_arcs[state, 1]
+    scratch[ARCS_N1, i] = state_arcs[state + 1, 1]
+
+
 @numba.njit(cache=True, nogil=True)
 def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
                  first_tok, first_link, nt, nl, closure_cutoff, is_start_frame):
@@ -233,6 +255,8 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
     eps_start, status)."""
     n_emitted = nt - first_tok
     scratch = _grown_rows(scratch, n_emitted + 1)
+    for i in range(n_emitted):  # independent loads: the cache misses overlap
+        _store_arc_ranges(state_arcs, toks[0][first_tok + i], scratch, i)
     queue, updates, queued = scratch[QUEUE], scratch[UPDATES], scratch[QUEUED]
     for i in range(n_emitted):
         queue[i] = i
@@ -253,8 +277,7 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
         cu = toks[1][u]
         if cu >= closure_cutoff:
             continue
-        s = toks[0][u]
-        for a in range(state_arcs[s, 1], state_arcs[s + 1, 1]):
+        for a in range(scratch[ARCS_N0, i], scratch[ARCS_N1, i]):
             c = cu + arc_float[a, 2]
             if not c < closure_cutoff:
                 continue
@@ -269,6 +292,7 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
                 nt = nt_after
                 updates[j] = 0
                 queued[j] = 0
+                _store_arc_ranges(state_arcs, arc_int[a, 0], scratch, j)
             elif c < toks[1][v]:
                 toks[1][v] = c
             else:
@@ -285,7 +309,7 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
                 queue[tail] = j
                 size += 1
     n_frame = nt - first_tok
-    tok_state, tok_cost, tok_best = toks[0], toks[1], toks[3]
+    tok_cost, tok_best = toks[1], toks[3]
     eps_start = nl
     if status == STATUS_OK:
         # epsilon links, grouped by source token (eps_begin/eps_end per token)
@@ -299,8 +323,7 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
             eps_begin[i] = nl - eps_start
             cu = tok_cost[u]
             if cu < closure_cutoff:
-                s = tok_state[u]
-                for a in range(state_arcs[s, 1], state_arcs[s + 1, 1]):
+                for a in range(scratch[ARCS_N0, i], scratch[ARCS_N1, i]):
                     if cu + arc_float[a, 2] < closure_cutoff:
                         if nl == link_src.shape[0]:
                             links = _grown_links(links, nl + 1)
@@ -350,9 +373,10 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
                     tok_best[v] = l
         if size < n_frame:
             status = STATUS_NEGATIVE_CYCLE  # a token no achieving path reaches: a float32 negative cycle
-    slots = scratch[SLOT]
     for i in range(n_frame):
-        table[0, slots[i]] = -1
+        table[0, scratch[SLOT, i]] = -1
+        scratch[FRONT_E0, i] = scratch[ARCS_E0, i]
+        scratch[FRONT_E1, i] = scratch[ARCS_E1, i]
     return toks, links, table, scratch, nt, nl, eps_start, status
 
 
@@ -402,7 +426,7 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
             col = column_of_ilabel[i]
             if col >= 0:
                 ac_of_ilabel[i] = -(scale * scores[r, col])
-        tok_state, tok_cost = toks[0], toks[1]
+        tok_cost = toks[1]
         first_prev = tok_start[f]
         n_prev = nt - first_prev
         # 1. cutoff
@@ -413,8 +437,7 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
             cu = tok_cost[k]
             if not cu <= cutoff:
                 continue
-            s = tok_state[k]
-            for a in range(state_arcs[s, 0], state_arcs[s + 1, 0]):
+            for a in range(scratch[FRONT_E0, k - first_prev], scratch[FRONT_E1, k - first_prev]):
                 c = (cu + ac_of_ilabel[arc_int[a, 1]]) + arc_float[a, 2]
                 if c < best_emitted:
                     best_emitted = c
@@ -428,8 +451,7 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
             if not cu <= cutoff:
                 continue
             expanded += 1
-            s = toks[0][k]
-            for a in range(state_arcs[s, 0], state_arcs[s + 1, 0]):
+            for a in range(scratch[FRONT_E0, k - first_prev], scratch[FRONT_E1, k - first_prev]):
                 ac = ac_of_ilabel[arc_int[a, 1]]
                 c = (cu + ac) + arc_float[a, 2]
                 if not c < bound:
