@@ -199,9 +199,13 @@ def _slot(keys, state):
 
 
 @numba.njit(cache=True, nogil=True)
-def _rehashed(table, tok_state, first_tok, n_frame, slots):
-    """A table twice as large holding the frame's ``n_frame`` tokens (updates ``slots``)."""
-    bigger = np.full((2, 2 * table.shape[1]), -1, np.int32)
+def _rehashed(table, tok_state, first_tok, n_frame, slots, need_slots):
+    """A table with at least ``need_slots`` slots (at least twice as many as
+    before) holding the frame's ``n_frame`` tokens (updates ``slots``)."""
+    size = 2 * table.shape[1]
+    while size < need_slots:
+        size *= 2
+    bigger = np.full((2, size), -1, np.int32)
     for i in range(n_frame):
         state = tok_state[first_tok + i]
         slot = _slot(bigger[0], state)
@@ -211,28 +215,54 @@ def _rehashed(table, tok_state, first_tok, n_frame, slots):
     return bigger
 
 
-@numba.njit(cache=True, nogil=True, inline="always")  # inlined: no array tuple per call
-def _find_or_add(table, toks, scratch, state, cost, first_tok, nt):
-    """The token of ``state`` in the current frame, made with ``cost`` if new.
-    Returns (table, toks, scratch, token, nt after)."""
+# The hot loops below run on arrays that they never replace (in numba, rebinding
+# an array variable inside a loop costs reference counting on every iteration).
+# Each one stops before a token whose arcs might not fit; its caller grows the
+# arrays with _with_room and calls it again from there.
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _has_room(tok_room, link_room, table_slots, width, first_tok, nt, nl, more_tokens, more_links):
+    """Whether ``more_tokens`` tokens can join the frame being built (tokens
+    ``first_tok`` to ``nt``) and ``more_links`` links can follow link ``nl``,
+    given the sizes of the token and link arrays, the hash table and the scratch
+    rows."""
+    n = nt - first_tok + more_tokens
+    return nt + more_tokens <= tok_room and nl + more_links <= link_room and 2 * n <= table_slots and n + 1 <= width
+
+
+@numba.njit(cache=True, nogil=True)
+def _with_room(toks, links, table, scratch, first_tok, nt, nl, more_tokens, more_links, head, size):
+    """The search arrays grown as :func:`_has_room` needs (the hash table kept at
+    most half full). The circular queue (``head``, ``size``) in the QUEUE row
+    stays contiguous from ``head``."""
+    n = nt - first_tok + more_tokens
+    toks = _grown_tokens(toks, nt + more_tokens)
+    links = _grown_links(links, nl + more_links)
+    if 2 * n > table.shape[1]:
+        table = _rehashed(table, toks[0], first_tok, nt - first_tok, scratch[SLOT], 2 * n)
+    width = scratch.shape[1]
+    if n + 1 > width:
+        scratch = _grown_rows(scratch, n + 1)
+        for k in range(max(head + size - width, 0)):
+            scratch[QUEUE, width + k] = scratch[QUEUE, k]
+    return toks, links, table, scratch
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _find_or_add(table, tok_state, tok_cost, tok_extra, tok_best, slots, state, cost, first_tok, nt):
+    """(token of ``state`` in the frame being built, token count after): made
+    with ``cost`` if new. The caller has checked the room."""
     slot = _slot(table[0], state)
     if table[0, slot] == state:
-        return table, toks, scratch, table[1, slot], nt
-    if nt == toks[0].shape[0]:
-        toks = _grown_tokens(toks, nt + 1)
-    i = nt - first_tok
-    if i + 1 >= scratch.shape[1]:
-        scratch = _grown_rows(scratch, i + 2)
-    toks[0][nt] = state
-    toks[1][nt] = cost
-    toks[2][nt] = 0.0
-    toks[3][nt] = -1
+        return table[1, slot], nt
+    tok_state[nt] = state
+    tok_cost[nt] = cost
+    tok_extra[nt] = 0.0
+    tok_best[nt] = -1
     table[0, slot] = state
     table[1, slot] = nt
-    scratch[SLOT, i] = slot
-    if 2 * (i + 1) > table.shape[1]:
-        table = _rehashed(table, toks[0], first_tok, i + 1, scratch[SLOT])
-    return table, toks, scratch, nt, nt + 1
+    slots[nt - first_tok] = slot
+    return nt, nt + 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -246,133 +276,226 @@ def _store_arc_ranges(state_arcs, state, scratch, i):
 
 
 @numba.njit(cache=True, nogil=True)
+def _emitting_bound(arc_int, arc_float, ac_of_ilabel, tok_cost, scratch, first_prev, end, cutoff):
+    """The cheapest ``(cost + ac) + weight`` over the emitting arcs of the
+    frontier tokens (``first_prev`` to ``end``) with ``cost <= cutoff``."""
+    touched = np.int32(0)  # first, load each range's ends in one pass: the misses overlap
+    for k in range(first_prev, end):
+        a0, a1 = scratch[FRONT_E0, k - first_prev], scratch[FRONT_E1, k - first_prev]
+        if tok_cost[k] <= cutoff and a0 < a1:
+            touched += arc_int[a0, 0] + arc_int[a1 - 1, 0]
+    scratch[HOPS, 0] = touched  # keeps the loads (the row is work space, rewritten later)
+    best = INF
+    for k in range(first_prev, end):
+        cu = tok_cost[k]
+        if not cu <= cutoff:
+            continue
+        for a in range(scratch[FRONT_E0, k - first_prev], scratch[FRONT_E1, k - first_prev]):
+            c = (cu + ac_of_ilabel[arc_int[a, 1]]) + arc_float[a, 2]
+            if c < best:
+                best = c
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _expand_emitting(arc_int, arc_float, ac_of_ilabel, tok_state, tok_cost, tok_extra, tok_best,
+                     link_src, link_dst, link_arc, link_ac, table, scratch,
+                     first_prev, k, cutoff, bound, first_tok, nt, nl):
+    """Step 2: from frontier token ``k`` on, each arc of a token with ``cost <=
+    cutoff`` whose result is below ``bound`` makes or improves its next state's
+    token and adds a link. Returns (token to resume from, nt, nl, tokens expanded)."""
+    slots = scratch[SLOT]
+    tok_room, link_room, table_slots, width = tok_state.shape[0], link_src.shape[0], table.shape[1], scratch.shape[1]
+    expanded = 0
+    while k < first_tok:
+        cu = tok_cost[k]
+        if cu <= cutoff:
+            a0, a1 = scratch[FRONT_E0, k - first_prev], scratch[FRONT_E1, k - first_prev]
+            if not _has_room(tok_room, link_room, table_slots, width, first_tok, nt, nl, a1 - a0, a1 - a0):
+                break
+            expanded += 1
+            for a in range(a0, a1):
+                ac = ac_of_ilabel[arc_int[a, 1]]
+                c = (cu + ac) + arc_float[a, 2]
+                if not c < bound:
+                    continue
+                v, nt_after = _find_or_add(table, tok_state, tok_cost, tok_extra, tok_best, slots, arc_int[a, 0], c,
+                                           first_tok, nt)
+                if nt_after > nt:
+                    nt = nt_after
+                elif c < tok_cost[v]:
+                    tok_cost[v] = c
+                link_src[nl] = k
+                link_dst[nl] = v
+                link_arc[nl] = a
+                link_ac[nl] = ac
+                nl += 1
+        k += 1
+    return k, nt, nl, expanded
+
+
+@numba.njit(cache=True, nogil=True)
+def _relax_epsilon(state_arcs, arc_int, arc_float, tok_state, tok_cost, tok_extra, tok_best, table, scratch,
+                   first_tok, nt, head, size, cutoff):
+    """Step 3: FIFO Bellman-Ford over epsilon arcs below ``cutoff`` from the
+    queue (``head``, ``size``: circular over the QUEUE row) until it is empty.
+    Returns (nt, head, size, status); ``size > 0`` with status OK asks for room."""
+    slots = scratch[SLOT]
+    tok_room, table_slots, width = tok_state.shape[0], table.shape[1], scratch.shape[1]
+    while size > 0:
+        i = scratch[QUEUE, head]
+        u = first_tok + i
+        cu = tok_cost[u]
+        a0, a1 = scratch[ARCS_N0, i], scratch[ARCS_N1, i]
+        if cu < cutoff and not _has_room(tok_room, 0, table_slots, width, first_tok, nt, 0, a1 - a0, 0):
+            break
+        head += 1
+        if head == width:
+            head = 0
+        size -= 1
+        scratch[QUEUED, i] = 0
+        if not cu < cutoff:
+            continue
+        for a in range(a0, a1):
+            c = cu + arc_float[a, 2]
+            if not c < cutoff:
+                continue
+            v, nt_after = _find_or_add(table, tok_state, tok_cost, tok_extra, tok_best, slots, arc_int[a, 0], c,
+                                       first_tok, nt)
+            j = v - first_tok
+            if nt_after > nt:
+                nt = nt_after
+                scratch[UPDATES, j] = 0
+                scratch[QUEUED, j] = 0
+                _store_arc_ranges(state_arcs, arc_int[a, 0], scratch, j)
+            elif c < tok_cost[v]:
+                tok_cost[v] = c
+            else:
+                continue
+            scratch[UPDATES, j] += 1
+            if scratch[UPDATES, j] > nt - first_tok + 1:
+                return nt, head, size, STATUS_NEGATIVE_CYCLE  # FIFO Bellman-Ford updates a token at most once a pass
+            if scratch[QUEUED, j] == 0:
+                scratch[QUEUED, j] = 1
+                tail = head + size
+                if tail >= width:
+                    tail -= width
+                scratch[QUEUE, tail] = j
+                size += 1
+    return nt, head, size, STATUS_OK
+
+
+@numba.njit(cache=True, nogil=True)
+def _epsilon_links(arc_int, arc_float, tok_cost, link_src, link_dst, link_arc, link_ac, table, scratch,
+                   first_tok, i, n_frame, eps_start, nl, cutoff):
+    """Step 3, end: a link for each epsilon arc from a token below ``cutoff``
+    whose result is below it, grouped by source token (the EPS_BEGIN/EPS_END
+    rows, relative to ``eps_start``), from frame token ``i`` on. Returns (frame
+    token to resume from, nl)."""
+    keys, values = table[0], table[1]
+    while i < n_frame:
+        u = first_tok + i
+        cu = tok_cost[u]
+        a0, a1 = scratch[ARCS_N0, i], scratch[ARCS_N1, i]
+        if cu < cutoff and nl + (a1 - a0) > link_src.shape[0]:
+            break
+        scratch[EPS_BEGIN, i] = nl - eps_start
+        if cu < cutoff:
+            for a in range(a0, a1):
+                if cu + arc_float[a, 2] < cutoff:
+                    link_src[nl] = u
+                    link_dst[nl] = values[_slot(keys, arc_int[a, 0])]
+                    link_arc[nl] = a
+                    link_ac[nl] = 0.0
+                    nl += 1
+        scratch[EPS_END, i] = nl - eps_start
+        i += 1
+    return i, nl
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_links(arc_float, tok_cost, tok_best, link_src, link_dst, link_arc, link_ac, scratch,
+                first_tok, n_frame, first_link, eps_start, is_start_frame):
+    """Step 4: each token's best incoming link by breadth-first search over the
+    links achieving their token's cost. Returns the status."""
+    hops, queue = scratch[HOPS], scratch[QUEUE]
+    for i in range(n_frame):
+        hops[i] = NO_HOPS
+    size = 0
+    for l in range(first_link, eps_start):
+        v = link_dst[l]
+        if (tok_cost[link_src[l]] + link_ac[l]) + arc_float[link_arc[l], 2] == tok_cost[v]:
+            j = v - first_tok
+            if hops[j] != 0:
+                hops[j] = 0
+                queue[size] = j
+                size += 1
+                tok_best[v] = l
+            elif link_arc[l] < link_arc[tok_best[v]]:
+                tok_best[v] = l
+    if is_start_frame:
+        hops[0] = 0  # the start token: the root of every path
+        queue[size] = 0
+        size += 1
+    head = 0
+    while head < size:
+        i = queue[head]
+        head += 1
+        u = first_tok + i
+        for k in range(scratch[EPS_BEGIN, i], scratch[EPS_END, i]):
+            l = eps_start + k
+            v = link_dst[l]
+            j = v - first_tok
+            if tok_cost[u] + arc_float[link_arc[l], 2] != tok_cost[v]:
+                continue
+            if hops[j] == NO_HOPS:
+                hops[j] = hops[i] + 1
+                queue[size] = j
+                size += 1
+                tok_best[v] = l
+            elif hops[j] == hops[i] + 1 and link_arc[l] < link_arc[tok_best[v]]:
+                tok_best[v] = l
+    if size < n_frame:
+        return STATUS_NEGATIVE_CYCLE  # a token no achieving path reaches: a float32 negative cycle
+    return STATUS_OK
+
+
+@numba.njit(cache=True, nogil=True)
 def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
-                 first_tok, first_link, nt, nl, closure_cutoff, is_start_frame):
+                 first_tok, first_link, nt, nl, cutoff, is_start_frame):
     """Epsilon closure, epsilon links and best predecessors of the frame whose
     tokens start at ``first_tok`` and links at ``first_link`` (its emitting links
     already added; in the start frame, token ``first_tok`` is the start token).
-    Empties the hash table again. Returns (toks, links, table, scratch, nt, nl,
-    eps_start, status)."""
+    Empties the hash table again and makes the frame the frontier. Returns
+    (toks, links, table, scratch, nt, nl, eps_start, status)."""
     n_emitted = nt - first_tok
-    scratch = _grown_rows(scratch, n_emitted + 1)
     for i in range(n_emitted):  # independent loads: the cache misses overlap
         _store_arc_ranges(state_arcs, toks[0][first_tok + i], scratch, i)
-    queue, updates, queued = scratch[QUEUE], scratch[UPDATES], scratch[QUEUED]
-    for i in range(n_emitted):
-        queue[i] = i
-        queued[i] = 1
-        updates[i] = 0
-    head = 0
-    size = n_emitted
-    status = STATUS_OK
-    # 3. Bellman-Ford over epsilon arcs; the queue is circular over its scratch row.
-    while size > 0 and status == STATUS_OK:
-        i = queue[head]
-        head += 1
-        if head == queue.shape[0]:
-            head = 0
-        size -= 1
-        queued[i] = 0
-        u = first_tok + i
-        cu = toks[1][u]
-        if cu >= closure_cutoff:
-            continue
-        for a in range(scratch[ARCS_N0, i], scratch[ARCS_N1, i]):
-            c = cu + arc_float[a, 2]
-            if not c < closure_cutoff:
-                continue
-            old_width = scratch.shape[1]
-            table, toks, scratch, v, nt_after = _find_or_add(table, toks, scratch, arc_int[a, 0], c, first_tok, nt)
-            j = v - first_tok
-            if scratch.shape[1] != old_width:  # grown: keep the circular queue contiguous from head
-                for k in range(max(head + size - old_width, 0)):
-                    scratch[QUEUE, old_width + k] = scratch[QUEUE, k]
-                queue, updates, queued = scratch[QUEUE], scratch[UPDATES], scratch[QUEUED]
-            if nt_after > nt:
-                nt = nt_after
-                updates[j] = 0
-                queued[j] = 0
-                _store_arc_ranges(state_arcs, arc_int[a, 0], scratch, j)
-            elif c < toks[1][v]:
-                toks[1][v] = c
-            else:
-                continue
-            updates[j] += 1
-            if updates[j] > nt - first_tok + 1:
-                status = STATUS_NEGATIVE_CYCLE  # FIFO Bellman-Ford updates a token at most once a pass
-                break
-            if queued[j] == 0:
-                queued[j] = 1
-                tail = head + size
-                if tail >= queue.shape[0]:
-                    tail -= queue.shape[0]
-                queue[tail] = j
-                size += 1
+        scratch[QUEUE, i] = i
+        scratch[QUEUED, i] = 1
+        scratch[UPDATES, i] = 0
+    head, size = 0, n_emitted
+    while True:
+        nt, head, size, status = _relax_epsilon(state_arcs, arc_int, arc_float, toks[0], toks[1], toks[2], toks[3],
+                                                table, scratch, first_tok, nt, head, size, cutoff)
+        if size == 0 or status != STATUS_OK:
+            break
+        i = scratch[QUEUE, head]
+        toks, links, table, scratch = _with_room(toks, links, table, scratch, first_tok, nt, nl,
+                                                 scratch[ARCS_N1, i] - scratch[ARCS_N0, i], 0, head, size)
     n_frame = nt - first_tok
-    tok_cost, tok_best = toks[1], toks[3]
     eps_start = nl
     if status == STATUS_OK:
-        # epsilon links, grouped by source token (eps_begin/eps_end per token)
-        scratch = _grown_rows(scratch, n_frame + 1)
-        hops, queue = scratch[HOPS], scratch[QUEUE]
-        eps_begin, eps_end = scratch[EPS_BEGIN], scratch[EPS_END]
-        link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
-        keys, values = table[0], table[1]
-        for i in range(n_frame):
-            u = first_tok + i
-            eps_begin[i] = nl - eps_start
-            cu = tok_cost[u]
-            if cu < closure_cutoff:
-                for a in range(scratch[ARCS_N0, i], scratch[ARCS_N1, i]):
-                    if cu + arc_float[a, 2] < closure_cutoff:
-                        if nl == link_src.shape[0]:
-                            links = _grown_links(links, nl + 1)
-                            link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
-                        link_src[nl] = u
-                        link_dst[nl] = values[_slot(keys, arc_int[a, 0])]
-                        link_arc[nl] = a
-                        link_ac[nl] = 0.0
-                        nl += 1
-            eps_end[i] = nl - eps_start
-        # 4. hops by breadth-first search over the links achieving their token's cost
-        for i in range(n_frame):
-            hops[i] = NO_HOPS
-        size = 0
-        for l in range(first_link, eps_start):
-            v = link_dst[l]
-            if (tok_cost[link_src[l]] + link_ac[l]) + arc_float[link_arc[l], 2] == tok_cost[v]:
-                j = v - first_tok
-                if hops[j] != 0:
-                    hops[j] = 0
-                    queue[size] = j
-                    size += 1
-                    tok_best[v] = l
-                elif link_arc[l] < link_arc[tok_best[v]]:
-                    tok_best[v] = l
-        if is_start_frame:
-            hops[0] = 0  # the start token: the root of every path
-            queue[size] = 0
-            size += 1
-        head = 0
-        while head < size:
-            i = queue[head]
-            head += 1
-            u = first_tok + i
-            for k in range(eps_begin[i], eps_end[i]):
-                l = eps_start + k
-                v = link_dst[l]
-                j = v - first_tok
-                if tok_cost[u] + arc_float[link_arc[l], 2] != tok_cost[v]:
-                    continue
-                if hops[j] == NO_HOPS:
-                    hops[j] = hops[i] + 1
-                    queue[size] = j
-                    size += 1
-                    tok_best[v] = l
-                elif hops[j] == hops[i] + 1 and link_arc[l] < link_arc[tok_best[v]]:
-                    tok_best[v] = l
-        if size < n_frame:
-            status = STATUS_NEGATIVE_CYCLE  # a token no achieving path reaches: a float32 negative cycle
+        i = 0
+        while True:
+            i, nl = _epsilon_links(arc_int, arc_float, toks[1], links[0], links[1], links[2], links[3], table, scratch,
+                                   first_tok, i, n_frame, eps_start, nl, cutoff)
+            if i == n_frame:
+                break
+            toks, links, table, scratch = _with_room(toks, links, table, scratch, first_tok, nt, nl, 0,
+                                                     scratch[ARCS_N1, i] - scratch[ARCS_N0, i], 0, 0)
+        status = _best_links(arc_float, toks[1], toks[3], links[0], links[1], links[2], links[3], scratch,
+                             first_tok, n_frame, first_link, eps_start, is_start_frame)
     for i in range(n_frame):
         table[0, scratch[SLOT, i]] = -1
         scratch[FRONT_E0, i] = scratch[ARCS_E0, i]
@@ -384,9 +507,9 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
 def start_search(state_arcs, arc_int, arc_float, start, beam, sa):
     """Frame 0: the start token and its epsilon closure (cutoff ``beam``)."""
     counters = sa[13]
-    toks = (sa[0], sa[1], sa[2], sa[3])
-    table, toks, scratch, _, nt = _find_or_add(sa[11], toks, sa[12], start, np.float32(0.0), 0, 0)
-    links = (sa[4], sa[5], sa[6], sa[7])
+    toks, links, table, scratch = _with_room((sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7]), sa[11],
+                                             sa[12], 0, 0, 0, 1, 0, 0, 0)
+    _, nt = _find_or_add(table, toks[0], toks[1], toks[2], toks[3], scratch[SLOT], start, np.float32(0.0), 0, 0)
     toks, links, table, scratch, nt, nl, eps_start, status = _close_frame(
         state_arcs, arc_int, arc_float, toks, links, table, scratch, 0, 0, nt, 0, np.float32(beam), True)
     tok_start, link_start, link_eps_start = sa[8], sa[9], sa[10]
@@ -426,51 +549,24 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
             col = column_of_ilabel[i]
             if col >= 0:
                 ac_of_ilabel[i] = -(scale * scores[r, col])
-        tok_cost = toks[1]
         first_prev = tok_start[f]
-        n_prev = nt - first_prev
         # 1. cutoff
-        cutoff, adaptive_beam = _cutoff(tok_cost[first_prev:nt], np.float32(beam), max_active, min_active)
+        cutoff, adaptive_beam = _cutoff(toks[1][first_prev:nt], np.float32(beam), max_active, min_active)
         # 2. emitting expansion: first the exact bound, then the tokens below it
-        best_emitted = INF
-        for k in range(first_prev, nt):
-            cu = tok_cost[k]
-            if not cu <= cutoff:
-                continue
-            for a in range(scratch[FRONT_E0, k - first_prev], scratch[FRONT_E1, k - first_prev]):
-                c = (cu + ac_of_ilabel[arc_int[a, 1]]) + arc_float[a, 2]
-                if c < best_emitted:
-                    best_emitted = c
-        bound = best_emitted + adaptive_beam
+        bound = _emitting_bound(arc_int, arc_float, ac_of_ilabel, toks[1], scratch, first_prev, nt, cutoff) \
+            + adaptive_beam
         first_tok = nt
         first_link = nl
-        expanded = 0
-        link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
-        for k in range(first_prev, first_tok):
-            cu = toks[1][k]
-            if not cu <= cutoff:
-                continue
-            expanded += 1
-            for a in range(scratch[FRONT_E0, k - first_prev], scratch[FRONT_E1, k - first_prev]):
-                ac = ac_of_ilabel[arc_int[a, 1]]
-                c = (cu + ac) + arc_float[a, 2]
-                if not c < bound:
-                    continue
-                table, toks, scratch, v, nt_after = _find_or_add(table, toks, scratch, arc_int[a, 0], c,
-                                                                 first_tok, nt)
-                if nt_after > nt:
-                    nt = nt_after
-                elif c < toks[1][v]:
-                    toks[1][v] = c
-                if nl == link_src.shape[0]:
-                    links = _grown_links(links, nl + 1)
-                    link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
-                link_src[nl] = k
-                link_dst[nl] = v
-                link_arc[nl] = a
-                link_ac[nl] = ac
-                nl += 1
-        counters[EXPANDED] += expanded
+        k = first_prev
+        while True:
+            k, nt, nl, expanded = _expand_emitting(
+                arc_int, arc_float, ac_of_ilabel, toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2],
+                links[3], table, scratch, first_prev, k, cutoff, bound, first_tok, nt, nl)
+            counters[EXPANDED] += expanded
+            if k == first_tok:
+                break
+            more = scratch[FRONT_E1, k - first_prev] - scratch[FRONT_E0, k - first_prev]
+            toks, links, table, scratch = _with_room(toks, links, table, scratch, first_tok, nt, nl, more, more, 0, 0)
         # 3-4. closure and best predecessors
         toks, links, table, scratch, nt, nl, eps_start, status = _close_frame(
             state_arcs, arc_int, arc_float, toks, links, table, scratch,
