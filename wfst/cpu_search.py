@@ -469,11 +469,18 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
     Empties the hash table again and makes the frame the frontier. Returns
     (toks, links, table, scratch, nt, nl, eps_start, status)."""
     n_emitted = nt - first_tok
+    tok_cost = toks[1]
+    touched = np.int32(0)
     for i in range(n_emitted):  # independent loads: the cache misses overlap
         _store_arc_ranges(state_arcs, toks[0][first_tok + i], scratch, i)
         scratch[QUEUE, i] = i
         scratch[QUEUED, i] = 1
         scratch[UPDATES, i] = 0
+    for i in range(n_emitted):  # the same for the epsilon arcs the closure reads first
+        a0 = scratch[ARCS_N0, i]
+        if a0 < scratch[ARCS_N1, i] and tok_cost[first_tok + i] < cutoff:
+            touched += arc_int[a0, 0]
+    scratch[HOPS, 0] = touched  # keeps the loads (the row is work space, rewritten later)
     head, size = 0, n_emitted
     while True:
         nt, head, size, status = _relax_epsilon(state_arcs, arc_int, arc_float, toks[0], toks[1], toks[2], toks[3],
