@@ -1,8 +1,7 @@
-"""The Kaldi baseline harness on the tiny example graph."""
+"""The Kaldi baseline harness on the embedded example's graph (wfst.example)."""
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ import pytest
 pytest.importorskip("kaldi_decoder")
 pytest.importorskip("kaldifst")
 
-from bench.make_example_graph import LEXICON  # noqa: E402
 from bench.workload.kaldi_baseline import (  # noqa: E402
     BaselineError,
     KaldiGraph,
@@ -19,12 +17,17 @@ from bench.workload.kaldi_baseline import (  # noqa: E402
     run_kaldi,
     summarize,
 )
-from bench.workload.posteriors import Workload, synthesize  # noqa: E402
-from wfst import SymbolTable, read_fst  # noqa: E402
+from bench.workload.posteriors import SpellingIndex, Workload, synthesize  # noqa: E402
+from wfst import read_fst  # noqa: E402
+from wfst.example import load_example  # noqa: E402
+from wfst.lexicon import read_lexicon  # noqa: E402
 
-DATA = Path(__file__).resolve().parent.parent / "wfst" / "data"
-GRAPH = DATA / "example_tlg.fst"
-WORDS = SymbolTable.read(DATA / "example_words.txt")
+EXAMPLE = load_example()
+GRAPH = EXAMPLE.graph_path
+WORDS = EXAMPLE.words
+LEXICON = read_lexicon(EXAMPLE.lexicon_path)
+SPELLING = SpellingIndex(LEXICON)
+UNAMBIGUOUS = {word: prons[:1] for word, prons in SPELLING.unambiguous_pronunciations().items()}
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +36,19 @@ def graph():
 
 
 def sentences(count, seed=0):
+    """Random sentences of words whose phones name them alone in the graph."""
     rng = np.random.default_rng(seed)
-    return [list(rng.choice(sorted(LEXICON), rng.integers(1, 9))) for _ in range(count)]
+    pool = sorted(UNAMBIGUOUS)
+    out = []
+    while len(out) < count:
+        sentence = [pool[i] for i in rng.integers(0, len(pool), rng.integers(1, 9))]
+        if SPELLING.segmentations([p for word in sentence for p in UNAMBIGUOUS[word][0]]) == 1:
+            out.append(sentence)
+    return out
 
 
 def workload(difficulty, count=20, seed=0):
-    lexicon = {word: [pron.split()] for word, pron in LEXICON.items()}
-    return synthesize(sentences(count, seed), lexicon, DATA / "example_tokens.txt", difficulty=difficulty, seed=seed)
+    return synthesize(sentences(count, seed), UNAMBIGUOUS, EXAMPLE.tokens, difficulty=difficulty, seed=seed)
 
 
 @pytest.mark.parametrize("decoder", ["faster", "lattice-simple"])
@@ -56,31 +65,49 @@ def test_difficulty_zero_recovers_every_reference(graph, decoder):
 
 
 def test_homophone_tolerant_wer(graph):
-    # "tea" and "tee" share their phones: the LM (which only knows "tea") decides.
-    lexicon = {word: [pron.split()] for word, pron in LEXICON.items()} | {"tee": [["T", "IY"]]}
-    w = synthesize([["see", "tee"], ["tea"], ["dot", "coal"]], lexicon, DATA / "example_tokens.txt", difficulty=0.0)
+    # "there" and "their" share their phones: the LM decides, and the tolerant WER forgives it.
+    (pron,) = set(LEXICON["there"]) & set(LEXICON["their"])
+    lexicon = {"there": [pron], "their": [pron], "good": LEXICON["good"]}
+    w = synthesize([["good"], ["there"], ["their"]], lexicon, EXAMPLE.tokens, difficulty=0.0)
     run = run_kaldi(graph, w)
-    record = summarize(run, w, WORDS, lexicon)
+    record = summarize(run, w, WORDS, LEXICON)
     assert record["wer"]["errors"] == 1 and record["homophone_tolerant_wer"]["errors"] == 0
     assert [h["spells_reference_phones"] for h in record["hyps"]] == [True] * 3
 
 
 def reachable_states_per_frame(frames):
-    """States holding a token after each frame with no pruning (the example
-    graph has no epsilon arcs)."""
+    """States holding a token when each frame is read, with no pruning: the
+    epsilon closure of the start state, then per frame the closure of the
+    emitting arcs' targets."""
     csr = read_fst(GRAPH)
-    states, sizes = {csr.start}, []
+
+    def successors(states, offsets):
+        begin, end = offsets[states], offsets[states + 1]
+        arcs = np.repeat(begin - np.cumsum(np.r_[0, (end - begin)[:-1]]), end - begin) + np.arange((end - begin).sum())
+        return csr.nextstate[arcs]
+
+    def closure(states):
+        while True:
+            grown = np.union1d(states, successors(states, csr.ne_offsets))
+            if grown.size == states.size:
+                return states
+            states = grown
+
+    states, sizes = closure(np.array([csr.start])), []
     for _ in range(frames):
-        sizes.append(len(states))
-        states = {int(csr.nextstate[a]) for s in states for a in range(csr.e_offsets[s], csr.e_offsets[s + 1])}
+        sizes.append(states.size)
+        states = closure(np.unique(successors(states, csr.e_offsets)))
     return sizes
 
 
 @pytest.mark.parametrize("decoder", ["faster", "lattice-simple"])
 def test_token_counts_without_pruning_are_the_reachable_states(graph, decoder):
-    w = workload(0.5, count=3)
+    w = workload(0.5, count=2)
+    frames = 15  # the unpruned search soon holds most of the graph's 16 k states
+    w = Workload(np.concatenate([w.utterance(0)[:frames], w.utterance(1)[:frames]]),
+                 np.array([0, frames, 2 * frames]), w.utt_ids, w.frame_shift)
     run = run_kaldi(graph, w, decoder=decoder, beam=1e6, max_active=2**31 - 1, count_tokens=2)
-    frames = [int(n) for n in np.diff(w.offsets)[:2]]
+    frames = [int(n) for n in np.diff(w.offsets)]
     expected = np.concatenate([reachable_states_per_frame(n) for n in frames])
     assert np.array_equal(run.tokens_per_frame, expected)
 
@@ -90,8 +117,10 @@ def test_token_counts_follow_max_active(graph):
     wide = run_kaldi(graph, w, beam=30.0, max_active=10000, count_tokens=5).tokens_per_frame
     narrow = run_kaldi(graph, w, beam=30.0, max_active=4, min_active=0, count_tokens=5).tokens_per_frame
     # FasterDecoder keeps token costs in double but its max_active cutoff (the cost of
-    # token max_active + 1) in float: when that cost rounds up, that token passes too.
-    assert wide.max() > 10 and narrow.max() == 5
+    # token max_active + 1) in float: when that cost rounds up, that token passes too,
+    # and so do others whose cost rounds to the same float (ties are common in a graph
+    # with back-off arcs).
+    assert wide.max() > 100 and 4 <= narrow.max() <= 7 and np.median(narrow) <= 5
 
 
 def test_graph_from_csr_decodes_the_same(graph):
@@ -104,7 +133,7 @@ def test_graph_from_csr_decodes_the_same(graph):
 def test_bad_input_is_refused_before_decoding(graph):
     w = workload(0.0, count=2)
     narrow = Workload(np.ascontiguousarray(w.scores[:, :5]), w.offsets, w.utt_ids, w.frame_shift)
-    with pytest.raises(BaselineError, match="ilabels up to 11.*5 columns"):
+    with pytest.raises(BaselineError, match=f"ilabels up to {w.num_columns}.*5 columns"):
         run_kaldi(graph, narrow)
     scores = w.scores.copy()
     scores[w.offsets[1] + 2, 4] = np.nan
@@ -119,7 +148,7 @@ def test_bad_input_is_refused_before_decoding(graph):
     with pytest.raises(BaselineError, match="count_tokens must be"):
         run_kaldi(graph, w, count_tokens=-1)
     with pytest.raises(BaselineError, match="no utterances"):
-        run_kaldi(graph, Workload(np.zeros((0, 11), np.float32), np.zeros(1, np.int64), (), 0.04))
+        run_kaldi(graph, Workload(np.zeros((0, w.num_columns), np.float32), np.zeros(1, np.int64), (), 0.04))
     with pytest.raises(BaselineError, match="exactly one arc with ilabel 2"):
         run_kaldi(KaldiGraph.load(GRAPH, blank_ilabel=2), w, count_tokens=1)
 
@@ -139,15 +168,14 @@ def test_command_line_writes_json(tmp_path, capsys):
     w = workload(0.0, count=4)
     w.save(tmp_path / "easy.npz")
     out = tmp_path / "result.json"
-    (tmp_path / "lexicon.txt").write_text("".join(f"{word} {pron}\n" for word, pron in LEXICON.items()))
-    assert main(["--graph", str(GRAPH), "--words", str(DATA / "example_words.txt"), "--data",
-                 str(tmp_path / "easy.npz"), "--lexicon", str(tmp_path / "lexicon.txt"),
+    assert main(["--graph", str(GRAPH), "--words", str(EXAMPLE.words_path), "--data",
+                 str(tmp_path / "easy.npz"), "--lexicon", str(EXAMPLE.lexicon_path),
                  "--decoder", "faster", "lattice-simple", "--beam", "10", "15", "--max-active", "7000", "10000",
                  "--acoustic-scale", "1.0", "0.5", "--count-tokens", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert len(result["runs"]) == 2 * 2 * 2 + 2 * 2  # faster: scales x beams x max_active; lattice: no max_active
     assert {(r["wer"]["wer"], r["homophone_tolerant_wer"]["wer"]) for r in result["runs"]} == {(0.0, 0.0)}
-    assert result["graph"]["states"] == 44 and result["workload"]["metadata"]["difficulty"] == 0.0
+    assert result["graph"]["states"] == EXAMPLE.fst.num_states and result["workload"]["metadata"]["difficulty"] == 0.0
     assert result["machine"]["pinned_cpu"] == min(os.sched_getaffinity(0))
     assert all(r["tokens_per_frame"]["frames"] == w.offsets[1] for r in result["runs"])
     assert "frames/s" in capsys.readouterr().out

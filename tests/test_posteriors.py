@@ -1,13 +1,11 @@
 """Synthetic CTC posteriors: layout, determinism, difficulty, storage."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from bench.make_example_graph import LEXICON
 from bench.workload.posteriors import (
     PHONE_CLASSES,
+    SpellingIndex,
     Workload,
     WorkloadError,
     num_score_columns,
@@ -15,9 +13,15 @@ from bench.workload.posteriors import (
     synthesize,
 )
 from wfst import SymbolTable
+from wfst.example import example_dir
 
-DATA = Path(__file__).resolve().parent.parent / "wfst" / "data"
-TOKENS = SymbolTable.read(DATA / "example_tokens.txt")
+TOKENS_TXT = example_dir() / "tokens.txt"  # <eps>, <blk> and the phones of CMUdict the example uses
+TOKENS = SymbolTable.read(TOKENS_TXT)
+P = max(i for i, _ in TOKENS)  # score columns: token ids 1..P
+LEXICON = {
+    "bee": "B IY", "bow": "B OW", "dot": "D AH T", "key": "K IY", "coal": "K OW L", "knee": "N IY",
+    "note": "N OW T", "see": "S IY", "sold": "S OW L D", "tea": "T IY", "toast": "T OW S T", "low": "L OW",
+}
 LEX = {word: [pron.split()] for word, pron in LEXICON.items()}
 SENTENCES = [["dot", "toast", "see"], ["knee"], "coal low sold tea bee", ["note", "toast", "toast"], []]
 ARPABET = SymbolTable.from_pairs(
@@ -47,12 +51,12 @@ def phone_columns(words):
 def test_shapes_and_log_softmax_rows():
     w = synthesize(SENTENCES, LEX, TOKENS, seed=3)
     assert len(w) == 5 and w.utt_ids == ("utt0000", "utt0001", "utt0002", "utt0003", "utt0004")
-    assert w.scores.dtype == np.float32 and w.scores.shape == (w.num_frames, 11) == (w.offsets[-1], 11)
+    assert w.scores.dtype == np.float32 and w.scores.shape == (w.num_frames, P) == (w.offsets[-1], P)
     assert w.offsets.dtype == np.int64 and np.all(np.diff(w.offsets) > 0)
     np.testing.assert_allclose(np.logaddexp.reduce(w.scores.astype(np.float64), axis=1), 0.0, atol=1e-5)
     assert w.references[2] == ("coal", "low", "sold", "tea", "bee") and w.references[4] == ()
     assert w.audio_seconds == pytest.approx(w.num_frames * 0.04)
-    assert w.utterance(1).shape == (w.offsets[2] - w.offsets[1], 11)
+    assert w.utterance(1).shape == (w.offsets[2] - w.offsets[1], P)
 
 
 @pytest.mark.parametrize(("frame_shift", "longest_phone"), [(0.04, 3), (0.01, 8)])
@@ -115,6 +119,22 @@ def test_spells_accepts_homophones_and_other_word_boundaries():
     assert spells([], [], lexicon)
 
 
+def test_spelling_index_counts_readings():
+    lexicon = {"their": [["DH", "EH", "R"]], "there": [["DH", "EH", "R"]], "an": [["AE", "N"]],
+               "and": [["AH", "N", "D"], ["AE", "N", "D"]], "don't": [["D", "OW", "N", "T"], ["D", "OW", "N"]],
+               "own": [["OW", "N"]], "d": [["D"]], "ocean": [["OW", "SH", "AH", "N"]]}
+    index = SpellingIndex(lexicon)
+    assert index.segmentations("DH EH R".split()) == 2  # homophones
+    assert index.segmentations("AE N D OW N".split()) == 2  # "an don't" / "and own"
+    assert index.segmentations("AE N D OW N".split(), limit=5) == 3  # and "an d own"
+    assert index.segmentations("AE N D OW N T".split()) == 1 and index.segmentations("AE N D OW SH".split()) == 0
+    assert index.segmentations("OW SH AH N".split()) == 1
+    # "and" keeps the pronunciation that "an d" does not spell; "don't" as D OW N T only.
+    assert index.unambiguous_pronunciations() == {
+        "an": (("AE", "N"),), "and": (("AH", "N", "D"),), "don't": (("D", "OW", "N", "T"),), "own": (("OW", "N"),),
+        "d": (("D",),), "ocean": (("OW", "SH", "AH", "N"),)}
+
+
 def test_pronunciation_choice():
     lexicon = {"either": [["IY", "DH", "ER"], ["AY", "DH", "ER"]]}
     first = synthesize([["either"]] * 30, lexicon, ARPABET, difficulty=0.0, pronunciation="first")
@@ -149,7 +169,7 @@ def test_bad_input(kwargs, message):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    w = synthesize(SENTENCES, LEX, DATA / "example_tokens.txt", difficulty=0.3, seed=2)
+    w = synthesize(SENTENCES, LEX, TOKENS_TXT, difficulty=0.3, seed=2)
     w.save(tmp_path / "set.npz")
     assert (tmp_path / "set.text").read_text().splitlines()[0] == "utt0000 dot toast see"
     back = Workload.load(tmp_path / "set.npz")

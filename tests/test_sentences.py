@@ -38,6 +38,18 @@ def test_sample_sentences():
     assert {w for s in sample_sentences(MODEL, 20, seed=1, words=allowed) for w in s} <= allowed
 
 
+def test_accept_redraws_rejected_sentences():
+    def accept(sentence):
+        return "w001" not in sentence
+
+    plain = sample_sentences(MODEL, 300, seed=1, min_words=2, max_words=6)
+    accepted = sample_sentences(MODEL, 30, seed=1, min_words=2, max_words=6, accept=accept)
+    assert any(not accept(s) for s in plain) and all(accept(s) for s in accepted)
+    assert accepted == [s for s in plain if accept(s)][:30]  # the same draws, rejected ones skipped
+    with pytest.raises(SentenceError, match="that `accept` accepts"):
+        sample_sentences(MODEL, 1, seed=1, accept=lambda sentence: False)
+
+
 def test_random_word_sentences():
     words = [f"w{i}" for i in range(50)]
     sentences = random_word_sentences(words, 30, seed=3, min_words=4, max_words=9)

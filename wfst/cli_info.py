@@ -7,20 +7,18 @@ import json
 import os
 import sys
 import time
-from importlib import resources
 
 from .budget import budget
 from .config import DecoderConfig
 from .errors import WfstError
+from .example import example_dir
 from .gpu import device_memory
 from .reader import describe_format, read_fst
 
-EXAMPLE_GRAPH = "example_tlg.fst"
-
 
 def example_graph_path() -> str:
-    """Path of the small CTC TLG shipped with the package (see bench/make_example_graph.py)."""
-    return str(resources.files("wfst") / "data" / EXAMPLE_GRAPH)
+    """Path of the embedded example's CTC TLG (see :mod:`wfst.example`)."""
+    return str(example_dir() / "TLG.fst")
 
 
 def graph_info(path: str, config: DecoderConfig, lanes: int, channels: int | None) -> dict:

@@ -125,7 +125,8 @@ class BaselineRun:
     ``costs``: ``(U,)`` float64, graph plus scaled acoustic cost of the best
     path, final cost included when a final state was reached (``inf``: no
     path). ``reached_final``: ``(U,)`` bool. ``utt_seconds``: ``(U,)`` wall
-    seconds. ``frames``: ``(U,)`` frames per utterance. ``tokens_per_frame``:
+    seconds; ``utt_cpu_seconds``: ``(U,)`` CPU seconds of the decoding thread
+    (steadier than wall time on a shared machine). ``frames``: ``(U,)`` frames per utterance. ``tokens_per_frame``:
     tokens expanded on each frame of the first ``count_tokens`` utterances,
     concatenated (``None`` when not counted)."""
 
@@ -139,6 +140,7 @@ class BaselineRun:
     frame_shift: float
     cpu: int | None
     tokens_per_frame: np.ndarray | None = field(default=None)
+    utt_cpu_seconds: np.ndarray | None = field(default=None)
 
     @property
     def seconds(self) -> float:
@@ -309,22 +311,24 @@ def run_kaldi(
     costs = np.empty(count, dtype=np.float64)
     reached = np.empty(count, dtype=bool)
     seconds = np.empty(count, dtype=np.float64)
+    cpu_seconds = np.empty(count, dtype=np.float64)
     offsets = workload.offsets
     with pinned_to(cpu):
         dec = _make_decoder(graph, decoder, beam, max_active, min_active, lattice_beam)
         _decode(dec, decoder, kaldi_decoder.DecodableCtc(scaled[offsets[0]:offsets[1]]))  # warm-up
         for i in range(count):
             decodable = kaldi_decoder.DecodableCtc(scaled[offsets[i]:offsets[i + 1]])
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.thread_time()
             hyp, costs[i], reached[i] = _decode(dec, decoder, decodable)
             seconds[i] = time.perf_counter() - start
+            cpu_seconds[i] = time.thread_time() - cpu_start
             hyps.append(hyp)
         tokens = None
         if count_tokens:
             tokens = np.concatenate([_token_counts(dec, decoder, scaled[offsets[i]:offsets[i + 1]], graph.blank_ilabel)
                                      for i in range(min(count_tokens, count))])
     return BaselineRun(decoder, config, tuple(hyps), costs, reached, seconds, np.diff(offsets),
-                       workload.frame_shift, cpu, tokens)
+                       workload.frame_shift, cpu, tokens, cpu_seconds)
 
 
 # ------------------------------------------------------------------ reports
@@ -370,13 +374,16 @@ def summarize(run: BaselineRun, workload: Workload, words: SymbolTable | None,
         tokens = {"mean": float(t.mean()), "median": float(np.median(t)), "p95": float(np.percentile(t, 95)),
                   "max": int(t.max()), "frames": int(t.size)}
     return {
-        "decoder": run.decoder, "config": run.config, "seconds": run.seconds, "frames": run.num_frames,
+        "decoder": run.decoder, "config": run.config, "seconds": run.seconds,
+        "cpu_seconds": None if run.utt_cpu_seconds is None else float(run.utt_cpu_seconds.sum()),
+        "frames": run.num_frames,
         "audio_seconds": run.audio_seconds, "frames_per_second": run.frames_per_second, "rtfx": run.rtfx,
         "reached_final": int(run.reached_final.sum()), "utterances": len(run.hyps), "wer": wer,
         "homophone_tolerant_wer": tolerant, "tokens_per_frame": tokens,
         "hyps": [{"utt": u, **({"words": " ".join(hyp_words[i])} if hyp_words is not None
                                else {"word_ids": list(run.hyps[i])}), "cost": float(run.costs[i]),
                   "reached_final": bool(run.reached_final[i]), "seconds": float(run.utt_seconds[i]),
+                  "cpu_seconds": None if run.utt_cpu_seconds is None else float(run.utt_cpu_seconds[i]),
                   "spells_reference_phones": None if spelled is None else spelled[i]}
                  for i, u in enumerate(workload.utt_ids)],
     }

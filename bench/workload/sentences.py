@@ -7,7 +7,7 @@ Both are deterministic functions of their arguments and ``seed``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 import numpy as np
 
@@ -85,14 +85,16 @@ class _Sampler:
 
 
 def sample_sentences(model: NgramModel, n: int, seed: int, *, min_words: int = 1, max_words: int = 30,
-                     words: Collection[str] | None = None) -> list[tuple[str, ...]]:
+                     words: Collection[str] | None = None,
+                     accept: Callable[[tuple[str, ...]], bool] | None = None) -> list[tuple[str, ...]]:
     """``n`` sentences drawn from ``model``, each a tuple of words.
 
     A sentence starts after ``<s>`` and ends where ``</s>`` is drawn; those and
     ``<unk>`` never appear in it. Sentences with fewer than ``min_words`` or
-    more than ``max_words`` words are drawn again. With ``words`` (e.g. the
-    lexicon's words), any other word drawn is drawn again, so sentences follow
-    the model conditioned on that vocabulary.
+    more than ``max_words`` words, or for which ``accept`` returns False, are
+    drawn again. With ``words`` (e.g. the lexicon's words), any other word
+    drawn is drawn again, so sentences follow the model conditioned on that
+    vocabulary.
     """
     _check_lengths(n, min_words, max_words)
     vocab = model.vocab
@@ -108,10 +110,13 @@ def sample_sentences(model: NgramModel, n: int, seed: int, *, min_words: int = 1
         for _ in range(MAX_TRIES):
             sentence = _sample_one(sampler, start, end, allowed, max_words)
             if sentence is not None and len(sentence) >= min_words:
-                sentences.append(tuple(vocab[i] for i in sentence))
-                break
+                drawn = tuple(vocab[i] for i in sentence)
+                if accept is None or accept(drawn):
+                    sentences.append(drawn)
+                    break
         else:
-            raise SentenceError(f"{MAX_TRIES} draws gave no sentence of {min_words} to {max_words} words")
+            raise SentenceError(f"{MAX_TRIES} draws gave no sentence of {min_words} to {max_words} words"
+                                + ("" if accept is None else " that `accept` accepts"))
     return sentences
 
 
@@ -134,17 +139,36 @@ def _sample_one(sampler: _Sampler, start: int, end: int, allowed: np.ndarray, ma
 
 
 def random_word_sentences(vocab_words: Iterable[str], n: int, seed: int, *, min_words: int = 1,
-                          max_words: int = 30) -> list[tuple[str, ...]]:
-    """``n`` sentences of uniformly random words from ``vocab_words`` (taken in
-    sorted order, so any iterable of the same words gives the same result),
-    each with a uniformly random length in ``[min_words, max_words]``."""
+                          max_words: int = 30, weights: Mapping[str, float] | None = None,
+                          accept: Callable[[tuple[str, ...]], bool] | None = None) -> list[tuple[str, ...]]:
+    """``n`` sentences of independent random words from ``vocab_words`` (taken
+    in sorted order, so any iterable of the same words gives the same result),
+    each with a uniformly random length in ``[min_words, max_words]``. Words
+    are drawn uniformly, or in proportion to ``weights`` (e.g. unigram
+    probabilities; words missing from it are never drawn). A sentence for
+    which ``accept`` returns False is drawn again."""
     _check_lengths(n, min_words, max_words)
     pool = sorted(set(vocab_words))
     if not pool:
         raise SentenceError("no words to draw from")
+    p = None
+    if weights is not None:
+        p = np.array([weights.get(word, 0.0) for word in pool], dtype=np.float64)
+        if not (np.all(p >= 0) and p.sum() > 0):
+            raise SentenceError("weights must be >= 0 with a positive total over the words")
+        p /= p.sum()
     rng = np.random.default_rng(seed)
-    lengths = rng.integers(min_words, max_words + 1, size=n)
-    return [tuple(pool[i] for i in rng.integers(0, len(pool), size=length)) for length in lengths]
+    sentences = []
+    for _ in range(n):
+        for _ in range(MAX_TRIES):
+            length = rng.integers(min_words, max_words + 1)
+            drawn = tuple(pool[i] for i in rng.choice(len(pool), size=length, p=p))
+            if accept is None or accept(drawn):
+                sentences.append(drawn)
+                break
+        else:
+            raise SentenceError(f"{MAX_TRIES} draws gave no sentence that `accept` accepts")
+    return sentences
 
 
 def _check_lengths(n: int, min_words: int, max_words: int) -> None:
