@@ -3,7 +3,10 @@ searches produce, its assembly into a state-level ``Lattice`` and the word-level
 ``CompactLattice``."""
 
 from .compact_lattice import CompactLattice
+from .kaldi_archive import read_lattices, write_lattices
 from .lattice import Lattice
 from .segments import LatticeSegments
+from .best_path import LatticePath
+from .errors import LatticeError
 
-__all__ = ["CompactLattice", "Lattice", "LatticeSegments"]
+__all__ = ["CompactLattice", "Lattice", "LatticeError", "LatticePath", "LatticeSegments", "read_lattices", "write_lattices"]

@@ -22,6 +22,12 @@ Invariants:
   ``arc_acoustic_cost`` (float32, A).
 * ``final_graph_cost`` and ``final_acoustic_cost`` (float32, S): ``inf`` in both
   where a state is not final.
+
+A lattice with no states is empty (no path; e.g. no token survived the search).
+Operations (each in its own module of :mod:`lattice`, imported on first use)
+work in float64 on the total cost ``graph + acoustic``. Assembly from the
+decoder's segments: :func:`lattice.assemble.assemble` (also
+:meth:`Lattice.from_segments`).
 """
 
 from __future__ import annotations
@@ -45,6 +51,20 @@ class Lattice:
     final_graph_cost: np.ndarray
     final_acoustic_cost: np.ndarray
 
+    @classmethod
+    def empty(cls) -> "Lattice":
+        """A lattice without states (no path)."""
+        i32, f32 = np.zeros(0, np.int32), np.zeros(0, np.float32)
+        return cls(i32, i32, i32, i32, i32, f32, f32, f32, f32)
+
+    @classmethod
+    def from_segments(cls, segments, fst, *, lattice_beam: float, use_final_probs: bool = True) -> "Lattice":
+        """Assemble and prune one utterance's :class:`lattice.LatticeSegments`
+        decoded on ``fst`` (see :mod:`lattice.assemble`)."""
+        from .assemble import assemble
+
+        return assemble(segments, fst, lattice_beam=lattice_beam, use_final_probs=use_final_probs)
+
     @property
     def num_states(self) -> int:
         return int(self.state_frame.shape[0])
@@ -52,6 +72,107 @@ class Lattice:
     @property
     def num_arcs(self) -> int:
         return int(self.arc_src.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        """Frames the lattice spans: the largest ``state_frame`` (0 if empty)."""
+        return int(self.state_frame.max()) if self.num_states else 0
+
+    def arc_costs(self) -> np.ndarray:
+        """Total cost of each arc, ``graph + acoustic`` (float64, A)."""
+        return self.arc_graph_cost.astype(np.float64) + self.arc_acoustic_cost
+
+    def final_costs(self) -> np.ndarray:
+        """Total final cost of each state (float64, S; ``inf`` where not final)."""
+        return self.final_graph_cost.astype(np.float64) + self.final_acoustic_cost
+
+    def validate(self) -> "Lattice":
+        """Check the invariants of the module docstring; raise
+        :class:`lattice.LatticeError` naming the first one broken."""
+        from .validate import validate_lattice
+
+        validate_lattice(self)
+        return self
+
+    # ------------------------------------------------------------ operations
+    def prune(self, lattice_beam: float) -> "Lattice":
+        """Keep the arcs whose best complete path is within ``lattice_beam`` of
+        the best (exact forward-backward; see :mod:`lattice.prune`)."""
+        from .prune import prune
+
+        return prune(self, lattice_beam)
+
+    def best_path(self):
+        """The cheapest complete path as a :class:`lattice.LatticePath` (see
+        :mod:`lattice.best_path`)."""
+        from .best_path import best_path
+
+        return best_path(self)
+
+    def nbest(self, n: int) -> list:
+        """The ``n`` cheapest distinct word sequences, best first, each the
+        :class:`lattice.LatticePath` of its best alignment (fewer when the
+        lattice has fewer); see :mod:`lattice.nbest`."""
+        from .nbest import nbest
+
+        return nbest(self.determinize(), n)
+
+    def word_alignment(self) -> list[tuple[int, int, int]]:
+        """``(word, first frame, last frame)`` of each word of the best path
+        (see :mod:`lattice.word_alignment`)."""
+        from .word_alignment import word_alignment
+
+        return word_alignment(self)
+
+    def to_ctm(self, utt_id: str, frame_shift: float, words=None) -> str:
+        """The best path's words as CTM lines (see :mod:`lattice.ctm`)."""
+        from .ctm import to_ctm
+
+        return to_ctm(self, utt_id, frame_shift, words)
+
+    def arc_posteriors(self, scale: float = 1.0) -> np.ndarray:
+        """Posterior probability of each arc (float64, A) by forward-backward in
+        the log semiring on ``scale * cost`` (see :mod:`lattice.posteriors`)."""
+        from .posteriors import arc_posteriors
+
+        return arc_posteriors(self, scale)
+
+    def word_confidences(self, scale: float = 1.0) -> np.ndarray:
+        """Confidence in [0, 1] of each word of the best path (float64, one per
+        word; see :mod:`lattice.posteriors`)."""
+        from .posteriors import word_confidences
+
+        return word_confidences(self, scale)
+
+    def determinize(self):
+        """The word-level :class:`lattice.CompactLattice` with one path per word
+        sequence, carrying its best alignment and cost (see
+        :mod:`lattice.determinize`)."""
+        from .determinize import determinize
+
+        return determinize(self)
+
+    def to_pynini(self):
+        """A ``pynini.Fst`` (tropical, weight = graph + acoustic cost) with the
+        same states, arcs and labels; needs pynini."""
+        from .pynini_export import lattice_to_pynini
+
+        return lattice_to_pynini(self)
+
+    def scale(self, acoustic: float = 1.0, graph: float = 1.0) -> "Lattice":
+        """Costs multiplied, acoustic by ``acoustic`` and graph by ``graph``
+        (Kaldi's ``lattice-scale --acoustic-scale --lm-scale``); see
+        :mod:`lattice.scale`."""
+        from .scale import scale
+
+        return scale(self, acoustic, graph)
+
+    def add_word_penalty(self, penalty: float) -> "Lattice":
+        """``penalty`` added to the graph cost of every arc with a word
+        (Kaldi's ``lattice-add-penalty --word-ins-penalty``)."""
+        from .scale import add_word_penalty
+
+        return add_word_penalty(self, penalty)
 
     def __repr__(self) -> str:
         return f"Lattice(states={self.num_states}, arcs={self.num_arcs})"

@@ -10,9 +10,9 @@ import pynini
 from wfst import CsrFst
 
 
-def pynini_decode(fst: CsrFst, scores: np.ndarray, acoustic_scale: float = 1.0):
-    """(best cost, words) of the complete paths, or None when no final state is
-    reachable in exactly ``len(scores)`` frames."""
+def score_acceptor(scores: np.ndarray, acoustic_scale: float = 1.0) -> pynini.Fst:
+    """A linear acceptor of ``len(scores)`` frames: label ``p + 1`` reads column
+    ``p`` at cost ``-(acoustic_scale * score)`` (float32, as the decoder)."""
     frames, columns = scores.shape
     acceptor = pynini.Fst()
     acceptor.add_states(frames + 1)
@@ -22,8 +22,14 @@ def pynini_decode(fst: CsrFst, scores: np.ndarray, acoustic_scale: float = 1.0):
         for p in range(columns):
             cost = float(-(np.float32(acoustic_scale) * scores[t, p]))
             acceptor.add_arc(t, pynini.Arc(p + 1, p + 1, cost, t + 1))
+    return acceptor
+
+
+def pynini_decode(fst: CsrFst, scores: np.ndarray, acoustic_scale: float = 1.0):
+    """(best cost, words) of the complete paths, or None when no final state is
+    reachable in exactly ``len(scores)`` frames."""
     graph = fst.to_pynini().arcsort("ilabel")
-    lattice = pynini.compose(acceptor, graph)
+    lattice = pynini.compose(score_acceptor(scores, acoustic_scale), graph)
     if lattice.start() < 0 or lattice.num_states() == 0:
         return None
     distance = pynini.shortestdistance(lattice, reverse=True)

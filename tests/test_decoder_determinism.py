@@ -23,7 +23,15 @@ def _same_results(a, b):
     assert (a.words, a.cost, a.graph_cost, a.acoustic_cost, a.reached_final, a.word_frames) == \
         (b.words, b.cost, b.graph_cost, b.acoustic_cost, b.reached_final, b.word_frames)
     np.testing.assert_array_equal(a.alignment, b.alignment)
-    _same_segments(a.lattice, b.lattice)
+    for name in ("state_frame", "arc_src", "arc_dst", "arc_ilabel", "arc_olabel", "arc_graph_cost",
+                 "arc_acoustic_cost", "final_graph_cost", "final_acoustic_cost"):
+        np.testing.assert_array_equal(getattr(a.lattice, name), getattr(b.lattice, name), err_msg=name)
+
+
+def _same_searches(a, b):
+    """Two finished CpuSearches: the same results and the same raw segments."""
+    _same_results(a.finish(), b.finish())
+    _same_segments(a.segments, b.segments)
 
 
 @pytest.mark.parametrize("first_label", [5, 6])
@@ -59,7 +67,7 @@ def test_chunking_does_not_change_anything(seed):
         step = int(rng.integers(1, 5))
         chunked.accept(np.ascontiguousarray(scores[t: t + step]))
         t += step
-    _same_results(whole.finish(), chunked.finish())
+    _same_searches(whole, chunked)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -67,7 +75,7 @@ def test_growing_every_array_does_not_change_anything(seed):
     roomy, tiny, scores = _whole_and_other(
         seed, capacity=dict(frames=1, tokens=1, links=1, hash_slots=2, frame_tokens=1))
     tiny.accept(scores)
-    _same_results(roomy.finish(), tiny.finish())
+    _same_searches(roomy, tiny)
 
 
 def test_runs_and_threads_give_identical_results():
@@ -87,8 +95,10 @@ def test_lattice_segment_invariants(seed):
     scores = random_scores(seed, 15)
     config = wfst.DecoderConfig(beam=4.0, max_active=8, min_active=2, lattice_beam=3.0,
                                 prune_interval=1 + seed % 4)
-    result = wfst.Decoder(fst, config, device="cpu").decode(scores)
-    seg = result.lattice
+    search = CpuSearch(DecodingGraph(fst), config)
+    search.accept(scores)
+    result = search.finish()
+    seg = search.segments
     frames = scores.shape[0]
     if seg.best_token < 0:  # a dead end: no token survived, nothing is kept
         assert seg.num_tokens == 0 and result.cost == float("inf")

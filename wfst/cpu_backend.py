@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from lattice.lattice import Lattice
 from lattice.segments import LatticeSegments
+from lattice.word_alignment import word_spans
 
 from . import cpu_search
 from .config import DecoderConfig
@@ -75,43 +77,41 @@ class CpuSearch:
             best_token=best, reached_final=reached_final)
 
     def _result(self, best: int, reached_final: bool) -> Result:
-        segments = self._segments(best, reached_final)
-        return result_from_segments(segments, self.graph, self.config)
+        self.segments = self._segments(best, reached_final)  # kept for tests that check the raw segments
+        return result_from_segments(self.segments, self.graph, self.config)
 
 
 def result_from_segments(segments: LatticeSegments, graph: DecodingGraph, config: DecoderConfig) -> Result:
-    """The best path of ``segments`` as a :class:`Result` (shared by both backends)."""
+    """The best path of ``segments`` (the tie rule's, from ``tok_best``) and the
+    assembled, pruned :class:`lattice.Lattice`, as a :class:`Result` (shared by
+    both backends)."""
     fst = graph.fst
     frames = segments.num_frames
     alignment = np.zeros(frames, np.int32)
+    lattice = Lattice.from_segments(segments, fst, lattice_beam=config.lattice_beam,
+                                    use_final_probs=config.use_final_probs)
     if segments.best_token < 0:
         return Result(words=(), cost=float("inf"), graph_cost=float("inf"), acoustic_cost=float("inf"),
-                      reached_final=False, alignment=alignment, word_frames=(), lattice=segments)
+                      reached_final=False, alignment=alignment, word_frames=(), lattice=lattice)
     path = cpu_search.best_path_links(segments.best_token, segments.tok_best, segments.link_src)
     arcs = segments.link_arc[path]
     emitting = fst.ilabel[arcs] != 0
     # the frame each emitting link reads is its destination frame - 1
     path_frames = np.searchsorted(segments.link_start, path, side="right") - 2
     alignment[path_frames[emitting]] = fst.ilabel[arcs[emitting]]
-    olabels = fst.olabel[arcs]
-    word_at = np.flatnonzero(olabels)
-    # the first frame read at or after each position of the path
-    next_read = np.minimum.accumulate(np.where(emitting, path_frames, frames)[::-1])[::-1]
-    last_frame = max(frames - 1, 0)
-    firsts = np.minimum(next_read[word_at], last_frame)
-    lasts = np.maximum(np.append(firsts[1:] - 1, last_frame), firsts)
+    words, firsts, lasts = word_spans(np.where(emitting, path_frames, -1), fst.olabel[arcs], frames)
     best_state = int(segments.tok_state[segments.best_token])
     with_final = config.use_final_probs and segments.reached_final
     final_cost = float(fst.final[best_state]) if with_final else 0.0
     token_cost = segments.tok_cost[segments.best_token]
     cost = float(token_cost + np.float32(final_cost))
     return Result(
-        words=tuple(int(w) for w in olabels[word_at]),
+        words=tuple(int(w) for w in words),
         cost=cost,
         graph_cost=float(fst.weight[arcs].astype(np.float64).sum() + final_cost),
         acoustic_cost=float(segments.link_ac[path].astype(np.float64).sum()),
         reached_final=segments.reached_final,
         alignment=alignment,
         word_frames=tuple((int(a), int(b)) for a, b in zip(firsts, lasts)),
-        lattice=segments,
+        lattice=lattice,
     )

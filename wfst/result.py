@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lattice.lattice import Lattice
+
 
 @dataclass(frozen=True, eq=False)
 class Result:
@@ -24,7 +26,12 @@ class Result:
     word_frames: ``(first, last)`` frame of each word, one pair per entry of
         ``words``: from the first frame read at or after the word's arc to the
         frame before the next word's first frame (or the last frame).
-    lattice: the raw lattice (:class:`lattice.LatticeSegments`).
+    lattice: the utterance's :class:`lattice.Lattice`, pruned with the config's
+        ``lattice_beam`` (empty when no token survived). Its ``best_path()``
+        has these ``words`` and this ``cost`` (up to float32 rounding: the
+        lattice sums in float64), except that an exact tie between two word
+        sequences may resolve differently (this result follows the decoders'
+        tie rule).
     """
 
     words: tuple[int, ...]
@@ -34,7 +41,7 @@ class Result:
     reached_final: bool
     alignment: np.ndarray
     word_frames: tuple[tuple[int, int], ...]
-    lattice: object
+    lattice: Lattice
 
     @property
     def num_frames(self) -> int:

@@ -1,0 +1,352 @@
+"""Assembly of a :class:`lattice.Lattice` from one utterance's
+:class:`lattice.LatticeSegments` and the decoding graph.
+
+Each token becomes a state (state 0 the start token), each link an arc with the
+graph arc's input and output labels, the graph arc's weight as graph cost and
+``link_ac`` as acoustic cost. Frontier tokens get final costs: the graph's
+final cost when the config uses final probabilities and a final state was
+reached (``inf`` for non-final states), else 0 (every frontier token ends a
+path, as in Kaldi). The result is then pruned exactly with ``lattice_beam``
+(:mod:`lattice.prune`); the soft pruning of the search is conservative, so the
+segments hold a superset of what stays.
+
+**Epsilon cycles.** Epsilon links stay inside their frame, and where the graph
+has epsilon cycles they can form cycles between the tokens of one frame (of
+any non-negative cost; only in graphs with epsilon cycles, never in a CTC TLG
+or a Kaldi HCLG without empty words). A lattice is acyclic, so assembly
+unrolls each strongly connected component ``C`` of a frame's epsilon links
+(Tarjan) into layers by the number of epsilon hops taken inside ``C``: layer
+0 holds a copy of each member entered from outside, an epsilon link ``u -> v``
+inside ``C`` goes from ``u``'s copy in layer ``h`` to ``v``'s in layer
+``h + 1``, and links leaving ``C`` leave from every copy. A layer is added
+while some copy in it lies on a path within ``lattice_beam`` of the best (its
+forward cost plus its token's backward cost) and at most
+``(|C| - 1) + |C| * floor(lattice_beam / r)`` hops, ``r`` the smallest positive
+reduced cost (``cost[src] + link cost - cost[dst]``) of a link inside ``C``
+(a cycle costs the sum of its links' reduced costs, so a path within the beam
+goes around at most ``lattice_beam / r`` cycles of positive cost), or
+``|C| - 1`` hops when no link inside ``C`` has a word (going around a cycle
+without words gives the same words at no lower cost). So the lattice keeps,
+for every word sequence within the beam, its best path, provided zero-cost
+epsilon cycles carry no words (with words on one, a word sequence could
+repeat it forever at no cost; the copies stop at the bound). Frames without epsilon cycles (all of them, on the usual graphs) get
+exactly one state per token.
+
+States are numbered frame by frame, components in topological order, layers
+in order, so ``arc_src < arc_dst`` holds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .lattice import Lattice
+from .prune import beam_limit, check_beam, prune
+from .segments import LatticeSegments
+
+MAX_LAYERS = 1 << 16
+"""Cap on the layers of one unrolled epsilon component (reached only with a
+tiny positive cycle cost and a wide beam; see the module docstring)."""
+
+
+def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_probs: bool = True) -> Lattice:
+    """The pruned :class:`Lattice` of ``segments`` decoded on ``fst`` (a
+    :class:`wfst.CsrFst`: ``ilabel``, ``olabel``, ``weight``, ``final``).
+
+    ``lattice_beam``: the pruning beam (cost units, acoustic scale applied);
+    ``use_final_probs``: the decoder config's, final costs count when it is
+    set and ``segments.reached_final``. An empty lattice (no states) when no
+    token survived the search."""
+    lattice_beam = check_beam(lattice_beam)
+    if segments.best_token < 0 or segments.num_tokens == 0:
+        return Lattice.empty()
+    frames = segments.num_frames
+    tok_frame = np.repeat(np.arange(frames + 1, dtype=np.int32), np.diff(segments.tok_start))
+    link_cost = segments.link_ac.astype(np.float64) + fst.weight[segments.link_arc]
+    frontier_states = segments.tok_state[segments.tok_start[frames]:]
+    if use_final_probs and segments.reached_final:
+        frontier_final = fst.final[frontier_states].astype(np.float64)
+    else:
+        frontier_final = np.zeros(frontier_states.shape[0])
+    beta = _token_backward(segments.tok_start, segments.link_src, segments.link_dst, link_cost,
+                           segments.link_start, segments.link_eps_start, frontier_final)
+    best = float(beta[0])
+    if not math.isfinite(best):
+        return Lattice.empty()
+    node_tok, arc_src, arc_dst, arc_link = _unroll(
+        segments.tok_start, segments.tok_cost, segments.link_src, segments.link_dst, link_cost,
+        fst.olabel[segments.link_arc], segments.link_start, segments.link_eps_start, beta,
+        beam_limit(best, lattice_beam), lattice_beam)
+    order = np.argsort(arc_src, kind="stable")
+    links = arc_link[order]
+    arcs = segments.link_arc[links]
+    final_graph = np.full(node_tok.shape[0], np.inf, np.float32)
+    final_acoustic = np.full(node_tok.shape[0], np.inf, np.float32)
+    first_frontier = segments.tok_start[frames]
+    at_frontier = node_tok >= first_frontier
+    frontier_cost = frontier_final[node_tok[at_frontier] - first_frontier].astype(np.float32)
+    final_graph[at_frontier] = frontier_cost
+    final_acoustic[at_frontier] = np.where(np.isfinite(frontier_cost), np.float32(0.0), np.float32(np.inf))
+    raw = Lattice(
+        state_frame=tok_frame[node_tok],
+        arc_src=arc_src[order].astype(np.int32),
+        arc_dst=arc_dst[order].astype(np.int32),
+        arc_ilabel=fst.ilabel[arcs].astype(np.int32),
+        arc_olabel=fst.olabel[arcs].astype(np.int32),
+        arc_graph_cost=fst.weight[arcs].astype(np.float32),
+        arc_acoustic_cost=segments.link_ac[links].astype(np.float32),
+        final_graph_cost=final_graph,
+        final_acoustic_cost=final_acoustic,
+    )
+    return prune(raw, lattice_beam)
+
+
+@numba.njit(cache=True, nogil=True)
+def _token_backward(tok_start, link_src, link_dst, link_cost, link_start, link_eps_start, frontier_final):
+    """Cheapest cost from each token to the end (float64), over the possibly
+    cyclic segments: frames from last to first, epsilon links of a frame
+    relaxed to their fixpoint (no negative cycles: the graph check rejects
+    them)."""
+    frames = tok_start.shape[0] - 2
+    beta = np.full(tok_start[frames + 1], np.inf)
+    first = tok_start[frames]
+    for k in range(first, tok_start[frames + 1]):
+        beta[k] = frontier_final[k - first]
+    for f in range(frames, -1, -1):
+        if f < frames:
+            for l in range(link_start[f + 1], link_eps_start[f + 1]):
+                c = link_cost[l] + beta[link_dst[l]]
+                if c < beta[link_src[l]]:
+                    beta[link_src[l]] = c
+        for _ in range(tok_start[f + 1] - tok_start[f] + 1):
+            changed = False
+            for l in range(link_start[f + 1] - 1, link_eps_start[f] - 1, -1):
+                c = link_cost[l] + beta[link_dst[l]]
+                if c < beta[link_src[l]]:
+                    beta[link_src[l]] = c
+                    changed = True
+            if not changed:
+                break
+    return beta
+
+
+@numba.njit(cache=True, nogil=True)
+def _strong_components(n, offsets, targets):
+    """Tarjan's strongly connected components of a graph on ``n`` nodes
+    (``targets[offsets[i]:offsets[i + 1]]`` the successors of ``i``), without
+    recursion. Returns (component of each node, number of components);
+    components are numbered in reverse topological order."""
+    index = np.full(n, -1, np.int64)
+    low = np.zeros(n, np.int64)
+    on_stack = np.zeros(n, np.bool_)
+    stack = np.empty(n, np.int64)
+    call_node = np.empty(n, np.int64)
+    call_edge = np.empty(n, np.int64)
+    comp = np.full(n, -1, np.int64)
+    sp = 0
+    counter = 0
+    ncomp = 0
+    for root in range(n):
+        if index[root] >= 0:
+            continue
+        depth = 0
+        call_node[0] = root
+        call_edge[0] = offsets[root]
+        index[root] = counter
+        low[root] = counter
+        counter += 1
+        stack[sp] = root
+        sp += 1
+        on_stack[root] = True
+        while depth >= 0:
+            v = call_node[depth]
+            e = call_edge[depth]
+            if e < offsets[v + 1]:
+                call_edge[depth] = e + 1
+                w = targets[e]
+                if index[w] < 0:
+                    index[w] = counter
+                    low[w] = counter
+                    counter += 1
+                    stack[sp] = w
+                    sp += 1
+                    on_stack[w] = True
+                    depth += 1
+                    call_node[depth] = w
+                    call_edge[depth] = offsets[w]
+                elif on_stack[w] and index[w] < low[v]:
+                    low[v] = index[w]
+            else:
+                if low[v] == index[v]:
+                    while True:
+                        sp -= 1
+                        w = stack[sp]
+                        on_stack[w] = False
+                        comp[w] = ncomp
+                        if w == v:
+                            break
+                    ncomp += 1
+                depth -= 1
+                if depth >= 0 and low[v] < low[call_node[depth]]:
+                    low[call_node[depth]] = low[v]
+    return comp, ncomp
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow(a, need):
+    if need <= a.shape[0]:
+        return a
+    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@numba.njit(cache=True, nogil=True)
+def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, link_start, link_eps_start, beta,
+            limit, lattice_beam):
+    """Lattice states and arcs of the segments (see the module docstring).
+    Returns (token of each state, arc sources, arc destinations, link of each
+    arc), states in lattice order, arcs unsorted."""
+    frames = tok_start.shape[0] - 2
+    num_tokens = tok_start[frames + 1]
+    node_base = np.zeros(num_tokens, np.int64)  # copy h of token k: node_base[k] + h * node_stride[k]
+    node_stride = np.ones(num_tokens, np.int64)
+    node_count = np.ones(num_tokens, np.int64)
+    node_tok = np.empty(num_tokens + 16, np.int64)
+    node_alpha = np.empty(num_tokens + 16, np.float64)
+    nn = 0
+    arc_src = np.empty(link_src.shape[0] + 16, np.int64)
+    arc_dst = np.empty(link_src.shape[0] + 16, np.int64)
+    arc_link = np.empty(link_src.shape[0] + 16, np.int64)
+    na = 0
+    for f in range(frames + 1):
+        t0, t1 = tok_start[f], tok_start[f + 1]
+        n = t1 - t0
+        alpha0 = np.full(n, np.inf)
+        if f == 0:
+            alpha0[0] = 0.0  # the start token
+        else:
+            for l in range(link_start[f], link_eps_start[f]):
+                u = link_src[l]
+                v = link_dst[l] - t0
+                for h in range(node_count[u]):
+                    c = node_alpha[node_base[u] + h * node_stride[u]] + link_cost[l]
+                    if c < alpha0[v]:
+                        alpha0[v] = c
+        e0, e1 = link_eps_start[f], link_start[f + 1]
+        offsets = np.zeros(n + 1, np.int64)
+        for l in range(e0, e1):
+            offsets[link_src[l] - t0 + 1] += 1
+        for i in range(n):
+            offsets[i + 1] += offsets[i]
+        fill = offsets[:n].copy()
+        out_links = np.empty(e1 - e0, np.int64)
+        targets = np.empty(e1 - e0, np.int64)
+        for l in range(e0, e1):
+            i = link_src[l] - t0
+            out_links[fill[i]] = l
+            targets[fill[i]] = link_dst[l] - t0
+            fill[i] += 1
+        comp, ncomp = _strong_components(n, offsets, targets)
+        order = np.argsort(comp, kind="mergesort")
+        comp_start = np.zeros(ncomp + 1, np.int64)
+        for i in range(n):
+            comp_start[comp[i] + 1] += 1
+        for c in range(ncomp):
+            comp_start[c + 1] += comp_start[c]
+        pos = np.zeros(n, np.int64)
+        for c in range(ncomp - 1, -1, -1):  # topological order
+            members = order[comp_start[c]:comp_start[c + 1]]
+            size = members.shape[0]
+            cyclic = size > 1
+            if not cyclic:
+                i = members[0]
+                for e in range(offsets[i], offsets[i + 1]):
+                    if targets[e] == i:
+                        cyclic = True
+            layers = 1
+            max_hops = 0
+            if cyclic:
+                r_min = np.inf
+                has_words = False
+                for j in range(size):
+                    i = members[j]
+                    pos[i] = j
+                    for e in range(offsets[i], offsets[i + 1]):
+                        w = targets[e]
+                        if comp[w] == c:
+                            has_words = has_words or link_olabel[out_links[e]] != 0
+                            r = np.float64(tok_cost[t0 + i]) + link_cost[out_links[e]] - np.float64(tok_cost[t0 + w])
+                            if r > 0.0 and r < r_min:
+                                r_min = r
+                if not has_words:
+                    r_min = np.inf  # a cycle without words never helps: simple paths suffice
+                cycles = min(lattice_beam / r_min, MAX_LAYERS)  # 0 when no link inside has a positive cost
+                max_hops = min(size - 1 + size * int(cycles), MAX_LAYERS)
+            node_tok = _grow(node_tok, nn + size)
+            node_alpha = _grow(node_alpha, nn + size)
+            base = nn
+            for j in range(size):
+                node_tok[nn] = t0 + members[j]
+                node_alpha[nn] = alpha0[members[j]]
+                nn += 1
+            if cyclic:
+                while layers <= max_hops:
+                    prev = base + (layers - 1) * size
+                    cur = np.full(size, np.inf)
+                    for j in range(size):
+                        a = node_alpha[prev + j]
+                        if a == np.inf:
+                            continue
+                        i = members[j]
+                        for e in range(offsets[i], offsets[i + 1]):
+                            w = targets[e]
+                            if comp[w] == c:
+                                x = a + link_cost[out_links[e]]
+                                if x < cur[pos[w]]:
+                                    cur[pos[w]] = x
+                    within = False
+                    for j in range(size):
+                        if cur[j] + beta[t0 + members[j]] <= limit:
+                            within = True
+                    if not within:
+                        break
+                    node_tok = _grow(node_tok, nn + size)
+                    node_alpha = _grow(node_alpha, nn + size)
+                    for j in range(size):
+                        node_tok[nn] = t0 + members[j]
+                        node_alpha[nn] = cur[j]
+                        nn += 1
+                    layers += 1
+            for j in range(size):
+                k = t0 + members[j]
+                node_base[k] = base + j
+                node_stride[k] = size
+                node_count[k] = layers
+            for j in range(size):  # relax the links leaving the component, from every copy
+                i = members[j]
+                for e in range(offsets[i], offsets[i + 1]):
+                    w = targets[e]
+                    if comp[w] != c:
+                        for h in range(layers):
+                            x = node_alpha[base + h * size + j] + link_cost[out_links[e]]
+                            if x < alpha0[w]:
+                                alpha0[w] = x
+        # arcs into this frame: emitting links (from every copy of the source), epsilon links
+        for l in range(link_start[f], link_start[f + 1]):
+            u = link_src[l]
+            v = link_dst[l]
+            inside = l >= e0 and comp[u - t0] == comp[v - t0]
+            count = node_count[u] - 1 if inside else node_count[u]
+            arc_src = _grow(arc_src, na + count)
+            arc_dst = _grow(arc_dst, na + count)
+            arc_link = _grow(arc_link, na + count)
+            for h in range(count):
+                arc_src[na] = node_base[u] + h * node_stride[u]
+                arc_dst[na] = node_base[v] + (h + 1) * node_stride[v] if inside else node_base[v]
+                arc_link[na] = l
+                na += 1
+    return node_tok[:nn], arc_src[:na], arc_dst[:na], arc_link[:na]

@@ -1,0 +1,40 @@
+"""CTM lines (NIST's time-marked conversation format, as Kaldi's
+``nbest-to-ctm`` writes them) of a lattice's best path."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from .errors import LatticeError
+from .lattice import Lattice
+
+
+def to_ctm(lattice: Lattice, utt_id: str, frame_shift: float, words=None) -> str:
+    """One line per best-path word: ``utt_id 1 start duration word`` (seconds,
+    3 decimals), frames from :meth:`Lattice.word_alignment`.
+
+    ``frame_shift``: seconds per frame. ``words``: a
+    :class:`wfst.SymbolTable` or anything indexed by word id (dict, list); without it,
+    word ids are written. Empty string for a lattice without words."""
+    if not isinstance(utt_id, str) or not utt_id or re.search(r"\s", utt_id):
+        raise LatticeError(f"utt_id must be a non-empty string without whitespace, got {utt_id!r}")
+    if isinstance(frame_shift, bool) or not isinstance(frame_shift, (int, float, np.floating)) \
+            or not math.isfinite(frame_shift) or frame_shift <= 0:
+        raise LatticeError(f"frame_shift must be a positive number of seconds per frame, got {frame_shift!r}")
+    lines = []
+    for word, first, last in lattice.word_alignment():
+        lines.append(f"{utt_id} 1 {first * frame_shift:.3f} {(last - first + 1) * frame_shift:.3f} "
+                     f"{_name(words, word)}\n")
+    return "".join(lines)
+
+
+def _name(words, word: int) -> str:
+    if words is None:
+        return str(word)
+    try:
+        return str(words[word])
+    except (KeyError, IndexError):
+        raise LatticeError(f"word id {word} is not in the word table given to to_ctm") from None

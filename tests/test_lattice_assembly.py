@@ -1,0 +1,54 @@
+"""Result.lattice is an assembled lattice.Lattice whose best path is the
+decoder's, on the oracle graphs (zero-cost epsilon cycles included) and the
+embedded example; misuse raises LatticeError."""
+
+import numpy as np
+import pytest
+
+import wfst
+from lattice import LatticeError
+from tests.random_graph import random_graph, random_scores
+from wfst.example import load_example
+
+
+def _check(result, same_alignment=True):
+    """``same_alignment=False``: the words and cost must match, the token
+    alignment may differ where two alignments cost the same up to float32
+    rounding (the decoder sums in float32, the lattice in float64)."""
+    lattice = result.lattice.validate()
+    path = lattice.best_path()
+    assert path.words == result.words
+    assert path.cost == pytest.approx(result.cost, rel=1e-5, abs=1e-4)
+    if np.isfinite(result.cost) and same_alignment:
+        np.testing.assert_array_equal(path.ilabels, result.alignment)
+        assert [(a, b) for _, a, b in lattice.word_alignment()] == list(result.word_frames)
+
+
+@pytest.mark.parametrize("seed", range(0, 300, 3))
+def test_best_path_is_the_decoder_s(seed):
+    fst = random_graph(seed)
+    scores = random_scores(seed, int(np.random.default_rng(seed).integers(0, 9)))
+    config = wfst.DecoderConfig(beam=1e9, max_active=10**9, min_active=0, lattice_beam=2.0)
+    _check(wfst.Decoder(fst, config, device="cpu").decode(scores))
+
+
+def test_best_path_on_the_example():
+    example = load_example()
+    config = wfst.DecoderConfig(beam=12.0, lattice_beam=6.0, acoustic_scale=example.acoustic_scale)
+    for result in wfst.Decoder(example.fst, config, device="cpu").decode(example.scores[:4]):
+        _check(result, same_alignment=False)
+        assert result.lattice.num_arcs > len(result.alignment)  # alternatives are kept
+
+
+def test_misuse_raises_lattice_errors():
+    result = wfst.Decoder(random_graph(5), device="cpu").decode(random_scores(5, 6))
+    for bad in (0, -1, 1.5):
+        with pytest.raises(LatticeError, match="n must be"):
+            result.lattice.nbest(bad)
+    with pytest.raises(LatticeError, match="lattice_beam"):
+        result.lattice.prune(-1.0)
+    with pytest.raises(LatticeError, match="scale"):
+        result.lattice.arc_posteriors(0.0)
+    with pytest.raises(LatticeError, match="frame_shift"):
+        result.lattice.to_ctm("utt", 0.0)
+    assert issubclass(LatticeError, ValueError)
