@@ -1,0 +1,271 @@
+"""``wfst-decode``: the command's results against the Python API and wfst.wer,
+every score input form, resumption after a kill, bad input and output-directory
+safety. All on the embedded example (a small TLG; each test takes seconds)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+
+import wfst
+from wfst.cli_decode import (EXIT_OK, EXIT_SKIPPED, EXIT_STOPPED, EXIT_UNUSABLE, _config, _parser, main)
+from wfst.decode_outputs import LineFile, complete_lines
+from wfst.example import load_example
+from wfst.score_archive import Workload
+from wfst.wer import compute_wer, read_transcripts
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return load_example()
+
+
+@pytest.fixture(scope="module")
+def api_text(ex):
+    """The example's transcripts from the Python API: utt id -> words."""
+    decoder = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale))
+    results = decoder.decode(ex.scores)
+    return {u: tuple(ex.words[w] for w in r.words) for u, r in zip(ex.utterance_ids, results)}
+
+
+def decode(ex, scores, outdir, *options):
+    """Run wfst-decode on the example's graph; returns the exit code."""
+    return main([str(ex.graph_path), str(ex.words_path), str(scores), str(outdir),
+                 "--acoustic-scale", str(ex.acoustic_scale), "--threads", "1", *map(str, options)])
+
+
+def workload(ex, ids=None, repeat=1):
+    """The example's utterances (a subset, or repeated) as a Workload."""
+    ids = list(range(len(ex.scores))) if ids is None else ids
+    picks = [i for _ in range(repeat) for i in ids]
+    scores = [ex.scores[i] for i in picks]
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in scores])]).astype(np.int64)
+    return Workload(np.concatenate(scores), offsets, tuple(f"u{k:04d}" for k in range(len(picks))), ex.frame_shift)
+
+
+def test_same_transcripts_and_wer_as_the_api(ex, api_text, tmp_path, capsys):
+    assert decode(ex, ex.scores_path, tmp_path / "out", "--ref", ex.text_path, "--ctm") == EXIT_OK
+    text = read_transcripts(tmp_path / "out" / "text")
+    assert list(text) == ex.utterance_ids and text == api_text
+    stats = compute_wer(dict(zip(ex.utterance_ids, ex.references)), api_text)
+    wer_file = (tmp_path / "out" / "wer").read_text().splitlines()
+    assert wer_file[0] == str(stats)
+    per_utt = {line.split()[0]: list(map(int, line.split()[1:])) for line in wer_file[4:]}
+    assert per_utt == {u.utt_id: [u.ref_words, u.errors, u.substitutions, u.insertions, u.deletions]
+                       for u in stats.utterances}
+    out = capsys.readouterr().out
+    assert f"{stats}" in out and "RTFx" in out and "20 decoded, 0 skipped" in out
+    audio = sum(len(s) for s in ex.scores) * ex.frame_shift
+    assert f"audio       {audio:.1f} s" in out
+
+
+def test_ctm_follows_the_word_frames(ex, tmp_path):
+    assert decode(ex, ex.scores_path, tmp_path / "out", "--ctm", "--frame-shift", "0.02") == EXIT_OK
+    result = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale)).decode(ex.scores[0])
+    lines = [line.split() for line in (tmp_path / "out" / "ctm").read_text().splitlines()]
+    first = [fields for fields in lines if fields[0] == ex.utterance_ids[0]]
+    assert len(first) == len(result.words)
+    for fields, word, (begin, end) in zip(first, result.words, result.word_frames):
+        assert fields[1] == "1" and fields[4] == ex.words[word]
+        assert float(fields[2]) == pytest.approx(begin * 0.02)
+        assert float(fields[3]) == pytest.approx((end - begin + 1) * 0.02)
+    assert {fields[0] for fields in lines} <= set(ex.utterance_ids)
+
+
+@pytest.mark.parametrize("form", ["ark", "ark-text", "scp", "scp-text", "pipe", "npz", "npy-dir"])
+def test_every_score_input_gives_the_same_text(ex, api_text, tmp_path, form):
+    subset = workload(ex, ids=[0, 3, 7])
+    arrays = {u: subset.utterance(i) for i, u in enumerate(subset.utt_ids)}
+    expected = {u: api_text[ex.utterance_ids[i]] for u, i in zip(subset.utt_ids, [0, 3, 7])}
+    text_form = form.endswith("-text")
+    if form == "npz":
+        spec = tmp_path / "scores.npz"
+        subset.save(spec)
+    elif form == "npy-dir":
+        spec = tmp_path / "npy"
+        spec.mkdir()
+        for u, matrix in arrays.items():
+            np.save(spec / f"{u}.npy", matrix)
+    else:
+        kaldiio.save_ark(str(tmp_path / "s.ark"), arrays, scp=str(tmp_path / "s.scp"), text=text_form)
+        spec = {"ark": f"ark:{tmp_path / 's.ark'}", "ark-text": f"ark,t:{tmp_path / 's.ark'}",
+                "scp": f"scp:{tmp_path / 's.scp'}", "scp-text": f"scp:{tmp_path / 's.scp'}",
+                "pipe": f"ark:cat {tmp_path / 's.ark'} |"}[form]
+    assert decode(ex, spec, tmp_path / "out") == EXIT_OK
+    text = read_transcripts(tmp_path / "out" / "text")
+    assert list(text) == list(subset.utt_ids) and text == expected
+
+
+def test_pdf_map_in_text_and_npy(ex, api_text, tmp_path):
+    """Columns permuted in the scores and undone by a pdf map give the same text."""
+    width = ex.scores[0].shape[1]
+    perm = np.random.default_rng(0).permutation(width)  # input label i reads column perm[i - 1]
+    pdf_map = np.concatenate([[0], perm]).astype(np.int64)
+    scores = tmp_path / "npy"
+    scores.mkdir()
+    for u, matrix in list(zip(ex.utterance_ids, ex.scores))[:3]:
+        permuted = np.empty_like(matrix)
+        permuted[:, perm] = matrix
+        np.save(scores / f"{u}.npy", permuted)
+    np.save(tmp_path / "map.npy", pdf_map)
+    (tmp_path / "map.txt").write_text("# transition-id pdf\n" + "".join(f"{t} {p}\n" for t, p in
+                                                                           enumerate(pdf_map) if t > 0))
+    for name in ("map.npy", "map.txt"):
+        assert decode(ex, scores, tmp_path / f"out-{name}", "--pdf-map", tmp_path / name) == EXIT_OK
+        text = read_transcripts(tmp_path / f"out-{name}" / "text")
+        assert text == {u: api_text[u] for u in ex.utterance_ids[:3]}
+    (tmp_path / "short.txt").write_text("1 0\n2 1\n")
+    assert decode(ex, scores, tmp_path / "short", "--pdf-map", tmp_path / "short.txt") == EXIT_UNUSABLE
+
+
+def test_bad_utterances_are_skipped(ex, api_text, tmp_path, capsys):
+    good = ex.scores[0]
+    nan = good.copy()
+    nan[5, 2] = np.nan
+    entries = {"a_good": good, "b_nan": nan, "c_narrow": good[:, :10], "d_empty": good[:0], "e_good": ex.scores[1]}
+    with kaldiio.WriteHelper(f"ark:{tmp_path / 's.ark'}") as writer:
+        for key, matrix in entries.items():
+            writer(key, matrix)
+        writer("a_good", ex.scores[2])  # a repeated id
+    assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out", "--lanes", "2") == EXIT_SKIPPED
+    text = read_transcripts(tmp_path / "out" / "text")
+    assert text == {"a_good": api_text[ex.utterance_ids[0]], "e_good": api_text[ex.utterance_ids[1]]}
+    skipped = (tmp_path / "out" / "skipped").read_text().splitlines()
+    assert [line.split()[0] for line in skipped] == ["b_nan", "c_narrow", "d_empty", "a_good"]
+    assert "nan" in skipped[0] and "columns" in skipped[1] and "zero frames" in skipped[2] and "before" in skipped[3]
+    captured = capsys.readouterr()
+    assert captured.err.count("skipped") >= 4 and "2 decoded, 4 skipped" in captured.out
+    assert "Traceback" not in captured.err
+
+
+def test_archive_broken_part_way_stops_and_keeps_results(ex, tmp_path, capsys):
+    arrays = {f"u{i}": ex.scores[i] for i in range(3)}
+    kaldiio.save_ark(str(tmp_path / "s.ark"), arrays)
+    data = (tmp_path / "s.ark").read_bytes()
+    (tmp_path / "s.ark").write_bytes(data[:-200])  # the third matrix is cut short
+    assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out", "--lanes", "1") == EXIT_STOPPED
+    assert list(read_transcripts(tmp_path / "out" / "text")) == ["u0", "u1"]
+    err = capsys.readouterr().err
+    assert "unreadable after utterance 'u1'" in err and "--resume" in err and "Traceback" not in err
+
+
+def test_bad_graph_words_and_inputs_fail_fast(ex, tmp_path, capsys):
+    bad_graph = tmp_path / "bad.fst"
+    bad_graph.write_bytes(ex.graph_path.read_bytes()[:-100])
+    words = tmp_path / "words.txt"
+    words.write_text("<eps> 0\nhello 1\n")
+    cases = [
+        [bad_graph, ex.words_path, ex.scores_path],
+        [tmp_path / "missing.fst", ex.words_path, ex.scores_path],
+        [ex.graph_path, words, ex.scores_path],
+        [ex.graph_path, tmp_path / "missing.txt", ex.scores_path],
+        [ex.graph_path, ex.words_path, tmp_path / "missing.npz"],
+        [ex.graph_path, ex.words_path, ex.words_path],  # not scores
+        [ex.graph_path, ex.words_path, "ark,scp:a,b"],
+    ]
+    for number, (graph, word_table, scores) in enumerate(cases):
+        outdir = tmp_path / f"out{number}"
+        assert main([str(graph), str(word_table), str(scores), str(outdir)]) == EXIT_UNUSABLE, number
+        assert not outdir.exists(), number  # nothing was started
+    err = capsys.readouterr().err
+    assert err.count("wfst-decode: error:") == len(cases) and "Traceback" not in err
+    assert "truncated" in err and "not in this words.txt" in err and "ark:" in err
+
+
+def test_outdir_is_never_overwritten_without_asking(ex, tmp_path, capsys):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "mine.txt").write_text("precious")
+    (outdir / "text").write_text("x y\n")
+    assert decode(ex, ex.scores_path, outdir) == EXIT_UNUSABLE
+    assert decode(ex, ex.scores_path, outdir, "--resume") == EXIT_UNUSABLE  # not a wfst-decode directory
+    assert (outdir / "text").read_text() == "x y\n"
+    assert decode(ex, ex.scores_path, outdir, "--overwrite", "--resume") == EXIT_UNUSABLE
+    assert decode(ex, ex.scores_path, outdir, "--overwrite") == EXIT_OK
+    assert (outdir / "mine.txt").read_text() == "precious" and len(complete_lines(outdir / "text")) == 20
+    assert decode(ex, ex.scores_path, outdir, "--resume", "--beam", "9") == EXIT_UNUSABLE  # other settings
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--overwrite" in err and "beam" in err
+
+
+def test_resume_redoes_a_torn_line_only(ex, tmp_path, capsys):
+    full = tmp_path / "full"
+    assert decode(ex, ex.scores_path, full, "--ctm") == EXIT_OK
+    part = tmp_path / "part"
+    assert decode(ex, ex.scores_path, part, "--ctm") == EXIT_OK
+    lines = complete_lines(part / "text")
+    (part / "text").write_text("".join(lines[:5]) + lines[5][:7])  # five whole lines and a torn one
+    assert decode(ex, ex.scores_path, part, "--ctm", "--resume") == EXIT_OK
+    assert "15 decoded" in capsys.readouterr().out.split("utterances")[-1]
+    for name in ("text", "ctm"):
+        assert (part / name).read_text() == (full / name).read_text()
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(ex, tmp_path, capsys):
+    big = workload(ex, repeat=8)  # 160 utterances: a few seconds of decoding
+    big.save(tmp_path / "big.npz")
+
+    def command(outdir, *extra):
+        return [sys.executable, "-m", "wfst.cli_decode", str(ex.graph_path), str(ex.words_path),
+                str(tmp_path / "big.npz"), str(tmp_path / outdir), "--acoustic-scale", str(ex.acoustic_scale),
+                "--threads", "1", "--lanes", "1", "--ctm", *extra]
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(command("killed"), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(complete_lines(tmp_path / "killed" / "text")) < 5 and time.monotonic() < deadline:
+        assert child.poll() is None, f"the run ended before it could be killed: {child.stderr.read()}"
+        time.sleep(0.01)
+    assert child.poll() is None, "the run ended before it could be killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stderr.close()
+    done = len(complete_lines(tmp_path / "killed" / "text"))
+    assert 5 <= done < len(big)
+    assert main(command("killed", "--resume")[3:]) == EXIT_OK  # the rest, in this process
+    assert f"{len(big) - done} decoded, 0 skipped, {done} already done" in capsys.readouterr().out
+    assert main(command("whole")[3:]) == EXIT_OK
+    for name in ("text", "ctm"):
+        assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
+def test_line_file_drops_a_torn_line_and_keeps_what_it_is_told(tmp_path):
+    path = tmp_path / "lines"
+    path.write_bytes(b"a 1\nb 2\nc 3\nd")
+    file = LineFile(path, keep=lambda line: not line.startswith("b"))
+    file.append(["e 5\n", "f 6\n"])
+    file.close()
+    assert path.read_bytes() == b"a 1\nc 3\ne 5\nf 6\n"
+
+
+def test_options_mirror_the_decoder_config():
+    args = _parser().parse_args(["g", "w", "s", "o", "--beam", "9.5", "--max-active", "300", "--min-active", "20",
+                                 "--lattice-beam", "4", "--acoustic-scale", "0.1", "--prune-interval", "10",
+                                 "--no-use-final-probs", "--token-queue-capacity", "1200",
+                                 "--arc-queue-capacity", "4000"])
+    assert _config(args) == wfst.DecoderConfig(beam=9.5, max_active=300, min_active=20, lattice_beam=4.0,
+                                                acoustic_scale=0.1, prune_interval=10, use_final_probs=False,
+                                                token_queue_capacity=1200, arc_queue_capacity=4000)
+    assert _config(_parser().parse_args(["g", "w", "s", "o"])) == wfst.DecoderConfig()
+
+
+def test_example_command(capsys):
+    assert main(["example", "--threads", "1"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "%WER" in out and "RTFx" in out and "20 decoded" in out
+
+
+def test_console_script_help_documents_exit_codes():
+    result = subprocess.run([sys.executable, "-m", "wfst.cli_decode", "--help"], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0
+    assert "exit codes" in result.stdout and "--resume" in result.stdout and "ark,t:" in result.stdout

@@ -1,0 +1,409 @@
+"""``wfst-decode``: decode a test set offline, from the command line.
+
+::
+
+    wfst-decode GRAPH WORDS SCORES OUTDIR [options]
+    wfst-decode example [--device D --threads N --lanes N --outdir DIR]
+
+Reads the graph and words.txt, decodes every utterance of SCORES in batches of
+``--lanes``, writes results into OUTDIR as they finish (see
+:mod:`wfst.decode_outputs`), and prints a summary. See :data:`EPILOG` for the
+exit codes and the rules for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import DecoderConfig
+from .decode_outputs import (OUTPUT_FILES, DecodeOutputs, complete_lines, read_settings, utterance_id,
+                             wer_report, write_atomically, write_settings)
+from .errors import ConfigError, ScoresError, WfstError
+from .pdf_map import read_pdf_map
+from .reader import read_fst
+from .score_sources import ScoreSource, open_scores
+from .scores import host_scores
+from .symbols import SymbolTable
+from .wer import compute_wer, read_transcripts
+
+PROG = "wfst-decode"
+
+EXIT_OK = 0
+EXIT_SKIPPED = 1
+EXIT_UNUSABLE = 2
+EXIT_STOPPED = 3
+EXIT_INTERRUPTED = 130
+
+DEFAULT_FRAME_SHIFT = 0.01
+"""Seconds per frame when neither --frame-shift nor the scores say (Kaldi's 10 ms)."""
+
+LANES_PER_THREAD = 4
+"""Default utterances per decoder call on the CPU, per thread: enough that a slow
+utterance rarely leaves a thread idle, few enough that results are written often."""
+
+EPILOG = f"""\
+SCORES is one of:
+  ark:FILE, ark,t:FILE, ark:-, 'ark:CMD |', scp:FILE   a Kaldi rspecifier (kaldiio; binary or text matrices)
+  FILE.npz                                            a workload file (scores, offsets, utt_ids, frame_shift)
+  DIR                                                 a directory of UTT_ID.npy files, one matrix each
+Each matrix is frames x columns of log-likelihoods (HCLG) or log-probabilities (CTC): input label i reads
+column i-1, or column pdf(i) with --pdf-map.
+
+OUTDIR receives, as utterances finish: text (Kaldi transcripts), ctm (with --ctm), skipped (utterances
+that could not be decoded, with the reason), and at the end wer (with --ref); decode.json records the
+settings. A non-empty OUTDIR is refused unless --resume (continue: utterances already in text are not
+decoded again; a torn last line is dropped and redone) or --overwrite (replace wfst-decode's files there;
+other files are left alone).
+
+A bad utterance (unreadable, not 2-D, NaN or inf scores, fewer columns than the graph reads, zero frames,
+an id seen before or containing whitespace) is reported on stderr, listed in OUTDIR/skipped, and the run
+goes on. Zero frames count as bad: the decoder would return the start state's epsilon closure, which
+is never a transcript of real audio.
+
+exit codes:
+  {EXIT_OK}    every utterance was decoded
+  {EXIT_SKIPPED}    finished, but some utterances were skipped (see OUTDIR/skipped)
+  {EXIT_UNUSABLE}    nothing decoded: bad arguments, an unusable graph, words.txt, pdf map, reference or
+       scores source, or an OUTDIR that is not empty (without --resume or --overwrite)
+  {EXIT_STOPPED}    stopped part-way (the scores became unreadable, or the decoder failed); the results
+       written so far are kept: fix the cause and rerun with --resume
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); rerun with --resume
+
+WER is scored as Kaldi's compute-wer --mode=present does: over the decoded utterances that have a
+reference.
+
+  wfst-decode example   decodes the small example shipped with wfst-gpu and prints its WER and RTFx.
+"""
+
+CONFIG_HELP = {
+    "beam": "search beam: cost window kept around the best token of a frame",
+    "max_active": "most tokens kept per frame (the beam tightens above it)",
+    "min_active": "fewest tokens the adaptive beam keeps",
+    "lattice_beam": "cost window of the paths kept in the lattice",
+    "acoustic_scale": "multiplies the log-likelihoods before they add to graph costs (e.g. 0.1 for nnet3 "
+                      "log-likelihoods, 1.0 for chain models, 0.3-1.0 for CTC log-probabilities)",
+    "prune_interval": "frames between lattice prunings",
+    "use_final_probs": "add final costs and prefer final states when one is reached",
+    "token_queue_capacity": "tokens one frame may hold (default: derived from --max-active)",
+    "arc_queue_capacity": "candidate tokens one expansion may produce (default: derived)",
+}
+"""Help of the option mirroring each :class:`DecoderConfig` field."""
+
+
+class UsageError(WfstError, ValueError):
+    """A command line that cannot run: conflicting options or an OUTDIR that
+    must not be written."""
+
+
+@dataclass
+class Tally:
+    """What one run did."""
+
+    decoded: int = 0
+    skipped: int = 0
+    already_done: int = 0
+    frames: int = 0
+    decode_seconds: float = 0.0
+
+
+# ---------------------------------------------------------------- arguments
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Decode a test set: a graph (HCLG or TLG; any format wfst.read_fst reads), its words.txt and "
+                    "per-utterance score matrices in; transcripts, CTM and WER out, written as utterances finish.")
+    parser.add_argument("graph", help="decoding graph: OpenFst vector/const, AT&T text or wfst cache")
+    parser.add_argument("words", help="words.txt: the graph's output symbols")
+    parser.add_argument("scores", help="score matrices: a Kaldi rspecifier, a workload .npz or a directory of "
+                                       ".npy files (see below)")
+    parser.add_argument("outdir", help="output directory (created if absent)")
+    inputs = parser.add_argument_group("inputs")
+    inputs.add_argument("--pdf-map", metavar="FILE",
+                        help="input label -> score column: 'transition-id pdf' text lines or a 1-D .npy (Kaldi HCLG)")
+    inputs.add_argument("--ref", metavar="TEXT", help="Kaldi text of reference transcripts: write OUTDIR/wer")
+    inputs.add_argument("--frame-shift", type=float, metavar="SECONDS",
+                        help="seconds per score row, for CTM times and RTFx (default: the .npz's own, else "
+                             f"{DEFAULT_FRAME_SHIFT}; e.g. 0.03 for chain models, 0.04 for many CTC models)")
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--ctm", action="store_true", help="also write OUTDIR/ctm (word times of the best path)")
+    outputs.add_argument("--resume", action="store_true",
+                         help="continue in a non-empty OUTDIR: skip utterances already in OUTDIR/text")
+    outputs.add_argument("--overwrite", action="store_true", help="replace wfst-decode's files in a non-empty OUTDIR")
+    search = parser.add_argument_group("search (as wfst.DecoderConfig)")
+    for f in dataclasses.fields(DecoderConfig):
+        option = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            search.add_argument(option, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=CONFIG_HELP[f.name] + " (default: %(default)s)")
+        else:
+            kind = float if isinstance(f.default, float) else int
+            search.add_argument(option, type=kind, default=f.default, metavar="N" if kind is int else "X",
+                                help=CONFIG_HELP[f.name] + " (default: %(default)s)")
+    _add_hardware_options(parser)
+    return parser
+
+
+def _add_hardware_options(parser: argparse.ArgumentParser) -> None:
+    hardware = parser.add_argument_group("hardware")
+    hardware.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                          help="cuda, cpu, or auto: CUDA when a GPU and cupy are present (default: auto)")
+    hardware.add_argument("--threads", type=int, default=_available_cores(),
+                          help="CPU decoding threads (default: the cores available, %(default)s)")
+    hardware.add_argument("--lanes", type=int,
+                          help=f"utterances per decoder call, decoded together; results are written after each "
+                               f"call (default: {LANES_PER_THREAD} per CPU thread)")
+
+
+def _available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _config(args: argparse.Namespace) -> DecoderConfig:
+    return DecoderConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DecoderConfig)})
+
+
+# ------------------------------------------------------------------ set-up
+def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict) -> None:
+    """Make ``outdir`` ready: create it, or check that it may be continued
+    (``resume``) or replaced (``overwrite``); raise :class:`UsageError` if not."""
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other: continue the run, or start it again")
+    if outdir.exists() and not outdir.is_dir():
+        raise UsageError(f"OUTDIR {outdir} exists and is not a directory")
+    if outdir.is_dir() and any(outdir.iterdir()):
+        if overwrite:
+            for name in OUTPUT_FILES:
+                (outdir / name).unlink(missing_ok=True)
+        elif not resume:
+            raise UsageError(f"OUTDIR {outdir} is not empty: pass --resume to continue the run it holds, or "
+                             "--overwrite to replace its results")
+        else:
+            try:
+                before = read_settings(outdir)
+            except ValueError as error:
+                raise UsageError(f"cannot resume in {outdir}: its decode.json is unreadable ({error}); use "
+                                 "--overwrite or another OUTDIR") from None
+            if before is None:
+                raise UsageError(f"cannot resume in {outdir}: it has no decode.json, so it was not written by "
+                                 f"{PROG}; choose another OUTDIR")
+            changed = sorted(k for k in ("config", "ctm", "frame_shift")
+                             if before.get(k) != settings[k])
+            if changed:
+                raise UsageError(f"cannot resume in {outdir}: it was decoded with other {', '.join(changed)} "
+                                 f"({', '.join(f'{k}={before.get(k)}' for k in changed)}); rerun with the same "
+                                 "options, or use --overwrite or another OUTDIR")
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_settings(outdir, settings)
+
+
+def _read_words(path: str, fst) -> SymbolTable:
+    """words.txt, checked against the graph's output labels."""
+    words = SymbolTable.read(path)
+    labels = np.unique(fst.olabel)
+    missing = labels[~np.isin(labels, np.fromiter(words.id_to_symbol, np.int64, len(words)))]
+    missing = missing[missing != 0]
+    if missing.size:
+        raise UsageError(f"{path}: the graph has output labels that are not in this words.txt ({missing.size} "
+                         f"missing, e.g. {missing[:5].tolist()}); is it the words.txt the graph was built with?")
+    return words
+
+
+# ---------------------------------------------------------------- decoding
+def _checked(utt_id: str, load, num_columns: int, seen: set[str]) -> np.ndarray:
+    """The utterance's checked float32 matrix; :class:`ScoresError` if it is bad."""
+    if not utt_id or any(c.isspace() for c in utt_id):
+        raise ScoresError(f"utterance id {utt_id!r} is empty or contains whitespace")
+    if utt_id in seen:
+        raise ScoresError("this utterance id appeared before in the scores; only the first is decoded")
+    seen.add(utt_id)
+    scores = host_scores(load(), num_columns, name=f"scores of {utt_id}")
+    if scores.shape[0] == 0:
+        raise ScoresError("zero frames (empty audio, or a failed feature extraction upstream?)")
+    return scores
+
+
+def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int, progress) -> Tally:
+    """Decode every utterance of ``source`` not already done, ``lanes`` per
+    decoder call, recording results as each call returns."""
+    tally = Tally()
+    seen: set[str] = set()
+    batch: list[tuple[str, np.ndarray]] = []
+
+    def flush():
+        began = time.perf_counter()
+        results = decoder.decode([scores for _, scores in batch])
+        tally.decode_seconds += time.perf_counter() - began
+        outputs.add([(utt_id, result) for (utt_id, _), result in zip(batch, results)])
+        tally.decoded += len(batch)
+        tally.frames += sum(scores.shape[0] for _, scores in batch)
+        progress.update(len(batch))
+        batch.clear()
+
+    for utt_id, load in source:
+        if utt_id in outputs.done and utt_id not in seen:
+            seen.add(utt_id)
+            tally.already_done += 1
+            progress.update(1)
+            continue
+        try:
+            batch.append((utt_id, _checked(utt_id, load, decoder.graph.num_columns, seen)))
+        except ScoresError as error:
+            outputs.skip(utt_id, str(error))
+            tally.skipped += 1
+            progress.write(f"{PROG}: skipped {utt_id}: {error}", file=sys.stderr)
+            progress.update(1)
+            continue
+        if len(batch) == lanes:
+            flush()
+    if batch:
+        flush()
+    return tally
+
+
+def _warm_up(decoder) -> None:
+    """Compile the search kernels (numba, cached on disk) before the clock runs."""
+    decoder.decode(np.zeros((1, max(decoder.graph.num_columns, 1)), np.float32))
+
+
+def _score(outdir: Path, refs: dict[str, tuple[str, ...]]) -> tuple[object, int, int]:
+    """WER of OUTDIR/text against ``refs`` (Kaldi's --mode=present), written to
+    OUTDIR/wer; returns (stats, references without a hypothesis, hypotheses
+    without a reference)."""
+    hyps = {utterance_id(line): tuple(line.split()[1:]) for line in complete_lines(outdir / "text")}
+    scored = [u for u in refs if u in hyps]
+    stats = compute_wer({u: refs[u] for u in scored}, {u: hyps[u] for u in scored})
+    missing = len(refs) - len(scored)
+    write_atomically(outdir / "wer", wer_report(stats, missing))
+    return stats, missing, len(hyps) - len(scored)
+
+
+def _summary(tally: Tally, frame_shift: float, wall: float, decoder, wer) -> str:
+    audio = tally.frames * frame_shift
+    lines = [f"utterances  {tally.decoded} decoded, {tally.skipped} skipped"
+             + (f", {tally.already_done} already done (resumed)" if tally.already_done else ""),
+             f"audio       {audio:.1f} s ({tally.frames} frames of {frame_shift:g} s)",
+             f"decode      {tally.decode_seconds:.2f} s in the decoder ({wall:.2f} s wall), device "
+             f"{decoder.device}, {decoder.threads} thread(s)",
+             "RTFx        " + (f"{audio / tally.decode_seconds:.1f}" if tally.decode_seconds > 0 else "n/a")]
+    if wer is not None:
+        stats, missing, unscored = wer
+        note = [f"{len(stats.utterances)} utterances scored"]
+        if missing:
+            note.append(f"{missing} references without a hypothesis")
+        if unscored:
+            note.append(f"{unscored} hypotheses without a reference")
+        lines.append(f"WER         {stats}  ({', '.join(note)})")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------- main
+def run(args: argparse.Namespace) -> int:
+    """Decode as ``args`` say; returns the exit code. User errors raise
+    :class:`WfstError` or ``OSError`` before anything is written."""
+    from tqdm import tqdm
+
+    from .decoder import Decoder
+
+    started = time.perf_counter()
+    if args.lanes is not None and args.lanes < 1:
+        raise ConfigError(f"--lanes must be >= 1, got {args.lanes}")
+    config = _config(args)
+    refs = read_transcripts(args.ref) if args.ref else None
+    pdf_map = read_pdf_map(args.pdf_map) if args.pdf_map else None
+    source = open_scores(args.scores)
+    frame_shift = args.frame_shift or source.frame_shift or DEFAULT_FRAME_SHIFT
+    if not frame_shift > 0:
+        raise ConfigError(f"--frame-shift must be a positive number of seconds, got {args.frame_shift}")
+    fst = read_fst(args.graph)
+    words = _read_words(args.words, fst)
+    decoder = Decoder(fst, config, device=args.device, pdf_map=pdf_map, threads=args.threads)
+    lanes = args.lanes or LANES_PER_THREAD * decoder.threads
+    outdir = Path(args.outdir)
+    settings = {"config": dataclasses.asdict(config), "ctm": args.ctm, "frame_shift": frame_shift,
+                "graph": os.path.abspath(args.graph), "words": os.path.abspath(args.words), "scores": args.scores,
+                "pdf_map": args.pdf_map and os.path.abspath(args.pdf_map)}
+    _prepare_outdir(outdir, args.resume, args.overwrite, settings)
+    _warm_up(decoder)
+
+    outputs = DecodeOutputs(outdir, words, frame_shift, ctm=args.ctm)
+    interactive = sys.stderr.isatty() and sys.stdout.isatty()
+    progress = tqdm(total=source.count, unit="utt", desc=PROG, disable=not interactive, file=sys.stderr)
+    stopped = None
+    try:
+        tally = _decode_all(decoder, source, outputs, lanes, progress)
+    except (WfstError, OSError) as error:  # a source broken part-way, a full disk, a decoder error
+        stopped, tally = error, None
+    finally:
+        progress.close()
+        outputs.close()
+    if stopped is not None:
+        done = len(complete_lines(outdir / "text"))
+        print(f"{PROG}: error: {stopped}\n{PROG}: stopped; {done} utterances are in {outdir / 'text'}: fix the "
+              "cause and rerun with --resume", file=sys.stderr)
+        return EXIT_STOPPED
+    wer = _score(outdir, refs) if refs is not None else None
+    print(_summary(tally, frame_shift, time.perf_counter() - started, decoder, wer))
+    if tally.skipped:
+        print(f"{PROG}: {tally.skipped} utterance(s) skipped, listed in {outdir / 'skipped'}", file=sys.stderr)
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def _example(argv: list[str]) -> int:
+    """``wfst-decode example``: decode the embedded example through :func:`run`."""
+    from .example import example_dir, load_example
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} example",
+        description="Decode the small example shipped with wfst-gpu (a CTC TLG and 20 synthetic utterances) on "
+                    "the best available device; print WER and RTFx.")
+    parser.add_argument("--outdir", help="keep the outputs here (default: a temporary directory, removed after)")
+    _add_hardware_options(parser)
+    options = parser.parse_args(argv)
+    example = load_example()
+    directory = example_dir()
+    outdir = options.outdir or tempfile.mkdtemp(prefix="wfst-decode-example-")
+    print(f"decoding the example in {directory}")
+    args = _parser().parse_args([
+        str(example.graph_path), str(example.words_path), str(example.scores_path), outdir,
+        "--ref", str(example.text_path), "--acoustic-scale", str(example.acoustic_scale),
+        "--device", options.device, "--threads", str(options.threads),
+        *(["--lanes", str(options.lanes)] if options.lanes else []),
+        *(["--overwrite"] if options.outdir else []),
+    ])
+    try:
+        return run(args)
+    finally:
+        if not options.outdir:
+            shutil.rmtree(outdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv[:1] == ["example"]:
+            return _example(argv[1:])
+        return run(_parser().parse_args(argv))
+    except (WfstError, OSError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; the utterances finished so far are kept: rerun with --resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
