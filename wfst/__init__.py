@@ -7,12 +7,13 @@ load lazily, on first use.
 from .budget import MemoryBudget, budget
 from .config import DecoderConfig
 from .csr import CsrFst
-from .errors import ConfigError, FstFormatError, GraphError, MemoryBudgetError, ScoresError, WfstError
+from .errors import CapacityWarning, ConfigError, FstFormatError, GraphError, MemoryBudgetError, ScoresError, WfstError
 from .reader import read_fst
 from .result import Result
 from .symbols import SymbolTable
 
 __all__ = [
+    "CapacityWarning",
     "ConfigError",
     "CsrFst",
     "Decoder",

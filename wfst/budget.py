@@ -20,21 +20,23 @@ graph with fewer than 65,537 score columns, i.e. all of them in practice
 
 Per lane (working memory of one batch slot, reset each frame)::
 
-    lane = 28 Q + 20 X + 16 H + 4 P F + 4352
+    lane = 56 Q + 48 X + 16 H + 4 P F + 328
 
-(token queue: state, cost, predecessor, arc, acoustic cost and two degree
-prefix sums, 7 x 4 bytes; arc queue: state, cost, predecessor, arc, acoustic
-cost, 5 x 4; hash map slot: state, packed (cost, token) 64-bit key and
-representative token, 16; score staging for host input, float32 P x F; a
-1024-bin cost histogram and 256 bytes of counters.)
+(token queue: hash slot, state, cost, best link, BFS hops and best arc, 6 x 4
+bytes, plus the 64-bit prefix sum of the expanded tokens' out-degrees, 8 (Q + 1);
+link queue: source, destination, arc, acoustic cost, 4 x 4; hash map slot:
+state, cost key, dirty flag, token, 4 x 4; score staging for host input,
+float32 P x F; 256 bytes of counters and 64 of parameters; the lattice
+segments packed for the copy to the host, 12 bytes per token and 16 per link,
+double-buffered: 2 (12 Q + 16 X).)
 
-Per channel (an utterance's saved frontier between chunks)::
+Per channel (an utterance's saved frontier between frames and chunks)::
 
-    channel = 12 Q + 64          (state, cost, token index per token; counters)
+    channel = 8 Q + 64          (state and cost per token; counters)
 
-Pinned host memory (lattice segments double-buffered, score staging)::
+Pinned host memory (lattice segments double-buffered, score staging, counters)::
 
-    pinned = L (40 Q + 4 P F)    (segment: state, cost, predecessor, arc, acoustic cost)
+    pinned = L (24 Q + 32 X + 4 P F + 256)
 
 Total device memory: ``fst + L * lane + C * channel``.
 """
@@ -49,14 +51,17 @@ from .config import DecoderConfig
 from .csr import CsrFst
 from .errors import ConfigError, MemoryBudgetError
 
-HISTOGRAM_BINS = 1024
 LANE_COUNTER_BYTES = 256
+LANE_PARAM_BYTES = 64
 CHANNEL_COUNTER_BYTES = 64
-TOKEN_QUEUE_BYTES = 28
-ARC_QUEUE_BYTES = 20
+TOKEN_QUEUE_BYTES = 32
+"""Per token of a lane: six int32 rows and the int64 degree prefix sum (which has
+one more entry: 8 bytes more per lane)."""
+ARC_QUEUE_BYTES = 16
 HASH_SLOT_BYTES = 16
-CHANNEL_TOKEN_BYTES = 12
-SEGMENT_TOKEN_BYTES = 20
+CHANNEL_TOKEN_BYTES = 8
+SEGMENT_TOKEN_BYTES = 12
+SEGMENT_LINK_BYTES = 16
 DEFAULT_CHUNK_FRAMES = 64
 
 
@@ -161,10 +166,11 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     Q, X = config.token_capacity, config.arc_capacity
     arrays = device_fst_arrays(fst, P)
     device_fst = sum(np.dtype(dtype).itemsize * length for dtype, length in arrays.values())
-    per_lane = (TOKEN_QUEUE_BYTES * Q + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
-                + 4 * P * chunk_frames + 4 * HISTOGRAM_BINS + LANE_COUNTER_BYTES)
+    segment = SEGMENT_TOKEN_BYTES * Q + SEGMENT_LINK_BYTES * X
+    per_lane = (TOKEN_QUEUE_BYTES * Q + 8 + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
+                + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + 2 * segment)
     per_channel = CHANNEL_TOKEN_BYTES * Q + CHANNEL_COUNTER_BYTES
-    pinned = lanes * (2 * SEGMENT_TOKEN_BYTES * Q + 4 * P * chunk_frames)
+    pinned = lanes * (2 * segment + 4 * P * chunk_frames + LANE_COUNTER_BYTES)
     kaldi = 12 * fst.num_states + 8 * fst.num_arcs + 4 * fst.num_emitting_arcs
     return MemoryBudget(int(device_fst), int(per_lane), int(per_channel), int(lanes), int(channels), int(pinned),
                         {name: np.dtype(d).itemsize * n for name, (d, n) in arrays.items()}, int(kaldi))

@@ -28,10 +28,14 @@ class Decoder:
         to pdf); without it, input label ``i`` reads column ``i - 1``.
     threads: CPU threads decoding a batch (one utterance per thread at a time;
         numba releases the GIL). More threads: more throughput on more cores.
+    lanes, channels: CUDA only: utterances decoded at once (default: as many as
+        fit in 90% of the free device memory, at most 256) and saved streams
+        (default ``lanes``). All device memory is allocated here, as
+        :func:`wfst.budget` predicts; :class:`MemoryBudgetError` if it does not fit.
     """
 
     def __init__(self, fst: CsrFst, config: DecoderConfig | None = None, device: str = "auto", pdf_map=None,
-                 threads: int = 1):
+                 threads: int = 1, lanes: int | None = None, channels: int | None = None):
         if config is None:
             config = DecoderConfig()
         if not isinstance(config, DecoderConfig):
@@ -44,6 +48,11 @@ class Decoder:
         self.config = config.validate()
         self.device = _pick_device(device)
         self.threads = threads
+        self._cuda = None
+        if self.device == "cuda":
+            from .cuda_backend import CudaDecoder
+
+            self._cuda = CudaDecoder(self.graph, self.config, lanes=lanes, channels=channels, pdf_map=pdf_map)
 
     @property
     def fst(self) -> CsrFst:
@@ -56,6 +65,13 @@ class Decoder:
         label ``i``. Every matrix is checked before any decoding starts."""
         single = not isinstance(scores, (list, tuple))
         batch = [scores] if single else list(scores)
+        if self._cuda is not None:
+            from .cuda_scores import score_input
+
+            inputs = [score_input(s, self.graph.num_columns, name=f"scores[{i}]" if not single else "scores")
+                      for i, s in enumerate(batch)]
+            results = self._cuda.decode(inputs)
+            return results[0] if single else results
         checked = [host_scores(s, self.graph.num_columns, name=f"scores[{i}]" if not single else "scores")
                    for i, s in enumerate(batch)]
         if self.threads == 1 or len(checked) == 1:
@@ -75,6 +91,14 @@ class Decoder:
 
 
 def _pick_device(device: str) -> str:
+    if device == "cpu":
+        return "cpu"
+    from .gpu import device_memory, import_cupy
+
     if device == "cuda":
-        raise ConfigError("the CUDA backend is not available yet; use device='cpu' (or 'auto')")
-    return "cpu"
+        import_cupy()  # ImportError with the install hint when cupy is missing
+        if device_memory() is None:
+            raise ConfigError("device='cuda' but no usable CUDA GPU was found (driver and device visible to "
+                              "cupy?); use device='cpu' or 'auto'")
+        return "cuda"
+    return "cuda" if device_memory() is not None else "cpu"

@@ -48,3 +48,9 @@ class GraphError(WfstError, ValueError):
 class ScoresError(WfstError, ValueError):
     """A score matrix the decoder cannot use: wrong type, dtype or rank, NaN or
     infinite values, or fewer columns than the graph reads."""
+
+
+class CapacityWarning(UserWarning):
+    """A GPU lane's token or arc queue overflowed: the frame was searched again
+    with a tighter beam. The message names the DecoderConfig field to raise
+    (``token_queue_capacity`` or ``arc_queue_capacity``)."""

@@ -1,0 +1,252 @@
+// Shared definitions of the wfst-gpu kernels. Inlined textually by the loader
+// (cuda_kernels/__init__.py), so every .cu file stands alone for NVRTC; no
+// standard headers (NVRTC builds run without a CUDA toolkit).
+//
+// Naming follows wfst/csr.py: s state, a arc, k/idx token (frame-local index),
+// l link (frame-local index). Per-lane arrays are [lanes, capacity] row-major;
+// a lane's row starts at lane * capacity (64-bit offsets throughout).
+//
+// Costs are float32 summed exactly as the CPU backend does ((cost + ac) +
+// weight, separate roundings; the loader compiles with --fmad=false and every
+// sum here uses __fadd_rn). For atomicMin they become order-preserving
+// unsigned keys (cost_key); -0.0 is folded into +0.0 first.
+#pragma once
+
+#define EMPTY_STATE (-1)
+#define NO_TOKEN (-1)
+#define KEY_INF 0xFF800000u       // cost_key(+inf)
+#define KEY_NONE 0xFFFFFFFFu      // above every cost: "no cost yet"
+#define HOPS_NONE 0x7FFFFFFF
+
+// lane counters: int32 [lanes, LANE_COUNTERS] (wfst/cuda_layout.py mirrors these)
+#define LANE_COUNTERS 64
+#define C_NTOK 0          // tokens allocated this frame (may exceed Q: overflow)
+#define C_NLINK 1         // links allocated this frame (may exceed X: overflow)
+#define C_NEMIT 2         // emitting links (the first C_NEMIT links)
+#define C_BEST_EMIT 3     // cost_key of the cheapest emitting candidate
+#define C_CUTOFF 4        // float bits: cutoff over the previous frame
+#define C_ADAPTIVE 5      // float bits: adaptive beam
+#define C_BOUND 6         // float bits: bound of this frame's tokens
+#define C_OVERFLOW 7      // OVF_* bits
+#define C_STATUS 8        // 0 ok, 1 negative-cost epsilon cycle
+#define C_EXPANDED 9      // previous-frame tokens expanded (cost <= cutoff)
+#define C_ROUNDS 10       // persistent epsilon rounds (statistics)
+#define C_LEVELS 11       // tie-rule BFS levels (statistics)
+#define C_TOK_OFF 12      // pack offset of this lane's tokens
+#define C_LINK_OFF 13     // pack offset of this lane's links
+
+#define OVF_TOKENS 1
+#define OVF_LINKS 2
+#define OVF_HASH 4
+
+#define STATUS_OK 0
+#define STATUS_NEGATIVE_CYCLE 1
+
+// lane parameters: long long [lanes, LANE_PARAMS], written by the host per frame
+#define LANE_PARAMS 8
+#define P_SCORES 0        // device pointer of score row 0 (float32 or float16)
+#define P_STRIDE 1        // elements between rows
+#define P_DTYPE 2         // 0 float32, 1 float16
+#define P_ROW 3           // row read by this frame (relative to P_SCORES)
+#define P_MODE 4          // MODE_*
+#define P_TIGHTEN 5       // retry level after an overflow: bound beam / 2^level
+#define P_CHANNEL 6       // channel holding the lane's frontier
+
+#define MODE_IDLE 0
+#define MODE_START 1      // frame 0: the start token and its epsilon closure
+#define MODE_EMIT 2       // read one score row
+#define MODE_RETRY_SKIP 3 // done this step; left alone while other lanes retry
+
+#define TIGHTEN_LAST 16   // from this level on, the bound keeps only the best cost
+
+// channel counters: int32 [channels, CHANNEL_COUNTERS]
+#define CHANNEL_COUNTERS 16
+#define CH_NTOK 0
+
+// ---------------------------------------------------------------- costs
+__device__ __forceinline__ unsigned cost_key(float c) {
+    if (c == 0.0f) c = 0.0f;  // -0.0 -> +0.0
+    unsigned b = __float_as_uint(c);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+__device__ __forceinline__ float key_cost(unsigned k) {
+    unsigned b = (k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k;
+    return __uint_as_float(b);
+}
+
+__device__ __forceinline__ float half_to_float(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+// -(acoustic_scale * loglike) of emitting arc a on the lane's current row
+__device__ __forceinline__ float arc_acoustic(const long long* params, const void* columns, int columns16,
+                                              int a, float scale) {
+    long long col = columns16 ? (long long)((const unsigned short*)columns)[a] : (long long)((const int*)columns)[a];
+    long long at = params[P_ROW] * params[P_STRIDE] + col;
+    float x;
+    if (params[P_DTYPE] == 1) {
+        x = half_to_float(((const unsigned short*)(unsigned long long)params[P_SCORES])[at]);
+    } else {
+        x = ((const float*)(unsigned long long)params[P_SCORES])[at];
+    }
+    return -__fmul_rn(scale, x);
+}
+
+// ---------------------------------------------------------------- memory
+__device__ __forceinline__ int vload(const int* p) { return *(const volatile int*)p; }
+__device__ __forceinline__ unsigned vload(const unsigned* p) { return *(const volatile unsigned*)p; }
+
+// one atomicAdd per warp for the threads of the warp that call it together;
+// every caller of one call site must pass the same counter (one lane per block)
+__device__ __forceinline__ int warp_increment(int* counter) {
+    unsigned active = __activemask();
+    int leader = __ffs(active) - 1;
+    int me = threadIdx.x & 31;
+    int base = 0;
+    if (me == leader) base = atomicAdd(counter, __popc(active));
+    base = __shfl_sync(active, base, leader);
+    return base + __popc(active & ((1u << me) - 1u));
+}
+
+__device__ __forceinline__ unsigned warp_min(unsigned v) {
+    for (int d = 16; d > 0; d >>= 1) {
+        unsigned o = __shfl_down_sync(0xFFFFFFFFu, v, d);
+        v = o < v ? o : v;
+    }
+    return v;
+}
+
+// ---------------------------------------------------------------- hash map
+// Per lane: keys (state or EMPTY_STATE), cost (cost_key, KEY_NONE when unset),
+// dirty (1: cost lowered since the token's epsilon arcs were last followed),
+// token (frame-local token index, set by resolve_tokens). H is a power of two.
+__device__ __forceinline__ unsigned hash_home(int state, int H) {
+    unsigned h = (unsigned)state * 2654435761u;
+    return (h ^ (h >> 16)) & (unsigned)(H - 1);
+}
+
+// The slot of `state`, inserting it (and allocating its token index, which is
+// published in tok_slot only after tok_state is written) if absent. -1 when
+// the table is full (OVF_HASH). A token index >= Q is not stored (OVF_TOKENS):
+// its slot exists but no token does, and the frame is redone.
+__device__ int hash_insert(int* keys, int H, int state, int* counters, int Q, int* tok_state, int* tok_slot) {
+    unsigned h = hash_home(state, H);
+    for (int probe = 0; probe < H; ++probe) {
+        int cur = vload(keys + h);
+        if (cur == state) return (int)h;
+        if (cur == EMPTY_STATE) {
+            int old = atomicCAS(keys + h, EMPTY_STATE, state);
+            if (old == EMPTY_STATE) {
+                int idx = atomicAdd(counters + C_NTOK, 1);
+                if (idx < Q) {
+                    tok_state[idx] = state;
+                    __threadfence();
+                    atomicExch(tok_slot + idx, (int)h);
+                } else {
+                    atomicOr(counters + C_OVERFLOW, OVF_TOKENS);
+                }
+                return (int)h;
+            }
+            if (old == state) return (int)h;
+        }
+        h = (h + 1u) & (unsigned)(H - 1);
+    }
+    atomicOr(counters + C_OVERFLOW, OVF_HASH);
+    return -1;
+}
+
+// The slot of `state`, or -1 (read-only: after every insertion of the frame).
+__device__ int hash_find(const int* keys, int H, int state) {
+    unsigned h = hash_home(state, H);
+    for (int probe = 0; probe < H; ++probe) {
+        int cur = keys[h];
+        if (cur == state) return (int)h;
+        if (cur == EMPTY_STATE) return -1;
+        h = (h + 1u) & (unsigned)(H - 1);
+    }
+    return -1;
+}
+
+// Lower the cost of `slot` to `key`; mark it dirty if that lowered it.
+// Returns whether it did. The fence orders the cost before the flag, so a
+// thread that takes the flag (atomicExch to 0, then a fence) reads this cost.
+__device__ __forceinline__ bool lower_cost(unsigned* cost, int* dirty, int slot, unsigned key) {
+    unsigned old = atomicMin(cost + slot, key);
+    if (key < old) {
+        __threadfence();
+        atomicExch(dirty + slot, 1);
+        return true;
+    }
+    return false;
+}
+
+// the float bound of a lane's frame after `tighten` overflow retries
+__device__ __forceinline__ float tightened_bound(float best, float beam, long long tighten) {
+    if (tighten <= 0 || !(best < __int_as_float(0x7F800000))) return __fadd_rn(best, beam);
+    if (tighten >= TIGHTEN_LAST) return __int_as_float(__float_as_int(best) + (best >= 0.0f ? 1 : -1));
+    return __fadd_rn(best, ldexpf(beam, -(int)tighten));
+}
+
+// ---------------------------------------------------------------- block helpers
+// (blockDim.x a multiple of 32, at most 1024; `scratch` 32 entries of shared)
+__device__ unsigned block_min(unsigned v, unsigned* scratch) {
+    v = warp_min(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        unsigned w = threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : KEY_NONE;
+        w = warp_min(w);
+        if (threadIdx.x == 0) scratch[0] = w;
+    }
+    __syncthreads();
+    unsigned r = scratch[0];
+    __syncthreads();
+    return r;
+}
+
+__device__ int block_sum(int v, int* scratch) {
+    for (int d = 16; d > 0; d >>= 1) v += __shfl_down_sync(0xFFFFFFFFu, v, d);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        int w = threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : 0;
+        for (int d = 16; d > 0; d >>= 1) w += __shfl_down_sync(0xFFFFFFFFu, w, d);
+        if (threadIdx.x == 0) scratch[0] = w;
+    }
+    __syncthreads();
+    int r = scratch[0];
+    __syncthreads();
+    return r;
+}
+
+// exclusive scan of one value per thread; returns the prefix, *total the sum
+__device__ long long block_exclusive_scan(long long v, long long* scratch, long long* total) {
+    long long x = v;
+    int me = threadIdx.x & 31;
+    for (int d = 1; d < 32; d <<= 1) {
+        long long o = __shfl_up_sync(0xFFFFFFFFu, x, d);
+        if (me >= d) x += o;
+    }
+    __syncthreads();
+    if (me == 31) scratch[threadIdx.x >> 5] = x;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        int warps = blockDim.x >> 5;
+        long long w = threadIdx.x < warps ? scratch[threadIdx.x] : 0;
+        for (int d = 1; d < 32; d <<= 1) {
+            long long o = __shfl_up_sync(0xFFFFFFFFu, w, d);
+            if (me >= d) w += o;
+        }
+        if (threadIdx.x < warps) scratch[threadIdx.x] = w;  // inclusive prefix of warp sums
+    }
+    __syncthreads();
+    long long warp_base = (threadIdx.x >> 5) ? scratch[(threadIdx.x >> 5) - 1] : 0;
+    *total = scratch[(blockDim.x >> 5) - 1];
+    __syncthreads();
+    return warp_base + x - v;
+}

@@ -1,0 +1,155 @@
+// Epsilon closure of the frame being built, under the frame's bound: chaotic
+// Bellman-Ford relaxation whose fixpoint (the cheapest float32 path cost of
+// every state, following only tokens below the bound) is the one the CPU's FIFO
+// queue reaches, whatever the order.
+//
+// A token is relaxed when its dirty flag is taken (atomicExch to 0, a fence,
+// then its cost is read): whoever lowers a cost stores it, fences, then raises
+// the flag, so a lowering is never lost.
+//
+// eps_sweep: one grid-wide pass over every lane's tokens (launched a few times).
+// eps_persistent: one CTA per lane loops until a round lowers nothing.
+// eps_links: one link per epsilon arc from a token below the bound whose result
+//   is below it (after the fixpoint, as the CPU does).
+#include "common.cuh"
+
+#define EPS_THREADS 256
+#define EPS_PERSISTENT_THREADS 512
+
+struct LaneTables {
+    int* keys;
+    unsigned* cost;
+    int* dirty;
+    int* tok_state;
+    int* tok_slot;
+    int* ctr;
+};
+
+// Follow the epsilon arcs of token idx if it is dirty. Returns whether a cost
+// fell (or a token was made).
+__device__ bool relax_token(const LaneTables& t, int idx, int H, int Q, float bound, const int* ne_offsets,
+                            const int* nextstate, const float* weight) {
+    int slot = vload(t.tok_slot + idx);
+    if (slot < 0) return false;  // not published yet: still dirty, seen in a later round
+    if (atomicExch(t.dirty + slot, 0) == 0) return false;
+    __threadfence();
+    float cu = key_cost(vload(t.cost + slot));
+    if (!(cu < bound)) return false;
+    int s = vload(t.keys + slot);
+    bool lowered = false;
+    for (int a = ne_offsets[s]; a < ne_offsets[s + 1]; ++a) {
+        float c = __fadd_rn(cu, weight[a]);
+        if (!(c < bound)) continue;
+        int v = hash_insert(t.keys, H, nextstate[a], t.ctr, Q, t.tok_state, t.tok_slot);
+        if (v < 0) continue;
+        lowered |= lower_cost(t.cost, t.dirty, v, cost_key(c));
+    }
+    return lowered;
+}
+
+__device__ __forceinline__ LaneTables lane_tables(int lane, int* counters, int* keys, unsigned* hash_cost,
+                                                  int* dirty, int H, int* tok_state, int* tok_slot, int Q) {
+    LaneTables t;
+    long long lh = (long long)lane * H, lq = (long long)lane * Q;
+    t.keys = keys + lh;
+    t.cost = hash_cost + lh;
+    t.dirty = dirty + lh;
+    t.tok_state = tok_state + lq;
+    t.tok_slot = tok_slot + lq;
+    t.ctr = counters + (long long)lane * LANE_COUNTERS;
+    return t;
+}
+
+__device__ __forceinline__ bool lane_runs(const long long* params, int lane) {
+    long long mode = params[(long long)lane * LANE_PARAMS + P_MODE];
+    return mode == MODE_START || mode == MODE_EMIT;
+}
+
+extern "C" __global__ void __launch_bounds__(EPS_THREADS)
+eps_sweep(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
+          const float* weight, int* keys, unsigned* hash_cost, int* dirty, int H, int* tok_state, int* tok_slot,
+          int Q) {
+    const int lane = blockIdx.y;
+    if (!lane_runs(params, lane)) return;
+    LaneTables t = lane_tables(lane, counters, keys, hash_cost, dirty, H, tok_state, tok_slot, Q);
+    const float bound = __int_as_float(t.ctr[C_BOUND]);
+    int n = vload(t.ctr + C_NTOK);
+    n = n < Q ? n : Q;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x)
+        relax_token(t, idx, H, Q, bound, ne_offsets, nextstate, weight);
+}
+
+extern "C" __global__ void __launch_bounds__(EPS_PERSISTENT_THREADS)
+eps_persistent(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
+               const float* weight, int* keys, unsigned* hash_cost, int* dirty, int H, int* tok_state,
+               int* tok_slot, int Q, int X) {
+    __shared__ int lowered, round_tokens, stop;
+    const int lane = blockIdx.x;
+    if (!lane_runs(params, lane)) return;
+    LaneTables t = lane_tables(lane, counters, keys, hash_cost, dirty, H, tok_state, tok_slot, Q);
+    const float bound = __int_as_float(t.ctr[C_BOUND]);
+    if (threadIdx.x == 0) {
+        int nl = t.ctr[C_NLINK];
+        t.ctr[C_NEMIT] = nl < X ? nl : X;  // no link is added until eps_links
+    }
+    int rounds = 0;
+    while (true) {
+        __syncthreads();
+        if (threadIdx.x == 0) {  // one token count for the whole block: every thread leaves together
+            lowered = 0;
+            int n = vload(t.ctr + C_NTOK);
+            round_tokens = n < Q ? n : Q;
+        }
+        __syncthreads();
+        const int n = round_tokens;
+        bool mine = false;
+        for (int idx = threadIdx.x; idx < n; idx += blockDim.x)
+            mine |= relax_token(t, idx, H, Q, bound, ne_offsets, nextstate, weight);
+        if (mine) atomicOr(&lowered, 1);
+        __syncthreads();
+        rounds += 1;
+        if (threadIdx.x == 0) {
+            // a round settles every token whose cheapest path is one hop longer than
+            // the last round's: more rounds than tokens means a negative cycle
+            int hash_full = vload(t.ctr + C_OVERFLOW) & OVF_HASH;
+            stop = !lowered ? 1 : (hash_full ? 2 : (rounds > n + 2 ? 3 : 0));
+            if (stop == 3) t.ctr[C_STATUS] = STATUS_NEGATIVE_CYCLE;
+        }
+        __syncthreads();
+        if (stop) break;
+    }
+    if (threadIdx.x == 0) t.ctr[C_ROUNDS] = rounds;
+}
+
+extern "C" __global__ void __launch_bounds__(EPS_THREADS)
+eps_links(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
+          const float* weight, const int* keys, const unsigned* hash_cost, int H, const int* tok_state,
+          const int* tok_slot, int Q, int X, int* link_src, int* link_dst, int* link_arc, float* link_ac) {
+    const int lane = blockIdx.y;
+    if (!lane_runs(params, lane)) return;
+    int* ctr = counters + (long long)lane * LANE_COUNTERS;
+    const float bound = __int_as_float(ctr[C_BOUND]);
+    const long long lh = (long long)lane * H, lq = (long long)lane * Q, lx = (long long)lane * X;
+    int n = ctr[C_NTOK];
+    n = n < Q ? n : Q;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
+        int slot = tok_slot[lq + idx];
+        if (slot < 0) continue;
+        float cu = key_cost(hash_cost[lh + slot]);
+        if (!(cu < bound)) continue;
+        int s = tok_state[lq + idx];
+        for (int a = ne_offsets[s]; a < ne_offsets[s + 1]; ++a) {
+            if (!(__fadd_rn(cu, weight[a]) < bound)) continue;
+            int v = hash_find(keys + lh, H, nextstate[a]);
+            int l = atomicAdd(ctr + C_NLINK, 1);
+            if (l < X) {
+                link_src[lx + l] = idx;
+                link_dst[lx + l] = v;  // a hash slot until resolve_links
+                link_arc[lx + l] = a;
+                link_ac[lx + l] = 0.0f;
+            } else {
+                atomicOr(ctr + C_OVERFLOW, OVF_LINKS);
+            }
+        }
+    }
+}

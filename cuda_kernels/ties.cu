@@ -1,0 +1,136 @@
+// The frame's tokens and links in their final form, and the best predecessor
+// of every token by the CPU's tie rule (wfst/cpu_search.py, step 4): among the
+// links achieving the token's cost exactly (float32, summed as the CPU does),
+// the fewest epsilon hops since the last emitting link, then the lowest arc
+// index. Within a frame an arc index names at most one link (one token per
+// state and frame), so the lowest arc picks one link.
+//
+// resolve_tokens: token costs from the hash map; slot -> token index.
+// resolve_links: link destinations from hash slots to token indices.
+// tie_bfs (one CTA per lane): breadth-first levels over achieving links
+//   (level 0: achieving emitting links, or the start token in MODE_START),
+//   atomicMin of the arc index per token and level; then tok_best; tokens no
+//   level reaches (a float32 negative cycle) set STATUS_NEGATIVE_CYCLE.
+#include "common.cuh"
+
+#define RESOLVE_THREADS 256
+#define TIE_THREADS 512
+
+__device__ __forceinline__ bool runs(const long long* params, int lane) {
+    long long mode = params[(long long)lane * LANE_PARAMS + P_MODE];
+    return mode == MODE_START || mode == MODE_EMIT;
+}
+
+extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
+resolve_tokens(const long long* params, const int* counters, const unsigned* hash_cost, int* hash_tok, int H,
+               const int* tok_slot, float* tok_cost, int Q) {
+    const int lane = blockIdx.y;
+    if (!runs(params, lane)) return;
+    int n = counters[(long long)lane * LANE_COUNTERS + C_NTOK];
+    n = n < Q ? n : Q;
+    const long long lh = (long long)lane * H, lq = (long long)lane * Q;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
+        int slot = tok_slot[lq + idx];
+        if (slot < 0) {  // only after an overflow (the frame is redone)
+            tok_cost[lq + idx] = __int_as_float(0x7F800000);
+            continue;
+        }
+        tok_cost[lq + idx] = key_cost(hash_cost[lh + slot]);
+        hash_tok[lh + slot] = idx;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
+resolve_links(const long long* params, const int* counters, const int* hash_tok, int H, int* link_dst, int X) {
+    const int lane = blockIdx.y;
+    if (!runs(params, lane)) return;
+    int nl = counters[(long long)lane * LANE_COUNTERS + C_NLINK];
+    nl = nl < X ? nl : X;
+    const long long lh = (long long)lane * H, lx = (long long)lane * X;
+    for (int l = blockIdx.x * blockDim.x + threadIdx.x; l < nl; l += gridDim.x * blockDim.x) {
+        int slot = link_dst[lx + l];
+        link_dst[lx + l] = slot >= 0 ? hash_tok[lh + slot] : NO_TOKEN;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(TIE_THREADS)
+tie_bfs(const long long* params, int* counters, const float* ch_cost, int Q, const float* tok_cost, int* tok_hops,
+        unsigned* tok_best_arc, int* tok_best, int X, const int* link_src, const int* link_dst,
+        const int* link_arc, const float* link_ac, const float* weight) {
+    __shared__ int changed;
+    __shared__ int sum_scratch[32];
+    const int lane = blockIdx.x;
+    const long long* p = params + (long long)lane * LANE_PARAMS;
+    if (!runs(params, lane)) return;
+    int* ctr = counters + (long long)lane * LANE_COUNTERS;
+    int n = ctr[C_NTOK];
+    n = n < Q ? n : Q;
+    int nl = ctr[C_NLINK];
+    nl = nl < X ? nl : X;
+    const int ne = ctr[C_NEMIT];
+    const long long lq = (long long)lane * Q, lx = (long long)lane * X;
+    const float* cost = tok_cost + lq;
+    int* hops = tok_hops + lq;
+    volatile int* vhops = hops;
+    unsigned* best_arc = tok_best_arc + lq;
+    const int* src = link_src + lx;
+    const int* dst = link_dst + lx;
+    const int* arc = link_arc + lx;
+    const float* ac = link_ac + lx;
+
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        hops[i] = HOPS_NONE;
+        best_arc[i] = 0xFFFFFFFFu;
+        tok_best[lq + i] = -1;
+    }
+    __syncthreads();
+    // level 0
+    if (p[P_MODE] == MODE_START) {
+        if (threadIdx.x == 0 && n > 0) hops[0] = 0;  // the start token
+    } else {
+        const float* prev_cost = ch_cost + (long long)p[P_CHANNEL] * Q;
+        for (int l = threadIdx.x; l < ne; l += blockDim.x) {
+            int v = dst[l];
+            if (v < 0) continue;
+            if (__fadd_rn(__fadd_rn(prev_cost[src[l]], ac[l]), weight[arc[l]]) == cost[v]) {
+                hops[v] = 0;
+                atomicMin(best_arc + v, (unsigned)arc[l]);
+            }
+        }
+    }
+    // levels 1, 2, ... over the epsilon links
+    int level = 0;
+    while (true) {
+        __syncthreads();
+        if (threadIdx.x == 0) changed = 0;
+        __syncthreads();
+        for (int l = ne + threadIdx.x; l < nl; l += blockDim.x) {
+            int v = dst[l];
+            if (v < 0) continue;
+            int u = src[l];
+            if (vhops[u] != level) continue;  // set before the last barrier: stable
+            if (__fadd_rn(cost[u], weight[arc[l]]) != cost[v]) continue;
+            int hv = vhops[v];  // HOPS_NONE or level + 1 while this level runs
+            if (hv == HOPS_NONE || hv == level + 1) {
+                vhops[v] = level + 1;
+                atomicMin(best_arc + v, (unsigned)arc[l]);
+                changed = 1;
+            }
+        }
+        __syncthreads();
+        if (!changed) break;
+        level += 1;
+    }
+    // the link of each token's best arc (unique within the frame)
+    for (int l = threadIdx.x; l < nl; l += blockDim.x) {
+        int v = dst[l];
+        if (v >= 0 && (unsigned)arc[l] == best_arc[v]) tok_best[lq + v] = l;
+    }
+    int unreached = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) unreached += hops[i] == HOPS_NONE;
+    unreached = block_sum(unreached, sum_scratch);
+    if (threadIdx.x == 0) {
+        ctr[C_LEVELS] = level;
+        if (unreached > 0 && ctr[C_OVERFLOW] == 0) ctr[C_STATUS] = STATUS_NEGATIVE_CYCLE;
+    }
+}

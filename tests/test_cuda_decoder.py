@@ -1,0 +1,166 @@
+"""The CUDA backend against the CPU backend (needs cupy and a GPU: marked gpu).
+
+Same best paths, bit-equal float32 costs, alignments and word times on hundreds
+of seeded random graphs, equivalent lattices, lanes refilled mid-batch,
+float16/cupy/torch inputs, bad inputs, tiny capacities (overflow warning, never
+garbage), and the memory budget against what was allocated."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import wfst
+from wfst import CapacityWarning, DecoderConfig, MemoryBudgetError, ScoresError
+from wfst.cuda_memory import check_allocation
+
+from .decoder_graphs import flat_scores, graph
+from .random_graph import random_graph, random_scores
+
+pytestmark = pytest.mark.gpu
+
+
+def _pair(fst, config, lanes=4, **kw):
+    return (wfst.Decoder(fst, config, device="cpu"), wfst.Decoder(fst, config, device="cuda", lanes=lanes, **kw))
+
+
+def _same(got, want):
+    assert got.words == want.words
+    assert np.float32(got.cost).tobytes() == np.float32(want.cost).tobytes() or got.cost == want.cost
+    assert np.array_equal(got.alignment, want.alignment)
+    assert got.word_frames == want.word_frames
+    assert got.reached_final == want.reached_final
+    assert got.graph_cost == pytest.approx(want.graph_cost, abs=1e-4)
+
+
+def _lattice_paths(result):
+    lattice = result.lattice
+    for name in ("word_sequences", "paths", "nbest"):
+        if hasattr(lattice, name):
+            return getattr(lattice, name)
+    return None
+
+
+@pytest.mark.parametrize("block", range(10))
+def test_random_graphs_match_the_cpu(block):
+    for seed in range(block * 30, block * 30 + 30):
+        fst = random_graph(seed, max_states=14)
+        config = DecoderConfig(beam=float(3 + seed % 12), max_active=max(1, 2 + seed % 9), min_active=seed % 3,
+                               lattice_beam=float(seed % 7), prune_interval=1 + seed % 5)
+        batch = [random_scores(seed * 7 + i, 1 + (seed + i) % 23) for i in range(3)]
+        cpu, gpu = _pair(fst, config, lanes=2)
+        for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
+            _same(got, want)
+            assert got.lattice.__class__ is want.lattice.__class__
+
+
+def test_lattices_equivalent_on_a_larger_graph():
+    fst = random_graph(12345, max_states=200, num_columns=8)
+    config = DecoderConfig(beam=12.0, max_active=50, lattice_beam=5.0)
+    batch = [random_scores(i, 60, num_columns=8) for i in range(9)]
+    cpu, gpu = _pair(fst, config, lanes=4)
+    for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
+        _same(got, want)
+        g, w = got.lattice, want.lattice
+        for attr in ("num_states", "num_arcs"):
+            if hasattr(g, attr):
+                assert getattr(g, attr) == getattr(w, attr), attr
+
+
+def test_more_utterances_than_lanes_and_zero_frames():
+    fst = random_graph(7, max_states=10)
+    config = DecoderConfig(beam=10.0, max_active=20)
+    batch = [random_scores(i, (i * 5) % 13) for i in range(11)]  # includes zero-frame utterances
+    cpu, gpu = _pair(fst, config, lanes=3)
+    for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
+        _same(got, want)
+
+
+def test_float16_cupy_and_torch_inputs():
+    cupy = pytest.importorskip("cupy")
+    fst = random_graph(3, max_states=12)
+    config = DecoderConfig(beam=9.0, max_active=30)
+    scores = random_scores(3, 40)
+    cpu, gpu = _pair(fst, config, lanes=2)
+    want = cpu.decode(scores)
+    _same(gpu.decode(cupy.asarray(scores)), want)
+    half = scores.astype(np.float16)
+    _same(gpu.decode(cupy.asarray(half)), cpu.decode(half))
+    _same(gpu.decode(half), cpu.decode(half))
+    _same(gpu.decode(cupy.asarray(scores.astype(np.float64))), cpu.decode(scores.astype(np.float64)))
+    wide = cupy.zeros((40, 10), np.float32)
+    wide[:, :4] = cupy.asarray(scores)
+    _same(gpu.decode(wide[:, :]), cpu.decode(cupy.asnumpy(wide)))
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(scores).cuda()
+    _same(gpu.decode(t), want)
+    _same(gpu.decode(t.half()), cpu.decode(half))
+    _same(gpu.decode(torch.from_numpy(scores)), want)
+
+
+def test_bad_inputs_raise_typed_errors():
+    cupy = pytest.importorskip("cupy")
+    fst = random_graph(3, max_states=12)
+    gpu = wfst.Decoder(fst, DecoderConfig(), device="cuda", lanes=1)
+    bad = cupy.asarray(random_scores(3, 5))
+    bad[2, 1] = cupy.nan
+    with pytest.raises(ScoresError, match=r"\[2, 1\]"):
+        gpu.decode(bad)
+    with pytest.raises(ScoresError, match="columns"):
+        gpu.decode(cupy.zeros((4, 1), np.float32))
+    with pytest.raises(ScoresError, match="2-D"):
+        gpu.decode(cupy.zeros(4, np.float32))
+    with pytest.raises(ScoresError):
+        gpu.decode(cupy.zeros((4, 4), np.int32))
+
+
+def test_tiny_capacities_warn_and_stay_valid():
+    fst = random_graph(99, max_states=60, num_columns=6)
+    config = DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
+    batch = [random_scores(i, 30, num_columns=6) for i in range(4)]
+    gpu = wfst.Decoder(fst, config, device="cuda", lanes=2)
+    with pytest.warns(CapacityWarning, match="queue_capacity"):
+        results = gpu.decode(batch)
+    cpu_cost = wfst.Decoder(fst, DecoderConfig(beam=30.0, max_active=1000), device="cpu").decode(batch)
+    for got, exact in zip(results, cpu_cost):
+        if np.isfinite(got.cost):
+            assert got.cost >= exact.cost - 1e-3  # a tighter search never beats the exact one
+            assert got.graph_cost + got.acoustic_cost == pytest.approx(got.cost, abs=1e-3) or got.reached_final
+
+
+def test_no_warning_when_capacities_suffice():
+    fst = random_graph(5, max_states=10)
+    gpu = wfst.Decoder(fst, DecoderConfig(max_active=50), device="cuda", lanes=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CapacityWarning)
+        gpu.decode([random_scores(5, 20)])
+
+
+def test_negative_epsilon_loop_in_float32_is_a_graph_error_or_matches():
+    fst = graph(2, 0, {1: 0.0}, [(0, 1, 1, 1, 0.5), (1, 1, 2, 0, 0.25), (1, 0, 0, 0, 1.0)])
+    cpu, gpu = _pair(fst, DecoderConfig(), lanes=1)
+    _same(gpu.decode(flat_scores(6)), cpu.decode(flat_scores(6)))
+
+
+def test_budget_matches_the_allocation():
+    fst = random_graph(11, max_states=40)
+    for lanes, max_active in ((1, 100), (8, 1000), (3, 7)):
+        gpu = wfst.Decoder(fst, DecoderConfig(max_active=max_active), device="cuda", lanes=lanes)
+        backend = gpu._cuda
+        report = check_allocation(backend.memory, backend.arrays.device_bytes, backend.arrays.pinned_bytes)
+        assert abs(report["device_ratio"] - 1) <= 0.05
+
+
+def test_too_many_lanes_is_a_budget_error_before_allocating():
+    cupy = pytest.importorskip("cupy")
+    fst = random_graph(11, max_states=40)
+    free, _ = cupy.cuda.runtime.memGetInfo()
+    lanes = wfst.budget(fst, DecoderConfig(max_active=100000), lanes=1).max_lanes(free) + 1
+    with pytest.raises(MemoryBudgetError, match="lanes"):
+        wfst.Decoder(fst, DecoderConfig(max_active=100000), device="cuda", lanes=lanes)
+    after, _ = cupy.cuda.runtime.memGetInfo()
+    assert after >= free - (64 << 20)
+
+
+def test_auto_picks_cuda_here():
+    assert wfst.Decoder(random_graph(1), device="auto").device == "cuda"

@@ -1,0 +1,204 @@
+"""Host-side logic of the CUDA backend, checked without a GPU against the CPU
+backend's semantics: the kernels' layout constants, cost keys, the exact radix
+select and cutoff, launch geometry, pack offsets, and the host lattice assembly
+fed with frames in another token and link order than the CPU's."""
+
+import re
+
+import numpy as np
+import pytest
+
+import cuda_kernels
+from wfst import DecoderConfig
+from wfst import cuda_layout as layout
+from wfst.cpu_backend import CpuSearch
+from wfst.cpu_search import BEAM_DELTA
+from wfst.cuda_lattice import HostLattice
+from wfst.decoding_graph import DecodingGraph
+
+from .random_graph import random_graph, random_scores
+
+
+def _defines() -> dict:
+    text = (cuda_kernels.DIRECTORY / "common.cuh").read_text()
+    return {m.group(1): int(m.group(2).rstrip("u"), 0) for m in re.finditer(r"^#define (\w+) \(?(-?\w+)\)?", text, re.M)
+            if re.fullmatch(r"-?(0x[0-9a-fA-F]+|\d+)u?", m.group(2))}
+
+
+def test_layout_matches_common_cuh():
+    defines = _defines()
+    for name, value in vars(layout).items():
+        if name in defines:
+            assert defines[name] == int(value), name
+    assert {"C_NTOK", "P_MODE", "MODE_EMIT", "OVF_LINKS", "TIGHTEN_LAST", "LANE_COUNTERS"} <= set(defines)
+
+
+@pytest.mark.parametrize("file,macro,name", [
+    ("frame_prologue.cu", "PROLOGUE_THREADS", "PROLOGUE_THREADS"), ("emitting.cu", "EMIT_THREADS", "EMIT_THREADS"),
+    ("epsilon.cu", "EPS_THREADS", "EPS_THREADS"), ("epsilon.cu", "EPS_PERSISTENT_THREADS", "EPS_PERSISTENT_THREADS"),
+    ("ties.cu", "RESOLVE_THREADS", "RESOLVE_THREADS"), ("ties.cu", "TIE_THREADS", "TIE_THREADS"),
+    ("segments.cu", "SEGMENT_THREADS", "SEGMENT_THREADS")])
+def test_block_sizes_match_launch_bounds(file, macro, name):
+    text = (cuda_kernels.DIRECTORY / file).read_text()
+    assert re.search(rf"#define {macro} (\d+)", text).group(1) == str(getattr(layout, name))
+
+
+def test_cost_keys_preserve_order():
+    rng = np.random.default_rng(0)
+    costs = np.concatenate([rng.normal(0, 100, 5000), [0.0, -0.0, np.inf, -1e-40, 1e-40, 3.4e38, -3.4e38]])
+    costs = costs.astype(np.float32)
+    keys = layout.cost_keys(costs)
+    order = np.argsort(costs, kind="stable")
+    assert np.all(np.diff(keys[order].astype(np.int64)) >= 0)
+    assert layout.cost_keys(np.float32([-0.0]))[0] == layout.cost_keys(np.float32([0.0]))[0]
+    back = layout.key_costs(keys)
+    assert np.array_equal(back, costs)  # -0.0 == 0.0
+    assert layout.cost_keys(np.float32([np.inf]))[0] == 0xFF800000
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_radix_select_is_the_exact_nth_element(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    costs = (rng.normal(20, 10, n) if seed % 3 else rng.integers(-5, 5, n) / 4.0).astype(np.float32)
+    if seed % 5 == 0:
+        costs[: n // 3] = np.float32(-0.0)
+    for k in {0, n // 2, n - 1, int(rng.integers(n))}:
+        assert layout.radix_select(costs, k) == np.partition(costs, k)[k]
+
+
+def _kaldi_cutoff(costs, beam, max_active, min_active):
+    """wfst/cpu_search.py's _cutoff as committed (Kaldi's GetCutoff), in numpy."""
+    n = costs.size
+    best = costs.min() if n else np.float32(np.inf)
+    beam_cutoff = np.float32(best + beam)
+    max_active_cutoff = min_active_cutoff = np.float32(np.inf)
+    if n > max_active:
+        max_active_cutoff = np.partition(costs, max_active)[max_active]
+    if max_active_cutoff < beam_cutoff:
+        return max_active_cutoff, np.float32(np.float32(max_active_cutoff - best) + BEAM_DELTA)
+    if n > min_active:
+        min_active_cutoff = best if min_active == 0 else np.partition(costs, min_active)[min_active]
+    if min_active_cutoff > beam_cutoff:
+        return min_active_cutoff, np.float32(np.float32(min_active_cutoff - best) + BEAM_DELTA)
+    return beam_cutoff, np.float32(beam)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_gpu_cutoff_equals_the_cpu_cutoff(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 400))
+    costs = (rng.exponential(8, n) + rng.normal(0, 50)).astype(np.float32)
+    if seed % 4 == 0:
+        costs = np.round(costs).astype(np.float32)  # ties
+    beam = np.float32(rng.uniform(0.5, 20))
+    max_active = int(rng.integers(1, 300))
+    min_active = int(rng.integers(0, max_active + 1))
+    expected = _kaldi_cutoff(costs.copy(), beam, max_active, min_active)
+    got = layout.gpu_cutoff(costs, beam, max_active, min_active)
+    assert got[0] == expected[0] and got[1] == expected[1]
+    assert np.float32(got[0]).tobytes() == np.float32(expected[0]).tobytes() or got[0] == 0
+
+
+def test_blocks_per_lane():
+    assert layout.blocks_per_lane(1, 132) == 4 * 132
+    assert layout.blocks_per_lane(512, 132) == 2
+    assert layout.blocks_per_lane(10000, 132) == 1
+    assert layout.blocks_per_lane(1, 10**6) == layout.MAX_BLOCKS_PER_LANE
+    with pytest.raises(ValueError):
+        layout.blocks_per_lane(0, 132)
+
+
+def test_tightened_bound():
+    assert layout.tightened_bound(1.0, 8.0, 0) == 9.0
+    assert layout.tightened_bound(1.0, 8.0, 3) == 2.0
+    assert layout.tightened_bound(1.0, 8.0, layout.TIGHTEN_LAST) == np.nextafter(np.float32(1), np.float32(2))
+    assert layout.tightened_bound(np.inf, 8.0, 20) == np.inf
+
+
+def test_pack_offsets():
+    offsets, total = layout.pack_offsets(np.array([3, 10, 5, 7]), np.array([True, True, False, True]), 8)
+    assert offsets.tolist() == [0, 3, 11, 11] and total == 18
+
+
+# ---------------------------------------------------------------- host lattice assembly
+def _raw_frames(graph, config, scores):
+    """The CPU search's frames before any lattice pruning: per frame (states,
+    costs, best as frame-local link, links as frame-local (src, dst, arc, ac), emitting count)."""
+    search = CpuSearch(graph, DecoderConfig(**{**config.__dict__, "prune_interval": 10**9}))
+    search.accept(scores)
+    a = search._arrays
+    frames = []
+    for f in range(search.num_frames + 1):
+        t0, t1 = a.tok_start[f], a.tok_start[f + 1]
+        l0, l1, e = a.link_start[f], a.link_start[f + 1], a.link_eps_start[f]
+        prev0 = a.tok_start[f - 1] if f > 0 else 0
+        best = a.tok_best[t0:t1].astype(np.int64)
+        best = np.where(best >= 0, best - l0, -1)
+        src = a.link_src[l0:l1].astype(np.int64)
+        src[: e - l0] -= prev0
+        src[e - l0:] -= t0
+        frames.append((a.tok_state[t0:t1].copy(), a.tok_cost[t0:t1].copy(), best, src,
+                       a.link_dst[l0:l1] - t0, a.link_arc[l0:l1].copy(), a.link_ac[l0:l1].copy(), int(e - l0)))
+    return frames
+
+
+def _shuffled(frames, rng):
+    """The same frames with tokens and links in another order (as the GPU makes them)."""
+    out = []
+    prev_perm = None
+    for f, (state, cost, best, src, dst, arc, ac, ne) in enumerate(frames):
+        n, nl = state.size, src.size
+        perm = rng.permutation(n)          # new position of old token i: inv[i]
+        inv = np.empty(n, np.int64)
+        inv[perm] = np.arange(n)
+        lperm = np.concatenate([rng.permutation(ne), ne + rng.permutation(nl - ne)]).astype(np.int64)
+        linv = np.empty(nl, np.int64)
+        linv[lperm] = np.arange(nl)
+        new_src = src.copy()
+        if f > 0:
+            new_src[:ne] = prev_perm[src[:ne]]
+        new_src[ne:] = inv[src[ne:]]
+        new_best = np.array([linv[b] if b >= 0 else -1 for b in best], np.int64)
+        out.append((state[perm], cost[perm], new_best[perm], new_src[lperm], inv[dst][lperm], arc[lperm],
+                    ac[lperm], ne))
+        prev_perm = inv
+    return out
+
+
+def _feed(lattice, frames):
+    for f, (state, cost, best, src, dst, arc, ac, ne) in enumerate(frames):
+        T, K = state.size + 2, src.size + 1  # other lanes around this one
+        words = np.full(3 * T + 4 * K, -7, np.int32)
+        to, lo = 1, 1
+        words[to:to + state.size] = state
+        words[T + to:T + to + state.size] = cost.view(np.int32)
+        words[2 * T + to:2 * T + to + state.size] = best
+        base = 3 * T
+        for i, column in enumerate((src, dst, arc)):
+            words[base + i * K + lo:base + i * K + lo + src.size] = column
+        words[base + 3 * K + lo:base + 3 * K + lo + src.size] = ac.view(np.int32)
+        lattice.append(words, words.view(np.float32), T, K, to, state.size, lo, src.size, ne, f == 0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_host_lattice_from_reordered_frames_matches_the_cpu(seed):
+    fst = random_graph(seed, max_states=12)
+    graph = DecodingGraph(fst)
+    frames_n = 1 + seed % 17
+    scores = random_scores(seed, frames_n)
+    config = DecoderConfig(beam=float(4 + seed % 9), max_active=max(1, 3 + seed % 7), min_active=seed % 3,
+                           lattice_beam=float(seed % 6), prune_interval=1 + seed % 4)
+    expected = CpuSearch(graph, config)
+    expected.accept(scores)
+    want = expected.finish()
+    lattice = HostLattice(graph, config)
+    _feed(lattice, _shuffled(_raw_frames(graph, config, scores), np.random.default_rng(seed)))
+    got = lattice.finish()
+    assert got.words == want.words
+    assert got.cost == want.cost or (np.isinf(got.cost) and np.isinf(want.cost))
+    assert np.array_equal(got.alignment, want.alignment)
+    assert got.reached_final == want.reached_final
+    assert got.word_frames == want.word_frames
+    a, b = got.lattice, want.lattice
+    assert type(a) is type(b)

@@ -1,0 +1,109 @@
+"""One thin typed launch wrapper per CUDA kernel (``cuda_kernels/*.cu``).
+
+Every scalar is passed as an explicit ``np.int32`` / ``np.float32`` (CuPy would
+pass a Python int as ``long long`` and check nothing); arrays are CuPy arrays
+whose dtypes the kernels expect (see :class:`wfst.cuda_memory.DeviceArrays`).
+``d`` is a ``DeviceArrays``, ``g`` its :class:`wfst.cuda_memory.Geometry`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import cuda_kernels
+
+from . import cuda_layout as layout
+
+i32, f32 = np.int32, np.float32
+
+
+def _k(name: str, file: str):
+    return cuda_kernels.kernel(name, file)
+
+
+def frame_prologue(d, g, start_state: int, beam: float, max_active: int, min_active: int, beam_delta: float):
+    _k("frame_prologue", "frame_prologue.cu")(
+        (g.lanes,), (layout.PROLOGUE_THREADS,),
+        (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.e_offsets, d.deg_scan, d.hash_key,
+         d.hash_cost, d.hash_dirty, i32(g.H), d.tok_state, d.tok_slot, i32(start_state), f32(beam),
+         i32(max_active), i32(min_active), f32(beam_delta)))
+
+
+def emit_bound(d, g, acoustic_scale: float):
+    _k("emit_bound", "emitting.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.EMIT_THREADS,),
+        (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.deg_scan, d.e_offsets, d.weight,
+         d.score_column, i32(d.columns16), f32(acoustic_scale)))
+
+
+def emit_expand(d, g, acoustic_scale: float):
+    _k("emit_expand", "emitting.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.EMIT_THREADS,),
+        (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.deg_scan, d.e_offsets, d.nextstate,
+         d.weight, d.score_column, i32(d.columns16), f32(acoustic_scale), d.hash_key, d.hash_cost, d.hash_dirty,
+         i32(g.H), d.tok_state, d.tok_slot, i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac))
+
+
+def eps_sweep(d, g):
+    _k("eps_sweep", "epsilon.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.EPS_THREADS,),
+        (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash_key, d.hash_cost, d.hash_dirty,
+         i32(g.H), d.tok_state, d.tok_slot, i32(g.Q)))
+
+
+def eps_persistent(d, g):
+    _k("eps_persistent", "epsilon.cu")(
+        (g.lanes,), (layout.EPS_PERSISTENT_THREADS,),
+        (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash_key, d.hash_cost, d.hash_dirty,
+         i32(g.H), d.tok_state, d.tok_slot, i32(g.Q), i32(g.X)))
+
+
+def eps_links(d, g):
+    _k("eps_links", "epsilon.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.EPS_THREADS,),
+        (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash_key, d.hash_cost, i32(g.H),
+         d.tok_state, d.tok_slot, i32(g.Q), i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac))
+
+
+def resolve_tokens(d, g):
+    _k("resolve_tokens", "ties.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.RESOLVE_THREADS,),
+        (d.params, d.counters, d.hash_cost, d.hash_tok, i32(g.H), d.tok_slot, d.tok_cost, i32(g.Q)))
+
+
+def resolve_links(d, g):
+    _k("resolve_links", "ties.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.RESOLVE_THREADS,),
+        (d.params, d.counters, d.hash_tok, i32(g.H), d.link_dst, i32(g.X)))
+
+
+def tie_bfs(d, g):
+    _k("tie_bfs", "ties.cu")(
+        (g.lanes,), (layout.TIE_THREADS,),
+        (d.params, d.counters, d.ch_cost, i32(g.Q), d.tok_cost, d.tok_hops, d.tok_best_arc, d.tok_best, i32(g.X),
+         d.link_src, d.link_dst, d.link_arc, d.link_ac, d.weight))
+
+
+def lane_offsets(d, g):
+    _k("lane_offsets", "segments.cu")(
+        (1,), (32,), (d.params, d.counters, i32(g.lanes), i32(g.Q), i32(g.X), d.totals))
+
+
+def pack_segments(d, g, out):
+    _k("pack_segments", "segments.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.SEGMENT_THREADS,),
+        (d.params, d.counters, d.totals, i32(g.Q), i32(g.X), d.tok_state, d.tok_cost, d.tok_best, d.link_src,
+         d.link_dst, d.link_arc, d.link_ac, out))
+
+
+def save_frontier(d, g):
+    _k("save_frontier", "segments.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.SEGMENT_THREADS,),
+        (d.params, d.counters, i32(g.Q), d.tok_state, d.tok_cost, d.ch_state, d.ch_cost, d.ch_count))
+
+
+def reset_lanes(d, g):
+    _k("reset_lanes", "segments.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.SEGMENT_THREADS,),
+        (d.params, d.counters, d.hash_key, d.hash_cost, d.hash_dirty, d.hash_tok, i32(g.H), d.tok_slot,
+         i32(g.Q)))

@@ -1,0 +1,130 @@
+"""Host assembly of the CUDA backend's lattice segments, with the CPU backend's
+own arrays and pruning: each frame copied back from the device is appended to
+a :class:`wfst.cpu_search.SearchArrays` (frame-local token and link indices
+made global), interim lattice pruning runs every ``prune_interval`` frames and
+the final pruning at the end, both with :mod:`wfst.cpu_lattice_prune`'s numba
+code, so both backends' lattices follow one implementation.
+
+A frame's packed data (see ``cuda_kernels/segments.cu``): for ``T`` tokens and
+``K`` links of all lanes, int32 ``tok_state[T] tok_cost[T] tok_best[T]
+link_src[K] link_dst[K] link_arc[K] link_ac[K]`` (floats as bits). Emitting
+links (the first ``ne`` of a lane's) have sources in the previous frame, epsilon
+links in the same frame; ``tok_best`` is a frame-local link index (-1: none).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from lattice.segments import LatticeSegments
+
+from . import cpu_search
+from .config import DecoderConfig
+from .cpu_lattice_prune import FRAME, LAST_PRUNE, NUM_LINKS, NUM_TOKENS, prune_lattice
+from .decoding_graph import DecodingGraph
+from .errors import GraphError
+from .result import Result
+
+
+@numba.njit(cache=True, nogil=True)
+def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, lattice_beam, prune_interval):
+    """Append one lane's frame (``n`` tokens at ``to``, ``nl`` links at ``lo``, the
+    first ``ne`` emitting) from a packed buffer (``words`` int32, ``floats`` the
+    same memory as float32) to the search arrays ``sa``; returns the new arrays."""
+    counters = sa[13]
+    if start:
+        f, nt, nl0 = 0, 0, 0
+    else:
+        f = counters[FRAME] + 1
+        nt = counters[NUM_TOKENS]
+        nl0 = counters[NUM_LINKS]
+    tok_state = cpu_search._grown(sa[0], nt + n)
+    tok_cost = cpu_search._grown(sa[1], nt + n)
+    tok_extra = cpu_search._grown(sa[2], nt + n)
+    tok_best = cpu_search._grown(sa[3], nt + n)
+    link_src = cpu_search._grown(sa[4], nl0 + nl)
+    link_dst = cpu_search._grown(sa[5], nl0 + nl)
+    link_arc = cpu_search._grown(sa[6], nl0 + nl)
+    link_ac = cpu_search._grown(sa[7], nl0 + nl)
+    tok_start = cpu_search._grown(sa[8], f + 3)
+    link_start = cpu_search._grown(sa[9], f + 3)
+    link_eps_start = cpu_search._grown(sa[10], f + 3)
+    for i in range(n):
+        tok_state[nt + i] = words[to + i]
+        tok_cost[nt + i] = floats[T + to + i]
+        tok_extra[nt + i] = 0.0
+        b = words[2 * T + to + i]
+        tok_best[nt + i] = nl0 + b if b >= 0 else -1
+    prev_first = 0 if start else tok_start[f - 1]
+    base = 3 * T
+    for j in range(nl):
+        src = words[base + lo + j]
+        link_src[nl0 + j] = prev_first + src if j < ne and not start else nt + src
+        link_dst[nl0 + j] = nt + words[base + K + lo + j]
+        link_arc[nl0 + j] = words[base + 2 * K + lo + j]
+        link_ac[nl0 + j] = floats[base + 3 * K + lo + j]
+    tok_start[f] = nt
+    tok_start[f + 1] = nt + n
+    link_start[f] = nl0
+    link_start[f + 1] = nl0 + nl
+    link_eps_start[f] = nl0 + ne
+    counters[FRAME] = f
+    counters[NUM_TOKENS] = nt + n
+    counters[NUM_LINKS] = nl0 + nl
+    if start:
+        counters[LAST_PRUNE] = 0
+    toks = (tok_state, tok_cost, tok_extra, tok_best)
+    links = (link_src, link_dst, link_arc, link_ac)
+    if not start and f % prune_interval == 0:
+        prune_lattice(weight, toks, links, tok_start, link_start, link_eps_start, counters, lattice_beam,
+                      cpu_search.PRUNE_SCALE * lattice_beam, np.zeros(nt + n - tok_start[f], np.float32), False)
+    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3], tok_start, link_start,
+            link_eps_start, sa[11], sa[12], counters)
+
+
+class HostLattice:
+    """One utterance's lattice on the host, fed frame by frame."""
+
+    def __init__(self, graph: DecodingGraph, config: DecoderConfig):
+        self.graph = graph
+        self.config = config
+        self._weight = graph.fst.weight if graph.fst.weight.flags.c_contiguous else \
+            np.ascontiguousarray(graph.fst.weight)
+        # hash table and scratch rows are not used here: keep them tiny
+        self._arrays = tuple(cpu_search.new_search_arrays(hash_slots=2, frame_tokens=2))
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._arrays[13][FRAME])
+
+    def append(self, words, floats, T, K, to, n, lo, nl, ne, start: bool) -> None:
+        self._arrays = append_frame(self._arrays, words, floats, np.int64(T), np.int64(K), np.int64(to),
+                                    np.int64(n), np.int64(lo), np.int64(nl), np.int64(ne), start, self._weight,
+                                    np.float32(self.config.lattice_beam), np.int64(self.config.prune_interval))
+
+    def finish(self) -> Result:
+        """The CPU's final pruning and best token, then the shared Result."""
+        graph, config = self.graph, self.config
+        arrays = cpu_search.SearchArrays(*self._arrays)
+        best, reached_final = cpu_search.finish_search(graph.host_layout()[2], graph.fst.final,
+                                                       config.use_final_probs, np.float32(config.lattice_beam),
+                                                       arrays)
+        frames = self.num_frames
+        nt, nl = int(arrays.counters[NUM_TOKENS]), int(arrays.counters[NUM_LINKS])
+        segments = LatticeSegments(
+            tok_state=arrays.tok_state[:nt].copy(), tok_cost=arrays.tok_cost[:nt].copy(),
+            tok_best=arrays.tok_best[:nt].copy(), tok_start=arrays.tok_start[: frames + 2].copy(),
+            link_src=arrays.link_src[:nl].copy(), link_dst=arrays.link_dst[:nl].copy(),
+            link_arc=arrays.link_arc[:nl].copy(), link_ac=arrays.link_ac[:nl].copy(),
+            link_start=arrays.link_start[: frames + 2].copy(),
+            link_eps_start=arrays.link_eps_start[: frames + 1].copy(),
+            best_token=int(best), reached_final=bool(reached_final))
+        from .cpu_backend import result_from_segments
+
+        return result_from_segments(segments, graph, config)
+
+
+def negative_cycle_error(frame: int) -> GraphError:
+    return GraphError("the search met a negative-cost epsilon cycle (in float32 arithmetic) at frame "
+                      f"{frame}: the best path is unbounded; fix the graph's epsilon weights")

@@ -1,0 +1,126 @@
+"""Every device and pinned buffer of the CUDA decoder, allocated once at
+construction exactly as :func:`wfst.budget` predicts (:func:`check_allocation`
+compares the two), after :meth:`wfst.MemoryBudget.check` has passed.
+
+Per-lane arrays are ``[lanes, capacity]`` (row-major); capacities ``Q`` tokens,
+``X`` links, ``H`` hash slots (wfst/budget.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cuda_layout as layout
+from .budget import MemoryBudget, hash_slots, score_column_bytes
+from .config import DecoderConfig
+from .decoding_graph import DecodingGraph
+
+ALLOCATION_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Geometry:
+    lanes: int
+    channels: int
+    Q: int
+    X: int
+    H: int
+    P: int
+    F: int
+    blocks_per_lane: int
+
+
+def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int, chunk_frames: int,
+             multiprocessors: int) -> Geometry:
+    Q, X = config.token_capacity, config.arc_capacity
+    return Geometry(lanes, channels, Q, X, hash_slots(Q), num_columns, chunk_frames,
+                    layout.blocks_per_lane(lanes, multiprocessors))
+
+
+class DeviceArrays:
+    """The decoder's buffers; ``device_bytes`` / ``pinned_bytes`` count them."""
+
+    def __init__(self, cupy, graph: DecodingGraph, g: Geometry):
+        self.device_bytes = 0
+        self.pinned_bytes = 0
+        fst = graph.fst
+        E = fst.num_emitting_arcs
+        L, C, Q, X, H = g.lanes, g.channels, g.Q, g.X, g.H
+        up = self._upload
+        # the graph (uploaded once)
+        self.e_offsets = up(cupy, fst.e_offsets, np.int32)
+        self.ne_offsets = up(cupy, fst.ne_offsets, np.int32)
+        self.final = up(cupy, fst.final, np.float32)
+        self.nextstate = up(cupy, fst.nextstate, np.int32)
+        self.weight = up(cupy, fst.weight, np.float32)
+        self.columns16 = score_column_bytes(g.P) == 2
+        columns = graph.column_of_ilabel[fst.ilabel[:E]]
+        self.score_column = up(cupy, columns, np.uint16 if self.columns16 else np.int32)
+        if E == 0:  # keep a valid pointer
+            self.score_column = self._alloc(cupy, (1,), np.uint16 if self.columns16 else np.int32, 0)
+        # lanes
+        a = self._alloc
+        self.tok_slot = a(cupy, (L, Q), np.int32, -1)
+        self.tok_state = a(cupy, (L, Q), np.int32, 0)
+        self.tok_cost = a(cupy, (L, Q), np.float32, 0)
+        self.tok_best = a(cupy, (L, Q), np.int32, -1)
+        self.tok_hops = a(cupy, (L, Q), np.int32, 0)
+        self.tok_best_arc = a(cupy, (L, Q), np.uint32, 0)
+        self.deg_scan = a(cupy, (L, Q + 1), np.int64, 0)
+        self.link_src = a(cupy, (L, X), np.int32, 0)
+        self.link_dst = a(cupy, (L, X), np.int32, 0)
+        self.link_arc = a(cupy, (L, X), np.int32, 0)
+        self.link_ac = a(cupy, (L, X), np.float32, 0)
+        self.hash_key = a(cupy, (L, H), np.int32, -1)
+        self.hash_cost = a(cupy, (L, H), np.uint32, layout.KEY_NONE)
+        self.hash_dirty = a(cupy, (L, H), np.int32, 0)
+        self.hash_tok = a(cupy, (L, H), np.int32, -1)
+        self.staging = a(cupy, (L, g.F, max(g.P, 1)), np.float32, 0)
+        self.counters = a(cupy, (L, layout.LANE_COUNTERS), np.int32, 0)
+        self.params = a(cupy, (L, layout.LANE_PARAMS), np.int64, 0)
+        segment_words = L * (3 * Q + 4 * X)
+        self.packed = [a(cupy, (segment_words,), np.int32, None) for _ in range(2)]
+        self.totals = cupy.zeros(2, np.int64)  # 16 bytes, not in the budget
+        # channels
+        self.ch_state = a(cupy, (C, Q), np.int32, 0)
+        self.ch_cost = a(cupy, (C, Q), np.float32, 0)
+        self.ch_count = a(cupy, (C, layout.CHANNEL_COUNTERS), np.int32, 0)
+        # pinned host memory
+        import cupyx
+
+        def pinned(shape, dtype):
+            array = cupyx.empty_pinned(shape, dtype)
+            self.pinned_bytes += array.nbytes
+            return array
+
+        self.host_packed = [pinned((segment_words,), np.int32) for _ in range(2)]
+        self.host_staging = pinned((L, g.F, max(g.P, 1)), np.float32)
+        self.host_counters = pinned((L, layout.LANE_COUNTERS), np.int32)
+
+    def _upload(self, cupy, array, dtype):
+        out = cupy.asarray(np.ascontiguousarray(array, dtype=dtype))
+        self.device_bytes += out.nbytes
+        return out
+
+    def _alloc(self, cupy, shape, dtype, fill):
+        out = cupy.empty(shape, dtype)
+        if fill is not None:
+            out.fill(fill)
+        self.device_bytes += out.nbytes
+        return out
+
+
+def check_allocation(predicted: MemoryBudget, device_bytes: int, pinned_bytes: int,
+                     tolerance: float = ALLOCATION_TOLERANCE) -> dict:
+    """Compare the budget with what was allocated; returns the ratios and raises
+    AssertionError (a bug in the budget or the allocation) beyond ``tolerance``."""
+    device_ratio = device_bytes / max(predicted.device_total, 1)
+    pinned_ratio = pinned_bytes / max(predicted.pinned_host, 1)
+    report = {"predicted_device": predicted.device_total, "allocated_device": device_bytes,
+              "device_ratio": device_ratio, "predicted_pinned": predicted.pinned_host,
+              "allocated_pinned": pinned_bytes, "pinned_ratio": pinned_ratio}
+    if abs(device_ratio - 1) > tolerance or abs(pinned_ratio - 1) > tolerance:
+        raise AssertionError(f"allocated memory differs from wfst.budget by more than {tolerance:.0%}: {report}")
+    return report

@@ -1,0 +1,77 @@
+"""Score matrices for the CUDA backend: host arrays are checked as the CPU
+backend checks them (:func:`wfst.scores.host_scores`); GPU arrays (cupy, torch
+CUDA tensors, anything with ``__cuda_array_interface__`` or DLPack) stay on the
+device, zero-copy when float32 or float16 with unit column stride, and get the
+same checks there (shape, dtype, width, finite values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ScoresError
+from .scores import host_scores
+
+DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
+
+
+@dataclass
+class ScoreInput:
+    """``array``: numpy float32 (host) or cupy float32/float16 (device) frames x
+    columns with unit column stride; ``row_stride`` in elements."""
+
+    array: object
+    on_device: bool
+    frames: int
+    row_stride: int
+    dtype_code: int
+
+
+def _as_cupy(scores, cupy):
+    if hasattr(scores, "detach") and getattr(scores, "requires_grad", False):
+        scores = scores.detach()
+    if hasattr(scores, "__cuda_array_interface__"):
+        return cupy.asarray(scores)
+    if hasattr(scores, "__dlpack_device__"):
+        device_type, _ = scores.__dlpack_device__()
+        if int(device_type) in (2, 13):  # kDLCUDA, kDLCUDAManaged
+            return cupy.from_dlpack(scores)
+    return None
+
+
+def score_input(scores, num_columns: int, name: str = "scores") -> ScoreInput:
+    """Check and wrap one score matrix (see the module docstring)."""
+    on_gpu = hasattr(scores, "__cuda_array_interface__") or (
+        hasattr(scores, "__dlpack_device__") and not isinstance(scores, np.ndarray)
+        and int(scores.__dlpack_device__()[0]) in (2, 13))
+    if not on_gpu:
+        array = host_scores(scores, num_columns, name=name)
+        return ScoreInput(array, False, int(array.shape[0]), int(array.shape[1]) if array.ndim == 2 else 0, 0)
+    from .gpu import import_cupy
+
+    cupy = import_cupy()
+    x = _as_cupy(scores, cupy)
+    if x is None:
+        raise ScoresError(f"{name}: cannot read this GPU array ({type(scores).__name__}) with cupy")
+    if x.ndim != 2:
+        raise ScoresError(f"{name} must be 2-D (frames x columns), got shape {x.shape}")
+    if x.dtype not in (np.float16, np.float32, np.float64):
+        raise ScoresError(f"{name} must be float16, float32 or float64, got {x.dtype}")
+    frames, width = x.shape
+    if frames == 0:
+        return ScoreInput(cupy.zeros((0, max(width, num_columns, 1)), np.float32), True, 0, max(width, 1), 0)
+    if width < num_columns:
+        raise ScoresError(f"{name} has {width} columns but the graph reads columns up to {num_columns - 1}: "
+                          f"it needs at least {num_columns} (is this the right graph, or a pdf_map missing?)")
+    if x.dtype == np.float64:
+        x = x.astype(np.float32)  # round to nearest, as numpy does on the host
+    finite = cupy.isfinite(x)
+    if not bool(finite.all()):
+        frame, column = (int(v) for v in cupy.argwhere(~finite)[0])
+        raise ScoresError(f"{name}[{frame}, {column}] is {float(x[frame, column])}: scores must be finite "
+                          "(clamp -inf log-probabilities, e.g. to -1e4, and check the model for NaN)")
+    item = x.dtype.itemsize
+    if x.strides[1] != item or x.strides[0] % item or x.strides[0] < 0:
+        x = cupy.ascontiguousarray(x)
+    return ScoreInput(x, True, int(frames), int(x.strides[0] // item), DTYPE_CODES[np.dtype(x.dtype)])
