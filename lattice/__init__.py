@@ -8,5 +8,7 @@ from .lattice import Lattice
 from .segments import LatticeSegments
 from .best_path import LatticePath
 from .errors import LatticeError
+from .lexicon_alignment import AlignmentLexicon, WordAlignmentError
 
-__all__ = ["CompactLattice", "Lattice", "LatticeError", "LatticePath", "LatticeSegments", "read_lattices", "write_lattices"]
+__all__ = ["AlignmentLexicon", "CompactLattice", "Lattice", "LatticeError", "LatticePath", "LatticeSegments",
+           "WordAlignmentError", "read_lattices", "write_lattices"]

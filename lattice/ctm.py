@@ -12,20 +12,27 @@ from .errors import LatticeError
 from .lattice import Lattice
 
 
-def to_ctm(lattice: Lattice, utt_id: str, frame_shift: float, words=None) -> str:
+def to_ctm(lattice: Lattice, utt_id: str, frame_shift: float, words=None, lexicon=None) -> str:
     """One line per best-path word: ``utt_id 1 start duration word`` (seconds,
-    3 decimals), frames from :meth:`Lattice.word_alignment`.
+    3 decimals), frames from :meth:`Lattice.word_alignment` (with ``lexicon``
+    when given).
 
-    ``frame_shift``: seconds per frame. ``words``: a
-    :class:`wfst.SymbolTable` or anything indexed by word id (dict, list); without it,
-    word ids are written. Empty string for a lattice without words."""
+    ``frame_shift``: seconds per frame. ``words``: a :class:`wfst.SymbolTable`
+    or anything indexed by word id (dict, list); without it, the lexicon's
+    word table when a lexicon is given, else word ids are written.
+    ``lexicon``: a :class:`lattice.AlignmentLexicon` for word times from the
+    pronunciations (CTC graphs; recommended, see
+    :mod:`lattice.lexicon_alignment`). Empty string for a lattice without
+    words."""
     if not isinstance(utt_id, str) or not utt_id or re.search(r"\s", utt_id):
         raise LatticeError(f"utt_id must be a non-empty string without whitespace, got {utt_id!r}")
     if isinstance(frame_shift, bool) or not isinstance(frame_shift, (int, float, np.floating)) \
             or not math.isfinite(frame_shift) or frame_shift <= 0:
         raise LatticeError(f"frame_shift must be a positive number of seconds per frame, got {frame_shift!r}")
+    if words is None and lexicon is not None:
+        words = lexicon.words
     lines = []
-    for word, first, last in lattice.word_alignment():
+    for word, first, last in lattice.word_alignment(lexicon):
         lines.append(f"{utt_id} 1 {first * frame_shift:.3f} {(last - first + 1) * frame_shift:.3f} "
                      f"{_name(words, word)}\n")
     return "".join(lines)

@@ -117,18 +117,22 @@ class Lattice:
 
         return nbest(self.determinize(), n)
 
-    def word_alignment(self) -> list[tuple[int, int, int]]:
-        """``(word, first frame, last frame)`` of each word of the best path
-        (see :mod:`lattice.word_alignment`)."""
+    def word_alignment(self, lexicon=None) -> list[tuple[int, int, int]]:
+        """``(word, first frame, last frame)`` of each word of the best path:
+        with ``lexicon`` (a :class:`lattice.AlignmentLexicon`, CTC graphs)
+        exactly the frames of the word's tokens, else from where the graph
+        put the word labels (see :mod:`lattice.word_alignment`)."""
         from .word_alignment import word_alignment
 
-        return word_alignment(self)
+        return word_alignment(self, lexicon)
 
-    def to_ctm(self, utt_id: str, frame_shift: float, words=None) -> str:
-        """The best path's words as CTM lines (see :mod:`lattice.ctm`)."""
+    def to_ctm(self, utt_id: str, frame_shift: float, words=None, lexicon=None) -> str:
+        """The best path's words as CTM lines, times from the lexicon when
+        ``lexicon`` (a :class:`lattice.AlignmentLexicon`) is given (see
+        :mod:`lattice.ctm`)."""
         from .ctm import to_ctm
 
-        return to_ctm(self, utt_id, frame_shift, words)
+        return to_ctm(self, utt_id, frame_shift, words, lexicon)
 
     def arc_posteriors(self, scale: float = 1.0) -> np.ndarray:
         """Posterior probability of each arc (float64, A) by forward-backward in

@@ -20,7 +20,11 @@ def _finite(name: str, value) -> float:
 
 
 def _scaled(costs: np.ndarray, factor: float) -> np.ndarray:
-    return np.where(np.isinf(costs), costs, costs * np.float32(factor)).astype(np.float32)
+    """``costs * factor`` in float32, infinities kept (``inf * 0`` is not NaN)."""
+    out = costs.astype(np.float32)  # a copy
+    finite = ~np.isinf(out)
+    out[finite] *= np.float32(factor)
+    return out
 
 
 def scale(lattice: Lattice, acoustic: float = 1.0, graph: float = 1.0) -> Lattice:

@@ -1,10 +1,15 @@
 """Word times of a path: which frames each word covers.
 
-A word's first frame is the first frame read at or after its arc (clipped to
+Without a lexicon, from where the graph puts the words' output labels: a
+word's first frame is the first frame read at or after its arc (clipped to
 the last frame); it lasts until the frame before the next word's first frame,
 the last word until the last frame. Blank and silence frames between two words
 therefore go to the earlier word, as Kaldi's CTC word alignment does when words
-sit on the first token of their pronunciation.
+sit on the first token of their pronunciation. On a graph whose
+determinization moved labels past a word's first token (a TLG built with
+:mod:`wfst.graph_determinize`, usually), these times are late; with a lexicon
+(:class:`lattice.AlignmentLexicon`, CTC graphs), a word spans exactly the
+frames of its tokens (see :mod:`lattice.lexicon_alignment`).
 """
 
 from __future__ import annotations
@@ -28,11 +33,16 @@ def word_spans(read_frame: np.ndarray, olabel: np.ndarray, num_frames: int) -> t
     return olabel[word_at].astype(np.int64), first, last
 
 
-def word_alignment(lattice: Lattice) -> list[tuple[int, int, int]]:
+def word_alignment(lattice: Lattice, lexicon=None) -> list[tuple[int, int, int]]:
     """``(word, first frame, last frame)`` of each word of the lattice's best
-    path (empty for a lattice without a path)."""
-    from .best_path import best_path_arcs
+    path (empty for a lattice without a path): with ``lexicon`` (a
+    :class:`lattice.AlignmentLexicon`) the frames of the word's tokens, else
+    from the labels' positions (see the module docstring)."""
+    from .best_path import best_path, best_path_arcs
 
+    if lexicon is not None:
+        path = best_path(lattice)
+        return lexicon.align(path.ilabels, path.words)
     arcs, end = best_path_arcs(lattice)
     if end < 0:
         return []

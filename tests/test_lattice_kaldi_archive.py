@@ -14,6 +14,7 @@ from lattice.convert import compact_to_lattice, lattice_to_compact
 from lattice.errors import LatticeError
 from lattice.kaldi_archive import read_lattices, write_lattices
 from lattice.kaldi_fst import KaldiLatticeError
+from tests.lattice_paths import random_costs, random_lattice
 from wfst.errors import WfstError
 
 kaldifst = pytest.importorskip("kaldifst")
@@ -22,42 +23,6 @@ INF = np.float32(np.inf)
 
 
 # ------------------------------------------------------------------ random lattices
-def _costs(rng, n, quantized=False):
-    if quantized:  # exact in any printing precision
-        return (rng.integers(-40, 80, n) / 8).astype(np.float32)
-    return rng.normal(2.0, 3.0, n).astype(np.float32)
-
-
-def random_lattice(rng, frames=4, width=3, quantized=False) -> Lattice:
-    """Frame-synchronous, every state reached: emitting arcs between frames,
-    epsilon arcs forward within a frame."""
-    sizes = [1] + list(rng.integers(1, width + 1, frames))
-    state_frame = np.repeat(np.arange(frames + 1), sizes).astype(np.int32)
-    first = np.concatenate(([0], np.cumsum(sizes)))
-    src, dst, ilabel = [], [], []
-    for f in range(frames + 1):
-        for s in range(first[f], first[f + 1]):
-            if f:  # at least one emitting arc in
-                src.append(int(rng.integers(first[f - 1], first[f]))), dst.append(s), ilabel.append(int(rng.integers(1, 9)))
-            if s + 1 < first[f + 1] and rng.random() < 0.5:
-                src.append(s), dst.append(int(rng.integers(s + 1, first[f + 1]))), ilabel.append(0)
-            if f < frames and rng.random() < 0.5:
-                src.append(s), dst.append(int(rng.integers(first[f + 1], first[f + 2]))), ilabel.append(int(rng.integers(1, 9)))
-    order = np.argsort(src, kind="stable")
-    A, S = len(src), int(first[-1])
-    final_graph = np.full(S, INF)
-    final_acoustic = np.full(S, INF)
-    ends = np.arange(first[-2], S)
-    final_graph[ends], final_acoustic[ends] = _costs(rng, len(ends), quantized), _costs(rng, len(ends), quantized)
-    final_graph[-1] = final_acoustic[-1] = 0  # weight One: left out in text
-    return Lattice(
-        state_frame=state_frame, arc_src=np.asarray(src, np.int32)[order], arc_dst=np.asarray(dst, np.int32)[order],
-        arc_ilabel=np.asarray(ilabel, np.int32)[order],
-        arc_olabel=(rng.integers(1, 20, A) * (rng.random(A) < 0.4)).astype(np.int32),
-        arc_graph_cost=_costs(rng, A, quantized), arc_acoustic_cost=_costs(rng, A, quantized),
-        final_graph_cost=final_graph, final_acoustic_cost=final_acoustic)
-
-
 def random_compact_lattice(rng, num_states=6, final_strings=True) -> CompactLattice:
     """A random DAG in topological order, every state reached; strings of 0-3
     transition ids on arcs and (if ``final_strings``) on final weights."""
@@ -76,11 +41,11 @@ def random_compact_lattice(rng, num_states=6, final_strings=True) -> CompactLatt
     final_lengths = rng.integers(0, 3, num_states) * final * final_strings
     return CompactLattice(
         arc_src=src, arc_dst=dst, arc_word=(rng.integers(1, 50, A) * (rng.random(A) < 0.7)).astype(np.int32),
-        arc_graph_cost=_costs(rng, A), arc_acoustic_cost=_costs(rng, A),
+        arc_graph_cost=random_costs(rng, A), arc_acoustic_cost=random_costs(rng, A),
         string_start=np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
         string=rng.integers(1, 300, int(lengths.sum())).astype(np.int32),
-        final_graph_cost=np.where(final, _costs(rng, num_states), INF).astype(np.float32),
-        final_acoustic_cost=np.where(final, _costs(rng, num_states), INF).astype(np.float32),
+        final_graph_cost=np.where(final, random_costs(rng, num_states), INF).astype(np.float32),
+        final_acoustic_cost=np.where(final, random_costs(rng, num_states), INF).astype(np.float32),
         final_string_start=np.concatenate(([0], np.cumsum(final_lengths))).astype(np.int64),
         final_string=rng.integers(1, 300, int(final_lengths.sum())).astype(np.int32))
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import wfst
+from tests.lattice_paths import compact_paths
 from tests.lattice_oracle import SLACK, decoding_lattice, nshortest, word_sequences
 from tests.random_graph import random_graph, random_scores
 
@@ -23,24 +24,6 @@ def _decoded(seed):
     scores = random_scores(seed, frames)
     config = wfst.DecoderConfig(beam=1e9, max_active=10**9, min_active=0, lattice_beam=BEAM)
     return fst, scores, wfst.Decoder(fst, config, device="cpu").decode(scores)
-
-
-def _compact_paths(compact):
-    """Every path of a CompactLattice: word sequence -> total cost."""
-    found = []
-    starts = np.searchsorted(compact.arc_src, np.arange(compact.num_states + 1))
-    stack = [(0, 0.0, ())] if compact.num_states else []
-    while stack:
-        state, cost, words = stack.pop()
-        final = float(compact.final_graph_cost[state]) + float(compact.final_acoustic_cost[state])
-        if np.isfinite(final):
-            found.append((words, cost + final))
-        for a in range(starts[state], starts[state + 1]):
-            w = int(compact.arc_word[a])
-            stack.append((int(compact.arc_dst[a]),
-                          cost + float(compact.arc_graph_cost[a]) + float(compact.arc_acoustic_cost[a]),
-                          words + ((w,) if w else ())))
-    return found
 
 
 def _same_sets(ours, oracle, best):
@@ -64,7 +47,7 @@ def test_word_sequences_within_the_beam_are_pynini_s(seed):
     best = min(oracle.values())
     assert abs(result.cost - best) <= SLACK
     _same_sets(word_sequences(result.lattice.to_pynini(), BEAM), oracle, best)
-    paths = _compact_paths(result.lattice.determinize())
+    paths = [(words, graph + acoustic) for words, graph, acoustic, _ in compact_paths(result.lattice.determinize())]
     assert len({w for w, _ in paths}) == len(paths), "determinize() left two paths with one word sequence"
     _same_sets(dict(paths), oracle, best)
 

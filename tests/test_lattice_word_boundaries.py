@@ -2,7 +2,10 @@
 inside the frames of the reference word plus the blanks around it, for at least
 99% of the correctly recognized words.
 
-The embedded example's graph and lexicon; sentences are its references. The
+Word times come from the lexicon (lattice.AlignmentLexicon): the example
+TLG's determinization puts word labels past the words' first phones, where
+the label-based times fail about 70% of the words. The embedded example's
+graph and lexicon; sentences are its references. The
 synthesizer's frame layout depends on the seed, not on the difficulty, so the
 same sentences at difficulty 0 (the target token wins every frame) give the
 reference layout: which frames carry which phone spike. A reference word spans
@@ -14,6 +17,7 @@ included)."""
 import numpy as np
 import pytest
 import wfst
+from lattice import AlignmentLexicon
 from bench.workload.posteriors import synthesize
 from wfst.example import load_example
 from wfst.lexicon import read_lexicon
@@ -50,12 +54,10 @@ def _matches(ref, hyp):
         h += hyp_word is not None
 
 
-@pytest.mark.xfail(strict=True, reason="word times come from where the graph puts output labels; the example "
-                   "TLG's determinization delays them past the word's first phone (about 30% of words pass); "
-                   "needs lexicon-based word alignment (Kaldi's lattice-align-words-lexicon)")
 def test_best_path_word_boundaries_fall_inside_the_reference_words():
     example = load_example()
     lexicon = read_lexicon(example.lexicon_path)
+    aligner = AlignmentLexicon(lexicon, example.words, example.tokens)
     sentences = [list(ref) for ref in example.references[:UTTERANCES]]
     kwargs = dict(seed=SEED, frame_shift=example.frame_shift, pronunciation="first")
     layout = synthesize(sentences, lexicon, example.tokens, difficulty=0.0, **kwargs)
@@ -68,7 +70,7 @@ def test_best_path_word_boundaries_fall_inside_the_reference_words():
     for i, result in enumerate(results):
         ref = sentences[i]
         spans = _reference_spans(layout.utterance(i), ref, lexicon, blank_column)
-        hyp_frames = result.lattice.word_alignment()
+        hyp_frames = result.lattice.word_alignment(aligner)
         hyp = [example.words[w] for w, _, _ in hyp_frames]
         assert tuple(w for w, _, _ in hyp_frames) == result.words
         for r, h in _matches(ref, hyp):

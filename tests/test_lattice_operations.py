@@ -1,0 +1,185 @@
+"""Lattice operations against naive references: arc posteriors and word
+confidences by brute-force path enumeration, scale and word penalty against
+the formulas of Kaldi's lattice-scale and lattice-add-penalty, CTM lines, and
+determinize() against the CompactLattice invariants."""
+
+import math
+
+import numpy as np
+import pytest
+
+import wfst
+from lattice import Lattice, LatticeError
+from tests.lattice_paths import compact_paths, lattice_paths, random_lattice
+from wfst.example import load_example
+
+SEEDS = range(12)
+
+
+def _random(seed):
+    rng = np.random.default_rng(seed)
+    return random_lattice(rng, frames=int(rng.integers(1, 5)), width=3).validate()
+
+
+# ------------------------------------------------------------------ posteriors
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("scale", [1.0, 0.3])
+def test_arc_posteriors_are_the_enumerated_path_mass(seed, scale):
+    lat = _random(seed)
+    paths = lattice_paths(lat)
+    assert paths
+    costs = np.array([g + a for _, g, a, _, _ in paths])
+    weights = np.exp(-scale * (costs - costs.min()))  # log semiring, shifted: exp(-scale * cost) / sum
+    want = np.zeros(lat.num_arcs)
+    for (arcs, *_), weight in zip(paths, weights):
+        want[list(arcs)] += weight
+    want /= weights.sum()
+    got = lat.arc_posteriors(scale)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    out_of_start = lat.arc_src == 0
+    assert got[out_of_start].sum() == pytest.approx(1.0)
+
+
+def _three_paths():
+    """Frames 0-3; paths ``A B`` (cost 2, the best), ``B`` (cost 3, its B read
+    at frame 0) and ``A C`` (cost 3). Words A=7, B=8, C=9."""
+    A, B, C = 7, 8, 9
+    arcs = [  # src, dst, ilabel, olabel, graph, acoustic
+        (0, 1, 1, A, 0.5, 0.5), (0, 2, 2, B, 1.0, 1.0), (1, 3, 1, B, 0.25, 0.75), (1, 4, 3, C, 1.0, 1.0),
+        (2, 3, 1, 0, 0.5, 0.5), (3, 5, 1, 0, 0.0, 0.0), (4, 5, 1, 0, 0.0, 0.0)]
+    src, dst, il, ol, g, a = (np.array(col) for col in zip(*arcs))
+    final = np.array([np.inf] * 5 + [0.0], np.float32)
+    return Lattice(np.array([0, 1, 1, 2, 2, 3], np.int32), src.astype(np.int32), dst.astype(np.int32),
+                   il.astype(np.int32), ol.astype(np.int32), g.astype(np.float32), a.astype(np.float32),
+                   final, final.copy()).validate()
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_word_confidences_sum_the_same_word_within_its_frames(scale):
+    lat = _three_paths()
+    assert lat.best_path().words == (7, 8)
+    assert lat.word_alignment() == [(7, 0, 0), (8, 1, 2)]
+    best, other = math.exp(-2 * scale), math.exp(-3 * scale)
+    total = best + 2 * other
+    # A: the arcs with A at frame 0 (paths "A B" and "A C"); B: only the arc at frames 1-2 (not path "B"'s at 0)
+    np.testing.assert_allclose(lat.word_confidences(scale), [(best + other) / total, best / total], rtol=1e-12)
+
+
+def test_no_path_gives_no_posteriors_and_no_confidences():
+    assert Lattice.empty().arc_posteriors().shape == (0,)
+    assert Lattice.empty().word_confidences().shape == (0,)
+
+
+# ------------------------------------------------------------------ scale and word penalty
+@pytest.mark.parametrize("seed", SEEDS[:4])
+def test_scale_is_kaldi_lattice_scale(seed):
+    """lattice-scale: LatticeWeight(graph, acoustic) -> (lm_scale * graph,
+    acoustic_scale * acoustic), on arcs and final weights; non-final stays
+    non-final (infinity is never scaled, even by 0)."""
+    lat = _random(seed)
+    for acoustic, graph in ((0.1, 1.0), (1.0, 2.5), (0.0, 0.0), (-1.0, 0.5)):
+        out = lat.scale(acoustic=acoustic, graph=graph).validate()
+        np.testing.assert_array_equal(out.arc_graph_cost, lat.arc_graph_cost * np.float32(graph))
+        np.testing.assert_array_equal(out.arc_acoustic_cost, lat.arc_acoustic_cost * np.float32(acoustic))
+        final = np.isfinite(lat.final_graph_cost)
+        np.testing.assert_array_equal(np.isfinite(out.final_graph_cost), final)
+        np.testing.assert_array_equal(out.final_graph_cost[final], lat.final_graph_cost[final] * np.float32(graph))
+        np.testing.assert_array_equal(out.final_acoustic_cost[final],
+                                      lat.final_acoustic_cost[final] * np.float32(acoustic))
+        for name in ("state_frame", "arc_src", "arc_dst", "arc_ilabel", "arc_olabel"):
+            np.testing.assert_array_equal(getattr(out, name), getattr(lat, name))
+    for bad in (np.nan, np.inf, "1", True):
+        with pytest.raises(LatticeError, match="acoustic"):
+            lat.scale(acoustic=bad)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:4])
+def test_word_penalty_is_kaldi_lattice_add_penalty(seed):
+    """lattice-add-penalty: the penalty joins the graph cost of every arc with
+    a word, so every word sequence costs ``penalty * len(words)`` more."""
+    lat = _random(seed)
+    out = lat.add_word_penalty(0.75).validate()
+    words = lat.arc_olabel != 0
+    np.testing.assert_array_equal(out.arc_graph_cost[words], lat.arc_graph_cost[words] + np.float32(0.75))
+    np.testing.assert_array_equal(out.arc_graph_cost[~words], lat.arc_graph_cost[~words])
+    np.testing.assert_array_equal(out.arc_acoustic_cost, lat.arc_acoustic_cost)
+    np.testing.assert_array_equal(out.final_graph_cost, lat.final_graph_cost)
+    before = {w: g + a for w, g, a, _ in compact_paths(lat.determinize())}
+    after = {w: g + a for w, g, a, _ in compact_paths(out.determinize())}
+    assert before.keys() == after.keys()
+    for sequence, cost in before.items():
+        assert after[sequence] == pytest.approx(cost + 0.75 * len(sequence), abs=1e-4)
+    with pytest.raises(LatticeError, match="penalty"):
+        lat.add_word_penalty(float("nan"))
+
+
+@pytest.fixture(scope="module")
+def example_result():
+    example = load_example()
+    config = wfst.DecoderConfig(beam=12.0, lattice_beam=6.0, acoustic_scale=example.acoustic_scale)
+    return example, wfst.Decoder(example.fst, config, device="cpu").decode(example.scores[:1])[0]
+
+
+def test_unscaling_gives_the_raw_acoustic_cost(example_result):
+    """Costs are stored with the acoustic scale applied; scale(acoustic=1/s)
+    gives the unscaled -loglike sums that Kaldi's tools expect."""
+    example, result = example_result
+    path = result.lattice.best_path()
+    raw = -example.scores[0][np.arange(path.ilabels.shape[0]), path.ilabels - 1].astype(np.float64).sum()
+    assert path.acoustic_cost == pytest.approx(example.acoustic_scale * raw, rel=1e-5)
+    unscaled = result.lattice.scale(acoustic=1 / example.acoustic_scale).best_path()
+    assert unscaled.acoustic_cost == pytest.approx(raw, rel=1e-5)
+    assert unscaled.graph_cost == pytest.approx(path.graph_cost, rel=1e-6)
+
+
+# ------------------------------------------------------------------ CTM
+def test_ctm_lines(example_result):
+    example, result = example_result
+    from lattice import AlignmentLexicon
+
+    lexicon = AlignmentLexicon(example.lexicon_path, example.words, example.tokens)
+    spans = result.lattice.word_alignment(lexicon)
+    lines = result.lattice.to_ctm("utt-1", example.frame_shift, lexicon=lexicon).splitlines()
+    assert len(lines) == len(spans) == len(result.words) > 5
+    for line, (word, first, last) in zip(lines, spans):
+        assert line == (f"utt-1 1 {first * example.frame_shift:.3f} {(last - first + 1) * example.frame_shift:.3f} "
+                        f"{example.words[word]}")
+    starts = [float(line.split()[2]) for line in lines]
+    ends = [float(line.split()[2]) + float(line.split()[3]) for line in lines]
+    assert all(end <= start + 1e-9 for end, start in zip(ends, starts[1:]))  # in order, no overlap
+    by_ids = result.lattice.to_ctm("u", 0.01).splitlines()  # label-based times, word ids
+    assert [line.split()[4] for line in by_ids] == [str(w) for w in result.words]
+    assert result.lattice.to_ctm("u", 0.01, words=example.words) == "".join(
+        f"{line.rsplit(' ', 1)[0]} {example.words[w]}\n" for line, w in zip(by_ids, result.words))
+    assert Lattice.empty().to_ctm("u", 0.01) == ""
+    with pytest.raises(LatticeError, match="utt_id"):
+        result.lattice.to_ctm("two words", 0.01)
+    with pytest.raises(LatticeError, match="word id"):
+        result.lattice.to_ctm("u", 0.01, words={})
+
+
+# ------------------------------------------------------------------ determinize
+@pytest.mark.parametrize("seed", SEEDS)
+def test_determinize_keeps_one_best_path_per_word_sequence(seed):
+    """The CompactLattice invariants (topological, arcs by source, a word on
+    every arc, deterministic) and, per word sequence of the lattice, exactly
+    one path with that sequence's best graph and acoustic costs and best
+    alignment (its input labels)."""
+    lat = _random(seed)
+    best = {}
+    for _, graph, acoustic, words, ilabels in lattice_paths(lat):
+        if words not in best or graph + acoustic < sum(best[words][:2]):
+            best[words] = (graph, acoustic, ilabels)
+    compact = lat.determinize()
+    src, dst, word = compact.arc_src, compact.arc_dst, compact.arc_word
+    assert np.all(src < dst) and np.all(np.diff(src) >= 0) and np.all(word != 0)
+    pairs = set(zip(src.tolist(), word.tolist()))
+    assert len(pairs) == compact.num_arcs, "two arcs with one word leave one state"
+    paths = compact_paths(compact)
+    assert sorted(w for w, *_ in paths) == sorted(best)  # each sequence once, all of them
+    for words, graph, acoustic, string in paths:
+        g, a, ilabels = best[words]
+        assert graph == pytest.approx(g, abs=1e-4) and acoustic == pytest.approx(a, abs=1e-4)
+        assert string == ilabels
+    words, graph, acoustic, _ = min(paths, key=lambda path: path[1] + path[2])
+    assert lat.best_path().words == words and lat.best_path().cost == pytest.approx(graph + acoustic, abs=1e-4)
