@@ -130,7 +130,8 @@ def test_bad_utterances_are_skipped(ex, api_text, tmp_path, capsys):
     good = ex.scores[0]
     nan = good.copy()
     nan[5, 2] = np.nan
-    entries = {"a_good": good, "b_nan": nan, "c_narrow": good[:, :10], "d_empty": good[:0], "e_good": ex.scores[1]}
+    entries = {"a_good": good, "b_nan": nan, "c_narrow": good[:, :10], "d_empty": good[:0], "e_good": ex.scores[1],
+               "f\x07bell": good}
     with kaldiio.WriteHelper(f"ark:{tmp_path / 's.ark'}") as writer:
         for key, matrix in entries.items():
             writer(key, matrix)
@@ -139,10 +140,11 @@ def test_bad_utterances_are_skipped(ex, api_text, tmp_path, capsys):
     text = read_transcripts(tmp_path / "out" / "text")
     assert text == {"a_good": api_text[ex.utterance_ids[0]], "e_good": api_text[ex.utterance_ids[1]]}
     skipped = (tmp_path / "out" / "skipped").read_text().splitlines()
-    assert [line.split()[0] for line in skipped] == ["b_nan", "c_narrow", "d_empty", "a_good"]
-    assert "nan" in skipped[0] and "columns" in skipped[1] and "zero frames" in skipped[2] and "before" in skipped[3]
+    assert [line.split()[0] for line in skipped] == ["b_nan", "c_narrow", "d_empty", "f\x07bell", "a_good"]
+    assert "nan" in skipped[0] and "columns" in skipped[1] and "zero frames" in skipped[2]
+    assert "unprintable" in skipped[3] and "before" in skipped[4]
     captured = capsys.readouterr()
-    assert captured.err.count("skipped") >= 4 and "2 decoded, 4 skipped" in captured.out
+    assert captured.err.count("skipped") >= 5 and "2 decoded, 5 skipped" in captured.out
     assert "Traceback" not in captured.err
 
 
@@ -216,7 +218,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(ex, tmp_path, capsys):
     def command(outdir, *extra):
         return [sys.executable, "-m", "wfst.cli_decode", str(ex.graph_path), str(ex.words_path),
                 str(tmp_path / "big.npz"), str(tmp_path / outdir), "--acoustic-scale", str(ex.acoustic_scale),
-                "--threads", "1", "--lanes", "1", "--ctm", *extra]
+                "--threads", "1", "--lanes", "1", "--ctm", "--lattices", "--nbest", "2", *extra]
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen(command("killed"), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
@@ -234,8 +236,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(ex, tmp_path, capsys):
     assert main(command("killed", "--resume")[3:]) == EXIT_OK  # the rest, in this process
     assert f"{len(big) - done} decoded, 0 skipped, {done} already done" in capsys.readouterr().out
     assert main(command("whole")[3:]) == EXIT_OK
-    for name in ("text", "ctm"):
-        assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    for name in ("text", "ctm", "lat.ark", "lat.index", "nbest"):
+        assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
 
 
 def test_line_file_drops_a_torn_line_and_keeps_what_it_is_told(tmp_path):

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import DecoderConfig
-from .decode_outputs import (OUTPUT_FILES, DecodeOutputs, complete_lines, read_settings, utterance_id,
-                             wer_report, write_atomically, write_settings)
+from .decode_outputs import (OUTPUT_FILES, DecodeOutputs, LatticeOptions, complete_lines, read_settings,
+                             utterance_id, wer_report, write_atomically, write_settings)
 from .errors import ConfigError, ScoresError, WfstError
 from .pdf_map import read_pdf_map
 from .reader import read_fst
@@ -59,14 +59,22 @@ SCORES is one of:
 Each matrix is frames x columns of log-likelihoods (HCLG) or log-probabilities (CTC): input label i reads
 column i-1, or column pdf(i) with --pdf-map.
 
-OUTDIR receives, as utterances finish: text (Kaldi transcripts), ctm (with --ctm), skipped (utterances
-that could not be decoded, with the reason), and at the end wer (with --ref); decode.json records the
-settings. A non-empty OUTDIR is refused unless --resume (continue: utterances already in text are not
-decoded again; a torn last line is dropped and redone) or --overwrite (replace wfst-decode's files there;
-other files are left alone).
+OUTDIR receives, as utterances finish: text (Kaldi transcripts), lat.ark and lat.index (with --lattices),
+nbest (with --nbest), ctm (with --ctm), skipped (utterances that could not be decoded, with the reason),
+and at the end wer (with --ref); decode.json records the settings. A non-empty OUTDIR is refused unless
+--resume (continue: utterances already in text are not decoded again; their other results are kept, and
+anything written for an utterance text lacks, a torn last line or lattice included, is dropped and redone)
+or --overwrite (replace wfst-decode's files there; other files are left alone).
+
+lat.ark is a Kaldi lattice archive keyed by utterance id, as latgen-faster writes one: acoustic costs
+unscaled (divided by --acoustic-scale), each lattice determinized to a CompactLattice (at the decoding
+scale, then unscaled, as Kaldi does), or the state-level Lattice with --no-determinize-lattice; binary, or
+text with --lattice-format text. lat.index holds 'utt-id start end', each entry's byte range in lat.ark.
+nbest holds 'utt-id rank cost graph-cost acoustic-cost word ...' lines, rank 1 the best of the N best
+distinct word sequences of the lattice, costs as searched (acoustic scale applied; cost = graph + acoustic).
 
 A bad utterance (unreadable, not 2-D, NaN or inf scores, fewer columns than the graph reads, zero frames,
-an id seen before or containing whitespace) is reported on stderr, listed in OUTDIR/skipped, and the run
+an id seen before or containing whitespace or unprintable characters) is reported on stderr, listed in OUTDIR/skipped, and the run
 goes on. Zero frames count as bad: the decoder would return the start state's epsilon closure, which
 is never a transcript of real audio.
 
@@ -98,6 +106,10 @@ CONFIG_HELP = {
     "arc_queue_capacity": "candidate tokens one expansion may produce (default: derived)",
 }
 """Help of the option mirroring each :class:`DecoderConfig` field."""
+
+
+RESUME_SETTINGS = ("config", "ctm", "frame_shift", "lattices", "nbest")
+"""Settings in decode.json that a resumed run must share with the run it continues."""
 
 
 class UsageError(WfstError, ValueError):
@@ -135,6 +147,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds per score row, for CTM times and RTFx (default: the .npz's own, else "
                              f"{DEFAULT_FRAME_SHIFT}; e.g. 0.03 for chain models, 0.04 for many CTC models)")
     outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--lattices", action="store_true",
+                         help="also write OUTDIR/lat.ark, a Kaldi lattice archive (see below), and its index lat.index")
+    outputs.add_argument("--determinize-lattice", action=argparse.BooleanOptionalAction,
+                         help="with --lattices: write determinized CompactLattices, as Kaldi's latgen-faster does, or "
+                              "(--no-determinize-lattice) the state-level Lattices (default: determinize)")
+    outputs.add_argument("--lattice-format", choices=("binary", "text"),
+                         help="with --lattices: binary Kaldi objects, or Kaldi's text form (ark,t) (default: binary)")
+    outputs.add_argument("--nbest", type=int, metavar="N",
+                         help="also write OUTDIR/nbest: the N best distinct word sequences of each lattice, with costs")
     outputs.add_argument("--ctm", action="store_true", help="also write OUTDIR/ctm (word times of the best path)")
     outputs.add_argument("--resume", action="store_true",
                          help="continue in a non-empty OUTDIR: skip utterances already in OUTDIR/text")
@@ -174,6 +195,20 @@ def _config(args: argparse.Namespace) -> DecoderConfig:
     return DecoderConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DecoderConfig)})
 
 
+def _lattice_options(args: argparse.Namespace) -> LatticeOptions | None:
+    """How to write lat.ark (None without --lattices); :class:`UsageError` for
+    a lattice option given without --lattices, or a bad --nbest."""
+    if args.nbest is not None and args.nbest < 1:
+        raise UsageError(f"--nbest must be >= 1 (hypotheses per utterance), got {args.nbest}")
+    if not args.lattices:
+        given = [option for option, value in (("--[no-]determinize-lattice", args.determinize_lattice),
+                                              ("--lattice-format", args.lattice_format)) if value is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)}: only with --lattices (these options shape OUTDIR/lat.ark)")
+        return None
+    return LatticeOptions(determinize=args.determinize_lattice is not False, binary=args.lattice_format != "text")
+
+
 # ------------------------------------------------------------------ set-up
 def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict) -> None:
     """Make ``outdir`` ready: create it, or check that it may be continued
@@ -198,8 +233,7 @@ def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict)
             if before is None:
                 raise UsageError(f"cannot resume in {outdir}: it has no decode.json, so it was not written by "
                                  f"{PROG}; choose another OUTDIR")
-            changed = sorted(k for k in ("config", "ctm", "frame_shift")
-                             if before.get(k) != settings[k])
+            changed = sorted(k for k in RESUME_SETTINGS if before.get(k) != settings[k])
             if changed:
                 raise UsageError(f"cannot resume in {outdir}: it was decoded with other {', '.join(changed)} "
                                  f"({', '.join(f'{k}={before.get(k)}' for k in changed)}); rerun with the same "
@@ -223,8 +257,8 @@ def _read_words(path: str, fst) -> SymbolTable:
 # ---------------------------------------------------------------- decoding
 def _checked(utt_id: str, load, num_columns: int, seen: set[str]) -> np.ndarray:
     """The utterance's checked float32 matrix; :class:`ScoresError` if it is bad."""
-    if not utt_id or any(c.isspace() for c in utt_id):
-        raise ScoresError(f"utterance id {utt_id!r} is empty or contains whitespace")
+    if not utt_id or any(c.isspace() for c in utt_id) or not utt_id.isprintable():
+        raise ScoresError(f"utterance id {utt_id!r} is empty or contains whitespace or unprintable characters")
     if utt_id in seen:
         raise ScoresError("this utterance id appeared before in the scores; only the first is decoded")
     seen.add(utt_id)
@@ -320,6 +354,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lanes is not None and args.lanes < 1:
         raise ConfigError(f"--lanes must be >= 1, got {args.lanes}")
     config = _config(args)
+    lattices = _lattice_options(args)
     refs = read_transcripts(args.ref) if args.ref else None
     pdf_map = read_pdf_map(args.pdf_map) if args.pdf_map else None
     source = open_scores(args.scores)
@@ -332,12 +367,14 @@ def run(args: argparse.Namespace) -> int:
     lanes = args.lanes or LANES_PER_THREAD * decoder.threads
     outdir = Path(args.outdir)
     settings = {"config": dataclasses.asdict(config), "ctm": args.ctm, "frame_shift": frame_shift,
+                "lattices": lattices and dataclasses.asdict(lattices), "nbest": args.nbest,
                 "graph": os.path.abspath(args.graph), "words": os.path.abspath(args.words), "scores": args.scores,
                 "pdf_map": args.pdf_map and os.path.abspath(args.pdf_map)}
     _prepare_outdir(outdir, args.resume, args.overwrite, settings)
     _warm_up(decoder)
 
-    outputs = DecodeOutputs(outdir, words, frame_shift, ctm=args.ctm)
+    outputs = DecodeOutputs(outdir, words, frame_shift, acoustic_scale=config.acoustic_scale, ctm=args.ctm,
+                            lattices=lattices, nbest=args.nbest)
     interactive = sys.stderr.isatty() and sys.stdout.isatty()
     progress = tqdm(total=source.count, unit="utt", desc=PROG, disable=not interactive, file=sys.stderr)
     stopped = None
