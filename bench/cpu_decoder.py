@@ -11,7 +11,7 @@ best path. Each decoder runs ``--repeat`` times, alternating, and its fastest ru
 counts. Reported: frames/s, RTFx and WER of each, the speed ratio by wall time and
 by the decoding thread's CPU time (steadier on a shared machine), how many
 transcripts are identical, and tokens expanded per frame (untimed second pass).
-Results go to ``bench/results/cpu_decoder_<graph>_<data>.json``.
+Results go to ``bench/results/cpu_decoder_<graph>_<data>_<acoustic scale>.json``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_vs_kaldi": kaldi.seconds / our_seconds,
         "speedup_vs_kaldi_cpu_time": kaldi_cpu / our_cpu,
     }
-    out = args.out or RESULTS_DIR / f"cpu_decoder_{args.graph.name}_{args.data.stem}.json"
+    out = args.out or RESULTS_DIR / f"cpu_decoder_{args.graph.name}_{args.data.stem}_{args.acoustic_scale:.1f}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     kaldi_tokens = kaldi_record["tokens_per_frame"]["mean"] if kaldi_record["tokens_per_frame"] else float("nan")
