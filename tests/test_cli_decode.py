@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import wfst
+from lattice import AlignmentLexicon
 from wfst.cli_decode import (EXIT_OK, EXIT_SKIPPED, EXIT_STOPPED, EXIT_UNUSABLE, _config, _parser, main)
 from wfst.decode_outputs import LineFile, complete_lines
 from wfst.example import load_example
@@ -78,6 +79,25 @@ def test_ctm_follows_the_word_frames(ex, tmp_path):
         assert float(fields[2]) == pytest.approx(begin * 0.02)
         assert float(fields[3]) == pytest.approx((end - begin + 1) * 0.02)
     assert {fields[0] for fields in lines} <= set(ex.utterance_ids)
+
+
+def test_ctm_with_the_lexicon_has_the_pronunciations_frames(ex, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert decode(ex, ex.scores_path, out, "--ctm", "--lexicon", ex.lexicon_path, "--tokens", ex.tokens_path) == EXIT_OK
+    aligner = AlignmentLexicon(ex.lexicon_path, ex.words, ex.tokens)
+    results = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale)).decode(ex.scores)
+    want = [f"{u} 1 {first * ex.frame_shift:.3f} {(last - first + 1) * ex.frame_shift:.3f} {ex.words[w]}\n"
+            for u, r in zip(ex.utterance_ids, results) for w, first, last in aligner.align(r.alignment, r.words)]
+    assert (out / "ctm").read_text().splitlines(keepends=True) == want
+    label_times = tmp_path / "labels"
+    assert decode(ex, ex.scores_path, label_times, "--ctm") == EXIT_OK
+    assert (label_times / "ctm").read_text() != (out / "ctm").read_text()  # the example's labels come late
+    for bad in (["--lexicon", ex.lexicon_path, "--tokens", ex.tokens_path],  # no --ctm
+                ["--ctm", "--lexicon", ex.lexicon_path],  # no --tokens
+                ["--ctm", "--tokens", ex.tokens_path],  # no --lexicon
+                ["--ctm", "--lexicon", ex.lexicon_path, "--tokens", ex.tokens_path, "--blank", "<nope>"]):
+        assert decode(ex, ex.scores_path, tmp_path / "bad", *bad) == EXIT_UNUSABLE
+        assert "error" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("form", ["ark", "ark-text", "scp", "scp-text", "pipe", "npz", "npy-dir"])

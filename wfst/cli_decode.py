@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import DecoderConfig
+from lattice import AlignmentLexicon, LatticeError
+
 from .decode_outputs import (OUTPUT_FILES, DecodeOutputs, LatticeOptions, complete_lines, read_settings,
                              utterance_id, wer_report, write_atomically, write_settings)
 from .errors import ConfigError, ScoresError, WfstError
@@ -108,7 +110,7 @@ CONFIG_HELP = {
 """Help of the option mirroring each :class:`DecoderConfig` field."""
 
 
-RESUME_SETTINGS = ("config", "ctm", "frame_shift", "lattices", "nbest")
+RESUME_SETTINGS = ("config", "ctm", "frame_shift", "lattices", "lexicon", "nbest")
 """Settings in decode.json that a resumed run must share with the run it continues."""
 
 
@@ -157,6 +159,13 @@ def _parser() -> argparse.ArgumentParser:
     outputs.add_argument("--nbest", type=int, metavar="N",
                          help="also write OUTDIR/nbest: the N best distinct word sequences of each lattice, with costs")
     outputs.add_argument("--ctm", action="store_true", help="also write OUTDIR/ctm (word times of the best path)")
+    outputs.add_argument("--lexicon", metavar="FILE",
+                         help="with --ctm, CTC graphs: word times from this lexicon (the one the graph was built from: "
+                              "lexicon.txt, lexiconp.txt or CMUdict) instead of where the graph put the word labels, "
+                              "which determinization makes late; needs --tokens")
+    outputs.add_argument("--tokens", metavar="FILE", help="with --lexicon: tokens.txt, the graph's input symbols")
+    outputs.add_argument("--blank", default="<blk>", metavar="SYMBOL",
+                         help="with --lexicon: the CTC blank's symbol in --tokens (default: %(default)s)")
     outputs.add_argument("--resume", action="store_true",
                          help="continue in a non-empty OUTDIR: skip utterances already in OUTDIR/text")
     outputs.add_argument("--overwrite", action="store_true", help="replace wfst-decode's files in a non-empty OUTDIR")
@@ -193,6 +202,22 @@ def _available_cores() -> int:
 
 def _config(args: argparse.Namespace) -> DecoderConfig:
     return DecoderConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DecoderConfig)})
+
+
+def _alignment_lexicon(args: argparse.Namespace, words: SymbolTable) -> AlignmentLexicon | None:
+    """The lexicon for CTM word times (None without --lexicon); :class:`UsageError`
+    for --lexicon without --ctm or --tokens, or a lexicon that does not fit the
+    graph's tables."""
+    if args.lexicon is None:
+        if args.tokens is not None:
+            raise UsageError("--tokens: only with --lexicon (it names the lexicon's phones)")
+        return None
+    if not args.ctm or args.tokens is None:
+        raise UsageError("--lexicon needs --ctm (it sets the CTM's word times) and --tokens (the graph's tokens.txt)")
+    try:
+        return AlignmentLexicon(args.lexicon, words, args.tokens, blank=args.blank)
+    except LatticeError as error:
+        raise UsageError(f"--lexicon {args.lexicon}: {error}") from error
 
 
 def _lattice_options(args: argparse.Namespace) -> LatticeOptions | None:
@@ -363,10 +388,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--frame-shift must be a positive number of seconds, got {args.frame_shift}")
     fst = read_fst(args.graph)
     words = _read_words(args.words, fst)
+    aligner = _alignment_lexicon(args, words)
     decoder = Decoder(fst, config, device=args.device, pdf_map=pdf_map, threads=args.threads)
     lanes = args.lanes or LANES_PER_THREAD * decoder.threads
     outdir = Path(args.outdir)
     settings = {"config": dataclasses.asdict(config), "ctm": args.ctm, "frame_shift": frame_shift,
+                "lexicon": args.lexicon and os.path.abspath(args.lexicon),
                 "lattices": lattices and dataclasses.asdict(lattices), "nbest": args.nbest,
                 "graph": os.path.abspath(args.graph), "words": os.path.abspath(args.words), "scores": args.scores,
                 "pdf_map": args.pdf_map and os.path.abspath(args.pdf_map)}
@@ -374,7 +401,7 @@ def run(args: argparse.Namespace) -> int:
     _warm_up(decoder)
 
     outputs = DecodeOutputs(outdir, words, frame_shift, acoustic_scale=config.acoustic_scale, ctm=args.ctm,
-                            lattices=lattices, nbest=args.nbest)
+                            lattices=lattices, nbest=args.nbest, lexicon=aligner)
     interactive = sys.stderr.isatty() and sys.stdout.isatty()
     progress = tqdm(total=source.count, unit="utt", desc=PROG, disable=not interactive, file=sys.stderr)
     stopped = None

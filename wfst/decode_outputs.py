@@ -31,7 +31,8 @@ Files (all UTF-8 but ``lat.ark``):
   scale (``cost = graph-cost + acoustic-cost``, lower is better; divide
   ``acoustic-cost`` by the acoustic scale for Kaldi's unscaled acoustic cost);
   an utterance without a complete path has no line;
-* ``ctm`` (on request): ``utt-id 1 start duration word`` per word, seconds;
+* ``ctm`` (on request): ``utt-id 1 start duration word`` per word, seconds
+  (from the lexicon's pronunciations when one is given);
 * ``skipped``: ``utt-id reason`` per utterance this run could not decode;
 * ``wer`` (with references): totals as Kaldi's ``compute-wer`` prints them, then
   one line of errors per scored utterance;
@@ -51,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lattice import CompactLattice, Lattice, write_lattices
+from lattice import AlignmentLexicon, CompactLattice, Lattice, write_lattices
 from lattice.nbest import nbest as lattice_nbest
 
 from .errors import WfstError
@@ -218,11 +219,14 @@ class DecodeOutputs:
 
     acoustic_scale: the decoder's, divided out of the lattices written.
     lattices: how to write ``lat.ark`` (None: no lattices). nbest: hypotheses
-    per utterance in ``nbest`` (None: no such file)."""
+    per utterance in ``nbest`` (None: no such file). lexicon: word times for
+    ``ctm`` from the pronunciations (None: from the word labels' positions)."""
 
     def __init__(self, outdir: Path, words: SymbolTable, frame_shift: float, *, acoustic_scale: float,
-                 ctm: bool = False, lattices: LatticeOptions | None = None, nbest: int | None = None):
+                 ctm: bool = False, lattices: LatticeOptions | None = None, nbest: int | None = None,
+                 lexicon: AlignmentLexicon | None = None):
         self.words = words
+        self.lexicon = lexicon
         self.frame_shift = frame_shift
         self.acoustic_scale = acoustic_scale
         self.nbest_count = nbest
@@ -282,10 +286,15 @@ class DecodeOutputs:
                 for rank, path in enumerate(lattice_nbest(compact, self.nbest_count), 1)]
 
     def ctm_lines(self, utt_id: str, result: Result) -> list[str]:
-        """One ``utt-id 1 start duration word`` line per word of the best path."""
+        """One ``utt-id 1 start duration word`` line per word of the best path,
+        times from the lexicon when there is one."""
         shift = self.frame_shift
+        if self.lexicon is None:
+            spans = [(w, first, last) for w, (first, last) in zip(result.words, result.word_frames)]
+        else:
+            spans = self.lexicon.align(result.alignment, result.words)
         return [f"{utt_id} 1 {first * shift:.3f} {(last - first + 1) * shift:.3f} {self.words.find(w)}\n"
-                for w, (first, last) in zip(result.words, result.word_frames)]
+                for w, first, last in spans]
 
     def _sync_now_and_then(self) -> None:
         if time.monotonic() - self._synced >= SYNC_SECONDS:
