@@ -20,3 +20,14 @@ def graph(num_states, start, finals, arcs):
 def flat_scores(frames, columns=2):
     """Every column equally likely: only graph costs decide."""
     return np.full((frames, columns), np.log(1.0 / columns), np.float32)
+
+
+def assert_same_results(a, b):
+    """Two :class:`wfst.Result` s are equal to the bit: best path, costs,
+    alignment, word frames and every lattice array."""
+    assert (a.words, a.cost, a.graph_cost, a.acoustic_cost, a.reached_final, a.word_frames) == \
+        (b.words, b.cost, b.graph_cost, b.acoustic_cost, b.reached_final, b.word_frames)
+    np.testing.assert_array_equal(a.alignment, b.alignment)
+    for name in ("state_frame", "arc_src", "arc_dst", "arc_ilabel", "arc_olabel", "arc_graph_cost",
+                 "arc_acoustic_cost", "final_graph_cost", "final_acoustic_cost"):
+        np.testing.assert_array_equal(getattr(a.lattice, name), getattr(b.lattice, name), err_msg=name)

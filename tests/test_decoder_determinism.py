@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import wfst
-from tests.decoder_graphs import flat_scores, graph
+from tests.decoder_graphs import assert_same_results, flat_scores, graph
 from tests.random_graph import random_graph, random_scores
 from wfst.cpu_backend import CpuSearch
 from wfst.decoding_graph import DecodingGraph
@@ -19,18 +19,9 @@ def _same_segments(a, b):
     assert (a.best_token, a.reached_final) == (b.best_token, b.reached_final)
 
 
-def _same_results(a, b):
-    assert (a.words, a.cost, a.graph_cost, a.acoustic_cost, a.reached_final, a.word_frames) == \
-        (b.words, b.cost, b.graph_cost, b.acoustic_cost, b.reached_final, b.word_frames)
-    np.testing.assert_array_equal(a.alignment, b.alignment)
-    for name in ("state_frame", "arc_src", "arc_dst", "arc_ilabel", "arc_olabel", "arc_graph_cost",
-                 "arc_acoustic_cost", "final_graph_cost", "final_acoustic_cost"):
-        np.testing.assert_array_equal(getattr(a.lattice, name), getattr(b.lattice, name), err_msg=name)
-
-
 def _same_searches(a, b):
     """Two finished CpuSearches: the same results and the same raw segments."""
-    _same_results(a.finish(), b.finish())
+    assert_same_results(a.finish(), b.finish())
     _same_segments(a.segments, b.segments)
 
 
@@ -85,8 +76,8 @@ def test_runs_and_threads_give_identical_results():
     again = wfst.Decoder(fst, PRUNING, device="cpu").decode(batch)
     threaded = wfst.Decoder(fst, PRUNING, device="cpu", threads=4).decode(batch)
     for a, b, c in zip(one, again, threaded):
-        _same_results(a, b)
-        _same_results(a, c)
+        assert_same_results(a, b)
+        assert_same_results(a, c)
 
 
 @pytest.mark.parametrize("seed", range(100))

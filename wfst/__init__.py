@@ -7,9 +7,12 @@ load lazily, on first use.
 from .budget import MemoryBudget, budget
 from .config import DecoderConfig
 from .csr import CsrFst
-from .errors import CapacityWarning, ConfigError, FstFormatError, GraphError, MemoryBudgetError, ScoresError, WfstError
+from .endpoint import EndpointConfig, EndpointRule
+from .errors import (CapacityWarning, ConfigError, FstFormatError, GraphError, MemoryBudgetError, ScoresError,
+                     StreamError, WfstError)
 from .reader import read_fst
 from .result import Result
+from .stream_partial import Partial
 from .symbols import SymbolTable
 
 __all__ = [
@@ -18,12 +21,17 @@ __all__ = [
     "CsrFst",
     "Decoder",
     "DecoderConfig",
+    "EndpointConfig",
+    "EndpointRule",
     "FstFormatError",
     "GraphError",
     "MemoryBudget",
     "MemoryBudgetError",
+    "Partial",
     "Result",
     "ScoresError",
+    "Stream",
+    "StreamError",
     "SymbolTable",
     "WfstError",
     "budget",
@@ -33,8 +41,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    if name == "Decoder":  # imports numba: only when asked for
-        from .decoder import Decoder
+    if name in ("Decoder", "Stream"):  # import numba: only when asked for
+        from . import decoder
 
-        return Decoder
+        return getattr(decoder, name)
     raise AttributeError(f"module 'wfst' has no attribute {name!r}")

@@ -13,8 +13,14 @@ from .decoding_graph import DecodingGraph
 from .errors import ConfigError
 from .result import Result
 from .scores import host_scores
+from .stream import Stream, advance_streams
+from .stream_channels import ChannelPool
+from .stream_partial import Partial
 
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_CPU_CHANNELS = 256
+"""Open streams a CPU decoder allows when ``channels`` is not given (each holds its
+utterance's search state and lattice so far: about 1 MB per minute of audio)."""
 
 
 class Decoder:
@@ -32,6 +38,7 @@ class Decoder:
         fit in 90% of the free device memory, at most 256) and saved streams
         (default ``lanes``). All device memory is allocated here, as
         :func:`wfst.budget` predicts; :class:`MemoryBudgetError` if it does not fit.
+        On the CPU, ``channels`` caps the open streams (default 256).
     """
 
     def __init__(self, fst: CsrFst, config: DecoderConfig | None = None, device: str = "auto", pdf_map=None,
@@ -49,6 +56,11 @@ class Decoder:
         self.device = _pick_device(device)
         self.threads = threads
         self._cuda = None
+        self._stream_pool = None  # threads for advance(), made on first use
+        if self.device == "cpu":
+            if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
+                raise ConfigError(f"channels must be an integer >= 1 or None, got {channels!r}")
+            self._channel_pool = ChannelPool(DEFAULT_CPU_CHANNELS if channels is None else channels)
         if self.device == "cuda":
             from .cuda_backend import CudaDecoder
 
@@ -80,6 +92,26 @@ class Decoder:
             with ThreadPoolExecutor(max_workers=min(self.threads, len(checked))) as pool:
                 results = list(pool.map(self._decode_one, checked))
         return results[0] if single else results
+
+    def stream(self, endpoint=None) -> Stream:
+        """A new :class:`wfst.Stream` on a free channel, to feed score chunks as
+        they arrive (see :mod:`wfst.stream`). ``endpoint``: optional
+        :class:`wfst.EndpointConfig` for :meth:`Stream.endpoint_detected`.
+        :class:`StreamError` when all ``channels`` hold open streams."""
+        if self._cuda is not None:
+            raise ConfigError("streaming runs on the CPU backend only so far; make the Decoder with "
+                              "device='cpu' to stream")
+        return Stream(self, endpoint)
+
+    def advance(self, pairs) -> list[Partial]:
+        """Decode one chunk for each of many streams, ``[(stream, chunk), ...]``
+        (each stream at most once), as one batch: on ``threads`` threads when
+        ``threads > 1``. Returns each stream's :class:`wfst.Partial` after its
+        chunk, in order. Every pair is checked first: a bad chunk or stream raises
+        (:class:`ScoresError`, :class:`StreamError`) before any stream moves."""
+        if self.threads > 1 and self._stream_pool is None:
+            self._stream_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="wfst-stream")
+        return advance_streams(self, pairs, self._stream_pool)
 
     def _decode_one(self, scores: np.ndarray) -> Result:
         search = CpuSearch(self.graph, self.config)

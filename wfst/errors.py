@@ -54,3 +54,11 @@ class CapacityWarning(UserWarning):
     """A GPU lane's token or arc queue overflowed: the frame was searched again
     with a tighter beam. The message names the DecoderConfig field to raise
     (``token_queue_capacity`` or ``arc_queue_capacity``)."""
+
+
+class StreamError(WfstError, RuntimeError):
+    """A :class:`wfst.Stream` used out of turn: a chunk or ``finish()`` after the
+    stream finished or was closed, more open streams than the decoder's
+    ``channels``, a stream given to another decoder's ``advance``, or one stream
+    twice in one ``advance``. Raised before anything changes, so other streams
+    (and, except after finish/close, this one) are left as they were."""

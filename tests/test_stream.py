@@ -1,0 +1,305 @@
+"""Streaming on the CPU backend: chunked streams give offline decode()'s
+Result bit for bit, partial results are the best path of the frames accepted
+(and cost the changed suffix only), many interleaved streams equal decoding
+each alone, and misuse raises typed errors without disturbing other streams."""
+
+import gc
+
+import numpy as np
+import pytest
+
+import wfst
+from tests.decoder_graphs import assert_same_results
+from tests.random_graph import random_graph, random_scores
+from wfst.example import load_example
+from wfst.stream_partial import BestPathTracker
+
+PRUNING = wfst.DecoderConfig(beam=3.0, max_active=6, min_active=2, lattice_beam=2.0, prune_interval=2)
+CHUNKINGS = ["1", "3", "random", "whole"]
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return load_example()
+
+
+@pytest.fixture(scope="module")
+def example_decoder(ex):
+    return wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def offline(ex, example_decoder):
+    return example_decoder.decode(ex.scores)
+
+
+def chunks(scores, chunking, rng):
+    """``scores`` cut into consecutive chunks: of 1 or 3 rows, of random sizes
+    (zero rows included), or whole."""
+    if chunking == "whole":
+        return [scores]
+    cuts, t = [], 0
+    while t < len(scores):
+        step = int(rng.integers(0, 6)) if chunking == "random" else int(chunking)
+        cuts.append(scores[t:t + step])
+        t += step
+    return cuts
+
+
+def streamed(decoder, scores, chunking, seed=0):
+    stream = decoder.stream()
+    for chunk in chunks(scores, chunking, np.random.default_rng(seed)):
+        stream.accept(chunk)
+        stream.partial()
+    return stream.finish()
+
+
+# ------------------------------------------------------------------ final results
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_every_example_utterance_streams_to_the_offline_result(ex, example_decoder, offline, chunking):
+    for i, scores in enumerate(ex.scores):
+        assert_same_results(streamed(example_decoder, scores, chunking, seed=i), offline[i])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_graphs_stream_to_the_offline_result_under_tight_pruning(seed):
+    decoder = wfst.Decoder(random_graph(seed), PRUNING, device="cpu")
+    scores = random_scores(seed, 14)
+    whole = decoder.decode(scores)
+    for chunking in CHUNKINGS:
+        assert_same_results(streamed(decoder, scores, chunking, seed), whole)
+
+
+# ---------------------------------------------------------------- partial results
+@pytest.mark.parametrize("utterance", [0, 4, 12])
+def test_partials_are_the_best_path_of_the_frames_accepted(ex, utterance):
+    """After every chunk the partial equals offline decoding of the rows accepted
+    so far without final costs: it reads exactly those frames, no later ones."""
+    config = wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale, use_final_probs=False)
+    decoder = wfst.Decoder(ex.fst, config, device="cpu")
+    scores = ex.scores[utterance]
+    stream = decoder.stream()
+    accepted = 0
+    for chunk in chunks(scores, "random", np.random.default_rng(utterance)):
+        stream.accept(chunk)
+        accepted += len(chunk)
+        partial = stream.partial()
+        prefix = decoder.decode(scores[:accepted])
+        assert partial.num_frames == accepted == stream.num_frames
+        assert (partial.words, partial.cost) == (prefix.words, pytest.approx(prefix.cost, abs=0, rel=0))
+    stream.close()
+
+
+def test_last_partial_is_the_final_transcript_in_the_common_case(ex, example_decoder, offline):
+    same = 0
+    for i, scores in enumerate(ex.scores):
+        stream = example_decoder.stream()
+        stream.accept(scores)
+        same += stream.partial().words == offline[i].words
+        stream.close()
+    assert same >= 0.85 * len(ex.scores), f"only {same} of {len(ex.scores)} last partials were the final words"
+
+
+def test_partials_cost_the_changed_suffix_not_the_utterance(ex, example_decoder):
+    """Back-pointers walked for a partial after every frame: about one frame's
+    worth each (plus epsilon hops), where tracing from scratch walks the whole
+    path every time."""
+    for scores in ex.scores[:5]:
+        stream = example_decoder.stream()
+        from_scratch = 0
+        for t in range(len(scores)):
+            stream.accept(scores[t:t + 1])
+            stream.partial()
+            from_scratch += t + 1  # at least one step per frame of the path
+        frames = len(scores)
+        assert stream.partial_steps <= 3 * frames
+        assert stream.partial_steps * 20 < from_scratch
+        stream.close()
+
+
+def test_tracker_walks_back_only_to_where_the_new_best_path_joins_the_old():
+    """Tokens by hand: path 0 -> a -> b -> c, then the best moves to d, whose
+    path joins at a: the update walks d and its predecessor e only."""
+    # arcs: 0 start->a (word 5), 1 a->b, 2 b->c (word 6), 3 a->e (word 7), 4 e->d; all emitting, label 1
+    ilabel = np.ones(5, np.int32)
+    olabel = np.array([5, 0, 6, 7, 0], np.int32)
+    # tokens: 0 start (frame 0, state 0); 1 a (f1, s1); 2 b (f2, s2); 3 c (f3, s3); 4 e (f2, s4); 5 d (f3, s5)
+    tok_state = np.array([0, 1, 2, 3, 4, 5], np.int32)
+    link_src = np.array([0, 1, 2, 1, 4], np.int32)  # link i uses arc i
+    link_arc = np.arange(5, dtype=np.int32)
+    tok_best = np.array([-1, 0, 1, 2, 3, 4], np.int32)
+    tracker = BestPathTracker(ilabel, olabel, start_state=0)
+    tracker.update(3, 3, tok_state, tok_best, link_src, link_arc)
+    assert tracker.words == (5, 6) and tracker.last_steps == 3
+    tracker.update(5, 3, tok_state, tok_best, link_src, link_arc)
+    assert tracker.words == (5, 7) and tracker.last_steps == 2
+    tracker.update(5, 3, tok_state, tok_best, link_src, link_arc)
+    assert tracker.last_steps == 0 and tracker.steps == 5
+
+
+# ----------------------------------------------------------------- many streams
+@pytest.mark.parametrize("threads", [1, 2])
+def test_hundreds_of_interleaved_streams_equal_decoding_each_alone(ex, offline, threads):
+    rng = np.random.default_rng(threads)
+    count = 200
+    decoder = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale), device="cpu",
+                           threads=threads, channels=count)
+    utterance = rng.integers(0, len(ex.scores), count)
+    pending = {k: chunks(ex.scores[utterance[k]], "random", rng) for k in range(count)}
+    streams = {k: decoder.stream() for k in range(count)}
+    results = {}
+    while streams:
+        open_ids = list(streams)
+        step = rng.choice(open_ids, size=int(rng.integers(1, min(len(open_ids), 60) + 1)), replace=False)
+        moving = [k for k in step if pending[k]]
+        partials = decoder.advance([(streams[k], pending[k].pop(0)) for k in moving])
+        for k, partial in zip(moving, partials):
+            assert partial.num_frames == streams[k].num_frames
+        for k in step:  # finished streams leave in random order, some a few steps late
+            if not pending[k] and rng.random() < 0.5:
+                results[k] = streams.pop(k).finish()
+    assert decoder._channel_pool.in_use == 0
+    for k in range(count):
+        assert_same_results(results[k], offline[utterance[k]])
+
+
+# ------------------------------------------------------------------------ misuse
+def test_a_finished_or_closed_stream_refuses_more_work(ex, example_decoder):
+    stream = example_decoder.stream()
+    stream.accept(ex.scores[0][:10])
+    stream.finish()
+    assert stream.state == "finished" and stream.num_frames == 10
+    for call in (lambda: stream.accept(ex.scores[0][10:20]), stream.partial, stream.finish):
+        with pytest.raises(wfst.StreamError, match="finished stream"):
+            call()
+    with example_decoder.stream() as closed:
+        closed.accept(ex.scores[1][:5])
+    assert closed.state == "closed"
+    with pytest.raises(wfst.StreamError, match="closed stream"):
+        closed.accept(ex.scores[1][5:10])
+    closed.close()  # a no-op
+
+
+def test_channels_are_capped_and_freed(ex):
+    decoder = wfst.Decoder(ex.fst, device="cpu", channels=2)
+    a, b = decoder.stream(), decoder.stream()
+    assert (a.channel, b.channel) == (0, 1)
+    with pytest.raises(wfst.StreamError, match="all 2 channels"):
+        decoder.stream()
+    a.accept(ex.scores[0][:3])
+    a.finish()
+    c = decoder.stream()
+    assert c.channel == 0
+    b.close()
+    assert decoder.stream().channel == 1
+    with pytest.raises(wfst.ConfigError, match="channels"):
+        wfst.Decoder(ex.fst, device="cpu", channels=0)
+
+
+def test_a_dropped_open_stream_frees_its_channel(ex):
+    decoder = wfst.Decoder(ex.fst, device="cpu", channels=1)
+    stream = decoder.stream()
+    stream.accept(ex.scores[0][:4])
+    del stream
+    gc.collect()
+    assert decoder._channel_pool.in_use == 0
+    assert decoder.stream().channel == 0
+
+
+def test_a_bad_chunk_is_refused_and_the_stream_goes_on(ex, example_decoder, offline):
+    scores = ex.scores[2]
+    stream = example_decoder.stream()
+    stream.accept(scores[:7])
+    nan = scores[7:9].copy()
+    nan[1, 3] = np.nan
+    with pytest.raises(wfst.ScoresError, match="nan|NaN"):
+        stream.accept(nan)
+    with pytest.raises(wfst.ScoresError, match="columns"):
+        stream.accept(np.zeros((2, scores.shape[1] + 1), np.float32))
+    with pytest.raises(wfst.ScoresError):
+        stream.accept(scores[7])  # 1-D
+    assert stream.num_frames == 7
+    stream.accept(scores[7:])
+    assert_same_results(stream.finish(), offline[2])
+
+
+def test_advance_checks_every_pair_before_any_stream_moves(ex, example_decoder, offline):
+    other_decoder = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale), device="cpu")
+    a, b = example_decoder.stream(), example_decoder.stream()
+    foreign = other_decoder.stream()
+    good_a, good_b = ex.scores[0][:5], ex.scores[1][:5]
+    bad = np.full((3, ex.scores[1].shape[1]), np.inf, np.float32)
+    cases = [([(a, good_a), (b, bad)], wfst.ScoresError, "pairs\\[1\\]"),
+             ([(a, good_a), (foreign, good_b)], wfst.StreamError, "not a stream of this decoder"),
+             ([(a, good_a), (a, good_a)], wfst.StreamError, "same stream twice"),
+             ([(a, good_a), [b, good_b]], TypeError, "tuple")]
+    for pairs, error, message in cases:
+        with pytest.raises(error, match=message):
+            example_decoder.advance(pairs)
+        assert (a.num_frames, b.num_frames) == (0, 0)
+    example_decoder.advance([(a, ex.scores[0]), (b, ex.scores[1])])
+    assert_same_results(a.finish(), offline[0])
+    assert_same_results(b.finish(), offline[1])
+    foreign.close()
+
+
+def test_zero_rows_and_zero_frames(ex, example_decoder):
+    stream = example_decoder.stream()
+    stream.accept(ex.scores[0][:0])
+    assert stream.partial() == wfst.Partial((), 0.0, 0)
+    assert_same_results(stream.finish(), example_decoder.decode(ex.scores[0][:0]))
+
+
+# ---------------------------------------------------------------------- endpoints
+def _blank_frames(ex, frames):
+    """Score rows where the CTC blank (column 0) is certain."""
+    rows = np.full((frames, ex.scores[0].shape[1]), -30.0, np.float32)
+    rows[:, 0] = 0.0
+    return rows
+
+
+def test_endpoint_after_speech_then_trailing_blank(ex):
+    """Kaldi's rule 2 (0.5 s of trailing silence where the grammar may end)
+    fires on the first blank frame that makes the best path's trailing blank
+    run 0.5 s long."""
+    decoder = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale), device="cpu")
+    endpoint = wfst.EndpointConfig(frame_shift=ex.frame_shift)
+    alignment = decoder.decode(ex.scores[0]).alignment
+    blank = int(ex.tokens["<blk>"])
+    trailing = len(alignment) - np.flatnonzero(alignment != blank)[-1] - 1  # the utterance's own trailing blanks
+    needed = int(np.ceil(0.5 / ex.frame_shift - 1e-9))
+    assert 0 < trailing < needed
+    with decoder.stream(endpoint=endpoint) as stream:
+        stream.accept(ex.scores[0])
+        detected = [stream.endpoint_detected()]
+        for _ in range(needed):
+            stream.accept(_blank_frames(ex, 1))
+            detected.append(stream.endpoint_detected())
+        assert detected.index(True) == needed - trailing
+        assert stream.partial().words == decoder.decode(ex.scores[0]).words
+
+
+def test_endpoint_rules_are_kaldis():
+    rule = wfst.EndpointRule(min_trailing_silence=0.5, max_relative_cost=2.0)
+    assert rule.holds(3.0, 0.5, 2.0)
+    assert not rule.holds(3.0, 0.4, 2.0) and not rule.holds(3.0, 0.5, 2.5)
+    assert not rule.holds(0.5, 0.5, 0.0)  # only silence: no nonsilence frame
+    config = wfst.EndpointConfig(frame_shift=0.1)
+    assert config.detected(200, 0, np.inf)  # 20 s utterance rule
+    assert config.detected(60, 50, np.inf)  # 5 s of nothing but silence
+    assert not config.detected(60, 4, 0.0) and config.detected(60, 5, 0.0)
+    mask = wfst.EndpointConfig(silence_labels=(1, 3, 99)).silence_mask(4)
+    assert mask.tolist() == [False, True, False, True, False]
+    for bad in (dict(silence_labels=(0,)), dict(silence_labels=[1]), dict(frame_shift=0), dict(rules=[rule])):
+        with pytest.raises(wfst.ConfigError):
+            wfst.EndpointConfig(**bad)
+    with pytest.raises(wfst.ConfigError, match="min_trailing_silence"):
+        wfst.EndpointRule(min_trailing_silence=-1)
+
+
+def test_endpoint_needs_a_config(ex, example_decoder):
+    with example_decoder.stream() as stream:
+        with pytest.raises(wfst.StreamError, match="EndpointConfig"):
+            stream.endpoint_detected()
+    with pytest.raises(wfst.ConfigError, match="EndpointConfig"):
+        example_decoder.stream(endpoint={"frame_shift": 0.04})

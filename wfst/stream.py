@@ -1,0 +1,215 @@
+"""Streaming: one utterance decoded chunk by chunk, with partial results.
+
+::
+
+    decoder = wfst.Decoder(fst, config, device="cpu", channels=64)
+    stream = decoder.stream()
+    for chunk in chunks:                 # (frames x columns) score rows as they arrive
+        stream.accept(chunk)
+        print(stream.partial().words)    # best path so far, final costs not applied
+    result = stream.finish()             # the Result offline decode() gives, bit for bit
+
+    # many streams, one step (a thread pool on the CPU, one launch sequence on the GPU):
+    partials = decoder.advance([(s1, chunk1), (s2, chunk2)])
+
+A stream holds one of the decoder's channels from :meth:`wfst.Decoder.stream`
+until :meth:`Stream.finish` or :meth:`Stream.close` (or until it is garbage
+collected, if it was dropped while open). Chunks of any size (zero
+rows included) give the same final result as one matrix.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import cpu_search
+from .cpu_backend import CpuSearch
+from .endpoint import EndpointConfig, final_relative_cost
+from .errors import ConfigError, GraphError, ScoresError, StreamError
+from .result import Result
+from .scores import host_scores
+from .stream_partial import BestPathTracker, Partial
+
+if TYPE_CHECKING:
+    from .decoder import Decoder
+
+OPEN, FINISHED, CLOSED = "open", "finished", "closed"
+
+
+class Stream:
+    """One utterance decoded as its score rows arrive; made by
+    :meth:`wfst.Decoder.stream`, usable as a context manager (closed on exit).
+
+    channel: the decoder channel this stream holds while open.
+    state: ``"open"``, ``"finished"`` or ``"closed"``.
+    partial_steps: back-pointers walked by all :meth:`partial` calls so far (the
+        cost of partial results: it grows with the changed suffixes of the best
+        path, not with the utterance length).
+    """
+
+    def __init__(self, decoder: Decoder, endpoint: EndpointConfig | None = None):
+        if endpoint is not None and not isinstance(endpoint, EndpointConfig):
+            raise ConfigError(f"endpoint must be a wfst.EndpointConfig or None, got {type(endpoint).__name__}")
+        fst = decoder.graph.fst
+        self._decoder = decoder
+        self._endpoint = endpoint
+        self._search = CpuSearch(decoder.graph, decoder.config)
+        silence = None if endpoint is None else endpoint.silence_mask(fst.max_ilabel)
+        self._tracker = BestPathTracker(fst.ilabel, fst.olabel, fst.start, silence)
+        self._partial = Partial((), 0.0, -1)
+        self._width: int | None = None
+        self._frames_at_release = 0
+        self.state = OPEN
+        self.channel = decoder._channel_pool.acquire()
+        # frees the channel once: at finish()/close(), or when an open stream is garbage-collected
+        self._free_channel = weakref.finalize(self, decoder._channel_pool.release, self.channel)
+
+    @property
+    def num_frames(self) -> int:
+        """Score rows accepted so far."""
+        return self._frames_at_release if self._search is None else self._search.num_frames
+
+    @property
+    def partial_steps(self) -> int:
+        return self._tracker.steps
+
+    def accept(self, chunk) -> None:
+        """Decode the score rows of ``chunk`` (frames x columns, float16/32/64;
+        numpy, cupy or torch; as for :meth:`wfst.Decoder.decode`). Every chunk of
+        a stream must have the same number of columns.
+
+        Raises :class:`ScoresError` for a bad chunk (nothing is consumed: the
+        stream can go on with a good one), :class:`StreamError` when the stream is
+        no longer open, :class:`GraphError` (and closes the stream) when the
+        search meets a negative-cost epsilon cycle."""
+        self._run(self._checked(chunk))
+
+    def partial(self) -> Partial:
+        """The best path after the frames accepted so far (final costs not
+        applied); cheap to call after every chunk."""
+        self._require_open("partial()")
+        frames = self.num_frames
+        if self._partial.num_frames != frames:
+            a = self._search.arrays
+            first, end = a.tok_start[frames], a.tok_start[frames + 1]
+            fst = self._decoder.graph.fst
+            best = cpu_search._best_frontier_token(a.tok_state, a.tok_cost, first, end, fst.final, False)
+            if best < 0:  # no token survived: nothing can follow
+                self._partial = Partial((), math.inf, frames)
+            else:
+                self._tracker.update(int(best), frames, a.tok_state, a.tok_best, a.link_src, a.link_arc)
+                self._partial = Partial(self._tracker.words, float(a.tok_cost[best]), frames)
+        return self._partial
+
+    def endpoint_detected(self) -> bool:
+        """Whether the stream's :class:`wfst.EndpointConfig` rules say the
+        utterance has ended (see :mod:`wfst.endpoint`); needs a stream made with
+        ``decoder.stream(endpoint=...)``."""
+        if self._endpoint is None:
+            raise StreamError("endpoint_detected() needs a stream made with decoder.stream(endpoint="
+                              "wfst.EndpointConfig(...))")
+        self.partial()
+        a = self._search.arrays
+        frames = self.num_frames
+        first, end = a.tok_start[frames], a.tok_start[frames + 1]
+        relative = final_relative_cost(a.tok_state[first:end], a.tok_cost[first:end], self._decoder.graph.fst.final)
+        return self._endpoint.detected(frames, self._tracker.trailing_silence, relative)
+
+    def finish(self) -> Result:
+        """The utterance's :class:`wfst.Result` (final costs, lattice), exactly as
+        offline :meth:`wfst.Decoder.decode` of all accepted rows; frees the
+        channel. The stream cannot be used afterwards."""
+        self._require_open("finish()")
+        try:
+            return self._search.finish()
+        finally:
+            self._release(FINISHED)
+
+    def close(self) -> None:
+        """Abandon the utterance and free the channel (no-op when not open)."""
+        if self.state == OPEN:
+            self._release(CLOSED)
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Stream(channel={self.channel}, state={self.state!r}, frames={self.num_frames})"
+
+    # ---------------------------------------------------------------- internal
+    def _checked(self, chunk, name: str = "chunk") -> np.ndarray:
+        """``chunk`` as checked float32 rows for this open stream (changes nothing)."""
+        self._require_open("accept()")
+        scores = host_scores(chunk, self._decoder.graph.num_columns, name=name)
+        if scores.shape[0] and self._width is not None and scores.shape[1] != self._width:
+            raise ScoresError(f"{name} has {scores.shape[1]} columns but this stream's earlier chunks had "
+                              f"{self._width}: every chunk of a stream comes from the same model output")
+        return scores
+
+    def _step(self, scores: np.ndarray) -> Partial:
+        """Decode rows from :meth:`_checked`, then the partial result (what one
+        stream does in :meth:`wfst.Decoder.advance`)."""
+        self._run(scores)
+        return self.partial()
+
+    def _run(self, scores: np.ndarray) -> None:
+        if scores.shape[0] == 0:
+            return
+        try:
+            self._search.accept(scores)
+        except GraphError:
+            self.close()
+            raise
+        self._width = scores.shape[1]
+
+    def _require_open(self, what: str) -> None:
+        if self.state != OPEN:
+            raise StreamError(f"{what} on a {self.state} stream (channel {self.channel} was freed); "
+                              "open a new one with decoder.stream()")
+
+    def _release(self, state: str) -> None:
+        self.state = state
+        self._frames_at_release = self._search.num_frames
+        self._search = None  # the search arrays can be large: let them go
+        self._free_channel()
+
+
+def advance_streams(decoder: Decoder, pairs, pool=None) -> list[Partial]:
+    """:meth:`wfst.Decoder.advance` on the CPU: check every ``(stream, chunk)``
+    pair, then decode each chunk and take its stream's partial result, on
+    ``pool`` (a ``concurrent.futures`` executor) when given."""
+    pairs = list(pairs)
+    streams, checked, seen = [], [], set()
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"pairs[{i}] must be a (stream, chunk) tuple, got {type(pair).__name__}")
+        stream, chunk = pair
+        if not isinstance(stream, Stream) or stream._decoder is not decoder:
+            raise StreamError(f"pairs[{i}]: not a stream of this decoder (make it with decoder.stream())")
+        if id(stream) in seen:
+            raise StreamError(f"pairs[{i}]: the same stream twice in one advance(); concatenate its chunks")
+        seen.add(id(stream))
+        streams.append(stream)
+        checked.append(stream._checked(chunk, name=f"pairs[{i}] chunk"))
+
+    def step(i):
+        try:
+            return streams[i]._step(checked[i])
+        except GraphError as error:  # the stream is closed; the others still advance
+            return error
+
+    if pool is None or len(pairs) < 2:
+        out = [step(i) for i in range(len(pairs))]
+    else:
+        out = list(pool.map(step, range(len(pairs))))
+    for o in out:
+        if isinstance(o, GraphError):
+            raise o
+    return out
