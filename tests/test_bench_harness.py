@@ -1,0 +1,68 @@
+"""The benchmark harnesses' own logic (not their timings): the streaming
+benchmark's chunk schedule, its search for the most real-time streams and one
+short real trial, and the lattice cost harness's sizes."""
+
+import numpy as np
+import pytest
+
+import wfst
+from bench.lattice_cost import measure
+from bench.stream_latency import most_streams, plan_stream, run_trial
+from wfst.decoding_graph import DecodingGraph
+from wfst.example import load_example
+from wfst.score_archive import Workload
+
+
+@pytest.fixture(scope="module")
+def example():
+    ex = load_example()
+    return ex, Workload.load(ex.scores_path)
+
+
+def test_stream_plan_covers_utterances_in_chunks_at_real_time_pace(example):
+    _, workload = example
+    shift = workload.frame_shift
+    chunks = plan_stream(workload, np.random.default_rng(3), seconds=12.0, chunk_ms=(200.0, 400.0), offset=0.25)
+    clock, expected_start = 0.25, 0
+    for chunk in chunks:
+        assert chunk.start == expected_start
+        assert 5 <= chunk.end - chunk.start <= 10 or chunk.last  # 200-400 ms of 40 ms frames
+        assert chunk.arrival == pytest.approx(clock + chunk.end * shift)
+        frames = int(workload.offsets[chunk.utterance + 1] - workload.offsets[chunk.utterance])
+        assert chunk.end <= frames and chunk.last == (chunk.end == frames)
+        expected_start = 0 if chunk.last else chunk.end
+        if chunk.last:
+            clock += frames * shift
+    assert chunks[-1].last and clock - 0.25 >= 12.0
+
+
+@pytest.mark.parametrize("capacity", [0, 1, 5, 37, 300])
+def test_most_streams_finds_the_largest_passing_count_within_an_eighth(capacity):
+    def trial(n):
+        return {"streams": n, "partial_latency_ms": {"p50": 1.0, "p99": 50.0 if n <= capacity else 500.0}}
+
+    best, runs = most_streams(trial, bound_ms=100.0, limit=256)
+    assert best <= capacity and best >= min(capacity, 256) * 7 / 8
+    assert all(r["real_time"] == (r["streams"] <= capacity) for r in runs)
+
+
+def test_a_short_streaming_trial_matches_offline(example):
+    ex, workload = example
+    decoder = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale), device="cpu", channels=3)
+    offline = [r.words for r in decoder.decode([workload.utterance(i) for i in range(len(workload))])]
+    record = run_trial(decoder, workload, offline, streams=3, seed=1, seconds=0.5, chunk_ms=(200.0, 400.0))
+    assert record["streams"] == 3 and record["utterances_finished"] == 3
+    assert record["finals_differing_from_offline"] == 0
+    assert record["chunks"] >= 3 and record["partial_latency_ms"]["p50"] >= 0
+    assert decoder._channel_pool.in_use == 0
+
+
+def test_lattice_cost_counts_the_lattices_it_times(example):
+    ex, workload = example
+    config = wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale, lattice_beam=4.0)
+    rows = [workload.utterance(i) for i in range(3)]
+    record = measure(DecodingGraph(ex.fst), rows, config)
+    results = wfst.Decoder(ex.fst, config, device="cpu").decode(rows)
+    assert record["arcs"] == sum(r.lattice.num_arcs for r in results)
+    assert record["word_arcs"] == sum(r.lattice.determinize().num_arcs for r in results)
+    assert set(record["seconds"]) == {"search", "finish", "assembly_and_pruning", "determinize"}
