@@ -50,5 +50,12 @@ class CompactLattice:
     def num_arcs(self) -> int:
         return int(self.arc_src.shape[0])
 
+    def scale(self, acoustic: float = 1.0, graph: float = 1.0) -> "CompactLattice":
+        """Costs multiplied, acoustic by ``acoustic`` and graph by ``graph``
+        (Kaldi's ``lattice-scale``); see :mod:`lattice.scale`."""
+        from .scale import scale
+
+        return scale(self, acoustic, graph)
+
     def __repr__(self) -> str:
         return f"CompactLattice(states={self.num_states}, arcs={self.num_arcs})"

@@ -1,13 +1,15 @@
 """Cost scaling and word insertion penalty, as Kaldi's ``lattice-scale`` and
-``lattice-add-penalty`` do. Both return a new lattice; non-final states stay
+``lattice-add-penalty`` do (scaling for lattices and compact lattices alike). Both return a new lattice; non-final states stay
 non-final (``inf`` is never scaled to NaN)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
+from .compact_lattice import CompactLattice
 from .errors import LatticeError
 from .lattice import Lattice
 
@@ -27,15 +29,18 @@ def _scaled(costs: np.ndarray, factor: float) -> np.ndarray:
     return out
 
 
-def scale(lattice: Lattice, acoustic: float = 1.0, graph: float = 1.0) -> Lattice:
+def scale(lattice: Lattice | CompactLattice, acoustic: float = 1.0, graph: float = 1.0) -> Lattice | CompactLattice:
     """Acoustic costs times ``acoustic``, graph costs times ``graph`` (arcs and
-    final costs). E.g. ``scale(acoustic=1 / 0.5)`` undoes a decode at acoustic
-    scale 0.5 before writing for Kaldi's tools."""
+    final costs) of a :class:`Lattice` or a :class:`CompactLattice`. E.g.
+    ``scale(acoustic=1 / 0.5)`` undoes a decode at acoustic scale 0.5 before
+    writing for Kaldi's tools."""
     acoustic = _finite("acoustic", acoustic)
     graph = _finite("graph", graph)
-    return Lattice(lattice.state_frame, lattice.arc_src, lattice.arc_dst, lattice.arc_ilabel, lattice.arc_olabel,
-                   _scaled(lattice.arc_graph_cost, graph), _scaled(lattice.arc_acoustic_cost, acoustic),
-                   _scaled(lattice.final_graph_cost, graph), _scaled(lattice.final_acoustic_cost, acoustic))
+    return dataclasses.replace(
+        lattice, arc_graph_cost=_scaled(lattice.arc_graph_cost, graph),
+        arc_acoustic_cost=_scaled(lattice.arc_acoustic_cost, acoustic),
+        final_graph_cost=_scaled(lattice.final_graph_cost, graph),
+        final_acoustic_cost=_scaled(lattice.final_acoustic_cost, acoustic))
 
 
 def add_word_penalty(lattice: Lattice, penalty: float) -> Lattice:

@@ -55,12 +55,6 @@ def assert_same_lattice(ours, expected):
         np.testing.assert_array_equal(arrays(ours)[name], value, err_msg=name)
 
 
-def scale_compact(compact: CompactLattice, factor: float) -> CompactLattice:
-    """``compact`` with its acoustic costs times ``factor`` (what Lattice.scale does)."""
-    return dataclasses.replace(compact, arc_acoustic_cost=compact.arc_acoustic_cost * np.float32(factor),
-                               final_acoustic_cost=compact.final_acoustic_cost * np.float32(factor))
-
-
 def entry_objects(outdir):
     """``utt-id -> bytes of its object`` in lat.ark, cut at the ranges lat.index gives."""
     data = (outdir / "lat.ark").read_bytes()
@@ -82,7 +76,7 @@ def test_binary_lattices_equal_the_api_unscaled(ex, subset, tmp_path, determiniz
     assert [key for key, _ in back] == list(results)
     for (utt_id, lat), result in zip(back, results.values()):
         if determinize:  # determinized at the decoding scale, then unscaled, as latgen-faster does
-            expected = scale_compact(result.lattice.determinize(), 1 / SCALE)
+            expected = result.lattice.determinize().scale(acoustic=1 / SCALE)
         else:
             expected = result.lattice.scale(acoustic=1 / SCALE)
         assert_same_lattice(lat, expected)
@@ -106,7 +100,7 @@ def test_text_lattices_are_what_the_api_writes(ex, subset, tmp_path, determinize
     options = ["--lattices", "--lattice-format", "text", *([] if determinize else ["--no-determinize-lattice"])]
     assert run(ex, scores, out, *options) == EXIT_OK
     expected = io.BytesIO()
-    write_lattices(expected, [(u, scale_compact(r.lattice.determinize(), 1 / SCALE) if determinize
+    write_lattices(expected, [(u, r.lattice.determinize().scale(acoustic=1 / SCALE) if determinize
                                else r.lattice.scale(acoustic=1 / SCALE)) for u, r in results.items()], binary=False)
     assert (out / "lat.ark").read_bytes() == expected.getvalue()
     kinds = {type(lat) for _, lat in read_lattices(f"ark,t:{out / 'lat.ark'}")}

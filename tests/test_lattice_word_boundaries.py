@@ -15,7 +15,7 @@ spike to the frame before the next word's first spike (utterance edges
 included)."""
 
 import numpy as np
-import pytest
+
 import wfst
 from lattice import AlignmentLexicon
 from bench.workload.posteriors import synthesize

@@ -122,7 +122,7 @@ class CudaDecoder:
             return self._decode(inputs)
 
     def _decode(self, inputs: list[ScoreInput]) -> list[Result]:
-        d, g, cfg = self.arrays, self.geometry, self.config
+        g, cfg = self.geometry, self.config
         L = g.lanes
         queue = deque(range(len(inputs)))
         results: list[Result | None] = [None] * len(inputs)

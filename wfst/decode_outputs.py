@@ -41,7 +41,6 @@ Files (all UTF-8 but ``lat.ark``):
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -49,8 +48,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from lattice import AlignmentLexicon, CompactLattice, Lattice, write_lattices
 from lattice.nbest import nbest as lattice_nbest
@@ -268,15 +265,10 @@ class DecodeOutputs:
         return " ".join([utt_id, *(self.words.find(w) for w in result.words)]) + "\n"
 
     def kaldi_lattice(self, result: Result, compact: CompactLattice | None) -> Lattice | CompactLattice:
-        """The lattice written for ``result``, acoustic costs unscaled as Kaldi
-        writes them: ``compact`` (``result.lattice`` determinized) with its
-        acoustic costs divided by the acoustic scale, or the state-level
-        lattice unscaled when not determinizing."""
-        if compact is None:
-            return result.lattice.scale(acoustic=1 / self.acoustic_scale)
-        unscale = np.float32(1 / self.acoustic_scale)  # > 0, so non-final (inf) stays inf
-        return dataclasses.replace(compact, arc_acoustic_cost=compact.arc_acoustic_cost * unscale,
-                                   final_acoustic_cost=compact.final_acoustic_cost * unscale)
+        """The lattice written for ``result``: ``compact`` (``result.lattice``
+        determinized), or the state-level lattice when not determinizing, with
+        its acoustic costs unscaled as Kaldi writes them."""
+        return (result.lattice if compact is None else compact).scale(acoustic=1 / self.acoustic_scale)
 
     def nbest_lines(self, utt_id: str, compact: CompactLattice) -> list[str]:
         """``utt-id rank cost graph-cost acoustic-cost word ...`` for each of the
