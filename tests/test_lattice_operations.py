@@ -72,13 +72,18 @@ def test_no_path_gives_no_posteriors_and_no_confidences():
 
 # ------------------------------------------------------------------ scale and word penalty
 @pytest.mark.parametrize("seed", SEEDS[:4])
-def test_scale_is_kaldi_lattice_scale(seed):
+@pytest.mark.parametrize("compact", [False, True])
+def test_scale_is_kaldi_lattice_scale(seed, compact):
     """lattice-scale: LatticeWeight(graph, acoustic) -> (lm_scale * graph,
-    acoustic_scale * acoustic), on arcs and final weights; non-final stays
-    non-final (infinity is never scaled, even by 0)."""
-    lat = _random(seed)
+    acoustic_scale * acoustic), on arcs and final weights, of a Lattice or a
+    CompactLattice; non-final stays non-final (infinity is never scaled, even
+    by 0)."""
+    lat = _random(seed).determinize() if compact else _random(seed)
+    kept = ("arc_src", "arc_dst", "arc_word", "string_start", "string") if compact else \
+        ("state_frame", "arc_src", "arc_dst", "arc_ilabel", "arc_olabel")
     for acoustic, graph in ((0.1, 1.0), (1.0, 2.5), (0.0, 0.0), (-1.0, 0.5)):
-        out = lat.scale(acoustic=acoustic, graph=graph).validate()
+        out = lat.scale(acoustic=acoustic, graph=graph)
+        assert type(out) is type(lat)
         np.testing.assert_array_equal(out.arc_graph_cost, lat.arc_graph_cost * np.float32(graph))
         np.testing.assert_array_equal(out.arc_acoustic_cost, lat.arc_acoustic_cost * np.float32(acoustic))
         final = np.isfinite(lat.final_graph_cost)
@@ -86,7 +91,7 @@ def test_scale_is_kaldi_lattice_scale(seed):
         np.testing.assert_array_equal(out.final_graph_cost[final], lat.final_graph_cost[final] * np.float32(graph))
         np.testing.assert_array_equal(out.final_acoustic_cost[final],
                                       lat.final_acoustic_cost[final] * np.float32(acoustic))
-        for name in ("state_frame", "arc_src", "arc_dst", "arc_ilabel", "arc_olabel"):
+        for name in kept:
             np.testing.assert_array_equal(getattr(out, name), getattr(lat, name))
     for bad in (np.nan, np.inf, "1", True):
         with pytest.raises(LatticeError, match="acoustic"):
