@@ -84,6 +84,8 @@ def test_scale_is_kaldi_lattice_scale(seed, compact):
     for acoustic, graph in ((0.1, 1.0), (1.0, 2.5), (0.0, 0.0), (-1.0, 0.5)):
         out = lat.scale(acoustic=acoustic, graph=graph)
         assert type(out) is type(lat)
+        if not compact:
+            out.validate()
         np.testing.assert_array_equal(out.arc_graph_cost, lat.arc_graph_cost * np.float32(graph))
         np.testing.assert_array_equal(out.arc_acoustic_cost, lat.arc_acoustic_cost * np.float32(acoustic))
         final = np.isfinite(lat.final_graph_cost)
