@@ -31,11 +31,14 @@ def to_ctm(lattice: Lattice, utt_id: str, frame_shift: float, words=None, lexico
         raise LatticeError(f"frame_shift must be a positive number of seconds per frame, got {frame_shift!r}")
     if words is None and lexicon is not None:
         words = lexicon.words
-    lines = []
-    for word, first, last in lattice.word_alignment(lexicon):
-        lines.append(f"{utt_id} 1 {first * frame_shift:.3f} {(last - first + 1) * frame_shift:.3f} "
-                     f"{_name(words, word)}\n")
-    return "".join(lines)
+    return "".join(ctm_line(utt_id, _name(words, word), first, last, frame_shift)
+                   for word, first, last in lattice.word_alignment(lexicon))
+
+
+def ctm_line(utt_id: str, word: str, first: int, last: int, frame_shift: float) -> str:
+    """``utt_id 1 start duration word`` for a word spanning frames ``first`` to
+    ``last`` (inclusive), times in seconds with 3 decimals."""
+    return f"{utt_id} 1 {first * frame_shift:.3f} {(last - first + 1) * frame_shift:.3f} {word}\n"
 
 
 def _name(words, word: int) -> str:

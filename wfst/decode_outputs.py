@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lattice import AlignmentLexicon, CompactLattice, Lattice, write_lattices
+from lattice.ctm import ctm_line
 from lattice.nbest import nbest as lattice_nbest
 
 from .errors import WfstError
@@ -280,13 +281,11 @@ class DecodeOutputs:
     def ctm_lines(self, utt_id: str, result: Result) -> list[str]:
         """One ``utt-id 1 start duration word`` line per word of the best path,
         times from the lexicon when there is one."""
-        shift = self.frame_shift
         if self.lexicon is None:
             spans = [(w, first, last) for w, (first, last) in zip(result.words, result.word_frames)]
         else:
             spans = self.lexicon.align(result.alignment, result.words)
-        return [f"{utt_id} 1 {first * shift:.3f} {(last - first + 1) * shift:.3f} {self.words.find(w)}\n"
-                for w, first, last in spans]
+        return [ctm_line(utt_id, self.words.find(w), first, last, self.frame_shift) for w, first, last in spans]
 
     def _sync_now_and_then(self) -> None:
         if time.monotonic() - self._synced >= SYNC_SECONDS:
