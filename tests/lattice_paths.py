@@ -2,6 +2,8 @@
 enumeration of every complete path (the naive references of the lattice
 operations)."""
 
+import dataclasses
+
 import numpy as np
 
 from lattice import CompactLattice, Lattice
@@ -83,3 +85,13 @@ def compact_paths(compact: CompactLattice) -> list[tuple[tuple[int, ...], float,
                           graph + float(compact.arc_graph_cost[a]), acoustic + float(compact.arc_acoustic_cost[a]),
                           string + tuple(piece.tolist())))
     return found
+
+
+def assert_same_arrays(ours, expected):
+    """Two lattices (Lattice or CompactLattice) of one type, every array equal
+    in dtype and value."""
+    assert type(ours) is type(expected)
+    for field in dataclasses.fields(expected):
+        got, want = getattr(ours, field.name), getattr(expected, field.name)
+        assert got.dtype == want.dtype, field.name
+        np.testing.assert_array_equal(got, want, err_msg=field.name)

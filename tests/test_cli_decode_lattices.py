@@ -5,15 +5,14 @@ and resumption after a crash that left uncommitted or torn lattice entries.
 The example is decoded at acoustic scale 0.5 (not its own 1.0), so that a
 lattice written with its acoustic costs still scaled would differ."""
 
-import dataclasses
 import io
 
-import numpy as np
 import pytest
 
 import wfst
 from lattice import CompactLattice, Lattice, read_lattices, write_lattices
 from lattice.convert import compact_to_lattice
+from tests.lattice_paths import assert_same_arrays
 from tests.test_cli_decode import decode, workload
 from wfst.cli_decode import EXIT_OK, EXIT_UNUSABLE
 from wfst.decode_outputs import complete_lines
@@ -45,16 +44,6 @@ def run(ex, scores, outdir, *options):
     return decode(ex, scores, outdir, "--acoustic-scale", SCALE, *options)
 
 
-def arrays(lat):
-    return {f.name: getattr(lat, f.name) for f in dataclasses.fields(lat)}
-
-
-def assert_same_lattice(ours, expected):
-    assert type(ours) is type(expected)
-    for name, value in arrays(expected).items():
-        np.testing.assert_array_equal(arrays(ours)[name], value, err_msg=name)
-
-
 def entry_objects(outdir):
     """``utt-id -> bytes of its object`` in lat.ark, cut at the ranges lat.index gives."""
     data = (outdir / "lat.ark").read_bytes()
@@ -79,7 +68,7 @@ def test_binary_lattices_equal_the_api_unscaled(ex, subset, tmp_path, determiniz
             expected = result.lattice.determinize().scale(acoustic=1 / SCALE)
         else:
             expected = result.lattice.scale(acoustic=1 / SCALE)
-        assert_same_lattice(lat, expected)
+        assert_same_arrays(lat, expected)
         # Rescaled by the decoding's scale, its best path is the decoder's.
         state_level = lat if isinstance(lat, Lattice) else compact_to_lattice(lat)
         best = state_level.scale(acoustic=SCALE).best_path()
