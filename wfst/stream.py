@@ -94,8 +94,7 @@ class Stream:
         self._require_open("partial()")
         frames = self.num_frames
         if self._partial.num_frames != frames:
-            a = self._search.arrays
-            first, end = a.tok_start[frames], a.tok_start[frames + 1]
+            a, first, end = self._frontier()
             fst = self._decoder.graph.fst
             best = cpu_search._best_frontier_token(a.tok_state, a.tok_cost, first, end, fst.final, False)
             if best < 0:  # no token survived: nothing can follow
@@ -113,11 +112,9 @@ class Stream:
             raise StreamError("endpoint_detected() needs a stream made with decoder.stream(endpoint="
                               "wfst.EndpointConfig(...))")
         self.partial()
-        a = self._search.arrays
-        frames = self.num_frames
-        first, end = a.tok_start[frames], a.tok_start[frames + 1]
+        a, first, end = self._frontier()
         relative = final_relative_cost(a.tok_state[first:end], a.tok_cost[first:end], self._decoder.graph.fst.final)
-        return self._endpoint.detected(frames, self._tracker.trailing_silence, relative)
+        return self._endpoint.detected(self.num_frames, self._tracker.trailing_silence, relative)
 
     def finish(self) -> Result:
         """The utterance's :class:`wfst.Result` (final costs, lattice), exactly as
@@ -168,6 +165,13 @@ class Stream:
             self.close()
             raise
         self._width = scores.shape[1]
+
+    def _frontier(self):
+        """The search arrays and the token range ``first:end`` of the last
+        accepted frame (the frontier)."""
+        a = self._search.arrays
+        frames = self.num_frames
+        return a, a.tok_start[frames], a.tok_start[frames + 1]
 
     def _require_open(self, what: str) -> None:
         if self.state != OPEN:
