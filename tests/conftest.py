@@ -13,3 +13,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not _HAS_GPU:
             item.add_marker(skip)
+
+
+@pytest.fixture(params=[pytest.param("gpu", marks=pytest.mark.gpu), "emulator"])
+def cupy_module(request, monkeypatch):
+    """The CuPy that ``device="cuda"`` runs on: the real one (marked gpu: needs a
+    GPU), or the CPU emulator of tests/cuda_emulator (kernels compiled with g++;
+    skipped off x86-64 or without a compiler)."""
+    import cuda_kernels
+
+    if request.param == "gpu":
+        import cupy
+
+        yield cupy
+        return
+    from .cuda_emulator import build, fake_cupy
+
+    try:
+        fake_cupy.install(monkeypatch)
+    except build.EmulatorUnavailable as error:
+        pytest.skip(str(error))
+    yield fake_cupy
+    cuda_kernels.module.cache_clear()  # no emulated kernel outlives the test
+    cuda_kernels.kernel.cache_clear()

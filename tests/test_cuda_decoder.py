@@ -1,4 +1,5 @@
-"""The CUDA backend against the CPU backend (needs cupy and a GPU: marked gpu).
+"""The CUDA backend against the CPU backend, on a GPU (marked gpu) and on the
+CPU emulator of tests/cuda_emulator (every test runs on both: ``cupy_module``).
 
 Same best paths, bit-equal float32 costs, alignments and word times on hundreds
 of seeded random graphs, equivalent lattices, lanes refilled mid-batch,
@@ -17,11 +18,18 @@ from wfst.cuda_memory import check_allocation
 from .decoder_graphs import flat_scores, graph
 from .random_graph import random_graph, random_scores
 
-pytestmark = pytest.mark.gpu
+pytestmark = pytest.mark.usefixtures("cupy_module")
 
 
 def _pair(fst, config, lanes=4, **kw):
     return (wfst.Decoder(fst, config, device="cpu"), wfst.Decoder(fst, config, device="cuda", lanes=lanes, **kw))
+
+
+def _roomy(fst, max_active):
+    """Queue capacities no frame can exceed (one token per state, one link per
+    arc), so the GPU never retries with a tighter beam and must equal the CPU."""
+    tokens = max(4 * max_active, fst.num_states)
+    return {"token_queue_capacity": tokens, "arc_queue_capacity": max(3 * tokens, fst.num_arcs)}
 
 
 def _same(got, want):
@@ -33,53 +41,66 @@ def _same(got, want):
     assert got.graph_cost == pytest.approx(want.graph_cost, abs=1e-4)
 
 
-def _lattice_paths(result):
-    lattice = result.lattice
-    for name in ("word_sequences", "paths", "nbest"):
-        if hasattr(lattice, name):
-            return getattr(lattice, name)
-    return None
+def _same_lattice(got, want):
+    """Equivalent lattices: the same arcs as a multiset (labels, both costs, the
+    frames they join; token numbering may differ), final costs, and the best
+    path's words and cost."""
+    g, w = got.lattice, want.lattice
+    assert (g.num_states, g.num_arcs) == (w.num_states, w.num_arcs)
+
+    def arcs(lat):
+        columns = np.stack([lat.state_frame[lat.arc_src], lat.state_frame[lat.arc_dst], lat.arc_ilabel,
+                            lat.arc_olabel, lat.arc_graph_cost.view(np.int32), lat.arc_acoustic_cost.view(np.int32)])
+        return columns[:, np.lexsort(columns[::-1])]
+
+    assert np.array_equal(arcs(g), arcs(w))
+    assert np.array_equal(np.sort(g.final_graph_cost + g.final_acoustic_cost),
+                          np.sort(w.final_graph_cost + w.final_acoustic_cost))
+    gb, wb = g.best_path(), w.best_path()
+    assert (gb.words, gb.cost) == (wb.words, wb.cost)
 
 
 @pytest.mark.parametrize("block", range(10))
 def test_random_graphs_match_the_cpu(block):
     for seed in range(block * 30, block * 30 + 30):
         fst = random_graph(seed, max_states=14)
-        config = DecoderConfig(beam=float(3 + seed % 12), max_active=max(1, 2 + seed % 9), min_active=seed % 3,
-                               lattice_beam=float(seed % 7), prune_interval=1 + seed % 5)
+        max_active = max(1, 2 + seed % 9)
+        config = DecoderConfig(beam=float(3 + seed % 12), max_active=max_active, min_active=seed % 3,
+                               lattice_beam=float(seed % 7), prune_interval=1 + seed % 5,
+                               **_roomy(fst, max_active))
         batch = [random_scores(seed * 7 + i, 1 + (seed + i) % 23) for i in range(3)]
         cpu, gpu = _pair(fst, config, lanes=2)
-        for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CapacityWarning)
+            results = gpu.decode(batch)
+        for got, want in zip(results, cpu.decode(batch)):
             _same(got, want)
-            assert got.lattice.__class__ is want.lattice.__class__
+            _same_lattice(got, want)
 
 
 def test_lattices_equivalent_on_a_larger_graph():
     fst = random_graph(12345, max_states=200, num_columns=8)
-    config = DecoderConfig(beam=12.0, max_active=50, lattice_beam=5.0)
+    config = DecoderConfig(beam=12.0, max_active=50, min_active=10, lattice_beam=5.0)
     batch = [random_scores(i, 60, num_columns=8) for i in range(9)]
     cpu, gpu = _pair(fst, config, lanes=4)
     for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
         _same(got, want)
-        g, w = got.lattice, want.lattice
-        for attr in ("num_states", "num_arcs"):
-            if hasattr(g, attr):
-                assert getattr(g, attr) == getattr(w, attr), attr
+        _same_lattice(got, want)
 
 
 def test_more_utterances_than_lanes_and_zero_frames():
     fst = random_graph(7, max_states=10)
-    config = DecoderConfig(beam=10.0, max_active=20)
+    config = DecoderConfig(beam=10.0, max_active=20, min_active=0)
     batch = [random_scores(i, (i * 5) % 13) for i in range(11)]  # includes zero-frame utterances
     cpu, gpu = _pair(fst, config, lanes=3)
     for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
         _same(got, want)
 
 
-def test_float16_cupy_and_torch_inputs():
-    cupy = pytest.importorskip("cupy")
+def test_float16_cupy_and_torch_inputs(cupy_module):
+    cupy = cupy_module
     fst = random_graph(3, max_states=12)
-    config = DecoderConfig(beam=9.0, max_active=30)
+    config = DecoderConfig(beam=9.0, max_active=30, min_active=0)
     scores = random_scores(3, 40)
     cpu, gpu = _pair(fst, config, lanes=2)
     want = cpu.decode(scores)
@@ -92,14 +113,16 @@ def test_float16_cupy_and_torch_inputs():
     wide[:, :4] = cupy.asarray(scores)
     _same(gpu.decode(wide[:, :]), cpu.decode(cupy.asnumpy(wide)))
     torch = pytest.importorskip("torch")
+    if cupy.__name__ != "cupy" or not torch.cuda.is_available():
+        pytest.skip("torch CUDA tensors need a real GPU")
     t = torch.from_numpy(scores).cuda()
     _same(gpu.decode(t), want)
     _same(gpu.decode(t.half()), cpu.decode(half))
     _same(gpu.decode(torch.from_numpy(scores)), want)
 
 
-def test_bad_inputs_raise_typed_errors():
-    cupy = pytest.importorskip("cupy")
+def test_bad_inputs_raise_typed_errors(cupy_module):
+    cupy = cupy_module
     fst = random_graph(3, max_states=12)
     gpu = wfst.Decoder(fst, DecoderConfig(), device="cuda", lanes=1)
     bad = cupy.asarray(random_scores(3, 5))
@@ -130,7 +153,7 @@ def test_tiny_capacities_warn_and_stay_valid():
 
 def test_no_warning_when_capacities_suffice():
     fst = random_graph(5, max_states=10)
-    gpu = wfst.Decoder(fst, DecoderConfig(max_active=50), device="cuda", lanes=2)
+    gpu = wfst.Decoder(fst, DecoderConfig(max_active=50, min_active=0), device="cuda", lanes=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error", CapacityWarning)
         gpu.decode([random_scores(5, 20)])
@@ -145,14 +168,14 @@ def test_negative_epsilon_loop_in_float32_is_a_graph_error_or_matches():
 def test_budget_matches_the_allocation():
     fst = random_graph(11, max_states=40)
     for lanes, max_active in ((1, 100), (8, 1000), (3, 7)):
-        gpu = wfst.Decoder(fst, DecoderConfig(max_active=max_active), device="cuda", lanes=lanes)
+        gpu = wfst.Decoder(fst, DecoderConfig(max_active=max_active, min_active=0), device="cuda", lanes=lanes)
         backend = gpu._cuda
         report = check_allocation(backend.memory, backend.arrays.device_bytes, backend.arrays.pinned_bytes)
         assert abs(report["device_ratio"] - 1) <= 0.05
 
 
-def test_too_many_lanes_is_a_budget_error_before_allocating():
-    cupy = pytest.importorskip("cupy")
+def test_too_many_lanes_is_a_budget_error_before_allocating(cupy_module):
+    cupy = cupy_module
     fst = random_graph(11, max_states=40)
     free, _ = cupy.cuda.runtime.memGetInfo()
     lanes = wfst.budget(fst, DecoderConfig(max_active=100000), lanes=1).max_lanes(free) + 1
@@ -164,3 +187,34 @@ def test_too_many_lanes_is_a_budget_error_before_allocating():
 
 def test_auto_picks_cuda_here():
     assert wfst.Decoder(random_graph(1), device="auto").device == "cuda"
+
+
+def test_the_embedded_example_matches_the_cpu():
+    from wfst.example import load_example
+
+    ex = load_example()
+    config = DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=12.0, max_active=2000, lattice_beam=6.0)
+    batch = ex.scores[:6]
+    cpu, gpu = _pair(ex.fst, config, lanes=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CapacityWarning)
+        results = gpu.decode(batch)
+    for got, want in zip(results, cpu.decode(batch)):
+        _same(got, want)
+        _same_lattice(got, want)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_interleavings_of_the_threads_change_nothing(cupy_module, seed):
+    """Emulator only: a seeded random thread order with a preemption point at
+    every atomic (the races of hash insertion, epsilon relaxation, link counts)."""
+    if cupy_module.__name__ == "cupy":
+        pytest.skip("a real GPU picks its own interleavings")
+    cupy_module.schedule(True, seed=seed)
+    for graph_seed in range(seed * 10, seed * 10 + 10):
+        fst = random_graph(graph_seed, max_states=16)
+        config = DecoderConfig(beam=9.0, max_active=6, min_active=1, lattice_beam=4.0, **_roomy(fst, 6))
+        batch = [random_scores(graph_seed * 5 + i, 4 + i * 3) for i in range(3)]
+        cpu, gpu = _pair(fst, config, lanes=2)
+        for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
+            _same(got, want)

@@ -1,0 +1,204 @@
+"""A stand-in for the parts of CuPy the CUDA backend uses, backed by host
+memory, whose ``RawModule`` runs the kernels on the CPU (:mod:`.build`).
+
+Device arrays are numpy arrays of the subclass :class:`ndarray` (with
+``.data.ptr``, ``.get``, ``.set`` and ``__cuda_array_interface__``); streams,
+events and devices are synchronous no-ops; ``cupy.empty`` fills its memory
+with a poison byte so that a kernel reading memory nobody wrote shows up.
+:func:`install` puts this module in ``sys.modules`` as ``cupy`` and ``cupyx``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import types
+
+import numpy as np
+
+from . import build
+
+POISON = 0xA5
+FREE_BYTES = 2 << 30
+TOTAL_BYTES = 4 << 30
+MULTIPROCESSORS = 2
+DEVICE_NAME = b"wfst-gpu CUDA emulator (CPU)"
+
+
+class _Pointer:
+    def __init__(self, ptr: int):
+        self.ptr = ptr
+
+
+class ndarray(np.ndarray):  # noqa: N801 (CuPy's name)
+    """A "device" array: host memory that kernels and the host both read."""
+
+    @property
+    def data(self):
+        return _Pointer(self.ctypes.data)
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ctypes.data, False),
+                "strides": self.strides, "version": 3}
+
+    def get(self, stream=None, out=None):
+        if out is None:
+            return np.array(self, copy=True).view(np.ndarray)
+        np.copyto(out, self.view(np.ndarray))
+        return out
+
+    def set(self, array, stream=None):
+        if np.shape(array) != self.shape:
+            raise ValueError(f"set: shape {np.shape(array)} into {self.shape}")
+        np.copyto(self.view(np.ndarray), array)
+
+
+def _device(array) -> ndarray:
+    return array.view(ndarray)
+
+
+def asarray(a, dtype=None):
+    if isinstance(a, ndarray) and (dtype is None or a.dtype == dtype):
+        return a
+    return _device(np.array(a, dtype=dtype, copy=True))
+
+
+def ascontiguousarray(a, dtype=None):
+    return _device(np.ascontiguousarray(a, dtype=dtype))
+
+
+def asnumpy(a):
+    return np.array(a, copy=True).view(np.ndarray)
+
+
+def empty(shape, dtype=np.float32):
+    out = np.empty(shape, dtype)
+    out.view(np.uint8).fill(POISON)
+    return _device(out)
+
+
+def zeros(shape, dtype=np.float32):
+    return _device(np.zeros(shape, dtype))
+
+
+def isfinite(a):
+    return _device(np.isfinite(a))
+
+
+def argwhere(a):
+    return _device(np.argwhere(a))
+
+
+def from_dlpack(a):
+    raise TypeError("the CUDA emulator has no DLPack devices")
+
+
+nan = np.nan
+
+
+class _Event:
+    def synchronize(self):
+        pass
+
+
+class _Stream:
+    ptr = 0
+
+    def __init__(self, non_blocking=False):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def record(self):
+        return _Event()
+
+    def wait_event(self, event):
+        pass
+
+    def synchronize(self):
+        pass
+
+
+class _Device:
+    def __init__(self, device_id=0):
+        if int(device_id) != 0:
+            raise RuntimeError(f"the CUDA emulator has one device (0), not {device_id}")
+
+    def use(self):
+        pass
+
+    def synchronize(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class OutOfMemoryError(MemoryError):
+    pass
+
+
+def _memcpy_async(dst: int, src: int, nbytes: int, kind: int, stream: int):
+    ctypes.memmove(dst, src, nbytes)
+
+
+__version__ = "emulator"
+_runtime = types.SimpleNamespace(
+    memGetInfo=lambda: (FREE_BYTES, TOTAL_BYTES), driverGetVersion=lambda: 0, runtimeGetVersion=lambda: 0,
+    getDeviceCount=lambda: 1,
+    getDeviceProperties=lambda device_id: {"multiProcessorCount": MULTIPROCESSORS, "name": DEVICE_NAME},
+    memcpyAsync=_memcpy_async, memcpyDeviceToHost=2)
+cuda = types.SimpleNamespace(Device=_Device, Stream=_Stream, runtime=_runtime,
+                             memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError))
+
+_scheduling = {"preempt": 0, "seed": 0}
+_libraries: dict[str, ctypes.CDLL] = {}
+
+
+def schedule(preempt: bool, seed: int = 0):
+    """FIFO fibers (``preempt=False``) or a seeded random interleaving with a
+    preemption point at every atomic, for every kernel module built so far and later."""
+    _scheduling.update(preempt=int(preempt), seed=int(seed))
+    for library in _libraries.values():
+        library.emu_configure(ctypes.c_int(_scheduling["preempt"]), ctypes.c_ulonglong(_scheduling["seed"]))
+
+
+class RawModule:
+    def __init__(self, code: str, options=(), backend="nvrtc"):
+        self.library, self.kernels = build.build(code)
+        _libraries[self.library._name] = self.library
+        schedule(bool(_scheduling["preempt"]), _scheduling["seed"])
+
+    def get_function(self, name: str):
+        if name not in self.kernels:
+            raise AttributeError(f"no kernel {name} in this module")
+        return build.EmulatedKernel(self.library, name, self.kernels[name])
+
+
+def _pinned(shape, dtype=np.float32):
+    out = np.empty(shape, dtype)
+    out.view(np.uint8).fill(POISON)
+    return out
+
+
+def install(monkeypatch):
+    """Make ``import cupy`` / ``import cupyx`` give the emulator for one test."""
+    import cuda_kernels
+
+    build.compiler()  # EmulatorUnavailable without g++
+    me = sys.modules[__name__]
+    cupyx = types.ModuleType("cupyx")
+    cupyx.empty_pinned = _pinned
+    monkeypatch.setitem(sys.modules, "cupy", me)
+    monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    cuda_kernels.module.cache_clear()
+    cuda_kernels.kernel.cache_clear()
+    schedule(False)

@@ -1,0 +1,143 @@
+"""The CPU emulator of CUDA kernels (tests/cuda_emulator) is trustworthy: the
+block and warp helpers of common.cuh give numpy's answers for several block
+sizes under FIFO and random preemptive schedules, concurrent hash insertions
+give one slot and one token per state, float16 reads are exact, and bad
+launches (wrong argument types, a deadlock) raise instead of running."""
+
+import numpy as np
+import pytest
+
+import cuda_kernels
+from wfst import cuda_layout as layout
+
+from .cuda_emulator import build, fake_cupy
+
+try:
+    build.compiler()
+except build.EmulatorUnavailable as error:
+    pytest.skip(str(error), allow_module_level=True)
+
+TEST_KERNELS = (cuda_kernels.DIRECTORY / "common.cuh").read_text() + r"""
+extern "C" __global__ void block_helpers(const long long* values, int n, long long* prefix, long long* totals,
+                                         int* slots, int* counter) {
+    __shared__ long long scan_scratch[32];
+    __shared__ unsigned min_scratch[32];
+    __shared__ int sum_scratch[32];
+    long long v = threadIdx.x < n ? values[threadIdx.x] : 0;
+    long long total;
+    long long before = block_exclusive_scan(v, scan_scratch, &total);
+    unsigned m = block_min(threadIdx.x < n ? (unsigned)v : KEY_NONE, min_scratch);
+    int s = block_sum(threadIdx.x < n ? (int)v : 0, sum_scratch);
+    if (threadIdx.x < n) prefix[threadIdx.x] = before;
+    if (threadIdx.x < n && (v & 1)) slots[threadIdx.x] = warp_increment(counter);
+    if (threadIdx.x == 0) {
+        totals[0] = total;
+        totals[1] = m;
+        totals[2] = s;
+    }
+}
+
+extern "C" __global__ void insert_states(const int* states, int n, int* keys, int H, int* counters, int Q,
+                                         int* tok_state, int* tok_slot, int* slot_of) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        slot_of[i] = hash_insert(keys, H, states[i], counters, Q, tok_state, tok_slot);
+}
+
+extern "C" __global__ void read_half(const long long* params, const int* columns, int n, float* out) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = -arc_acoustic(params, columns, 0, i, 1.0f);
+}
+
+extern "C" __global__ void mixed_barriers(int* out) {
+    int v = threadIdx.x;
+    if (threadIdx.x == 0) __syncthreads();
+    else v = __shfl_sync(0xFFFFFFFFu, v, 0);
+    out[threadIdx.x] = v;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    library, signatures = build.build(TEST_KERNELS)
+    fake_cupy._libraries[library._name] = library
+    yield {name: build.EmulatedKernel(library, name, params) for name, params in signatures.items()}
+    fake_cupy.schedule(False)
+
+
+def _device(array):
+    return fake_cupy.asarray(array)
+
+
+@pytest.mark.parametrize("threads", [32, 64, 256, 1024])
+@pytest.mark.parametrize("preempt", [False, True])
+def test_block_helpers_equal_numpy(kernels, threads, preempt):
+    fake_cupy.schedule(preempt, seed=threads)
+    rng = np.random.default_rng(threads)
+    for n in {1, threads // 2 + 3, threads}:
+        n = min(n, threads)
+        values = rng.integers(0, 1 << 20, threads).astype(np.int64)
+        prefix, totals = fake_cupy.zeros(threads, np.int64), fake_cupy.zeros(3, np.int64)
+        slots, counter = fake_cupy.zeros(threads, np.int32) - 1, fake_cupy.zeros(1, np.int32)
+        kernels["block_helpers"]((1,), (threads,), (_device(values), np.int32(n), prefix, totals, slots, counter))
+        v = values[:n]
+        assert np.array_equal(prefix[:n], np.cumsum(v) - v)
+        assert list(totals) == [v.sum(), v.min(), np.int32(v.sum())]
+        odd = np.flatnonzero(v & 1)
+        assert counter[0] == odd.size
+        assert sorted(slots[odd]) == list(range(odd.size))  # warp_increment hands out each index once
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_concurrent_hash_insertions_make_one_token_per_state(kernels, seed):
+    fake_cupy.schedule(True, seed=seed)
+    rng = np.random.default_rng(seed)
+    states = rng.integers(0, 40, 300).astype(np.int32)
+    H, Q = 64, 64
+    keys, counters = fake_cupy.zeros(H, np.int32) - 1, fake_cupy.zeros(layout.LANE_COUNTERS, np.int32)
+    tok_state, tok_slot = fake_cupy.zeros(Q, np.int32), fake_cupy.zeros(Q, np.int32) - 1
+    slot_of = fake_cupy.zeros(states.size, np.int32)
+    kernels["insert_states"]((1,), (128,), (_device(states), np.int32(states.size), keys, np.int32(H), counters,
+                                            np.int32(Q), tok_state, tok_slot, slot_of))
+    distinct = np.unique(states)
+    n = counters[layout.C_NTOK]
+    assert n == distinct.size and counters[layout.C_OVERFLOW] == 0
+    assert sorted(tok_state[:n]) == list(distinct)
+    assert np.array_equal(keys[tok_slot[:n]], tok_state[:n])
+    assert np.array_equal(keys[slot_of], states)  # every caller got its state's slot
+
+
+def test_float16_scores_are_read_exactly(kernels):
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    halves = bits.view(np.float16)
+    keep = np.isfinite(halves)
+    halves = halves[keep]
+    params = np.zeros(layout.LANE_PARAMS, np.int64)
+    scores = _device(halves)
+    params[layout.P_SCORES] = scores.data.ptr
+    params[layout.P_STRIDE] = halves.size
+    params[layout.P_DTYPE] = 1
+    out = fake_cupy.zeros(halves.size, np.float32)
+    kernels["read_half"]((1,), (256,), (_device(params), _device(np.arange(halves.size, dtype=np.int32)),
+                                        np.int32(halves.size), out))
+    assert np.array_equal(np.asarray(out).view(np.uint32), halves.astype(np.float32).view(np.uint32))
+
+
+def test_a_deadlock_raises(kernels):
+    with pytest.raises(build.KernelLaunchError, match="deadlock"):
+        kernels["mixed_barriers"]((1,), (64,), (fake_cupy.zeros(64, np.int32),))
+
+
+def test_arguments_are_checked_against_the_signature(kernels):
+    out = fake_cupy.zeros(8, np.float32)
+    params = _device(np.zeros(layout.LANE_PARAMS, np.int64))
+    columns = _device(np.zeros(8, np.int32))
+    with pytest.raises(build.KernelLaunchError, match="expected int32"):
+        kernels["read_half"]((1,), (32,), (params, columns, 8, out))  # a Python int, not np.int32
+    with pytest.raises(build.KernelLaunchError, match="array of int64"):
+        kernels["read_half"]((1,), (32,), (params, params, np.int32(8), out))
+    with pytest.raises(build.KernelLaunchError, match="device array"):
+        kernels["read_half"]((1,), (32,), (params, np.zeros(8, np.int32), np.int32(8), out))
+    with pytest.raises(build.KernelLaunchError, match="takes 4 arguments"):
+        kernels["read_half"]((1,), (32,), (params, columns))
+    with pytest.raises(build.KernelLaunchError, match="geometry"):
+        kernels["read_half"]((1,), (48,), (params, columns, np.int32(8), out))
