@@ -80,13 +80,14 @@ class CpuSearch:
         self.segments = self._segments(best, reached_final)  # kept for tests that check the raw segments
         return result_from_segments(self.segments, self.graph, self.config)
 
-    @property
-    def arrays(self) -> cpu_search.SearchArrays:
-        """The search state after the frames accepted so far, for read-only use
-        (streaming's partial results and endpointing): valid until the next
-        :meth:`accept` or :meth:`finish`, which may grow the arrays and, at lattice
-        pruning, renumber tokens and links. The frontier is frame :attr:`num_frames`."""
-        return self._arrays
+    def frontier(self) -> tuple[cpu_search.SearchArrays, int, int]:
+        """The search state after the frames accepted so far and the token range
+        ``first:end`` of its last frame, for read-only use (streaming's partial
+        results and endpointing): valid until the next :meth:`accept` or
+        :meth:`finish`, which may grow the arrays and, at lattice pruning,
+        renumber tokens and links."""
+        a, frames = self._arrays, self.num_frames
+        return a, int(a.tok_start[frames]), int(a.tok_start[frames + 1])
 
 
 def result_from_segments(segments: LatticeSegments, graph: DecodingGraph, config: DecoderConfig) -> Result:

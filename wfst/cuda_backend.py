@@ -1,10 +1,13 @@
-"""The CUDA backend: batched offline decoding over lanes, host orchestration only
-(the search runs in ``cuda_kernels/``; the lattice is assembled and pruned on
-the host by :mod:`wfst.cuda_lattice` with the CPU backend's code).
+"""The CUDA backend: batched decoding over lanes, host orchestration only (the
+search runs in ``cuda_kernels/``; the lattice is assembled and pruned on the
+host by :mod:`wfst.cuda_lattice` with the CPU backend's code).
 
-One step decodes one frame of every busy lane: frame 0 (the start token's
-epsilon closure) for a lane that just took an utterance, one score row for the
-others. Per step, on the compute stream::
+Work comes as :class:`LaneJob` s: an offline utterance (start frame, every row,
+then its Result) or a stream's chunk (start frame only for the first chunk; the
+frontier stays in the stream's channel between chunks, see
+:mod:`wfst.cuda_stream`). One step decodes one frame of every busy lane: the
+start token's epsilon closure for a lane whose job starts an utterance, one
+score row for the others. Per step, on the compute stream::
 
     frame_prologue (cutoff, degree prefix sums)  emit_bound  emit_expand
     eps_sweep x EPS_GRID_SWEEPS  eps_persistent  eps_links
@@ -15,13 +18,14 @@ others. Per step, on the compute stream::
 then the packed segments go to pinned memory on the copy stream while the host
 appends the previous step's segments to each utterance's lattice (double
 buffering: device and pinned buffers 0 and 1 alternate, with events). A lane
-whose utterance ended takes the next one at the next step.
+whose job ended takes the next one at the next step.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,8 +37,9 @@ from .cuda_lattice import HostLattice, negative_cycle_error
 from .cuda_memory import DeviceArrays, check_allocation, geometry
 from .cuda_scores import ScoreInput
 from .decoding_graph import DecodingGraph
-from .errors import CapacityWarning, ConfigError, MemoryBudgetError
+from .errors import CapacityWarning, ConfigError, GraphError, MemoryBudgetError
 from .result import Result
+from .stream_channels import ChannelPool
 
 DEFAULT_MAX_LANES = 256
 FREE_MEMORY_SHARE = 0.9
@@ -47,6 +52,27 @@ _FIELD_OF_OVERFLOW = {layout.OVF_TOKENS: "token_queue_capacity", layout.OVF_HASH
 
 def default_lanes(memory_one_lane, free_bytes: int) -> int:
     return max(1, min(DEFAULT_MAX_LANES, memory_one_lane.max_lanes(int(free_bytes * FREE_MEMORY_SHARE))))
+
+
+@dataclass(eq=False)
+class LaneJob:
+    """Frames for one lane: the start frame first when ``start``, then rows
+    ``0 .. source.frames - 1``, searched on ``channel`` (None: a spare channel
+    while the job runs) and appended to ``lattice`` (None: a new one).
+    ``first_frame``: frames searched before (for messages). Outcome:
+    ``result`` (when ``finish``), ``error`` (a negative-cost epsilon cycle) or
+    ``lost`` (overflowed even at the tightest beam)."""
+
+    source: ScoreInput
+    start: bool
+    finish: bool
+    channel: int | None = None
+    lattice: HostLattice | None = None
+    first_frame: int = 0
+    borrowed: bool = False
+    result: Result | None = None
+    error: GraphError | None = None
+    lost: bool = False
 
 
 class CudaDecoder:
@@ -86,6 +112,7 @@ class CudaDecoder:
         self.copy = cupy.cuda.Stream(non_blocking=True)
         self.copied = [None, None]
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0}
+        self.channels = ChannelPool(g.channels)
 
     # ------------------------------------------------------------- kernels
     def _search_frame(self):
@@ -114,104 +141,129 @@ class CudaDecoder:
 
     # ------------------------------------------------------------- decoding
     def decode(self, inputs: list[ScoreInput]) -> list[Result]:
-        """Decode checked score matrices; Results in input order."""
+        """Decode checked score matrices; Results in input order. Borrows up to
+        ``lanes`` free channels (StreamError when open streams hold them all)."""
         if not inputs:
             return []
+        jobs = [LaneJob(s, start=True, finish=True) for s in inputs]
+        spares = self.channels.acquire_up_to(min(self.geometry.lanes, len(jobs)))
+        try:
+            self.run(jobs, spares)
+        finally:
+            for channel in spares:
+                self.channels.release(channel)
+        for job in jobs:
+            if job.error is not None:
+                raise job.error
+        return [job.result for job in jobs]
+
+    def run(self, jobs: list[LaneJob], spare_channels: list[int] = ()) -> None:
+        """Search the frames of every job: a lane per job, one frame of every busy
+        lane per step (one launch sequence), a lane taking the next job as soon as
+        its own ends. A job without a channel takes one of ``spare_channels`` while
+        it runs. Outcomes are left in the jobs (``result``, ``error``, ``lost``)."""
+        if not jobs:
+            return
         self.device.synchronize()  # producers of device scores (torch, cupy streams) have finished
         with self.device:
-            return self._decode(inputs)
+            overflowed, lost = self._run(jobs, list(spare_channels))
+        if overflowed:
+            warnings.warn(CapacityWarning(
+                "lane queues overflowed; those frames were searched again with a tighter beam (results may "
+                f"differ from an exact search): raise {', '.join(sorted(overflowed))} in the "
+                "DecoderConfig"), stacklevel=4)
+        if lost:
+            warnings.warn(CapacityWarning(
+                f"{lost} utterance(s) overflowed even at the tightest beam and were abandoned "
+                f"(empty results): raise {', '.join(sorted(overflowed)) or 'token_queue_capacity'}"),
+                stacklevel=4)
 
-    def _decode(self, inputs: list[ScoreInput]) -> list[Result]:
-        g, cfg = self.geometry, self.config
+    def _run(self, jobs: list[LaneJob], spares: list[int]) -> tuple[set[str], int]:
+        g = self.geometry
         L = g.lanes
-        queue = deque(range(len(inputs)))
-        results: list[Result | None] = [None] * len(inputs)
-        lane_utt = [-1] * L
+        queue = deque(jobs)
+        lane_job: list[LaneJob | None] = [None] * L
         lane_row = [0] * L
-        lane_lattice: list[HostLattice | None] = [None] * L
         params = np.zeros((L, layout.LANE_PARAMS), np.int64)
-        params[:, layout.P_CHANNEL] = np.arange(L)
-        overflowed_fields: set[str] = set()
-        failed: list[int] = []
+        overflowed: set[str] = set()
+        lost = 0
         pending = None
         buffer = 0
         while True:
             for lane in range(L):
-                if lane_utt[lane] < 0 and queue:
-                    u = queue.popleft()
-                    lane_utt[lane] = u
-                    lane_row[lane] = -1
-                    lane_lattice[lane] = HostLattice(self.graph, cfg)
-            busy = [lane for lane in range(L) if lane_utt[lane] >= 0]
+                while lane_job[lane] is None and queue:
+                    job = queue[0]
+                    if not job.start and job.source.frames == 0:  # nothing to search
+                        queue.popleft()
+                        continue
+                    if job.channel is None:
+                        if not spares:
+                            break
+                        job.channel = spares.pop()
+                        job.borrowed = True
+                    queue.popleft()
+                    if job.lattice is None:
+                        job.lattice = HostLattice(self.graph, self.config)
+                    lane_job[lane] = job
+                    lane_row[lane] = -1 if job.start else 0
+                    params[lane, layout.P_CHANNEL] = job.channel
+            busy = [lane for lane in range(L) if lane_job[lane] is not None]
             if not busy:
                 break
             with self.compute:
-                self._set_lane_params(params, inputs, lane_utt, lane_row)
+                self._set_lane_params(params, lane_job, lane_row)
                 self._upload_params(params)
                 self._search_frame()
             if pending is not None:  # the host works while the GPU searches
-                self._append(pending, results)
+                self._append(pending)
                 pending = None
             counters = self._counters()
-            counters = self._retry_overflows(params, counters, overflowed_fields)
+            counters = self._retry_overflows(params, counters, overflowed)
             ran = (params[:, layout.P_MODE] == layout.MODE_START) | (params[:, layout.P_MODE] == layout.MODE_EMIT)
-            status = counters[:, layout.C_STATUS]
-            if np.any(ran & (status == layout.STATUS_NEGATIVE_CYCLE)):
-                lane = int(np.flatnonzero(ran & (status == layout.STATUS_NEGATIVE_CYCLE))[0])
-                self._finish_step_on_device(buffer)
-                raise negative_cycle_error(lane_row[lane] + 1)
-            lost = ran & ((counters[:, layout.C_OVERFLOW] != 0) | (counters[:, layout.C_NTOK] > g.Q)
-                          | (counters[:, layout.C_NLINK] > g.X))
+            cycle = ran & (counters[:, layout.C_STATUS] == layout.STATUS_NEGATIVE_CYCLE)
+            dropped = ran & ~cycle & ((counters[:, layout.C_OVERFLOW] != 0) | (counters[:, layout.C_NTOK] > g.Q)
+                                      | (counters[:, layout.C_NLINK] > g.X))
             tok_off, T = layout.pack_offsets(counters[:, layout.C_NTOK], ran, g.Q)
             link_off, Kn = layout.pack_offsets(counters[:, layout.C_NLINK], ran, g.X)
             self._finish_step_on_device(buffer, T, Kn)
             entries = []
             for lane in busy:
-                u = lane_utt[lane]
-                start = lane_row[lane] < 0
-                last = (lane_row[lane] + 1) >= inputs[u].frames
-                entry = (lane_lattice[lane], u, int(tok_off[lane]), int(min(counters[lane, layout.C_NTOK], g.Q)),
-                         int(link_off[lane]), int(min(counters[lane, layout.C_NLINK], g.X)),
-                         int(counters[lane, layout.C_NEMIT]), start, last or bool(lost[lane]), bool(lost[lane]))
-                entries.append(entry)
-                if bool(lost[lane]):
-                    failed.append(u)
+                job, row = lane_job[lane], lane_row[lane]
+                ended = row + 1 >= job.source.frames or bool(cycle[lane]) or bool(dropped[lane])
+                if cycle[lane]:
+                    job.error = negative_cycle_error(job.first_frame + row + 1)
+                else:
+                    entries.append((job, int(tok_off[lane]), int(min(counters[lane, layout.C_NTOK], g.Q)),
+                                    int(link_off[lane]), int(min(counters[lane, layout.C_NLINK], g.X)),
+                                    int(counters[lane, layout.C_NEMIT]), row < 0, ended, bool(dropped[lane])))
+                lost += int(dropped[lane])
                 self.stats["expanded"] += int(counters[lane, layout.C_EXPANDED])
-                self.stats["frames"] += 0 if start else 1
+                self.stats["frames"] += 0 if row < 0 else 1
                 lane_row[lane] += 1
-                if last or bool(lost[lane]):
-                    lane_utt[lane] = -1
-                    lane_lattice[lane] = None
+                if ended:
+                    lane_job[lane] = None
+                    if job.borrowed:
+                        spares.append(job.channel)
             pending = (buffer, T, Kn, entries)
             buffer ^= 1
             self.stats["steps"] += 1
         if pending is not None:
-            self._append(pending, results)
-        if overflowed_fields:
-            warnings.warn(CapacityWarning(
-                "lane queues overflowed; those frames were searched again with a tighter beam (results may "
-                f"differ from an exact search): raise {', '.join(sorted(overflowed_fields))} in the "
-                "DecoderConfig"), stacklevel=3)
-        if failed:
-            warnings.warn(CapacityWarning(
-                f"{len(failed)} utterance(s) overflowed even at the tightest beam and were abandoned "
-                f"(empty results): raise {', '.join(sorted(overflowed_fields)) or 'token_queue_capacity'}"),
-                stacklevel=3)
-        return results
+            self._append(pending)
+        return overflowed, lost
 
-    def _set_lane_params(self, params, inputs, lane_utt, lane_row):
+    def _set_lane_params(self, params, lane_job, lane_row):
         d, g = self.arrays, self.geometry
         params[:, layout.P_MODE] = layout.MODE_IDLE
         params[:, layout.P_TIGHTEN] = 0
-        for lane, u in enumerate(lane_utt):
-            if u < 0:
+        for lane, job in enumerate(lane_job):
+            if job is None:
                 continue
             row = lane_row[lane]
             if row < 0:
                 params[lane, layout.P_MODE] = layout.MODE_START
                 continue
             params[lane, layout.P_MODE] = layout.MODE_EMIT
-            source = inputs[u]
+            source = job.source
             if source.on_device:
                 params[lane, layout.P_SCORES] = source.array.data.ptr
                 params[lane, layout.P_STRIDE] = source.row_stride
@@ -253,20 +305,16 @@ class CudaDecoder:
                 self._upload_params(params)
             counters[bad] = new[bad]
 
-    def _finish_step_on_device(self, buffer, T=None, Kn=None):
+    def _finish_step_on_device(self, buffer, T, Kn):
         d, g = self.arrays, self.geometry
         with self.compute:
-            if T is not None:
-                K.lane_offsets(d, g)
-                if self.copied[buffer] is not None:
-                    self.compute.wait_event(self.copied[buffer])
-                K.pack_segments(d, g, d.packed[buffer])
-                packed = self.compute.record()
+            K.lane_offsets(d, g)
+            if self.copied[buffer] is not None:
+                self.compute.wait_event(self.copied[buffer])
+            K.pack_segments(d, g, d.packed[buffer])
+            packed = self.compute.record()
             K.save_frontier(d, g)
             K.reset_lanes(d, g)
-        if T is None:
-            self.compute.synchronize()
-            return
         words = 3 * T + 4 * Kn
         with self.copy:
             self.copy.wait_event(packed)
@@ -276,20 +324,23 @@ class CudaDecoder:
                                                    self.copy.ptr)
             self.copied[buffer] = self.copy.record()
 
-    def _append(self, pending, results):
+    def _append(self, pending):
         buffer, T, Kn, entries = pending
         self.copied[buffer].synchronize()
         words = self.arrays.host_packed[buffer]
         floats = words.view(np.float32)
-        for lattice, u, to, n, lo, nl, ne, start, last, lost in entries:
-            if lost:
-                results[u] = _abandoned(self.graph, lattice.num_frames if not start else 0)
+        for job, to, n, lo, nl, ne, start, last, dropped in entries:
+            if dropped:
+                job.lost = True
+                if job.finish:
+                    job.result = abandoned_result(self.graph, job.first_frame + job.source.frames)
                 continue
-            lattice.append(words, floats, T, Kn, to, n, lo, nl, ne, start)
-            if last:
-                results[u] = lattice.finish()
+            job.lattice.append(words, floats, T, Kn, to, n, lo, nl, ne, start)
+            if last and job.finish:
+                job.result = job.lattice.finish()
 
 
-def _abandoned(graph, frames: int) -> Result:
+def abandoned_result(graph, frames: int) -> Result:
+    """The Result of an utterance given up after a queue overflow: no words, cost inf."""
     return Result(words=(), cost=float("inf"), graph_cost=float("inf"), acoustic_cost=float("inf"),
                   reached_final=False, alignment=np.zeros(frames, np.int32), word_frames=(), lattice=None)

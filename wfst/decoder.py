@@ -34,11 +34,15 @@ class Decoder:
         to pdf); without it, input label ``i`` reads column ``i - 1``.
     threads: CPU threads decoding a batch (one utterance per thread at a time;
         numba releases the GIL). More threads: more throughput on more cores.
-    lanes, channels: CUDA only: utterances decoded at once (default: as many as
-        fit in 90% of the free device memory, at most 256) and saved streams
-        (default ``lanes``). All device memory is allocated here, as
-        :func:`wfst.budget` predicts; :class:`MemoryBudgetError` if it does not fit.
-        On the CPU, ``channels`` caps the open streams (default 256).
+    lanes: CUDA only: utterances (or stream chunks) searched at once, one frame
+        of each per launch sequence (default: as many as fit in 90% of the free
+        device memory, at most 256).
+    channels: the most open streams. On CUDA each channel is device memory
+        for one utterance's frontier (default ``lanes``); an offline
+        :meth:`decode` borrows up to ``lanes`` of the free ones while it runs.
+        All device memory is allocated here, as :func:`wfst.budget` predicts;
+        :class:`MemoryBudgetError` if it does not fit. On the CPU, ``channels``
+        only caps the open streams (default 256).
     """
 
     def __init__(self, fst: CsrFst, config: DecoderConfig | None = None, device: str = "auto", pdf_map=None,
@@ -65,6 +69,7 @@ class Decoder:
             from .cuda_backend import CudaDecoder
 
             self._cuda = CudaDecoder(self.graph, self.config, lanes=lanes, channels=channels, pdf_map=pdf_map)
+            self._channel_pool = self._cuda.channels
 
     @property
     def fst(self) -> CsrFst:
@@ -74,7 +79,8 @@ class Decoder:
         """Decode one score matrix (frames x columns; float32 or float64; numpy,
         cupy or torch) or a list of them; returns a Result or a list in order.
         Column ``i - 1`` (or ``pdf_map[i]``) holds the log-likelihood of input
-        label ``i``. Every matrix is checked before any decoding starts."""
+        label ``i``. Every matrix is checked before any decoding starts. On CUDA,
+        :class:`StreamError` when open streams hold every channel."""
         single = not isinstance(scores, (list, tuple))
         batch = [scores] if single else list(scores)
         if self._cuda is not None:
@@ -98,9 +104,6 @@ class Decoder:
         they arrive (see :mod:`wfst.stream`). ``endpoint``: optional
         :class:`wfst.EndpointConfig` for :meth:`Stream.endpoint_detected`.
         :class:`StreamError` when all ``channels`` hold open streams."""
-        if self._cuda is not None:
-            raise ConfigError("streaming runs on the CPU backend only so far; make the Decoder with "
-                              "device='cpu' to stream")
         return Stream(self, endpoint)
 
     def advance(self, pairs) -> list[Partial]:

@@ -57,16 +57,21 @@ class Stream:
         fst = decoder.graph.fst
         self._decoder = decoder
         self._endpoint = endpoint
-        self._search = CpuSearch(decoder.graph, decoder.config)
+        self.state = OPEN
+        self.channel = decoder._channel_pool.acquire()
+        # frees the channel once: at finish()/close(), or when an open stream is garbage-collected
+        self._free_channel = weakref.finalize(self, decoder._channel_pool.release, self.channel)
+        if decoder._cuda is None:
+            self._search = CpuSearch(decoder.graph, decoder.config)
+        else:
+            from .cuda_stream import CudaStreamSearch
+
+            self._search = CudaStreamSearch(decoder._cuda, self.channel)
         silence = None if endpoint is None else endpoint.silence_mask(fst.max_ilabel)
         self._tracker = BestPathTracker(fst.ilabel, fst.olabel, fst.start, silence)
         self._partial = Partial((), 0.0, -1)
         self._width: int | None = None
         self._frames_at_release = 0
-        self.state = OPEN
-        self.channel = decoder._channel_pool.acquire()
-        # frees the channel once: at finish()/close(), or when an open stream is garbage-collected
-        self._free_channel = weakref.finalize(self, decoder._channel_pool.release, self.channel)
 
     @property
     def num_frames(self) -> int:
@@ -141,37 +146,43 @@ class Stream:
         return f"Stream(channel={self.channel}, state={self.state!r}, frames={self.num_frames})"
 
     # ---------------------------------------------------------------- internal
-    def _checked(self, chunk, name: str = "chunk") -> np.ndarray:
-        """``chunk`` as checked float32 rows for this open stream (changes nothing)."""
+    def _checked(self, chunk, name: str = "chunk"):
+        """``chunk`` checked for this open stream (changes nothing): float32 rows
+        on the CPU backend, a :class:`wfst.cuda_scores.ScoreInput` on the GPU."""
         self._require_open("accept()")
-        scores = host_scores(chunk, self._decoder.graph.num_columns, name=name)
-        if scores.shape[0] and self._width is not None and scores.shape[1] != self._width:
-            raise ScoresError(f"{name} has {scores.shape[1]} columns but this stream's earlier chunks had "
+        num_columns = self._decoder.graph.num_columns
+        if self._decoder._cuda is None:
+            scores = host_scores(chunk, num_columns, name=name)
+        else:
+            from .cuda_scores import score_input
+
+            scores = score_input(chunk, num_columns, name=name)
+        frames, width = _shape(scores)
+        if frames and self._width is not None and width != self._width:
+            raise ScoresError(f"{name} has {width} columns but this stream's earlier chunks had "
                               f"{self._width}: every chunk of a stream comes from the same model output")
         return scores
 
-    def _step(self, scores: np.ndarray) -> Partial:
+    def _step(self, scores) -> Partial:
         """Decode rows from :meth:`_checked`, then the partial result (what one
-        stream does in :meth:`wfst.Decoder.advance`)."""
+        stream does in :meth:`wfst.Decoder.advance` on the CPU)."""
         self._run(scores)
         return self.partial()
 
-    def _run(self, scores: np.ndarray) -> None:
-        if scores.shape[0] == 0:
+    def _run(self, scores) -> None:
+        if _shape(scores)[0] == 0:
             return
         try:
             self._search.accept(scores)
         except GraphError:
             self.close()
             raise
-        self._width = scores.shape[1]
+        self._width = _shape(scores)[1]
 
     def _frontier(self):
         """The search arrays and the token range ``first:end`` of the last
         accepted frame (the frontier)."""
-        a = self._search.arrays
-        frames = self.num_frames
-        return a, a.tok_start[frames], a.tok_start[frames + 1]
+        return self._search.frontier()
 
     def _require_open(self, what: str) -> None:
         if self.state != OPEN:
@@ -209,7 +220,9 @@ def advance_streams(decoder: Decoder, pairs, pool=None) -> list[Partial]:
         except GraphError as error:  # the stream is closed; the others still advance
             return error
 
-    if pool is None or len(pairs) < 2:
+    if decoder._cuda is not None:
+        out = _advance_on_gpu(streams, checked)
+    elif pool is None or len(pairs) < 2:
         out = [step(i) for i in range(len(pairs))]
     else:
         out = list(pool.map(step, range(len(pairs))))
@@ -217,3 +230,28 @@ def advance_streams(decoder: Decoder, pairs, pool=None) -> list[Partial]:
         if isinstance(o, GraphError):
             raise o
     return out
+
+
+def _advance_on_gpu(streams: list[Stream], checked: list) -> list:
+    """Every stream's chunk in one run of the CUDA backend (a lane each, one
+    launch sequence per frame), then each stream's partial result or the
+    GraphError that closed it."""
+    from .cuda_stream import accept_chunks
+
+    moving = [i for i, scores in enumerate(checked) if _shape(scores)[0]]
+    errors = accept_chunks([streams[i]._search for i in moving], [checked[i] for i in moving])
+    out: list = [None] * len(streams)
+    for i, error in zip(moving, errors):
+        if error is not None:
+            streams[i].close()
+            out[i] = error
+        else:
+            streams[i]._width = _shape(checked[i])[1]
+    return [o if o is not None else s.partial() for o, s in zip(out, streams)]
+
+
+def _shape(scores) -> tuple[int, int]:
+    """(frames, columns) of checked rows: a float32 matrix or a ScoreInput."""
+    array = getattr(scores, "array", scores)
+    frames = getattr(scores, "frames", array.shape[0])
+    return int(frames), int(array.shape[1]) if array.ndim == 2 else 0

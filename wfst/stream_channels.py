@@ -34,6 +34,13 @@ class ChannelPool:
                                   "first, or make the Decoder with more channels=")
             return heapq.heappop(self._free)
 
+    def acquire_up_to(self, n: int) -> list[int]:
+        """Up to ``n`` of the lowest free channels, at least one (:class:`StreamError`
+        when all are taken): what an offline batch borrows on the GPU."""
+        first = self.acquire()
+        with self._lock:
+            return [first] + [heapq.heappop(self._free) for _ in range(min(n - 1, len(self._free)))]
+
     def release(self, channel: int) -> None:
         with self._lock:
             heapq.heappush(self._free, channel)

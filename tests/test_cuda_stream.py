@@ -1,0 +1,171 @@
+"""Streaming on the CUDA backend, on a GPU (marked gpu) and on the CPU
+emulator: chunked streams give the CPU's offline Result, every partial equals
+the CPU stream's partial after the same chunks, many interleaved streams on
+few lanes equal decoding each alone, offline batches borrow only free
+channels, and misuse raises typed errors without disturbing other streams.
+On the emulator the example-based tests take a few utterances only."""
+
+import numpy as np
+import pytest
+
+import wfst
+from tests.decoder_graphs import assert_same_results
+from tests.random_graph import random_graph, random_scores
+from wfst.example import load_example
+
+from .test_stream import CHUNKINGS, PRUNING, chunks
+
+pytestmark = pytest.mark.usefixtures("cupy_module")
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return load_example()
+
+
+@pytest.fixture(scope="module")
+def config(ex):
+    return wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=12.0, max_active=2000, lattice_beam=6.0)
+
+
+@pytest.fixture(scope="module")
+def offline(ex, config):
+    return wfst.Decoder(ex.fst, config, device="cpu").decode(ex.scores)
+
+
+def _utterances(cupy_module, ex, emulated: int) -> list[int]:
+    """Every example utterance on a GPU, the first ``emulated`` on the emulator."""
+    return list(range(len(ex.scores) if cupy_module.__name__ == "cupy" else emulated))
+
+
+def _lockstep(gpu_decoder, cpu_decoder, scores, chunking, seed):
+    """Stream ``scores`` on both decoders with the same chunks; every partial
+    must agree. Returns both final Results."""
+    g, c = gpu_decoder.stream(), cpu_decoder.stream()
+    for chunk in chunks(scores, chunking, np.random.default_rng(seed)):
+        g.accept(chunk)
+        c.accept(chunk)
+        assert g.partial() == c.partial()
+        assert g.num_frames == c.num_frames
+    return g.finish(), c.finish()
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_example_streams_equal_the_cpu_partial_by_partial(cupy_module, ex, config, offline, chunking):
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=2)
+    cpu = wfst.Decoder(ex.fst, config, device="cpu")
+    for i in _utterances(cupy_module, ex, 2):
+        got, want = _lockstep(gpu, cpu, ex.scores[i], chunking, seed=i)
+        assert_same_results(want, offline[i])
+        _same_result(got, offline[i])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_graphs_stream_like_the_cpu_under_tight_pruning(seed):
+    fst = random_graph(seed)
+    config = wfst.DecoderConfig(beam=PRUNING.beam, max_active=PRUNING.max_active, min_active=PRUNING.min_active,
+                                lattice_beam=PRUNING.lattice_beam, prune_interval=PRUNING.prune_interval,
+                                token_queue_capacity=max(24, fst.num_states), arc_queue_capacity=max(72, fst.num_arcs))
+    gpu = wfst.Decoder(fst, config, device="cuda", lanes=1)
+    cpu = wfst.Decoder(fst, config, device="cpu")
+    scores = random_scores(seed, 14)
+    whole = cpu.decode(scores)
+    for chunking in CHUNKINGS:
+        got, _ = _lockstep(gpu, cpu, scores, chunking, seed)
+        _same_result(got, whole)
+
+
+def test_interleaved_streams_on_few_lanes_equal_decoding_each_alone(cupy_module, ex, config):
+    """Many streams on 4 lanes, random chunk sizes, random subsets advanced
+    together, random finish order (the emulator: 24 streams of 40 frames)."""
+    rng = np.random.default_rng(5)
+    on_gpu = cupy_module.__name__ == "cupy"
+    count, frames = (200, None) if on_gpu else (24, 40)
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=4, channels=count)
+    utterance = rng.integers(0, len(ex.scores), count)
+    pending = {k: chunks(ex.scores[utterance[k]][:frames], "random", rng) for k in range(count)}
+    streams = {k: gpu.stream() for k in range(count)}
+    results = {}
+    while streams:
+        open_ids = list(streams)
+        step = rng.choice(open_ids, size=int(rng.integers(1, min(len(open_ids), 60) + 1)), replace=False)
+        moving = [k for k in step if pending[k]]
+        partials = gpu.advance([(streams[k], pending[k].pop(0)) for k in moving])
+        for k, partial in zip(moving, partials):
+            assert partial.num_frames == streams[k].num_frames
+        for k in step:
+            if not pending[k] and rng.random() < 0.5:
+                results[k] = streams.pop(k).finish()
+    assert gpu._channel_pool.in_use == 0
+    alone = wfst.Decoder(ex.fst, config, device="cpu").decode([s[:frames] for s in ex.scores])
+    for k in range(count):
+        _same_result(results[k], alone[utterance[k]])
+
+
+def test_offline_batches_borrow_only_free_channels(ex, config, offline):
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=2, channels=3)
+    a, b = gpu.stream(), gpu.stream()
+    a.accept(ex.scores[0][:9])
+    b.accept(ex.scores[1][:4])
+    results = gpu.decode([ex.scores[2], ex.scores[3], ex.scores[4]])  # one spare channel for three utterances
+    for got, want in zip(results, offline[2:5]):
+        _same_result(got, want)
+    a.accept(ex.scores[0][9:])
+    b.accept(ex.scores[1][4:])
+    _same_result(a.finish(), offline[0])
+    c = gpu.stream()
+    d = gpu.stream()
+    with pytest.raises(wfst.StreamError, match="all 3 channels"):
+        gpu.decode(ex.scores[5])
+    c.close()
+    _same_result(gpu.decode(ex.scores[5]), offline[5])
+    b.accept(ex.scores[1][:0])
+    _same_result(b.finish(), offline[1])
+    d.close()
+
+
+def test_device_chunks_and_misuse(cupy_module, ex, config, offline):
+    cupy = cupy_module
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=1, channels=2)
+    scores = ex.scores[6]
+    stream = gpu.stream()
+    stream.accept(cupy.asarray(scores[:5]))
+    with pytest.raises(wfst.ScoresError, match="columns"):
+        stream.accept(cupy.zeros((2, scores.shape[1] + 1), np.float32))
+    bad = cupy.asarray(scores[5:8])
+    bad[1, 2] = np.nan
+    with pytest.raises(wfst.ScoresError, match=r"\[1, 2\]"):
+        gpu.advance([(stream, bad)])
+    assert stream.num_frames == 5
+    gpu.advance([(stream, scores[5:])])
+    _same_result(stream.finish(), offline[6])
+    with pytest.raises(wfst.StreamError, match="finished stream"):
+        stream.accept(scores[:3])
+    empty = gpu.stream()
+    assert empty.partial() == wfst.Partial((), 0.0, 0)
+    _same_result(empty.finish(), wfst.Decoder(ex.fst, config, device="cpu").decode(scores[:0]))
+
+
+def test_endpoints_fire_where_the_cpus_do(ex, config):
+    endpoint = wfst.EndpointConfig(frame_shift=ex.frame_shift)
+    blank = np.full((30, ex.scores[0].shape[1]), -30.0, np.float32)
+    blank[:, 0] = 0.0
+    fired = []
+    for decoder in (wfst.Decoder(ex.fst, config, device="cpu"), wfst.Decoder(ex.fst, config, device="cuda", lanes=1)):
+        with decoder.stream(endpoint=endpoint) as stream:
+            stream.accept(ex.scores[0])
+            detected = [stream.endpoint_detected()]
+            for t in range(len(blank)):
+                stream.accept(blank[t:t + 1])
+                detected.append(stream.endpoint_detected())
+        fired.append(detected)
+    assert fired[0] == fired[1] and any(fired[0])
+
+
+def _same_result(got, want):
+    """The GPU's Result equals the CPU's: words, cost bits, alignment, word
+    times, and an equivalent lattice (test_cuda_decoder's comparison)."""
+    from .test_cuda_decoder import _same, _same_lattice
+
+    _same(got, want)
+    _same_lattice(got, want)
