@@ -4,10 +4,15 @@ backend), and the GPU hypotheses checked against the CPU backend's.
 
     python -m bench.gpu_decoder --graph DIR/graphs/full --data DIR/data/full/lm-medium.npz \\
         --acoustic-scale 0.5 --beam 15 --max-active 10000 --lattice-beam 8 --lanes 1 32 128 512
+    python -m bench.gpu_decoder --lanes 1 8          # the embedded example
 
-Writes ``bench/results/gpu_decoder_<graph>_<data>.json`` (device, date, commit,
-versions, graph, workload, config, per-lane-count decode seconds and RTFx, the
-baseline's RTFx, speedups) and a Kaldi ``text`` file of the hypotheses beside it.
+Our CPU backend decodes the same utterances first (its RTFx, and each lane
+count's hypotheses are compared with it: ``identical_to_cpu``, same words and
+cost); Kaldi's FasterDecoder is the speed baseline when kaldi-decoder imports,
+else our CPU backend. Writes ``bench/results/gpu_decoder_<graph>_<set>.json``
+(device, date, commit, versions, graph, workload, config, per-lane-count decode
+seconds and RTFx, the baselines' RTFx, speedups) and a Kaldi ``text`` file of
+the hypotheses beside it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 import wfst
-from bench.workload.posteriors import Workload
+from bench.inputs import add_input_arguments, load_inputs
+from wfst.example import example_dir
+from wfst.score_archive import Workload
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -45,55 +52,60 @@ def _commit() -> str:
         return "unknown"
 
 
-def _baseline(fst, rows, config, args):
+def _kaldi_rtfx(fst, graph_dir: Path, workload: Workload, config) -> float | None:
+    """RTFx of Kaldi's FasterDecoder on one core over the whole set, or None when
+    kaldi-decoder is not installed (the GPU machine may lack it)."""
     try:
         from bench.workload.kaldi_baseline import KaldiGraph, run_kaldi
 
-        kaldi = run_kaldi(KaldiGraph.from_csr(fst, path=args.graph / "TLG.fst"), args.workload, decoder="faster",
+        kaldi = run_kaldi(KaldiGraph.from_csr(fst, path=graph_dir / "TLG.fst"), workload, decoder="faster",
                           beam=config.beam, max_active=config.max_active, min_active=config.min_active,
                           acoustic_scale=config.acoustic_scale, cpu=min(os.sched_getaffinity(0)), count_tokens=0)
-        return "kaldi FasterDecoder (1 core)", kaldi.seconds, None
-    except Exception as error:  # kaldi-decoder missing on the GPU machine: our CPU backend instead
-        print(f"Kaldi baseline unavailable ({type(error).__name__}: {error}); using the CPU backend",
-              file=sys.stderr)
+    except Exception as error:
+        print(f"Kaldi baseline unavailable ({type(error).__name__}: {error})", file=sys.stderr)
+        return None
+    return workload.audio_seconds / kaldi.seconds
+
+
+def _cpu_backend(fst, rows, config, frame_shift: float):
+    """Our CPU backend on one core over ``rows``: (RTFx, Results)."""
     cpu = wfst.Decoder(fst, config, device="cpu")
-    subset = rows[: args.baseline_utterances] if args.baseline_utterances else rows
-    cpu.decode(subset[0][:2])  # compile
+    cpu.decode(rows[0][:2])  # compile
     start = time.perf_counter()
-    results = cpu.decode(subset)
-    seconds = time.perf_counter() - start
-    share = sum(r.shape[0] for r in subset) / sum(r.shape[0] for r in rows)
-    return "wfst cpu backend (1 core)", seconds / share, results
+    results = cpu.decode(rows)
+    return sum(r.shape[0] for r in rows) * frame_shift / (time.perf_counter() - start), results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_decoder", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--graph", type=Path, required=True, help="directory with TLG.fst and words.txt")
-    parser.add_argument("--data", type=Path, required=True, help="workload .npz")
-    parser.add_argument("--acoustic-scale", type=float, default=0.5)
+    add_input_arguments(parser)
     parser.add_argument("--beam", type=float, default=15.0)
     parser.add_argument("--max-active", type=int, default=10000)
     parser.add_argument("--min-active", type=int, default=200)
     parser.add_argument("--lattice-beam", type=float, default=8.0)
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 32, 128, 512])
     parser.add_argument("--repeat", type=int, default=1, help="copies of the set per lane count (more work)")
-    parser.add_argument("--baseline-utterances", type=int, default=0,
-                        help="CPU-backend baseline on the first N utterances only (0: all)")
+    parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
     from wfst.gpu import import_cupy
 
     cupy = import_cupy()
-    args.workload = workload = Workload.load(args.data)
-    words = wfst.SymbolTable.read(args.graph / "words.txt")
-    fst = wfst.read_fst(args.graph / "TLG.fst")
+    inputs = load_inputs(args)
+    fst, workload = inputs.fst, inputs.workload
+    graph_dir = args.graph or example_dir()
+    words = wfst.SymbolTable.read(graph_dir / "words.txt")
     config = wfst.DecoderConfig(beam=args.beam, max_active=args.max_active, min_active=args.min_active,
-                                lattice_beam=args.lattice_beam, acoustic_scale=args.acoustic_scale)
-    rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(len(workload))]
-    audio = workload.audio_seconds * args.repeat
-    baseline_name, baseline_seconds, cpu_results = _baseline(fst, rows, config, args)
-    baseline_rtfx = workload.audio_seconds / baseline_seconds
+                                lattice_beam=args.lattice_beam, acoustic_scale=inputs.acoustic_scale)
+    count = min(args.utterances or len(workload), len(workload))
+    rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(count)]
+    audio_seconds = sum(r.shape[0] for r in rows) * workload.frame_shift
+    audio = audio_seconds * args.repeat
+    cpu_rtfx, cpu_results = _cpu_backend(fst, rows, config, workload.frame_shift)
+    kaldi_rtfx = _kaldi_rtfx(fst, graph_dir, workload, config)
+    baseline_name, baseline_rtfx = (("kaldi FasterDecoder (1 core)", kaldi_rtfx) if kaldi_rtfx is not None
+                                    else ("wfst cpu backend (1 core)", cpu_rtfx))
     runs, hyps = [], None
     for lanes in args.lanes:
         try:
@@ -108,18 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         results = decoder.decode(batch)
         seconds = time.perf_counter() - start
         hyps = results[: len(rows)]
-        run = {"lanes": lanes, "decode_seconds": seconds, "rtfx": audio / seconds,
-               "speedup_vs_baseline": (audio / seconds) / baseline_rtfx, "stats": dict(decoder._cuda.stats),
-               "memory": decoder._cuda.memory.as_dict()}
-        if cpu_results is not None:
-            run["identical_to_cpu"] = sum(a.words == b.words and a.cost == b.cost
-                                          for a, b in zip(results, cpu_results))
-        runs.append(run)
+        runs.append({"lanes": lanes, "decode_seconds": seconds, "rtfx": audio / seconds,
+                     "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
+                     "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost
+                                             for a, b in zip(hyps, cpu_results)),
+                     "stats": dict(decoder._cuda.stats), "memory": decoder._cuda.memory.as_dict()})
         print(f"lanes {lanes:5d}: {seconds:8.3f} s  RTFx {audio / seconds:10.1f}  "
-              f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}", flush=True)
+              f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
+              f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend", flush=True)
         del decoder
-    name = f"gpu_decoder_{args.graph.name}_{args.data.stem}"
-    out = args.out or RESULTS_DIR / f"{name}.json"
+    out = args.out or RESULTS_DIR / f"gpu_decoder_{inputs.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     text_path = out.with_suffix(".text")
     if hyps is not None:
@@ -131,13 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.gpu_decoder " + " ".join(sys.argv[1:] if argv is None else argv),
         "device": props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
         "date": datetime.date.today().isoformat(), "commit": _commit(), "versions": _versions(cupy),
-        "graph": {"name": args.graph.name, "states": fst.num_states, "arcs": fst.num_arcs},
-        "workload": {"set": args.data.stem, "seed": getattr(workload, "seed", None), "utterances": len(workload),
-                     "frames": int(sum(r.shape[0] for r in rows)), "audio_seconds": workload.audio_seconds,
+        "graph": {"name": graph_dir.name, "states": fst.num_states, "arcs": fst.num_arcs},
+        "workload": {"set": inputs.name, "seed": getattr(workload, "seed", None), "utterances": count,
+                     "frames": int(sum(r.shape[0] for r in rows)), "audio_seconds": audio_seconds,
                      "repeat": args.repeat},
         "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
-                   "lattice_beam": args.lattice_beam, "acoustic_scale": args.acoustic_scale, "lanes": args.lanes},
-        "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx, "runs": runs,
+                   "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale, "lanes": args.lanes},
+        "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,
+        "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
         "decode_seconds": best["decode_seconds"] if best else None, "rtfx": best["rtfx"] if best else None,
         "speedup": best["speedup_vs_baseline"] if best else None, "hypotheses": text_path.name,
     }

@@ -4,6 +4,7 @@ streams that stay real time with p99 latency under a bound.
     python -m bench.stream_latency                       # the embedded example's graph and utterances
     python -m bench.stream_latency --graph DIR/graphs/small --data DIR/data/small/lm-medium.npz \\
         --acoustic-scale 0.5 --threads 2
+    python -m bench.stream_latency --device cuda --lanes 256 ...   # on a GPU
 
 Each simulated stream plays utterances of the workload back to back (a new
 ``wfst.Stream`` per utterance, as after an endpoint) for ``--seconds`` of audio.
@@ -18,8 +19,11 @@ recorded apart, and its words are checked against offline ``decode``).
 
 A trial at N streams is real time when the p99 partial latency is at most
 ``--p99-ms`` (100 ms). The search doubles N from 1 until a trial fails, then
-bisects. Results: ``bench/results/stream_latency_<graph>_<set>_t<threads>.json``.
-Only the CPU backend streams so far.
+bisects. On the GPU (``--device cuda``) each ``advance`` is one run of the CUDA
+backend over ``--lanes`` lanes, one launch sequence per frame for all the
+streams it steps; channels are allocated for the most streams tried. Results:
+``bench/results/stream_latency_<graph>_<set>_t<threads>.json`` (CPU) or
+``..._cuda.json`` (GPU).
 """
 
 from __future__ import annotations
@@ -167,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     add_input_arguments(parser)
     parser.add_argument("--beam", type=float, default=15.0)
     parser.add_argument("--max-active", type=int, default=10000)
-    parser.add_argument("--threads", type=int, default=1, help="decoder threads stepping streams (default 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads stepping streams (default 1)")
+    parser.add_argument("--lanes", type=int, default=None, help="CUDA lanes (default: the decoder's)")
     parser.add_argument("--chunk-ms", type=float, nargs=2, default=(200.0, 400.0), metavar=("MIN", "MAX"))
     parser.add_argument("--seconds", type=float, default=10.0, help="audio per stream in each trial (default 10)")
     parser.add_argument("--p99-ms", type=float, default=100.0, help="latency bound for real time (default 100)")
@@ -181,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     fst, workload, scale, name = inputs.fst, inputs.workload, inputs.acoustic_scale, inputs.name
     config = wfst.DecoderConfig(beam=args.beam, max_active=args.max_active, acoustic_scale=scale)
     limit = max(args.streams or [args.max_streams])
-    decoder = wfst.Decoder(fst, config, device="cpu", threads=args.threads, channels=limit)
+    if args.device == "cuda":
+        decoder = wfst.Decoder(fst, config, device="cuda", lanes=args.lanes, channels=limit)
+    else:
+        decoder = wfst.Decoder(fst, config, device="cpu", threads=args.threads, channels=limit)
     offline = decoder.decode([workload.utterance(i) for i in range(len(workload))])  # also warms the kernels
     offline_words = [r.words for r in offline]
     chunk_ms = tuple(args.chunk_ms)
@@ -198,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         best, runs = most_streams(trial, args.p99_ms, args.max_streams)
     record = {
         "command": "python -m bench.stream_latency " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine_info(None), "device": "cpu", "threads": args.threads,
+        "machine": machine_info(None), "device": _device_name(decoder), "threads": args.threads,
+        "lanes": decoder._cuda.geometry.lanes if decoder._cuda is not None else None,
         "graph": {"name": name, "states": fst.num_states, "arcs": fst.num_arcs},
         "data": {"utterances": len(workload), "audio_seconds": workload.audio_seconds,
                  "frame_shift": workload.frame_shift},
@@ -207,17 +217,25 @@ def main(argv: list[str] | None = None) -> int:
         "chunk_ms": list(chunk_ms), "seconds_per_stream": args.seconds, "p99_bound_ms": args.p99_ms,
         "most_real_time_streams": best, "trials": runs,
     }
-    out = args.out or RESULTS_DIR / f"stream_latency_{name}_t{args.threads}.json"
+    suffix = "cuda" if args.device == "cuda" else f"t{args.threads}"
+    out = args.out or RESULTS_DIR / f"stream_latency_{name}_{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     if best is not None:
-        print(f"{name}, {args.threads} thread(s): at most {best} real-time streams with p99 <= {args.p99_ms:g} ms")
+        print(f"{name}, {suffix}: at most {best} real-time streams with p99 <= {args.p99_ms:g} ms")
     for r in runs:
         lat = r["partial_latency_ms"]
         print(f"{r['streams']:5d} streams: partial p50 {lat['p50']:.1f} / p90 {lat['p90']:.1f} / p99 {lat['p99']:.1f} ms, "
               f"final p99 {r['final_latency_ms']['p99']:.1f} ms, {r['finals_differing_from_offline']} finals differ")
     print(f"wrote {out}")
     return 0
+
+
+def _device_name(decoder: wfst.Decoder) -> str:
+    if decoder._cuda is None:
+        return "cpu"
+    name = decoder._cuda.cupy.cuda.runtime.getDeviceProperties(0)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 if __name__ == "__main__":

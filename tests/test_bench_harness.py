@@ -1,6 +1,11 @@
 """The benchmark harnesses' own logic (not their timings): the streaming
 benchmark's chunk schedule, its search for the most real-time streams and one
-short real trial, and the lattice cost harness's sizes."""
+short real trial, the lattice cost harness's sizes, and the GPU benchmarks
+end to end on a few example utterances (on the CPU emulator of the kernels
+here, on the device in a GPU session), so a GPU session spends no time on
+harness bugs."""
+
+import json
 
 import numpy as np
 import pytest
@@ -66,3 +71,30 @@ def test_lattice_cost_counts_the_lattices_it_times(example):
     assert record["arcs"] == sum(r.lattice.num_arcs for r in results)
     assert record["word_arcs"] == sum(r.lattice.determinize().num_arcs for r in results)
     assert set(record["seconds"]) == {"search", "finish", "assembly_and_pruning", "determinize"}
+
+
+def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
+    from bench import gpu_decoder
+
+    out = tmp_path / "gpu.json"
+    assert gpu_decoder.main(["--lanes", "1", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
+                             "--lattice-beam", "4", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["workload"]["utterances"] == 3 and record["workload"]["set"] == "example"
+    assert [run["lanes"] for run in record["runs"]] == [1, 3]
+    assert all(run["identical_to_cpu"] == 3 and run["rtfx"] > 0 for run in record["runs"])
+    assert record["cpu_backend_rtfx"] > 0 and record["speedup"] == max(r["speedup_vs_baseline"] for r in record["runs"])
+    assert len((tmp_path / "gpu.text").read_text().splitlines()) == 3
+
+
+def test_the_streaming_benchmark_runs_on_the_gpu_backend(cupy_module, tmp_path):
+    from bench import stream_latency
+
+    out = tmp_path / "stream.json"
+    assert stream_latency.main(["--device", "cuda", "--lanes", "2", "--streams", "2", "--seconds", "0.5",
+                                "--beam", "10", "--max-active", "500", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["lanes"] == 2 and record["device"] != "cpu"
+    (trial,) = record["trials"]
+    assert trial["streams"] == 2 and trial["utterances_finished"] >= 2
+    assert trial["finals_differing_from_offline"] == 0
