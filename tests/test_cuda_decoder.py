@@ -25,6 +25,16 @@ def _pair(fst, config, lanes=4, **kw):
     return (wfst.Decoder(fst, config, device="cpu"), wfst.Decoder(fst, config, device="cuda", lanes=lanes, **kw))
 
 
+def _same_decodes(cpu, gpu, batch):
+    """Both decoders' Results and lattices agree, with no queue overflow on the GPU."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CapacityWarning)
+        results = gpu.decode(batch)
+    for got, want in zip(results, cpu.decode(batch)):
+        _same(got, want)
+        _same_lattice(got, want)
+
+
 def _roomy(fst, max_active):
     """Queue capacities no frame can exceed (one token per state, one link per
     arc), so the GPU never retries with a tighter beam and must equal the CPU."""
@@ -69,13 +79,7 @@ def test_random_graphs_match_the_cpu(block):
                                lattice_beam=float(seed % 7), prune_interval=1 + seed % 5,
                                **_roomy(fst, max_active))
         batch = [random_scores(seed * 7 + i, 1 + (seed + i) % 23) for i in range(3)]
-        cpu, gpu = _pair(fst, config, lanes=2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", CapacityWarning)
-            results = gpu.decode(batch)
-        for got, want in zip(results, cpu.decode(batch)):
-            _same(got, want)
-            _same_lattice(got, want)
+        _same_decodes(*_pair(fst, config, lanes=2), batch)
 
 
 def test_lattices_equivalent_on_a_larger_graph():
@@ -195,13 +199,7 @@ def test_the_embedded_example_matches_the_cpu():
     ex = load_example()
     config = DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=12.0, max_active=2000, lattice_beam=6.0)
     batch = ex.scores[:6]
-    cpu, gpu = _pair(ex.fst, config, lanes=4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", CapacityWarning)
-        results = gpu.decode(batch)
-    for got, want in zip(results, cpu.decode(batch)):
-        _same(got, want)
-        _same_lattice(got, want)
+    _same_decodes(*_pair(ex.fst, config, lanes=4), batch)
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -13,7 +13,7 @@ from tests.decoder_graphs import assert_same_results
 from tests.random_graph import random_graph, random_scores
 from wfst.example import load_example
 
-from .test_stream import CHUNKINGS, PRUNING, chunks
+from .test_stream import CHUNKINGS, PRUNING, chunks, interleaved
 
 pytestmark = pytest.mark.usefixtures("cupy_module")
 
@@ -83,20 +83,7 @@ def test_interleaved_streams_on_few_lanes_equal_decoding_each_alone(cupy_module,
     count, frames = (200, None) if on_gpu else (24, 40)
     gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=4, channels=count)
     utterance = rng.integers(0, len(ex.scores), count)
-    pending = {k: chunks(ex.scores[utterance[k]][:frames], "random", rng) for k in range(count)}
-    streams = {k: gpu.stream() for k in range(count)}
-    results = {}
-    while streams:
-        open_ids = list(streams)
-        step = rng.choice(open_ids, size=int(rng.integers(1, min(len(open_ids), 60) + 1)), replace=False)
-        moving = [k for k in step if pending[k]]
-        partials = gpu.advance([(streams[k], pending[k].pop(0)) for k in moving])
-        for k, partial in zip(moving, partials):
-            assert partial.num_frames == streams[k].num_frames
-        for k in step:
-            if not pending[k] and rng.random() < 0.5:
-                results[k] = streams.pop(k).finish()
-    assert gpu._channel_pool.in_use == 0
+    results = interleaved(gpu, [ex.scores[u][:frames] for u in utterance], rng)
     alone = wfst.Decoder(ex.fst, config, device="cpu").decode([s[:frames] for s in ex.scores])
     for k in range(count):
         _same_result(results[k], alone[utterance[k]])

@@ -145,8 +145,17 @@ def test_hundreds_of_interleaved_streams_equal_decoding_each_alone(ex, offline, 
     decoder = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale), device="cpu",
                            threads=threads, channels=count)
     utterance = rng.integers(0, len(ex.scores), count)
-    pending = {k: chunks(ex.scores[utterance[k]], "random", rng) for k in range(count)}
-    streams = {k: decoder.stream() for k in range(count)}
+    results = interleaved(decoder, [ex.scores[u] for u in utterance], rng)
+    for k in range(count):
+        assert_same_results(results[k], offline[utterance[k]])
+
+
+def interleaved(decoder, utterances, rng) -> list:
+    """Stream every utterance at once in random chunks: random subsets of the
+    open streams advance together, finished streams leave in random order (some
+    a few steps late). Returns the final Results in order."""
+    pending = {k: chunks(scores, "random", rng) for k, scores in enumerate(utterances)}
+    streams = {k: decoder.stream() for k in pending}
     results = {}
     while streams:
         open_ids = list(streams)
@@ -155,12 +164,11 @@ def test_hundreds_of_interleaved_streams_equal_decoding_each_alone(ex, offline, 
         partials = decoder.advance([(streams[k], pending[k].pop(0)) for k in moving])
         for k, partial in zip(moving, partials):
             assert partial.num_frames == streams[k].num_frames
-        for k in step:  # finished streams leave in random order, some a few steps late
+        for k in step:
             if not pending[k] and rng.random() < 0.5:
                 results[k] = streams.pop(k).finish()
     assert decoder._channel_pool.in_use == 0
-    for k in range(count):
-        assert_same_results(results[k], offline[utterance[k]])
+    return [results[k] for k in range(len(utterances))]
 
 
 # ------------------------------------------------------------------------ misuse
