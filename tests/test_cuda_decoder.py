@@ -216,3 +216,25 @@ def test_random_interleavings_of_the_threads_change_nothing(cupy_module, seed):
         cpu, gpu = _pair(fst, config, lanes=2)
         for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
             _same(got, want)
+
+
+def test_a_run_that_raises_midway_leaves_the_decoder_usable(monkeypatch):
+    fst = random_graph(21, max_states=20)
+    config = DecoderConfig(beam=10.0, max_active=30, min_active=0, **_roomy(fst, 30))
+    batch = [random_scores(i, 25) for i in range(3)]
+    cpu, gpu = _pair(fst, config, lanes=2)
+    store = gpu._cuda.lattices
+    append, calls = store.append, []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return append(*args)
+
+    monkeypatch.setattr(store, "append", failing)
+    with pytest.raises(KeyboardInterrupt):
+        gpu.decode(batch)
+    monkeypatch.setattr(store, "append", append)
+    assert gpu._channel_pool.in_use == 0
+    _same_decodes(cpu, gpu, batch)

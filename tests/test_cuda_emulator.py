@@ -47,6 +47,15 @@ extern "C" __global__ void read_half(const long long* params, const int* columns
     for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = -arc_acoustic(params, columns, 0, i, 1.0f);
 }
 
+extern "C" __global__ void shuffle_after_exit(int* out) {
+    if ((threadIdx.x & 31) >= 16) return;
+    out[threadIdx.x] = __shfl_down_sync(0xFFFFFFFFu, (int)threadIdx.x, 1);
+}
+
+extern "C" __global__ void partial_mask(int* out) {
+    out[threadIdx.x] = __shfl_sync(0x0000FFFFu, (int)threadIdx.x, 0);
+}
+
 extern "C" __global__ void mixed_barriers(int* out) {
     int v = threadIdx.x;
     if (threadIdx.x == 0) __syncthreads();
@@ -125,6 +134,18 @@ def test_float16_scores_are_read_exactly(kernels):
 def test_a_deadlock_raises(kernels):
     with pytest.raises(build.KernelLaunchError, match="deadlock"):
         kernels["mixed_barriers"]((1,), (64,), (fake_cupy.zeros(64, np.int32),))
+
+
+@pytest.mark.parametrize("preempt", [False, True])
+def test_undefined_warp_collectives_raise(kernels, preempt):
+    fake_cupy.schedule(preempt, seed=3)
+    with pytest.raises(build.KernelLaunchError, match="exited"):
+        kernels["shuffle_after_exit"]((2,), (64,), (fake_cupy.zeros(64, np.int32),))
+    with pytest.raises(build.KernelLaunchError, match="warp mask"):
+        kernels["partial_mask"]((1,), (32,), (fake_cupy.zeros(32, np.int32),))
+    kernels["block_helpers"]((1,), (32,), (_device(np.arange(32, dtype=np.int64)), np.int32(32),  # still usable
+                                           fake_cupy.zeros(32, np.int64), fake_cupy.zeros(3, np.int64),
+                                           fake_cupy.zeros(32, np.int32), fake_cupy.zeros(1, np.int32)))
 
 
 def test_arguments_are_checked_against_the_signature(kernels):

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 import cuda_kernels
+import wfst
 from wfst import DecoderConfig
 from wfst import cuda_layout as layout
 from wfst.cpu_backend import CpuSearch
 from wfst.cpu_search import BEAM_DELTA
-from wfst.cuda_lattice import HostLattice
+from wfst.cuda_lattice import LatticeStore
 from wfst.decoding_graph import DecodingGraph
 
 from .random_graph import random_graph, random_scores
@@ -166,7 +167,9 @@ def _shuffled(frames, rng):
     return out
 
 
-def _feed(lattice, frames):
+def _feed(store, channel, frames):
+    """Each frame as a step of three lanes: ours on ``channel`` between two
+    others (whose tokens and links it must not read)."""
     for f, (state, cost, best, src, dst, arc, ac, ne) in enumerate(frames):
         T, K = state.size + 2, src.size + 1  # other lanes around this one
         words = np.full(3 * T + 4 * K, -7, np.int32)
@@ -178,7 +181,9 @@ def _feed(lattice, frames):
         for i, column in enumerate((src, dst, arc)):
             words[base + i * K + lo:base + i * K + lo + src.size] = column
         words[base + 3 * K + lo:base + 3 * K + lo + src.size] = ac.view(np.int32)
-        lattice.append(words, words.view(np.float32), T, K, to, state.size, lo, src.size, ne, f == 0)
+        store.append(np.array([channel, channel ^ 1, channel ^ 2]), words, words.view(np.float32), T, K,
+                     np.array([to, 0, 0]), np.array([state.size, 0, 0]), np.array([lo, 0, 0]),
+                     np.array([src.size, 0, 0]), np.array([ne, 0, 0]), np.array([f == 0, True, True]))
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -192,9 +197,9 @@ def test_host_lattice_from_reordered_frames_matches_the_cpu(seed):
     expected = CpuSearch(graph, config)
     expected.accept(scores)
     want = expected.finish()
-    lattice = HostLattice(graph, config)
-    _feed(lattice, _shuffled(_raw_frames(graph, config, scores), np.random.default_rng(seed)))
-    got = lattice.finish()
+    store = LatticeStore(graph, config, channels=4)
+    _feed(store, 1, _shuffled(_raw_frames(graph, config, scores), np.random.default_rng(seed)))
+    got = store.finish(1)
     assert got.words == want.words
     assert got.cost == want.cost or (np.isinf(got.cost) and np.isinf(want.cost))
     assert np.array_equal(got.alignment, want.alignment)
@@ -202,3 +207,12 @@ def test_host_lattice_from_reordered_frames_matches_the_cpu(seed):
     assert got.word_frames == want.word_frames
     a, b = got.lattice, want.lattice
     assert type(a) is type(b)
+
+
+def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
+    from wfst.cuda_memory import geometry
+
+    config = DecoderConfig(max_active=10000)
+    assert geometry(config, 256, 256, 40, 50, 132).X == config.arc_capacity
+    with pytest.raises(wfst.ConfigError, match="2\\*\\*31"):
+        geometry(config, 2**31 // config.arc_capacity + 1, 1, 40, 50, 132)

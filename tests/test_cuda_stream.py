@@ -5,6 +5,8 @@ few lanes equal decoding each alone, offline batches borrow only free
 channels, and misuse raises typed errors without disturbing other streams.
 On the emulator the example-based tests take a few utterances only."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -156,3 +158,30 @@ def _same_result(got, want):
 
     _same(got, want)
     _same_lattice(got, want)
+
+
+def test_streams_under_overflow_equal_offline_decoding_with_warnings_as_errors():
+    """Tiny queues: frames are searched again with a tighter beam, some
+    utterances are abandoned. Each CapacityWarning raised by accept() comes
+    after the stream took its chunk's outcome, so the stream goes on exactly as
+    the same decoder's offline decode; an abandoned stream searches nothing
+    more and finishes empty."""
+    fst = random_graph(99, max_states=60, num_columns=6)
+    config = wfst.DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
+    gpu = wfst.Decoder(fst, config, device="cuda", lanes=2)
+    utterances = [random_scores(i, 30, num_columns=6) for i in range(6)]
+    with pytest.warns(wfst.CapacityWarning):
+        offline = gpu.decode(utterances)
+    assert any(not np.isfinite(r.cost) for r in offline) and any(np.isfinite(r.cost) for r in offline)
+    for scores, want in zip(utterances, offline):
+        stream = gpu.stream()
+        for t in range(0, len(scores), 5):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", wfst.CapacityWarning)
+                try:
+                    stream.accept(scores[t:t + 5])
+                except wfst.CapacityWarning:
+                    pass
+            assert stream.num_frames == min(t + 5, len(scores))
+        got = stream.finish()
+        assert (got.words, got.cost) == (want.words, want.cost)

@@ -122,3 +122,26 @@ def test_dead_end_gives_an_empty_result():
     result = decoder(fst).decode(flat_scores(3, 1))
     assert result.words == () and result.cost == float("inf") and not result.reached_final
     assert result.alignment.shape == (3,)
+
+
+class _GradTensor:
+    """Stands in for a torch tensor that requires grad: it refuses __array__
+    (as torch does) until detached."""
+
+    requires_grad = True
+
+    def __init__(self, array):
+        self._array = array
+
+    def __array__(self, dtype=None, copy=None):
+        raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+
+    def detach(self):
+        return self._array
+
+
+def test_scores_that_require_grad_are_detached():
+    fst = graph(2, 0, {1: 0.0}, [(0, 1, 1, 1, 0.5), (1, 1, 1, 0, 0.25)])
+    decoder = wfst.Decoder(fst, device="cpu")
+    scores = flat_scores(4)
+    assert decoder.decode(_GradTensor(scores)).words == decoder.decode(scores).words == (1,)

@@ -33,7 +33,7 @@ from . import cuda_kernels_launch as K
 from . import cuda_layout as layout
 from .budget import DEFAULT_CHUNK_FRAMES, budget
 from .config import DecoderConfig
-from .cuda_lattice import HostLattice, negative_cycle_error
+from .cuda_lattice import LatticeStore, negative_cycle_error
 from .cuda_memory import DeviceArrays, check_allocation, geometry
 from .cuda_scores import ScoreInput
 from .decoding_graph import DecodingGraph
@@ -58,7 +58,7 @@ def default_lanes(memory_one_lane, free_bytes: int) -> int:
 class LaneJob:
     """Frames for one lane: the start frame first when ``start``, then rows
     ``0 .. source.frames - 1``, searched on ``channel`` (None: a spare channel
-    while the job runs) and appended to ``lattice`` (None: a new one).
+    while the job runs) and appended to that channel's lattice.
     ``first_frame``: frames searched before (for messages). Outcome:
     ``result`` (when ``finish``), ``error`` (a negative-cost epsilon cycle) or
     ``lost`` (overflowed even at the tightest beam)."""
@@ -67,7 +67,6 @@ class LaneJob:
     start: bool
     finish: bool
     channel: int | None = None
-    lattice: HostLattice | None = None
     first_frame: int = 0
     borrowed: bool = False
     result: Result | None = None
@@ -113,6 +112,7 @@ class CudaDecoder:
         self.copied = [None, None]
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0}
         self.channels = ChannelPool(g.channels)
+        self.lattices = LatticeStore(graph, config, g.channels)
 
     # ------------------------------------------------------------- kernels
     def _search_frame(self):
@@ -148,70 +148,79 @@ class CudaDecoder:
         jobs = [LaneJob(s, start=True, finish=True) for s in inputs]
         spares = self.channels.acquire_up_to(min(self.geometry.lanes, len(jobs)))
         try:
-            self.run(jobs, spares)
+            notes = self.run(jobs, spares)
         finally:
             for channel in spares:
                 self.channels.release(channel)
+        warn_capacity(notes)
         for job in jobs:
             if job.error is not None:
                 raise job.error
         return [job.result for job in jobs]
 
-    def run(self, jobs: list[LaneJob], spare_channels: list[int] = ()) -> None:
+    def run(self, jobs: list[LaneJob], spare_channels: list[int] = ()) -> list[str]:
         """Search the frames of every job: a lane per job, one frame of every busy
         lane per step (one launch sequence), a lane taking the next job as soon as
         its own ends. A job without a channel takes one of ``spare_channels`` while
-        it runs. Outcomes are left in the jobs (``result``, ``error``, ``lost``)."""
+        it runs. Outcomes are left in the jobs (``result``, ``error``, ``lost``);
+        returns the capacity notes for :func:`warn_capacity`, which the caller
+        issues once it has taken the outcomes. If anything raises midway, every
+        lane's working memory is emptied first (the jobs' outcomes are then
+        undefined)."""
         if not jobs:
-            return
+            return []
         self.device.synchronize()  # producers of device scores (torch, cupy streams) have finished
         with self.device:
-            overflowed, lost = self._run(jobs, list(spare_channels))
+            try:
+                overflowed, lost = self._run(jobs, list(spare_channels))
+            except BaseException:
+                self._empty_lanes()
+                raise
+        notes = []
         if overflowed:
-            warnings.warn(CapacityWarning(
-                "lane queues overflowed; those frames were searched again with a tighter beam (results may "
-                f"differ from an exact search): raise {', '.join(sorted(overflowed))} in the "
-                "DecoderConfig"), stacklevel=4)
+            notes.append("lane queues overflowed; those frames were searched again with a tighter beam (results "
+                         f"may differ from an exact search): raise {', '.join(sorted(overflowed))} in the "
+                         "DecoderConfig")
         if lost:
-            warnings.warn(CapacityWarning(
-                f"{lost} utterance(s) overflowed even at the tightest beam and were abandoned "
-                f"(empty results): raise {', '.join(sorted(overflowed)) or 'token_queue_capacity'}"),
-                stacklevel=4)
+            notes.append(f"{lost} utterance(s) overflowed even at the tightest beam and were abandoned (empty "
+                         f"results): raise {', '.join(sorted(overflowed)) or 'token_queue_capacity'}")
+        return notes
+
+    def _empty_lanes(self):
+        """Every lane's hash map and token slots back to empty, after a run that
+        stopped midway (reset_lanes runs at the end of a normal step only)."""
+        d = self.arrays
+        self.device.synchronize()
+        for array, value in ((d.hash_key, -1), (d.hash_cost, layout.KEY_NONE), (d.hash_dirty, 0),
+                             (d.hash_tok, -1), (d.tok_slot, -1)):
+            array.fill(value)
+        self.device.synchronize()
 
     def _run(self, jobs: list[LaneJob], spares: list[int]) -> tuple[set[str], int]:
+        """The step loop. Per-lane state lives in numpy arrays and a step's host
+        work is vectorized (Python touches a lane only when its job starts or
+        ends, or to stage host scores every ``chunk_frames`` rows), so the host
+        keeps up with hundreds of lanes."""
         g = self.geometry
         L = g.lanes
         queue = deque(jobs)
         lane_job: list[LaneJob | None] = [None] * L
-        lane_row = [0] * L
+        busy = np.zeros(L, bool)
+        row = np.zeros(L, np.int64)  # row to search next; -1: the start frame
+        rows = np.zeros(L, np.int64)  # rows of the lane's job
+        on_host = np.zeros(L, bool)  # scores staged from host memory
         params = np.zeros((L, layout.LANE_PARAMS), np.int64)
         overflowed: set[str] = set()
         lost = 0
         pending = None
         buffer = 0
         while True:
-            for lane in range(L):
-                while lane_job[lane] is None and queue:
-                    job = queue[0]
-                    if not job.start and job.source.frames == 0:  # nothing to search
-                        queue.popleft()
-                        continue
-                    if job.channel is None:
-                        if not spares:
-                            break
-                        job.channel = spares.pop()
-                        job.borrowed = True
-                    queue.popleft()
-                    if job.lattice is None:
-                        job.lattice = HostLattice(self.graph, self.config)
-                    lane_job[lane] = job
-                    lane_row[lane] = -1 if job.start else 0
-                    params[lane, layout.P_CHANNEL] = job.channel
-            busy = [lane for lane in range(L) if lane_job[lane] is not None]
-            if not busy:
+            if queue and not busy.all():
+                self._assign(queue, spares, lane_job, busy, row, rows, on_host, params)
+            if not busy.any():
                 break
             with self.compute:
-                self._set_lane_params(params, lane_job, lane_row)
+                self._set_lane_params(params, lane_job, busy, row, on_host)
                 self._upload_params(params)
                 self._search_frame()
             if pending is not None:  # the host works while the GPU searches
@@ -219,65 +228,85 @@ class CudaDecoder:
                 pending = None
             counters = self._counters()
             counters = self._retry_overflows(params, counters, overflowed)
-            ran = (params[:, layout.P_MODE] == layout.MODE_START) | (params[:, layout.P_MODE] == layout.MODE_EMIT)
+            ran = busy.copy()
             cycle = ran & (counters[:, layout.C_STATUS] == layout.STATUS_NEGATIVE_CYCLE)
             dropped = ran & ~cycle & ((counters[:, layout.C_OVERFLOW] != 0) | (counters[:, layout.C_NTOK] > g.Q)
                                       | (counters[:, layout.C_NLINK] > g.X))
             tok_off, T = layout.pack_offsets(counters[:, layout.C_NTOK], ran, g.Q)
             link_off, Kn = layout.pack_offsets(counters[:, layout.C_NLINK], ran, g.X)
             self._finish_step_on_device(buffer, T, Kn)
-            entries = []
-            for lane in busy:
-                job, row = lane_job[lane], lane_row[lane]
-                ended = row + 1 >= job.source.frames or bool(cycle[lane]) or bool(dropped[lane])
+            ended = ran & ((row + 1 >= rows) | cycle | dropped)
+            good = ran & ~cycle & ~dropped
+            lanes = np.flatnonzero(good)
+            channels = params[lanes, layout.P_CHANNEL]
+            frame = (np.minimum(counters[lanes, layout.C_NTOK], g.Q), np.minimum(counters[lanes, layout.C_NLINK], g.X))
+            step = (channels, tok_off[lanes], frame[0], link_off[lanes], frame[1],
+                    counters[lanes, layout.C_NEMIT], row[lanes] < 0)
+            done = []  # (job, how it ended) for the jobs whose last frame this was
+            for lane in np.flatnonzero(ended):
+                job = lane_job[lane]
                 if cycle[lane]:
-                    job.error = negative_cycle_error(job.first_frame + row + 1)
-                else:
-                    entries.append((job, int(tok_off[lane]), int(min(counters[lane, layout.C_NTOK], g.Q)),
-                                    int(link_off[lane]), int(min(counters[lane, layout.C_NLINK], g.X)),
-                                    int(counters[lane, layout.C_NEMIT]), row < 0, ended, bool(dropped[lane])))
-                lost += int(dropped[lane])
-                self.stats["expanded"] += int(counters[lane, layout.C_EXPANDED])
-                self.stats["frames"] += 0 if row < 0 else 1
-                lane_row[lane] += 1
-                if ended:
-                    lane_job[lane] = None
-                    if job.borrowed:
-                        spares.append(job.channel)
-            pending = (buffer, T, Kn, entries)
-            buffer ^= 1
+                    job.error = negative_cycle_error(job.first_frame + int(row[lane]) + 1)
+                done.append((job, "lost" if dropped[lane] else "error" if cycle[lane] else "searched"))
+                lane_job[lane] = None
+                if job.borrowed:
+                    spares.append(job.channel)
+            lost += int(dropped.sum())
+            self.stats["expanded"] += int(counters[ran, layout.C_EXPANDED].sum())
+            self.stats["frames"] += int((ran & (row >= 0)).sum())
             self.stats["steps"] += 1
+            row[ran] += 1
+            busy &= ~ended
+            pending = (buffer, T, Kn, step, done)
+            buffer ^= 1
         if pending is not None:
             self._append(pending)
         return overflowed, lost
 
-    def _set_lane_params(self, params, lane_job, lane_row):
+    def _assign(self, queue, spares, lane_job, busy, row, rows, on_host, params):
+        """Give free lanes the next jobs (a job without a channel waits for a spare one)."""
         d, g = self.arrays, self.geometry
-        params[:, layout.P_MODE] = layout.MODE_IDLE
+        for lane in np.flatnonzero(~busy):
+            while queue:
+                job = queue[0]
+                if not job.start and job.source.frames == 0:  # nothing to search
+                    queue.popleft()
+                    continue
+                if job.channel is None:
+                    if not spares:
+                        return
+                    job.channel = spares.pop()
+                    job.borrowed = True
+                queue.popleft()
+                lane_job[lane] = job
+                busy[lane] = True
+                row[lane] = -1 if job.start else 0
+                rows[lane] = job.source.frames
+                source = job.source
+                on_host[lane] = not source.on_device
+                params[lane, layout.P_CHANNEL] = job.channel
+                if source.on_device:
+                    params[lane, layout.P_SCORES] = source.array.data.ptr
+                    params[lane, layout.P_STRIDE] = source.row_stride
+                    params[lane, layout.P_DTYPE] = source.dtype_code
+                else:
+                    params[lane, layout.P_SCORES] = d.staging[lane].data.ptr
+                    params[lane, layout.P_STRIDE] = d.staging.shape[2]
+                    params[lane, layout.P_DTYPE] = 0
+                break
+
+    def _set_lane_params(self, params, lane_job, busy, row, on_host):
+        """Modes and score rows of this step; host scores staged every F rows."""
+        d, g = self.arrays, self.geometry
+        params[:, layout.P_MODE] = np.where(~busy, layout.MODE_IDLE,
+                                            np.where(row < 0, layout.MODE_START, layout.MODE_EMIT))
         params[:, layout.P_TIGHTEN] = 0
-        for lane, job in enumerate(lane_job):
-            if job is None:
-                continue
-            row = lane_row[lane]
-            if row < 0:
-                params[lane, layout.P_MODE] = layout.MODE_START
-                continue
-            params[lane, layout.P_MODE] = layout.MODE_EMIT
-            source = job.source
-            if source.on_device:
-                params[lane, layout.P_SCORES] = source.array.data.ptr
-                params[lane, layout.P_STRIDE] = source.row_stride
-                params[lane, layout.P_DTYPE] = source.dtype_code
-                params[lane, layout.P_ROW] = row
-            else:
-                if row % g.F == 0:
-                    rows = source.array[row:row + g.F, :g.P]
-                    d.host_staging[lane, :rows.shape[0], :rows.shape[1]] = rows
-                    d.staging[lane].set(d.host_staging[lane], stream=self.compute)
-                params[lane, layout.P_SCORES] = d.staging[lane].data.ptr
-                params[lane, layout.P_STRIDE] = d.staging.shape[2]
-                params[lane, layout.P_DTYPE] = 0
-                params[lane, layout.P_ROW] = row % g.F
+        params[:, layout.P_ROW] = np.where(on_host, row % g.F, row)
+        for lane in np.flatnonzero(busy & on_host & (row >= 0) & (row % g.F == 0)):
+            r = int(row[lane])
+            scores = lane_job[lane].source.array[r:r + g.F, :g.P]
+            d.host_staging[lane, :scores.shape[0], :scores.shape[1]] = scores
+            d.staging[lane].set(d.host_staging[lane], stream=self.compute)
 
     def _retry_overflows(self, params, counters, overflowed_fields):
         g = self.geometry
@@ -325,19 +354,24 @@ class CudaDecoder:
             self.copied[buffer] = self.copy.record()
 
     def _append(self, pending):
-        buffer, T, Kn, entries = pending
+        buffer, T, Kn, step, done = pending
         self.copied[buffer].synchronize()
         words = self.arrays.host_packed[buffer]
-        floats = words.view(np.float32)
-        for job, to, n, lo, nl, ne, start, last, dropped in entries:
-            if dropped:
+        self.lattices.append(step[0], words, words.view(np.float32), T, Kn, *step[1:])
+        for job, how in done:
+            if how == "lost":
                 job.lost = True
                 if job.finish:
                     job.result = abandoned_result(self.graph, job.first_frame + job.source.frames)
-                continue
-            job.lattice.append(words, floats, T, Kn, to, n, lo, nl, ne, start)
-            if last and job.finish:
-                job.result = job.lattice.finish()
+            elif how == "searched" and job.finish:
+                job.result = self.lattices.finish(job.channel)
+
+
+def warn_capacity(notes: list[str]) -> None:
+    """Issue :meth:`CudaDecoder.run`'s capacity notes as :class:`CapacityWarning` s
+    (pointing at the caller of ``wfst.Decoder.decode`` or ``advance``)."""
+    for note in notes:
+        warnings.warn(CapacityWarning(note), stacklevel=4)
 
 
 def abandoned_result(graph, frames: int) -> Result:

@@ -1,7 +1,8 @@
 """Host assembly of the CUDA backend's lattice segments, with the CPU backend's
 own arrays and pruning: each frame copied back from the device is appended to
-a :class:`wfst.cpu_search.SearchArrays` (frame-local token and link indices
-made global), interim lattice pruning runs every ``prune_interval`` frames and
+its channel's :class:`wfst.cpu_search.SearchArrays` in a :class:`LatticeStore`
+(frame-local token and link indices made global; all lanes of a step in one
+numba call), interim lattice pruning runs every ``prune_interval`` frames and
 the final pruning at the end, both with :mod:`wfst.cpu_lattice_prune`'s numba
 code, so both backends' lattices follow one implementation.
 
@@ -15,6 +16,7 @@ links in the same frame; ``tok_best`` is a frame-local link index (-1: none).
 from __future__ import annotations
 
 import numba
+from numba.typed import List
 import numpy as np
 
 from lattice.segments import LatticeSegments
@@ -83,34 +85,62 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, latt
             link_eps_start, sa[11], sa[12], counters)
 
 
-class HostLattice:
-    """One utterance's lattice on the host, fed frame by frame."""
+@numba.njit(cache=True, nogil=True)
+def append_step(store, channels, words, floats, T, K, to, n, lo, nl, ne, start, weight, lattice_beam,
+                prune_interval):
+    """Append one step's frames, entry ``e`` to the arrays of channel
+    ``channels[e]`` in ``store`` (one call per step for every lane: no Python
+    work per lane)."""
+    for e in range(channels.shape[0]):
+        c = channels[e]
+        store[c] = append_frame(store[c], words, floats, T, K, to[e], n[e], lo[e], nl[e], ne[e], start[e], weight,
+                                lattice_beam, prune_interval)
 
-    def __init__(self, graph: DecodingGraph, config: DecoderConfig):
+
+def _empty_arrays() -> tuple:
+    """A channel's arrays before its utterance: small, grown as frames arrive
+    (the hash table and scratch rows are not used here)."""
+    return tuple(cpu_search.new_search_arrays(frames=8, tokens=64, links=256, hash_slots=2, frame_tokens=2))
+
+
+class LatticeStore:
+    """The lattices so far of the utterances in the decoder's channels, on the
+    host: channel ``c`` holds the search arrays (:class:`wfst.cpu_search.SearchArrays`)
+    of the utterance or stream searched on it; a numba typed list, so that a
+    step's frames for all lanes are appended in one call."""
+
+    def __init__(self, graph: DecodingGraph, config: DecoderConfig, channels: int):
         self.graph = graph
         self.config = config
-        self._weight = graph.fst.weight if graph.fst.weight.flags.c_contiguous else \
-            np.ascontiguousarray(graph.fst.weight)
-        # hash table and scratch rows are not used here: keep them tiny
-        self._arrays = tuple(cpu_search.new_search_arrays(hash_slots=2, frame_tokens=2))
+        self._weight = np.ascontiguousarray(graph.fst.weight, dtype=np.float32)
+        self._store = List([_empty_arrays() for _ in range(channels)])
 
-    @property
-    def num_frames(self) -> int:
-        return int(self._arrays[13][FRAME])
+    def append(self, channels, words, floats, T, K, to, n, lo, nl, ne, start) -> None:
+        """Append a step's frames (int arrays, one entry per lane; ``start``
+        bool: the entry starts its channel's utterance) from the packed buffer
+        ``words`` (``floats``: the same memory as float32)."""
+        i64 = np.int64
+        append_step(self._store, channels.astype(i64), words, floats, i64(T), i64(K), to.astype(i64),
+                    n.astype(i64), lo.astype(i64), nl.astype(i64), ne.astype(i64), start.astype(np.bool_),
+                    self._weight, np.float32(self.config.lattice_beam), i64(self.config.prune_interval))
 
-    def append(self, words, floats, T, K, to, n, lo, nl, ne, start: bool) -> None:
-        self._arrays = append_frame(self._arrays, words, floats, np.int64(T), np.int64(K), np.int64(to),
-                                    np.int64(n), np.int64(lo), np.int64(nl), np.int64(ne), start, self._weight,
-                                    np.float32(self.config.lattice_beam), np.int64(self.config.prune_interval))
+    def arrays(self, channel: int) -> cpu_search.SearchArrays:
+        """Channel ``channel``'s arrays, read-only; valid until its next append."""
+        return cpu_search.SearchArrays(*self._store[channel])
 
-    def finish(self) -> Result:
-        """The CPU's final pruning and best token, then the shared Result."""
+    def num_frames(self, channel: int) -> int:
+        return int(self._store[channel][13][FRAME])
+
+    def finish(self, channel: int) -> Result:
+        """The CPU's final pruning and best token, then the shared Result; the
+        channel's arrays are let go (a small set replaces them)."""
         graph, config = self.graph, self.config
-        arrays = cpu_search.SearchArrays(*self._arrays)
+        arrays = self.arrays(channel)
+        self._store[channel] = _empty_arrays()
         best, reached_final = cpu_search.finish_search(graph.host_layout()[2], graph.fst.final,
                                                        config.use_final_probs, np.float32(config.lattice_beam),
                                                        arrays)
-        frames = self.num_frames
+        frames = int(arrays.counters[FRAME])
         nt, nl = int(arrays.counters[NUM_TOKENS]), int(arrays.counters[NUM_LINKS])
         segments = LatticeSegments(
             tok_state=arrays.tok_state[:nt].copy(), tok_cost=arrays.tok_cost[:nt].copy(),

@@ -16,6 +16,7 @@ from . import cuda_layout as layout
 from .budget import MemoryBudget, hash_slots, score_column_bytes
 from .config import DecoderConfig
 from .decoding_graph import DecodingGraph
+from .errors import ConfigError
 
 ALLOCATION_TOLERANCE = 0.05
 
@@ -35,6 +36,9 @@ class Geometry:
 def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int, chunk_frames: int,
              multiprocessors: int) -> Geometry:
     Q, X = config.token_capacity, config.arc_capacity
+    if lanes * X >= 2**31:  # the kernels' per-step pack offsets are int32
+        raise ConfigError(f"{lanes} lanes x {X} links per lane (arc_queue_capacity) exceed the 2**31 links one step "
+                          "can pack: use fewer lanes or smaller queue capacities")
     return Geometry(lanes, channels, Q, X, hash_slots(Q), num_columns, chunk_frames,
                     layout.blocks_per_lane(lanes, multiprocessors))
 

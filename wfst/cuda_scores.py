@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ScoresError
-from .scores import host_scores
+from .scores import host_scores, without_grad
 
 DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 
@@ -29,8 +29,6 @@ class ScoreInput:
 
 
 def _as_cupy(scores, cupy):
-    if hasattr(scores, "detach") and getattr(scores, "requires_grad", False):
-        scores = scores.detach()
     if hasattr(scores, "__cuda_array_interface__"):
         return cupy.asarray(scores)
     if hasattr(scores, "__dlpack_device__"):
@@ -42,6 +40,7 @@ def _as_cupy(scores, cupy):
 
 def score_input(scores, num_columns: int, name: str = "scores") -> ScoreInput:
     """Check and wrap one score matrix (see the module docstring)."""
+    scores = without_grad(scores)
     on_gpu = hasattr(scores, "__cuda_array_interface__") or (
         hasattr(scores, "__dlpack_device__") and not isinstance(scores, np.ndarray)
         and int(scores.__dlpack_device__()[0]) in (2, 13))

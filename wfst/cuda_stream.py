@@ -3,8 +3,9 @@ uses (that of :class:`wfst.cpu_backend.CpuSearch`): ``accept``, ``finish``,
 ``frontier`` and ``num_frames``.
 
 Between chunks the stream's frontier (token states and costs) stays on the
-device, in the channel the stream holds; its lattice so far lives on the host
-(:class:`wfst.cuda_lattice.HostLattice`, the CPU's arrays). The first chunk's
+device, in the channel the stream holds; its lattice so far lives on the host,
+in the same channel of the backend's :class:`wfst.cuda_lattice.LatticeStore`
+(the CPU's arrays). The first chunk's
 job starts the utterance (the start token's epsilon closure); later jobs read
 the channel. :func:`accept_chunks` runs the chunks of many streams as one
 :meth:`wfst.cuda_backend.CudaDecoder.run`: a lane per stream, one launch
@@ -16,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cpu_search import SearchArrays
-from .cuda_backend import CudaDecoder, LaneJob, abandoned_result
-from .cuda_lattice import HostLattice
+from .cuda_backend import CudaDecoder, LaneJob, abandoned_result, warn_capacity
 from .cuda_scores import ScoreInput
 from .errors import GraphError
 from .result import Result
@@ -29,14 +29,13 @@ class CudaStreamSearch:
     def __init__(self, backend: CudaDecoder, channel: int):
         self._backend = backend
         self.channel = channel
-        self.lattice = HostLattice(backend.graph, backend.config)
         self.started = False
         self.lost = False
         self.num_frames = 0
 
     def job(self, source: ScoreInput) -> LaneJob:
         """The lane job that searches ``source``'s rows after the frames so far."""
-        return LaneJob(source, start=not self.started, finish=False, channel=self.channel, lattice=self.lattice,
+        return LaneJob(source, start=not self.started, finish=False, channel=self.channel,
                        first_frame=self.num_frames)
 
     def done(self, job: LaneJob) -> GraphError | None:
@@ -57,7 +56,7 @@ class CudaStreamSearch:
         """The lattice arrays and the token range of the last accepted frame
         (empty when the stream was lost to a queue overflow)."""
         self._start()
-        arrays = SearchArrays(*self.lattice._arrays)
+        arrays = self._backend.lattices.arrays(self.channel)
         if self.lost:
             return arrays, 0, 0
         return arrays, int(arrays.tok_start[self.num_frames]), int(arrays.tok_start[self.num_frames + 1])
@@ -66,7 +65,7 @@ class CudaStreamSearch:
         self._start()
         if self.lost:
             return abandoned_result(self._backend.graph, self.num_frames)
-        return self.lattice.finish()
+        return self._backend.lattices.finish(self.channel)
 
     def _start(self) -> None:
         """Search the start frame now if no chunk has (``partial()`` or ``finish()``
@@ -81,9 +80,26 @@ def _empty_input(columns: int) -> ScoreInput:
 
 def accept_chunks(searches: list[CudaStreamSearch], sources: list[ScoreInput]) -> list[GraphError | None]:
     """Search every stream's chunk in one run of their common backend; for each
-    stream, the GraphError that ended it or None."""
+    stream, the GraphError that ended it or None. A lost stream's chunks are
+    only counted (its channel holds no usable frontier); if the run raises,
+    every stream of the batch is marked lost."""
     if not searches:
         return []
-    jobs = [search.job(source) for search, source in zip(searches, sources)]
-    searches[0]._backend.run(jobs)
-    return [search.done(job) for search, job in zip(searches, jobs)]
+    searching = [i for i, search in enumerate(searches) if not search.lost]
+    jobs = {i: searches[i].job(sources[i]) for i in searching}
+    backend = searches[0]._backend
+    try:
+        notes = backend.run(list(jobs.values()))
+    except BaseException:
+        for search in searches:
+            search.lost = True
+        raise
+    out = []
+    for i, (search, source) in enumerate(zip(searches, sources)):
+        if i in jobs:
+            out.append(search.done(jobs[i]))
+        else:
+            search.num_frames += source.frames
+            out.append(None)
+    warn_capacity(notes)
+    return out

@@ -17,6 +17,7 @@ def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
     host). ``num_columns`` is the narrowest width the graph allows; a zero-frame
     matrix of any width is accepted (the start state's epsilon closure decides).
     """
+    scores = without_grad(scores)
     if hasattr(scores, "__cuda_array_interface__"):
         from .gpu import import_cupy
 
@@ -43,4 +44,12 @@ def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
         frame, column = np.argwhere(~finite)[0]
         raise ScoresError(f"{name}[{frame}, {column}] is {scores[frame, column]}: scores must be finite "
                           "(clamp -inf log-probabilities, e.g. to -1e4, and check the model for NaN)")
+    return scores
+
+
+def without_grad(scores):
+    """A torch tensor that requires grad, detached (torch refuses to export one
+    through ``__array__`` or ``__cuda_array_interface__``); anything else as is."""
+    if getattr(scores, "requires_grad", False) and hasattr(scores, "detach"):
+        return scores.detach()
     return scores

@@ -181,8 +181,13 @@ class Stream:
 
     def _frontier(self):
         """The search arrays and the token range ``first:end`` of the last
-        accepted frame (the frontier)."""
-        return self._search.frontier()
+        accepted frame (the frontier). On the GPU this may search the start
+        frame first: a negative-cost epsilon cycle there closes the stream."""
+        try:
+            return self._search.frontier()
+        except GraphError:
+            self.close()
+            raise
 
     def _require_open(self, what: str) -> None:
         if self.state != OPEN:
@@ -238,14 +243,14 @@ def _advance_on_gpu(streams: list[Stream], checked: list) -> list:
     GraphError that closed it."""
     from .cuda_stream import accept_chunks
 
-    moving = [i for i, scores in enumerate(checked) if _shape(scores)[0]]
+    moving = [i for i, scores in enumerate(checked) if _shape(scores)[0] or not streams[i]._search.started]
     errors = accept_chunks([streams[i]._search for i in moving], [checked[i] for i in moving])
     out: list = [None] * len(streams)
     for i, error in zip(moving, errors):
         if error is not None:
             streams[i].close()
             out[i] = error
-        else:
+        elif _shape(checked[i])[0]:
             streams[i]._width = _shape(checked[i])[1]
     return [o if o is not None else s.partial() for o, s in zip(out, streams)]
 

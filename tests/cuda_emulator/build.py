@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 HEADER = Path(__file__).resolve().parent / "emulation.h"
-FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-w")
+FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-fcf-protection=none",
+         "-w")
 
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)',
                      re.S)
@@ -103,6 +104,8 @@ class EmulatedKernel:
         self.function.restype = ctypes.c_int
         self.function.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
                                   ctypes.POINTER(ctypes.c_void_p)]
+        self.error = library.emu_error
+        self.error.restype = ctypes.c_char_p
 
     def _argument(self, i: int, ctype: str, value):
         where = f"{self.name} argument {i} ({ctype})"
@@ -131,5 +134,7 @@ class EmulatedKernel:
         status = self.function(gx, gy, gz, bx, pointers)
         if status == 1:
             raise KernelLaunchError(f"{self.name}: deadlock (threads wait at barriers that cannot open)")
+        if status == 3:
+            raise KernelLaunchError(f"{self.name}: {self.error().decode()}")
         if status:
             raise KernelLaunchError(f"{self.name}: bad launch geometry block={block}")

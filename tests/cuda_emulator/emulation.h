@@ -87,6 +87,7 @@ struct Scheduler {
     unsigned long long warp_slots[32][32];
     bool preempt = false;
     unsigned long long rng = 1;
+    char error[256] = "";
 };
 
 inline Scheduler scheduler;
@@ -102,6 +103,17 @@ inline unsigned long long next_random() {
 inline void suspend() {
     Scheduler& s = scheduler;
     emu_switch(&s.fibers[s.current].sp, s.main_sp);
+}
+
+// Stops the launch with `message` (a use of CUDA the emulator does not run, or
+// undefined behaviour on a GPU): the fiber is never resumed, the launch returns 3.
+[[noreturn]] inline void fail(const char* message) {
+    Scheduler& s = scheduler;
+    std::snprintf(s.error, sizeof(s.error), "thread %d of block (%u, %u, %u): %s", s.current, blockIdx.x,
+                  blockIdx.y, blockIdx.z, message);
+    s.fibers[s.current].wait = Wait::done;
+    emu_switch(&s.fibers[s.current].sp, s.main_sp);
+    std::abort();  // never resumed
 }
 
 // an atomic's preemption point: with preemption on, another fiber may run first
@@ -143,11 +155,7 @@ inline void syncwarp(unsigned mask) {
     Scheduler& s = scheduler;
     int lane = s.current & 31;
     if (mask == (1u << lane)) return;
-    if (mask != 0xFFFFFFFFu) {
-        std::fprintf(stderr, "cuda emulator: warp mask %08x is not supported (only the full warp or the caller)\n",
-                     mask);
-        std::abort();
-    }
+    if (mask != 0xFFFFFFFFu) fail("a warp mask other than the full warp or the caller alone");
     s.fibers[s.current].wait = Wait::warp_barrier;
     s.warp_waiters[s.current >> 5].push_back(s.current);
     suspend();
@@ -176,6 +184,11 @@ inline bool open_barriers() {
     }
     for (int w = 0; w < 32; ++w) {
         if (!s.warp_waiters[w].empty() && (int)s.warp_waiters[w].size() == s.warp_alive[w]) {
+            if (s.warp_alive[w] != 32) {  // undefined on a GPU: the exited threads' values are read
+                std::snprintf(s.error, sizeof(s.error), "warp %d of block (%u, %u, %u): a full-warp collective "
+                              "after some of the warp's threads exited", w, blockIdx.x, blockIdx.y, blockIdx.z);
+                return false;
+            }
             for (int f : s.warp_waiters[w]) {
                 s.fibers[f].wait = Wait::running;
                 s.ready.push_back(f);
@@ -187,7 +200,7 @@ inline bool open_barriers() {
     return opened;
 }
 
-// Runs one block of `threads` fibers; 0, or 1 on a deadlock.
+// Runs one block of `threads` fibers; 0, 1 on a deadlock, 3 after fail().
 inline int run_block(int threads) {
     Scheduler& s = scheduler;
     s.alive = threads;
@@ -209,19 +222,23 @@ inline int run_block(int threads) {
         if (f < 0) {
             if (!open_barriers()) {
                 s.current = -1;
-                return 1;
+                return s.error[0] ? 3 : 1;
             }
             continue;
         }
         s.current = f;
         threadIdx = dim3{(unsigned)f, 0, 0};
         emu_switch(&s.main_sp, s.fibers[f].sp);
+        if (s.error[0]) {
+            s.current = -1;
+            return 3;
+        }
     }
     s.current = -1;
     return 0;
 }
 
-// Runs a grid, blocks in order; 0, or 1 on a deadlock (the grid is abandoned).
+// Runs a grid, blocks in order; 0, or run_block's error (the grid is abandoned).
 inline int launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx, const std::function<void()>& body) {
     if (bx == 0 || bx > (unsigned)MAX_THREADS || (bx & 31u) != 0) {
         std::fprintf(stderr, "cuda emulator: %u threads per block (need a multiple of 32, at most %d)\n", bx,
@@ -230,13 +247,15 @@ inline int launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx, const std:
     }
     Scheduler& s = scheduler;
     s.body = &body;
+    s.error[0] = 0;
     gridDim = dim3{gx, gy, gz};
     blockDim = dim3{bx, 1, 1};
     for (unsigned z = 0; z < gz; ++z)
         for (unsigned y = 0; y < gy; ++y)
             for (unsigned x = 0; x < gx; ++x) {
                 blockIdx = dim3{x, y, z};
-                if (run_block((int)bx)) return 1;
+                int status = run_block((int)bx);
+                if (status) return status;
             }
     return 0;
 }
@@ -269,6 +288,8 @@ inline T shuffle(unsigned mask, T v, int source) {
 }
 
 }  // namespace emu
+
+extern "C" const char* emu_error() { return emu::scheduler.error; }
 
 extern "C" void emu_configure(int preempt, unsigned long long seed) {
     emu::scheduler.preempt = preempt != 0;

@@ -43,15 +43,28 @@ class ndarray(np.ndarray):  # noqa: N801 (CuPy's name)
                 "strides": self.strides, "version": 3}
 
     def get(self, stream=None, out=None):
+        """As CuPy's: ``out`` a numpy array of the same dtype and shape, both contiguous."""
         if out is None:
             return np.array(self, copy=True).view(np.ndarray)
+        _check_copy("get", self, out)
         np.copyto(out, self.view(np.ndarray))
         return out
 
     def set(self, array, stream=None):
-        if np.shape(array) != self.shape:
-            raise ValueError(f"set: shape {np.shape(array)} into {self.shape}")
+        """As CuPy's: ``array`` a numpy array of the same dtype and shape, both contiguous."""
+        _check_copy("set", self, array)
         np.copyto(self.view(np.ndarray), array)
+
+
+def _check_copy(what: str, device, host) -> None:
+    if not isinstance(host, np.ndarray) or isinstance(host, ndarray):
+        raise TypeError(f"{what}: the host side must be a numpy.ndarray, got {type(host).__name__}")
+    if host.dtype != device.dtype:
+        raise TypeError(f"{what}: dtype {host.dtype} != {device.dtype}")
+    if host.shape != device.shape:
+        raise ValueError(f"{what}: shape {host.shape} != {device.shape}")
+    if not (device.flags.c_contiguous and host.flags.c_contiguous):
+        raise RuntimeError(f"{what}: both sides must be contiguous")
 
 
 def _device(array) -> ndarray:

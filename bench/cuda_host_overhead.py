@@ -1,0 +1,93 @@
+"""Host time of the CUDA backend per lane-frame: the Python and numba work
+around the kernels (lane bookkeeping, parameters, counters, lattice appends,
+Results), which must stay far below the GPU's time per frame for hundreds of
+lanes to pay off. Runs without a GPU: the kernels run on the CPU emulator of
+the tests (tests/cuda_emulator, needs g++ on x86-64) and their time is
+subtracted, so only the host side is measured.
+
+    python -m bench.cuda_host_overhead --lanes 16 64 256
+
+The embedded example at beam 1 (few tokens, so the emulated kernels are quick),
+``--frames`` rows of each utterance, enough copies of the set to keep every
+lane busy for ``--rounds`` utterances each. Prints and writes
+``bench/results/cuda_host_overhead.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "cuda_host_overhead.json"
+
+
+class _Patch:
+    def setitem(self, mapping, key, value):
+        mapping[key] = value
+
+
+def measure(lanes: int, frames: int, rounds: int) -> dict:
+    """One decode of ``lanes * rounds`` utterance prefixes on ``lanes`` lanes."""
+    import wfst
+    from tests.cuda_emulator import build
+    from wfst.example import load_example
+
+    kernel_seconds = [0.0]
+    launch = build.EmulatedKernel.__call__
+
+    def timed(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return launch(self, *args, **kwargs)
+        finally:
+            kernel_seconds[0] += time.perf_counter() - start
+
+    build.EmulatedKernel.__call__ = timed
+    try:
+        ex = load_example()
+        config = wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=1.0, max_active=200, min_active=0,
+                                    lattice_beam=1.0)
+        decoder = wfst.Decoder(ex.fst, config, device="cuda", lanes=lanes)
+        batch = [ex.scores[i % len(ex.scores)][:frames] for i in range(lanes * rounds)]
+        decoder.decode(batch[:2])  # compiles
+        kernel_seconds[0] = 0.0
+        start = time.perf_counter()
+        decoder.decode(batch)
+        wall = time.perf_counter() - start
+    finally:
+        build.EmulatedKernel.__call__ = launch
+    stats = decoder._cuda.stats
+    host = wall - kernel_seconds[0]
+    return {"lanes": lanes, "utterances": len(batch), "lane_frames": stats["frames"], "steps": stats["steps"],
+            "wall_seconds": wall, "emulated_kernel_seconds": kernel_seconds[0], "host_seconds": host,
+            "host_us_per_lane_frame": host / stats["frames"] * 1e6, "host_ms_per_step": host / stats["steps"] * 1e3}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cuda_host_overhead", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lanes", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--frames", type=int, default=40, help="rows of each utterance (default 40)")
+    parser.add_argument("--rounds", type=int, default=3, help="utterances per lane (default 3)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    from tests.cuda_emulator import fake_cupy
+
+    fake_cupy.install(_Patch())
+    runs = [measure(lanes, args.frames, args.rounds) for lanes in args.lanes]
+    for r in runs:
+        print(f"lanes {r['lanes']:4d}: host {r['host_us_per_lane_frame']:6.1f} us per lane-frame, "
+              f"{r['host_ms_per_step']:6.2f} ms per step ({r['steps']} steps, {r['lane_frames']} lane-frames)")
+    record = {"command": "python -m bench.cuda_host_overhead " + " ".join(sys.argv[1:] if argv is None else argv),
+              "note": "host side only: the kernels ran on the CPU emulator and their time is subtracted",
+              "frames": args.frames, "rounds": args.rounds, "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
