@@ -110,15 +110,10 @@ def from_dlpack(a):
 nan = np.nan
 
 
-class _Event:
+class _Synchronous:
+    """Everything has already happened: synchronize and the context do nothing."""
+
     def synchronize(self):
-        pass
-
-
-class _Stream:
-    ptr = 0
-
-    def __init__(self, non_blocking=False):
         pass
 
     def __enter__(self):
@@ -126,6 +121,17 @@ class _Stream:
 
     def __exit__(self, *exc):
         return False
+
+
+class _Event(_Synchronous):
+    pass
+
+
+class _Stream(_Synchronous):
+    ptr = 0
+
+    def __init__(self, non_blocking=False):
+        pass
 
     def record(self):
         return _Event()
@@ -133,26 +139,14 @@ class _Stream:
     def wait_event(self, event):
         pass
 
-    def synchronize(self):
-        pass
 
-
-class _Device:
+class _Device(_Synchronous):
     def __init__(self, device_id=0):
         if int(device_id) != 0:
             raise RuntimeError(f"the CUDA emulator has one device (0), not {device_id}")
 
     def use(self):
         pass
-
-    def synchronize(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class OutOfMemoryError(MemoryError):
