@@ -34,7 +34,7 @@ build=$!
 
 step kernels_compile 90 python3 -m pytest -x -q -p no:cacheprovider tests/test_nvrtc_compile.py tests/test_cuda_host.py
 step gpu_tests 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_cuda_decoder.py \
-    tests/test_cuda_stream.py tests/test_bench_harness.py
+    tests/test_cuda_stream.py tests/test_bench_harness.py tests/test_cli_decode.py
 wait "$build"
 echo "== workload build: $(grep -E 'states|done' "$OUT/workload_build.log" | tr '\n' ';')"
 export WFST_WORKLOAD="$WORKLOAD"

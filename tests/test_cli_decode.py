@@ -291,3 +291,15 @@ def test_console_script_help_documents_exit_codes():
                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0
     assert "exit codes" in result.stdout and "--resume" in result.stdout and "ark,t:" in result.stdout
+
+
+def test_cuda_decodes_the_example_as_the_api_does(cupy_module, ex, api_text, tmp_path, monkeypatch):
+    """--device cuda (on a GPU, or on the kernel emulator): --lanes sets the
+    decoder's lanes, and the transcripts equal the CPU API's."""
+    from wfst import decoder
+
+    real, made = decoder.Decoder, []
+    monkeypatch.setattr(decoder, "Decoder", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    assert decode(ex, ex.scores_path, tmp_path / "out", "--device", "cuda", "--lanes", "3") == EXIT_OK
+    assert made[0]._cuda.geometry.lanes == 3
+    assert read_transcripts(tmp_path / "out" / "text") == api_text

@@ -52,6 +52,9 @@ DEFAULT_FRAME_SHIFT = 0.01
 LANES_PER_THREAD = 4
 """Default utterances per decoder call on the CPU, per thread: enough that a slow
 utterance rarely leaves a thread idle, few enough that results are written often."""
+CALLS_PER_LANE = 2
+"""Utterances per decoder call on CUDA, per lane: lanes are refilled within a
+call, so only its last utterances leave lanes idle."""
 
 EPILOG = f"""\
 SCORES is one of:
@@ -190,8 +193,10 @@ def _add_hardware_options(parser: argparse.ArgumentParser) -> None:
     hardware.add_argument("--threads", type=int, default=_available_cores(),
                           help="CPU decoding threads (default: the cores available, %(default)s)")
     hardware.add_argument("--lanes", type=int,
-                          help=f"utterances per decoder call, decoded together; results are written after each "
-                               f"call (default: {LANES_PER_THREAD} per CPU thread)")
+                          help=f"CPU: utterances per decoder call, decoded together; results are written after "
+                               f"each call (default: {LANES_PER_THREAD} per thread). CUDA: the decoder's lanes, "
+                               f"utterances searched at once (default: as many as fit, at most 256), with "
+                               f"{CALLS_PER_LANE} utterances per lane in each call")
 
 
 def _available_cores() -> int:
@@ -389,8 +394,11 @@ def run(args: argparse.Namespace) -> int:
     fst = read_fst(args.graph)
     words = _read_words(args.words, fst)
     aligner = _alignment_lexicon(args, words)
-    decoder = Decoder(fst, config, device=args.device, pdf_map=pdf_map, threads=args.threads)
-    lanes = args.lanes or LANES_PER_THREAD * decoder.threads
+    decoder = Decoder(fst, config, device=args.device, pdf_map=pdf_map, threads=args.threads, lanes=args.lanes)
+    if decoder.device == "cuda":
+        lanes = CALLS_PER_LANE * decoder._cuda.geometry.lanes
+    else:
+        lanes = args.lanes or LANES_PER_THREAD * decoder.threads
     outdir = Path(args.outdir)
     settings = {"config": dataclasses.asdict(config), "ctm": args.ctm, "frame_shift": frame_shift,
                 "lexicon": args.lexicon and os.path.abspath(args.lexicon),
