@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 try:
@@ -19,7 +21,8 @@ def pytest_collection_modifyitems(config, items):
 def cupy_module(request, monkeypatch):
     """The CuPy that ``device="cuda"`` runs on: the real one (marked gpu: needs a
     GPU), or the CPU emulator of tests/cuda_emulator (kernels compiled with g++;
-    skipped off x86-64 or without a compiler)."""
+    skipped off x86-64 or without a compiler). ``WFST_EMULATOR_PREEMPT=SEED``
+    runs every emulated test under that seed's random preemptive schedule."""
     import cuda_kernels
 
     if request.param == "gpu":
@@ -33,6 +36,8 @@ def cupy_module(request, monkeypatch):
         fake_cupy.install(monkeypatch)
     except build.EmulatorUnavailable as error:
         pytest.skip(str(error))
+    if os.environ.get("WFST_EMULATOR_PREEMPT"):
+        fake_cupy.schedule(True, int(os.environ["WFST_EMULATOR_PREEMPT"]))
     yield fake_cupy
     cuda_kernels.module.cache_clear()  # no emulated kernel outlives the test
     cuda_kernels.kernel.cache_clear()

@@ -185,3 +185,20 @@ def test_streams_under_overflow_equal_offline_decoding_with_warnings_as_errors()
             assert stream.num_frames == min(t + 5, len(scores))
         got = stream.finish()
         assert (got.words, got.cost) == (want.words, want.cost)
+
+
+def test_a_closed_or_dropped_stream_lets_its_lattice_go(ex, config):
+    import gc
+
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=1, channels=2)
+    store = gpu._cuda.lattices
+    stream = gpu.stream()
+    stream.accept(ex.scores[0][:30])
+    assert store.num_frames(stream.channel) == 30 and store.arrays(0).tok_state.size >= 100
+    stream.close()
+    assert store.num_frames(0) == 0 and store.arrays(0).tok_state.size < 100
+    dropped = gpu.stream()
+    dropped.accept(ex.scores[1][:30])
+    del dropped
+    gc.collect()
+    assert gpu._channel_pool.in_use == 0 and store.arrays(0).tok_state.size < 100

@@ -131,12 +131,16 @@ class LatticeStore:
     def num_frames(self, channel: int) -> int:
         return int(self._store[channel][13][FRAME])
 
+    def clear(self, channel: int) -> None:
+        """Let the channel's arrays go (a small empty set replaces them)."""
+        self._store[channel] = _empty_arrays()
+
     def finish(self, channel: int) -> Result:
         """The CPU's final pruning and best token, then the shared Result; the
-        channel's arrays are let go (a small set replaces them)."""
+        channel's arrays are let go."""
         graph, config = self.graph, self.config
         arrays = self.arrays(channel)
-        self._store[channel] = _empty_arrays()
+        self.clear(channel)
         best, reached_final = cpu_search.finish_search(graph.host_layout()[2], graph.fst.final,
                                                        config.use_final_probs, np.float32(config.lattice_beam),
                                                        arrays)

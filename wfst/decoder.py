@@ -116,6 +116,12 @@ class Decoder:
             self._stream_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="wfst-stream")
         return advance_streams(self, pairs, self._stream_pool)
 
+    def _release_channel(self, channel: int) -> None:
+        """A stream's channel back to the pool (on CUDA, its host lattice let go too)."""
+        if self._cuda is not None:
+            self._cuda.lattices.clear(channel)
+        self._channel_pool.release(channel)
+
     def _decode_one(self, scores: np.ndarray) -> Result:
         search = CpuSearch(self.graph, self.config)
         search.accept(scores)

@@ -60,7 +60,7 @@ class Stream:
         self.state = OPEN
         self.channel = decoder._channel_pool.acquire()
         # frees the channel once: at finish()/close(), or when an open stream is garbage-collected
-        self._free_channel = weakref.finalize(self, decoder._channel_pool.release, self.channel)
+        self._free_channel = weakref.finalize(self, decoder._release_channel, self.channel)
         if decoder._cuda is None:
             self._search = CpuSearch(decoder.graph, decoder.config)
         else:
