@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-active", type=int, default=200)
     parser.add_argument("--lattice-beam", type=float, default=8.0)
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 32, 128, 512])
-    parser.add_argument("--repeat", type=int, default=1, help="copies of the set per lane count (more work)")
+    parser.add_argument("--per-lane", type=int, default=2,
+                        help="decode at least this many utterances per lane: the set is repeated as needed "
+                             "(default 2, so every lane is busy, then refilled)")
     parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -101,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     count = min(args.utterances or len(workload), len(workload))
     rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(count)]
     audio_seconds = sum(r.shape[0] for r in rows) * workload.frame_shift
-    audio = audio_seconds * args.repeat
     cpu_rtfx, cpu_results = _cpu_backend(fst, rows, config, workload.frame_shift)
     kaldi_rtfx = _kaldi_rtfx(fst, graph_dir, workload, config)
     baseline_name, baseline_rtfx = (("kaldi FasterDecoder (1 core)", kaldi_rtfx) if kaldi_rtfx is not None
@@ -114,13 +115,15 @@ def main(argv: list[str] | None = None) -> int:
             runs.append({"lanes": lanes, "error": str(error)})
             continue
         decoder.decode(rows[:1])  # compiles the kernels
-        batch = rows * args.repeat
+        copies = max(1, -(-args.per_lane * lanes // len(rows)))
+        batch = rows * copies
+        audio = audio_seconds * copies
         cupy.cuda.Device().synchronize()
         start = time.perf_counter()
         results = decoder.decode(batch)
         seconds = time.perf_counter() - start
         hyps = results[: len(rows)]
-        runs.append({"lanes": lanes, "decode_seconds": seconds, "rtfx": audio / seconds,
+        runs.append({"lanes": lanes, "copies_of_the_set": copies, "decode_seconds": seconds, "rtfx": audio / seconds,
                      "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
                      "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost
                                              for a, b in zip(hyps, cpu_results)),
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "graph": {"name": graph_dir.name, "states": fst.num_states, "arcs": fst.num_arcs},
         "workload": {"set": inputs.name, "seed": getattr(workload, "seed", None), "utterances": count,
                      "frames": int(sum(r.shape[0] for r in rows)), "audio_seconds": audio_seconds,
-                     "repeat": args.repeat},
+                     "per_lane": args.per_lane},
         "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
                    "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale, "lanes": args.lanes},
         "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,

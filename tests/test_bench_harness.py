@@ -81,7 +81,7 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
                              "--lattice-beam", "4", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["workload"]["utterances"] == 3 and record["workload"]["set"] == "example"
-    assert [run["lanes"] for run in record["runs"]] == [1, 3]
+    assert [(run["lanes"], run["copies_of_the_set"]) for run in record["runs"]] == [(1, 1), (3, 2)]
     assert all(run["identical_to_cpu"] == 3 and run["rtfx"] > 0 for run in record["runs"])
     assert record["cpu_backend_rtfx"] > 0 and record["speedup"] == max(r["speedup_vs_baseline"] for r in record["runs"])
     assert len((tmp_path / "gpu.text").read_text().splitlines()) == 3
