@@ -7,9 +7,10 @@ subtracted, so only the host side is measured.
 
     python -m bench.cuda_host_overhead --lanes 16 64 256
 
-The embedded example at beam 1 (few tokens, so the emulated kernels are quick),
-``--frames`` rows of each utterance, enough copies of the set to keep every
-lane busy for ``--rounds`` utterances each. Prints and writes
+The embedded example at ``--beam`` (default 1: few tokens, so the emulated
+kernels are quick, but tiny lattices: per-utterance work is then mostly
+Python), ``--frames`` rows of each utterance, enough copies of the set to keep
+every lane busy for ``--rounds`` utterances each. Prints and writes
 ``bench/results/cuda_host_overhead.json``.
 """
 
@@ -29,7 +30,8 @@ class _Patch:
         mapping[key] = value
 
 
-def measure(lanes: int, frames: int, rounds: int) -> dict:
+def measure(lanes: int, frames: int, rounds: int, beam: float = 1.0, lattice_beam: float = 1.0,
+            threads: int | None = None) -> dict:
     """One decode of ``lanes * rounds`` utterance prefixes on ``lanes`` lanes."""
     import wfst
     from tests.cuda_emulator import build
@@ -48,9 +50,9 @@ def measure(lanes: int, frames: int, rounds: int) -> dict:
     build.EmulatedKernel.__call__ = timed
     try:
         ex = load_example()
-        config = wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=1.0, max_active=200, min_active=0,
-                                    lattice_beam=1.0)
-        decoder = wfst.Decoder(ex.fst, config, device="cuda", lanes=lanes)
+        config = wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=beam, max_active=2000, min_active=0,
+                                    lattice_beam=lattice_beam)
+        decoder = wfst.Decoder(ex.fst, config, device="cuda", lanes=lanes, threads=threads)
         batch = [ex.scores[i % len(ex.scores)][:frames] for i in range(lanes * rounds)]
         decoder.decode(batch[:2])  # compiles
         kernel_seconds[0] = 0.0
@@ -61,7 +63,7 @@ def measure(lanes: int, frames: int, rounds: int) -> dict:
         build.EmulatedKernel.__call__ = launch
     stats = decoder._cuda.stats
     host = wall - kernel_seconds[0]
-    return {"lanes": lanes, "utterances": len(batch), "lane_frames": stats["frames"], "steps": stats["steps"],
+    return {"lanes": lanes, "threads": decoder.threads, "utterances": len(batch), "lane_frames": stats["frames"], "steps": stats["steps"],
             "wall_seconds": wall, "emulated_kernel_seconds": kernel_seconds[0], "host_seconds": host,
             "host_us_per_lane_frame": host / stats["frames"] * 1e6, "host_ms_per_step": host / stats["steps"] * 1e3}
 
@@ -71,18 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--frames", type=int, default=40, help="rows of each utterance (default 40)")
     parser.add_argument("--rounds", type=int, default=3, help="utterances per lane (default 3)")
+    parser.add_argument("--beam", type=float, default=1.0, help="search beam (default 1: quick emulated kernels)")
+    parser.add_argument("--lattice-beam", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, help="host threads finishing utterances (default: the decoder's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     from tests.cuda_emulator import fake_cupy
 
     fake_cupy.install(_Patch())
-    runs = [measure(lanes, args.frames, args.rounds) for lanes in args.lanes]
+    runs = [measure(lanes, args.frames, args.rounds, args.beam, args.lattice_beam, args.threads)
+            for lanes in args.lanes]
     for r in runs:
-        print(f"lanes {r['lanes']:4d}: host {r['host_us_per_lane_frame']:6.1f} us per lane-frame, "
+        print(f"lanes {r['lanes']:4d}, {r['threads']} finishing thread(s): host {r['host_us_per_lane_frame']:6.1f} us per lane-frame, "
               f"{r['host_ms_per_step']:6.2f} ms per step ({r['steps']} steps, {r['lane_frames']} lane-frames)")
     record = {"command": "python -m bench.cuda_host_overhead " + " ".join(sys.argv[1:] if argv is None else argv),
               "note": "host side only: the kernels ran on the CPU emulator and their time is subtracted",
-              "frames": args.frames, "rounds": args.rounds, "runs": runs}
+              "frames": args.frames, "rounds": args.rounds, "beam": args.beam, "lattice_beam": args.lattice_beam,
+              "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

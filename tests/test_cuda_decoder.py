@@ -238,3 +238,18 @@ def test_a_run_that_raises_midway_leaves_the_decoder_usable(monkeypatch):
     monkeypatch.setattr(store, "append", append)
     assert gpu._channel_pool.in_use == 0
     _same_decodes(cpu, gpu, batch)
+
+
+def test_finishing_threads_change_nothing():
+    import os
+
+    fst = random_graph(31, max_states=20)
+    config = DecoderConfig(beam=8.0, max_active=10, min_active=0, lattice_beam=3.0, **_roomy(fst, 10))
+    batch = [random_scores(i, 5 + i) for i in range(12)]
+    one = wfst.Decoder(fst, config, device="cuda", lanes=3, threads=1).decode(batch)
+    many = wfst.Decoder(fst, config, device="cuda", lanes=3, threads=4)
+    assert many.threads == 4
+    for got, want in zip(many.decode(batch), one):
+        _same(got, want)
+        _same_lattice(got, want)
+    assert wfst.Decoder(fst, config, device="cuda", lanes=1).threads == min(8, len(os.sched_getaffinity(0)))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,8 +61,9 @@ class LaneJob:
     ``0 .. source.frames - 1``, searched on ``channel`` (None: a spare channel
     while the job runs) and appended to that channel's lattice.
     ``first_frame``: frames searched before (for messages). Outcome:
-    ``result`` (when ``finish``), ``error`` (a negative-cost epsilon cycle) or
-    ``lost`` (overflowed even at the tightest beam)."""
+    ``result`` (when ``finish``; a Future of the finishing threads until the
+    run ends), ``error`` (a negative-cost epsilon cycle) or ``lost``
+    (overflowed even at the tightest beam)."""
 
     source: ScoreInput
     start: bool
@@ -69,7 +71,7 @@ class LaneJob:
     channel: int | None = None
     first_frame: int = 0
     borrowed: bool = False
-    result: Result | None = None
+    result: Result | Future | None = None
     error: GraphError | None = None
     lost: bool = False
 
@@ -79,7 +81,7 @@ class CudaDecoder:
 
     def __init__(self, graph: DecodingGraph, config: DecoderConfig, lanes: int | None = None,
                  channels: int | None = None, pdf_map=None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                 device_id: int = 0):
+                 device_id: int = 0, threads: int = 1):
         from .gpu import import_cupy
 
         cupy = import_cupy()
@@ -113,6 +115,8 @@ class CudaDecoder:
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0}
         self.channels = ChannelPool(g.channels)
         self.lattices = LatticeStore(graph, config, g.channels)
+        # finished offline utterances are pruned and turned into Results here while the GPU goes on
+        self.finishing = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wfst-finish")
 
     # ------------------------------------------------------------- kernels
     def _search_frame(self):
@@ -261,6 +265,9 @@ class CudaDecoder:
             buffer ^= 1
         if pending is not None:
             self._append(pending)
+        for job in jobs:
+            if isinstance(job.result, Future):
+                job.result = job.result.result()
         return overflowed, lost
 
     def _assign(self, queue, spares, lane_job, busy, row, rows, on_host, params):
@@ -364,7 +371,7 @@ class CudaDecoder:
                 if job.finish:
                     job.result = abandoned_result(self.graph, job.first_frame + job.source.frames)
             elif how == "searched" and job.finish:
-                job.result = self.lattices.finish(job.channel)
+                job.result = self.finishing.submit(self.lattices.finish_arrays, self.lattices.take(job.channel))
 
 
 def warn_capacity(notes: list[str]) -> None:

@@ -23,6 +23,7 @@ from lattice.segments import LatticeSegments
 
 from . import cpu_search
 from .config import DecoderConfig
+from .cpu_backend import result_from_segments
 from .cpu_lattice_prune import FRAME, LAST_PRUNE, NUM_LINKS, NUM_TOKENS, prune_lattice
 from .decoding_graph import DecodingGraph
 from .errors import GraphError
@@ -113,6 +114,7 @@ class LatticeStore:
         self.graph = graph
         self.config = config
         self._weight = np.ascontiguousarray(graph.fst.weight, dtype=np.float32)
+        self._arc_float = graph.host_layout()[2]  # built here, before any finishing thread needs it
         self._store = List([_empty_arrays() for _ in range(channels)])
 
     def append(self, channels, words, floats, T, K, to, n, lo, nl, ne, start) -> None:
@@ -135,15 +137,23 @@ class LatticeStore:
         """Let the channel's arrays go (a small empty set replaces them)."""
         self._store[channel] = _empty_arrays()
 
-    def finish(self, channel: int) -> Result:
-        """The CPU's final pruning and best token, then the shared Result; the
-        channel's arrays are let go."""
-        graph, config = self.graph, self.config
+    def take(self, channel: int) -> cpu_search.SearchArrays:
+        """The channel's arrays, which the channel gives up (for :meth:`finish_arrays`
+        on another thread while the channel takes its next utterance)."""
         arrays = self.arrays(channel)
         self.clear(channel)
-        best, reached_final = cpu_search.finish_search(graph.host_layout()[2], graph.fst.final,
-                                                       config.use_final_probs, np.float32(config.lattice_beam),
-                                                       arrays)
+        return arrays
+
+    def finish(self, channel: int) -> Result:
+        """The Result of the utterance on ``channel``; the channel's arrays are let go."""
+        return self.finish_arrays(self.take(channel))
+
+    def finish_arrays(self, arrays: cpu_search.SearchArrays) -> Result:
+        """The CPU's final pruning and best token, then the shared Result
+        (thread-safe: mostly numba code that releases the GIL)."""
+        graph, config = self.graph, self.config
+        best, reached_final = cpu_search.finish_search(self._arc_float, graph.fst.final, config.use_final_probs,
+                                                       np.float32(config.lattice_beam), arrays)
         frames = int(arrays.counters[FRAME])
         nt, nl = int(arrays.counters[NUM_TOKENS]), int(arrays.counters[NUM_LINKS])
         segments = LatticeSegments(
@@ -154,8 +164,6 @@ class LatticeStore:
             link_start=arrays.link_start[: frames + 2].copy(),
             link_eps_start=arrays.link_eps_start[: frames + 1].copy(),
             best_token=int(best), reached_final=bool(reached_final))
-        from .cpu_backend import result_from_segments
-
         return result_from_segments(segments, graph, config)
 
 

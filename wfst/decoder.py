@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -18,6 +19,8 @@ from .stream_channels import ChannelPool
 from .stream_partial import Partial
 
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_CUDA_THREADS = 8
+"""Most host threads a CUDA decoder uses by default for finished utterances."""
 DEFAULT_CPU_CHANNELS = 256
 """Open streams a CPU decoder allows when ``channels`` is not given (each holds its
 utterance's search state and lattice so far: about 1 MB per minute of audio)."""
@@ -32,8 +35,11 @@ class Decoder:
         are present, else CPU).
     pdf_map: optional int array, input label -> score column (Kaldi transition-id
         to pdf); without it, input label ``i`` reads column ``i - 1``.
-    threads: CPU threads decoding a batch (one utterance per thread at a time;
-        numba releases the GIL). More threads: more throughput on more cores.
+    threads: CPU backend: threads decoding a batch (one utterance per thread at
+        a time; numba releases the GIL; default 1). CUDA backend: host threads
+        that prune finished utterances' lattices and make their Results while
+        the GPU searches on (default: the cores available, at most
+        ``DEFAULT_CUDA_THREADS``). More threads: more throughput on more cores.
     lanes: CUDA only: utterances (or stream chunks) searched at once, one frame
         of each per launch sequence (default: as many as fit in 90% of the free
         device memory, at most 256).
@@ -46,18 +52,22 @@ class Decoder:
     """
 
     def __init__(self, fst: CsrFst, config: DecoderConfig | None = None, device: str = "auto", pdf_map=None,
-                 threads: int = 1, lanes: int | None = None, channels: int | None = None):
+                 threads: int | None = None, lanes: int | None = None, channels: int | None = None):
         if config is None:
             config = DecoderConfig()
         if not isinstance(config, DecoderConfig):
             raise ConfigError(f"config must be a wfst.DecoderConfig, got {type(config).__name__}")
         if device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads must be an integer >= 1 or None, got {threads!r}")
         self.graph = DecodingGraph(fst, pdf_map)
         self.config = config.validate()
         self.device = _pick_device(device)
+        if threads is None:
+            threads = 1 if self.device == "cpu" else max(1, min(DEFAULT_CUDA_THREADS, len(os.sched_getaffinity(0))
+                                                                if hasattr(os, "sched_getaffinity")
+                                                                else os.cpu_count() or 1))
         self.threads = threads
         self._cuda = None
         self._stream_pool = None  # threads for advance(), made on first use
@@ -68,7 +78,8 @@ class Decoder:
         if self.device == "cuda":
             from .cuda_backend import CudaDecoder
 
-            self._cuda = CudaDecoder(self.graph, self.config, lanes=lanes, channels=channels, pdf_map=pdf_map)
+            self._cuda = CudaDecoder(self.graph, self.config, lanes=lanes, channels=channels, pdf_map=pdf_map,
+                                     threads=threads)
             self._channel_pool = self._cuda.channels
 
     @property
