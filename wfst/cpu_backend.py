@@ -53,32 +53,14 @@ class CpuSearch:
 
     def finish(self) -> Result:
         """Final lattice pruning and the best path."""
-        fst, config = self.graph.fst, self.config
-        best, reached_final = cpu_search.finish_search(self._layout[2], fst.final, config.use_final_probs,
-                                                       np.float32(config.lattice_beam), self._arrays)
-        return self._result(int(best), bool(reached_final))
+        result, self.segments = finished_result(self._arrays, self.graph, self.config)  # segments: for tests
+        return result
 
     def _check_status(self) -> None:
         status = int(self._arrays.counters[cpu_search.STATUS])
         if status == cpu_search.STATUS_NEGATIVE_CYCLE:
             raise GraphError("the search met a negative-cost epsilon cycle (in float32 arithmetic) at frame "
                              f"{self.num_frames}: the best path is unbounded; fix the graph's epsilon weights")
-
-    def _segments(self, best: int, reached_final: bool) -> LatticeSegments:
-        a = self._arrays
-        frames = self.num_frames
-        nt = int(a.counters[cpu_search.NUM_TOKENS])
-        nl = int(a.counters[cpu_search.NUM_LINKS])
-        return LatticeSegments(
-            tok_state=a.tok_state[:nt].copy(), tok_cost=a.tok_cost[:nt].copy(), tok_best=a.tok_best[:nt].copy(),
-            tok_start=a.tok_start[: frames + 2].copy(), link_src=a.link_src[:nl].copy(),
-            link_dst=a.link_dst[:nl].copy(), link_arc=a.link_arc[:nl].copy(), link_ac=a.link_ac[:nl].copy(),
-            link_start=a.link_start[: frames + 2].copy(), link_eps_start=a.link_eps_start[: frames + 1].copy(),
-            best_token=best, reached_final=reached_final)
-
-    def _result(self, best: int, reached_final: bool) -> Result:
-        self.segments = self._segments(best, reached_final)  # kept for tests that check the raw segments
-        return result_from_segments(self.segments, self.graph, self.config)
 
     def frontier(self) -> tuple[cpu_search.SearchArrays, int, int]:
         """The search state after the frames accepted so far and the token range
@@ -88,6 +70,31 @@ class CpuSearch:
         renumber tokens and links."""
         a, frames = self._arrays, self.num_frames
         return a, int(a.tok_start[frames]), int(a.tok_start[frames + 1])
+
+
+def finished_result(arrays: cpu_search.SearchArrays, graph: DecodingGraph,
+                    config: DecoderConfig) -> tuple[Result, LatticeSegments]:
+    """Final lattice pruning (with final costs) and the best token of a search's
+    arrays, then its Result (shared by both backends; thread-safe once
+    ``graph.host_layout()`` exists: mostly numba code that releases the GIL)."""
+    best, reached_final = cpu_search.finish_search(graph.host_layout()[2], graph.fst.final, config.use_final_probs,
+                                                   np.float32(config.lattice_beam), arrays)
+    segments = search_segments(arrays, int(best), bool(reached_final))
+    return result_from_segments(segments, graph, config), segments
+
+
+def search_segments(a: cpu_search.SearchArrays, best: int, reached_final: bool) -> LatticeSegments:
+    """The lattice segments of a finished search's arrays (copies of their used
+    parts), with its best token (shared by both backends)."""
+    frames = int(a.counters[cpu_search.FRAME])
+    nt = int(a.counters[cpu_search.NUM_TOKENS])
+    nl = int(a.counters[cpu_search.NUM_LINKS])
+    return LatticeSegments(
+        tok_state=a.tok_state[:nt].copy(), tok_cost=a.tok_cost[:nt].copy(), tok_best=a.tok_best[:nt].copy(),
+        tok_start=a.tok_start[: frames + 2].copy(), link_src=a.link_src[:nl].copy(),
+        link_dst=a.link_dst[:nl].copy(), link_arc=a.link_arc[:nl].copy(), link_ac=a.link_ac[:nl].copy(),
+        link_start=a.link_start[: frames + 2].copy(), link_eps_start=a.link_eps_start[: frames + 1].copy(),
+        best_token=int(best), reached_final=bool(reached_final))
 
 
 def result_from_segments(segments: LatticeSegments, graph: DecodingGraph, config: DecoderConfig) -> Result:

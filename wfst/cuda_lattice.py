@@ -19,11 +19,10 @@ import numba
 from numba.typed import List
 import numpy as np
 
-from lattice.segments import LatticeSegments
 
 from . import cpu_search
 from .config import DecoderConfig
-from .cpu_backend import result_from_segments
+from .cpu_backend import finished_result
 from .cpu_lattice_prune import FRAME, LAST_PRUNE, NUM_LINKS, NUM_TOKENS, prune_lattice
 from .decoding_graph import DecodingGraph
 from .errors import GraphError
@@ -114,7 +113,7 @@ class LatticeStore:
         self.graph = graph
         self.config = config
         self._weight = np.ascontiguousarray(graph.fst.weight, dtype=np.float32)
-        self._arc_float = graph.host_layout()[2]  # built here, before any finishing thread needs it
+        graph.host_layout()  # built here, before any finishing thread needs it
         self._store = List([_empty_arrays() for _ in range(channels)])
 
     def append(self, channels, words, floats, T, K, to, n, lo, nl, ne, start) -> None:
@@ -150,21 +149,8 @@ class LatticeStore:
 
     def finish_arrays(self, arrays: cpu_search.SearchArrays) -> Result:
         """The CPU's final pruning and best token, then the shared Result
-        (thread-safe: mostly numba code that releases the GIL)."""
-        graph, config = self.graph, self.config
-        best, reached_final = cpu_search.finish_search(self._arc_float, graph.fst.final, config.use_final_probs,
-                                                       np.float32(config.lattice_beam), arrays)
-        frames = int(arrays.counters[FRAME])
-        nt, nl = int(arrays.counters[NUM_TOKENS]), int(arrays.counters[NUM_LINKS])
-        segments = LatticeSegments(
-            tok_state=arrays.tok_state[:nt].copy(), tok_cost=arrays.tok_cost[:nt].copy(),
-            tok_best=arrays.tok_best[:nt].copy(), tok_start=arrays.tok_start[: frames + 2].copy(),
-            link_src=arrays.link_src[:nl].copy(), link_dst=arrays.link_dst[:nl].copy(),
-            link_arc=arrays.link_arc[:nl].copy(), link_ac=arrays.link_ac[:nl].copy(),
-            link_start=arrays.link_start[: frames + 2].copy(),
-            link_eps_start=arrays.link_eps_start[: frames + 1].copy(),
-            best_token=int(best), reached_final=bool(reached_final))
-        return result_from_segments(segments, graph, config)
+        (thread-safe: see :func:`wfst.cpu_backend.finished_result`)."""
+        return finished_result(arrays, self.graph, self.config)[0]
 
 
 def negative_cycle_error(frame: int) -> GraphError:
