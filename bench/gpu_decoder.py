@@ -31,6 +31,7 @@ import numpy as np
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
 from wfst.example import example_dir
+from wfst.gpu import device_memory
 from wfst.score_archive import Workload
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -138,11 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     if hyps is not None:
         text_path.write_text("".join(f"{u} {' '.join(words[w] for w in r.words)}\n"
                                      for u, r in zip(workload.utt_ids, hyps)), encoding="utf-8")
-    props = cupy.cuda.runtime.getDeviceProperties(0)
     best = max((r for r in runs if "rtfx" in r), key=lambda r: r["rtfx"], default=None)
     record = {
         "command": "python -m bench.gpu_decoder " + " ".join(sys.argv[1:] if argv is None else argv),
-        "device": props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
+        "device": device_memory().name,
         "date": datetime.date.today().isoformat(), "commit": _commit(), "versions": _versions(cupy),
         "graph": {"name": graph_dir.name, "states": fst.num_states, "arcs": fst.num_arcs},
         "workload": {"set": inputs.name, "seed": getattr(workload, "seed", None), "utterances": count,

@@ -232,10 +232,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _device_name(decoder: wfst.Decoder) -> str:
-    if decoder._cuda is None:
-        return "cpu"
-    name = decoder._cuda.cupy.cuda.runtime.getDeviceProperties(0)["name"]
-    return name.decode() if isinstance(name, bytes) else str(name)
+    from wfst.gpu import device_memory
+
+    return "cpu" if decoder._cuda is None else device_memory().name
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DecoderConfig
+from .config import DecoderConfig, available_cores
 from lattice import AlignmentLexicon, LatticeError
 
 from .decode_outputs import (OUTPUT_FILES, DecodeOutputs, LatticeOptions, complete_lines, read_settings,
@@ -190,19 +190,13 @@ def _add_hardware_options(parser: argparse.ArgumentParser) -> None:
     hardware = parser.add_argument_group("hardware")
     hardware.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                           help="cuda, cpu, or auto: CUDA when a GPU and cupy are present (default: auto)")
-    hardware.add_argument("--threads", type=int, default=_available_cores(),
+    hardware.add_argument("--threads", type=int, default=available_cores(),
                           help="CPU decoding threads (default: the cores available, %(default)s)")
     hardware.add_argument("--lanes", type=int,
                           help=f"CPU: utterances per decoder call, decoded together; results are written after "
                                f"each call (default: {LANES_PER_THREAD} per thread). CUDA: the decoder's lanes, "
                                f"utterances searched at once (default: as many as fit, at most 256), with "
                                f"{CALLS_PER_LANE} utterances per lane in each call")
-
-
-def _available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _config(args: argparse.Namespace) -> DecoderConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -14,6 +15,13 @@ for the lattice (Kaldi's cudadecoder recommends 4 to 10)."""
 ARCS_PER_TOKEN = 3
 """Default arc queue capacity as a multiple of the token queue capacity: the
 candidate tokens one expansion may produce before they are pruned and merged."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,8 @@ links in the same frame; ``tok_best`` is a frame-local link index (-1: none).
 from __future__ import annotations
 
 import numba
-from numba.typed import List
 import numpy as np
-
+from numba.typed import List
 
 from . import cpu_search
 from .config import DecoderConfig

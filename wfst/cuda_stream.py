@@ -18,7 +18,7 @@ import numpy as np
 
 from .cpu_search import SearchArrays
 from .cuda_backend import CudaDecoder, LaneJob, abandoned_result, warn_capacity
-from .cuda_scores import ScoreInput
+from .cuda_scores import ScoreInput, score_input
 from .errors import GraphError
 from .result import Result
 
@@ -71,11 +71,7 @@ class CudaStreamSearch:
         """Search the start frame now if no chunk has (``partial()`` or ``finish()``
         before any rows)."""
         if not self.started:
-            self.accept(_empty_input(self._backend.geometry.P))
-
-
-def _empty_input(columns: int) -> ScoreInput:
-    return ScoreInput(np.zeros((0, max(columns, 1)), np.float32), False, 0, max(columns, 1), 0)
+            self.accept(score_input(np.zeros((0, 1), np.float32), self._backend.graph.num_columns))
 
 
 def accept_chunks(searches: list[CudaStreamSearch], sources: list[ScoreInput]) -> list[GraphError | None]:

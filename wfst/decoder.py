@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .config import DecoderConfig
+from .config import DecoderConfig, available_cores
 from .cpu_backend import CpuSearch
 from .csr import CsrFst
 from .decoding_graph import DecodingGraph
@@ -65,9 +64,7 @@ class Decoder:
         self.config = config.validate()
         self.device = _pick_device(device)
         if threads is None:
-            threads = 1 if self.device == "cpu" else max(1, min(DEFAULT_CUDA_THREADS, len(os.sched_getaffinity(0))
-                                                                if hasattr(os, "sched_getaffinity")
-                                                                else os.cpu_count() or 1))
+            threads = 1 if self.device == "cpu" else min(DEFAULT_CUDA_THREADS, available_cores())
         self.threads = threads
         self._cuda = None
         self._stream_pool = None  # threads for advance(), made on first use
