@@ -1,14 +1,14 @@
 """Assembly of a :class:`lattice.Lattice` from one utterance's
 :class:`lattice.LatticeSegments` and the decoding graph.
 
-Each token becomes a state (state 0 the start token), each link an arc with the
-graph arc's input and output labels, the graph arc's weight as graph cost and
-``link_ac`` as acoustic cost. Frontier tokens get final costs: the graph's
-final cost when the config uses final probabilities and a final state was
-reached (``inf`` for non-final states), else 0 (every frontier token ends a
-path, as in Kaldi). The result is then pruned exactly with ``lattice_beam``
-(:mod:`lattice.prune`); the soft pruning of the search is conservative, so the
-segments hold a superset of what stays.
+Each token becomes a state (state 0 the start token, wherever it is in frame
+0), each link an arc with the graph arc's input and output labels, the graph
+arc's weight as graph cost and ``link_ac`` as acoustic cost. Frontier tokens
+get final costs: the graph's final cost when the config uses final
+probabilities and a final state was reached (``inf`` for non-final states),
+else 0 (every frontier token ends a path, as in Kaldi). The result is then
+pruned exactly with ``lattice_beam`` (:mod:`lattice.prune`); the soft pruning
+of the search is conservative, so the segments hold a superset of what stays.
 
 **Epsilon cycles.** Epsilon links stay inside their frame, and where the graph
 has epsilon cycles they can form cycles between the tokens of one frame (of
@@ -43,6 +43,7 @@ import math
 import numba
 import numpy as np
 
+from .errors import LatticeError
 from .lattice import Lattice
 from .prune import beam_limit, check_beam, prune
 from .segments import LatticeSegments
@@ -73,13 +74,14 @@ def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_p
         frontier_final = np.zeros(frontier_states.shape[0])
     beta = _token_backward(segments.tok_start, segments.link_src, segments.link_dst, link_cost,
                            segments.link_start, segments.link_eps_start, frontier_final)
-    best = float(beta[0])
+    start = _start_token(segments)
+    best = float(beta[start])
     if not math.isfinite(best):
         return Lattice.empty()
     node_tok, arc_src, arc_dst, arc_link = _unroll(
         segments.tok_start, segments.tok_cost, segments.link_src, segments.link_dst, link_cost,
         fst.olabel[segments.link_arc], segments.link_start, segments.link_eps_start, beta,
-        beam_limit(best, lattice_beam), lattice_beam)
+        beam_limit(best, lattice_beam), lattice_beam, start)
     order = np.argsort(arc_src, kind="stable")
     links = arc_link[order]
     arcs = segments.link_arc[links]
@@ -102,6 +104,17 @@ def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_p
         final_acoustic_cost=final_acoustic,
     )
     return prune(raw, lattice_beam)
+
+
+def _start_token(segments: LatticeSegments) -> int:
+    """The start token: frame 0's token without a best incoming link (first in
+    the CPU's frame 0, anywhere in the GPU's)."""
+    first, end = segments.tok_start[0], segments.tok_start[1]
+    roots = np.flatnonzero(segments.tok_best[first:end] < 0)
+    if roots.size != 1:
+        raise LatticeError(f"lattice segments: frame 0 has {roots.size} tokens without a best link, "
+                           "not one start token")
+    return int(first + roots[0])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -206,8 +219,9 @@ def _grow(a, need):
 
 @numba.njit(cache=True, nogil=True)
 def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, link_start, link_eps_start, beta,
-            limit, lattice_beam):
-    """Lattice states and arcs of the segments (see the module docstring).
+            limit, lattice_beam, start):
+    """Lattice states and arcs of the segments (see the module docstring),
+    ``start`` the start token.
     Returns (token of each state, arc sources, arc destinations, link of each
     arc), states in lattice order, arcs unsorted."""
     frames = tok_start.shape[0] - 2
@@ -227,7 +241,7 @@ def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, lin
         n = t1 - t0
         alpha0 = np.full(n, np.inf)
         if f == 0:
-            alpha0[0] = 0.0  # the start token
+            alpha0[start - t0] = 0.0
         else:
             for l in range(link_start[f], link_eps_start[f]):
                 u = link_src[l]
@@ -257,6 +271,12 @@ def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, lin
             comp_start[comp[i] + 1] += 1
         for c in range(ncomp):
             comp_start[c + 1] += comp_start[c]
+        if f == 0:  # the start token first in its component: the lattice's state 0
+            first = comp_start[comp[start - t0]]
+            for j in range(first, comp_start[comp[start - t0] + 1]):
+                if order[j] == start - t0:
+                    order[j] = order[first]
+                    order[first] = start - t0
         pos = np.zeros(n, np.int64)
         for c in range(ncomp - 1, -1, -1):  # topological order
             members = order[comp_start[c]:comp_start[c + 1]]

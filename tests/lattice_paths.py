@@ -95,3 +95,21 @@ def assert_same_arrays(ours, expected):
         got, want = getattr(ours, field.name), getattr(expected, field.name)
         assert got.dtype == want.dtype, field.name
         np.testing.assert_array_equal(got, want, err_msg=field.name)
+
+
+def assert_equivalent_lattices(g, w):
+    """Equivalent lattices: the same arcs as a multiset (labels, both costs, the
+    frames they join; state numbering may differ), final costs, and the best
+    path's words and cost."""
+    assert (g.num_states, g.num_arcs) == (w.num_states, w.num_arcs)
+
+    def arcs(lat):
+        columns = np.stack([lat.state_frame[lat.arc_src], lat.state_frame[lat.arc_dst], lat.arc_ilabel,
+                            lat.arc_olabel, lat.arc_graph_cost.view(np.int32), lat.arc_acoustic_cost.view(np.int32)])
+        return columns[:, np.lexsort(columns[::-1])]
+
+    assert np.array_equal(arcs(g), arcs(w))
+    assert np.array_equal(np.sort(g.final_graph_cost + g.final_acoustic_cost),
+                          np.sort(w.final_graph_cost + w.final_acoustic_cost))
+    gb, wb = g.best_path(), w.best_path()
+    assert (gb.words, gb.cost) == (wb.words, wb.cost)

@@ -16,6 +16,7 @@ from wfst import CapacityWarning, DecoderConfig, MemoryBudgetError, ScoresError
 from wfst.cuda_memory import check_allocation
 
 from .decoder_graphs import flat_scores, graph
+from .lattice_paths import assert_equivalent_lattices
 from .random_graph import random_graph, random_scores
 
 pytestmark = pytest.mark.usefixtures("cupy_module")
@@ -32,7 +33,7 @@ def _same_decodes(cpu, gpu, batch):
         results = gpu.decode(batch)
     for got, want in zip(results, cpu.decode(batch)):
         _same(got, want)
-        _same_lattice(got, want)
+        assert_equivalent_lattices(got.lattice, want.lattice)
 
 
 def _roomy(fst, max_active):
@@ -49,25 +50,6 @@ def _same(got, want):
     assert got.word_frames == want.word_frames
     assert got.reached_final == want.reached_final
     assert got.graph_cost == pytest.approx(want.graph_cost, abs=1e-4)
-
-
-def _same_lattice(got, want):
-    """Equivalent lattices: the same arcs as a multiset (labels, both costs, the
-    frames they join; token numbering may differ), final costs, and the best
-    path's words and cost."""
-    g, w = got.lattice, want.lattice
-    assert (g.num_states, g.num_arcs) == (w.num_states, w.num_arcs)
-
-    def arcs(lat):
-        columns = np.stack([lat.state_frame[lat.arc_src], lat.state_frame[lat.arc_dst], lat.arc_ilabel,
-                            lat.arc_olabel, lat.arc_graph_cost.view(np.int32), lat.arc_acoustic_cost.view(np.int32)])
-        return columns[:, np.lexsort(columns[::-1])]
-
-    assert np.array_equal(arcs(g), arcs(w))
-    assert np.array_equal(np.sort(g.final_graph_cost + g.final_acoustic_cost),
-                          np.sort(w.final_graph_cost + w.final_acoustic_cost))
-    gb, wb = g.best_path(), w.best_path()
-    assert (gb.words, gb.cost) == (wb.words, wb.cost)
 
 
 @pytest.mark.parametrize("block", range(10))
@@ -89,7 +71,7 @@ def test_lattices_equivalent_on_a_larger_graph():
     cpu, gpu = _pair(fst, config, lanes=4)
     for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
         _same(got, want)
-        _same_lattice(got, want)
+        assert_equivalent_lattices(got.lattice, want.lattice)
 
 
 def test_more_utterances_than_lanes_and_zero_frames():
@@ -251,5 +233,5 @@ def test_finishing_threads_change_nothing():
     assert many.threads == 4
     for got, want in zip(many.decode(batch), one):
         _same(got, want)
-        _same_lattice(got, want)
+        assert_equivalent_lattices(got.lattice, want.lattice)
     assert wfst.Decoder(fst, config, device="cuda", lanes=1).threads == min(8, available_cores())

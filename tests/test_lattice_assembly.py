@@ -1,13 +1,19 @@
 """Result.lattice is an assembled lattice.Lattice whose best path is the
 decoder's, on the oracle graphs (zero-cost epsilon cycles included) and the
-embedded example; misuse raises LatticeError."""
+embedded example; it does not depend on the order of a frame's tokens (the
+GPU's order is not the CPU's); misuse raises LatticeError."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 import wfst
-from lattice import LatticeError
+from lattice import Lattice, LatticeError
+from tests.lattice_paths import assert_equivalent_lattices
 from tests.random_graph import random_graph, random_scores
+from wfst.cpu_backend import CpuSearch
+from wfst.decoding_graph import DecodingGraph
 from wfst.example import load_example
 
 
@@ -38,6 +44,39 @@ def test_best_path_on_the_example():
     for result in wfst.Decoder(example.fst, config, device="cpu").decode(example.scores[:4]):
         _check(result, same_alignment=False)
         assert result.lattice.num_arcs > len(result.alignment)  # alternatives are kept
+
+
+def _frame0_reversed(seg):
+    """The same segments with frame 0's tokens in reverse order (the start token
+    last), links renumbered."""
+    n = int(seg.tok_start[1])
+    new = np.arange(seg.num_tokens)
+    new[:n] = new[:n][::-1]  # old token k is now new[k]
+    tok = np.empty_like(new)
+    tok[new] = np.arange(seg.num_tokens)
+    return dataclasses.replace(seg, tok_state=seg.tok_state[tok], tok_cost=seg.tok_cost[tok],
+                               tok_best=seg.tok_best[tok], link_src=new[seg.link_src].astype(np.int32),
+                               link_dst=new[seg.link_dst].astype(np.int32),
+                               best_token=int(new[seg.best_token]))
+
+
+def test_lattice_does_not_depend_on_where_the_start_token_is():
+    checked = 0
+    for seed in range(60):
+        fst = random_graph(seed)
+        config = wfst.DecoderConfig(beam=8.0, max_active=50, min_active=1, lattice_beam=4.0)
+        search = CpuSearch(DecodingGraph(fst), config)
+        search.accept(random_scores(seed, 1 + seed % 6))
+        search.finish()
+        seg = search.segments
+        if seg.best_token < 0 or seg.tok_start[1] < 2:
+            continue  # frame 0 holds the start token alone
+        want = Lattice.from_segments(seg, fst, lattice_beam=config.lattice_beam)
+        got = Lattice.from_segments(_frame0_reversed(seg), fst, lattice_beam=config.lattice_beam)
+        assert want.num_states > 0
+        assert_equivalent_lattices(got, want)
+        checked += 1
+    assert checked >= 20
 
 
 def test_misuse_raises_lattice_errors():
