@@ -49,4 +49,8 @@ step stream_latency_full 120 python3 -m bench.stream_latency --device cuda --lan
 # what the CPU emulator cannot see: out-of-bounds and misaligned device accesses, on two small cases
 step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider \
     -m gpu tests/test_cuda_decoder.py -k "embedded_example or larger_graph"
+# the host's lattice work per lane-frame against the CPU search per frame, on this machine's cores
+step lattice_host_full 90 python3 -m bench.lattice_host --graph "$WORKLOAD/graphs/full" \
+    --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 128 --threads 1 4 16 \
+    --out "$OUT/lattice_host_full_lm-medium.json"
 echo "== done $(date +%T)"

@@ -1,6 +1,7 @@
 """The benchmark harnesses' own logic (not their timings): the streaming
 benchmark's chunk schedule, its search for the most real-time streams and one
-short real trial, the lattice cost harness's sizes, and the GPU benchmarks
+short real trial, the lattice cost harness's sizes, the host lattice
+benchmark's replay (its Results checked against the CPU's), and the GPU benchmarks
 end to end on a few example utterances (on the CPU emulator of the kernels
 here, on the device in a GPU session), so a GPU session spends no time on
 harness bugs."""
@@ -39,6 +40,19 @@ def test_stream_plan_covers_utterances_in_chunks_at_real_time_pace(example):
         if chunk.last:
             clock += frames * shift
     assert chunks[-1].last and clock - 0.25 >= 12.0
+
+
+def test_lattice_host_replays_lanes_into_the_cpu_s_results(tmp_path):
+    from bench import lattice_host
+
+    out = tmp_path / "host.json"
+    assert lattice_host.main(["--utterances", "3", "--lanes", "4", "--rounds", "2", "--threads", "1", "3",
+                              "--beam", "10", "--max-active", "500", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert [r["threads"] for r in record["runs"]] == [1, 3]
+    frames = sum(int(record["frames_per_utterance"][(i + k * 4) % 3]) for i in range(4) for k in range(2))
+    assert all(r["lane_frames"] == frames and r["host_us_per_lane_frame"] > 0 for r in record["runs"])
+    assert record["tokens_per_frame"] > 1 and record["cpu_us_per_frame"] > 0
 
 
 @pytest.mark.parametrize("capacity", [0, 1, 5, 37, 300])

@@ -14,9 +14,11 @@ from wfst import DecoderConfig
 from wfst import cuda_layout as layout
 from wfst.cpu_backend import CpuSearch
 from wfst.cpu_search import BEAM_DELTA
+from bench.lattice_host import raw_frames
 from wfst.cuda_lattice import LatticeStore
 from wfst.decoding_graph import DecodingGraph
 
+from .lattice_paths import assert_equivalent_lattices
 from .random_graph import random_graph, random_scores
 
 
@@ -123,27 +125,6 @@ def test_pack_offsets():
 
 
 # ---------------------------------------------------------------- host lattice assembly
-def _raw_frames(graph, config, scores):
-    """The CPU search's frames before any lattice pruning: per frame (states,
-    costs, best as frame-local link, links as frame-local (src, dst, arc, ac), emitting count)."""
-    search = CpuSearch(graph, DecoderConfig(**{**config.__dict__, "prune_interval": 10**9}))
-    search.accept(scores)
-    a = search._arrays
-    frames = []
-    for f in range(search.num_frames + 1):
-        t0, t1 = a.tok_start[f], a.tok_start[f + 1]
-        l0, l1, e = a.link_start[f], a.link_start[f + 1], a.link_eps_start[f]
-        prev0 = a.tok_start[f - 1] if f > 0 else 0
-        best = a.tok_best[t0:t1].astype(np.int64)
-        best = np.where(best >= 0, best - l0, -1)
-        src = a.link_src[l0:l1].astype(np.int64)
-        src[: e - l0] -= prev0
-        src[e - l0:] -= t0
-        frames.append((a.tok_state[t0:t1].copy(), a.tok_cost[t0:t1].copy(), best, src,
-                       a.link_dst[l0:l1] - t0, a.link_arc[l0:l1].copy(), a.link_ac[l0:l1].copy(), int(e - l0)))
-    return frames
-
-
 def _shuffled(frames, rng):
     """The same frames with tokens and links in another order (as the GPU makes them)."""
     out = []
@@ -197,16 +178,15 @@ def test_host_lattice_from_reordered_frames_matches_the_cpu(seed):
     expected = CpuSearch(graph, config)
     expected.accept(scores)
     want = expected.finish()
-    store = LatticeStore(graph, config, channels=4)
-    _feed(store, 1, _shuffled(_raw_frames(graph, config, scores), np.random.default_rng(seed)))
+    store = LatticeStore(graph, config, channels=4, threads=1 + seed % 3)  # channel 1 in partition 1 of 2 or 3
+    _feed(store, 1, _shuffled(raw_frames(graph, config, scores), np.random.default_rng(seed)))
     got = store.finish(1)
     assert got.words == want.words
     assert got.cost == want.cost or (np.isinf(got.cost) and np.isinf(want.cost))
     assert np.array_equal(got.alignment, want.alignment)
     assert got.reached_final == want.reached_final
     assert got.word_frames == want.word_frames
-    a, b = got.lattice, want.lattice
-    assert type(a) is type(b)
+    assert_equivalent_lattices(got.lattice, want.lattice)
 
 
 def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
@@ -216,3 +196,24 @@ def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
     assert geometry(config, 256, 256, 40, 50, 132).X == config.arc_capacity
     with pytest.raises(wfst.ConfigError, match="2\\*\\*31"):
         geometry(config, 2**31 // config.arc_capacity + 1, 1, 40, 50, 132)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_host_lattices_of_later_utterances_in_reused_arrays_match_the_cpu(threads):
+    """A finished utterance's arrays go to a later one (``take`` hands them out),
+    with every counter and frame of the earlier one forgotten."""
+    fst = random_graph(3, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0, prune_interval=2)
+    store = LatticeStore(graph, config, channels=4, threads=threads)
+    for k, frames_n in enumerate([17, 5, 11, 2, 9]):  # a long one first: later ones reuse its bigger arrays
+        scores = random_scores(100 + k, frames_n)
+        expected = CpuSearch(graph, config)
+        expected.accept(scores)
+        want = expected.finish()
+        _feed(store, 1, raw_frames(graph, config, scores))
+        got = store.finish(1)
+        assert (got.words, got.cost, got.word_frames) == (want.words, want.cost, want.word_frames)
+        assert np.array_equal(got.alignment, want.alignment)
+        assert_equivalent_lattices(got.lattice, want.lattice)
+    assert len(store._spare) >= 1  # arrays were handed back for reuse

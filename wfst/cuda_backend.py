@@ -114,7 +114,7 @@ class CudaDecoder:
         self.copied = [None, None]
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0}
         self.channels = ChannelPool(g.channels)
-        self.lattices = LatticeStore(graph, config, g.channels)
+        self.lattices = LatticeStore(graph, config, g.channels, threads=threads)
         # finished offline utterances are pruned and turned into Results here while the GPU goes on
         self.finishing = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wfst-finish")
 

@@ -2,9 +2,10 @@
 own arrays and pruning: each frame copied back from the device is appended to
 its channel's :class:`wfst.cpu_search.SearchArrays` in a :class:`LatticeStore`
 (frame-local token and link indices made global; all lanes of a step in one
-numba call), interim lattice pruning runs every ``prune_interval`` frames and
-the final pruning at the end, both with :mod:`wfst.cpu_lattice_prune`'s numba
-code, so both backends' lattices follow one implementation.
+numba call per partition of the channels, the partitions in parallel),
+interim lattice pruning runs every ``prune_interval`` frames and the final
+pruning at the end, both with :mod:`wfst.cpu_lattice_prune`'s numba code, so
+both backends' lattices follow one implementation.
 
 A frame's packed data (see ``cuda_kernels/segments.cu``): for ``T`` tokens and
 ``K`` links of all lanes, int32 ``tok_state[T] tok_cost[T] tok_best[T]
@@ -15,6 +16,9 @@ links in the same frame; ``tok_best`` is a frame-local link index (-1: none).
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 from numba.typed import List
@@ -22,7 +26,7 @@ from numba.typed import List
 from . import cpu_search
 from .config import DecoderConfig
 from .cpu_backend import finished_result
-from .cpu_lattice_prune import FRAME, LAST_PRUNE, NUM_LINKS, NUM_TOKENS, prune_lattice
+from .cpu_lattice_prune import FRAME, NUM_LINKS, NUM_TOKENS, prune_lattice
 from .decoding_graph import DecodingGraph
 from .errors import GraphError
 from .result import Result
@@ -35,6 +39,7 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, latt
     same memory as float32) to the search arrays ``sa``; returns the new arrays."""
     counters = sa[13]
     if start:
+        counters[:] = 0  # the arrays may be an earlier utterance's
         f, nt, nl0 = 0, 0, 0
     else:
         f = counters[FRAME] + 1
@@ -73,8 +78,6 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, latt
     counters[FRAME] = f
     counters[NUM_TOKENS] = nt + n
     counters[NUM_LINKS] = nl0 + nl
-    if start:
-        counters[LAST_PRUNE] = 0
     toks = (tok_state, tok_cost, tok_extra, tok_best)
     links = (link_src, link_dst, link_arc, link_ac)
     if not start and f % prune_interval == 0:
@@ -85,14 +88,19 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, latt
 
 
 @numba.njit(cache=True, nogil=True)
-def append_step(store, channels, words, floats, T, K, to, n, lo, nl, ne, start, weight, lattice_beam,
+def append_step(store, part, parts, channels, words, floats, T, K, to, n, lo, nl, ne, start, weight, lattice_beam,
                 prune_interval):
-    """Append one step's frames, entry ``e`` to the arrays of channel
-    ``channels[e]`` in ``store`` (one call per step for every lane: no Python
-    work per lane)."""
+    """Append the frames of one step's entries whose channel is in partition
+    ``part`` of ``parts`` (channel ``c`` is entry ``c // parts`` of partition
+    ``c % parts``; ``store`` holds that partition's arrays): entry ``e`` to the
+    arrays of channel ``channels[e]``. One call per partition and step, no
+    Python work per lane."""
     for e in range(channels.shape[0]):
         c = channels[e]
-        store[c] = append_frame(store[c], words, floats, T, K, to[e], n[e], lo[e], nl[e], ne[e], start[e], weight,
+        if c % parts != part:
+            continue
+        i = c // parts
+        store[i] = append_frame(store[i], words, floats, T, K, to[e], n[e], lo[e], nl[e], ne[e], start[e], weight,
                                 lattice_beam, prune_interval)
 
 
@@ -105,41 +113,66 @@ def _empty_arrays() -> tuple:
 class LatticeStore:
     """The lattices so far of the utterances in the decoder's channels, on the
     host: channel ``c`` holds the search arrays (:class:`wfst.cpu_search.SearchArrays`)
-    of the utterance or stream searched on it; a numba typed list, so that a
-    step's frames for all lanes are appended in one call."""
+    of the utterance or stream searched on it.
 
-    def __init__(self, graph: DecodingGraph, config: DecoderConfig, channels: int):
+    ``threads``: the channels are split into that many partitions (numba typed
+    lists), whose frames of a step are appended in parallel (numba releases the
+    GIL): the host's lattice work grows with the tokens per frame like the
+    search, so it needs several cores to keep up with a GPU. Arrays of finished
+    utterances are reused by the next ones (regrowing them from small costs
+    page faults and copies every utterance)."""
+
+    def __init__(self, graph: DecodingGraph, config: DecoderConfig, channels: int, threads: int = 1):
         self.graph = graph
         self.config = config
         self._weight = np.ascontiguousarray(graph.fst.weight, dtype=np.float32)
         graph.host_layout()  # built here, before any finishing thread needs it
-        self._store = List([_empty_arrays() for _ in range(channels)])
+        parts = max(1, min(threads, channels))
+        self._parts = [List([_empty_arrays() for _ in range(k, channels, parts)]) for k in range(parts)]
+        self._pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="wfst-lattice") if parts > 1 else None
+        self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
 
     def append(self, channels, words, floats, T, K, to, n, lo, nl, ne, start) -> None:
         """Append a step's frames (int arrays, one entry per lane; ``start``
         bool: the entry starts its channel's utterance) from the packed buffer
         ``words`` (``floats``: the same memory as float32)."""
         i64 = np.int64
-        append_step(self._store, channels.astype(i64), words, floats, i64(T), i64(K), to.astype(i64),
-                    n.astype(i64), lo.astype(i64), nl.astype(i64), ne.astype(i64), start.astype(np.bool_),
-                    self._weight, np.float32(self.config.lattice_beam), i64(self.config.prune_interval))
+        args = (channels.astype(i64), words, floats, i64(T), i64(K), to.astype(i64), n.astype(i64),
+                lo.astype(i64), nl.astype(i64), ne.astype(i64), start.astype(np.bool_), self._weight,
+                np.float32(self.config.lattice_beam), i64(self.config.prune_interval))
+        parts = len(self._parts)
+        others = [self._pool.submit(append_step, self._parts[k], i64(k), i64(parts), *args) for k in range(1, parts)]
+        append_step(self._parts[0], i64(0), i64(parts), *args)
+        for done in others:
+            done.result()
+
+    def _slot(self, channel: int) -> tuple:
+        return self._parts[channel % len(self._parts)], channel // len(self._parts)
 
     def arrays(self, channel: int) -> cpu_search.SearchArrays:
         """Channel ``channel``'s arrays, read-only; valid until its next append."""
-        return cpu_search.SearchArrays(*self._store[channel])
+        part, i = self._slot(channel)
+        return cpu_search.SearchArrays(*part[i])
 
     def num_frames(self, channel: int) -> int:
-        return int(self._store[channel][13][FRAME])
+        part, i = self._slot(channel)
+        return int(part[i][13][FRAME])
 
     def clear(self, channel: int) -> None:
         """Let the channel's arrays go (a small empty set replaces them)."""
-        self._store[channel] = _empty_arrays()
+        part, i = self._slot(channel)
+        part[i] = _empty_arrays()
 
     def take(self, channel: int) -> cpu_search.SearchArrays:
         """The channel's arrays, which the channel gives up (for :meth:`finish_arrays`
-        on another thread while the channel takes its next utterance)."""
+        on another thread while the channel takes its next utterance, in the
+        arrays of an earlier finished one when there are some)."""
         arrays = self.arrays(channel)
-        self.clear(channel)
+        part, i = self._slot(channel)
+        try:
+            part[i] = self._spare.popleft()
+        except IndexError:
+            part[i] = _empty_arrays()
         return arrays
 
     def finish(self, channel: int) -> Result:
@@ -148,8 +181,11 @@ class LatticeStore:
 
     def finish_arrays(self, arrays: cpu_search.SearchArrays) -> Result:
         """The CPU's final pruning and best token, then the shared Result
-        (thread-safe: see :func:`wfst.cpu_backend.finished_result`)."""
-        return finished_result(arrays, self.graph, self.config)[0]
+        (thread-safe: see :func:`wfst.cpu_backend.finished_result`); the arrays
+        are kept for reuse."""
+        result = finished_result(arrays, self.graph, self.config)[0]
+        self._spare.append(tuple(arrays))
+        return result
 
 
 def negative_cycle_error(frame: int) -> GraphError:

@@ -36,9 +36,11 @@ class Decoder:
         to pdf); without it, input label ``i`` reads column ``i - 1``.
     threads: CPU backend: threads decoding a batch (one utterance per thread at
         a time; numba releases the GIL; default 1). CUDA backend: host threads
-        that prune finished utterances' lattices and make their Results while
-        the GPU searches on (default: the cores available, at most
-        ``DEFAULT_CUDA_THREADS``). More threads: more throughput on more cores.
+        that append each frame's lattice segments (split by channel) and as
+        many that prune finished utterances' lattices and make their Results
+        while the GPU searches on (default: the cores available, at most
+        ``DEFAULT_CUDA_THREADS``). More threads: more throughput on more cores;
+        this host work grows with the tokens per frame like the search does.
     lanes: CUDA only: utterances (or stream chunks) searched at once, one frame
         of each per launch sequence (default: as many as fit in 90% of the free
         device memory, at most 256).

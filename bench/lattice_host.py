@@ -1,0 +1,183 @@
+"""Host throughput of the CUDA backend's lattice assembly, measured without a
+GPU: every frame the device packs (tokens and links of all lanes) is appended
+to its channel's lattice on the host, pruned every ``prune_interval`` frames,
+and each finished utterance is pruned and made into a Result. That host work
+grows with the tokens per frame, as the search does, so it bounds how much
+faster than one CPU core the GPU backend can be, whatever the GPU.
+
+    python -m bench.lattice_host --graph DIR/graphs/small --data DIR/data/small/lm-medium.npz \\
+        --acoustic-scale 0.5 --lanes 64 --threads 1 2
+
+Our CPU backend first searches ``--utterances`` utterances (one core: its time
+per frame is the baseline) and keeps their raw frames; then ``--lanes`` lanes
+(lane ``i`` replays utterance ``i mod N``) are appended step by step in packed
+form, as the device sends them, and finished, for each ``--threads`` count.
+Reports host microseconds per lane-frame (append, and finish divided by the
+threads that run it) and the speedup over one CPU core that this host work
+allows at most (CPU search time per frame over host time per lane-frame). Writes
+``bench/results/lattice_host_<graph>_<set>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import wfst
+from bench.inputs import add_input_arguments, load_inputs
+from wfst.cpu_backend import CpuSearch
+from wfst.cuda_lattice import LatticeStore
+from wfst.decoding_graph import DecodingGraph
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def raw_frames(graph: DecodingGraph, config: wfst.DecoderConfig, scores: np.ndarray) -> list[tuple]:
+    """The CPU search's frames before any lattice pruning, as the device packs
+    them: per frame (states, costs, best incoming link (frame-local, -1: none),
+    links as frame-local (src, dst, arc, ac), number of emitting links);
+    emitting links' sources index the previous frame's tokens."""
+    search = CpuSearch(graph, wfst.DecoderConfig(**{**config.__dict__, "prune_interval": 10**9}))
+    search.accept(scores)
+    a = search._arrays
+    frames = []
+    for f in range(search.num_frames + 1):
+        t0, t1 = a.tok_start[f], a.tok_start[f + 1]
+        l0, l1, e = a.link_start[f], a.link_start[f + 1], a.link_eps_start[f]
+        prev0 = a.tok_start[f - 1] if f > 0 else 0
+        best = a.tok_best[t0:t1].astype(np.int64)
+        best = np.where(best >= 0, best - l0, -1)
+        src = a.link_src[l0:l1].astype(np.int64)
+        src[: e - l0] -= prev0
+        src[e - l0:] -= t0
+        frames.append((a.tok_state[t0:t1].copy(), a.tok_cost[t0:t1].copy(), best, src,
+                       a.link_dst[l0:l1] - t0, a.link_arc[l0:l1].copy(), a.link_ac[l0:l1].copy(), int(e - l0)))
+    return frames
+
+
+def packed_step(lane_frames: list[tuple]) -> tuple:
+    """One step's packed buffer for lanes ``0 .. len - 1`` (see
+    :mod:`wfst.cuda_lattice`) and the per-lane arguments of
+    :meth:`LatticeStore.append` after ``channels``: (words, floats, T, K, to,
+    n, lo, nl, ne)."""
+    n = np.array([f[0].size for f in lane_frames], np.int64)
+    nl = np.array([f[3].size for f in lane_frames], np.int64)
+    to, lo = np.cumsum(n) - n, np.cumsum(nl) - nl
+    columns = [np.concatenate([f[i].astype(np.float32 if i in (1, 6) else np.int32, copy=False).view(np.int32)
+                               for f in lane_frames]) for i in range(7)]
+    words = np.concatenate(columns)
+    return (words, words.view(np.float32), int(n.sum()), int(nl.sum()), to, n, lo, nl,
+            np.array([f[7] for f in lane_frames], np.int64))
+
+
+def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[list[tuple]], lanes: int,
+            threads: int, rounds: int) -> tuple[dict, list]:
+    """Lane ``i`` replays utterances ``i, i + lanes, ...`` (mod N), ``rounds``
+    of them back to back, a frame per step, as the CUDA backend does: each
+    step's frames are appended in one call (``threads`` partitions in
+    parallel), and each finished utterance is taken from its channel and
+    finished. Finishing runs here between the steps, timed apart (the backend
+    runs it on ``threads`` other threads, one utterance each: counted as
+    ``threads`` times faster), so that on a small machine neither stage's
+    time includes waiting for a core the other holds. Returns the timings and
+    every lane's Results (lane by lane)."""
+    store = LatticeStore(graph, config, lanes, threads=threads)
+    plans = [[(i + r * lanes) % len(utterances) for r in range(rounds)] for i in range(lanes)]
+    append_seconds, finish_seconds, lane_frames = 0.0, 0.0, 0
+    results = [[] for _ in range(lanes)]
+    at = np.zeros((lanes, 2), np.int64)  # (round, frame) of each lane
+    while True:
+        live = np.flatnonzero(at[:, 0] < rounds)
+        if live.size == 0:
+            break
+        frames = [utterances[plans[i][at[i, 0]]] for i in live]
+        packed = packed_step([u[at[i, 1]] for u, i in zip(frames, live)])
+        start = time.perf_counter()
+        store.append(live, *packed, at[live, 1] == 0)
+        append_seconds += time.perf_counter() - start
+        lane_frames += live.size
+        at[live, 1] += 1
+        for u, i in zip(frames, live):
+            if at[i, 1] == len(u):
+                start = time.perf_counter()
+                results[i].append(store.finish(int(i)))
+                finish_seconds += time.perf_counter() - start
+                at[i] = (at[i, 0] + 1, 0)
+    return ({"threads": threads, "lanes": lanes, "rounds": rounds, "lane_frames": lane_frames,
+             "append_seconds": append_seconds, "finish_seconds_one_thread": finish_seconds,
+             "append_us_per_lane_frame": append_seconds / lane_frames * 1e6,
+             "finish_us_per_lane_frame": finish_seconds / threads / lane_frames * 1e6,
+             "host_us_per_lane_frame": (append_seconds + finish_seconds / threads) / lane_frames * 1e6}, results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.lattice_host", description=__doc__.split("\n\n")[0])
+    add_input_arguments(parser)
+    parser.add_argument("--beam", type=float, default=15.0)
+    parser.add_argument("--max-active", type=int, default=10000)
+    parser.add_argument("--lattice-beam", type=float, default=8.0)
+    parser.add_argument("--utterances", type=int, default=8, help="distinct utterances (default 8)")
+    parser.add_argument("--lanes", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="utterances per lane, back to back (default 2)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    inputs = load_inputs(args)
+    config = wfst.DecoderConfig(beam=args.beam, max_active=args.max_active, lattice_beam=args.lattice_beam,
+                                acoustic_scale=inputs.acoustic_scale)
+    graph = DecodingGraph(inputs.fst)
+    rows = [np.ascontiguousarray(inputs.workload.utterance(i), dtype=np.float32)
+            for i in range(min(args.utterances, len(inputs.workload)))]
+    warm = CpuSearch(graph, config)  # compiles
+    warm.accept(rows[0][:2])
+    warm.finish()
+    start = time.perf_counter()
+    expected = []
+    for r in rows:
+        search = CpuSearch(graph, config)
+        search.accept(r)
+        expected.append(search.finish())
+    cpu_us_per_frame = (time.perf_counter() - start) / sum(r.shape[0] + 1 for r in rows) * 1e6
+    utterances = [raw_frames(graph, config, r) for r in rows]
+    measure(graph, config, utterances[:1], 2, 1, 1)  # compiles
+    tokens = np.mean([f[0].size for u in utterances for f in u])
+    links = np.mean([f[3].size for u in utterances for f in u])
+    print(f"{inputs.name}: {len(rows)} utterances, {tokens:.0f} tokens and {links:.0f} links per frame; "
+          f"CPU backend (one core) {cpu_us_per_frame:.1f} us per frame")
+    runs = []
+    for threads in args.threads:
+        run, results = measure(graph, config, utterances, args.lanes, threads, args.rounds)
+        got = [(r.words, r.cost) for lane in results for r in lane]
+        want = [(expected[(i + k * args.lanes) % len(rows)].words, expected[(i + k * args.lanes) % len(rows)].cost)
+                for i in range(args.lanes) for k in range(args.rounds)]
+        if got != want:
+            raise SystemExit("the host lattices gave other results than the CPU backend")
+        run["most_speedup_over_one_core"] = cpu_us_per_frame / run["host_us_per_lane_frame"]
+        runs.append(run)
+        print(f"threads {threads:3d}: append {run['append_us_per_lane_frame']:7.2f} + finish "
+              f"{run['finish_us_per_lane_frame']:7.2f} = {run['host_us_per_lane_frame']:7.2f} us per lane-frame: "
+              f"at most x{run['most_speedup_over_one_core']:.1f} over one core", flush=True)
+    record = {"command": "python -m bench.lattice_host " + " ".join(sys.argv[1:] if argv is None else argv),
+              "machine": {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0))},
+              "workload": inputs.name, "utterances": len(rows),
+              "config": {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
+                         "acoustic_scale": inputs.acoustic_scale, "prune_interval": config.prune_interval},
+              "frames_per_utterance": [len(u) for u in utterances], "tokens_per_frame": tokens,
+              "links_per_frame": links, "cpu_us_per_frame": cpu_us_per_frame,
+              "runs": runs}
+    out = args.out or RESULTS_DIR / f"lattice_host_{inputs.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
