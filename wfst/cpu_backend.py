@@ -77,7 +77,7 @@ def finished_result(arrays: cpu_search.SearchArrays, graph: DecodingGraph,
     """Final lattice pruning (with final costs) and the best token of a search's
     arrays, then its Result (shared by both backends; thread-safe once
     ``graph.host_layout()`` exists: mostly numba code that releases the GIL)."""
-    best, reached_final = cpu_search.finish_search(graph.host_layout()[2], graph.fst.final, config.use_final_probs,
+    best, reached_final = cpu_search.finish_search(graph.fst.final, config.use_final_probs,
                                                    np.float32(config.lattice_beam), arrays)
     segments = search_segments(arrays, int(best), bool(reached_final))
     return result_from_segments(segments, graph, config), segments

@@ -24,11 +24,12 @@ search adds its own after them, see :mod:`wfst.cpu_search`)."""
 
 
 @numba.njit(cache=True, nogil=True)
-def _prune_frame_links(f, has_emitting, weight, tok_cost, tok_extra, link_src, link_dst, link_arc, link_ac,
-                       tok_start, link_start, link_eps_start, new_extra, lattice_beam):
+def _prune_frame_links(f, has_emitting, tok_extra, link_src, link_dst, link_excess, tok_start, link_start,
+                       link_eps_start, new_extra, lattice_beam):
     """New extra costs of frame ``f``'s tokens (``new_extra`` holds their starting
     values) from its outgoing links, removing (``link_dst = -1``) links beyond the
-    beam. Returns whether any link was removed."""
+    beam. A link's extra cost is its destination's plus its own excess (see
+    :class:`wfst.cpu_search.SearchArrays`). Returns whether any link was removed."""
     first = tok_start[f]
     removed = False
     if has_emitting:
@@ -37,7 +38,7 @@ def _prune_frame_links(f, has_emitting, weight, tok_cost, tok_extra, link_src, l
             if v < 0:
                 continue
             u = link_src[l]
-            extra = tok_extra[v] + (((tok_cost[u] + link_ac[l]) + weight[link_arc[l]]) - tok_cost[v])
+            extra = tok_extra[v] + link_excess[l]
             if extra > lattice_beam:
                 link_dst[l] = -1
                 removed = True
@@ -52,27 +53,26 @@ def _prune_frame_links(f, has_emitting, weight, tok_cost, tok_extra, link_src, l
             if v < 0:
                 continue
             u = link_src[l]
-            extra = new_extra[v - first] + ((tok_cost[u] + weight[link_arc[l]]) - tok_cost[v])
+            extra = new_extra[v - first] + link_excess[l]
             if extra < new_extra[u - first]:
                 new_extra[u - first] = extra
                 changed = True
     for l in range(eps_first, eps_end):
         v = link_dst[l]
-        if v >= 0 and new_extra[v - first] + ((tok_cost[link_src[l]] + weight[link_arc[l]]) - tok_cost[v]) \
-                > lattice_beam:
+        if v >= 0 and new_extra[v - first] + link_excess[l] > lattice_beam:
             link_dst[l] = -1
             removed = True
     return removed
 
 
 @numba.njit(cache=True, nogil=True)
-def prune_lattice(weight, toks, links, tok_start, link_start, link_eps_start, counters, lattice_beam, delta,
+def prune_lattice(toks, links, tok_start, link_start, link_eps_start, counters, lattice_beam, delta,
                   frontier_extra, final):
     """Prune in place; ``frontier_extra`` (float32, one per frontier token) gives
     the frontier's extra costs. ``final``: also prune the frontier and visit
     every frame (``delta`` should then be 0)."""
-    tok_cost, tok_extra = toks[1], toks[2]
-    link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
+    tok_extra = toks[2]
+    link_src, link_dst, link_excess = links[0], links[1], links[4]
     frontier = counters[FRAME]
     last_pruned = counters[LAST_PRUNE]
     first = tok_start[frontier]
@@ -80,7 +80,7 @@ def prune_lattice(weight, toks, links, tok_start, link_start, link_eps_start, co
     lowest = frontier
     if final:
         new_extra = frontier_extra.copy()
-        _prune_frame_links(frontier, False, weight, tok_cost, tok_extra, link_src, link_dst, link_arc, link_ac,
+        _prune_frame_links(frontier, False, tok_extra, link_src, link_dst, link_excess,
                            tok_start, link_start, link_eps_start, new_extra, lattice_beam)
         for i in range(n_front):
             tok_extra[first + i] = new_extra[i] if new_extra[i] <= lattice_beam else INF
@@ -93,7 +93,7 @@ def prune_lattice(weight, toks, links, tok_start, link_start, link_eps_start, co
         first = tok_start[f]
         n = tok_start[f + 1] - first
         new_extra = np.full(n, INF, np.float32)
-        _prune_frame_links(f, True, weight, tok_cost, tok_extra, link_src, link_dst, link_arc, link_ac,
+        _prune_frame_links(f, True, tok_extra, link_src, link_dst, link_excess,
                            tok_start, link_start, link_eps_start, new_extra, lattice_beam)
         changed = False
         for i in range(n):
@@ -113,7 +113,7 @@ def _compact(toks, links, tok_start, link_start, link_eps_start, counters, lowes
     """Drop tokens with infinite extra cost and removed links from frame
     ``lowest`` on, renumbering what is left (earlier frames do not move)."""
     tok_state, tok_cost, tok_extra, tok_best = toks[0], toks[1], toks[2], toks[3]
-    link_src, link_dst, link_arc, link_ac = links[0], links[1], links[2], links[3]
+    link_src, link_dst, link_arc, link_ac, link_excess = links[0], links[1], links[2], links[3], links[4]
     frontier = counters[FRAME]
     tok_base = tok_start[lowest]
     link_base = link_start[lowest]
@@ -156,6 +156,7 @@ def _compact(toks, links, tok_start, link_start, link_eps_start, counters, lowes
             link_dst[nl] = tok_new[v - tok_base]
             link_arc[nl] = link_arc[l]
             link_ac[nl] = link_ac[l]
+            link_excess[nl] = link_excess[l]
             nl += 1
         if eps_begin == end:
             link_eps_start[f] = nl

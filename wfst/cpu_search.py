@@ -66,8 +66,11 @@ class SearchArrays(NamedTuple):
     cost so far), ``tok_extra`` float32 (lattice pruning's extra cost),
     ``tok_best`` int32 (index of the token's best incoming link, -1 for the start
     token). Links (global index ``l``): ``link_src``, ``link_dst`` (token indices),
-    ``link_arc`` (graph arc index) int32 and ``link_ac`` float32 (acoustic cost,
-    0 for epsilon arcs). Frames: ``tok_start[f]`` / ``link_start[f]`` (int64) are
+    ``link_arc`` (graph arc index) int32, ``link_ac`` float32 (acoustic cost,
+    0 for epsilon arcs) and ``link_excess`` float32 (``(cost[src] + ac +
+    weight[arc]) - cost[dst]`` in float32, set once the frame is closed: 0 for
+    links achieving their token's cost; lattice pruning reads it instead of the
+    graph's weights at random). Frames: ``tok_start[f]`` / ``link_start[f]`` (int64) are
     the first token / link of frame ``f``; ``link_eps_start[f]`` the first of its
     epsilon links (its emitting links come first). ``state_hash`` (int32, 2 x
     a power of two: graph states and their tokens in the frame being built, open
@@ -85,6 +88,7 @@ class SearchArrays(NamedTuple):
     link_dst: np.ndarray
     link_arc: np.ndarray
     link_ac: np.ndarray
+    link_excess: np.ndarray
     tok_start: np.ndarray
     link_start: np.ndarray
     link_eps_start: np.ndarray
@@ -113,6 +117,7 @@ def new_search_arrays(frames: int = 256, tokens: int = 4096, links: int = 16384,
         tok_extra=np.empty(tokens, np.float32), tok_best=np.empty(tokens, np.int32),
         link_src=np.empty(links, np.int32), link_dst=np.empty(links, np.int32),
         link_arc=np.empty(links, np.int32), link_ac=np.empty(links, np.float32),
+        link_excess=np.empty(links, np.float32),
         tok_start=np.zeros(frames + 2, np.int64), link_start=np.zeros(frames + 2, np.int64),
         link_eps_start=np.zeros(frames + 2, np.int64),
         state_hash=np.full((2, hash_slots), -1, np.int32),
@@ -183,7 +188,8 @@ def _grown_tokens(toks, need):
 @numba.njit(cache=True, nogil=True)
 def _grown_links(links, need):
     """The four link arrays with room for ``need`` links."""
-    return (_grown(links[0], need), _grown(links[1], need), _grown(links[2], need), _grown(links[3], need))
+    return (_grown(links[0], need), _grown(links[1], need), _grown(links[2], need), _grown(links[3], need),
+            _grown(links[4], need))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -386,7 +392,7 @@ def _relax_epsilon(state_arcs, arc_int, arc_float, tok_state, tok_cost, tok_extr
 
 
 @numba.njit(cache=True, nogil=True)
-def _epsilon_links(arc_int, arc_float, tok_cost, link_src, link_dst, link_arc, link_ac, table, scratch,
+def _epsilon_links(arc_int, arc_float, tok_cost, link_src, link_dst, link_arc, link_ac, link_excess, table, scratch,
                    first_tok, i, n_frame, eps_start, nl, cutoff):
     """Step 3, end: a link for each epsilon arc from a token below ``cutoff``
     whose result is below it, grouped by source token (the EPS_BEGIN/EPS_END
@@ -402,11 +408,14 @@ def _epsilon_links(arc_int, arc_float, tok_cost, link_src, link_dst, link_arc, l
         scratch[EPS_BEGIN, i] = nl - eps_start
         if cu < cutoff:
             for a in range(a0, a1):
-                if cu + arc_float[a, 2] < cutoff:
+                c = cu + arc_float[a, 2]
+                if c < cutoff:
+                    v = values[_slot(keys, arc_int[a, 0])]
                     link_src[nl] = u
-                    link_dst[nl] = values[_slot(keys, arc_int[a, 0])]
+                    link_dst[nl] = v
                     link_arc[nl] = a
                     link_ac[nl] = 0.0
+                    link_excess[nl] = c - tok_cost[v]
                     nl += 1
         scratch[EPS_END, i] = nl - eps_start
         i += 1
@@ -414,17 +423,20 @@ def _epsilon_links(arc_int, arc_float, tok_cost, link_src, link_dst, link_arc, l
 
 
 @numba.njit(cache=True, nogil=True)
-def _best_links(arc_float, tok_cost, tok_best, link_src, link_dst, link_arc, link_ac, scratch,
+def _best_links(arc_float, tok_cost, tok_best, link_src, link_dst, link_arc, link_ac, link_excess, scratch,
                 first_tok, n_frame, first_link, eps_start, is_start_frame):
-    """Step 4: each token's best incoming link by breadth-first search over the
-    links achieving their token's cost. Returns the status."""
+    """Step 4: the emitting links' excess costs, then each token's best
+    incoming link by breadth-first search over the links achieving their
+    token's cost (excess 0). Returns the status."""
     hops, queue = scratch[HOPS], scratch[QUEUE]
     for i in range(n_frame):
         hops[i] = NO_HOPS
     size = 0
     for l in range(first_link, eps_start):
         v = link_dst[l]
-        if (tok_cost[link_src[l]] + link_ac[l]) + arc_float[link_arc[l], 2] == tok_cost[v]:
+        excess = ((tok_cost[link_src[l]] + link_ac[l]) + arc_float[link_arc[l], 2]) - tok_cost[v]
+        link_excess[l] = excess
+        if excess == 0.0:
             j = v - first_tok
             if hops[j] != 0:
                 hops[j] = 0
@@ -446,7 +458,7 @@ def _best_links(arc_float, tok_cost, tok_best, link_src, link_dst, link_arc, lin
             l = eps_start + k
             v = link_dst[l]
             j = v - first_tok
-            if tok_cost[u] + arc_float[link_arc[l], 2] != tok_cost[v]:
+            if link_excess[l] != 0.0:
                 continue
             if hops[j] == NO_HOPS:
                 hops[j] = hops[i] + 1
@@ -495,13 +507,13 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
     if status == STATUS_OK:
         i = 0
         while True:
-            i, nl = _epsilon_links(arc_int, arc_float, toks[1], links[0], links[1], links[2], links[3], table, scratch,
-                                   first_tok, i, n_frame, eps_start, nl, cutoff)
+            i, nl = _epsilon_links(arc_int, arc_float, toks[1], links[0], links[1], links[2], links[3], links[4], table,
+                                   scratch, first_tok, i, n_frame, eps_start, nl, cutoff)
             if i == n_frame:
                 break
             toks, links, table, scratch = _with_room(toks, links, table, scratch, first_tok, nt, nl, 0,
                                                      scratch[ARCS_N1, i] - scratch[ARCS_N0, i], 0, 0)
-        status = _best_links(arc_float, toks[1], toks[3], links[0], links[1], links[2], links[3], scratch,
+        status = _best_links(arc_float, toks[1], toks[3], links[0], links[1], links[2], links[3], links[4], scratch,
                              first_tok, n_frame, first_link, eps_start, is_start_frame)
     for i in range(n_frame):
         table[0, scratch[SLOT, i]] = -1
@@ -513,13 +525,13 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
 @numba.njit(cache=True, nogil=True)
 def start_search(state_arcs, arc_int, arc_float, start, beam, sa):
     """Frame 0: the start token and its epsilon closure (cutoff ``beam``)."""
-    counters = sa[13]
-    toks, links, table, scratch = _with_room((sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7]), sa[11],
-                                             sa[12], 0, 0, 0, 1, 0, 0, 0)
+    counters = sa[14]
+    toks, links, table, scratch = _with_room((sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7], sa[8]),
+                                             sa[12], sa[13], 0, 0, 0, 1, 0, 0, 0)
     _, nt = _find_or_add(table, toks[0], toks[1], toks[2], toks[3], scratch[SLOT], start, np.float32(0.0), 0, 0)
     toks, links, table, scratch, nt, nl, eps_start, status = _close_frame(
         state_arcs, arc_int, arc_float, toks, links, table, scratch, 0, 0, nt, 0, np.float32(beam), True)
-    tok_start, link_start, link_eps_start = sa[8], sa[9], sa[10]
+    tok_start, link_start, link_eps_start = sa[9], sa[10], sa[11]
     tok_start[0] = 0
     tok_start[1] = nt
     link_start[0] = 0
@@ -530,7 +542,7 @@ def start_search(state_arcs, arc_int, arc_float, start, beam, sa):
     counters[NUM_LINKS] = nl
     counters[LAST_PRUNE] = 0
     counters[STATUS] = status
-    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3],
+    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3], links[4],
             tok_start, link_start, link_eps_start, table, scratch, counters)
 
 
@@ -540,9 +552,9 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
     """Run every row of ``scores`` (float32, frames x columns) and return the new
     search arrays. Stops early, with ``counters[STATUS] != 0``, on error."""
     toks = (sa[0], sa[1], sa[2], sa[3])
-    links = (sa[4], sa[5], sa[6], sa[7])
-    tok_start, link_start, link_eps_start = sa[8], sa[9], sa[10]
-    table, scratch, counters = sa[11], sa[12], sa[13]
+    links = (sa[4], sa[5], sa[6], sa[7], sa[8])
+    tok_start, link_start, link_eps_start = sa[9], sa[10], sa[11]
+    table, scratch, counters = sa[12], sa[13], sa[14]
     ac_of_ilabel = np.empty(column_of_ilabel.shape[0], np.float32)
     scale = np.float32(acoustic_scale)
     for r in range(scores.shape[0]):
@@ -592,10 +604,10 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
             break
         # 5. interim lattice pruning
         if f % prune_interval == 0:
-            prune_lattice(arc_float[:, 2], toks, links, tok_start, link_start, link_eps_start, counters,
+            prune_lattice(toks, links, tok_start, link_start, link_eps_start, counters,
                           np.float32(lattice_beam), PRUNE_SCALE * np.float32(lattice_beam),
                           np.zeros(nt - tok_start[f], np.float32), False)
-    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3],
+    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3], links[4],
             tok_start, link_start, link_eps_start, table, scratch, counters)
 
 
@@ -613,14 +625,14 @@ def _best_frontier_token(tok_state, tok_cost, first, end, final, with_final):
 
 
 @numba.njit(cache=True, nogil=True)
-def finish_search(arc_float, final, use_final_probs, lattice_beam, sa):
+def finish_search(final, use_final_probs, lattice_beam, sa):
     """Final lattice pruning with final costs, then the best frontier token.
 
     Final costs count when ``use_final_probs`` and some frontier token is in a
     final state (``reached_final``). Returns (best token or -1, reached_final).
     """
     tok_state, tok_cost = sa[0], sa[1]
-    tok_start, counters = sa[8], sa[13]
+    tok_start, counters = sa[9], sa[14]
     frontier = counters[FRAME]
     first, end = tok_start[frontier], tok_start[frontier + 1]
     reached_final = False
@@ -635,7 +647,7 @@ def finish_search(arc_float, final, use_final_probs, lattice_beam, sa):
         for k in range(first, end):
             total = tok_cost[k] + final[tok_state[k]] if with_final else tok_cost[k]
             extra[k - first] = total - best_total
-    prune_lattice(arc_float[:, 2], (sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7]), tok_start, sa[9], sa[10],
+    prune_lattice((sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7], sa[8]), tok_start, sa[10], sa[11],
                   counters, np.float32(lattice_beam), np.float32(0.0), extra, True)
     first, end = tok_start[frontier], tok_start[frontier + 1]
     return _best_frontier_token(tok_state, tok_cost, first, end, final, with_final), reached_final

@@ -36,8 +36,9 @@ from .result import Result
 def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, lattice_beam, prune_interval):
     """Append one lane's frame (``n`` tokens at ``to``, ``nl`` links at ``lo``, the
     first ``ne`` emitting) from a packed buffer (``words`` int32, ``floats`` the
-    same memory as float32) to the search arrays ``sa``; returns the new arrays."""
-    counters = sa[13]
+    same memory as float32) to the search arrays ``sa``, with each link's excess
+    cost (``weight``: the graph's arc weights); returns the new arrays."""
+    counters = sa[14]
     if start:
         counters[:] = 0  # the arrays may be an earlier utterance's
         f, nt, nl0 = 0, 0, 0
@@ -53,23 +54,32 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, latt
     link_dst = cpu_search._grown(sa[5], nl0 + nl)
     link_arc = cpu_search._grown(sa[6], nl0 + nl)
     link_ac = cpu_search._grown(sa[7], nl0 + nl)
-    tok_start = cpu_search._grown(sa[8], f + 3)
-    link_start = cpu_search._grown(sa[9], f + 3)
-    link_eps_start = cpu_search._grown(sa[10], f + 3)
+    link_excess = cpu_search._grown(sa[8], nl0 + nl)
+    tok_start = cpu_search._grown(sa[9], f + 3)
+    link_start = cpu_search._grown(sa[10], f + 3)
+    link_eps_start = cpu_search._grown(sa[11], f + 3)
     for i in range(n):
         tok_state[nt + i] = words[to + i]
         tok_cost[nt + i] = floats[T + to + i]
         tok_extra[nt + i] = 0.0
         b = words[2 * T + to + i]
         tok_best[nt + i] = nl0 + b if b >= 0 else -1
-    prev_first = 0 if start else tok_start[f - 1]
     base = 3 * T
+    emitting = 0 if start else ne
+    prev_first = 0 if start else tok_start[f - 1]
+    for j in range(emitting):  # sources in the previous frame
+        link_src[nl0 + j] = prev_first + words[base + lo + j]
+    for j in range(emitting, nl):  # epsilon links: sources in this frame
+        link_src[nl0 + j] = nt + words[base + lo + j]
     for j in range(nl):
-        src = words[base + lo + j]
-        link_src[nl0 + j] = prev_first + src if j < ne and not start else nt + src
-        link_dst[nl0 + j] = nt + words[base + K + lo + j]
-        link_arc[nl0 + j] = words[base + 2 * K + lo + j]
-        link_ac[nl0 + j] = floats[base + 3 * K + lo + j]
+        l = nl0 + j
+        v = nt + words[base + K + lo + j]
+        a = words[base + 2 * K + lo + j]
+        ac = floats[base + 3 * K + lo + j]
+        link_dst[l] = v
+        link_arc[l] = a
+        link_ac[l] = ac
+        link_excess[l] = ((tok_cost[link_src[l]] + ac) + weight[a]) - tok_cost[v]
     tok_start[f] = nt
     tok_start[f + 1] = nt + n
     link_start[f] = nl0
@@ -79,12 +89,12 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, latt
     counters[NUM_TOKENS] = nt + n
     counters[NUM_LINKS] = nl0 + nl
     toks = (tok_state, tok_cost, tok_extra, tok_best)
-    links = (link_src, link_dst, link_arc, link_ac)
+    links = (link_src, link_dst, link_arc, link_ac, link_excess)
     if not start and f % prune_interval == 0:
-        prune_lattice(weight, toks, links, tok_start, link_start, link_eps_start, counters, lattice_beam,
+        prune_lattice(toks, links, tok_start, link_start, link_eps_start, counters, lattice_beam,
                       cpu_search.PRUNE_SCALE * lattice_beam, np.zeros(nt + n - tok_start[f], np.float32), False)
-    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3], tok_start, link_start,
-            link_eps_start, sa[11], sa[12], counters)
+    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3], links[4], tok_start,
+            link_start, link_eps_start, sa[12], sa[13], counters)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -156,7 +166,7 @@ class LatticeStore:
 
     def num_frames(self, channel: int) -> int:
         part, i = self._slot(channel)
-        return int(part[i][13][FRAME])
+        return int(part[i][14][FRAME])
 
     def clear(self, channel: int) -> None:
         """Let the channel's arrays go (a small empty set replaces them)."""
