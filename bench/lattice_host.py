@@ -42,7 +42,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 def raw_frames(graph: DecodingGraph, config: wfst.DecoderConfig, scores: np.ndarray) -> list[tuple]:
     """The CPU search's frames before any lattice pruning, as the device packs
     them: per frame (states, costs, best incoming link (frame-local, -1: none),
-    links as frame-local (src, dst, arc, ac), number of emitting links);
+    links as frame-local (src, dst, arc, ac, excess), number of emitting links);
     emitting links' sources index the previous frame's tokens."""
     search = CpuSearch(graph, wfst.DecoderConfig(**{**config.__dict__, "prune_interval": 10**9}))
     search.accept(scores)
@@ -58,7 +58,8 @@ def raw_frames(graph: DecodingGraph, config: wfst.DecoderConfig, scores: np.ndar
         src[: e - l0] -= prev0
         src[e - l0:] -= t0
         frames.append((a.tok_state[t0:t1].copy(), a.tok_cost[t0:t1].copy(), best, src,
-                       a.link_dst[l0:l1] - t0, a.link_arc[l0:l1].copy(), a.link_ac[l0:l1].copy(), int(e - l0)))
+                       a.link_dst[l0:l1] - t0, a.link_arc[l0:l1].copy(), a.link_ac[l0:l1].copy(),
+                       a.link_excess[l0:l1].copy(), int(e - l0)))
     return frames
 
 
@@ -70,11 +71,11 @@ def packed_step(lane_frames: list[tuple]) -> tuple:
     n = np.array([f[0].size for f in lane_frames], np.int64)
     nl = np.array([f[3].size for f in lane_frames], np.int64)
     to, lo = np.cumsum(n) - n, np.cumsum(nl) - nl
-    columns = [np.concatenate([f[i].astype(np.float32 if i in (1, 6) else np.int32, copy=False).view(np.int32)
-                               for f in lane_frames]) for i in range(7)]
+    columns = [np.concatenate([f[i].astype(np.float32 if i in (1, 6, 7) else np.int32, copy=False).view(np.int32)
+                               for f in lane_frames]) for i in range(8)]
     words = np.concatenate(columns)
     return (words, words.view(np.float32), int(n.sum()), int(nl.sum()), to, n, lo, nl,
-            np.array([f[7] for f in lane_frames], np.int64))
+            np.array([f[8] for f in lane_frames], np.int64))
 
 
 def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[list[tuple]], lanes: int,

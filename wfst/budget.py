@@ -20,15 +20,15 @@ graph with fewer than 65,537 score columns, i.e. all of them in practice
 
 Per lane (working memory of one batch slot, reset each frame)::
 
-    lane = 56 Q + 48 X + 16 H + 4 P F + 328
+    lane = 56 Q + 56 X + 16 H + 4 P F + 328
 
 (token queue: hash slot, state, cost, best link, BFS hops and best arc, 6 x 4
 bytes, plus the 64-bit prefix sum of the expanded tokens' out-degrees, 8 (Q + 1);
 link queue: source, destination, arc, acoustic cost, 4 x 4; hash map slot:
 state, cost key, dirty flag, token, 4 x 4; score staging for host input,
 float32 P x F; 256 bytes of counters and 64 of parameters; the lattice
-segments packed for the copy to the host, 12 bytes per token and 16 per link,
-double-buffered: 2 (12 Q + 16 X).)
+segments packed for the copy to the host, 12 bytes per token and 20 per link,
+double-buffered: 2 (12 Q + 20 X).)
 
 Per channel (an utterance's saved frontier between frames and chunks)::
 
@@ -36,7 +36,7 @@ Per channel (an utterance's saved frontier between frames and chunks)::
 
 Pinned host memory (lattice segments double-buffered, score staging, counters)::
 
-    pinned = L (24 Q + 32 X + 4 P F + 256)
+    pinned = L (24 Q + 40 X + 4 P F + 256)
 
 Total device memory: ``fst + L * lane + C * channel``.
 """
@@ -61,7 +61,7 @@ ARC_QUEUE_BYTES = 16
 HASH_SLOT_BYTES = 16
 CHANNEL_TOKEN_BYTES = 8
 SEGMENT_TOKEN_BYTES = 12
-SEGMENT_LINK_BYTES = 16
+SEGMENT_LINK_BYTES = 20
 DEFAULT_CHUNK_FRAMES = 64
 
 

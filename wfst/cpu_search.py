@@ -187,7 +187,7 @@ def _grown_tokens(toks, need):
 
 @numba.njit(cache=True, nogil=True)
 def _grown_links(links, need):
-    """The four link arrays with room for ``need`` links."""
+    """The link arrays with room for ``need`` links."""
     return (_grown(links[0], need), _grown(links[1], need), _grown(links[2], need), _grown(links[3], need),
             _grown(links[4], need))
 

@@ -351,7 +351,7 @@ class CudaDecoder:
             packed = self.compute.record()
             K.save_frontier(d, g)
             K.reset_lanes(d, g)
-        words = 3 * T + 4 * Kn
+        words = 3 * T + 5 * Kn  # see cuda_kernels/segments.cu
         with self.copy:
             self.copy.wait_event(packed)
             if words:

@@ -93,7 +93,7 @@ def pack_segments(d, g, out):
     _k("pack_segments", "segments.cu")(
         (g.blocks_per_lane, g.lanes), (layout.SEGMENT_THREADS,),
         (d.params, d.counters, d.totals, i32(g.Q), i32(g.X), d.tok_state, d.tok_cost, d.tok_best, d.link_src,
-         d.link_dst, d.link_arc, d.link_ac, out))
+         d.link_dst, d.link_arc, d.link_ac, d.ch_cost, d.weight, out))
 
 
 def save_frontier(d, g):

@@ -9,7 +9,8 @@ both backends' lattices follow one implementation.
 
 A frame's packed data (see ``cuda_kernels/segments.cu``): for ``T`` tokens and
 ``K`` links of all lanes, int32 ``tok_state[T] tok_cost[T] tok_best[T]
-link_src[K] link_dst[K] link_arc[K] link_ac[K]`` (floats as bits). Emitting
+link_src[K] link_dst[K] link_arc[K] link_ac[K] link_excess[K]`` (floats as
+bits; the excess as :class:`wfst.cpu_search.SearchArrays` defines it). Emitting
 links (the first ``ne`` of a lane's) have sources in the previous frame, epsilon
 links in the same frame; ``tok_best`` is a frame-local link index (-1: none).
 """
@@ -17,7 +18,7 @@ links in the same frame; ``tok_best`` is a frame-local link index (-1: none).
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 import numpy as np
@@ -33,11 +34,10 @@ from .result import Result
 
 
 @numba.njit(cache=True, nogil=True)
-def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, lattice_beam, prune_interval):
+def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam, prune_interval):
     """Append one lane's frame (``n`` tokens at ``to``, ``nl`` links at ``lo``, the
     first ``ne`` emitting) from a packed buffer (``words`` int32, ``floats`` the
-    same memory as float32) to the search arrays ``sa``, with each link's excess
-    cost (``weight``: the graph's arc weights); returns the new arrays."""
+    same memory as float32) to the search arrays ``sa``; returns the new arrays."""
     counters = sa[14]
     if start:
         counters[:] = 0  # the arrays may be an earlier utterance's
@@ -72,14 +72,10 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, latt
     for j in range(emitting, nl):  # epsilon links: sources in this frame
         link_src[nl0 + j] = nt + words[base + lo + j]
     for j in range(nl):
-        l = nl0 + j
-        v = nt + words[base + K + lo + j]
-        a = words[base + 2 * K + lo + j]
-        ac = floats[base + 3 * K + lo + j]
-        link_dst[l] = v
-        link_arc[l] = a
-        link_ac[l] = ac
-        link_excess[l] = ((tok_cost[link_src[l]] + ac) + weight[a]) - tok_cost[v]
+        link_dst[nl0 + j] = nt + words[base + K + lo + j]
+        link_arc[nl0 + j] = words[base + 2 * K + lo + j]
+        link_ac[nl0 + j] = floats[base + 3 * K + lo + j]
+        link_excess[nl0 + j] = floats[base + 4 * K + lo + j]
     tok_start[f] = nt
     tok_start[f + 1] = nt + n
     link_start[f] = nl0
@@ -98,7 +94,7 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, weight, latt
 
 
 @numba.njit(cache=True, nogil=True)
-def append_step(store, part, parts, channels, words, floats, T, K, to, n, lo, nl, ne, start, weight, lattice_beam,
+def append_step(store, part, parts, channels, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam,
                 prune_interval):
     """Append the frames of one step's entries whose channel is in partition
     ``part`` of ``parts`` (channel ``c`` is entry ``c // parts`` of partition
@@ -110,7 +106,7 @@ def append_step(store, part, parts, channels, words, floats, T, K, to, n, lo, nl
         if c % parts != part:
             continue
         i = c // parts
-        store[i] = append_frame(store[i], words, floats, T, K, to[e], n[e], lo[e], nl[e], ne[e], start[e], weight,
+        store[i] = append_frame(store[i], words, floats, T, K, to[e], n[e], lo[e], nl[e], ne[e], start[e],
                                 lattice_beam, prune_interval)
 
 
@@ -135,7 +131,6 @@ class LatticeStore:
     def __init__(self, graph: DecodingGraph, config: DecoderConfig, channels: int, threads: int = 1):
         self.graph = graph
         self.config = config
-        self._weight = np.ascontiguousarray(graph.fst.weight, dtype=np.float32)
         graph.host_layout()  # built here, before any finishing thread needs it
         parts = max(1, min(threads, channels))
         self._parts = [List([_empty_arrays() for _ in range(k, channels, parts)]) for k in range(parts)]
@@ -148,11 +143,14 @@ class LatticeStore:
         ``words`` (``floats``: the same memory as float32)."""
         i64 = np.int64
         args = (channels.astype(i64), words, floats, i64(T), i64(K), to.astype(i64), n.astype(i64),
-                lo.astype(i64), nl.astype(i64), ne.astype(i64), start.astype(np.bool_), self._weight,
+                lo.astype(i64), nl.astype(i64), ne.astype(i64), start.astype(np.bool_),
                 np.float32(self.config.lattice_beam), i64(self.config.prune_interval))
         parts = len(self._parts)
         others = [self._pool.submit(append_step, self._parts[k], i64(k), i64(parts), *args) for k in range(1, parts)]
-        append_step(self._parts[0], i64(0), i64(parts), *args)
+        try:
+            append_step(self._parts[0], i64(0), i64(parts), *args)
+        finally:  # no partition is still appending when this returns or raises
+            wait(others)
         for done in others:
             done.result()
 

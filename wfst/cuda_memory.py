@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cuda_layout as layout
-from .budget import MemoryBudget, hash_slots, score_column_bytes
+from .budget import (SEGMENT_LINK_BYTES, SEGMENT_TOKEN_BYTES, MemoryBudget, hash_slots,
+                     score_column_bytes)
 from .config import DecoderConfig
 from .decoding_graph import DecodingGraph
 from .errors import ConfigError
@@ -84,7 +85,7 @@ class DeviceArrays:
         self.staging = a(cupy, (L, g.F, max(g.P, 1)), np.float32, 0)
         self.counters = a(cupy, (L, layout.LANE_COUNTERS), np.int32, 0)
         self.params = a(cupy, (L, layout.LANE_PARAMS), np.int64, 0)
-        segment_words = L * (3 * Q + 4 * X)
+        segment_words = L * (SEGMENT_TOKEN_BYTES * Q + SEGMENT_LINK_BYTES * X) // 4
         self.packed = [a(cupy, (segment_words,), np.int32, None) for _ in range(2)]
         self.totals = cupy.zeros(2, np.int64)  # 16 bytes, not in the budget
         # channels
