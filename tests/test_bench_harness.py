@@ -51,7 +51,8 @@ def test_lattice_host_replays_lanes_into_the_cpu_s_results(tmp_path):
     record = json.loads(out.read_text())
     assert [r["threads"] for r in record["runs"]] == [1, 3]
     frames = sum(int(record["frames_per_utterance"][(i + k * 4) % 3]) for i in range(4) for k in range(2))
-    assert all(r["lane_frames"] == frames and r["host_us_per_lane_frame"] > 0 for r in record["runs"])
+    assert all(r["lane_frames"] == frames and r["host_us_per_lane_frame"] > 0 and r["most_speedup_per_host_core"] > 0
+               for r in record["runs"])
     assert record["tokens_per_frame"] > 1 and record["cpu_us_per_frame"] > 0
 
 
