@@ -14,7 +14,7 @@ from wfst import DecoderConfig
 from wfst import cuda_layout as layout
 from wfst.cpu_backend import CpuSearch
 from wfst.cpu_search import BEAM_DELTA
-from bench.lattice_host import raw_frames
+from bench.lattice_host import packed_step, raw_frames
 from wfst.cuda_lattice import LatticeStore
 from wfst.decoding_graph import DecodingGraph
 
@@ -148,24 +148,21 @@ def _shuffled(frames, rng):
     return out
 
 
+_JUNK = (np.array([-7]), np.array([-7.0], np.float32), np.array([-7]), np.array([-7]), np.array([-7]),
+         np.array([-7]), np.array([-7.0], np.float32), np.array([-7.0], np.float32), 0)
+"""A packed frame of one token and one link, all -7."""
+
+
 def _feed(store, channel, frames):
     """Each frame as a step of three lanes: ours on ``channel`` between two
-    others (whose tokens and links it must not read)."""
-    for f, (state, cost, best, src, dst, arc, ac, excess, ne) in enumerate(frames):
-        T, K = state.size + 2, src.size + 1  # other lanes around this one
-        words = np.full(3 * T + 5 * K, -7, np.int32)
-        to, lo = 1, 1
-        words[to:to + state.size] = state
-        words[T + to:T + to + state.size] = cost.view(np.int32)
-        words[2 * T + to:2 * T + to + state.size] = best
-        base = 3 * T
-        for i, column in enumerate((src, dst, arc)):
-            words[base + i * K + lo:base + i * K + lo + src.size] = column
-        words[base + 3 * K + lo:base + 3 * K + lo + src.size] = ac.view(np.int32)
-        words[base + 4 * K + lo:base + 4 * K + lo + src.size] = excess.view(np.int32)
-        store.append(np.array([channel, channel ^ 1, channel ^ 2]), words, words.view(np.float32), T, K,
-                     np.array([to, 0, 0]), np.array([state.size, 0, 0]), np.array([lo, 0, 0]),
-                     np.array([src.size, 0, 0]), np.array([ne, 0, 0]), np.array([f == 0, True, True]))
+    others whose junk data sits in the buffer around ours but whose frames are
+    empty (it must not be read)."""
+    for f, frame in enumerate(frames):
+        words, floats, T, K, to, n, lo, nl, ne = packed_step([_JUNK, frame, _JUNK])
+        n[[0, 2]] = 0
+        nl[[0, 2]] = 0
+        store.append(np.array([channel ^ 1, channel, channel ^ 2]), words, floats, T, K, to, n, lo, nl, ne,
+                     np.array([True, f == 0, True]))
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -32,7 +32,7 @@ import numpy as np
 
 from . import cuda_kernels_launch as K
 from . import cuda_layout as layout
-from .budget import DEFAULT_CHUNK_FRAMES, budget
+from .budget import DEFAULT_CHUNK_FRAMES, SEGMENT_LINK_BYTES, SEGMENT_TOKEN_BYTES, budget
 from .config import DecoderConfig
 from .cuda_lattice import LatticeStore, negative_cycle_error
 from .cuda_memory import DeviceArrays, check_allocation, geometry
@@ -351,7 +351,7 @@ class CudaDecoder:
             packed = self.compute.record()
             K.save_frontier(d, g)
             K.reset_lanes(d, g)
-        words = 3 * T + 5 * Kn  # see cuda_kernels/segments.cu
+        words = (SEGMENT_TOKEN_BYTES * T + SEGMENT_LINK_BYTES * Kn) // 4  # see cuda_kernels/segments.cu
         with self.copy:
             self.copy.wait_event(packed)
             if words:
