@@ -33,7 +33,7 @@ python3 -m bench.workload build --out "$WORKLOAD" --sizes small,full >"$OUT/work
 build=$!
 
 step kernels_compile 90 python3 -m pytest -x -q -p no:cacheprovider tests/test_nvrtc_compile.py tests/test_cuda_host.py
-step gpu_tests 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_cuda_decoder.py \
+step gpu_tests 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_cuda_decoder.py tests/test_cuda_lattice_window.py \
     tests/test_cuda_stream.py tests/test_bench_harness.py tests/test_cli_decode.py
 wait "$build"
 echo "== workload build: $(grep -E 'states|done' "$OUT/workload_build.log" | tr '\n' ';')"
@@ -48,9 +48,9 @@ step stream_latency_full 120 python3 -m bench.stream_latency --device cuda --lan
     --seconds 5 --max-streams 1024 --out "$OUT/stream_latency_full_lm-medium_cuda.json"
 # what the CPU emulator cannot see: out-of-bounds and misaligned device accesses, on two small cases
 step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider \
-    -m gpu tests/test_cuda_decoder.py -k "embedded_example or larger_graph"
+    -m gpu tests/test_cuda_decoder.py -k "embedded_example or larger_graph or windows_of_any_length"
 # the host's lattice work per lane-frame against the CPU search per frame, on this machine's cores
 step lattice_host_full 90 python3 -m bench.lattice_host --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 128 --threads 1 4 16 \
-    --out "$OUT/lattice_host_full_lm-medium.json"
+    --window-frames 32 --out "$OUT/lattice_host_full_lm-medium_window32.json"
 echo "== done $(date +%T)"

@@ -11,13 +11,15 @@ faster than one CPU core the GPU backend can be, whatever the GPU.
 Our CPU backend first searches ``--utterances`` utterances (one core: its time
 per frame is the baseline) and keeps their raw frames; then ``--lanes`` lanes
 (lane ``i`` replays utterance ``i mod N``) are appended step by step in packed
-form, as the device sends them, and finished, for each ``--threads`` count.
+form, as the device sends them, and finished, for each ``--threads`` count;
+with ``--window-frames W`` the frames are first pruned in windows of W, as the
+device does before it copies them (:mod:`lattice.window_prune`).
 Reports host microseconds per lane-frame (append, and finish divided by the
 threads that run it) and the speedup over one CPU core that this host work
 allows at most (CPU search time per frame over host time per lane-frame); and
 the same from CPU time (all threads: the cores' work, steadier than wall time
 on a shared machine): the most speedup per host core. Writes
-``bench/results/lattice_host_<graph>_<set>.json``.
+``bench/results/lattice_host_<graph>_<set>[_window<W>].json``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ import numpy as np
 
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
+from lattice.window_prune import prune_window
+from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES
 from wfst.cpu_backend import CpuSearch
+from wfst.cuda_layout import window_flush
 from wfst.cuda_lattice import LatticeStore
 from wfst.decoding_graph import DecodingGraph
 
@@ -63,6 +68,23 @@ def raw_frames(graph: DecodingGraph, config: wfst.DecoderConfig, scores: np.ndar
                        a.link_dst[l0:l1] - t0, a.link_arc[l0:l1].copy(), a.link_ac[l0:l1].copy(),
                        a.link_excess[l0:l1].copy(), int(e - l0)))
     return frames
+
+
+def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, lane: int = 0) -> list[tuple]:
+    """The frames as the CUDA backend's lane ``lane`` sends them with windows of
+    at most ``window`` frames, which the device prunes before the copy
+    (:mod:`lattice.window_prune`; the backend's flush rule,
+    :func:`wfst.cuda_layout.window_flush`); 0: unpruned, frame by frame."""
+    if window == 0:
+        return frames
+    out, start, tokens, links = [], 0, 0, 0
+    for f, frame in enumerate(frames):
+        tokens, links = tokens + frame[0].size, links + frame[3].size
+        if f + 1 == len(frames) or window_flush(f + 1 - start, tokens, links, f - 1, lane, window,
+                                                config.token_capacity, config.arc_capacity, WINDOW_CAPACITY):
+            out += prune_window(frames[start:f + 1], config.lattice_beam)
+            start, tokens, links = f + 1, 0, 0
+    return out
 
 
 def packed_step(lane_frames: list[tuple]) -> tuple:
@@ -134,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="utterances per lane, back to back (default 2)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--window-frames", type=int, default=WINDOW_FRAMES,
+                        help=f"most frames the device prunes together before the copy (0: none, frame by frame as "
+                             f"before; default {WINDOW_FRAMES}, the CUDA backend's)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     inputs = load_inputs(args)
@@ -154,12 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     frames = sum(r.shape[0] + 1 for r in rows)
     cpu_us_per_frame = (time.perf_counter() - start) / frames * 1e6
     cpu_core_us_per_frame = (time.process_time() - core) / frames * 1e6
-    utterances = [raw_frames(graph, config, r) for r in rows]
+    raw = [raw_frames(graph, config, r) for r in rows]
+    utterances = [windowed(u, args.window_frames, config) for u in raw]
+    sent = sum(f[0].size for u in utterances for f in u) / sum(f[0].size for u in raw for f in u)
     measure(graph, config, utterances[:1], 2, 1, 1)  # compiles
-    tokens = np.mean([f[0].size for u in utterances for f in u])
-    links = np.mean([f[3].size for u in utterances for f in u])
+    tokens = np.mean([f[0].size for u in raw for f in u])
+    links = np.mean([f[3].size for u in raw for f in u])
     print(f"{inputs.name}: {len(rows)} utterances, {tokens:.0f} tokens and {links:.0f} links per frame; "
-          f"CPU backend (one core) {cpu_us_per_frame:.1f} us per frame ({cpu_core_us_per_frame:.1f} of CPU time)")
+          f"CPU backend (one core) {cpu_us_per_frame:.1f} us per frame ({cpu_core_us_per_frame:.1f} of CPU time); "
+          f"windows of {args.window_frames} frames send {sent:.1%} of the tokens")
     runs = []
     for threads in args.threads:
         run, results = measure(graph, config, utterances, args.lanes, threads, args.rounds)
@@ -180,12 +208,14 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0))},
               "workload": inputs.name, "utterances": len(rows),
               "config": {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
-                         "acoustic_scale": inputs.acoustic_scale, "prune_interval": config.prune_interval},
+                         "acoustic_scale": inputs.acoustic_scale, "prune_interval": config.prune_interval,
+                         "window_frames": args.window_frames},
               "frames_per_utterance": [len(u) for u in utterances], "tokens_per_frame": tokens,
-              "links_per_frame": links, "cpu_us_per_frame": cpu_us_per_frame,
+              "links_per_frame": links, "tokens_sent_share": sent, "cpu_us_per_frame": cpu_us_per_frame,
               "cpu_core_us_per_frame": cpu_core_us_per_frame,
               "runs": runs}
-    out = args.out or RESULTS_DIR / f"lattice_host_{inputs.name}.json"
+    window = f"_window{args.window_frames}" if args.window_frames else ""
+    out = args.out or RESULTS_DIR / f"lattice_host_{inputs.name}{window}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {out}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 DIRECTORY = Path(__file__).resolve().parent
 COMPILE_OPTIONS = ("--std=c++17", "--fmad=false")
-KERNEL_FILES = ("frame_prologue.cu", "emitting.cu", "epsilon.cu", "ties.cu", "segments.cu")
+KERNEL_FILES = ("frame_prologue.cu", "emitting.cu", "epsilon.cu", "ties.cu", "lattice_window.cu", "segments.cu")
 """Every kernel family, one file each (the compile test checks this list is complete)."""
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)

@@ -32,8 +32,6 @@
 #define C_EXPANDED 9      // previous-frame tokens expanded (cost <= cutoff)
 #define C_ROUNDS 10       // persistent epsilon rounds (statistics)
 #define C_LEVELS 11       // tie-rule BFS levels (statistics)
-#define C_TOK_OFF 12      // pack offset of this lane's tokens
-#define C_LINK_OFF 13     // pack offset of this lane's links
 
 #define OVF_TOKENS 1
 #define OVF_LINKS 2
@@ -43,7 +41,7 @@
 #define STATUS_NEGATIVE_CYCLE 1
 
 // lane parameters: long long [lanes, LANE_PARAMS], written by the host per frame
-#define LANE_PARAMS 8
+#define LANE_PARAMS 12
 #define P_SCORES 0        // device pointer of score row 0 (float32 or float16)
 #define P_STRIDE 1        // elements between rows
 #define P_DTYPE 2         // 0 float32, 1 float16
@@ -51,6 +49,15 @@
 #define P_MODE 4          // MODE_*
 #define P_TIGHTEN 5       // retry level after an overflow: bound beam / 2^level
 #define P_CHANNEL 6       // channel holding the lane's frontier
+#define P_WIN_FRAME 7     // slot of this frame in the lane's lattice window (-1: not stored)
+#define P_WIN_TOK 8       // where its tokens go in the window pool
+#define P_WIN_LINK 9      // where its links go
+#define P_FLUSH 10        // 1: prune and pack the window after storing the frame
+
+// lattice windows (lattice_window.cu): ints per frame in the frame table; ints
+// (T, K) before the per-frame counts in the packed buffer
+#define WINDOW_FRAME_INTS 16
+#define WINDOW_HEADER 2
 
 #define MODE_IDLE 0
 #define MODE_START 1      // frame 0: the start token and its epsilon closure

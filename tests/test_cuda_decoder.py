@@ -64,6 +64,28 @@ def test_random_graphs_match_the_cpu(block):
         _same_decodes(*_pair(fst, config, lanes=2), batch)
 
 
+@pytest.mark.parametrize("frames", [1, 2, 3, 64])
+def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frames):
+    """The device prunes each lane's window of frames before the copy: flushed
+    every frame, every few frames, and (64 frames, a token capacity no larger
+    than a frame can need) whenever the window's pool could not take one more."""
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_FRAMES", frames)
+    windows = utterances = 0
+    for seed in range(8):
+        fst = random_graph(500 + seed, max_states=14)
+        config = DecoderConfig(beam=float(6 + seed % 5), max_active=8, min_active=seed % 2,
+                               lattice_beam=float(seed % 5), prune_interval=1 + seed % 4,
+                               token_queue_capacity=max(8, fst.num_states),
+                               arc_queue_capacity=max(24, 3 * fst.num_states, fst.num_arcs))
+        batch = [random_scores(seed * 11 + i, 9 + 8 * i) for i in range(3)]
+        cpu, gpu = _pair(fst, config, lanes=2)
+        _same_decodes(cpu, gpu, batch)
+        assert gpu._cuda.geometry.W == frames
+        windows += gpu._cuda.stats["windows"]
+        utterances += len(batch)
+    assert windows > 3 * utterances  # windows end mid-utterance, not only at the end
+
+
 def test_lattices_equivalent_on_a_larger_graph():
     fst = random_graph(12345, max_states=200, num_columns=8)
     config = DecoderConfig(beam=12.0, max_active=50, min_active=10, lattice_beam=5.0)

@@ -33,14 +33,15 @@ def test_layout_matches_common_cuh():
     for name, value in vars(layout).items():
         if name in defines:
             assert defines[name] == int(value), name
-    assert {"C_NTOK", "P_MODE", "MODE_EMIT", "OVF_LINKS", "TIGHTEN_LAST", "LANE_COUNTERS"} <= set(defines)
+    assert {"C_NTOK", "P_MODE", "MODE_EMIT", "OVF_LINKS", "TIGHTEN_LAST", "LANE_COUNTERS", "P_FLUSH",
+            "WINDOW_FRAME_INTS", "WINDOW_HEADER"} <= set(defines)
 
 
 @pytest.mark.parametrize("file,macro,name", [
     ("frame_prologue.cu", "PROLOGUE_THREADS", "PROLOGUE_THREADS"), ("emitting.cu", "EMIT_THREADS", "EMIT_THREADS"),
     ("epsilon.cu", "EPS_THREADS", "EPS_THREADS"), ("epsilon.cu", "EPS_PERSISTENT_THREADS", "EPS_PERSISTENT_THREADS"),
     ("ties.cu", "RESOLVE_THREADS", "RESOLVE_THREADS"), ("ties.cu", "TIE_THREADS", "TIE_THREADS"),
-    ("segments.cu", "SEGMENT_THREADS", "SEGMENT_THREADS")])
+    ("segments.cu", "SEGMENT_THREADS", "SEGMENT_THREADS"), ("lattice_window.cu", "WINDOW_THREADS", "WINDOW_THREADS")])
 def test_block_sizes_match_launch_bounds(file, macro, name):
     text = (cuda_kernels.DIRECTORY / file).read_text()
     assert re.search(rf"#define {macro} (\d+)", text).group(1) == str(getattr(layout, name))
@@ -119,12 +120,6 @@ def test_tightened_bound():
     assert layout.tightened_bound(np.inf, 8.0, 20) == np.inf
 
 
-def test_pack_offsets():
-    offsets, total = layout.pack_offsets(np.array([3, 10, 5, 7]), np.array([True, True, False, True]), 8)
-    assert offsets.tolist() == [0, 3, 11, 11] and total == 18
-
-
-# ---------------------------------------------------------------- host lattice assembly
 def _shuffled(frames, rng):
     """The same frames with tokens and links in another order (as the GPU makes them)."""
     out = []
@@ -153,11 +148,11 @@ _JUNK = (np.array([-7]), np.array([-7.0], np.float32), np.array([-7]), np.array(
 """A packed frame of one token and one link, all -7."""
 
 
-def _feed(store, channel, frames):
+def _feed(store, channel, frames, first=0):
     """Each frame as a step of three lanes: ours on ``channel`` between two
     others whose junk data sits in the buffer around ours but whose frames are
-    empty (it must not be read)."""
-    for f, frame in enumerate(frames):
+    empty (it must not be read); ``first``: frames appended before."""
+    for f, frame in enumerate(frames, start=first):
         words, floats, T, K, to, n, lo, nl, ne = packed_step([_JUNK, frame, _JUNK])
         n[[0, 2]] = 0
         nl[[0, 2]] = 0
@@ -187,13 +182,35 @@ def test_host_lattice_from_reordered_frames_matches_the_cpu(seed):
     assert_equivalent_lattices(got.lattice, want.lattice)
 
 
+@pytest.mark.parametrize("column,position,value", [(2, -1, 99), (3, 0, -1), (3, 0, 99), (3, -1, 99), (4, -1, 99),
+                                                   (4, 0, -2)])
+def test_device_segments_with_an_index_out_of_range_are_refused(column, position, value):
+    """best link, link source (emitting, epsilon) or destination out of range:
+    a LatticeError, not an out-of-bounds access."""
+    from lattice.errors import LatticeError
+
+    fst = random_graph(5, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0)
+    frames = raw_frames(graph, config, random_scores(5, 4))
+    assert 0 < frames[2][8] < frames[2][3].size  # emitting and epsilon links
+    store = LatticeStore(graph, config, channels=4)
+    _feed(store, 1, frames[:2])
+    frame = list(frames[2])
+    frame[column] = frame[column].copy()
+    frame[column][position] = value
+    with pytest.raises(LatticeError, match="out of range"):
+        _feed(store, 1, [tuple(frame)], first=2)
+    assert store.num_frames(1) == 1  # the refused frame was not counted
+
+
 def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
     from wfst.cuda_memory import geometry
 
     config = DecoderConfig(max_active=10000)
     assert geometry(config, 256, 256, 40, 50, 132).X == config.arc_capacity
     with pytest.raises(wfst.ConfigError, match="2\\*\\*31"):
-        geometry(config, 2**31 // config.arc_capacity + 1, 1, 40, 50, 132)
+        geometry(config, 2**31 // (4 * config.arc_capacity) + 1, 1, 40, 50, 132)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

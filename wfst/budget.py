@@ -5,8 +5,8 @@ Symbols: ``S`` states, ``A`` arcs, ``E`` emitting arcs, ``P`` score columns
 (``max_ilabel``, or ``max(pdf_map) + 1``), ``Q`` token queue capacity and ``X``
 arc queue capacity (:class:`~wfst.config.DecoderConfig`, derived from
 ``max_active``), ``H`` the smallest power of two >= 2Q (hash map slots), ``F``
-frames of host scores staged per upload, ``L`` lanes, ``C`` channels. All
-sizes in bytes.
+frames of host scores staged per upload, ``W`` frames of a lattice window
+(``WINDOW_FRAMES``), ``L`` lanes, ``C`` channels. All sizes in bytes.
 
 Device FST (uploaded once)::
 
@@ -20,23 +20,26 @@ graph with fewer than 65,537 score columns, i.e. all of them in practice
 
 Per lane (working memory of one batch slot, reset each frame)::
 
-    lane = 56 Q + 56 X + 16 H + 4 P F + 328
+    lane = 160 Q + 192 X + 16 H + 4 P F + 76 W + 360
 
 (token queue: hash slot, state, cost, best link, BFS hops and best arc, 6 x 4
 bytes, plus the 64-bit prefix sum of the expanded tokens' out-degrees, 8 (Q + 1);
 link queue: source, destination, arc, acoustic cost, 4 x 4; hash map slot:
 state, cost key, dirty flag, token, 4 x 4; score staging for host input,
-float32 P x F; 256 bytes of counters and 64 of parameters; the lattice
-segments packed for the copy to the host, 12 bytes per token and 20 per link,
-double-buffered: 2 (12 Q + 20 X).)
+float32 P x F; 256 bytes of counters and 96 of parameters; the lattice window,
+room for ``WINDOW_CAPACITY`` = 4 worst-case frames, 20 bytes per token (state,
+cost, best link, extra cost, new index) and 24 per link (source, destination,
+arc, acoustic cost, excess, new index), and 64 per frame of its frame table:
+4 (20 Q + 24 X) + 64 W; the pruned windows packed for the copy to the host, 12
+bytes per token, 20 per link and 12 per frame: 4 (12 Q + 20 X) + 12 W.)
 
 Per channel (an utterance's saved frontier between frames and chunks)::
 
     channel = 8 Q + 64          (state and cost per token; counters)
 
-Pinned host memory (lattice segments double-buffered, score staging, counters)::
+Pinned host memory (packed windows, score staging, counters)::
 
-    pinned = L (24 Q + 40 X + 4 P F + 256)
+    pinned = L (48 Q + 80 X + 12 W + 4 P F + 256)
 
 Total device memory: ``fst + L * lane + C * channel``.
 """
@@ -52,7 +55,7 @@ from .csr import CsrFst
 from .errors import ConfigError, MemoryBudgetError
 
 LANE_COUNTER_BYTES = 256
-LANE_PARAM_BYTES = 64
+LANE_PARAM_BYTES = 96
 CHANNEL_COUNTER_BYTES = 64
 TOKEN_QUEUE_BYTES = 32
 """Per token of a lane: six int32 rows and the int64 degree prefix sum (which has
@@ -62,12 +65,30 @@ HASH_SLOT_BYTES = 16
 CHANNEL_TOKEN_BYTES = 8
 SEGMENT_TOKEN_BYTES = 12
 SEGMENT_LINK_BYTES = 20
+SEGMENT_FRAME_BYTES = 12
+WINDOW_FRAMES = 32
+"""Frames a lane's lattice window holds at most: the device prunes them against
+the newest before copying them to the host (cuda_kernels/lattice_window.cu).
+More: less to copy and to prune on the host, more device memory for the frame
+table. A stream's chunk ends its window, so partial results never wait for it."""
+WINDOW_CAPACITY = 4
+"""Worst-case frames (Q tokens, X links) a window's pool holds: a lane flushes
+its window early when the pool could not take one more."""
+WINDOW_TOKEN_BYTES = 20
+WINDOW_LINK_BYTES = 24
+WINDOW_FRAME_BYTES = 64
 DEFAULT_CHUNK_FRAMES = 64
 
 
 def score_column_bytes(num_columns: int) -> int:
     """Bytes per emitting arc for its score column on the device."""
     return 2 if num_columns <= 1 << 16 else 4
+
+
+def packed_lane_bytes(token_capacity: int, arc_capacity: int) -> int:
+    """A lane's share of one packed buffer: a full window pool and its frame counts."""
+    return (WINDOW_CAPACITY * (SEGMENT_TOKEN_BYTES * token_capacity + SEGMENT_LINK_BYTES * arc_capacity)
+            + SEGMENT_FRAME_BYTES * WINDOW_FRAMES)
 
 
 def hash_slots(token_capacity: int) -> int:
@@ -166,11 +187,13 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     Q, X = config.token_capacity, config.arc_capacity
     arrays = device_fst_arrays(fst, P)
     device_fst = sum(np.dtype(dtype).itemsize * length for dtype, length in arrays.values())
-    segment = SEGMENT_TOKEN_BYTES * Q + SEGMENT_LINK_BYTES * X
+    window = (WINDOW_CAPACITY * (WINDOW_TOKEN_BYTES * Q + WINDOW_LINK_BYTES * X)
+              + WINDOW_FRAME_BYTES * WINDOW_FRAMES)
+    packed = packed_lane_bytes(Q, X)
     per_lane = (TOKEN_QUEUE_BYTES * Q + 8 + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
-                + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + 2 * segment)
+                + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + window + packed)
     per_channel = CHANNEL_TOKEN_BYTES * Q + CHANNEL_COUNTER_BYTES
-    pinned = lanes * (2 * segment + 4 * P * chunk_frames + LANE_COUNTER_BYTES)
+    pinned = lanes * (packed + 4 * P * chunk_frames + LANE_COUNTER_BYTES)
     kaldi = 12 * fst.num_states + 8 * fst.num_arcs + 4 * fst.num_emitting_arcs
     return MemoryBudget(int(device_fst), int(per_lane), int(per_channel), int(lanes), int(channels), int(pinned),
                         {name: np.dtype(d).itemsize * n for name, (d, n) in arrays.items()}, int(kaldi))

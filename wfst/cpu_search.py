@@ -41,6 +41,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from lattice.errors import LatticeError
+
 from .cpu_lattice_prune import FRAME, INF, LAST_PRUNE, NUM_LINKS, NUM_TOKENS, prune_lattice
 
 BEAM_DELTA = np.float32(0.5)
@@ -655,11 +657,14 @@ def finish_search(final, use_final_probs, lattice_beam, sa):
 
 @numba.njit(cache=True, nogil=True)
 def best_path_links(token, tok_best, link_src):
-    """The links of the best path into ``token``, first to last (int64)."""
+    """The links of the best path into ``token``, first to last (int64).
+    LatticeError if the best links run in a cycle (segments from a faulty device)."""
     n = 0
     k = token
     while tok_best[k] >= 0:
         n += 1
+        if n > tok_best.size:
+            raise LatticeError("lattice segments: the best links run in a cycle")
         k = link_src[tok_best[k]]
     path = np.empty(n, np.int64)
     k = token

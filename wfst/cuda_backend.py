@@ -13,12 +13,17 @@ score row for the others. Per step, on the compute stream::
     eps_sweep x EPS_GRID_SWEEPS  eps_persistent  eps_links
     resolve_tokens  resolve_links  tie_bfs       -> counters to pinned memory, sync
     [lanes that overflowed: reset_lanes, the same sequence again with a tighter bound]
-    lane_offsets  pack_segments  save_frontier  reset_lanes
+    window_store  [window_prune  window_number  window_offsets  window_pack]  save_frontier  reset_lanes
 
-then the packed segments go to pinned memory on the copy stream while the host
-appends the previous step's segments to each utterance's lattice (double
-buffering: device and pinned buffers 0 and 1 alternate, with events). A lane
-whose job ended takes the next one at the next step.
+Each frame's lattice segments go to its lane's window on the device; a lane
+flushes its window (prunes it against its newest frame and packs what is left)
+every ``WINDOW_FRAMES`` frames (staggered over the lanes), when its pool could
+not take one more frame, and when its job ends. The packed windows go to
+pinned memory on the copy stream while the device searches the next step;
+the host appends them to each utterance's lattice before it queues that
+step's packing (so one packed buffer serves: the copy is done when the host
+reads it, the host is done when the device writes it again). A lane whose job
+ended takes the next one at the next step.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import numpy as np
 
 from . import cuda_kernels_launch as K
 from . import cuda_layout as layout
-from .budget import DEFAULT_CHUNK_FRAMES, SEGMENT_LINK_BYTES, SEGMENT_TOKEN_BYTES, budget
+from .budget import DEFAULT_CHUNK_FRAMES, budget
 from .config import DecoderConfig
 from .cuda_lattice import LatticeStore, negative_cycle_error
 from .cuda_memory import DeviceArrays, check_allocation, geometry
@@ -111,8 +116,8 @@ class CudaDecoder:
                                            tolerance=float("inf"))
         self.compute = cupy.cuda.Stream(non_blocking=True)
         self.copy = cupy.cuda.Stream(non_blocking=True)
-        self.copied = [None, None]
-        self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0}
+        self.copied = None  # the event of the last copy of packed windows
+        self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0}
         self.channels = ChannelPool(g.channels)
         self.lattices = LatticeStore(graph, config, g.channels, threads=threads)
         # finished offline utterances are pruned and turned into Results here while the GPU goes on
@@ -214,10 +219,11 @@ class CudaDecoder:
         rows = np.zeros(L, np.int64)  # rows of the lane's job
         on_host = np.zeros(L, bool)  # scores staged from host memory
         params = np.zeros((L, layout.LANE_PARAMS), np.int64)
+        window = np.zeros((L, 3), np.int64)  # frames, tokens and links in each lane's lattice window
+        window_starts = np.zeros(L, bool)  # the window begins with its utterance's start frame
         overflowed: set[str] = set()
         lost = 0
         pending = None
-        buffer = 0
         while True:
             if queue and not busy.all():
                 self._assign(queue, spares, lane_job, busy, row, rows, on_host, params)
@@ -236,16 +242,11 @@ class CudaDecoder:
             cycle = ran & (counters[:, layout.C_STATUS] == layout.STATUS_NEGATIVE_CYCLE)
             dropped = ran & ~cycle & ((counters[:, layout.C_OVERFLOW] != 0) | (counters[:, layout.C_NTOK] > g.Q)
                                       | (counters[:, layout.C_NLINK] > g.X))
-            tok_off, T = layout.pack_offsets(counters[:, layout.C_NTOK], ran, g.Q)
-            link_off, Kn = layout.pack_offsets(counters[:, layout.C_NLINK], ran, g.X)
-            self._finish_step_on_device(buffer, T, Kn)
             ended = ran & ((row + 1 >= rows) | cycle | dropped)
             good = ran & ~cycle & ~dropped
-            lanes = np.flatnonzero(good)
-            channels = params[lanes, layout.P_CHANNEL]
-            frame = (np.minimum(counters[lanes, layout.C_NTOK], g.Q), np.minimum(counters[lanes, layout.C_NLINK], g.X))
-            step = (channels, tok_off[lanes], frame[0], link_off[lanes], frame[1],
-                    counters[lanes, layout.C_NEMIT], row[lanes] < 0)
+            sizes = (np.minimum(counters[:, layout.C_NTOK], g.Q), np.minimum(counters[:, layout.C_NLINK], g.X))
+            entries, words = self._plan_windows(params, good, ended, row, sizes, window, window_starts)
+            self._finish_step_on_device(params, words)
             done = []  # (job, how it ended) for the jobs whose last frame this was
             for lane in np.flatnonzero(ended):
                 job = lane_job[lane]
@@ -261,8 +262,8 @@ class CudaDecoder:
             self.stats["steps"] += 1
             row[ran] += 1
             busy &= ~ended
-            pending = (buffer, T, Kn, step, done)
-            buffer ^= 1
+            window[ended] = 0
+            pending = (words > 0, entries, done)
         if pending is not None:
             self._append(pending)
         for job in jobs:
@@ -341,30 +342,69 @@ class CudaDecoder:
                 self._upload_params(params)
             counters[bad] = new[bad]
 
-    def _finish_step_on_device(self, buffer, T, Kn):
+    def _plan_windows(self, params, good, ended, row, sizes, window, window_starts):
+        """Store this step's good frames in their lanes' windows and choose the
+        lanes that flush (see the module docstring); sets the window parameters
+        in ``params`` and updates ``window``. Returns the flushed frames' entries
+        (channel and start flag of each, in packed order) and the words to copy
+        back (a bound: what the pruning leaves is not known yet; 0: no flush)."""
+        g = self.geometry
+        lanes = np.arange(g.lanes)
+        params[:, layout.P_WIN_FRAME] = np.where(good, window[:, 0], -1)
+        params[:, layout.P_WIN_TOK] = window[:, 1]
+        params[:, layout.P_WIN_LINK] = window[:, 2]
+        window_starts[good & (window[:, 0] == 0)] = row[good & (window[:, 0] == 0)] < 0
+        window[good] += np.stack([np.ones(g.lanes, np.int64), sizes[0], sizes[1]], axis=1)[good]
+        flush = good & (ended | layout.window_flush(window[:, 0], window[:, 1], window[:, 2], row, lanes, g.W, g.Q,
+                                                    g.X, g.WT // g.Q))
+        params[:, layout.P_FLUSH] = flush
+        flushing = np.flatnonzero(flush)
+        self.stats["windows"] += flushing.size
+        frames = window[flushing, 0]
+        channels = np.repeat(params[flushing, layout.P_CHANNEL], frames)
+        starts = np.zeros(channels.size, bool)
+        starts[np.cumsum(frames) - frames] = window_starts[flushing]
+        E = int(frames.sum())
+        words = 0
+        if E:
+            words = layout.WINDOW_HEADER + 3 * E + 3 * int(window[flushing, 1].sum()) + 5 * int(window[flushing, 2].sum())
+        window[flushing] = 0
+        return (channels, starts), words
+
+    def _finish_step_on_device(self, params, words):
         d, g = self.arrays, self.geometry
         with self.compute:
-            K.lane_offsets(d, g)
-            if self.copied[buffer] is not None:
-                self.compute.wait_event(self.copied[buffer])
-            K.pack_segments(d, g, d.packed[buffer])
-            packed = self.compute.record()
+            self._upload_params(params)
+            K.window_store(d, g)
+            if words:
+                K.window_prune(d, g, self.config.lattice_beam)
+                K.window_number(d, g)
+                K.window_offsets(d, g, d.packed)
+                K.window_pack(d, g, d.packed)
+                packed = self.compute.record()
             K.save_frontier(d, g)
             K.reset_lanes(d, g)
-        words = (SEGMENT_TOKEN_BYTES * T + SEGMENT_LINK_BYTES * Kn) // 4  # see cuda_kernels/segments.cu
-        with self.copy:
-            self.copy.wait_event(packed)
-            if words:
-                self.cupy.cuda.runtime.memcpyAsync(d.host_packed[buffer].ctypes.data, d.packed[buffer].data.ptr,
-                                                   4 * words, self.cupy.cuda.runtime.memcpyDeviceToHost,
-                                                   self.copy.ptr)
-            self.copied[buffer] = self.copy.record()
+        if words:
+            with self.copy:
+                self.copy.wait_event(packed)
+                self.cupy.cuda.runtime.memcpyAsync(d.host_packed.ctypes.data, d.packed.data.ptr, 4 * words,
+                                                   self.cupy.cuda.runtime.memcpyDeviceToHost, self.copy.ptr)
+                self.copied = self.copy.record()
 
     def _append(self, pending):
-        buffer, T, Kn, step, done = pending
-        self.copied[buffer].synchronize()
-        words = self.arrays.host_packed[buffer]
-        self.lattices.append(step[0], words, words.view(np.float32), T, Kn, *step[1:])
+        """Append a step's flushed windows (packed as ``window_offsets`` says) to
+        the lattices, then finish the jobs that ended."""
+        flushed, (channels, starts), done = pending
+        if flushed:
+            self.copied.synchronize()
+            packed = self.arrays.host_packed
+            E = channels.size
+            T, Kn = int(packed[0]), int(packed[1])
+            counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3).astype(np.int64)
+            n, nl, ne = counts[:, 0], counts[:, 1], counts[:, 2]
+            data = packed[layout.WINDOW_HEADER + 3 * E:]
+            self.lattices.append(channels, data, data.view(np.float32), T, Kn, np.cumsum(n) - n, n,
+                                 np.cumsum(nl) - nl, nl, ne, starts)
         for job, how in done:
             if how == "lost":
                 job.lost = True

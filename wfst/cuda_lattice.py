@@ -1,18 +1,20 @@
 """Host assembly of the CUDA backend's lattice segments, with the CPU backend's
 own arrays and pruning: each frame copied back from the device is appended to
 its channel's :class:`wfst.cpu_search.SearchArrays` in a :class:`LatticeStore`
-(frame-local token and link indices made global; all lanes of a step in one
+(frame-local token and link indices made global; all frames of a step in one
 numba call per partition of the channels, the partitions in parallel),
 interim lattice pruning runs every ``prune_interval`` frames and the final
 pruning at the end, both with :mod:`wfst.cpu_lattice_prune`'s numba code, so
 both backends' lattices follow one implementation.
 
-A frame's packed data (see ``cuda_kernels/segments.cu``): for ``T`` tokens and
-``K`` links of all lanes, int32 ``tok_state[T] tok_cost[T] tok_best[T]
-link_src[K] link_dst[K] link_arc[K] link_ac[K] link_excess[K]`` (floats as
-bits; the excess as :class:`wfst.cpu_search.SearchArrays` defines it). Emitting
-links (the first ``ne`` of a lane's) have sources in the previous frame, epsilon
-links in the same frame; ``tok_best`` is a frame-local link index (-1: none).
+A step's packed frames (the windows the device flushed, pruned: see
+``cuda_kernels/lattice_window.cu``): for ``T`` tokens and ``K`` links in all,
+int32 ``tok_state[T] tok_cost[T] tok_best[T] link_src[K] link_dst[K]
+link_arc[K] link_ac[K] link_excess[K]`` (floats as bits; the excess as
+:class:`wfst.cpu_search.SearchArrays` defines it), each frame's part at its
+offsets; a channel's frames come in order. Emitting links (the first ``ne`` of
+a frame's) have sources in the previous frame, epsilon links in the same
+frame; ``tok_best`` is a frame-local link index (-1: none).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numba
 import numpy as np
 from numba.typed import List
+
+from lattice.errors import LatticeError
 
 from . import cpu_search
 from .config import DecoderConfig
@@ -37,7 +41,9 @@ from .result import Result
 def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam, prune_interval):
     """Append one lane's frame (``n`` tokens at ``to``, ``nl`` links at ``lo``, the
     first ``ne`` emitting) from a packed buffer (``words`` int32, ``floats`` the
-    same memory as float32) to the search arrays ``sa``; returns the new arrays."""
+    same memory as float32) to the search arrays ``sa``; returns the new arrays.
+    LatticeError (the arrays' counters unchanged) if an index is out of range:
+    device data gone wrong must not become an out-of-bounds access later."""
     counters = sa[14]
     if start:
         counters[:] = 0  # the arrays may be an earlier utterance's
@@ -58,21 +64,30 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam
     tok_start = cpu_search._grown(sa[9], f + 3)
     link_start = cpu_search._grown(sa[10], f + 3)
     link_eps_start = cpu_search._grown(sa[11], f + 3)
+    bad = False  # an index out of range: the device's data cannot be trusted
     for i in range(n):
         tok_state[nt + i] = words[to + i]
         tok_cost[nt + i] = floats[T + to + i]
         tok_extra[nt + i] = 0.0
         b = words[2 * T + to + i]
+        bad |= b >= nl
         tok_best[nt + i] = nl0 + b if b >= 0 else -1
     base = 3 * T
     emitting = 0 if start else ne
     prev_first = 0 if start else tok_start[f - 1]
+    prev_n = 0 if start else nt - prev_first
     for j in range(emitting):  # sources in the previous frame
-        link_src[nl0 + j] = prev_first + words[base + lo + j]
+        s = words[base + lo + j]
+        bad |= s < 0 or s >= prev_n
+        link_src[nl0 + j] = prev_first + s
     for j in range(emitting, nl):  # epsilon links: sources in this frame
-        link_src[nl0 + j] = nt + words[base + lo + j]
+        s = words[base + lo + j]
+        bad |= s < 0 or s >= n
+        link_src[nl0 + j] = nt + s
     for j in range(nl):
-        link_dst[nl0 + j] = nt + words[base + K + lo + j]
+        d = words[base + K + lo + j]
+        bad |= d < 0 or d >= n
+        link_dst[nl0 + j] = nt + d
         link_arc[nl0 + j] = words[base + 2 * K + lo + j]
         link_ac[nl0 + j] = floats[base + 3 * K + lo + j]
         link_excess[nl0 + j] = floats[base + 4 * K + lo + j]
@@ -81,6 +96,8 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam
     link_start[f] = nl0
     link_start[f + 1] = nl0 + nl
     link_eps_start[f] = nl0 + ne
+    if bad or ne > nl or (start and ne > 0):
+        raise LatticeError("lattice segments from the device: a token or link index out of range")
     counters[FRAME] = f
     counters[NUM_TOKENS] = nt + n
     counters[NUM_LINKS] = nl0 + nl
@@ -138,9 +155,9 @@ class LatticeStore:
         self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
 
     def append(self, channels, words, floats, T, K, to, n, lo, nl, ne, start) -> None:
-        """Append a step's frames (int arrays, one entry per lane; ``start``
-        bool: the entry starts its channel's utterance) from the packed buffer
-        ``words`` (``floats``: the same memory as float32)."""
+        """Append a step's frames (int arrays, one entry per frame, a channel's
+        in order; ``start`` bool: the entry starts its channel's utterance) from
+        the packed buffer ``words`` (``floats``: the same memory as float32)."""
         i64 = np.int64
         args = (channels.astype(i64), words, floats, i64(T), i64(K), to.astype(i64), n.astype(i64),
                 lo.astype(i64), nl.astype(i64), ne.astype(i64), start.astype(np.bool_),

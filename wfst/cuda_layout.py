@@ -13,12 +13,14 @@ import numpy as np
 
 LANE_COUNTERS = 64
 C_NTOK, C_NLINK, C_NEMIT, C_BEST_EMIT, C_CUTOFF, C_ADAPTIVE, C_BOUND, C_OVERFLOW, C_STATUS = range(9)
-C_EXPANDED, C_ROUNDS, C_LEVELS, C_TOK_OFF, C_LINK_OFF = 9, 10, 11, 12, 13
+C_EXPANDED, C_ROUNDS, C_LEVELS = 9, 10, 11
 OVF_TOKENS, OVF_LINKS, OVF_HASH = 1, 2, 4
 STATUS_OK, STATUS_NEGATIVE_CYCLE = 0, 1
 
-LANE_PARAMS = 8
-P_SCORES, P_STRIDE, P_DTYPE, P_ROW, P_MODE, P_TIGHTEN, P_CHANNEL = range(7)
+LANE_PARAMS = 12
+P_SCORES, P_STRIDE, P_DTYPE, P_ROW, P_MODE, P_TIGHTEN, P_CHANNEL, P_WIN_FRAME, P_WIN_TOK, P_WIN_LINK, P_FLUSH = range(11)
+WINDOW_FRAME_INTS = 16
+WINDOW_HEADER = 2
 MODE_IDLE, MODE_START, MODE_EMIT, MODE_RETRY_SKIP = 0, 1, 2, 3
 TIGHTEN_LAST = 16
 
@@ -33,6 +35,7 @@ EPS_PERSISTENT_THREADS = 512
 RESOLVE_THREADS = 256
 TIE_THREADS = 512
 SEGMENT_THREADS = 256
+WINDOW_THREADS = 256
 
 EPS_GRID_SWEEPS = 2
 """Grid-wide epsilon sweeps before the persistent kernel takes over."""
@@ -118,9 +121,12 @@ def tightened_bound(best, beam, tighten: int) -> np.float32:
     return np.float32(best + np.float32(np.ldexp(beam, -tighten)))
 
 
-def pack_offsets(counts: np.ndarray, ran: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
-    """Exclusive prefix sums over lanes of ``min(count, capacity)`` for the lanes
-    that ran (``lane_offsets``), and the total."""
-    sizes = np.where(ran, np.minimum(counts, capacity), 0).astype(np.int64)
-    offsets = np.cumsum(sizes) - sizes
-    return offsets, int(sizes.sum())
+def window_flush(frames, tokens, links, row, lane, W: int, Q: int, X: int, capacity: int):
+    """Whether a lane flushes its lattice window once it holds ``frames`` frames,
+    ``tokens`` tokens and ``links`` links, the newest being row ``row`` of its job
+    (-1: the start frame): every ``W`` rows, staggered by ``lane`` (so that the
+    lanes' flushes spread over the steps), and when the pool of ``capacity``
+    worst-case frames (``Q`` tokens, ``X`` links) could not take one more; the
+    job's end flushes too (the caller's part). Works on numpy arrays and scalars."""
+    return ((frames >= W) | ((row + lane) % W == W - 1) | (tokens + Q > capacity * Q)
+            | (links + X > capacity * X))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cuda_layout as layout
-from .budget import (SEGMENT_LINK_BYTES, SEGMENT_TOKEN_BYTES, MemoryBudget, hash_slots,
+from .budget import (WINDOW_CAPACITY, WINDOW_FRAMES, MemoryBudget, hash_slots, packed_lane_bytes,
                      score_column_bytes)
 from .config import DecoderConfig
 from .decoding_graph import DecodingGraph
@@ -32,16 +32,21 @@ class Geometry:
     P: int
     F: int
     blocks_per_lane: int
+    W: int  # frames of a lattice window
+    WT: int  # tokens of a window pool
+    WX: int  # links of a window pool
 
 
 def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int, chunk_frames: int,
              multiprocessors: int) -> Geometry:
     Q, X = config.token_capacity, config.arc_capacity
-    if lanes * X >= 2**31:  # the kernels' per-step pack offsets are int32
-        raise ConfigError(f"{lanes} lanes x {X} links per lane (arc_queue_capacity) exceed the 2**31 links one step "
-                          "can pack: use fewer lanes or smaller queue capacities")
+    if lanes * WINDOW_CAPACITY * X >= 2**31:  # the kernels' per-step pack offsets are int32
+        raise ConfigError(f"{lanes} lanes x {WINDOW_CAPACITY * X} links per lattice window ({WINDOW_CAPACITY} x "
+                          "arc_queue_capacity) exceed the 2**31 links one step can pack: use fewer lanes or smaller "
+                          "queue capacities")
     return Geometry(lanes, channels, Q, X, hash_slots(Q), num_columns, chunk_frames,
-                    layout.blocks_per_lane(lanes, multiprocessors))
+                    layout.blocks_per_lane(lanes, multiprocessors), WINDOW_FRAMES, WINDOW_CAPACITY * Q,
+                    WINDOW_CAPACITY * X)
 
 
 class DeviceArrays:
@@ -85,9 +90,22 @@ class DeviceArrays:
         self.staging = a(cupy, (L, g.F, max(g.P, 1)), np.float32, 0)
         self.counters = a(cupy, (L, layout.LANE_COUNTERS), np.int32, 0)
         self.params = a(cupy, (L, layout.LANE_PARAMS), np.int64, 0)
-        segment_words = L * (SEGMENT_TOKEN_BYTES * Q + SEGMENT_LINK_BYTES * X) // 4
-        self.packed = [a(cupy, (segment_words,), np.int32, None) for _ in range(2)]
-        self.totals = cupy.zeros(2, np.int64)  # 16 bytes, not in the budget
+        # lattice windows (cuda_kernels/lattice_window.cu)
+        self.wt_state = a(cupy, (L, g.WT), np.int32, 0)
+        self.wt_cost = a(cupy, (L, g.WT), np.float32, 0)
+        self.wt_best = a(cupy, (L, g.WT), np.int32, -1)
+        self.wt_extra = a(cupy, (L, g.WT), np.uint32, 0)
+        self.wt_new = a(cupy, (L, g.WT), np.int32, -1)
+        self.wl_src = a(cupy, (L, g.WX), np.int32, 0)
+        self.wl_dst = a(cupy, (L, g.WX), np.int32, 0)
+        self.wl_arc = a(cupy, (L, g.WX), np.int32, 0)
+        self.wl_ac = a(cupy, (L, g.WX), np.float32, 0)
+        self.wl_excess = a(cupy, (L, g.WX), np.float32, 0)
+        self.wl_new = a(cupy, (L, g.WX), np.int32, -1)
+        self.wframes = a(cupy, (L, g.W, layout.WINDOW_FRAME_INTS), np.int32, 0)
+        packed_words = layout.WINDOW_HEADER + L * packed_lane_bytes(Q, X) // 4
+        self.packed = a(cupy, (packed_words,), np.int32, None)
+        self.totals = cupy.zeros(3, np.int64)  # 24 bytes, not in the budget
         # channels
         self.ch_state = a(cupy, (C, Q), np.int32, 0)
         self.ch_cost = a(cupy, (C, Q), np.float32, 0)
@@ -100,7 +118,7 @@ class DeviceArrays:
             self.pinned_bytes += array.nbytes
             return array
 
-        self.host_packed = [pinned((segment_words,), np.int32) for _ in range(2)]
+        self.host_packed = pinned((packed_words,), np.int32)
         self.host_staging = pinned((L, g.F, max(g.P, 1)), np.float32)
         self.host_counters = pinned((L, layout.LANE_COUNTERS), np.int32)
 

@@ -1,0 +1,120 @@
+"""The window kernels (cuda_kernels/lattice_window.cu: window_prune,
+window_number, window_offsets, window_pack) against their specification, lattice.window_prune,
+on a GPU (marked gpu) and on the CPU emulator: the same tokens and links kept,
+numbered and packed the same, for several lanes at once."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bench.lattice_host import raw_frames
+from lattice.window_prune import prune_window
+from wfst import DecoderConfig
+from wfst import cuda_kernels_launch as K
+from wfst import cuda_layout as layout
+from wfst.decoding_graph import DecodingGraph
+
+from .random_graph import random_graph, random_scores
+
+pytestmark = pytest.mark.usefixtures("cupy_module")
+
+FIELDS = {"WF_TOK": 0, "WF_NTOK": 1, "WF_LINK": 2, "WF_NLINK": 3, "WF_NEMIT": 4}
+
+
+def _windows(seed):
+    """Per lane a window of some utterance's raw frames (None: the lane does not flush)."""
+    graph = DecodingGraph(random_graph(seed, max_states=16))
+    config = DecoderConfig(beam=float(5 + seed % 7), max_active=4 + seed % 6, min_active=1,
+                           lattice_beam=float(seed % 6))
+    windows = []
+    for lane in range(3):
+        if (seed + lane) % 3 == 2:
+            windows.append(None)
+            continue
+        frames = raw_frames(graph, config, random_scores(seed * 3 + lane, 3 + (seed + lane) % 19))
+        first = (seed * 7 + lane) % len(frames)
+        windows.append(frames[first:first + 1 + (seed + 2 * lane) % 9])
+    return windows, config.lattice_beam
+
+
+def _device_pools(cupy, windows):
+    """The lanes' pools and frame tables as window_store leaves them."""
+    W = max(len(w) for w in windows if w is not None)
+    WT = max(sum(f[0].size for f in w) for w in windows if w is not None) + 3
+    WX = max(sum(f[3].size for f in w) for w in windows if w is not None) + 5
+    L = len(windows)
+    pool = {name: np.full((L, WT), -9, dtype) for name, dtype in
+            (("wt_state", np.int32), ("wt_cost", np.float32), ("wt_best", np.int32))}
+    pool.update({name: np.full((L, WX), -9, dtype) for name, dtype in
+                 (("wl_src", np.int32), ("wl_dst", np.int32), ("wl_arc", np.int32), ("wl_ac", np.float32),
+                  ("wl_excess", np.float32))})
+    wframes = np.zeros((L, W, layout.WINDOW_FRAME_INTS), np.int32)
+    params = np.zeros((L, layout.LANE_PARAMS), np.int64)
+    for lane, window in enumerate(windows):
+        if window is None:
+            params[lane, layout.P_MODE] = layout.MODE_EMIT
+            params[lane, layout.P_WIN_FRAME] = 0  # stores a frame, does not flush
+            continue
+        t = k = 0
+        for f, (state, cost, best, src, dst, arc, ac, excess, ne) in enumerate(window):
+            n, nl = state.size, src.size
+            for name, values in (("wt_state", state), ("wt_cost", cost), ("wt_best", best)):
+                pool[name][lane, t:t + n] = values
+            for name, values in (("wl_src", src), ("wl_dst", dst), ("wl_arc", arc), ("wl_ac", ac),
+                                 ("wl_excess", excess)):
+                pool[name][lane, k:k + nl] = values
+            wframes[lane, f, [FIELDS["WF_TOK"], FIELDS["WF_NTOK"], FIELDS["WF_LINK"], FIELDS["WF_NLINK"],
+                              FIELDS["WF_NEMIT"]]] = (t, n, k, nl, ne)
+            t, k = t + n, k + nl
+        params[lane, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH]] = (layout.MODE_EMIT, len(window) - 1, 1)
+    d = SimpleNamespace(params=cupy.asarray(params), wframes=cupy.asarray(wframes),
+                        wt_extra=cupy.zeros((L, WT), np.uint32), wt_new=cupy.zeros((L, WT), np.int32),
+                        wl_new=cupy.zeros((L, WX), np.int32), totals=cupy.zeros(3, np.int64),
+                        **{name: cupy.asarray(values) for name, values in pool.items()})
+    g = SimpleNamespace(lanes=L, W=W, WT=WT, WX=WX, blocks_per_lane=2)
+    words = layout.WINDOW_HEADER + 3 * L * W + 3 * L * WT + 5 * L * WX
+    return d, g, words
+
+
+def test_frame_table_fields_match_the_kernel_file():
+    import cuda_kernels
+
+    text = (cuda_kernels.DIRECTORY / "lattice_window.cu").read_text()
+    for name, value in FIELDS.items():
+        assert f"#define {name} {value} " in text or f"#define {name} {value}\n" in text, name
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_window_kernels_equal_the_specification(cupy_module, seed):
+    windows, lattice_beam = _windows(seed)
+    if all(w is None for w in windows):
+        pytest.skip("no lane flushes")
+    if cupy_module.__name__ != "cupy" and seed % 2:
+        cupy_module.schedule(True, seed=seed)  # emulator: racy orders of the epsilon relaxation's atomics
+    d, g, words = _device_pools(cupy_module, windows)
+    out = cupy_module.zeros(words, np.int32)
+    K.window_prune(d, g, lattice_beam)
+    K.window_number(d, g)
+    K.window_offsets(d, g, out)
+    K.window_pack(d, g, out)
+    packed = cupy_module.asnumpy(out)
+    want = [f for w in windows if w is not None for f in prune_window(w, lattice_beam)]
+    T, Kn, E = int(packed[0]), int(packed[1]), len(want)
+    assert (T, Kn) == (sum(f[0].size for f in want), sum(f[3].size for f in want))
+    counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3)
+    assert counts.tolist() == [[f[0].size, f[3].size, f[8]] for f in want]
+    data = packed[layout.WINDOW_HEADER + 3 * E:]
+    floats = data.view(np.float32)
+    to = lo = 0
+    for state, cost, best, src, dst, arc, ac, excess, _ in want:
+        n, nl = state.size, src.size
+        assert np.array_equal(data[to:to + n], state)
+        assert np.array_equal(floats[T + to:T + to + n], cost)
+        assert np.array_equal(data[2 * T + to:2 * T + to + n], best)
+        links = 3 * T + lo
+        for i, values in enumerate((src, dst, arc)):
+            assert np.array_equal(data[links + i * Kn:links + i * Kn + nl], values)
+        for i, values in enumerate((ac, excess), start=3):
+            assert np.array_equal(floats[links + i * Kn:links + i * Kn + nl], values)
+        to, lo = to + n, lo + nl
