@@ -17,6 +17,8 @@
 // window_prune (one CTA per flushing lane): extra costs walking back from the
 //   newest frame (whose tokens count 0); links beyond the lattice beam and
 //   tokens left without links are dropped (flags in wl_new, INF in wt_extra).
+//   Every excess is >= 0 (cost[dst] is the least of its links' sums), so the
+//   epsilon relaxation ends and the CPU's final pruning drops all this drops.
 // window_number (one CTA per frame of a flushing lane): the survivors numbered
 //   in order, frame by frame, and counted.
 // window_offsets (one CTA): where each flushing lane's frames go in the packed

@@ -86,6 +86,22 @@ def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frame
     assert windows > 3 * utterances  # windows end mid-utterance, not only at the end
 
 
+@pytest.mark.parametrize("header", [(5, 0, 2, 0, 0), (2, 0, -1, 0, 0), (2, 3, 2, 3, 4), (2, 3, 2, 5, 0), (1, 1, 1, 1, 0)])
+def test_packed_windows_whose_counts_do_not_add_up_are_refused(header):
+    """T, K, then (tokens, links, emitting links) of the one frame: totals that
+    differ from the counts, a negative count, more emitting links than links, or
+    more than was copied: a LatticeError before anything is read."""
+    from lattice.errors import LatticeError
+
+    gpu = wfst.Decoder(random_graph(3, max_states=8), DecoderConfig(max_active=4, min_active=0), device="cuda",
+                       lanes=1)
+    backend = gpu._cuda
+    backend.arrays.host_packed[:5] = header
+    backend.copied = backend.copy.record()
+    with pytest.raises(LatticeError, match="do not add up"):
+        backend._append((12, (np.array([0]), np.array([True])), []))
+
+
 def test_lattices_equivalent_on_a_larger_graph():
     fst = random_graph(12345, max_states=200, num_columns=8)
     config = DecoderConfig(beam=12.0, max_active=50, min_active=10, lattice_beam=5.0)

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lattice.errors import LatticeError
+
 from . import cuda_kernels_launch as K
 from . import cuda_layout as layout
 from .budget import DEFAULT_CHUNK_FRAMES, budget
@@ -263,7 +265,7 @@ class CudaDecoder:
             row[ran] += 1
             busy &= ~ended
             window[ended] = 0
-            pending = (words > 0, entries, done)
+            pending = (words, entries, done)
         if pending is not None:
             self._append(pending)
         for job in jobs:
@@ -373,6 +375,7 @@ class CudaDecoder:
 
     def _finish_step_on_device(self, params, words):
         d, g = self.arrays, self.geometry
+        assert words <= d.packed.size, "the flush plan exceeds the packed buffer"  # see _plan_windows
         with self.compute:
             self._upload_params(params)
             K.window_store(d, g)
@@ -394,14 +397,17 @@ class CudaDecoder:
     def _append(self, pending):
         """Append a step's flushed windows (packed as ``window_offsets`` says) to
         the lattices, then finish the jobs that ended."""
-        flushed, (channels, starts), done = pending
-        if flushed:
+        words, (channels, starts), done = pending
+        if words:
             self.copied.synchronize()
             packed = self.arrays.host_packed
             E = channels.size
             T, Kn = int(packed[0]), int(packed[1])
             counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3).astype(np.int64)
             n, nl, ne = counts[:, 0], counts[:, 1], counts[:, 2]
+            if (np.any(counts < 0) or np.any(ne > nl) or n.sum() != T or nl.sum() != Kn
+                    or layout.WINDOW_HEADER + 3 * E + 3 * T + 5 * Kn > words):
+                raise LatticeError("lattice windows from the device: counts that do not add up")
             data = packed[layout.WINDOW_HEADER + 3 * E:]
             self.lattices.append(channels, data, data.view(np.float32), T, Kn, np.cumsum(n) - n, n,
                                  np.cumsum(nl) - nl, nl, ne, starts)

@@ -45,8 +45,7 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam
     LatticeError (the arrays' counters unchanged) if an index is out of range:
     device data gone wrong must not become an out-of-bounds access later."""
     counters = sa[14]
-    if start:
-        counters[:] = 0  # the arrays may be an earlier utterance's
+    if start:  # the arrays may be an earlier utterance's: counters reset below
         f, nt, nl0 = 0, 0, 0
     else:
         f = counters[FRAME] + 1
@@ -98,6 +97,8 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam
     link_eps_start[f] = nl0 + ne
     if bad or ne > nl or (start and ne > 0):
         raise LatticeError("lattice segments from the device: a token or link index out of range")
+    if start:
+        counters[:] = 0
     counters[FRAME] = f
     counters[NUM_TOKENS] = nt + n
     counters[NUM_LINKS] = nl0 + nl
