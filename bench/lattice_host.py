@@ -1,7 +1,9 @@
 """Host throughput of the CUDA backend's lattice assembly, measured without a
-GPU: every frame the device packs (tokens and links of all lanes) is appended
-to its channel's lattice on the host, pruned every ``prune_interval`` frames,
-and each finished utterance is pruned and made into a Result. That host work
+GPU: every frame the device sends (tokens and links of all lanes) is appended
+to its channel's lattice on the host, pruned every so many frames (as the
+CUDA backend does: ``prune_interval``, times ``HOST_PRUNE_INTERVALS`` when the
+device prunes windows), and each finished utterance is pruned and made into a
+Result. That host work
 grows with the tokens per frame, as the search does, so it bounds how much
 faster than one CPU core the GPU backend can be, whatever the GPU.
 
@@ -12,8 +14,9 @@ Our CPU backend first searches ``--utterances`` utterances (one core: its time
 per frame is the baseline) and keeps their raw frames; then ``--lanes`` lanes
 (lane ``i`` replays utterance ``i mod N``) are appended step by step in packed
 form, as the device sends them, and finished, for each ``--threads`` count;
-with ``--window-frames W`` the frames are first pruned in windows of W, as the
-device does before it copies them (:mod:`lattice.window_prune`).
+with ``--window-frames W`` (default the backend's) the frames are first pruned
+in windows of at most W, as the device does before it copies them
+(:mod:`lattice.window_prune`; 0: frame by frame, as before the windows).
 Reports host microseconds per lane-frame (append, and finish divided by the
 threads that run it) and the speedup over one CPU core that this host work
 allows at most (CPU search time per frame over host time per lane-frame); and
@@ -39,6 +42,7 @@ from bench.inputs import add_input_arguments, load_inputs
 from lattice.window_prune import prune_window
 from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES
 from wfst.cpu_backend import CpuSearch
+from wfst.cuda_backend import HOST_PRUNE_INTERVALS
 from wfst.cuda_layout import window_flush
 from wfst.cuda_lattice import LatticeStore
 from wfst.decoding_graph import DecodingGraph
@@ -103,7 +107,7 @@ def packed_step(lane_frames: list[tuple]) -> tuple:
 
 
 def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[list[tuple]], lanes: int,
-            threads: int, rounds: int) -> tuple[dict, list]:
+            threads: int, rounds: int, prune_every: int | None = None) -> tuple[dict, list]:
     """Lane ``i`` replays utterances ``i, i + lanes, ...`` (mod N), ``rounds``
     of them back to back, a frame per step, as the CUDA backend does: each
     step's frames are appended in one call (``threads`` partitions in
@@ -112,8 +116,9 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     runs it on ``threads`` other threads, one utterance each: counted as
     ``threads`` times faster), so that on a small machine neither stage's
     time includes waiting for a core the other holds. Returns the timings and
-    every lane's Results (lane by lane)."""
-    store = LatticeStore(graph, config, lanes, threads=threads)
+    every lane's Results (lane by lane). ``prune_every``: the host's interim
+    pruning interval (:class:`LatticeStore`)."""
+    store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every)
     plans = [[(i + r * lanes) % len(utterances) for r in range(rounds)] for i in range(lanes)]
     append_seconds, finish_seconds, lane_frames = 0.0, 0.0, 0
     core_seconds = 0.0  # CPU time of every thread of the process: the host cores' work, steadier than wall time
@@ -182,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     raw = [raw_frames(graph, config, r) for r in rows]
     utterances = [windowed(u, args.window_frames, config) for u in raw]
     sent = sum(f[0].size for u in utterances for f in u) / sum(f[0].size for u in raw for f in u)
+    # the backend's host pruning interval: longer when the device prunes windows
+    prune_every = HOST_PRUNE_INTERVALS * config.prune_interval if args.window_frames else config.prune_interval
     measure(graph, config, utterances[:1], 2, 1, 1)  # compiles
     tokens = np.mean([f[0].size for u in raw for f in u])
     links = np.mean([f[3].size for u in raw for f in u])
@@ -190,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
           f"windows of {args.window_frames} frames send {sent:.1%} of the tokens")
     runs = []
     for threads in args.threads:
-        run, results = measure(graph, config, utterances, args.lanes, threads, args.rounds)
+        run, results = measure(graph, config, utterances, args.lanes, threads, args.rounds, prune_every)
         got = [(r.words, r.cost) for lane in results for r in lane]
         want = [(expected[(i + k * args.lanes) % len(rows)].words, expected[(i + k * args.lanes) % len(rows)].cost)
                 for i in range(args.lanes) for k in range(args.rounds)]
@@ -209,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
               "workload": inputs.name, "utterances": len(rows),
               "config": {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
                          "acoustic_scale": inputs.acoustic_scale, "prune_interval": config.prune_interval,
+                         "host_prune_every": prune_every,
                          "window_frames": args.window_frames},
               "frames_per_utterance": [len(u) for u in utterances], "tokens_per_frame": tokens,
               "links_per_frame": links, "tokens_sent_share": sent, "cpu_us_per_frame": cpu_us_per_frame,

@@ -49,6 +49,10 @@ from .errors import CapacityWarning, ConfigError, GraphError, MemoryBudgetError
 from .result import Result
 from .stream_channels import ChannelPool
 
+HOST_PRUNE_INTERVALS = 4
+"""The device prunes every lattice window before the copy, so the host's interim
+pruning, which only keeps long utterances' lattices small, runs every
+HOST_PRUNE_INTERVALS x ``prune_interval`` frames (the results do not depend on it)."""
 DEFAULT_MAX_LANES = 256
 FREE_MEMORY_SHARE = 0.9
 """Default lane count: as many as fit in this share of the free device memory,
@@ -121,7 +125,8 @@ class CudaDecoder:
         self.copied = None  # the event of the last copy of packed windows
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0}
         self.channels = ChannelPool(g.channels)
-        self.lattices = LatticeStore(graph, config, g.channels, threads=threads)
+        self.lattices = LatticeStore(graph, config, g.channels, threads=threads,
+                                     prune_every=HOST_PRUNE_INTERVALS * config.prune_interval)
         # finished offline utterances are pruned and turned into Results here while the GPU goes on
         self.finishing = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wfst-finish")
 

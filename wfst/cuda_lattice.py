@@ -3,7 +3,7 @@ own arrays and pruning: each frame copied back from the device is appended to
 its channel's :class:`wfst.cpu_search.SearchArrays` in a :class:`LatticeStore`
 (frame-local token and link indices made global; all frames of a step in one
 numba call per partition of the channels, the partitions in parallel),
-interim lattice pruning runs every ``prune_interval`` frames and the final
+interim lattice pruning runs every ``prune_every`` frames and the final
 pruning at the end, both with :mod:`wfst.cpu_lattice_prune`'s numba code, so
 both backends' lattices follow one implementation.
 
@@ -144,11 +144,15 @@ class LatticeStore:
     GIL): the host's lattice work grows with the tokens per frame like the
     search, so it needs several cores to keep up with a GPU. Arrays of finished
     utterances are reused by the next ones (regrowing them from small costs
-    page faults and copies every utterance)."""
+    page faults and copies every utterance). ``prune_every``: frames between
+    interim prunings (default the config's ``prune_interval``); the final
+    lattices do not depend on it, only the memory held until the end."""
 
-    def __init__(self, graph: DecodingGraph, config: DecoderConfig, channels: int, threads: int = 1):
+    def __init__(self, graph: DecodingGraph, config: DecoderConfig, channels: int, threads: int = 1,
+                 prune_every: int | None = None):
         self.graph = graph
         self.config = config
+        self.prune_every = prune_every or config.prune_interval
         graph.host_layout()  # built here, before any finishing thread needs it
         parts = max(1, min(threads, channels))
         self._parts = [List([_empty_arrays() for _ in range(k, channels, parts)]) for k in range(parts)]
@@ -162,7 +166,7 @@ class LatticeStore:
         i64 = np.int64
         args = (channels.astype(i64), words, floats, i64(T), i64(K), to.astype(i64), n.astype(i64),
                 lo.astype(i64), nl.astype(i64), ne.astype(i64), start.astype(np.bool_),
-                np.float32(self.config.lattice_beam), i64(self.config.prune_interval))
+                np.float32(self.config.lattice_beam), i64(self.prune_every))
         parts = len(self._parts)
         others = [self._pool.submit(append_step, self._parts[k], i64(k), i64(parts), *args) for k in range(1, parts)]
         try:
