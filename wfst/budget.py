@@ -85,10 +85,9 @@ def score_column_bytes(num_columns: int) -> int:
     return 2 if num_columns <= 1 << 16 else 4
 
 
-def packed_lane_bytes(token_capacity: int, arc_capacity: int) -> int:
-    """A lane's share of one packed buffer: a full window pool and its frame counts."""
-    return (WINDOW_CAPACITY * (SEGMENT_TOKEN_BYTES * token_capacity + SEGMENT_LINK_BYTES * arc_capacity)
-            + SEGMENT_FRAME_BYTES * WINDOW_FRAMES)
+def packed_lane_bytes(pool_tokens: int, pool_links: int, window_frames: int) -> int:
+    """A lane's share of the packed buffer: a full window pool and its frame counts."""
+    return SEGMENT_TOKEN_BYTES * pool_tokens + SEGMENT_LINK_BYTES * pool_links + SEGMENT_FRAME_BYTES * window_frames
 
 
 def hash_slots(token_capacity: int) -> int:
@@ -189,7 +188,7 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     device_fst = sum(np.dtype(dtype).itemsize * length for dtype, length in arrays.values())
     window = (WINDOW_CAPACITY * (WINDOW_TOKEN_BYTES * Q + WINDOW_LINK_BYTES * X)
               + WINDOW_FRAME_BYTES * WINDOW_FRAMES)
-    packed = packed_lane_bytes(Q, X)
+    packed = packed_lane_bytes(WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, WINDOW_FRAMES)
     per_lane = (TOKEN_QUEUE_BYTES * Q + 8 + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
                 + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + window + packed)
     per_channel = CHANNEL_TOKEN_BYTES * Q + CHANNEL_COUNTER_BYTES

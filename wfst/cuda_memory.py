@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cuda_layout as layout
-from .budget import WINDOW_CAPACITY, WINDOW_FRAMES, MemoryBudget, hash_slots, score_column_bytes
+from .budget import (WINDOW_CAPACITY, WINDOW_FRAMES, MemoryBudget, hash_slots, packed_lane_bytes,
+                     score_column_bytes)
 from .config import DecoderConfig
 from .decoding_graph import DecodingGraph
 from .errors import ConfigError
@@ -102,7 +103,7 @@ class DeviceArrays:
         self.wl_excess = a(cupy, (L, g.WX), np.float32, 0)
         self.wl_new = a(cupy, (L, g.WX), np.int32, -1)
         self.wframes = a(cupy, (L, g.W, layout.WINDOW_FRAME_INTS), np.int32, 0)
-        packed_words = layout.WINDOW_HEADER + L * (3 * g.W + 3 * g.WT + 5 * g.WX)  # budget.packed_lane_bytes
+        packed_words = layout.WINDOW_HEADER + L * packed_lane_bytes(g.WT, g.WX, g.W) // 4
         self.packed = a(cupy, (packed_words,), np.int32, None)
         self.totals = cupy.zeros(3, np.int64)  # 24 bytes, not in the budget
         # channels
