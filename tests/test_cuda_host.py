@@ -238,6 +238,26 @@ def test_host_lattices_of_later_utterances_in_reused_arrays_match_the_cpu(thread
         assert_equivalent_lattices(got.lattice, want.lattice)
 
 
+def test_a_cleared_channel_s_arrays_serve_a_later_utterance():
+    """A stream's finish hands its channel a spare set, which the stream's
+    release (clear) gives back instead of dropping."""
+    fst = random_graph(3, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0, prune_interval=2)
+    store = LatticeStore(graph, config, channels=4, prune_every=1000)  # lattices that outgrow the empty set
+    grown = []
+    for channel in (1, 2):  # two streams, each finished and released
+        _feed(store, channel, raw_frames(graph, config, random_scores(channel, 40)))
+        grown.append(store.arrays(channel).link_src)
+        store.finish(channel)
+        store.clear(channel)
+    # the spares now: the second stream's set (finished), the first's (handed to channel 2, then cleared)
+    store.take(0)
+    store.take(3)
+    assert np.shares_memory(store.arrays(0).link_src, grown[1])
+    assert np.shares_memory(store.arrays(3).link_src, grown[0])
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_host_lattices_of_busy_channels_appended_in_parallel_match_the_cpu(threads):
     """Lanes in lockstep on several channels (every partition busy at once),

@@ -128,10 +128,14 @@ def append_step(store, part, parts, channels, words, floats, T, K, to, n, lo, nl
                                 lattice_beam, prune_interval)
 
 
+EMPTY_TOKENS = 64
+
+
 def _empty_arrays() -> tuple:
     """A channel's arrays before its utterance: small, grown as frames arrive
     (the hash table and scratch rows are not used here)."""
-    return tuple(cpu_search.new_search_arrays(frames=8, tokens=64, links=256, hash_slots=2, frame_tokens=2))
+    return tuple(cpu_search.new_search_arrays(frames=8, tokens=EMPTY_TOKENS, links=256, hash_slots=2,
+                                              frame_tokens=2))
 
 
 class LatticeStore:
@@ -189,8 +193,11 @@ class LatticeStore:
         return int(part[i][14][FRAME])
 
     def clear(self, channel: int) -> None:
-        """Let the channel's arrays go (a small empty set replaces them)."""
+        """The channel gives up its arrays (a small empty set replaces them):
+        grown ones go to the spares, for a later utterance."""
         part, i = self._slot(channel)
+        if part[i][0].size > EMPTY_TOKENS:
+            self._spare.append(part[i])
         part[i] = _empty_arrays()
 
     def take(self, channel: int) -> cpu_search.SearchArrays:
