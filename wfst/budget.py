@@ -52,6 +52,7 @@ import numpy as np
 
 from .config import DecoderConfig
 from .csr import CsrFst
+from .cuda_layout import WINDOW_FRAME_INTS
 from .errors import ConfigError, MemoryBudgetError
 
 LANE_COUNTER_BYTES = 256
@@ -76,7 +77,7 @@ WINDOW_CAPACITY = 4
 its window early when the pool could not take one more."""
 WINDOW_TOKEN_BYTES = 20
 WINDOW_LINK_BYTES = 24
-WINDOW_FRAME_BYTES = 64
+WINDOW_FRAME_BYTES = 4 * WINDOW_FRAME_INTS  # the frame table's int32 fields
 DEFAULT_CHUNK_FRAMES = 64
 
 

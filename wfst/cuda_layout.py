@@ -4,7 +4,8 @@ The counter and parameter slots repeat ``cuda_kernels/common.cuh`` (a test
 checks they agree). :func:`cost_keys`, :func:`radix_select` and
 :func:`gpu_cutoff` emulate in numpy what the kernels compute, so the exact
 cutoff can be checked against the CPU's ``_cutoff`` without a GPU;
-:func:`blocks_per_lane` is the launch geometry.
+:func:`blocks_per_lane` is the launch geometry; :func:`window_flush` the rule by
+which a lane flushes its lattice window (the backend and the benchmarks share it).
 """
 
 from __future__ import annotations
