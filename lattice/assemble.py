@@ -78,10 +78,15 @@ def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_p
     best = float(beta[start])
     if not math.isfinite(best):
         return Lattice.empty()
-    node_tok, arc_src, arc_dst, arc_link = _unroll(
-        segments.tok_start, segments.tok_cost, segments.link_src, segments.link_dst, link_cost,
-        fst.olabel[segments.link_arc], segments.link_start, segments.link_eps_start, beta,
-        beam_limit(best, lattice_beam), lattice_beam, start)
+    max_nodes, max_arcs = segments.num_tokens + 16, segments.link_src.shape[0] + 16
+    while True:  # one state per token and one arc per link unless epsilon cycles unroll
+        node_tok, arc_src, arc_dst, arc_link, short = _unroll(
+            segments.tok_start, segments.tok_cost, segments.link_src, segments.link_dst, link_cost,
+            fst.olabel[segments.link_arc], segments.link_start, segments.link_eps_start, beta,
+            beam_limit(best, lattice_beam), lattice_beam, start, max_nodes, max_arcs)
+        if short == 0:
+            break
+        max_nodes, max_arcs = (2 * max_nodes, max_arcs) if short == 1 else (max_nodes, 2 * max_arcs)
     order = np.argsort(arc_src, kind="stable")
     links = arc_link[order]
     arcs = segments.link_arc[links]
@@ -147,18 +152,15 @@ def _token_backward(tok_start, link_src, link_dst, link_cost, link_start, link_e
 
 
 @numba.njit(cache=True, nogil=True)
-def _strong_components(n, offsets, targets):
+def _strong_components(n, offsets, targets, work, on_stack):
     """Tarjan's strongly connected components of a graph on ``n`` nodes
     (``targets[offsets[i]:offsets[i + 1]]`` the successors of ``i``), without
-    recursion. Returns (component of each node, number of components);
-    components are numbered in reverse topological order."""
-    index = np.full(n, -1, np.int64)
-    low = np.zeros(n, np.int64)
-    on_stack = np.zeros(n, np.bool_)
-    stack = np.empty(n, np.int64)
-    call_node = np.empty(n, np.int64)
-    call_edge = np.empty(n, np.int64)
-    comp = np.full(n, -1, np.int64)
+    recursion. ``work``: int64 scratch of shape (6, >= n); ``on_stack``: bool
+    scratch of >= n, all False (and left so). Returns (component of each node,
+    a view of ``work``; number of components); components are numbered in
+    reverse topological order."""
+    index, low, stack, call_node, call_edge, comp = work[0], work[1], work[2], work[3], work[4], work[5]
+    index[:n] = -1
     sp = 0
     counter = 0
     ncomp = 0
@@ -205,41 +207,50 @@ def _strong_components(n, offsets, targets):
                 depth -= 1
                 if depth >= 0 and low[v] < low[call_node[depth]]:
                     low[call_node[depth]] = low[v]
-    return comp, ncomp
-
-
-@numba.njit(cache=True, nogil=True)
-def _grow(a, need):
-    if need <= a.shape[0]:
-        return a
-    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
-    b[: a.shape[0]] = a
-    return b
+    return comp[:n], ncomp
 
 
 @numba.njit(cache=True, nogil=True)
 def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, link_start, link_eps_start, beta,
-            limit, lattice_beam, start):
+            limit, lattice_beam, start, max_nodes, max_arcs):
     """Lattice states and arcs of the segments (see the module docstring),
-    ``start`` the start token.
-    Returns (token of each state, arc sources, arc destinations, link of each
-    arc), states in lattice order, arcs unsorted."""
+    ``start`` the start token, at most ``max_nodes`` states and ``max_arcs``
+    arcs. Returns (token of each state, arc sources, arc destinations, link of
+    each arc; states in lattice order, arcs unsorted), and 0, or 1 when the
+    states would exceed ``max_nodes``, 2 the arcs ``max_arcs`` (the arrays are
+    then incomplete). The arrays never grow in place: a rebound array variable
+    makes numba's loops several times slower, and only epsilon cycles need more
+    room than one state per token and one arc per link."""
     frames = tok_start.shape[0] - 2
     num_tokens = tok_start[frames + 1]
     node_base = np.zeros(num_tokens, np.int64)  # copy h of token k: node_base[k] + h * node_stride[k]
     node_stride = np.ones(num_tokens, np.int64)
     node_count = np.ones(num_tokens, np.int64)
-    node_tok = np.empty(num_tokens + 16, np.int64)
-    node_alpha = np.empty(num_tokens + 16, np.float64)
+    node_tok = np.empty(max_nodes, np.int64)
+    node_alpha = np.empty(max_nodes, np.float64)
     nn = 0
-    arc_src = np.empty(link_src.shape[0] + 16, np.int64)
-    arc_dst = np.empty(link_src.shape[0] + 16, np.int64)
-    arc_link = np.empty(link_src.shape[0] + 16, np.int64)
+    arc_src = np.empty(max_arcs, np.int64)
+    arc_dst = np.empty(max_arcs, np.int64)
+    arc_link = np.empty(max_arcs, np.int64)
     na = 0
+    # per-frame scratch, allocated once for the largest frame
+    widest = max(np.max(tok_start[1:] - tok_start[:-1]), 1)
+    most_eps = max(np.max(link_start[1:] - link_eps_start), 1)
+    alpha0_buf = np.empty(widest)
+    offsets_buf = np.empty(widest + 1, np.int64)
+    fill_buf = np.empty(widest, np.int64)
+    out_links_buf = np.empty(most_eps, np.int64)
+    targets_buf = np.empty(most_eps, np.int64)
+    order_buf = np.empty(widest, np.int64)
+    comp_start_buf = np.empty(widest + 1, np.int64)
+    pos = np.empty(widest, np.int64)
+    work = np.empty((6, widest), np.int64)
+    on_stack = np.zeros(widest, np.bool_)
     for f in range(frames + 1):
         t0, t1 = tok_start[f], tok_start[f + 1]
         n = t1 - t0
-        alpha0 = np.full(n, np.inf)
+        alpha0 = alpha0_buf[:n]
+        alpha0[:] = np.inf
         if f == 0:
             alpha0[start - t0] = 0.0
         else:
@@ -251,33 +262,39 @@ def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, lin
                     if c < alpha0[v]:
                         alpha0[v] = c
         e0, e1 = link_eps_start[f], link_start[f + 1]
-        offsets = np.zeros(n + 1, np.int64)
+        offsets = offsets_buf[:n + 1]
+        offsets[:] = 0
         for l in range(e0, e1):
             offsets[link_src[l] - t0 + 1] += 1
         for i in range(n):
             offsets[i + 1] += offsets[i]
-        fill = offsets[:n].copy()
-        out_links = np.empty(e1 - e0, np.int64)
-        targets = np.empty(e1 - e0, np.int64)
+        fill = fill_buf[:n]
+        fill[:] = offsets[:n]
+        out_links = out_links_buf[:e1 - e0]
+        targets = targets_buf[:e1 - e0]
         for l in range(e0, e1):
             i = link_src[l] - t0
             out_links[fill[i]] = l
             targets[fill[i]] = link_dst[l] - t0
             fill[i] += 1
-        comp, ncomp = _strong_components(n, offsets, targets)
-        order = np.argsort(comp, kind="mergesort")
-        comp_start = np.zeros(ncomp + 1, np.int64)
+        comp, ncomp = _strong_components(n, offsets, targets, work, on_stack)
+        comp_start = comp_start_buf[:ncomp + 1]
+        comp_start[:] = 0
         for i in range(n):
             comp_start[comp[i] + 1] += 1
         for c in range(ncomp):
             comp_start[c + 1] += comp_start[c]
+        order = order_buf[:n]  # tokens by component, in token order within one (a stable sort)
+        fill[:ncomp] = comp_start[:ncomp]
+        for i in range(n):
+            order[fill[comp[i]]] = i
+            fill[comp[i]] += 1
         if f == 0:  # the start token first in its component: the lattice's state 0
             first = comp_start[comp[start - t0]]
             for j in range(first, comp_start[comp[start - t0] + 1]):
                 if order[j] == start - t0:
                     order[j] = order[first]
                     order[first] = start - t0
-        pos = np.zeros(n, np.int64)
         for c in range(ncomp - 1, -1, -1):  # topological order
             members = order[comp_start[c]:comp_start[c + 1]]
             size = members.shape[0]
@@ -306,8 +323,8 @@ def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, lin
                     r_min = np.inf  # a cycle without words never helps: simple paths suffice
                 cycles = min(lattice_beam / r_min, MAX_LAYERS)  # 0 when no link inside has a positive cost
                 max_hops = min(size - 1 + size * int(cycles), MAX_LAYERS)
-            node_tok = _grow(node_tok, nn + size)
-            node_alpha = _grow(node_alpha, nn + size)
+            if nn + size > max_nodes:
+                return node_tok[:nn], arc_src[:na], arc_dst[:na], arc_link[:na], 1
             base = nn
             for j in range(size):
                 node_tok[nn] = t0 + members[j]
@@ -334,8 +351,8 @@ def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, lin
                             within = True
                     if not within:
                         break
-                    node_tok = _grow(node_tok, nn + size)
-                    node_alpha = _grow(node_alpha, nn + size)
+                    if nn + size > max_nodes:
+                        return node_tok[:nn], arc_src[:na], arc_dst[:na], arc_link[:na], 1
                     for j in range(size):
                         node_tok[nn] = t0 + members[j]
                         node_alpha[nn] = cur[j]
@@ -361,12 +378,11 @@ def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, lin
             v = link_dst[l]
             inside = l >= e0 and comp[u - t0] == comp[v - t0]
             count = node_count[u] - 1 if inside else node_count[u]
-            arc_src = _grow(arc_src, na + count)
-            arc_dst = _grow(arc_dst, na + count)
-            arc_link = _grow(arc_link, na + count)
+            if na + count > max_arcs:
+                return node_tok[:nn], arc_src[:na], arc_dst[:na], arc_link[:na], 2
             for h in range(count):
                 arc_src[na] = node_base[u] + h * node_stride[u]
                 arc_dst[na] = node_base[v] + (h + 1) * node_stride[v] if inside else node_base[v]
                 arc_link[na] = l
                 na += 1
-    return node_tok[:nn], arc_src[:na], arc_dst[:na], arc_link[:na]
+    return node_tok[:nn], arc_src[:na], arc_dst[:na], arc_link[:na], 0
