@@ -52,5 +52,5 @@ step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m
 # the host's lattice work per lane-frame against the CPU search per frame, on this machine's cores
 step lattice_host_full 90 python3 -m bench.lattice_host --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 128 --threads 1 4 16 \
-    --window-frames 32 --out "$OUT/lattice_host_full_lm-medium_window32.json"
+    --window-frames 32 --out "$OUT/lattice_host_full_lm-medium_window32_lag8.json"
 echo "== done $(date +%T)"

@@ -15,14 +15,15 @@ per frame is the baseline) and keeps their raw frames; then ``--lanes`` lanes
 (lane ``i`` replays utterance ``i mod N``) are appended step by step in packed
 form, as the device sends them, and finished, for each ``--threads`` count;
 with ``--window-frames W`` (default the backend's) the frames are first pruned
-in windows of at most W, as the device does before it copies them
+in windows flushed every W rows, each flush but the last keeping up to
+``--window-lag`` frames back, as the device does before it copies them
 (:mod:`lattice.window_prune`; 0: frame by frame, as before the windows).
 Reports host microseconds per lane-frame (append, and finish divided by the
 threads that run it) and the speedup over one CPU core that this host work
 allows at most (CPU search time per frame over host time per lane-frame); and
 the same from CPU time (all threads: the cores' work, steadier than wall time
 on a shared machine): the most speedup per host core. Writes
-``bench/results/lattice_host_<graph>_<set>[_window<W>].json``.
+``bench/results/lattice_host_<graph>_<set>[_window<W>[_lag<G>]].json``.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ import numpy as np
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
 from lattice.window_prune import prune_window
-from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES
+from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG
 from wfst.cpu_backend import CpuSearch
 from wfst.cuda_backend import HOST_PRUNE_INTERVALS
-from wfst.cuda_layout import window_flush
+from wfst.cuda_layout import window_flush, window_lag
 from wfst.cuda_lattice import LatticeStore
 from wfst.decoding_graph import DecodingGraph
 
@@ -74,20 +75,28 @@ def raw_frames(graph: DecodingGraph, config: wfst.DecoderConfig, scores: np.ndar
     return frames
 
 
-def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, lane: int = 0) -> list[tuple]:
-    """The frames as the CUDA backend's lane ``lane`` sends them with windows of
-    at most ``window`` frames, which the device prunes before the copy
-    (:mod:`lattice.window_prune`; the backend's flush rule,
-    :func:`wfst.cuda_layout.window_flush`); 0: unpruned, frame by frame."""
+def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, lane: int = 0,
+             lag: int = WINDOW_LAG) -> list[tuple]:
+    """The frames as the CUDA backend's lane ``lane`` sends them with windows
+    flushed every ``window`` rows, up to ``lag`` frames kept back by each flush
+    but the last, which the device prunes before the copy
+    (:mod:`lattice.window_prune`; the backend's rules,
+    :func:`wfst.cuda_layout.window_flush` and :func:`wfst.cuda_layout.window_lag`);
+    0: unpruned, frame by frame."""
     if window == 0:
         return frames
-    out, start, tokens, links = [], 0, 0, 0
+    Q, X = config.token_capacity, config.arc_capacity
+    out, held = [], []
     for f, frame in enumerate(frames):
-        tokens, links = tokens + frame[0].size, links + frame[3].size
-        if f + 1 == len(frames) or window_flush(f + 1 - start, tokens, links, f - 1, lane, window,
-                                                config.token_capacity, config.arc_capacity, WINDOW_CAPACITY):
-            out += prune_window(frames[start:f + 1], config.lattice_beam)
-            start, tokens, links = f + 1, 0, 0
+        held.append(frame)
+        sizes = np.array([[h[0].size, h[3].size] for h in held], np.int64)
+        tokens, links = sizes.sum(axis=0)
+        last = f + 1 == len(frames)
+        if last or window_flush(len(held), tokens, links, f - 1, lane, window, window + lag, Q, X, WINDOW_CAPACITY):
+            back = 0 if last else int(window_lag(sizes[None], [len(held)], lag, WINDOW_CAPACITY * Q,
+                                                 WINDOW_CAPACITY * X)[0])
+            sent, held = prune_window(held, config.lattice_beam, back)
+            out += sent
     return out
 
 
@@ -164,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-frames", type=int, default=WINDOW_FRAMES,
                         help=f"most frames the device prunes together before the copy (0: none, frame by frame as "
                              f"before; default {WINDOW_FRAMES}, the CUDA backend's)")
+    parser.add_argument("--window-lag", type=int, default=WINDOW_LAG,
+                        help=f"most frames a flush keeps back for the next (default {WINDOW_LAG}, the CUDA backend's)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     inputs = load_inputs(args)
@@ -185,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_us_per_frame = (time.perf_counter() - start) / frames * 1e6
     cpu_core_us_per_frame = (time.process_time() - core) / frames * 1e6
     raw = [raw_frames(graph, config, r) for r in rows]
-    utterances = [windowed(u, args.window_frames, config) for u in raw]
+    utterances = [windowed(u, args.window_frames, config, lag=args.window_lag) for u in raw]
     sent = sum(f[0].size for u in utterances for f in u) / sum(f[0].size for u in raw for f in u)
     # the backend's host pruning interval: longer when the device prunes windows
     prune_every = HOST_PRUNE_INTERVALS * config.prune_interval if args.window_frames else config.prune_interval
@@ -194,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     links = np.mean([f[3].size for u in raw for f in u])
     print(f"{inputs.name}: {len(rows)} utterances, {tokens:.0f} tokens and {links:.0f} links per frame; "
           f"CPU backend (one core) {cpu_us_per_frame:.1f} us per frame ({cpu_core_us_per_frame:.1f} of CPU time); "
-          f"windows of {args.window_frames} frames send {sent:.1%} of the tokens")
+          f"windows of {args.window_frames} frames, up to {args.window_lag} kept back, send {sent:.1%} of the tokens")
     runs = []
     for threads in args.threads:
         run, results = measure(graph, config, utterances, args.lanes, threads, args.rounds, prune_every)
@@ -217,12 +228,13 @@ def main(argv: list[str] | None = None) -> int:
               "config": {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
                          "acoustic_scale": inputs.acoustic_scale, "prune_interval": config.prune_interval,
                          "host_prune_every": prune_every,
-                         "window_frames": args.window_frames},
+                         "window_frames": args.window_frames, "window_lag": args.window_lag},
               "frames_per_utterance": [len(u) for u in utterances], "tokens_per_frame": tokens,
               "links_per_frame": links, "tokens_sent_share": sent, "cpu_us_per_frame": cpu_us_per_frame,
               "cpu_core_us_per_frame": cpu_core_us_per_frame,
               "runs": runs}
     window = f"_window{args.window_frames}" if args.window_frames else ""
+    window += f"_lag{args.window_lag}" if args.window_frames and args.window_lag else ""
     out = args.out or RESULTS_DIR / f"lattice_host_{inputs.name}{window}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

@@ -53,6 +53,7 @@
 #define P_WIN_TOK 8       // where its tokens go in the window pool
 #define P_WIN_LINK 9      // where its links go
 #define P_FLUSH 10        // 1: prune and pack the window after storing the frame
+#define P_LAG 11          // frames of a flushing window kept back for its next flush
 
 // lattice windows (lattice_window.cu): ints per frame in the frame table; ints
 // (T, K) before the per-frame counts in the packed buffer

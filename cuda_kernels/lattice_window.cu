@@ -19,13 +19,19 @@
 //   tokens left without links are dropped (flags in wl_new, INF in wt_extra).
 //   Every excess is >= 0 (cost[dst] is the least of its links' sums), so the
 //   epsilon relaxation ends and the CPU's final pruning drops all this drops.
-// window_number (one CTA per frame of a flushing lane): the survivors numbered
-//   in order, frame by frame, and counted.
-// window_offsets (one CTA): where each flushing lane's frames go in the packed
-//   buffer: int32 T, K, then (tokens, links, emitting links) per frame of every
-//   flushing lane in lane order, then tok_state[T] tok_cost[T] tok_best[T]
+// A flush sends all frames but the newest P_LAG, which stay for the next flush
+// (pruned then against a newer frame, so fewer of their tokens are sent):
+// window_number (one CTA per sent frame of a flushing lane): the survivors
+//   numbered in order, frame by frame, and counted.
+// window_offsets (one CTA): where each flushing lane's sent frames go in the
+//   packed buffer: int32 T, K, then (tokens, links, emitting links) per frame of
+//   every flushing lane in lane order, then tok_state[T] tok_cost[T] tok_best[T]
 //   link_src[K] link_dst[K] link_arc[K] link_ac[K] link_excess[K].
 // window_pack: the survivors, renumbered, into the packed buffer.
+// window_shift (one CTA per lane that keeps frames back): those frames, as
+//   stored, to the start of the pool and of the frame table, the oldest's
+//   emitting sources renumbered as the last sent frame's tokens were (-1:
+//   removed; the next window_prune drops such links: extra costs only grow).
 #include "common.cuh"
 
 #define WINDOW_THREADS 256
@@ -45,6 +51,9 @@ __device__ __forceinline__ bool stores(const long long* p) {
 }
 
 __device__ __forceinline__ bool flushes(const long long* p) { return stores(p) && p[P_FLUSH] != 0; }
+
+// frames a flush sends: all but the P_LAG newest
+__device__ __forceinline__ int sent_frames(const long long* p) { return (int)(p[P_WIN_FRAME] + 1 - p[P_LAG]); }
 
 extern "C" __global__ void __launch_bounds__(WINDOW_THREADS)
 window_store(const long long* params, const int* counters, int Q, int X, int WT, int WX, int WF,
@@ -170,7 +179,8 @@ window_prune(const long long* params, int WT, int WX, int WF, float beam, const 
         __syncthreads();
         keep_links(l0 + ne, l0 + nl, dst, excess, extra, t0, beam, keep);
     }
-    // the oldest frame's emitting links leave from tokens sent before: kept by their own extra cost
+    // the oldest frame's emitting links leave from tokens sent before: kept by their own extra cost (never one
+    // whose source went then, see window_shift)
     keep_links(frames[WF_LINK], frames[WF_LINK] + frames[WF_NEMIT], dst, excess, extra, frames[WF_TOK], beam, keep);
 }
 
@@ -179,7 +189,7 @@ window_number(const long long* params, int WT, int WX, int WF, const unsigned* w
               int* wframes) {
     const int f = blockIdx.x, lane = blockIdx.y;
     const long long* p = params + (long long)lane * LANE_PARAMS;
-    if (!flushes(p) || f > p[P_WIN_FRAME]) return;
+    if (!flushes(p) || f >= sent_frames(p)) return;
     __shared__ long long scan_scratch[32];
     __shared__ int sum_scratch[32];
     int* fr = wframes + ((long long)lane * WF + f) * WINDOW_FRAME_INTS;
@@ -208,7 +218,7 @@ window_offsets(const long long* params, int lanes, int WF, int* wframes, long lo
         int* frames = wframes + (long long)lane * WF * WINDOW_FRAME_INTS;
         long long e = 0, t = 0, k = 0;
         if (on) {
-            e = params[(long long)lane * LANE_PARAMS + P_WIN_FRAME] + 1;
+            e = sent_frames(params + (long long)lane * LANE_PARAMS);
             for (int f = 0; f < e; ++f) {
                 t += frames[f * WINDOW_FRAME_INTS + WF_KEPT_TOK];
                 k += frames[f * WINDOW_FRAME_INTS + WF_KEPT_LINK];
@@ -256,7 +266,7 @@ window_pack(const long long* params, int WT, int WX, int WF, const int* wframes,
     const int* frames = wframes + (long long)lane * WF * WINDOW_FRAME_INTS;
     const long long tb = (long long)lane * WT, lb = (long long)lane * WX;
     const int first = blockIdx.x * blockDim.x + threadIdx.x, stride = gridDim.x * blockDim.x;
-    for (int f = 0; f <= p[P_WIN_FRAME]; ++f) {
+    for (int f = 0; f < sent_frames(p); ++f) {
         const int* fr = frames + f * WINDOW_FRAME_INTS;
         const long long t0 = tb + fr[WF_TOK], l0 = lb + fr[WF_LINK];
         const long long before = f > 0 ? tb + fr[WF_TOK - WINDOW_FRAME_INTS] : -1;
@@ -280,6 +290,59 @@ window_pack(const long long* params, int WT, int WX, int WF, const int* wframes,
             links[2 * K + o] = wl_arc[l0 + l];
             links[3 * K + o] = __float_as_int(wl_ac[l0 + l]);
             links[4 * K + o] = __float_as_int(wl_excess[l0 + l]);
+        }
+    }
+}
+
+// a[to .. to + n) = a[from .. from + n), to <= from, by one CTA: block-sized chunks, each read before it is written
+__device__ void move_down(int* a, long long to, long long from, int n) {
+    for (int base = 0; base < n; base += blockDim.x) {
+        const int i = base + threadIdx.x;
+        const int value = i < n ? a[from + i] : 0;
+        __syncthreads();
+        if (i < n) a[to + i] = value;
+        __syncthreads();
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(WINDOW_THREADS)
+window_shift(const long long* params, int WT, int WX, int WF, int* wt_state, float* wt_cost, int* wt_best,
+             const int* wt_new, int* wl_src, int* wl_dst, int* wl_arc, float* wl_ac, float* wl_excess, int* wframes) {
+    const int lane = blockIdx.x;
+    const long long* p = params + (long long)lane * LANE_PARAMS;
+    if (!flushes(p) || p[P_LAG] <= 0) return;
+    int* frames = wframes + (long long)lane * WF * WINDOW_FRAME_INTS;
+    const int sent = sent_frames(p), lag = (int)p[P_LAG];
+    const int* first = frames + sent * WINDOW_FRAME_INTS;
+    const int* newest = frames + (sent + lag - 1) * WINDOW_FRAME_INTS;
+    const int* last_sent = first - WINDOW_FRAME_INTS;
+    const int t0 = first[WF_TOK], nt = newest[WF_TOK] + newest[WF_NTOK] - t0;
+    const int l0 = first[WF_LINK], nl = newest[WF_LINK] + newest[WF_NLINK] - l0, ne = first[WF_NEMIT];
+    const int before = last_sent[WF_NTOK];
+    const long long tb = (long long)lane * WT, lb = (long long)lane * WX;
+    const int* renumber = wt_new + tb + last_sent[WF_TOK];
+    move_down(wt_state, tb, tb + t0, nt);
+    move_down((int*)wt_cost, tb, tb + t0, nt);
+    move_down(wt_best, tb, tb + t0, nt);
+    move_down(wl_src, lb, lb + l0, nl);
+    move_down(wl_dst, lb, lb + l0, nl);
+    move_down(wl_arc, lb, lb + l0, nl);
+    move_down((int*)wl_ac, lb, lb + l0, nl);
+    move_down((int*)wl_excess, lb, lb + l0, nl);
+    for (int l = threadIdx.x; l < ne; l += blockDim.x) {  // sources in the last sent frame, as numbered there
+        const int src = wl_src[lb + l];
+        wl_src[lb + l] = src >= 0 && src < before ? renumber[src] : -1;
+    }
+    __syncthreads();  // every thread has read the frame table
+    if (threadIdx.x == 0) {
+        for (int j = 0; j < lag; ++j) {  // ascending: entry sent + j is read before entry j is written
+            const int* from = frames + (sent + j) * WINDOW_FRAME_INTS;
+            int* to = frames + j * WINDOW_FRAME_INTS;
+            to[WF_TOK] = from[WF_TOK] - t0;
+            to[WF_NTOK] = from[WF_NTOK];
+            to[WF_LINK] = from[WF_LINK] - l0;
+            to[WF_NLINK] = from[WF_NLINK];
+            to[WF_NEMIT] = from[WF_NEMIT];
         }
     }
 }

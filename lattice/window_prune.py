@@ -18,6 +18,13 @@ end, where final costs count, so what goes here would also go in the CPU's
 final pruning: the pruned frames give the same final lattice, words and costs.
 The newest frame keeps every token (later frames may still reach any of them),
 so frames after the window refer to its tokens by their index unchanged.
+
+A flush may keep its newest ``lag`` frames back: they stay in the window as
+they were and are pruned again at the next flush, against a newer frame, so
+fewer of their tokens reach the host (the frames next to the newest keep
+nearly all of theirs). The oldest of them then names its emitting links'
+sources by the sent frames' new numbers (-1: removed; such a link cannot be
+within the beam at the next flush either, extra costs only grow, and goes).
 """
 
 from __future__ import annotations
@@ -63,15 +70,20 @@ def window_extras(frames: list[tuple], lattice_beam: float) -> tuple[list[np.nda
     return extras, kept
 
 
-def prune_window(frames: list[tuple], lattice_beam: float) -> list[tuple]:
-    """The frames with the links beyond ``lattice_beam`` and the tokens left
-    without links removed, in the same format, indices renumbered (order kept)."""
+def prune_window(frames: list[tuple], lattice_beam: float, lag: int = 0) -> tuple[list[tuple], list[tuple]]:
+    """The window's frames but the newest ``lag`` with the links beyond
+    ``lattice_beam`` and the tokens left without links removed, in the same
+    format, indices renumbered (order kept); and the ``lag`` frames held back,
+    unpruned, the oldest's emitting sources renumbered as the sent frames are."""
     if not frames:
-        return []
+        return [], []
+    send = len(frames) - lag
+    if not 0 < send <= len(frames):
+        raise ValueError(f"a flush sends at least one frame: lag {lag} of {len(frames)} frames")
     extras, kept = window_extras(frames, lattice_beam)
     pruned = []
     previous = None  # new index of each token of the previous frame (-1: removed)
-    for f, (state, cost, best, src, dst, arc, ac, excess, ne) in enumerate(frames):
+    for f, (state, cost, best, src, dst, arc, ac, excess, ne) in enumerate(frames[:send]):
         keep_tok = np.isfinite(extras[f])
         new_tok = np.cumsum(keep_tok) - 1
         keep = kept[f]
@@ -83,4 +95,10 @@ def prune_window(frames: list[tuple], lattice_beam: float) -> list[tuple]:
         pruned.append((state[keep_tok], cost[keep_tok], new_best, src_new[keep], new_tok[dst][keep], arc[keep],
                        ac[keep], excess[keep], int(keep[:ne].sum())))
         previous = np.where(keep_tok, new_tok, -1)
-    return pruned
+    held = list(frames[send:])
+    if held:
+        state, cost, best, src, dst, arc, ac, excess, ne = held[0]
+        src = src.astype(np.int64)
+        src[:ne] = previous[src[:ne]]
+        held[0] = (state, cost, best, src, dst, arc, ac, excess, ne)
+    return pruned, held

@@ -64,13 +64,15 @@ def test_random_graphs_match_the_cpu(block):
         _same_decodes(*_pair(fst, config, lanes=2), batch)
 
 
-@pytest.mark.parametrize("frames", [1, 2, 3, 64])
-def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frames):
+@pytest.mark.parametrize("frames, lag", [(1, 0), (2, 8), (3, 1), (5, 2), (64, 0), (64, 8)])
+def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frames, lag):
     """The device prunes each lane's window of frames before the copy: flushed
     every frame, every few frames, and (64 frames, a token capacity no larger
-    than a frame can need) whenever the window's pool could not take one more."""
+    than a frame can need) whenever the window's pool could not take one more;
+    each flush but a job's last keeping up to ``lag`` frames back."""
     monkeypatch.setattr("wfst.cuda_memory.WINDOW_FRAMES", frames)
-    windows = utterances = 0
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_LAG", lag)
+    windows = utterances = held_back = 0
     for seed in range(8):
         fst = random_graph(500 + seed, max_states=14)
         config = DecoderConfig(beam=float(6 + seed % 5), max_active=8, min_active=seed % 2,
@@ -80,9 +82,11 @@ def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frame
         batch = [random_scores(seed * 11 + i, 9 + 8 * i) for i in range(3)]
         cpu, gpu = _pair(fst, config, lanes=2)
         _same_decodes(cpu, gpu, batch)
-        assert gpu._cuda.geometry.W == frames
+        assert (gpu._cuda.geometry.window_period, gpu._cuda.geometry.W) == (frames, frames + lag)
         windows += gpu._cuda.stats["windows"]
+        held_back += gpu._cuda.stats["held_back"]
         utterances += len(batch)
+    assert (held_back > utterances) == (lag > 0)
     assert windows > 3 * utterances  # windows end mid-utterance, not only at the end
 
 

@@ -1,7 +1,9 @@
 """The window kernels (cuda_kernels/lattice_window.cu: window_prune,
-window_number, window_offsets, window_pack) against their specification, lattice.window_prune,
-on a GPU (marked gpu) and on the CPU emulator: the same tokens and links kept,
-numbered and packed the same, for several lanes at once."""
+window_number, window_offsets, window_pack, window_shift) against their
+specification, lattice.window_prune, on a GPU (marked gpu) and on the CPU
+emulator: the same tokens and links kept, numbered and packed the same, and the
+frames kept back moved to the front of the pool the same, for several lanes at
+once."""
 
 from types import SimpleNamespace
 
@@ -23,22 +25,25 @@ FIELDS = {"WF_TOK": 0, "WF_NTOK": 1, "WF_LINK": 2, "WF_NLINK": 3, "WF_NEMIT": 4}
 
 
 def _windows(seed):
-    """Per lane a window of some utterance's raw frames (None: the lane does not flush)."""
+    """Per lane a window of some utterance's raw frames (None: the lane does not
+    flush) and the frames its flush keeps back."""
     graph = DecodingGraph(random_graph(seed, max_states=16))
     config = DecoderConfig(beam=float(5 + seed % 7), max_active=4 + seed % 6, min_active=1,
                            lattice_beam=float(seed % 6))
-    windows = []
+    windows, lags = [], []
     for lane in range(3):
         if (seed + lane) % 3 == 2:
             windows.append(None)
+            lags.append(0)
             continue
         frames = raw_frames(graph, config, random_scores(seed * 3 + lane, 3 + (seed + lane) % 19))
         first = (seed * 7 + lane) % len(frames)
         windows.append(frames[first:first + 1 + (seed + 2 * lane) % 9])
-    return windows, config.lattice_beam
+        lags.append((seed + lane) % len(windows[-1]))
+    return windows, lags, config.lattice_beam
 
 
-def _device_pools(cupy, windows):
+def _device_pools(cupy, windows, lags):
     """The lanes' pools and frame tables as window_store leaves them."""
     W = max(len(w) for w in windows if w is not None)
     WT = max(sum(f[0].size for f in w) for w in windows if w is not None) + 3
@@ -67,7 +72,8 @@ def _device_pools(cupy, windows):
             wframes[lane, f, [FIELDS["WF_TOK"], FIELDS["WF_NTOK"], FIELDS["WF_LINK"], FIELDS["WF_NLINK"],
                               FIELDS["WF_NEMIT"]]] = (t, n, k, nl, ne)
             t, k = t + n, k + nl
-        params[lane, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH]] = (layout.MODE_EMIT, len(window) - 1, 1)
+        params[lane, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH, layout.P_LAG]] = (
+            layout.MODE_EMIT, len(window) - 1, 1, lags[lane])
     d = SimpleNamespace(params=cupy.asarray(params), wframes=cupy.asarray(wframes),
                         wt_extra=cupy.zeros((L, WT), np.uint32), wt_new=cupy.zeros((L, WT), np.int32),
                         wl_new=cupy.zeros((L, WX), np.int32), totals=cupy.zeros(3, np.int64),
@@ -87,19 +93,21 @@ def test_frame_table_fields_match_the_kernel_file():
 
 @pytest.mark.parametrize("seed", range(30))
 def test_window_kernels_equal_the_specification(cupy_module, seed):
-    windows, lattice_beam = _windows(seed)
+    windows, lags, lattice_beam = _windows(seed)
     if all(w is None for w in windows):
         pytest.skip("no lane flushes")
     if cupy_module.__name__ != "cupy" and seed % 2:
         cupy_module.schedule(True, seed=seed)  # emulator: racy orders of the epsilon relaxation's atomics
-    d, g, words = _device_pools(cupy_module, windows)
+    d, g, words = _device_pools(cupy_module, windows, lags)
     out = cupy_module.zeros(words, np.int32)
     K.window_prune(d, g, lattice_beam)
     K.window_number(d, g)
     K.window_offsets(d, g, out)
     K.window_pack(d, g, out)
+    K.window_shift(d, g)
     packed = cupy_module.asnumpy(out)
-    want = [f for w in windows if w is not None for f in prune_window(w, lattice_beam)]
+    flushed = [prune_window(w, lattice_beam, lag) if w is not None else ([], []) for w, lag in zip(windows, lags)]
+    want = [f for sent, _ in flushed for f in sent]
     T, Kn, E = int(packed[0]), int(packed[1]), len(want)
     assert (T, Kn) == (sum(f[0].size for f in want), sum(f[3].size for f in want))
     counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3)
@@ -118,3 +126,30 @@ def test_window_kernels_equal_the_specification(cupy_module, seed):
         for i, values in enumerate((ac, excess), start=3):
             assert np.array_equal(floats[links + i * Kn:links + i * Kn + nl], values)
         to, lo = to + n, lo + nl
+    pool = {name: cupy_module.asnumpy(getattr(d, name)) for name in
+            ("wt_state", "wt_cost", "wt_best", "wl_src", "wl_dst", "wl_arc", "wl_ac", "wl_excess", "wframes")}
+    for lane, (_, held) in enumerate(flushed):  # the held frames, at the front of the pool and the frame table
+        t = k = 0
+        for f, (state, cost, best, src, dst, arc, ac, excess, ne) in enumerate(held):
+            n, nl = state.size, src.size
+            table = pool["wframes"][lane, f]
+            assert [table[FIELDS[name]] for name in FIELDS] == [t, n, k, nl, ne]
+            for name, values in (("wt_state", state), ("wt_cost", cost), ("wt_best", best)):
+                assert np.array_equal(pool[name][lane, t:t + n], values), name
+            for name, values in (("wl_src", src), ("wl_dst", dst), ("wl_arc", arc), ("wl_ac", ac),
+                                 ("wl_excess", excess)):
+                assert np.array_equal(pool[name][lane, k:k + nl], values), name
+            t, k = t + n, k + nl
+
+
+def test_some_held_frames_move_and_lose_sources():
+    """The cases above hold frames back, move them and renumber their sources."""
+    moved = lost = 0
+    for seed in range(30):
+        windows, lags, lattice_beam = _windows(seed)
+        for window, lag in zip(windows, lags):
+            if window is not None and lag:
+                _, held = prune_window(window, lattice_beam, lag)
+                moved += 1
+                lost += int((held[0][3][:held[0][8]] < 0).sum())
+    assert moved > 20 and lost > 0

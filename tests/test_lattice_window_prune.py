@@ -1,6 +1,7 @@
 """The device's window pruning (lattice.window_prune, the specification of
 cuda_kernels/lattice_window.cu): frames pruned in windows give the CPU
-backend's Results exactly, whatever the window."""
+backend's Results exactly, whatever the window and the frames each flush keeps
+back."""
 
 import numpy as np
 import pytest
@@ -30,8 +31,9 @@ def test_frames_pruned_in_windows_give_the_cpu_s_result_and_lattice(seed):
     want = search.finish()
     frames = raw_frames(graph, config, scores)
     window = 1 + seed % 7 if seed % 4 else len(frames)
-    _, results = measure(graph, config, [windowed(frames, window, config, lane=seed % 5)], lanes=1, threads=1,
-                         rounds=1)
+    lag = (0, 1, 2, 8)[seed // 4 % 4]
+    _, results = measure(graph, config, [windowed(frames, window, config, lane=seed % 5, lag=lag)], lanes=1,
+                         threads=1, rounds=1)
     got = results[0][0]
     assert (got.words, got.cost, got.word_frames, got.reached_final) == (want.words, want.cost, want.word_frames,
                                                                           want.reached_final)
@@ -47,7 +49,8 @@ def test_window_pruning_removes_what_cannot_reach_the_newest_frame_within_the_be
         graph, scores, config = _case(seed)
         frames = raw_frames(graph, config, scores)
         window = frames[len(frames) // 3:]
-        pruned = prune_window(window, config.lattice_beam)
+        pruned, held = prune_window(window, config.lattice_beam)
+        assert held == []
         extras, kept = window_extras(window, config.lattice_beam)
         assert pruned[-1][0].size == window[-1][0].size  # later frames refer to the newest frame's tokens
         assert np.all(extras[-1] == 0)
@@ -65,3 +68,42 @@ def test_window_pruning_removes_what_cannot_reach_the_newest_frame_within_the_be
                 assert np.all(out[3][:ne] < pruned[f - 1][0].size)
             removed += frame[0].size - out[0].size
     assert removed > 100
+
+
+def test_a_flush_keeping_frames_back_sends_the_same_frames_and_renumbers_the_held_sources():
+    checked = 0
+    for seed in range(40):
+        graph, scores, config = _case(seed)
+        frames = raw_frames(graph, config, scores)
+        if len(frames) < 3:
+            continue
+        lag = 1 + seed % (len(frames) - 1)
+        whole, _ = prune_window(frames, config.lattice_beam)
+        sent, held = prune_window(frames, config.lattice_beam, lag)
+        send = len(frames) - lag
+        assert len(sent) == send and len(held) == lag
+        for a, b in zip(sent, whole[:send]):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        for f, frame in enumerate(held):  # unpruned, as stored
+            original = frames[send + f]
+            for i in (0, 1, 2, 4, 5, 6, 7, 8):
+                assert np.array_equal(frame[i], original[i])
+        extras, _ = window_extras(frames, config.lattice_beam)
+        alive = np.isfinite(extras[send - 1])
+        ne = held[0][8]
+        old = frames[send][3][:ne]
+        assert np.array_equal(held[0][3][:ne] >= 0, alive[old])
+        assert np.array_equal(held[0][3][:ne][alive[old]], (np.cumsum(alive) - 1)[old[alive[old]]])
+        assert np.array_equal(held[0][3][ne:], frames[send][3][ne:])
+        checked += int((~alive[old]).sum())
+    assert checked > 10  # some held link lost its source
+
+
+def test_keeping_frames_back_sends_fewer_tokens():
+    sent = {0: 0, 4: 0}
+    for seed in range(40):
+        graph, scores, config = _case(seed)
+        frames = raw_frames(graph, config, scores)
+        for lag in sent:
+            sent[lag] += sum(f[0].size for f in windowed(frames, 4, config, lag=lag))
+    assert sent[4] < 0.9 * sent[0]

@@ -5,8 +5,9 @@ Symbols: ``S`` states, ``A`` arcs, ``E`` emitting arcs, ``P`` score columns
 (``max_ilabel``, or ``max(pdf_map) + 1``), ``Q`` token queue capacity and ``X``
 arc queue capacity (:class:`~wfst.config.DecoderConfig`, derived from
 ``max_active``), ``H`` the smallest power of two >= 2Q (hash map slots), ``F``
-frames of host scores staged per upload, ``W`` frames of a lattice window
-(``WINDOW_FRAMES``), ``L`` lanes, ``C`` channels. All sizes in bytes.
+frames of host scores staged per upload, ``W`` frames a lattice window holds
+at most (``WINDOW_FRAMES + WINDOW_LAG`` = 40), ``L`` lanes, ``C`` channels.
+All sizes in bytes.
 
 Device FST (uploaded once)::
 
@@ -68,10 +69,16 @@ SEGMENT_TOKEN_BYTES = 12
 SEGMENT_LINK_BYTES = 20
 SEGMENT_FRAME_BYTES = 12
 WINDOW_FRAMES = 32
-"""Frames a lane's lattice window holds at most: the device prunes them against
-the newest before copying them to the host (cuda_kernels/lattice_window.cu).
-More: less to copy and to prune on the host, more device memory for the frame
-table. A stream's chunk ends its window, so partial results never wait for it."""
+"""Rows between a lane's regular lattice window flushes (staggered over the
+lanes): the device prunes the window's frames against the newest before copying
+them to the host (cuda_kernels/lattice_window.cu). More: less to copy and to
+prune on the host, more device memory for the frame table. A stream's chunk
+ends its window, so partial results never wait for it."""
+WINDOW_LAG = 8
+"""Frames a flush keeps back at most (not at a job's end), to be pruned again at
+the next flush against a newer frame: the frames next to the newest keep nearly
+all their tokens, so sending them later sends fewer (on the full TLG, about a
+third of the tokens of a flush without lag)."""
 WINDOW_CAPACITY = 4
 """Worst-case frames (Q tokens, X links) a window's pool holds: a lane flushes
 its window early when the pool could not take one more."""
@@ -187,9 +194,10 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     Q, X = config.token_capacity, config.arc_capacity
     arrays = device_fst_arrays(fst, P)
     device_fst = sum(np.dtype(dtype).itemsize * length for dtype, length in arrays.values())
+    window_frames = WINDOW_FRAMES + WINDOW_LAG
     window = (WINDOW_CAPACITY * (WINDOW_TOKEN_BYTES * Q + WINDOW_LINK_BYTES * X)
-              + WINDOW_FRAME_BYTES * WINDOW_FRAMES)
-    packed = packed_lane_bytes(WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, WINDOW_FRAMES)
+              + WINDOW_FRAME_BYTES * window_frames)
+    packed = packed_lane_bytes(WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, window_frames)
     per_lane = (TOKEN_QUEUE_BYTES * Q + 8 + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
                 + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + window + packed)
     per_channel = CHANNEL_TOKEN_BYTES * Q + CHANNEL_COUNTER_BYTES

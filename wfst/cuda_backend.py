@@ -13,13 +13,17 @@ score row for the others. Per step, on the compute stream::
     eps_sweep x EPS_GRID_SWEEPS  eps_persistent  eps_links
     resolve_tokens  resolve_links  tie_bfs       -> counters to pinned memory, sync
     [lanes that overflowed: reset_lanes, the same sequence again with a tighter bound]
-    window_store  [window_prune  window_number  window_offsets  window_pack]  save_frontier  reset_lanes
+    window_store  [window_prune  window_number  window_offsets  window_pack  window_shift]
+    save_frontier  reset_lanes
 
 Each frame's lattice segments go to its lane's window on the device; a lane
 flushes its window (prunes it against its newest frame and packs what is left)
 every ``WINDOW_FRAMES`` frames (staggered over the lanes), when its pool could
-not take one more frame, and when its job ends. The packed windows go to
-pinned memory on the copy stream while the device searches the next step;
+not take one more frame, and when its job ends. A flush before the job's end
+keeps up to ``WINDOW_LAG`` newest frames back (``window_shift``), to be pruned
+again at the next flush against a newer frame
+(:func:`wfst.cuda_layout.window_lag`). The packed windows go to pinned memory
+on the copy stream while the device searches the next step;
 the host appends them to each utterance's lattice before it queues that
 step's packing (so one packed buffer serves: the copy is done when the host
 reads it, the host is done when the device writes it again). A lane whose job
@@ -123,7 +127,7 @@ class CudaDecoder:
         self.compute = cupy.cuda.Stream(non_blocking=True)
         self.copy = cupy.cuda.Stream(non_blocking=True)
         self.copied = None  # the event of the last copy of packed windows
-        self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0}
+        self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "held_back": 0}
         self.channels = ChannelPool(g.channels)
         self.lattices = LatticeStore(graph, config, g.channels, threads=threads,
                                      prune_every=HOST_PRUNE_INTERVALS * config.prune_interval)
@@ -227,6 +231,7 @@ class CudaDecoder:
         on_host = np.zeros(L, bool)  # scores staged from host memory
         params = np.zeros((L, layout.LANE_PARAMS), np.int64)
         window = np.zeros((L, 3), np.int64)  # frames, tokens and links in each lane's lattice window
+        window_sizes = np.zeros((L, g.W, 2), np.int64)  # tokens and links of each of its frames
         window_starts = np.zeros(L, bool)  # the window begins with its utterance's start frame
         overflowed: set[str] = set()
         lost = 0
@@ -252,7 +257,8 @@ class CudaDecoder:
             ended = ran & ((row + 1 >= rows) | cycle | dropped)
             good = ran & ~cycle & ~dropped
             sizes = (np.minimum(counters[:, layout.C_NTOK], g.Q), np.minimum(counters[:, layout.C_NLINK], g.X))
-            entries, words = self._plan_windows(params, good, ended, row, sizes, window, window_starts)
+            entries, words = self._plan_windows(params, good, ended, row, sizes, window, window_sizes,
+                                                window_starts)
             self._finish_step_on_device(params, words)
             done = []  # (job, how it ended) for the jobs whose last frame this was
             for lane in np.flatnonzero(ended):
@@ -349,10 +355,11 @@ class CudaDecoder:
                 self._upload_params(params)
             counters[bad] = new[bad]
 
-    def _plan_windows(self, params, good, ended, row, sizes, window, window_starts):
-        """Store this step's good frames in their lanes' windows and choose the
-        lanes that flush (see the module docstring); sets the window parameters
-        in ``params`` and updates ``window``. Returns the flushed frames' entries
+    def _plan_windows(self, params, good, ended, row, sizes, window, window_sizes, window_starts):
+        """Store this step's good frames in their lanes' windows, choose the
+        lanes that flush and the frames each keeps back (see the module
+        docstring); sets the window parameters in ``params`` and updates
+        ``window`` and ``window_sizes``. Returns the sent frames' entries
         (channel and start flag of each, in packed order) and the words to copy
         back (a bound: what the pruning leaves is not known yet; 0: no flush)."""
         g = self.geometry
@@ -360,22 +367,40 @@ class CudaDecoder:
         params[:, layout.P_WIN_FRAME] = np.where(good, window[:, 0], -1)
         params[:, layout.P_WIN_TOK] = window[:, 1]
         params[:, layout.P_WIN_LINK] = window[:, 2]
-        window_starts[good & (window[:, 0] == 0)] = row[good & (window[:, 0] == 0)] < 0
+        opened = good & (window[:, 0] == 0)
+        window_starts[opened] = row[opened] < 0
+        stored = np.flatnonzero(good)
+        window_sizes[stored, window[stored, 0]] = np.stack(sizes, axis=1)[stored]
         window[good] += np.stack([np.ones(g.lanes, np.int64), sizes[0], sizes[1]], axis=1)[good]
-        flush = good & (ended | layout.window_flush(window[:, 0], window[:, 1], window[:, 2], row, lanes, g.W, g.Q,
-                                                    g.X, g.WT // g.Q))
+        flush = good & (ended | layout.window_flush(window[:, 0], window[:, 1], window[:, 2], row, lanes,
+                                                    g.window_period, g.W, g.Q, g.X, g.WT // g.Q))
         params[:, layout.P_FLUSH] = flush
         flushing = np.flatnonzero(flush)
         self.stats["windows"] += flushing.size
-        frames = window[flushing, 0]
-        channels = np.repeat(params[flushing, layout.P_CHANNEL], frames)
+        held_frames = window[flushing, 0]
+        lag = np.zeros(flushing.size, np.int64)
+        if flushing.size:  # (most steps flush no lane)
+            lag = np.where(ended[flushing], 0, layout.window_lag(window_sizes[flushing], held_frames, g.window_lag,
+                                                                 g.WT, g.WX))
+        params[:, layout.P_LAG] = 0
+        params[flushing, layout.P_LAG] = lag
+        self.stats["held_back"] += int(lag.sum())
+        sent = held_frames - lag
+        channels = np.repeat(params[flushing, layout.P_CHANNEL], sent)
         starts = np.zeros(channels.size, bool)
-        starts[np.cumsum(frames) - frames] = window_starts[flushing]
-        E = int(frames.sum())
+        starts[np.cumsum(sent) - sent] = window_starts[flushing]  # a window's first frame is always sent
+        slot = np.arange(g.W)
+        kept = np.where((slot < lag[:, None])[:, :, None],
+                        window_sizes[flushing[:, None], np.minimum(sent[:, None] + slot, g.W - 1)], 0)
+        kept_sizes = kept.sum(axis=1)
+        E = int(sent.sum())
         words = 0
         if E:
-            words = layout.WINDOW_HEADER + 3 * E + 3 * int(window[flushing, 1].sum()) + 5 * int(window[flushing, 2].sum())
-        window[flushing] = 0
+            words = (layout.WINDOW_HEADER + 3 * E + 3 * int((window[flushing, 1] - kept_sizes[:, 0]).sum())
+                     + 5 * int((window[flushing, 2] - kept_sizes[:, 1]).sum()))
+        window[flushing] = np.column_stack([lag, kept_sizes])
+        window_sizes[flushing] = kept
+        window_starts[flushing] = False
         return (channels, starts), words
 
     def _finish_step_on_device(self, params, words):
@@ -390,6 +415,7 @@ class CudaDecoder:
                 K.window_offsets(d, g, d.packed)
                 K.window_pack(d, g, d.packed)
                 packed = self.compute.record()
+                K.window_shift(d, g)
             K.save_frontier(d, g)
             K.reset_lanes(d, g)
         if words:

@@ -117,6 +117,13 @@ def window_pack(d, g, out):
          d.wl_src, d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wl_new, out))
 
 
+def window_shift(d, g):
+    _k("window_shift", "lattice_window.cu")(
+        (g.lanes,), (layout.WINDOW_THREADS,),
+        (d.params, i32(g.WT), i32(g.WX), i32(g.W), d.wt_state, d.wt_cost, d.wt_best, d.wt_new, d.wl_src, d.wl_dst,
+         d.wl_arc, d.wl_ac, d.wl_excess, d.wframes))
+
+
 def save_frontier(d, g):
     _k("save_frontier", "segments.cu")(
         (g.blocks_per_lane, g.lanes), (layout.SEGMENT_THREADS,),

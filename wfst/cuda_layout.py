@@ -4,8 +4,9 @@ The counter and parameter slots repeat ``cuda_kernels/common.cuh`` (a test
 checks they agree). :func:`cost_keys`, :func:`radix_select` and
 :func:`gpu_cutoff` emulate in numpy what the kernels compute, so the exact
 cutoff can be checked against the CPU's ``_cutoff`` without a GPU;
-:func:`blocks_per_lane` is the launch geometry; :func:`window_flush` the rule by
-which a lane flushes its lattice window (the backend and the benchmarks share it).
+:func:`blocks_per_lane` is the launch geometry; :func:`window_flush` and
+:func:`window_lag` the rules by which a lane flushes its lattice window and
+how many frames it keeps back (the backend and the benchmarks share them).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ OVF_TOKENS, OVF_LINKS, OVF_HASH = 1, 2, 4
 STATUS_OK, STATUS_NEGATIVE_CYCLE = 0, 1
 
 LANE_PARAMS = 12
-P_SCORES, P_STRIDE, P_DTYPE, P_ROW, P_MODE, P_TIGHTEN, P_CHANNEL, P_WIN_FRAME, P_WIN_TOK, P_WIN_LINK, P_FLUSH = range(11)
+(P_SCORES, P_STRIDE, P_DTYPE, P_ROW, P_MODE, P_TIGHTEN, P_CHANNEL, P_WIN_FRAME, P_WIN_TOK, P_WIN_LINK, P_FLUSH,
+ P_LAG) = range(12)
 WINDOW_FRAME_INTS = 16
 WINDOW_HEADER = 2
 MODE_IDLE, MODE_START, MODE_EMIT, MODE_RETRY_SKIP = 0, 1, 2, 3
@@ -122,12 +124,32 @@ def tightened_bound(best, beam, tighten: int) -> np.float32:
     return np.float32(best + np.float32(np.ldexp(beam, -tighten)))
 
 
-def window_flush(frames, tokens, links, row, lane, W: int, Q: int, X: int, capacity: int):
+def window_flush(frames, tokens, links, row, lane, period: int, W: int, Q: int, X: int, capacity: int):
     """Whether a lane flushes its lattice window once it holds ``frames`` frames,
     ``tokens`` tokens and ``links`` links, the newest being row ``row`` of its job
-    (-1: the start frame): every ``W`` rows, staggered by ``lane`` (so that the
-    lanes' flushes spread over the steps), and when the pool of ``capacity``
-    worst-case frames (``Q`` tokens, ``X`` links) could not take one more; the
-    job's end flushes too (the caller's part). Works on numpy arrays and scalars."""
-    return ((frames >= W) | ((row + lane) % W == W - 1) | (tokens + Q > capacity * Q)
+    (-1: the start frame): every ``period`` rows, staggered by ``lane`` (so that
+    the lanes' flushes spread over the steps), when its frame table of ``W``
+    frames is full, and when the pool of ``capacity`` worst-case frames (``Q``
+    tokens, ``X`` links) could not take one more; the job's end flushes too (the
+    caller's part). Works on numpy arrays and scalars."""
+    return ((frames >= W) | ((row + lane) % period == period - 1) | (tokens + Q > capacity * Q)
             | (links + X > capacity * X))
+
+
+def window_lag(sizes, frames, most: int, pool_tokens: int, pool_links: int):
+    """Frames each flushing window keeps back for its next flush (pruned then
+    against a newer frame, so fewer of their tokens reach the host): the most,
+    up to ``most``, that leaves at least one frame to send and holds at most
+    half the pool's ``pool_tokens`` tokens and ``pool_links`` links (so the pool
+    keeps room for new frames). ``sizes`` int (lanes, table frames, 2): tokens
+    and links of each frame held; ``frames`` (lanes,): frames held. int64 (lanes,)."""
+    frames = np.asarray(frames, np.int64)
+    lanes = np.arange(frames.size)
+    lag = np.zeros(frames.size, np.int64)
+    held = np.zeros((frames.size, 2), np.int64)
+    room = np.array([pool_tokens // 2, pool_links // 2])
+    for back in range(1, most + 1):
+        newest = frames - back  # the frame that joins the held-back ones
+        held += np.where((newest >= 1)[:, None], sizes[lanes, np.maximum(newest, 0)], 0)
+        lag = np.where((newest >= 1) & np.all(held <= room, axis=1) & (lag == back - 1), back, lag)
+    return lag

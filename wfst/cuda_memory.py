@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cuda_layout as layout
-from .budget import (WINDOW_CAPACITY, WINDOW_FRAMES, MemoryBudget, hash_slots, packed_lane_bytes,
+from .budget import (WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, MemoryBudget, hash_slots, packed_lane_bytes,
                      score_column_bytes)
 from .config import DecoderConfig
 from .decoding_graph import DecodingGraph
@@ -32,7 +32,9 @@ class Geometry:
     P: int
     F: int
     blocks_per_lane: int
-    W: int  # frames of a lattice window
+    W: int  # frames a lattice window holds at most (its frame table)
+    window_period: int  # rows between a lane's regular flushes
+    window_lag: int  # frames a flush keeps back at most
     WT: int  # tokens of a window pool
     WX: int  # links of a window pool
 
@@ -45,8 +47,8 @@ def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int,
                           "arc_queue_capacity) exceed the 2**31 links one step can pack: use fewer lanes or smaller "
                           "queue capacities")
     return Geometry(lanes, channels, Q, X, hash_slots(Q), num_columns, chunk_frames,
-                    layout.blocks_per_lane(lanes, multiprocessors), WINDOW_FRAMES, WINDOW_CAPACITY * Q,
-                    WINDOW_CAPACITY * X)
+                    layout.blocks_per_lane(lanes, multiprocessors), WINDOW_FRAMES + WINDOW_LAG, WINDOW_FRAMES,
+                    WINDOW_LAG, WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X)
 
 
 class DeviceArrays:
