@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="utterances per lane (default 3)")
     parser.add_argument("--beam", type=float, default=1.0, help="search beam (default 1: quick emulated kernels)")
     parser.add_argument("--lattice-beam", type=float, default=1.0)
-    parser.add_argument("--threads", type=int, help="host threads finishing utterances (default: the decoder's)")
+    parser.add_argument("--threads", type=int, help="host lattice workers (default: the decoder's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     from tests.cuda_emulator import fake_cupy
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [measure(lanes, args.frames, args.rounds, args.beam, args.lattice_beam, args.threads)
             for lanes in args.lanes]
     for r in runs:
-        print(f"lanes {r['lanes']:4d}, {r['threads']} finishing thread(s): host {r['host_us_per_lane_frame']:6.1f} us per lane-frame, "
+        print(f"lanes {r['lanes']:4d}, {r['threads']} lattice worker(s): host {r['host_us_per_lane_frame']:6.1f} us per lane-frame, "
               f"{r['host_ms_per_step']:6.2f} ms per step ({r['steps']} steps, {r['lane_frames']} lane-frames)")
     record = {"command": "python -m bench.cuda_host_overhead " + " ".join(sys.argv[1:] if argv is None else argv),
               "note": "host side only: the kernels ran on the CPU emulator and their time is subtracted",

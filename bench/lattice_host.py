@@ -18,11 +18,14 @@ with ``--window-frames W`` (default the backend's) the frames are first pruned
 in windows flushed every W rows, each flush but the last keeping up to
 ``--window-lag`` frames back, as the device does before it copies them
 (:mod:`lattice.window_prune`; 0: frame by frame, as before the windows).
-Reports host microseconds per lane-frame (append, and finish divided by the
-threads that run it) and the speedup over one CPU core that this host work
-allows at most (CPU search time per frame over host time per lane-frame); and
-the same from CPU time (all threads: the cores' work, steadier than wall time
-on a shared machine): the most speedup per host core. Writes
+Reports host microseconds per lane-frame (wall time, the lattice workers of
+``--threads`` threads appending and finishing while the steps are queued) and
+the speedup over one CPU core that this host work allows at most (CPU search
+time per frame over host time per lane-frame); and the same from CPU time (all
+threads: the cores' work, steadier than wall time on a shared machine): the
+most speedup per host core; and the calling thread's CPU time, which in the
+backend also drives the GPU, so that its share caps the speedup however many
+cores the workers have. Writes
 ``bench/results/lattice_host_<graph>_<set>[_window<W>[_lag<G>]].json``.
 """
 
@@ -119,19 +122,18 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
             threads: int, rounds: int, prune_every: int | None = None) -> tuple[dict, list]:
     """Lane ``i`` replays utterances ``i, i + lanes, ...`` (mod N), ``rounds``
     of them back to back, a frame per step, as the CUDA backend does: each
-    step's frames are appended in one call (``threads`` partitions in
-    parallel), and each finished utterance is taken from its channel and
-    finished. Finishing runs here between the steps, timed apart (the backend
-    runs it on ``threads`` other threads, one utterance each: counted as
-    ``threads`` times faster), so that on a small machine neither stage's
-    time includes waiting for a core the other holds. Returns the timings and
-    every lane's Results (lane by lane). ``prune_every``: the host's interim
-    pruning interval (:class:`LatticeStore`)."""
+    step's frames are queued in one call (:meth:`LatticeStore.append`, each
+    partition of the channels appended by its own worker thread) and each
+    finished utterance is finished by its channel's worker
+    (:meth:`LatticeStore.finish_later`). The steps are packed before the clock
+    starts; the time runs from the first step until every Result is ready, in
+    wall time and in CPU time (all threads: the host cores' work; and the
+    calling thread's alone, which in the backend also drives the GPU). Returns
+    the timings and every lane's Results (lane by lane). ``prune_every``: the
+    host's interim pruning interval (:class:`LatticeStore`)."""
     store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every)
     plans = [[(i + r * lanes) % len(utterances) for r in range(rounds)] for i in range(lanes)]
-    append_seconds, finish_seconds, lane_frames = 0.0, 0.0, 0
-    core_seconds = 0.0  # CPU time of every thread of the process: the host cores' work, steadier than wall time
-    results = [[] for _ in range(lanes)]
+    steps = []  # (lanes, packed frames, start flags, lanes whose utterance ends)
     at = np.zeros((lanes, 2), np.int64)  # (round, frame) of each lane
     while True:
         live = np.flatnonzero(at[:, 0] < rounds)
@@ -139,25 +141,27 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
             break
         frames = [utterances[plans[i][at[i, 0]]] for i in live]
         packed = packed_step([u[at[i, 1]] for u, i in zip(frames, live)])
-        start, core = time.perf_counter(), time.process_time()
-        store.append(live, *packed, at[live, 1] == 0)
-        append_seconds += time.perf_counter() - start
-        core_seconds += time.process_time() - core
-        lane_frames += live.size
+        starts = at[live, 1] == 0
         at[live, 1] += 1
-        for u, i in zip(frames, live):
-            if at[i, 1] == len(u):
-                start, core = time.perf_counter(), time.process_time()
-                results[i].append(store.finish(int(i)))
-                finish_seconds += time.perf_counter() - start
-                core_seconds += time.process_time() - core
-                at[i] = (at[i, 0] + 1, 0)
+        ended = np.array([i for u, i in zip(frames, live) if at[i, 1] == len(u)], np.int64)
+        at[ended, 0] += 1
+        at[ended, 1] = 0
+        steps.append((live, packed, starts, ended))
+    lane_frames = sum(step[0].size for step in steps)
+    futures = [[] for _ in range(lanes)]
+    start, core, main = time.perf_counter(), time.process_time(), time.thread_time()
+    for live, packed, starts, ended in steps:
+        store.append(live, *packed, starts)
+        for i in ended:
+            futures[i].append(store.finish_later(int(i)))
+    store.wait()
+    main_seconds = time.thread_time() - main
+    results = [[done.result() for done in lane] for lane in futures]
+    seconds, core_seconds = time.perf_counter() - start, time.process_time() - core
     return ({"threads": threads, "lanes": lanes, "rounds": rounds, "lane_frames": lane_frames,
-             "append_seconds": append_seconds, "finish_seconds_one_thread": finish_seconds,
-             "append_us_per_lane_frame": append_seconds / lane_frames * 1e6,
-             "finish_us_per_lane_frame": finish_seconds / threads / lane_frames * 1e6,
-             "host_us_per_lane_frame": (append_seconds + finish_seconds / threads) / lane_frames * 1e6,
-             "host_core_us_per_lane_frame": core_seconds / lane_frames * 1e6}, results)
+             "host_seconds": seconds, "host_us_per_lane_frame": seconds / lane_frames * 1e6,
+             "host_core_us_per_lane_frame": core_seconds / lane_frames * 1e6,
+             "main_thread_us_per_lane_frame": main_seconds / lane_frames * 1e6}, results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,12 +220,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("the host lattices gave other results than the CPU backend")
         run["most_speedup_over_one_core"] = cpu_us_per_frame / run["host_us_per_lane_frame"]
         run["most_speedup_per_host_core"] = cpu_core_us_per_frame / run["host_core_us_per_lane_frame"]
+        run["most_speedup_main_thread"] = cpu_core_us_per_frame / run["main_thread_us_per_lane_frame"]
         runs.append(run)
-        print(f"threads {threads:3d}: append {run['append_us_per_lane_frame']:7.2f} + finish "
-              f"{run['finish_us_per_lane_frame']:7.2f} = {run['host_us_per_lane_frame']:7.2f} us per lane-frame: "
+        print(f"threads {threads:3d}: {run['host_us_per_lane_frame']:7.2f} us per lane-frame: "
               f"at most x{run['most_speedup_over_one_core']:.1f} over one core; "
               f"{run['host_core_us_per_lane_frame']:.1f} us of CPU time per lane-frame: at most "
-              f"x{run['most_speedup_per_host_core']:.1f} per host core", flush=True)
+              f"x{run['most_speedup_per_host_core']:.1f} per host core; the calling thread "
+              f"{run['main_thread_us_per_lane_frame']:.1f} us: at most x{run['most_speedup_main_thread']:.1f}",
+              flush=True)
     record = {"command": "python -m bench.lattice_host " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0))},
               "workload": inputs.name, "utterances": len(rows),

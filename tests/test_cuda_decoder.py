@@ -264,7 +264,7 @@ def test_a_run_that_raises_midway_leaves_the_decoder_usable(monkeypatch):
     _same_decodes(cpu, gpu, batch)
 
 
-def test_finishing_threads_change_nothing():
+def test_lattice_worker_threads_change_nothing():
     from wfst.config import available_cores
 
     fst = random_graph(31, max_states=20)

@@ -162,13 +162,15 @@ _JUNK = (np.array([-7]), np.array([-7.0], np.float32), np.array([-7]), np.array(
 def _feed(store, channel, frames, first=0):
     """Each frame as a step of three lanes: ours on ``channel`` between two
     others whose junk data sits in the buffer around ours but whose frames are
-    empty (it must not be read); ``first``: frames appended before."""
+    empty (it must not be read), the buffer overwritten as soon as the step is
+    queued; ``first``: frames appended before."""
     for f, frame in enumerate(frames, start=first):
         words, floats, T, K, to, n, lo, nl, ne = packed_step([_JUNK, frame, _JUNK])
         n[[0, 2]] = 0
         nl[[0, 2]] = 0
         store.append(np.array([channel ^ 1, channel, channel ^ 2]), words, floats, T, K, to, n, lo, nl, ne,
                      np.array([True, f == 0, True]))
+        words[:] = -7  # the store copied the step: the caller may reuse its buffer at once
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -212,6 +214,7 @@ def test_device_segments_with_an_index_out_of_range_are_refused(column, position
     frame[column][position] = value
     with pytest.raises(LatticeError, match="out of range"):
         _feed(store, 1, [tuple(frame)], first=2)
+        store.wait()
     assert store.num_frames(1) == 1  # the refused frame was not counted
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,8 +76,8 @@ class LaneJob:
     ``0 .. source.frames - 1``, searched on ``channel`` (None: a spare channel
     while the job runs) and appended to that channel's lattice.
     ``first_frame``: frames searched before (for messages). Outcome:
-    ``result`` (when ``finish``; a Future of the finishing threads until the
-    run ends), ``error`` (a negative-cost epsilon cycle) or ``lost``
+    ``result`` (when ``finish``; a Future of the lattice workers until the
+    run ends), ``error (a negative-cost epsilon cycle) or ``lost``
     (overflowed even at the tightest beam)."""
 
     source: ScoreInput
@@ -129,10 +129,9 @@ class CudaDecoder:
         self.copied = None  # the event of the last copy of packed windows
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "held_back": 0}
         self.channels = ChannelPool(g.channels)
+        # the lattice workers append the copied windows and finish utterances while the GPU goes on
         self.lattices = LatticeStore(graph, config, g.channels, threads=threads,
                                      prune_every=HOST_PRUNE_INTERVALS * config.prune_interval)
-        # finished offline utterances are pruned and turned into Results here while the GPU goes on
-        self.finishing = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wfst-finish")
 
     # ------------------------------------------------------------- kernels
     def _search_frame(self):
@@ -194,6 +193,7 @@ class CudaDecoder:
             try:
                 overflowed, lost = self._run(jobs, list(spare_channels))
             except BaseException:
+                self.lattices.settle()  # no worker appends any more
                 self._empty_lanes()
                 raise
         notes = []
@@ -279,6 +279,7 @@ class CudaDecoder:
             pending = (words, entries, done)
         if pending is not None:
             self._append(pending)
+        self.lattices.wait()
         for job in jobs:
             if isinstance(job.result, Future):
                 job.result = job.result.result()
@@ -448,7 +449,7 @@ class CudaDecoder:
                 if job.finish:
                     job.result = abandoned_result(self.graph, job.first_frame + job.source.frames)
             elif how == "searched" and job.finish:
-                job.result = self.finishing.submit(self.lattices.finish_arrays, self.lattices.take(job.channel))
+                job.result = self.lattices.finish_later(job.channel)
 
 
 def warn_capacity(notes: list[str]) -> None:

@@ -2,10 +2,11 @@
 own arrays and pruning: each frame copied back from the device is appended to
 its channel's :class:`wfst.cpu_search.SearchArrays` in a :class:`LatticeStore`
 (frame-local token and link indices made global; all frames of a step in one
-numba call per partition of the channels, the partitions in parallel),
-interim lattice pruning runs every ``prune_every`` frames and the final
-pruning at the end, both with :mod:`wfst.cpu_lattice_prune`'s numba code, so
-both backends' lattices follow one implementation.
+numba call per partition of the channels, each partition on its own worker
+thread, while the caller goes on), interim lattice pruning runs every
+``prune_every`` frames and the final pruning at the end, both with
+:mod:`wfst.cpu_lattice_prune`'s numba code, so both backends' lattices follow
+one implementation.
 
 A step's packed frames (the windows the device flushed, pruned: see
 ``cuda_kernels/lattice_window.cu``): for ``T`` tokens and ``K`` links in all,
@@ -20,7 +21,7 @@ frame; ``tok_best`` is a frame-local link index (-1: none).
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numba
 import numpy as np
@@ -129,6 +130,11 @@ def append_step(store, part, parts, channels, words, floats, T, K, to, n, lo, nl
 
 
 EMPTY_TOKENS = 64
+QUEUED_STEPS = 8
+"""Steps whose frames may wait for the lattice workers at once; beyond, the next
+:meth:`LatticeStore.append` waits for the oldest (so the host keeps pace with
+the device, and the buffers of the copies are reused while their pages are
+warm: fresh ones cost a page fault every 4 KB)."""
 
 
 def _empty_arrays() -> tuple:
@@ -144,82 +150,134 @@ class LatticeStore:
     of the utterance or stream searched on it.
 
     ``threads``: the channels are split into that many partitions (numba typed
-    lists), whose frames of a step are appended in parallel (numba releases the
-    GIL): the host's lattice work grows with the tokens per frame like the
-    search, so it needs several cores to keep up with a GPU. Arrays of finished
-    utterances are reused by the next ones (regrowing them from small costs
-    page faults and copies every utterance). ``prune_every``: frames between
-    interim prunings (default the config's ``prune_interval``); the final
-    lattices do not depend on it, only the memory held until the end."""
+    lists), each served in order by its own worker thread, which appends its
+    channels' frames and finishes their utterances while the caller goes on
+    (numba releases the GIL): the host's lattice work grows with the tokens per
+    frame like the search, so it needs several cores to keep up with a GPU.
+    :meth:`append` and :meth:`finish_later` queue work; the other methods first
+    wait for everything queued. Arrays of finished utterances are reused by the
+    next ones (regrowing them from small costs page faults and copies every
+    utterance). ``prune_every``: frames between interim prunings (default the
+    config's ``prune_interval``); the final lattices do not depend on it, only
+    the memory held until the end."""
 
     def __init__(self, graph: DecodingGraph, config: DecoderConfig, channels: int, threads: int = 1,
                  prune_every: int | None = None):
         self.graph = graph
         self.config = config
         self.prune_every = prune_every or config.prune_interval
-        graph.host_layout()  # built here, before any finishing thread needs it
+        graph.host_layout()  # built here, before any worker needs it
         parts = max(1, min(threads, channels))
         self._parts = [List([_empty_arrays() for _ in range(k, channels, parts)]) for k in range(parts)]
-        self._pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="wfst-lattice") if parts > 1 else None
+        self._workers = [ThreadPoolExecutor(max_workers=1, thread_name_prefix="wfst-lattice") for _ in range(parts)]
+        self._steps: deque = deque()  # per queued step: its appends' futures, the buffer of its copy
+        self._buffers: list[np.ndarray] = []  # buffers of retired steps, for reuse
         self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
 
     def append(self, channels, words, floats, T, K, to, n, lo, nl, ne, start) -> None:
-        """Append a step's frames (int arrays, one entry per frame, a channel's
+        """Queue a step's frames (int arrays, one entry per frame, a channel's
         in order; ``start`` bool: the entry starts its channel's utterance) from
-        the packed buffer ``words`` (``floats``: the same memory as float32)."""
+        the packed buffer ``words`` (``floats``: the same memory as float32),
+        which is copied first: the caller may reuse it at once. A LatticeError
+        (an index out of range) is raised by a later append or :meth:`wait`."""
+        while len(self._steps) >= QUEUED_STEPS:
+            error = self._retire()
+            if error is not None:
+                raise error
         i64 = np.int64
-        args = (channels.astype(i64), words, floats, i64(T), i64(K), to.astype(i64), n.astype(i64),
-                lo.astype(i64), nl.astype(i64), ne.astype(i64), start.astype(np.bool_),
-                np.float32(self.config.lattice_beam), i64(self.prune_every))
+        used = 3 * T + 5 * K
+        buffer = self._buffer(used)
+        buffer[:used] = words[:used]
+        channels = np.asarray(channels, i64)
+        args = (channels, buffer[:used], buffer[:used].view(np.float32), i64(T), i64(K), np.asarray(to, i64),
+                np.asarray(n, i64), np.asarray(lo, i64), np.asarray(nl, i64), np.asarray(ne, i64),
+                np.asarray(start, np.bool_), np.float32(self.config.lattice_beam), i64(self.prune_every))
         parts = len(self._parts)
-        others = [self._pool.submit(append_step, self._parts[k], i64(k), i64(parts), *args) for k in range(1, parts)]
-        try:
-            append_step(self._parts[0], i64(0), i64(parts), *args)
-        finally:  # no partition is still appending when this returns or raises
-            wait(others)
-        for done in others:
-            done.result()
+        busy = sorted(set((channels % parts).tolist()))
+        self._steps.append(([self._workers[k].submit(append_step, self._parts[k], i64(k), i64(parts), *args)
+                             for k in busy], buffer))
+
+    def _buffer(self, words: int) -> np.ndarray:
+        """A free int32 buffer of at least ``words`` (a retired step's when one is big enough)."""
+        for i, buffer in enumerate(self._buffers):
+            if buffer.size >= words:
+                return self._buffers.pop(i)
+        return np.empty(2 * words, np.int32)
+
+    def _retire(self) -> BaseException | None:
+        """Wait for the oldest queued step; its first error, if any."""
+        futures, buffer = self._steps.popleft()
+        wait(futures)
+        self._buffers.append(buffer)
+        return next((done.exception() for done in futures if done.exception() is not None), None)
+
+    def finish_later(self, channel: int) -> Future:
+        """The Result of the utterance on ``channel``, finished by its
+        partition's worker after the frames queued before (a Future); the
+        channel takes its next utterance in a spare set of arrays."""
+        return self._workers[channel % len(self._parts)].submit(self._finish_taken, channel)
+
+    def wait(self) -> None:
+        """Return once every queued append is done; raise the first error."""
+        error = self.settle()
+        if error is not None:
+            raise error
+
+    def settle(self) -> BaseException | None:
+        """Wait for every queued append; the first error, if any (not raised)."""
+        error = None
+        while self._steps:
+            error = error or self._retire()
+        return error
 
     def _slot(self, channel: int) -> tuple:
         return self._parts[channel % len(self._parts)], channel // len(self._parts)
 
     def arrays(self, channel: int) -> cpu_search.SearchArrays:
         """Channel ``channel``'s arrays, read-only; valid until its next append."""
+        self.wait()
         part, i = self._slot(channel)
         return cpu_search.SearchArrays(*part[i])
 
     def num_frames(self, channel: int) -> int:
+        self.wait()
         part, i = self._slot(channel)
         return int(part[i][14][FRAME])
 
     def clear(self, channel: int) -> None:
         """The channel gives up its arrays (a small empty set replaces them):
         grown ones go to the spares, for a later utterance."""
+        self.wait()
         part, i = self._slot(channel)
         if part[i][0].size > EMPTY_TOKENS:
             self._spare.append(part[i])
         part[i] = _empty_arrays()
 
     def take(self, channel: int) -> cpu_search.SearchArrays:
-        """The channel's arrays, which the channel gives up (for :meth:`finish_arrays`
-        on another thread while the channel takes its next utterance, in the
-        arrays of an earlier finished one when there are some)."""
-        arrays = self.arrays(channel)
+        """The channel's arrays, which the channel gives up (it takes its next
+        utterance in the arrays of an earlier finished one when there are some)."""
+        self.wait()
+        return self._taken(channel)
+
+    def finish(self, channel: int) -> Result:
+        """The Result of the utterance on ``channel``; the channel's arrays are let go."""
+        self.wait()
+        return self._finish_taken(channel)
+
+    def _taken(self, channel: int) -> cpu_search.SearchArrays:
         part, i = self._slot(channel)
+        arrays = cpu_search.SearchArrays(*part[i])
         try:
             part[i] = self._spare.popleft()
         except IndexError:
             part[i] = _empty_arrays()
         return arrays
 
-    def finish(self, channel: int) -> Result:
-        """The Result of the utterance on ``channel``; the channel's arrays are let go."""
-        return self.finish_arrays(self.take(channel))
-
-    def finish_arrays(self, arrays: cpu_search.SearchArrays) -> Result:
+    def _finish_taken(self, channel: int) -> Result:
         """The CPU's final pruning and best token, then the shared Result
         (thread-safe: see :func:`wfst.cpu_backend.finished_result`); the arrays
         are kept for reuse."""
+        arrays = self._taken(channel)
         result = finished_result(arrays, self.graph, self.config)[0]
         self._spare.append(tuple(arrays))
         return result

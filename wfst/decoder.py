@@ -19,7 +19,7 @@ from .stream_partial import Partial
 
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_CUDA_THREADS = 8
-"""Most host threads a CUDA decoder uses by default for finished utterances."""
+"""Most host threads a CUDA decoder uses by default for its lattices."""
 DEFAULT_CPU_CHANNELS = 256
 """Open streams a CPU decoder allows when ``channels`` is not given (each holds its
 utterance's search state and lattice so far: about 1 MB per minute of audio)."""
@@ -36,10 +36,10 @@ class Decoder:
         to pdf); without it, input label ``i`` reads column ``i - 1``.
     threads: CPU backend: threads decoding a batch (one utterance per thread at
         a time; numba releases the GIL; default 1). CUDA backend: host threads
-        that append each frame's lattice segments (split by channel) and as
-        many that prune finished utterances' lattices and make their Results
-        while the GPU searches on (default: the cores available, at most
-        ``DEFAULT_CUDA_THREADS``). More threads: more throughput on more cores;
+        that append the lattice segments the device sends, prune finished
+        utterances' lattices and make their Results, each for its share of the
+        channels, while the GPU searches on (default: the cores available, at
+        most ``DEFAULT_CUDA_THREADS``). More threads: more throughput on more cores;
         this host work grows with the tokens per frame like the search does.
     lanes: CUDA only: utterances (or stream chunks) searched at once, one frame
         of each per launch sequence (default: as many as fit in 90% of the free
