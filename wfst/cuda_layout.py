@@ -144,12 +144,10 @@ def window_lag(sizes, frames, most: int, pool_tokens: int, pool_links: int):
     keeps room for new frames). ``sizes`` int (lanes, table frames, 2): tokens
     and links of each frame held; ``frames`` (lanes,): frames held. int64 (lanes,)."""
     frames = np.asarray(frames, np.int64)
-    lanes = np.arange(frames.size)
-    lag = np.zeros(frames.size, np.int64)
-    held = np.zeros((frames.size, 2), np.int64)
-    room = np.array([pool_tokens // 2, pool_links // 2])
-    for back in range(1, most + 1):
-        newest = frames - back  # the frame that joins the held-back ones
-        held += np.where((newest >= 1)[:, None], sizes[lanes, np.maximum(newest, 0)], 0)
-        lag = np.where((newest >= 1) & np.all(held <= room, axis=1) & (lag == back - 1), back, lag)
-    return lag
+    sizes = np.asarray(sizes, np.int64)
+    before = np.concatenate([np.zeros((frames.size, 1, 2), np.int64), np.cumsum(sizes, axis=1)], axis=1)
+    lanes = np.arange(frames.size)[:, None]
+    newest = frames[:, None] - np.arange(1, most + 1)  # the frame that joins the held-back ones, lag 1 .. most
+    held = before[lanes, frames[:, None]] - before[lanes, np.maximum(newest, 0)]  # (lanes, most, 2)
+    fits = (newest >= 1) & np.all(held <= np.array([pool_tokens // 2, pool_links // 2]), axis=2)
+    return fits.sum(axis=1)  # held-back sizes only grow with the lag: the fits come first
