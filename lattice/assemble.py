@@ -86,7 +86,7 @@ def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_p
             beam_limit(best, lattice_beam), lattice_beam, start, max_nodes, max_arcs)
         if short == 0:
             break
-        max_nodes, max_arcs = (2 * max_nodes, max_arcs) if short == 1 else (max_nodes, 2 * max_arcs)
+        max_nodes, max_arcs = 2 * max_nodes, 2 * max_arcs
     order = np.argsort(arc_src, kind="stable")
     links = arc_link[order]
     arcs = segments.link_arc[links]

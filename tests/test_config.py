@@ -14,6 +14,7 @@ def test_defaults_and_derived_capacities():
 
 @pytest.mark.parametrize("field, value", [
     ("beam", 0), ("beam", float("nan")), ("beam", float("inf")), ("beam", "15"), ("lattice_beam", -1.0),
+    ("lattice_beam", 1e39), ("beam", 3.5e38), ("acoustic_scale", 1e300),
     ("acoustic_scale", 0.0), ("max_active", 0), ("max_active", 2.5), ("max_active", True),
     ("min_active", -1), ("min_active", 20000), ("prune_interval", 0), ("use_final_probs", 1),
     ("token_queue_capacity", 10), ("arc_queue_capacity", 100), ("token_queue_capacity", 0),

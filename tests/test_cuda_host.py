@@ -218,6 +218,40 @@ def test_device_segments_with_an_index_out_of_range_are_refused(column, position
     assert store.num_frames(1) == 1  # the refused frame was not counted
 
 
+def test_an_append_that_fails_before_others_are_queued_raises_once_they_are_done():
+    """The workers go on with the steps queued after a bad one; its error is
+    raised (wait() used to spin forever on a failed step with others queued
+    behind it)."""
+    import threading
+
+    from lattice.errors import LatticeError
+
+    fst = random_graph(5, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0)
+    frames = raw_frames(graph, config, random_scores(5, 6))
+    store = LatticeStore(graph, config, channels=4, threads=2)
+    bad = list(frames[2])
+    bad[4] = bad[4].copy()
+    bad[4][0] = 99
+    raised = []
+
+    def waiting():
+        try:  # raised by a later append (more than QUEUED_STEPS steps) or by wait
+            _feed(store, 1, frames[:2] + [tuple(bad)] + frames[3:])
+            _feed(store, 2, frames)
+            store.wait()
+        except LatticeError as error:
+            raised.append(error)
+
+    waiter = threading.Thread(target=waiting, daemon=True)
+    waiter.start()
+    waiter.join(60)
+    assert not waiter.is_alive() and len(raised) == 1
+    store.settle()  # what was left (channel 1's later frames may fail too, against the uncounted one)
+    assert store.settle() is None
+
+
 def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
     from wfst.cuda_memory import geometry
 

@@ -98,11 +98,16 @@ class DecoderConfig:
         return self
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""The searches compute in float32: a larger number would be infinite there."""
+
+
 def _positive_float(name, value, allow_zero=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or (value == 0 and not allow_zero):
+            or value < 0 or (value == 0 and not allow_zero) or value > FLOAT32_MAX:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number {bound} (at most {FLOAT32_MAX:.4g}: the search uses "
+                          f"float32), got {value!r}")
 
 
 def _positive_int(name, value, allow_zero=False):

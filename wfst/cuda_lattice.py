@@ -172,6 +172,7 @@ class LatticeStore:
         self._workers = [ThreadPoolExecutor(max_workers=1, thread_name_prefix="wfst-lattice") for _ in range(parts)]
         self._steps: deque = deque()  # per queued step: its appends' futures, the buffer of its copy
         self._buffers: list[np.ndarray] = []  # buffers of retired steps, for reuse
+        self._finishing: list[Future] = []  # finish_later's, not yet known done
         self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
 
     def append(self, channels, words, floats, T, K, to, n, lo, nl, ne, start) -> None:
@@ -206,8 +207,9 @@ class LatticeStore:
 
     def _retire(self) -> BaseException | None:
         """Wait for the oldest queued step; its first error, if any."""
-        futures, buffer = self._steps.popleft()
+        futures, buffer = self._steps[0]
         wait(futures)
+        self._steps.popleft()  # (only once done: an interrupted wait leaves it queued)
         self._buffers.append(buffer)
         return next((done.exception() for done in futures if done.exception() is not None), None)
 
@@ -215,19 +217,25 @@ class LatticeStore:
         """The Result of the utterance on ``channel``, finished by its
         partition's worker after the frames queued before (a Future); the
         channel takes its next utterance in a spare set of arrays."""
-        return self._workers[channel % len(self._parts)].submit(self._finish_taken, channel)
+        self._finishing = [done for done in self._finishing if not done.done()]
+        self._finishing.append(self._workers[channel % len(self._parts)].submit(self._finish_taken, channel))
+        return self._finishing[-1]
 
     def wait(self) -> None:
-        """Return once every queued append is done; raise the first error."""
+        """Return once all queued work is done; raise the first append's error."""
         error = self.settle()
         if error is not None:
             raise error
 
     def settle(self) -> BaseException | None:
-        """Wait for every queued append; the first error, if any (not raised)."""
+        """Wait for all queued work; the first append's error, if any (not
+        raised; a finish's error is its Future's)."""
         error = None
         while self._steps:
-            error = error or self._retire()
+            failed = self._retire()
+            error = error or failed
+        wait(self._finishing)
+        self._finishing = []
         return error
 
     def _slot(self, channel: int) -> tuple:
