@@ -106,15 +106,15 @@ def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, lane:
 def packed_step(lane_frames: list[tuple]) -> tuple:
     """One step's packed buffer for lanes ``0 .. len - 1`` (see
     :mod:`wfst.cuda_lattice`) and the per-lane arguments of
-    :meth:`LatticeStore.append` after ``channels``: (words, floats, T, K, to,
-    n, lo, nl, ne)."""
+    :meth:`LatticeStore.append` after ``channels``: (words, T, K, to, n, lo,
+    nl, ne)."""
     n = np.array([f[0].size for f in lane_frames], np.int64)
     nl = np.array([f[3].size for f in lane_frames], np.int64)
     to, lo = np.cumsum(n) - n, np.cumsum(nl) - nl
     columns = [np.concatenate([f[i].astype(np.float32 if i in (1, 6, 7) else np.int32, copy=False).view(np.int32)
                                for f in lane_frames]) for i in range(8)]
     words = np.concatenate(columns)
-    return (words, words.view(np.float32), int(n.sum()), int(nl.sum()), to, n, lo, nl,
+    return (words, int(n.sum()), int(nl.sum()), to, n, lo, nl,
             np.array([f[8] for f in lane_frames], np.int64))
 
 

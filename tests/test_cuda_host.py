@@ -165,10 +165,10 @@ def _feed(store, channel, frames, first=0):
     empty (it must not be read), the buffer overwritten as soon as the step is
     queued; ``first``: frames appended before."""
     for f, frame in enumerate(frames, start=first):
-        words, floats, T, K, to, n, lo, nl, ne = packed_step([_JUNK, frame, _JUNK])
+        words, T, K, to, n, lo, nl, ne = packed_step([_JUNK, frame, _JUNK])
         n[[0, 2]] = 0
         nl[[0, 2]] = 0
-        store.append(np.array([channel ^ 1, channel, channel ^ 2]), words, floats, T, K, to, n, lo, nl, ne,
+        store.append(np.array([channel ^ 1, channel, channel ^ 2]), words, T, K, to, n, lo, nl, ne,
                      np.array([True, f == 0, True]))
         words[:] = -7  # the store copied the step: the caller may reuse its buffer at once
 

@@ -441,7 +441,7 @@ class CudaDecoder:
                     or layout.WINDOW_HEADER + 3 * E + 3 * T + 5 * Kn > words):
                 raise LatticeError("lattice windows from the device: counts that do not add up")
             data = packed[layout.WINDOW_HEADER + 3 * E:]
-            self.lattices.append(channels, data, data.view(np.float32), T, Kn, np.cumsum(n) - n, n,
+            self.lattices.append(channels, data, T, Kn, np.cumsum(n) - n, n,
                                  np.cumsum(nl) - nl, nl, ne, starts)
         for job, how in done:
             if how == "lost":

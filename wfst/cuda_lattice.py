@@ -175,11 +175,11 @@ class LatticeStore:
         self._finishing: list[Future] = []  # finish_later's, not yet known done
         self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
 
-    def append(self, channels, words, floats, T, K, to, n, lo, nl, ne, start) -> None:
+    def append(self, channels, words, T, K, to, n, lo, nl, ne, start) -> None:
         """Queue a step's frames (int arrays, one entry per frame, a channel's
         in order; ``start`` bool: the entry starts its channel's utterance) from
-        the packed buffer ``words`` (``floats``: the same memory as float32),
-        which is copied first: the caller may reuse it at once. A LatticeError
+        the packed int32 buffer ``words`` (its floats as bits), which is copied
+        first: the caller may reuse it at once. A LatticeError
         (an index out of range) is raised by a later append or :meth:`wait`."""
         while len(self._steps) >= QUEUED_STEPS:
             error = self._retire()
