@@ -77,7 +77,7 @@ class LaneJob:
     while the job runs) and appended to that channel's lattice.
     ``first_frame``: frames searched before (for messages). Outcome:
     ``result`` (when ``finish``; a Future of the lattice workers until the
-    run ends), ``error (a negative-cost epsilon cycle) or ``lost``
+    run ends), ``error`` (a negative-cost epsilon cycle) or ``lost``
     (overflowed even at the tightest beam)."""
 
     source: ScoreInput
