@@ -230,8 +230,8 @@ class CudaDecoder:
         rows = np.zeros(L, np.int64)  # rows of the lane's job
         on_host = np.zeros(L, bool)  # scores staged from host memory
         params = np.zeros((L, layout.LANE_PARAMS), np.int64)
-        window = np.zeros((L, 3), np.int64)  # frames, tokens and links in each lane's lattice window
-        window_sizes = np.zeros((L, g.W, 2), np.int64)  # tokens and links of each of its frames
+        window_frames = np.zeros(L, np.int64)  # frames in each lane's lattice window
+        window_sizes = np.zeros((L, g.W, 2), np.int64)  # tokens and links of each of them (0 beyond)
         window_starts = np.zeros(L, bool)  # the window begins with its utterance's start frame
         overflowed: set[str] = set()
         lost = 0
@@ -256,8 +256,8 @@ class CudaDecoder:
                                       | (counters[:, layout.C_NLINK] > g.X))
             ended = ran & ((row + 1 >= rows) | cycle | dropped)
             good = ran & ~cycle & ~dropped
-            sizes = (np.minimum(counters[:, layout.C_NTOK], g.Q), np.minimum(counters[:, layout.C_NLINK], g.X))
-            entries, words = self._plan_windows(params, good, ended, row, sizes, window, window_sizes,
+            sizes = np.minimum(counters[:, [layout.C_NTOK, layout.C_NLINK]], [g.Q, g.X])
+            entries, words = self._plan_windows(params, good, ended, row, sizes, window_frames, window_sizes,
                                                 window_starts)
             self._finish_step_on_device(params, words)
             done = []  # (job, how it ended) for the jobs whose last frame this was
@@ -275,7 +275,8 @@ class CudaDecoder:
             self.stats["steps"] += 1
             row[ran] += 1
             busy &= ~ended
-            window[ended] = 0
+            window_frames[ended] = 0
+            window_sizes[ended] = 0
             pending = (words, entries, done)
         if pending is not None:
             self._append(pending)
@@ -356,29 +357,32 @@ class CudaDecoder:
                 self._upload_params(params)
             counters[bad] = new[bad]
 
-    def _plan_windows(self, params, good, ended, row, sizes, window, window_sizes, window_starts):
-        """Store this step's good frames in their lanes' windows, choose the
-        lanes that flush and the frames each keeps back (see the module
-        docstring); sets the window parameters in ``params`` and updates
-        ``window`` and ``window_sizes``. Returns the sent frames' entries
-        (channel and start flag of each, in packed order) and the words to copy
-        back (a bound: what the pruning leaves is not known yet; 0: no flush)."""
+    def _plan_windows(self, params, good, ended, row, sizes, window_frames, window_sizes, window_starts):
+        """Store this step's good frames (``sizes``: tokens and links of each
+        lane's, shape (L, 2)) in their lanes' windows, choose the lanes that
+        flush and the frames each keeps back (see the module docstring); sets
+        the window parameters in ``params`` and updates ``window_frames`` and
+        ``window_sizes``. Returns the sent frames' entries (channel and start
+        flag of each, in packed order) and the words to copy back (a bound: what
+        the pruning leaves is not known yet; 0: no flush)."""
         g = self.geometry
         lanes = np.arange(g.lanes)
-        params[:, layout.P_WIN_FRAME] = np.where(good, window[:, 0], -1)
-        params[:, layout.P_WIN_TOK] = window[:, 1]
-        params[:, layout.P_WIN_LINK] = window[:, 2]
-        opened = good & (window[:, 0] == 0)
+        held = window_sizes.sum(axis=1)  # tokens and links in each lane's window
+        params[:, layout.P_WIN_FRAME] = np.where(good, window_frames, -1)
+        params[:, layout.P_WIN_TOK] = held[:, 0]
+        params[:, layout.P_WIN_LINK] = held[:, 1]
+        opened = good & (window_frames == 0)
         window_starts[opened] = row[opened] < 0
         stored = np.flatnonzero(good)
-        window_sizes[stored, window[stored, 0]] = np.stack(sizes, axis=1)[stored]
-        window[good] += np.stack([np.ones(g.lanes, np.int64), sizes[0], sizes[1]], axis=1)[good]
-        flush = good & (ended | layout.window_flush(window[:, 0], window[:, 1], window[:, 2], row, lanes,
+        window_sizes[stored, window_frames[stored]] = sizes[stored]
+        window_frames[stored] += 1
+        held[stored] += sizes[stored]
+        flush = good & (ended | layout.window_flush(window_frames, held[:, 0], held[:, 1], row, lanes,
                                                     g.window_period, g.W, g.Q, g.X, g.WT // g.Q))
         params[:, layout.P_FLUSH] = flush
         flushing = np.flatnonzero(flush)
         self.stats["windows"] += flushing.size
-        held_frames = window[flushing, 0]
+        held_frames = window_frames[flushing]
         lag = np.zeros(flushing.size, np.int64)
         if flushing.size:  # (most steps flush no lane)
             lag = np.where(ended[flushing], 0, layout.window_lag(window_sizes[flushing], held_frames, g.window_lag,
@@ -393,13 +397,12 @@ class CudaDecoder:
         slot = np.arange(g.W)
         kept = np.where((slot < lag[:, None])[:, :, None],
                         window_sizes[flushing[:, None], np.minimum(sent[:, None] + slot, g.W - 1)], 0)
-        kept_sizes = kept.sum(axis=1)
         E = int(sent.sum())
         words = 0
         if E:
-            words = (layout.WINDOW_HEADER + 3 * E + 3 * int((window[flushing, 1] - kept_sizes[:, 0]).sum())
-                     + 5 * int((window[flushing, 2] - kept_sizes[:, 1]).sum()))
-        window[flushing] = np.column_stack([lag, kept_sizes])
+            sent_sizes = held[flushing] - kept.sum(axis=1)
+            words = layout.WINDOW_HEADER + 3 * E + 3 * int(sent_sizes[:, 0].sum()) + 5 * int(sent_sizes[:, 1].sum())
+        window_frames[flushing] = lag
         window_sizes[flushing] = kept
         window_starts[flushing] = False
         return (channels, starts), words
