@@ -48,7 +48,7 @@ from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG
 from wfst.cpu_backend import CpuSearch
 from wfst.cuda_backend import HOST_PRUNE_INTERVALS
 from wfst.cuda_layout import window_flush, window_lag
-from wfst.cuda_lattice import LatticeStore
+from wfst.cuda_lattice import QUEUED_STEPS, LatticeStore
 from wfst.decoding_graph import DecodingGraph
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -122,16 +122,18 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
             threads: int, rounds: int, prune_every: int | None = None) -> tuple[dict, list]:
     """Lane ``i`` replays utterances ``i, i + lanes, ...`` (mod N), ``rounds``
     of them back to back, a frame per step, as the CUDA backend does: each
-    step's frames are queued in one call (:meth:`LatticeStore.append`, each
-    partition of the channels appended by its own worker thread) and each
-    finished utterance is finished by its channel's worker
-    (:meth:`LatticeStore.finish_later`). The steps are packed before the clock
-    starts; the time runs from the first step until every Result is ready, in
-    wall time and in CPU time (all threads: the host cores' work; and the
-    calling thread's alone, which in the backend also drives the GPU). Returns
-    the timings and every lane's Results (lane by lane). ``prune_every``: the
-    host's interim pruning interval (:class:`LatticeStore`)."""
-    store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every)
+    step's frames are put in a region of the store's inbox
+    (:meth:`LatticeStore.reserve`) and queued in one call
+    (:meth:`LatticeStore.append`, each partition of the channels appended by
+    its own worker thread) and each finished utterance is finished by its
+    channel's worker (:meth:`LatticeStore.finish_later`). The steps are packed
+    before the clock starts; the time runs from the first step until every
+    Result is ready, in wall time and in CPU time (all threads: the host cores'
+    work; and the calling thread's alone, which in the backend also drives the
+    GPU), less the copies into the inbox, which the device's copy engine makes
+    in the backend. Returns the timings and every lane's Results (lane by
+    lane). ``prune_every``: the host's interim pruning interval
+    (:class:`LatticeStore`)."""
     plans = [[(i + r * lanes) % len(utterances) for r in range(rounds)] for i in range(lanes)]
     steps = []  # (lanes, packed frames, start flags, lanes whose utterance ends)
     at = np.zeros((lanes, 2), np.int64)  # (round, frame) of each lane
@@ -148,16 +150,23 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
         at[ended, 1] = 0
         steps.append((live, packed, starts, ended))
     lane_frames = sum(step[0].size for step in steps)
+    inbox = np.zeros((QUEUED_STEPS + 2) * max(1, *(step[1][0].size for step in steps)), np.int32)  # (pages touched)
+    store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every, inbox=inbox)
     futures = [[] for _ in range(lanes)]
+    copying = np.zeros(2)  # wall and CPU time of the calling thread's copies into the inbox
     start, core, main = time.perf_counter(), time.process_time(), time.thread_time()
-    for live, packed, starts, ended in steps:
-        store.append(live, *packed, starts)
+    for live, (words, *packed), starts, ended in steps:
+        region = store.reserve(words.size)
+        before = np.array([time.perf_counter(), time.thread_time()])
+        region[:] = words
+        copying += np.array([time.perf_counter(), time.thread_time()]) - before
+        store.append(live, region, *packed, starts)
         for i in ended:
             futures[i].append(store.finish_later(int(i)))
     store.wait()
-    main_seconds = time.thread_time() - main
+    main_seconds = time.thread_time() - main - copying[1]
     results = [[done.result() for done in lane] for lane in futures]
-    seconds, core_seconds = time.perf_counter() - start, time.process_time() - core
+    seconds, core_seconds = time.perf_counter() - start - copying[0], time.process_time() - core - copying[1]
     return ({"threads": threads, "lanes": lanes, "rounds": rounds, "lane_frames": lane_frames,
              "host_seconds": seconds, "host_us_per_lane_frame": seconds / lane_frames * 1e6,
              "host_core_us_per_lane_frame": core_seconds / lane_frames * 1e6,

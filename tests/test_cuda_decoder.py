@@ -100,10 +100,11 @@ def test_packed_windows_whose_counts_do_not_add_up_are_refused(header):
     gpu = wfst.Decoder(random_graph(3, max_states=8), DecoderConfig(max_active=4, min_active=0), device="cuda",
                        lanes=1)
     backend = gpu._cuda
-    backend.arrays.host_packed[:5] = header
+    packed = backend.lattices.reserve(12)
+    packed[:5] = header
     backend.copied = backend.copy.record()
     with pytest.raises(LatticeError, match="do not add up"):
-        backend._append((12, (np.array([0]), np.array([True])), []))
+        backend._append((packed, (np.array([0]), np.array([True])), []))
 
 
 def test_lattices_equivalent_on_a_larger_graph():

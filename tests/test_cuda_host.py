@@ -161,16 +161,24 @@ _JUNK = (np.array([-7]), np.array([-7.0], np.float32), np.array([-7]), np.array(
 
 def _feed(store, channel, frames, first=0):
     """Each frame as a step of three lanes: ours on ``channel`` between two
-    others whose junk data sits in the buffer around ours but whose frames are
-    empty (it must not be read), the buffer overwritten as soon as the step is
-    queued; ``first``: frames appended before."""
+    others whose junk data sits in the step around ours but whose frames are
+    empty (it must not be read), the next region of the store's inbox filled
+    with junk as soon as the step is queued (no queued step may read it);
+    ``first``: frames appended before."""
     for f, frame in enumerate(frames, start=first):
         words, T, K, to, n, lo, nl, ne = packed_step([_JUNK, frame, _JUNK])
         n[[0, 2]] = 0
         nl[[0, 2]] = 0
-        store.append(np.array([channel ^ 1, channel, channel ^ 2]), words, T, K, to, n, lo, nl, ne,
+        region = store.reserve(words.size)
+        region[:] = words
+        store.append(np.array([channel ^ 1, channel, channel ^ 2]), region, T, K, to, n, lo, nl, ne,
                      np.array([True, f == 0, True]))
-        words[:] = -7  # the store copied the step: the caller may reuse its buffer at once
+        store.reserve(words.size)[:] = -7
+
+
+def _step_words(frames):
+    """The most words of a step that :func:`_feed` makes of these frames."""
+    return max(packed_step([_JUNK, frame, _JUNK])[0].size for frame in frames)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -184,8 +192,10 @@ def test_host_lattice_from_reordered_frames_matches_the_cpu(seed):
     expected = CpuSearch(graph, config)
     expected.accept(scores)
     want = expected.finish()
-    store = LatticeStore(graph, config, channels=4, threads=1 + seed % 3)  # channel 1 in partition 1 of 2 or 3
-    _feed(store, 1, _shuffled(raw_frames(graph, config, scores), np.random.default_rng(seed)))
+    frames = _shuffled(raw_frames(graph, config, scores), np.random.default_rng(seed))
+    inbox = np.empty(_step_words(frames) * (1 + seed % 3) + seed % 5, np.int32)  # steps wrap round it, and wait
+    store = LatticeStore(graph, config, channels=4, threads=1 + seed % 3, inbox=inbox)  # channel 1: partition 1
+    _feed(store, 1, frames)
     got = store.finish(1)
     assert got.words == want.words
     assert got.cost == want.cost or (np.isinf(got.cost) and np.isinf(want.cost))
@@ -252,6 +262,60 @@ def test_an_append_that_fails_before_others_are_queued_raises_once_they_are_done
     assert store.settle() is None
 
 
+def test_ring_offsets_never_hand_out_a_region_in_use():
+    """Random steps through rings of several sizes, freed in order when the
+    next does not fit: each region lies in the ring and overlaps none in use."""
+    from collections import deque
+
+    from wfst.cuda_lattice import ring_offset
+
+    assert ring_offset((10, 20), 10, 30) == 20
+    assert ring_offset((10, 20), 11, 30) is None
+    assert ring_offset((12, 20), 11, 30) == 0
+    assert ring_offset((20, 5), 15, 30) == 5
+    assert ring_offset((20, 5), 16, 30) is None
+    assert ring_offset((5, 5), 1, 30) is None  # wrapped round and full
+    assert ring_offset(None, 30, 30) == 0 and ring_offset(None, 31, 30) is None
+    rng = np.random.default_rng(0)
+    for capacity in (1, 7, 64):
+        live, used, waits = deque(), np.zeros(capacity, bool), 0
+        for _ in range(3000):
+            words = int(rng.integers(1, capacity + 1))
+            while (start := ring_offset((live[0][0], live[-1][1]) if live else None, words, capacity)) is None:
+                used[slice(*live.popleft())] = False
+                waits += 1
+            assert 0 <= start and start + words <= capacity and not used[start:start + words].any()
+            used[start:start + words] = True
+            live.append((start, start + words))
+            while live and rng.random() < 0.2:  # steps done meanwhile
+                used[slice(*live.popleft())] = False
+        assert waits > 100
+
+
+def test_append_takes_only_the_region_last_reserved():
+    """The workers read a step where it lies, so it must be in the inbox region
+    the store handed out (and handed out once)."""
+    fst = random_graph(5, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0)
+    frames = raw_frames(graph, config, random_scores(5, 2))
+    store = LatticeStore(graph, config, channels=2, inbox=np.empty(1000, np.int32))
+    words, T, K, to, n, lo, nl, ne = packed_step([frames[0]])
+    args = (T, K, to, n, lo, nl, ne, np.array([True]))
+    with pytest.raises(ValueError, match="reserve"):
+        store.append(np.array([0]), words, *args)  # not in the inbox
+    region = store.reserve(words.size)
+    region[:] = words
+    with pytest.raises(ValueError, match="reserve"):
+        store.append(np.array([0]), store.inbox[region.size:2 * region.size], *args)  # beside the region
+    store.append(np.array([0]), region, *args)
+    with pytest.raises(ValueError, match="reserve"):
+        store.append(np.array([0]), region, *args)  # appended already
+    with pytest.raises(ValueError, match="does not fit"):
+        store.reserve(1001)
+    assert store.num_frames(0) == 0
+
+
 def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
     from wfst.cuda_memory import geometry
 
@@ -263,8 +327,9 @@ def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_host_lattices_of_later_utterances_in_reused_arrays_match_the_cpu(threads):
-    """A finished utterance's arrays go to a later one (``take`` hands them out),
-    with every counter and frame of the earlier one forgotten."""
+    """A finished utterance's arrays go to a later one (a finish hands its
+    channel the oldest finished set), with every counter and frame of the
+    earlier one forgotten."""
     fst = random_graph(3, max_states=12)
     graph = DecodingGraph(fst)
     config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0, prune_interval=2)
@@ -278,7 +343,7 @@ def test_host_lattices_of_later_utterances_in_reused_arrays_match_the_cpu(thread
         _feed(store, 1, raw_frames(graph, config, scores))
         arrays = store.arrays(1)
         taken.append(arrays.link_src)
-        if k >= 2:  # the spare arrays of utterance k - 2 (take() hands a channel the oldest finished set)
+        if k >= 2:  # the spare arrays of utterance k - 2 (finish hands a channel the oldest finished set)
             assert np.shares_memory(arrays.link_src, taken[k - 2]) or arrays.link_src.size > taken[k - 2].size
         got = store.finish(1)
         assert (got.words, got.cost, got.word_frames) == (want.words, want.cost, want.word_frames)
@@ -299,9 +364,11 @@ def test_a_cleared_channel_s_arrays_serve_a_later_utterance():
         grown.append(store.arrays(channel).link_src)
         store.finish(channel)
         store.clear(channel)
-    # the spares now: the second stream's set (finished), the first's (handed to channel 2, then cleared)
-    store.take(0)
-    store.take(3)
+    # the spares now: the second stream's set (finished), the first's (handed to channel 2, then cleared),
+    # which finished utterances on channels 0 and 3 take
+    for channel in (0, 3):
+        _feed(store, channel, raw_frames(graph, config, random_scores(channel, 1)))
+        store.finish(channel)
     assert np.shares_memory(store.arrays(0).link_src, grown[1])
     assert np.shares_memory(store.arrays(3).link_src, grown[0])
 

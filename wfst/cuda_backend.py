@@ -22,12 +22,14 @@ every ``WINDOW_FRAMES`` frames (staggered over the lanes), when its pool could
 not take one more frame, and when its job ends. A flush before the job's end
 keeps up to ``WINDOW_LAG`` newest frames back (``window_shift``), to be pruned
 again at the next flush against a newer frame
-(:func:`wfst.cuda_layout.window_lag`). The packed windows go to pinned memory
-on the copy stream while the device searches the next step;
-the host appends them to each utterance's lattice before it queues that
-step's packing (so one packed buffer serves: the copy is done when the host
-reads it, the host is done when the device writes it again). A lane whose job
-ended takes the next one at the next step.
+(:func:`wfst.cuda_layout.window_lag`). The packed windows go to a region of
+the pinned buffer (the lattice store's inbox, a ring: see
+:meth:`wfst.cuda_lattice.LatticeStore.reserve`) on the copy stream while the
+device searches the next step; the host queues them to the lattice workers
+before it queues that step's packing (so one packed buffer on the device
+serves: the copy is done when the host reads it, the host is done when the
+device writes it again), and the workers read them where they arrived. A lane
+whose job ended takes the next one at the next step.
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ class CudaDecoder:
         self.channels = ChannelPool(g.channels)
         # the lattice workers append the copied windows and finish utterances while the GPU goes on
         self.lattices = LatticeStore(graph, config, g.channels, threads=threads,
-                                     prune_every=HOST_PRUNE_INTERVALS * config.prune_interval)
+                                     prune_every=HOST_PRUNE_INTERVALS * config.prune_interval,
+                                     inbox=self.arrays.host_packed)
 
     # ------------------------------------------------------------- kernels
     def _search_frame(self):
@@ -259,7 +262,7 @@ class CudaDecoder:
             sizes = np.minimum(counters[:, [layout.C_NTOK, layout.C_NLINK]], [g.Q, g.X])
             entries, words = self._plan_windows(params, good, ended, row, sizes, window_frames, window_sizes,
                                                 window_starts)
-            self._finish_step_on_device(params, words)
+            arrived = self._finish_step_on_device(params, words)
             done = []  # (job, how it ended) for the jobs whose last frame this was
             for lane in np.flatnonzero(ended):
                 job = lane_job[lane]
@@ -277,7 +280,7 @@ class CudaDecoder:
             busy &= ~ended
             window_frames[ended] = 0
             window_sizes[ended] = 0
-            pending = (words, entries, done)
+            pending = (arrived, entries, done)
         if pending is not None:
             self._append(pending)
         self.lattices.wait()
@@ -408,6 +411,8 @@ class CudaDecoder:
         return (channels, starts), words
 
     def _finish_step_on_device(self, params, words):
+        """The step's last kernels, and the copy of ``words`` packed words into
+        a region of the lattice inbox, which it returns (None: no flush)."""
         d, g = self.arrays, self.geometry
         assert words <= d.packed.size, "the flush plan exceeds the packed buffer"  # see _plan_windows
         with self.compute:
@@ -422,26 +427,28 @@ class CudaDecoder:
                 K.window_shift(d, g)
             K.save_frontier(d, g)
             K.reset_lanes(d, g)
-        if words:
-            with self.copy:
-                self.copy.wait_event(packed)
-                self.cupy.cuda.runtime.memcpyAsync(d.host_packed.ctypes.data, d.packed.data.ptr, 4 * words,
-                                                   self.cupy.cuda.runtime.memcpyDeviceToHost, self.copy.ptr)
-                self.copied = self.copy.record()
+        if not words:
+            return None
+        region = self.lattices.reserve(words)
+        with self.copy:
+            self.copy.wait_event(packed)
+            self.cupy.cuda.runtime.memcpyAsync(region.ctypes.data, d.packed.data.ptr, 4 * words,
+                                               self.cupy.cuda.runtime.memcpyDeviceToHost, self.copy.ptr)
+            self.copied = self.copy.record()
+        return region
 
     def _append(self, pending):
         """Append a step's flushed windows (packed as ``window_offsets`` says) to
         the lattices, then finish the jobs that ended."""
-        words, (channels, starts), done = pending
-        if words:
+        packed, (channels, starts), done = pending
+        if packed is not None:
             self.copied.synchronize()
-            packed = self.arrays.host_packed
             E = channels.size
             T, Kn = int(packed[0]), int(packed[1])
             counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3).astype(np.int64)
             n, nl, ne = counts[:, 0], counts[:, 1], counts[:, 2]
             if (np.any(counts < 0) or np.any(ne > nl) or n.sum() != T or nl.sum() != Kn
-                    or layout.WINDOW_HEADER + 3 * E + 3 * T + 5 * Kn > words):
+                    or layout.WINDOW_HEADER + 3 * E + 3 * T + 5 * Kn > packed.size):
                 raise LatticeError("lattice windows from the device: counts that do not add up")
             data = packed[layout.WINDOW_HEADER + 3 * E:]
             self.lattices.append(channels, data, T, Kn, np.cumsum(n) - n, n,

@@ -8,6 +8,13 @@ thread, while the caller goes on), interim lattice pruning runs every
 :mod:`wfst.cpu_lattice_prune`'s numba code, so both backends' lattices follow
 one implementation.
 
+The steps arrive in the store's inbox (the backend's pinned buffer, which the
+device's copies write): :meth:`LatticeStore.reserve` hands out a region no
+queued step still reads (the inbox is a ring, its regions freed in order as
+their steps are done), the caller fills it and queues it with
+:meth:`LatticeStore.append`, and the workers read it there: no step is copied
+on the host.
+
 A step's packed frames (the windows the device flushed, pruned: see
 ``cuda_kernels/lattice_window.cu``): for ``T`` tokens and ``K`` links in all,
 int32 ``tok_state[T] tok_cost[T] tok_best[T] link_src[K] link_dst[K]
@@ -133,8 +140,24 @@ EMPTY_TOKENS = 64
 QUEUED_STEPS = 8
 """Steps whose frames may wait for the lattice workers at once; beyond, the next
 :meth:`LatticeStore.append` waits for the oldest (so the host keeps pace with
-the device, and the buffers of the copies are reused while their pages are
-warm: fresh ones cost a page fault every 4 KB)."""
+the device)."""
+DEFAULT_INBOX_WORDS = 1 << 22
+"""The inbox's int32 words when the caller gives none (16 MiB, touched as used)."""
+
+
+def ring_offset(in_use: tuple[int, int] | None, words: int, capacity: int) -> int | None:
+    """Where a region of ``words`` fits in a ring buffer of ``capacity`` words
+    whose regions in use, handed out and freed in order, run from the oldest's
+    start to the newest's end ``in_use`` (wrapping round the end; None: no
+    region in use); None: it does not fit until the oldest is freed."""
+    if in_use is None:
+        return 0 if words <= capacity else None
+    oldest, head = in_use
+    if head > oldest:  # in use: [oldest, head)
+        if head + words <= capacity:
+            return head
+        return 0 if words <= oldest else None
+    return head if head + words <= oldest else None  # in use: [oldest, capacity) and [0, head)
 
 
 def _empty_arrays() -> tuple:
@@ -159,10 +182,12 @@ class LatticeStore:
     next ones (regrowing them from small costs page faults and copies every
     utterance). ``prune_every``: frames between interim prunings (default the
     config's ``prune_interval``); the final lattices do not depend on it, only
-    the memory held until the end."""
+    the memory held until the end. ``inbox``: the int32 buffer the steps
+    arrive in (the backend's pinned one; default :data:`DEFAULT_INBOX_WORDS`
+    words); a step must fit in it."""
 
     def __init__(self, graph: DecodingGraph, config: DecoderConfig, channels: int, threads: int = 1,
-                 prune_every: int | None = None):
+                 prune_every: int | None = None, inbox: np.ndarray | None = None):
         self.graph = graph
         self.config = config
         self.prune_every = prune_every or config.prune_interval
@@ -170,47 +195,65 @@ class LatticeStore:
         parts = max(1, min(threads, channels))
         self._parts = [List([_empty_arrays() for _ in range(k, channels, parts)]) for k in range(parts)]
         self._workers = [ThreadPoolExecutor(max_workers=1, thread_name_prefix="wfst-lattice") for _ in range(parts)]
-        self._steps: deque = deque()  # per queued step: its appends' futures, the buffer of its copy
-        self._buffers: list[np.ndarray] = []  # buffers of retired steps, for reuse
+        self.inbox = np.empty(DEFAULT_INBOX_WORDS, np.int32) if inbox is None else inbox
+        self._steps: deque = deque()  # per queued step: its appends' futures, its inbox region (start, end)
+        self._reserved: tuple[int, int] | None = None  # the region reserved for the next append
         self._finishing: list[Future] = []  # finish_later's, not yet known done
         self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
+
+    def reserve(self, words: int) -> np.ndarray:
+        """A region of ``words`` int32 words of the inbox for the next step, which
+        no queued step reads (waits for the oldest steps when the inbox is
+        full); the step's packed frames go there, then to :meth:`append`. A
+        later reserve replaces a region not appended."""
+        held = max(words, 1)  # (regions in use are never empty)
+        if words < 0 or held > self.inbox.size:
+            raise ValueError(f"a step of {words} words does not fit the lattice inbox of {self.inbox.size}")
+        while True:
+            in_use = (self._steps[0][1][0], self._steps[-1][1][1]) if self._steps else None
+            start = ring_offset(in_use, held, self.inbox.size)
+            if start is not None:
+                break
+            self._retire_oldest()
+        self._reserved = (start, start + held)
+        return self.inbox[start:start + words]
 
     def append(self, channels, words, T, K, to, n, lo, nl, ne, start) -> None:
         """Queue a step's frames (int arrays, one entry per frame, a channel's
         in order; ``start`` bool: the entry starts its channel's utterance) from
-        the packed int32 buffer ``words`` (its floats as bits), which is copied
-        first: the caller may reuse it at once. A LatticeError
-        (an index out of range) is raised by a later append or :meth:`wait`."""
+        the packed int32 array ``words`` (its floats as bits), which lies in the
+        region last reserved: the workers read it there, so the caller must not
+        write the region again. A LatticeError (an index out of range) is raised
+        by a later append, reserve or :meth:`wait`."""
+        region = self._reserved
+        offset = (words.ctypes.data - self.inbox.ctypes.data) // 4
+        if region is None or (words.size and not region[0] <= offset <= region[1] - words.size):
+            raise ValueError("LatticeStore.append takes a step in the region its last reserve() handed out")
+        self._reserved = None
         while len(self._steps) >= QUEUED_STEPS:
-            error = self._retire()
-            if error is not None:
-                raise error
+            self._retire_oldest()
         i64 = np.int64
         used = 3 * T + 5 * K
-        buffer = self._buffer(used)
-        buffer[:used] = words[:used]
         channels = np.asarray(channels, i64)
-        args = (channels, buffer[:used], buffer[:used].view(np.float32), i64(T), i64(K), np.asarray(to, i64),
+        args = (channels, words[:used], words[:used].view(np.float32), i64(T), i64(K), np.asarray(to, i64),
                 np.asarray(n, i64), np.asarray(lo, i64), np.asarray(nl, i64), np.asarray(ne, i64),
                 np.asarray(start, np.bool_), np.float32(self.config.lattice_beam), i64(self.prune_every))
         parts = len(self._parts)
         busy = sorted(set((channels % parts).tolist()))
         self._steps.append(([self._workers[k].submit(append_step, self._parts[k], i64(k), i64(parts), *args)
-                             for k in busy], buffer))
+                             for k in busy], region))
 
-    def _buffer(self, words: int) -> np.ndarray:
-        """A free int32 buffer of at least ``words`` (a retired step's when one is big enough)."""
-        for i, buffer in enumerate(self._buffers):
-            if buffer.size >= words:
-                return self._buffers.pop(i)
-        return np.empty(2 * words, np.int32)
+    def _retire_oldest(self) -> None:
+        """Wait for the oldest queued step; raise its first error, if any."""
+        error = self._retire()
+        if error is not None:
+            raise error
 
     def _retire(self) -> BaseException | None:
         """Wait for the oldest queued step; its first error, if any."""
-        futures, buffer = self._steps[0]
+        futures = self._steps[0][0]
         wait(futures)
         self._steps.popleft()  # (only once done: an interrupted wait leaves it queued)
-        self._buffers.append(buffer)
         return next((done.exception() for done in futures if done.exception() is not None), None)
 
     def finish_later(self, channel: int) -> Future:
@@ -260,12 +303,6 @@ class LatticeStore:
         if part[i][0].size > EMPTY_TOKENS:
             self._spare.append(part[i])
         part[i] = _empty_arrays()
-
-    def take(self, channel: int) -> cpu_search.SearchArrays:
-        """The channel's arrays, which the channel gives up (it takes its next
-        utterance in the arrays of an earlier finished one when there are some)."""
-        self.wait()
-        return self._taken(channel)
 
     def finish(self, channel: int) -> Result:
         """The Result of the utterance on ``channel``; the channel's arrays are let go."""
