@@ -12,12 +12,14 @@ faster than one CPU core the GPU backend can be, whatever the GPU.
 
 Our CPU backend first searches ``--utterances`` utterances (one core: its time
 per frame is the baseline) and keeps their raw frames; then ``--lanes`` lanes
-(lane ``i`` replays utterance ``i mod N``) are appended step by step in packed
-form, as the device sends them, and finished, for each ``--threads`` count;
-with ``--window-frames W`` (default the backend's) the frames are first pruned
-in windows flushed every W rows, each flush but the last keeping up to
-``--window-lag`` frames back, as the device does before it copies them
-(:mod:`lattice.window_prune`; 0: frame by frame, as before the windows).
+(lane ``i`` replays utterance ``i mod N``) search a frame per step and send
+their frames as the device does, appended step by step in packed form and
+finished, for each ``--threads`` count: with ``--window-frames W`` (default
+the backend's) each lane flushes its window every W rows (the lanes
+staggered, as in the backend), sending the frames pruned in the window, all
+but up to ``--window-lag`` newest kept back, then the job's end
+(:mod:`lattice.window_prune`); 0: every frame unpruned at its own step, as
+before the windows.
 Reports host microseconds per lane-frame (wall time, the lattice workers of
 ``--threads`` threads appending and finishing while the steps are queued) and
 the speedup over one CPU core that this host work allows at most (CPU search
@@ -79,15 +81,16 @@ def raw_frames(graph: DecodingGraph, config: wfst.DecoderConfig, scores: np.ndar
 
 
 def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, lane: int = 0,
-             lag: int = WINDOW_LAG) -> list[tuple]:
+             lag: int = WINDOW_LAG) -> list[list[tuple]]:
     """The frames as the CUDA backend's lane ``lane`` sends them with windows
     flushed every ``window`` rows, up to ``lag`` frames kept back by each flush
     but the last, which the device prunes before the copy
     (:mod:`lattice.window_prune`; the backend's rules,
-    :func:`wfst.cuda_layout.window_flush` and :func:`wfst.cuda_layout.window_lag`);
-    0: unpruned, frame by frame."""
+    :func:`wfst.cuda_layout.window_flush` and :func:`wfst.cuda_layout.window_lag`):
+    per frame searched, the frames sent at that step (none but at a flush); 0:
+    unpruned, each frame at its own step."""
     if window == 0:
-        return frames
+        return [[frame] for frame in frames]
     Q, X = config.token_capacity, config.arc_capacity
     out, held = [], []
     for f, frame in enumerate(frames):
@@ -95,11 +98,12 @@ def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, lane:
         sizes = np.array([[h[0].size, h[3].size] for h in held], np.int64)
         tokens, links = sizes.sum(axis=0)
         last = f + 1 == len(frames)
+        sent = []
         if last or window_flush(len(held), tokens, links, f - 1, lane, window, window + lag, Q, X, WINDOW_CAPACITY):
             back = 0 if last else int(window_lag(sizes[None], [len(held)], lag, WINDOW_CAPACITY * Q,
                                                  WINDOW_CAPACITY * X)[0])
             sent, held = prune_window(held, config.lattice_beam, back)
-            out += sent
+        out.append(sent)
     return out
 
 
@@ -119,48 +123,69 @@ def packed_step(lane_frames: list[tuple]) -> tuple:
 
 
 def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[list[tuple]], lanes: int,
-            threads: int, rounds: int, prune_every: int | None = None) -> tuple[dict, list]:
-    """Lane ``i`` replays utterances ``i, i + lanes, ...`` (mod N), ``rounds``
-    of them back to back, a frame per step, as the CUDA backend does: each
-    step's frames are put in a region of the store's inbox
-    (:meth:`LatticeStore.reserve`) and queued in one call
-    (:meth:`LatticeStore.append`, each partition of the channels appended by
-    its own worker thread) and each finished utterance is finished by its
-    channel's worker (:meth:`LatticeStore.finish_later`). The steps are packed
-    before the clock starts; the time runs from the first step until every
-    Result is ready, in wall time and in CPU time (all threads: the host cores'
-    work; and the calling thread's alone, which in the backend also drives the
-    GPU), less the copies into the inbox, which the device's copy engine makes
-    in the backend. Returns the timings and every lane's Results (lane by
-    lane). ``prune_every``: the host's interim pruning interval
-    (:class:`LatticeStore`)."""
+            threads: int, rounds: int, prune_every: int | None = None, window: int = 0,
+            lag: int = WINDOW_LAG) -> tuple[dict, list]:
+    """Lane ``i`` replays utterances ``i, i + lanes, ...`` (mod N; each a list of
+    raw frames), ``rounds`` of them back to back, a frame searched per step, and
+    sends the frames as the CUDA backend's lane ``i`` does (:func:`windowed`:
+    the lanes' flushes staggered; ``window`` 0: every frame at its step): each
+    step's frames (a run of frames from each lane that flushes) are put in a
+    region of the store's inbox (:meth:`LatticeStore.reserve`) and queued in
+    one call (:meth:`LatticeStore.append`, each partition of the channels
+    appended by its own worker thread), and each finished utterance is
+    finished by its channel's worker (:meth:`LatticeStore.finish_later`). The
+    steps are windowed and packed before the clock starts; the time runs from
+    the first step until every Result is ready, in wall time and in CPU time
+    (all threads: the host cores' work; and the calling thread's alone, which
+    in the backend also drives the GPU), less the copies into the inbox, which
+    the device's copy engine makes in the backend. Returns the timings and
+    every lane's Results (lane by lane). ``prune_every``: the host's interim
+    pruning interval (:class:`LatticeStore`)."""
     plans = [[(i + r * lanes) % len(utterances) for r in range(rounds)] for i in range(lanes)]
-    steps = []  # (lanes, packed frames, start flags, lanes whose utterance ends)
+    sends: dict = {}  # (utterance, stagger): its frames sent per step
+
+    def sent(i: int, r: int) -> list[list[tuple]]:
+        """Lane ``i``'s sends in its round ``r``."""
+        key = (plans[i][r], i % window if window else 0)
+        if key not in sends:
+            sends[key] = windowed(utterances[key[0]], window, config, lane=key[1], lag=lag)
+        return sends[key]
+
+    steps = []  # (channel of each frame, packed frames or None, start flags, lanes whose utterance ends)
     at = np.zeros((lanes, 2), np.int64)  # (round, frame) of each lane
+    started = np.zeros(lanes, bool)  # the lane's utterance has sent its first frame
     while True:
         live = np.flatnonzero(at[:, 0] < rounds)
         if live.size == 0:
             break
-        frames = [utterances[plans[i][at[i, 0]]] for i in live]
-        packed = packed_step([u[at[i, 1]] for u, i in zip(frames, live)])
-        starts = at[live, 1] == 0
+        runs = [sent(i, at[i, 0])[at[i, 1]] for i in live]
+        counts = np.array([len(run) for run in runs], np.int64)
+        starts = np.zeros(counts.sum(), bool)
+        sending = counts > 0
+        starts[(np.cumsum(counts) - counts)[sending]] = ~started[live[sending]]
+        started[live[sending]] = True
+        frames = [frame for run in runs for frame in run]
+        ends = live[np.array([at[i, 1] + 1 == len(sent(i, at[i, 0])) for i in live])]
+        steps.append((np.repeat(live, counts), packed_step(frames) if frames else None, starts, ends))
         at[live, 1] += 1
-        ended = np.array([i for u, i in zip(frames, live) if at[i, 1] == len(u)], np.int64)
-        at[ended, 0] += 1
-        at[ended, 1] = 0
-        steps.append((live, packed, starts, ended))
-    lane_frames = sum(step[0].size for step in steps)
-    inbox = np.zeros((QUEUED_STEPS + 2) * max(1, *(step[1][0].size for step in steps)), np.int32)  # (pages touched)
+        at[ends, 0] += 1
+        at[ends, 1] = 0
+        started[ends] = False
+    lane_frames = sum(len(utterances[u]) for plan in plans for u in plan)
+    largest = max((step[1][0].size for step in steps if step[1] is not None), default=0)
+    inbox = np.zeros((QUEUED_STEPS + 2) * max(largest, 1), np.int32)
     store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every, inbox=inbox)
     futures = [[] for _ in range(lanes)]
     copying = np.zeros(2)  # wall and CPU time of the calling thread's copies into the inbox
     start, core, main = time.perf_counter(), time.process_time(), time.thread_time()
-    for live, (words, *packed), starts, ended in steps:
-        region = store.reserve(words.size)
-        before = np.array([time.perf_counter(), time.thread_time()])
-        region[:] = words
-        copying += np.array([time.perf_counter(), time.thread_time()]) - before
-        store.append(live, region, *packed, starts)
+    for channels, packed, starts, ended in steps:
+        if packed is not None:
+            words, *counts = packed
+            region = store.reserve(words.size)
+            before = np.array([time.perf_counter(), time.thread_time()])
+            region[:] = words
+            copying += np.array([time.perf_counter(), time.thread_time()]) - before
+            store.append(channels, region, *counts, starts)
         for i in ended:
             futures[i].append(store.finish_later(int(i)))
     store.wait()
@@ -168,6 +193,8 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     results = [[done.result() for done in lane] for lane in futures]
     seconds, core_seconds = time.perf_counter() - start - copying[0], time.process_time() - core - copying[1]
     return ({"threads": threads, "lanes": lanes, "rounds": rounds, "lane_frames": lane_frames,
+             "steps": len(steps), "frames_per_append": sum(step[0].size for step in steps)
+             / max(1, sum(step[1] is not None for step in steps)),
              "host_seconds": seconds, "host_us_per_lane_frame": seconds / lane_frames * 1e6,
              "host_core_us_per_lane_frame": core_seconds / lane_frames * 1e6,
              "main_thread_us_per_lane_frame": main_seconds / lane_frames * 1e6}, results)
@@ -209,11 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     cpu_us_per_frame = (time.perf_counter() - start) / frames * 1e6
     cpu_core_us_per_frame = (time.process_time() - core) / frames * 1e6
     raw = [raw_frames(graph, config, r) for r in rows]
-    utterances = [windowed(u, args.window_frames, config, lag=args.window_lag) for u in raw]
-    sent = sum(f[0].size for u in utterances for f in u) / sum(f[0].size for u in raw for f in u)
+    sent = (sum(f[0].size for u in raw for step in windowed(u, args.window_frames, config, lag=args.window_lag)
+                for f in step) / sum(f[0].size for u in raw for f in u))
     # the backend's host pruning interval: longer when the device prunes windows
     prune_every = HOST_PRUNE_INTERVALS * config.prune_interval if args.window_frames else config.prune_interval
-    measure(graph, config, utterances[:1], 2, 1, 1)  # compiles
+    measure(graph, config, raw[:1], 2, 1, 1)  # compiles
     tokens = np.mean([f[0].size for u in raw for f in u])
     links = np.mean([f[3].size for u in raw for f in u])
     print(f"{inputs.name}: {len(rows)} utterances, {tokens:.0f} tokens and {links:.0f} links per frame; "
@@ -221,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
           f"windows of {args.window_frames} frames, up to {args.window_lag} kept back, send {sent:.1%} of the tokens")
     runs = []
     for threads in args.threads:
-        run, results = measure(graph, config, utterances, args.lanes, threads, args.rounds, prune_every)
+        run, results = measure(graph, config, raw, args.lanes, threads, args.rounds, prune_every,
+                               args.window_frames, args.window_lag)
         got = [(r.words, r.cost) for lane in results for r in lane]
         want = [(expected[(i + k * args.lanes) % len(rows)].words, expected[(i + k * args.lanes) % len(rows)].cost)
                 for i in range(args.lanes) for k in range(args.rounds)]
@@ -244,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                          "acoustic_scale": inputs.acoustic_scale, "prune_interval": config.prune_interval,
                          "host_prune_every": prune_every,
                          "window_frames": args.window_frames, "window_lag": args.window_lag},
-              "frames_per_utterance": [len(u) for u in utterances], "tokens_per_frame": tokens,
+              "frames_per_utterance": [len(u) for u in raw], "tokens_per_frame": tokens,
               "links_per_frame": links, "tokens_sent_share": sent, "cpu_us_per_frame": cpu_us_per_frame,
               "cpu_core_us_per_frame": cpu_core_us_per_frame,
               "runs": runs}

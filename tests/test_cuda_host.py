@@ -228,6 +228,32 @@ def test_device_segments_with_an_index_out_of_range_are_refused(column, position
     assert store.num_frames(1) == 1  # the refused frame was not counted
 
 
+def test_a_bad_frame_within_a_channel_s_run_keeps_the_frames_before_it():
+    """A channel's consecutive frames in a step (a flushed window) are appended
+    to its arrays taken once: a bad one among them raises, and the frames
+    before it stay appended, in the grown arrays that hold them."""
+    from lattice.errors import LatticeError
+    from wfst.cpu_lattice_prune import NUM_TOKENS
+    from wfst.cuda_lattice import EMPTY_TOKENS
+
+    fst = random_graph(5, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0, prune_interval=100)
+    frames = raw_frames(graph, config, random_scores(5, 30))
+    bad = 20
+    frames[bad] = tuple(frames[bad][:4]) + (np.full_like(frames[bad][4], 99),) + tuple(frames[bad][5:])
+    store = LatticeStore(graph, config, channels=2)
+    words, T, K, to, n, lo, nl, ne = packed_step(frames[:25])
+    region = store.reserve(words.size)
+    region[:] = words
+    store.append(np.ones(25, np.int64), region, T, K, to, n, lo, nl, ne, np.arange(25) == 0)
+    with pytest.raises(LatticeError, match="out of range"):
+        store.wait()
+    assert store.num_frames(1) == bad - 1
+    arrays = store.arrays(1)
+    assert arrays.tok_state.size >= arrays.counters[NUM_TOKENS] == arrays.tok_start[bad] > EMPTY_TOKENS
+
+
 def test_an_append_that_fails_before_others_are_queued_raises_once_they_are_done():
     """The workers go on with the steps queued after a bad one; its error is
     raised (wait() used to spin forever on a failed step with others queued
@@ -313,7 +339,30 @@ def test_append_takes_only_the_region_last_reserved():
         store.append(np.array([0]), region, *args)  # appended already
     with pytest.raises(ValueError, match="does not fit"):
         store.reserve(1001)
+    short = store.reserve(words.size - 1)
+    with pytest.raises(ValueError, match="do not lie in"):
+        store.append(np.array([0]), short, *args)  # the step's last word is beyond its region
     assert store.num_frames(0) == 0
+
+
+def test_a_bad_start_frame_leaves_the_channel_s_arrays_as_they_were():
+    """A start frame reuses arrays that may hold the channel's last utterance:
+    refused, it must not have written over them."""
+    from lattice.errors import LatticeError
+
+    fst = random_graph(5, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0)
+    frames = raw_frames(graph, config, random_scores(5, 8))
+    store = LatticeStore(graph, config, channels=4)
+    _feed(store, 1, frames)
+    before = [a.copy() for a in store.arrays(1)]
+    bad = list(frames[0])
+    bad[2] = np.full_like(bad[2], 99)  # best links out of range
+    with pytest.raises(LatticeError, match="out of range"):
+        _feed(store, 1, [tuple(bad)])
+        store.wait()
+    assert all(np.array_equal(a, b) for a, b in zip(store.arrays(1), before))
 
 
 def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():

@@ -46,19 +46,45 @@ from .result import Result
 
 
 @numba.njit(cache=True, nogil=True)
+def _frame_in_range(words, T, K, to, n, lo, nl, ne, start, prev_n):
+    """Whether every index of a packed frame (see :func:`append_frame`) is in
+    range: best links among its ``nl`` links, emitting sources among the
+    previous frame's ``prev_n`` tokens, epsilon sources and all destinations
+    among its ``n``."""
+    bad = ne > nl or (start and ne > 0)
+    for i in range(n):
+        bad |= words[2 * T + to + i] >= nl
+    base = 3 * T
+    for j in range(ne):
+        s = words[base + lo + j]
+        bad |= s < 0 or s >= prev_n
+    for j in range(ne, nl):
+        s = words[base + lo + j]
+        bad |= s < 0 or s >= n
+    for j in range(nl):
+        d = words[base + K + lo + j]
+        bad |= d < 0 or d >= n
+    return not bad
+
+
+@numba.njit(cache=True, nogil=True)
 def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam, prune_interval):
     """Append one lane's frame (``n`` tokens at ``to``, ``nl`` links at ``lo``, the
     first ``ne`` emitting) from a packed buffer (``words`` int32, ``floats`` the
-    same memory as float32) to the search arrays ``sa``; returns the new arrays.
-    LatticeError (the arrays' counters unchanged) if an index is out of range:
-    device data gone wrong must not become an out-of-bounds access later."""
+    same memory as float32) to the search arrays ``sa``; returns the new arrays
+    and whether the frame was good. A frame with an index out of range leaves
+    ``sa`` untouched (device data gone wrong must not become an out-of-bounds
+    access later)."""
     counters = sa[14]
     if start:  # the arrays may be an earlier utterance's: counters reset below
-        f, nt, nl0 = 0, 0, 0
+        f, nt, nl0, prev_n = 0, 0, 0, 0
     else:
         f = counters[FRAME] + 1
         nt = counters[NUM_TOKENS]
         nl0 = counters[NUM_LINKS]
+        prev_n = nt - sa[9][f - 1]
+    if not _frame_in_range(words, T, K, to, n, lo, nl, ne, start, prev_n):
+        return sa, False
     tok_state = cpu_search._grown(sa[0], nt + n)
     tok_cost = cpu_search._grown(sa[1], nt + n)
     tok_extra = cpu_search._grown(sa[2], nt + n)
@@ -71,30 +97,20 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam
     tok_start = cpu_search._grown(sa[9], f + 3)
     link_start = cpu_search._grown(sa[10], f + 3)
     link_eps_start = cpu_search._grown(sa[11], f + 3)
-    bad = False  # an index out of range: the device's data cannot be trusted
     for i in range(n):
         tok_state[nt + i] = words[to + i]
         tok_cost[nt + i] = floats[T + to + i]
         tok_extra[nt + i] = 0.0
         b = words[2 * T + to + i]
-        bad |= b >= nl
         tok_best[nt + i] = nl0 + b if b >= 0 else -1
     base = 3 * T
-    emitting = 0 if start else ne
-    prev_first = 0 if start else tok_start[f - 1]
-    prev_n = 0 if start else nt - prev_first
-    for j in range(emitting):  # sources in the previous frame
-        s = words[base + lo + j]
-        bad |= s < 0 or s >= prev_n
-        link_src[nl0 + j] = prev_first + s
-    for j in range(emitting, nl):  # epsilon links: sources in this frame
-        s = words[base + lo + j]
-        bad |= s < 0 or s >= n
-        link_src[nl0 + j] = nt + s
+    prev_first = nt - prev_n
+    for j in range(ne):  # sources in the previous frame
+        link_src[nl0 + j] = prev_first + words[base + lo + j]
+    for j in range(ne, nl):  # epsilon links: sources in this frame
+        link_src[nl0 + j] = nt + words[base + lo + j]
     for j in range(nl):
-        d = words[base + K + lo + j]
-        bad |= d < 0 or d >= n
-        link_dst[nl0 + j] = nt + d
+        link_dst[nl0 + j] = nt + words[base + K + lo + j]
         link_arc[nl0 + j] = words[base + 2 * K + lo + j]
         link_ac[nl0 + j] = floats[base + 3 * K + lo + j]
         link_excess[nl0 + j] = floats[base + 4 * K + lo + j]
@@ -103,8 +119,6 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam
     link_start[f] = nl0
     link_start[f + 1] = nl0 + nl
     link_eps_start[f] = nl0 + ne
-    if bad or ne > nl or (start and ne > 0):
-        raise LatticeError("lattice segments from the device: a token or link index out of range")
     if start:
         counters[:] = 0
     counters[FRAME] = f
@@ -116,7 +130,7 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam
         prune_lattice(toks, links, tok_start, link_start, link_eps_start, counters, lattice_beam,
                       cpu_search.PRUNE_SCALE * lattice_beam, np.zeros(nt + n - tok_start[f], np.float32), False)
     return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3], links[4], tok_start,
-            link_start, link_eps_start, sa[12], sa[13], counters)
+            link_start, link_eps_start, sa[12], sa[13], counters), True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -126,14 +140,28 @@ def append_step(store, part, parts, channels, words, floats, T, K, to, n, lo, nl
     ``part`` of ``parts`` (channel ``c`` is entry ``c // parts`` of partition
     ``c % parts``; ``store`` holds that partition's arrays): entry ``e`` to the
     arrays of channel ``channels[e]``. One call per partition and step, no
-    Python work per lane."""
-    for e in range(channels.shape[0]):
+    Python work per lane; a channel's consecutive entries (a flushed window's
+    frames) are appended to its arrays taken from ``store`` once. LatticeError
+    at the first frame with an index out of range (the frames before it
+    appended)."""
+    e = 0
+    while e < channels.shape[0]:
         c = channels[e]
-        if c % parts != part:
-            continue
-        i = c // parts
-        store[i] = append_frame(store[i], words, floats, T, K, to[e], n[e], lo[e], nl[e], ne[e], start[e],
-                                lattice_beam, prune_interval)
+        end = e + 1
+        while end < channels.shape[0] and channels[end] == c:
+            end += 1
+        if c % parts == part:
+            i = c // parts
+            arrays, good = store[i], True
+            for k in range(e, end):
+                arrays, good = append_frame(arrays, words, floats, T, K, to[k], n[k], lo[k], nl[k], ne[k], start[k],
+                                            lattice_beam, prune_interval)
+                if not good:
+                    break
+            store[i] = arrays
+            if not good:
+                raise LatticeError("lattice segments from the device: a token or link index out of range")
+        e = end
 
 
 EMPTY_TOKENS = 64
@@ -205,7 +233,9 @@ class LatticeStore:
         """A region of ``words`` int32 words of the inbox for the next step, which
         no queued step reads (waits for the oldest steps when the inbox is
         full); the step's packed frames go there, then to :meth:`append`. A
-        later reserve replaces a region not appended."""
+        later reserve replaces a region not appended (and may hand it out
+        again: a caller whose copy into it may still be running must wait for
+        the copy first, as the backend's ``run`` synchronizes the device)."""
         held = max(words, 1)  # (regions in use are never empty)
         if words < 0 or held > self.inbox.size:
             raise ValueError(f"a step of {words} words does not fit the lattice inbox of {self.inbox.size}")
@@ -234,10 +264,13 @@ class LatticeStore:
             self._retire_oldest()
         i64 = np.int64
         used = 3 * T + 5 * K
+        to, n, lo, nl = (np.asarray(a, i64) for a in (to, n, lo, nl))
+        if used > words.size or np.any(to + n > T) or np.any(lo + nl > K):
+            raise ValueError(f"a step of {T} tokens and {K} links whose frames do not lie in its {words.size} words")
         channels = np.asarray(channels, i64)
-        args = (channels, words[:used], words[:used].view(np.float32), i64(T), i64(K), np.asarray(to, i64),
-                np.asarray(n, i64), np.asarray(lo, i64), np.asarray(nl, i64), np.asarray(ne, i64),
-                np.asarray(start, np.bool_), np.float32(self.config.lattice_beam), i64(self.prune_every))
+        args = (channels, words[:used], words[:used].view(np.float32), i64(T), i64(K), to, n, lo, nl,
+                np.asarray(ne, i64), np.asarray(start, np.bool_), np.float32(self.config.lattice_beam),
+                i64(self.prune_every))
         parts = len(self._parts)
         busy = sorted(set((channels % parts).tolist()))
         self._steps.append(([self._workers[k].submit(append_step, self._parts[k], i64(k), i64(parts), *args)
