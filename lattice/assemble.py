@@ -66,7 +66,9 @@ def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_p
         return Lattice.empty()
     frames = segments.num_frames
     tok_frame = np.repeat(np.arange(frames + 1, dtype=np.int32), np.diff(segments.tok_start))
-    link_cost = segments.link_ac.astype(np.float64) + fst.weight[segments.link_arc]
+    link_weight = fst.weight[segments.link_arc]  # (the graph's arrays gathered once, by link)
+    link_olabel = fst.olabel[segments.link_arc]
+    link_cost = segments.link_ac.astype(np.float64) + link_weight
     frontier_states = segments.tok_state[segments.tok_start[frames]:]
     if use_final_probs and segments.reached_final:
         frontier_final = fst.final[frontier_states].astype(np.float64)
@@ -82,14 +84,13 @@ def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_p
     while True:  # one state per token and one arc per link unless epsilon cycles unroll
         node_tok, arc_src, arc_dst, arc_link, short = _unroll(
             segments.tok_start, segments.tok_cost, segments.link_src, segments.link_dst, link_cost,
-            fst.olabel[segments.link_arc], segments.link_start, segments.link_eps_start, beta,
+            link_olabel, segments.link_start, segments.link_eps_start, beta,
             beam_limit(best, lattice_beam), lattice_beam, start, max_nodes, max_arcs)
         if short == 0:
             break
         max_nodes, max_arcs = 2 * max_nodes, 2 * max_arcs
-    order = np.argsort(arc_src, kind="stable")
+    order = _by_source(arc_src, node_tok.shape[0])
     links = arc_link[order]
-    arcs = segments.link_arc[links]
     final_graph = np.full(node_tok.shape[0], np.inf, np.float32)
     final_acoustic = np.full(node_tok.shape[0], np.inf, np.float32)
     first_frontier = segments.tok_start[frames]
@@ -101,14 +102,30 @@ def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_p
         state_frame=tok_frame[node_tok],
         arc_src=arc_src[order].astype(np.int32),
         arc_dst=arc_dst[order].astype(np.int32),
-        arc_ilabel=fst.ilabel[arcs].astype(np.int32),
-        arc_olabel=fst.olabel[arcs].astype(np.int32),
-        arc_graph_cost=fst.weight[arcs].astype(np.float32),
+        arc_ilabel=fst.ilabel[segments.link_arc[links]].astype(np.int32),
+        arc_olabel=link_olabel[links].astype(np.int32),
+        arc_graph_cost=link_weight[links].astype(np.float32),
         arc_acoustic_cost=segments.link_ac[links].astype(np.float32),
         final_graph_cost=final_graph,
         final_acoustic_cost=final_acoustic,
     )
     return prune(raw, lattice_beam)
+
+
+@numba.njit(cache=True, nogil=True)
+def _by_source(arc_src, num_states):
+    """The arcs in order of source state, in their given order within one (a
+    counting sort, stable: O(arcs + states))."""
+    start = np.zeros(num_states + 1, np.int64)
+    for a in range(arc_src.shape[0]):
+        start[arc_src[a] + 1] += 1
+    for i in range(num_states):
+        start[i + 1] += start[i]
+    order = np.empty(arc_src.shape[0], np.int64)
+    for a in range(arc_src.shape[0]):
+        order[start[arc_src[a]]] = a
+        start[arc_src[a]] += 1
+    return order
 
 
 def _start_token(segments: LatticeSegments) -> int:

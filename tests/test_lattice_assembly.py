@@ -91,3 +91,14 @@ def test_misuse_raises_lattice_errors():
     with pytest.raises(LatticeError, match="frame_shift"):
         result.lattice.to_ctm("utt", 0.0)
     assert issubclass(LatticeError, ValueError)
+
+
+def test_arcs_ordered_by_source_keep_their_order_within_a_source():
+    """The counting sort that orders an assembled lattice's arcs is numpy's
+    stable argsort (so the lattice is the one a stable sort gives)."""
+    from lattice.assemble import _by_source
+
+    rng = np.random.default_rng(0)
+    for states, arcs in ((1, 0), (1, 5), (7, 40), (300, 2000)):
+        src = rng.integers(0, states, arcs)
+        assert np.array_equal(_by_source(src, states), np.argsort(src, kind="stable"))
