@@ -32,11 +32,15 @@ class Geometry:
     P: int
     F: int
     blocks_per_lane: int
-    W: int  # frames a lattice window holds at most (its frame table)
     window_period: int  # rows between a lane's regular flushes
     window_lag: int  # frames a flush keeps back at most
     WT: int  # tokens of a window pool
     WX: int  # links of a window pool
+
+    @property
+    def W(self) -> int:
+        """Frames a lattice window holds at most (its frame table)."""
+        return self.window_period + self.window_lag
 
 
 def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int, chunk_frames: int,
@@ -47,8 +51,8 @@ def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int,
                           "arc_queue_capacity) exceed the 2**31 links one step can pack: use fewer lanes or smaller "
                           "queue capacities")
     return Geometry(lanes, channels, Q, X, hash_slots(Q), num_columns, chunk_frames,
-                    layout.blocks_per_lane(lanes, multiprocessors), WINDOW_FRAMES + WINDOW_LAG, WINDOW_FRAMES,
-                    WINDOW_LAG, WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X)
+                    layout.blocks_per_lane(lanes, multiprocessors), WINDOW_FRAMES, WINDOW_LAG,
+                    WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X)
 
 
 class DeviceArrays:
