@@ -362,7 +362,8 @@ def test_a_bad_start_frame_leaves_the_channel_s_arrays_as_they_were():
     with pytest.raises(LatticeError, match="out of range"):
         _feed(store, 1, [tuple(bad)])
         store.wait()
-    assert all(np.array_equal(a, b) for a, b in zip(store.arrays(1), before))
+    # bytes compared: the arrays' unused tails may hold NaNs, never equal to themselves
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(store.arrays(1), before))
 
 
 def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
