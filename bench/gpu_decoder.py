@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="decode at least this many utterances per lane: the set is repeated as needed "
                              "(default 2, so every lane is busy, then refilled)")
     parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
+    parser.add_argument("--threads", type=int,
+                        help="host threads for the lattices (default: the decoder's, the cores available)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, hyps = [], None
     for lanes in args.lanes:
         try:
-            decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes)
+            decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=args.threads)
         except wfst.MemoryBudgetError as error:
             runs.append({"lanes": lanes, "error": str(error)})
             continue
@@ -124,12 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         results = decoder.decode(batch)
         seconds = time.perf_counter() - start
         hyps = results[: len(rows)]
-        runs.append({"lanes": lanes, "copies_of_the_set": copies, "decode_seconds": seconds, "rtfx": audio / seconds,
+        runs.append({"lanes": lanes, "threads": decoder.threads, "copies_of_the_set": copies,
+                     "decode_seconds": seconds, "rtfx": audio / seconds,
                      "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
                      "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost
                                              for a, b in zip(hyps, cpu_results)),
                      "stats": dict(decoder._cuda.stats), "memory": decoder._cuda.memory.as_dict()})
-        print(f"lanes {lanes:5d}: {seconds:8.3f} s  RTFx {audio / seconds:10.1f}  "
+        print(f"lanes {lanes:5d}, {decoder.threads} threads: {seconds:8.3f} s  RTFx {audio / seconds:10.1f}  "
               f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
               f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend", flush=True)
         del decoder
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                      "frames": int(sum(r.shape[0] for r in rows)), "audio_seconds": audio_seconds,
                      "per_lane": args.per_lane},
         "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
-                   "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale, "lanes": args.lanes},
+                   "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale, "lanes": args.lanes,
+                   "threads": args.threads},
         "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,
         "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
         "decode_seconds": best["decode_seconds"] if best else None, "rtfx": best["rtfx"] if best else None,

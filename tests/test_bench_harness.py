@@ -93,10 +93,10 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
 
     out = tmp_path / "gpu.json"
     assert gpu_decoder.main(["--lanes", "1", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
-                             "--lattice-beam", "4", "--out", str(out)]) == 0
+                             "--lattice-beam", "4", "--threads", "2", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["workload"]["utterances"] == 3 and record["workload"]["set"] == "example"
-    assert [(run["lanes"], run["copies_of_the_set"]) for run in record["runs"]] == [(1, 1), (3, 2)]
+    assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [(1, 1, 2), (3, 2, 2)]
     assert all(run["identical_to_cpu"] == 3 and run["rtfx"] > 0 for run in record["runs"])
     assert record["cpu_backend_rtfx"] > 0 and record["speedup"] == max(r["speedup_vs_baseline"] for r in record["runs"])
     assert len((tmp_path / "gpu.text").read_text().splitlines()) == 3

@@ -18,8 +18,6 @@ from .stream_channels import ChannelPool
 from .stream_partial import Partial
 
 DEVICES = ("auto", "cpu", "cuda")
-DEFAULT_CUDA_THREADS = 8
-"""Most host threads a CUDA decoder uses by default for its lattices."""
 DEFAULT_CPU_CHANNELS = 256
 """Open streams a CPU decoder allows when ``channels`` is not given (each holds its
 utterance's search state and lattice so far: about 1 MB per minute of audio)."""
@@ -38,9 +36,10 @@ class Decoder:
         a time; numba releases the GIL; default 1). CUDA backend: host threads
         that append the lattice segments the device sends, prune finished
         utterances' lattices and make their Results, each for its share of the
-        channels, while the GPU searches on (default: the cores available, at
-        most ``DEFAULT_CUDA_THREADS``). More threads: more throughput on more cores;
-        this host work grows with the tokens per frame like the search does.
+        channels, while the GPU searches on (default: the cores available, as
+        Kaldi's CUDA pipeline does: this host work grows with the tokens per
+        frame like the search does, so at hundreds of lanes it needs many cores
+        to keep up with the GPU; fewer threads leave cores to other work).
     lanes: CUDA only: utterances (or stream chunks) searched at once, one frame
         of each per launch sequence (default: as many as fit in 90% of the free
         device memory, at most 256).
@@ -66,7 +65,7 @@ class Decoder:
         self.config = config.validate()
         self.device = _pick_device(device)
         if threads is None:
-            threads = 1 if self.device == "cpu" else min(DEFAULT_CUDA_THREADS, available_cores())
+            threads = 1 if self.device == "cpu" else available_cores()
         self.threads = threads
         self._cuda = None
         self._stream_pool = None  # threads for advance(), made on first use
