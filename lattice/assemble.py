@@ -38,14 +38,12 @@ in order, so ``arc_src < arc_dst`` holds.
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
 from .errors import LatticeError
 from .lattice import Lattice
-from .prune import beam_limit, check_beam, prune
+from .prune import beam_limit, check_beam, pruned_arrays
 from .segments import LatticeSegments
 
 MAX_LAYERS = 1 << 16
@@ -64,52 +62,82 @@ def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_p
     lattice_beam = check_beam(lattice_beam)
     if segments.best_token < 0 or segments.num_tokens == 0:
         return Lattice.empty()
-    frames = segments.num_frames
-    tok_frame = np.repeat(np.arange(frames + 1, dtype=np.int32), np.diff(segments.tok_start))
-    link_weight = fst.weight[segments.link_arc]  # (the graph's arrays gathered once, by link)
-    link_olabel = fst.olabel[segments.link_arc]
-    link_cost = segments.link_ac.astype(np.float64) + link_weight
-    frontier_states = segments.tok_state[segments.tok_start[frames]:]
-    if use_final_probs and segments.reached_final:
-        frontier_final = fst.final[frontier_states].astype(np.float64)
-    else:
-        frontier_final = np.zeros(frontier_states.shape[0])
-    beta = _token_backward(segments.tok_start, segments.link_src, segments.link_dst, link_cost,
-                           segments.link_start, segments.link_eps_start, frontier_final)
     start = _start_token(segments)
-    best = float(beta[start])
-    if not math.isfinite(best):
-        return Lattice.empty()
-    max_nodes, max_arcs = segments.num_tokens + 16, segments.link_src.shape[0] + 16
+    s = segments
+    max_nodes, max_arcs = s.num_tokens + 16, s.link_src.shape[0] + 16
     while True:  # one state per token and one arc per link unless epsilon cycles unroll
-        node_tok, arc_src, arc_dst, arc_link, short = _unroll(
-            segments.tok_start, segments.tok_cost, segments.link_src, segments.link_dst, link_cost,
-            link_olabel, segments.link_start, segments.link_eps_start, beta,
-            beam_limit(best, lattice_beam), lattice_beam, start, max_nodes, max_arcs)
+        arrays, short = _assembled(s.tok_start, s.tok_state, s.tok_cost, s.link_src, s.link_dst, s.link_arc, s.link_ac,
+                                   s.link_start, s.link_eps_start, fst.ilabel, fst.olabel, fst.weight, fst.final,
+                                   use_final_probs and s.reached_final, start, lattice_beam, max_nodes, max_arcs)
         if short == 0:
             break
         max_nodes, max_arcs = 2 * max_nodes, 2 * max_arcs
-    order = _by_source(arc_src, node_tok.shape[0])
-    links = arc_link[order]
-    final_graph = np.full(node_tok.shape[0], np.inf, np.float32)
-    final_acoustic = np.full(node_tok.shape[0], np.inf, np.float32)
-    first_frontier = segments.tok_start[frames]
-    at_frontier = node_tok >= first_frontier
-    frontier_cost = frontier_final[node_tok[at_frontier] - first_frontier].astype(np.float32)
-    final_graph[at_frontier] = frontier_cost
-    final_acoustic[at_frontier] = np.where(np.isfinite(frontier_cost), np.float32(0.0), np.float32(np.inf))
-    raw = Lattice(
-        state_frame=tok_frame[node_tok],
-        arc_src=arc_src[order].astype(np.int32),
-        arc_dst=arc_dst[order].astype(np.int32),
-        arc_ilabel=fst.ilabel[segments.link_arc[links]].astype(np.int32),
-        arc_olabel=link_olabel[links].astype(np.int32),
-        arc_graph_cost=link_weight[links].astype(np.float32),
-        arc_acoustic_cost=segments.link_ac[links].astype(np.float32),
-        final_graph_cost=final_graph,
-        final_acoustic_cost=final_acoustic,
-    )
-    return prune(raw, lattice_beam)
+    return Lattice(*arrays) if arrays[0].shape[0] else Lattice.empty()
+
+
+@numba.njit(cache=True, nogil=True)
+def _assembled(tok_start, tok_state, tok_cost, link_src, link_dst, link_arc, link_ac, link_start, link_eps_start,
+               graph_ilabel, graph_olabel, graph_weight, graph_final, with_final, start, lattice_beam, max_nodes,
+               max_arcs):
+    """The nine arrays of the pruned lattice (:class:`Lattice`'s fields in
+    order; no states when no path reaches the frontier) and 0, or empty arrays
+    and :func:`_unroll`'s shortage code when ``max_nodes`` or ``max_arcs`` are
+    too few (the caller retries with more). One call per utterance: the graph's
+    labels and weights gathered once per link, the raw lattice built in source
+    order and pruned (:func:`lattice.prune.pruned_arrays`)."""
+    frames = tok_start.shape[0] - 2
+    num_links = link_src.shape[0]
+    link_weight = np.empty(num_links, np.float32)
+    link_olabel = np.empty(num_links, np.int32)
+    link_cost = np.empty(num_links)
+    for l in range(num_links):
+        a = link_arc[l]
+        link_weight[l] = graph_weight[a]
+        link_olabel[l] = graph_olabel[a]
+        link_cost[l] = np.float64(link_ac[l]) + np.float64(graph_weight[a])
+    first_frontier = tok_start[frames]
+    frontier_final = np.zeros(tok_start[frames + 1] - first_frontier)
+    if with_final:
+        for k in range(frontier_final.shape[0]):
+            frontier_final[k] = graph_final[tok_state[first_frontier + k]]
+    beta = _token_backward(tok_start, link_src, link_dst, link_cost, link_start, link_eps_start, frontier_final)
+    best = beta[start]
+    i32, f32 = np.zeros(0, np.int32), np.zeros(0, np.float32)
+    if not np.isfinite(best):
+        return (i32, i32, i32, i32, i32, f32, f32, f32, f32), 0
+    node_tok, arc_src, arc_dst, arc_link, short = _unroll(
+        tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, link_start, link_eps_start, beta,
+        beam_limit(best, lattice_beam), lattice_beam, start, max_nodes, max_arcs)
+    if short != 0:
+        return (i32, i32, i32, i32, i32, f32, f32, f32, f32), short
+    num_states, num_arcs = node_tok.shape[0], arc_src.shape[0]
+    tok_frame = np.empty(tok_start[frames + 1], np.int32)
+    for f in range(frames + 1):
+        tok_frame[tok_start[f]:tok_start[f + 1]] = f
+    state_frame = np.empty(num_states, np.int32)
+    final_graph = np.full(num_states, np.inf, np.float32)
+    final_acoustic = np.full(num_states, np.inf, np.float32)
+    for i in range(num_states):
+        k = node_tok[i]
+        state_frame[i] = tok_frame[k]
+        if k >= first_frontier:
+            final_graph[i] = np.float32(frontier_final[k - first_frontier])
+            if np.isfinite(final_graph[i]):
+                final_acoustic[i] = 0.0
+    order = _by_source(arc_src, num_states)
+    src, dst = np.empty(num_arcs, np.int32), np.empty(num_arcs, np.int32)
+    ilabel, olabel = np.empty(num_arcs, np.int32), np.empty(num_arcs, np.int32)
+    graph_cost, acoustic_cost = np.empty(num_arcs, np.float32), np.empty(num_arcs, np.float32)
+    for j in range(num_arcs):
+        a = order[j]
+        l = arc_link[a]
+        src[j], dst[j] = arc_src[a], arc_dst[a]
+        ilabel[j] = graph_ilabel[link_arc[l]]
+        olabel[j] = link_olabel[l]
+        graph_cost[j] = link_weight[l]
+        acoustic_cost[j] = link_ac[l]
+    return pruned_arrays(state_frame, src, dst, ilabel, olabel, graph_cost, acoustic_cost, final_graph,
+                         final_acoustic, lattice_beam), 0
 
 
 @numba.njit(cache=True, nogil=True)

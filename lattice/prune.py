@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from .errors import LatticeError
@@ -21,6 +22,7 @@ from .lattice import Lattice
 from .shortest import backward_costs, forward_costs
 
 
+@numba.njit(cache=True, nogil=True)
 def beam_limit(best: float, lattice_beam: float) -> float:
     """The highest total cost a kept path may have: ``best + lattice_beam``
     plus a float64 rounding allowance (1e-9 relative)."""
@@ -41,26 +43,66 @@ def prune(lattice: Lattice, lattice_beam: float) -> Lattice:
     lattice_beam = check_beam(lattice_beam)
     if lattice.num_states == 0:
         return lattice
-    cost = lattice.arc_costs()
-    final = lattice.final_costs()
-    alpha, _ = forward_costs(lattice.num_states, lattice.arc_src, lattice.arc_dst, cost)
-    beta = backward_costs(lattice.arc_src, lattice.arc_dst, cost, final)
-    best = float(beta[0])
-    if not math.isfinite(best):
-        return Lattice.empty()
-    limit = beam_limit(best, lattice_beam)
-    keep_arc = alpha[lattice.arc_src] + cost + beta[lattice.arc_dst] <= limit
-    keep_state = alpha + beta <= limit
-    keep_final = keep_state & (alpha + final <= limit)
-    new_id = (np.cumsum(keep_state) - 1).astype(np.int32)
-    return Lattice(
-        state_frame=lattice.state_frame[keep_state],
-        arc_src=new_id[lattice.arc_src[keep_arc]],
-        arc_dst=new_id[lattice.arc_dst[keep_arc]],
-        arc_ilabel=lattice.arc_ilabel[keep_arc],
-        arc_olabel=lattice.arc_olabel[keep_arc],
-        arc_graph_cost=lattice.arc_graph_cost[keep_arc],
-        arc_acoustic_cost=lattice.arc_acoustic_cost[keep_arc],
-        final_graph_cost=np.where(keep_final, lattice.final_graph_cost, np.float32(np.inf))[keep_state],
-        final_acoustic_cost=np.where(keep_final, lattice.final_acoustic_cost, np.float32(np.inf))[keep_state],
-    )
+    arrays = pruned_arrays(lattice.state_frame, lattice.arc_src, lattice.arc_dst, lattice.arc_ilabel,
+                           lattice.arc_olabel, lattice.arc_graph_cost, lattice.arc_acoustic_cost,
+                           lattice.final_graph_cost, lattice.final_acoustic_cost, lattice_beam)
+    return Lattice(*arrays) if arrays[0].shape[0] else Lattice.empty()
+
+
+@numba.njit(cache=True, nogil=True)
+def pruned_arrays(state_frame, arc_src, arc_dst, arc_ilabel, arc_olabel, arc_graph_cost, arc_acoustic_cost,
+                  final_graph_cost, final_acoustic_cost, lattice_beam):
+    """The arrays of a non-empty :class:`Lattice` (given as its nine arrays, in
+    field order) pruned to ``lattice_beam``, in the same order; no states when
+    no final state is reachable. One pass per array, no temporaries beyond the
+    costs (the lattices of every utterance pass here)."""
+    num_states, num_arcs = state_frame.shape[0], arc_src.shape[0]
+    cost = np.empty(num_arcs)
+    for a in range(num_arcs):
+        cost[a] = np.float64(arc_graph_cost[a]) + np.float64(arc_acoustic_cost[a])
+    final = np.empty(num_states)
+    for s in range(num_states):
+        final[s] = np.float64(final_graph_cost[s]) + np.float64(final_acoustic_cost[s])
+    alpha, _ = forward_costs(num_states, arc_src, arc_dst, cost)
+    beta = backward_costs(arc_src, arc_dst, cost, final)
+    best = beta[0]
+    if not np.isfinite(best):
+        num_states, limit = 0, -np.inf
+    else:
+        limit = beam_limit(best, lattice_beam)
+    new_id = np.full(num_states, -1, np.int32)
+    kept = 0
+    for s in range(num_states):
+        if alpha[s] + beta[s] <= limit:
+            new_id[s] = kept
+            kept += 1
+    out_frame = np.empty(kept, np.int32)
+    out_final_graph = np.empty(kept, np.float32)
+    out_final_acoustic = np.empty(kept, np.float32)
+    for s in range(num_states):
+        k = new_id[s]
+        if k >= 0:
+            out_frame[k] = state_frame[s]
+            final_kept = alpha[s] + final[s] <= limit
+            out_final_graph[k] = final_graph_cost[s] if final_kept else np.float32(np.inf)
+            out_final_acoustic[k] = final_acoustic_cost[s] if final_kept else np.float32(np.inf)
+    keep_arc = np.zeros(num_arcs, np.bool_)
+    arcs = 0
+    if kept:
+        for a in range(num_arcs):
+            keep_arc[a] = alpha[arc_src[a]] + cost[a] + beta[arc_dst[a]] <= limit
+            arcs += keep_arc[a]
+    src, dst = np.empty(arcs, np.int32), np.empty(arcs, np.int32)
+    ilabel, olabel = np.empty(arcs, np.int32), np.empty(arcs, np.int32)
+    graph_cost, acoustic_cost = np.empty(arcs, np.float32), np.empty(arcs, np.float32)
+    j = 0
+    for a in range(num_arcs):
+        if keep_arc[a]:
+            src[j] = new_id[arc_src[a]]
+            dst[j] = new_id[arc_dst[a]]
+            ilabel[j] = arc_ilabel[a]
+            olabel[j] = arc_olabel[a]
+            graph_cost[j] = arc_graph_cost[a]
+            acoustic_cost[j] = arc_acoustic_cost[a]
+            j += 1
+    return out_frame, src, dst, ilabel, olabel, graph_cost, acoustic_cost, out_final_graph, out_final_acoustic
