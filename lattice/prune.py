@@ -55,8 +55,15 @@ def pruned_arrays(state_frame, arc_src, arc_dst, arc_ilabel, arc_olabel, arc_gra
     """The arrays of a non-empty :class:`Lattice` (given as its nine arrays, in
     field order) pruned to ``lattice_beam``, in the same order; no states when
     no final state is reachable. One pass per array, no temporaries beyond the
-    costs (the lattices of every utterance pass here)."""
+    costs (the lattices of every utterance pass here). A state stays if its own
+    best path is within the beam or a kept arc's is (float64 rounding can put
+    an arc's sum and its source's on either side of the limit). LatticeError
+    for an arc that does not go forward between existing states."""
     num_states, num_arcs = state_frame.shape[0], arc_src.shape[0]
+    for a in range(num_arcs):
+        if not 0 <= arc_src[a] < arc_dst[a] < num_states:
+            raise LatticeError("lattice arcs must go forward between existing states (arc_src < arc_dst < "
+                               "number of states): call validate() to find the first bad arc")
     cost = np.empty(num_arcs)
     for a in range(num_arcs):
         cost[a] = np.float64(arc_graph_cost[a]) + np.float64(arc_acoustic_cost[a])
@@ -66,14 +73,21 @@ def pruned_arrays(state_frame, arc_src, arc_dst, arc_ilabel, arc_olabel, arc_gra
     alpha, _ = forward_costs(num_states, arc_src, arc_dst, cost)
     beta = backward_costs(arc_src, arc_dst, cost, final)
     best = beta[0]
-    if not np.isfinite(best):
-        num_states, limit = 0, -np.inf
-    else:
-        limit = beam_limit(best, lattice_beam)
+    limit = beam_limit(best, lattice_beam) if np.isfinite(best) else -np.inf  # (-inf: nothing stays)
+    keep_arc = np.empty(num_arcs, np.bool_)
+    keep_state = np.empty(num_states, np.bool_)
+    for s in range(num_states):
+        keep_state[s] = alpha[s] + beta[s] <= limit
+    arcs = 0
+    for a in range(num_arcs):
+        keep_arc[a] = alpha[arc_src[a]] + cost[a] + beta[arc_dst[a]] <= limit
+        if keep_arc[a]:
+            keep_state[arc_src[a]] = keep_state[arc_dst[a]] = True
+            arcs += 1
     new_id = np.full(num_states, -1, np.int32)
     kept = 0
     for s in range(num_states):
-        if alpha[s] + beta[s] <= limit:
+        if keep_state[s]:
             new_id[s] = kept
             kept += 1
     out_frame = np.empty(kept, np.int32)
@@ -86,12 +100,6 @@ def pruned_arrays(state_frame, arc_src, arc_dst, arc_ilabel, arc_olabel, arc_gra
             final_kept = alpha[s] + final[s] <= limit
             out_final_graph[k] = final_graph_cost[s] if final_kept else np.float32(np.inf)
             out_final_acoustic[k] = final_acoustic_cost[s] if final_kept else np.float32(np.inf)
-    keep_arc = np.zeros(num_arcs, np.bool_)
-    arcs = 0
-    if kept:
-        for a in range(num_arcs):
-            keep_arc[a] = alpha[arc_src[a]] + cost[a] + beta[arc_dst[a]] <= limit
-            arcs += keep_arc[a]
     src, dst = np.empty(arcs, np.int32), np.empty(arcs, np.int32)
     ilabel, olabel = np.empty(arcs, np.int32), np.empty(arcs, np.int32)
     graph_cost, acoustic_cost = np.empty(arcs, np.float32), np.empty(arcs, np.float32)

@@ -190,3 +190,38 @@ def test_determinize_keeps_one_best_path_per_word_sequence(seed):
         assert string == ilabels
     words, graph, acoustic, _ = min(paths, key=lambda path: path[1] + path[2])
     assert lat.best_path().words == words and lat.best_path().cost == pytest.approx(graph + acoustic, abs=1e-4)
+
+
+def test_pruning_at_the_rounding_edge_keeps_every_kept_arc_s_states():
+    """float64 sums in another order can put an arc within the limit and its
+    source just beyond it: the arc's states stay, so the lattice stays valid."""
+    from lattice.prune import beam_limit
+
+    beam = 1.0 - 1e-9  # the largest beam whose limit above a best cost of 0 is exactly 1.0
+    while beam_limit(0.0, beam) > 1.0:
+        beam = float(np.nextafter(beam, 0.0))
+    while beam_limit(0.0, np.nextafter(beam, 2.0)) <= 1.0:
+        beam = float(np.nextafter(beam, 2.0))
+    tiny = np.float32(2.0 ** -53)
+    # 0 -> 1 (cost 1), 1 -> 3 (tiny), 3 final (tiny); 0 -> 2 (cost 0), 2 final (0): the best path
+    lattice = Lattice(state_frame=np.array([0, 1, 1, 2], np.int32), arc_src=np.array([0, 0, 1], np.int32),
+                      arc_dst=np.array([1, 2, 3], np.int32), arc_ilabel=np.ones(3, np.int32),
+                      arc_olabel=np.zeros(3, np.int32), arc_graph_cost=np.array([1, 0, tiny], np.float32),
+                      arc_acoustic_cost=np.zeros(3, np.float32),
+                      final_graph_cost=np.array([np.inf, np.inf, 0, tiny], np.float32),
+                      final_acoustic_cost=np.array([np.inf, np.inf, 0, 0], np.float32)).validate()
+    # state 1: 1 + (tiny + tiny) > 1, but arc 1 -> 3: (1 + tiny) + tiny rounds to 1
+    pruned = lattice.prune(beam).validate()
+    assert (pruned.num_states, pruned.arc_src.tolist(), pruned.arc_dst.tolist()) == (4, [0, 1], [2, 3])
+
+
+@pytest.mark.parametrize("src, dst", [([0, 1], [1, 7]), ([0, -1], [1, 2]), ([0, 2], [1, 1])])
+def test_pruning_refuses_arcs_that_do_not_go_forward_between_states(src, dst):
+    lattice = Lattice(state_frame=np.array([0, 1, 1], np.int32), arc_src=np.array(src, np.int32),
+                      arc_dst=np.array(dst, np.int32), arc_ilabel=np.ones(2, np.int32),
+                      arc_olabel=np.zeros(2, np.int32), arc_graph_cost=np.ones(2, np.float32),
+                      arc_acoustic_cost=np.zeros(2, np.float32),
+                      final_graph_cost=np.array([np.inf, 0, 0], np.float32),
+                      final_acoustic_cost=np.array([np.inf, 0, 0], np.float32))
+    with pytest.raises(LatticeError, match="go forward between existing states"):
+        lattice.prune(5.0)
