@@ -103,13 +103,14 @@ def _assembled(tok_start, tok_state, tok_cost, link_src, link_dst, link_arc, lin
     beta = _token_backward(tok_start, link_src, link_dst, link_cost, link_start, link_eps_start, frontier_final)
     best = beta[start]
     i32, f32 = np.zeros(0, np.int32), np.zeros(0, np.float32)
+    empty = (i32, i32, i32, i32, i32, f32, f32, f32, f32)
     if not np.isfinite(best):
-        return (i32, i32, i32, i32, i32, f32, f32, f32, f32), 0
+        return empty, 0
     node_tok, arc_src, arc_dst, arc_link, short = _unroll(
         tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, link_start, link_eps_start, beta,
         beam_limit(best, lattice_beam), lattice_beam, start, max_nodes, max_arcs)
     if short != 0:
-        return (i32, i32, i32, i32, i32, f32, f32, f32, f32), short
+        return empty, short
     num_states, num_arcs = node_tok.shape[0], arc_src.shape[0]
     tok_frame = np.empty(tok_start[frames + 1], np.int32)
     for f in range(frames + 1):
