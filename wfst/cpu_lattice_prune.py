@@ -48,7 +48,7 @@ def _prune_frame_links(f, has_emitting, tok_extra, link_src, link_dst, link_exce
     changed = True
     while changed:  # epsilon links stay inside the frame: iterate to the fixpoint
         changed = False
-        for l in range(eps_first, eps_end):
+        for l in range(eps_end - 1, eps_first - 1, -1):  # newest first: a chain settles in one pass
             v = link_dst[l]
             if v < 0:
                 continue
