@@ -54,8 +54,8 @@ def pruned_arrays(state_frame, arc_src, arc_dst, arc_ilabel, arc_olabel, arc_gra
                   final_graph_cost, final_acoustic_cost, lattice_beam):
     """The arrays of a non-empty :class:`Lattice` (given as its nine arrays, in
     field order) pruned to ``lattice_beam``, in the same order; no states when
-    no final state is reachable. One pass per array, no temporaries beyond the
-    costs (the lattices of every utterance pass here). A state stays if its own
+    no final state is reachable. Plain loops, no numpy call per array (the
+    lattices of every utterance pass here). A state stays if its own
     best path is within the beam or a kept arc's is (float64 rounding can put
     an arc's sum and its source's on either side of the limit). LatticeError
     for an arc that does not go forward between existing states."""
