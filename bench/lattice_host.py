@@ -49,8 +49,8 @@ from lattice.window_prune import prune_window
 from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG
 from wfst.cpu_backend import CpuSearch
 from wfst.cuda_backend import HOST_PRUNE_INTERVALS
-from wfst.cuda_layout import window_flush, window_lag
 from wfst.cuda_lattice import QUEUED_STEPS, LatticeStore
+from wfst.cuda_window_plan import flushes, frames_kept_back
 from wfst.decoding_graph import DecodingGraph
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -86,7 +86,7 @@ def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, lane:
     flushed every ``window`` rows, up to ``lag`` frames kept back by each flush
     but the last, which the device prunes before the copy
     (:mod:`lattice.window_prune`; the backend's rules,
-    :func:`wfst.cuda_layout.window_flush` and :func:`wfst.cuda_layout.window_lag`):
+    :func:`wfst.cuda_window_plan.flushes` and :func:`wfst.cuda_window_plan.frames_kept_back`):
     per frame searched, the frames sent at that step (none but at a flush); 0:
     unpruned, each frame at its own step."""
     if window == 0:
@@ -99,9 +99,8 @@ def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, lane:
         tokens, links = sizes.sum(axis=0)
         last = f + 1 == len(frames)
         sent = []
-        if last or window_flush(len(held), tokens, links, f - 1, lane, window, window + lag, Q, X, WINDOW_CAPACITY):
-            back = 0 if last else int(window_lag(sizes[None], [len(held)], lag, WINDOW_CAPACITY * Q,
-                                                 WINDOW_CAPACITY * X)[0])
+        if last or flushes(len(held), tokens, links, f - 1, lane, window, window + lag, Q, X, WINDOW_CAPACITY):
+            back = 0 if last else frames_kept_back(sizes, len(held), lag, WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X)
             sent, held = prune_window(held, config.lattice_beam, back)
         out.append(sent)
     return out

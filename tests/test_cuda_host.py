@@ -37,17 +37,6 @@ def test_layout_matches_common_cuh():
             "WINDOW_FRAME_INTS", "WINDOW_HEADER"} <= set(defines)
 
 
-def test_a_flush_keeps_back_at_most_half_the_pool_and_sends_a_frame():
-    sizes = np.zeros((4, 8, 2), np.int64)
-    sizes[0, :6] = (5, 9)  # half the pool's 40 links: 2 frames
-    sizes[1, :6] = (30, 1)  # half the pool's 100 tokens: 1 frame
-    sizes[2, :1] = (1, 1)  # one frame: it is sent
-    sizes[3, :3] = (1, 1)  # all but one frame, at most 4
-    lag = layout.window_lag(sizes, [6, 6, 1, 3], 4, pool_tokens=100, pool_links=40)
-    assert lag.tolist() == [2, 1, 0, 2]
-    assert layout.window_lag(sizes, [6, 6, 1, 3], 1, pool_tokens=100, pool_links=40).tolist() == [1, 1, 0, 1]
-
-
 @pytest.mark.parametrize("file,macro,name", [
     ("frame_prologue.cu", "PROLOGUE_THREADS", "PROLOGUE_THREADS"), ("emitting.cu", "EMIT_THREADS", "EMIT_THREADS"),
     ("epsilon.cu", "EPS_THREADS", "EPS_THREADS"), ("epsilon.cu", "EPS_PERSISTENT_THREADS", "EPS_PERSISTENT_THREADS"),

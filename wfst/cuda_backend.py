@@ -22,7 +22,7 @@ every ``WINDOW_FRAMES`` frames (staggered over the lanes), when its pool could
 not take one more frame, and when its job ends. A flush before the job's end
 keeps up to ``WINDOW_LAG`` newest frames back (``window_shift``), to be pruned
 again at the next flush against a newer frame
-(:func:`wfst.cuda_layout.window_lag`). The packed windows go to a region of
+(:func:`wfst.cuda_window_plan.frames_kept_back`). The packed windows go to a region of
 the pinned buffer (the lattice store's inbox, a ring: see
 :meth:`wfst.cuda_lattice.LatticeStore.reserve`) on the copy stream while the
 device searches the next step; the host queues them to the lattice workers
@@ -49,6 +49,7 @@ from .budget import DEFAULT_CHUNK_FRAMES, budget
 from .config import DecoderConfig
 from .cuda_lattice import LatticeStore, negative_cycle_error
 from .cuda_memory import DeviceArrays, check_allocation, geometry
+from .cuda_window_plan import plan_windows
 from .cuda_scores import ScoreInput
 from .decoding_graph import DecodingGraph
 from .errors import CapacityWarning, ConfigError, GraphError, MemoryBudgetError
@@ -259,9 +260,12 @@ class CudaDecoder:
                                       | (counters[:, layout.C_NLINK] > g.X))
             ended = ran & ((row + 1 >= rows) | cycle | dropped)
             good = ran & ~cycle & ~dropped
-            sizes = np.minimum(counters[:, [layout.C_NTOK, layout.C_NLINK]], [g.Q, g.X])
-            entries, words = self._plan_windows(params, good, ended, row, sizes, window_frames, window_sizes,
-                                                window_starts)
+            sizes = np.minimum(counters[:, [layout.C_NTOK, layout.C_NLINK]], [g.Q, g.X]).astype(np.int64)
+            *entries, words, flushing, held_back = plan_windows(
+                params, good, ended, row, sizes, window_frames, window_sizes, window_starts, g.window_period,
+                g.window_lag, g.Q, g.X, g.WT, g.WX)
+            self.stats["windows"] += flushing
+            self.stats["held_back"] += held_back
             arrived = self._finish_step_on_device(params, words)
             done = []  # (job, how it ended) for the jobs whose last frame this was
             for lane in np.flatnonzero(ended):
@@ -359,56 +363,6 @@ class CudaDecoder:
                 new = self._counters()
                 self._upload_params(params)
             counters[bad] = new[bad]
-
-    def _plan_windows(self, params, good, ended, row, sizes, window_frames, window_sizes, window_starts):
-        """Store this step's good frames (``sizes``: tokens and links of each
-        lane's, shape (L, 2)) in their lanes' windows, choose the lanes that
-        flush and the frames each keeps back (see the module docstring); sets
-        the window parameters in ``params`` and updates ``window_frames`` and
-        ``window_sizes``. Returns the sent frames' entries (channel and start
-        flag of each, in packed order) and the words to copy back (a bound: what
-        the pruning leaves is not known yet; 0: no flush)."""
-        g = self.geometry
-        lanes = np.arange(g.lanes)
-        held = window_sizes.sum(axis=1)  # tokens and links in each lane's window
-        params[:, layout.P_WIN_FRAME] = np.where(good, window_frames, -1)
-        params[:, layout.P_WIN_TOK] = held[:, 0]
-        params[:, layout.P_WIN_LINK] = held[:, 1]
-        opened = good & (window_frames == 0)
-        window_starts[opened] = row[opened] < 0
-        stored = np.flatnonzero(good)
-        window_sizes[stored, window_frames[stored]] = sizes[stored]
-        window_frames[stored] += 1
-        held[stored] += sizes[stored]
-        flush = good & (ended | layout.window_flush(window_frames, held[:, 0], held[:, 1], row, lanes,
-                                                    g.window_period, g.W, g.Q, g.X, g.WT // g.Q))
-        params[:, layout.P_FLUSH] = flush
-        flushing = np.flatnonzero(flush)
-        self.stats["windows"] += flushing.size
-        held_frames = window_frames[flushing]
-        lag = np.zeros(flushing.size, np.int64)
-        if flushing.size:  # (most steps flush no lane)
-            lag = np.where(ended[flushing], 0, layout.window_lag(window_sizes[flushing], held_frames, g.window_lag,
-                                                                 g.WT, g.WX))
-        params[:, layout.P_LAG] = 0
-        params[flushing, layout.P_LAG] = lag
-        self.stats["held_back"] += int(lag.sum())
-        sent = held_frames - lag
-        channels = np.repeat(params[flushing, layout.P_CHANNEL], sent)
-        starts = np.zeros(channels.size, bool)
-        starts[np.cumsum(sent) - sent] = window_starts[flushing]  # a window's first frame is always sent
-        slot = np.arange(g.W)
-        kept = np.where((slot < lag[:, None])[:, :, None],
-                        window_sizes[flushing[:, None], np.minimum(sent[:, None] + slot, g.W - 1)], 0)
-        E = int(sent.sum())
-        words = 0
-        if E:
-            sent_sizes = held[flushing] - kept.sum(axis=1)
-            words = layout.WINDOW_HEADER + 3 * E + 3 * int(sent_sizes[:, 0].sum()) + 5 * int(sent_sizes[:, 1].sum())
-        window_frames[flushing] = lag
-        window_sizes[flushing] = kept
-        window_starts[flushing] = False
-        return (channels, starts), words
 
     def _finish_step_on_device(self, params, words):
         """The step's last kernels, and the copy of ``words`` packed words into

@@ -4,9 +4,7 @@ The counter and parameter slots repeat ``cuda_kernels/common.cuh`` (a test
 checks they agree). :func:`cost_keys`, :func:`radix_select` and
 :func:`gpu_cutoff` emulate in numpy what the kernels compute, so the exact
 cutoff can be checked against the CPU's ``_cutoff`` without a GPU;
-:func:`blocks_per_lane` is the launch geometry; :func:`window_flush` and
-:func:`window_lag` the rules by which a lane flushes its lattice window and
-how many frames it keeps back (the backend and the benchmarks share them).
+:func:`blocks_per_lane` is the launch geometry.
 """
 
 from __future__ import annotations
@@ -122,32 +120,3 @@ def tightened_bound(best, beam, tighten: int) -> np.float32:
     if tighten >= TIGHTEN_LAST:
         return np.nextafter(best, np.float32(np.inf))
     return np.float32(best + np.float32(np.ldexp(beam, -tighten)))
-
-
-def window_flush(frames, tokens, links, row, lane, period: int, W: int, Q: int, X: int, capacity: int):
-    """Whether a lane flushes its lattice window once it holds ``frames`` frames,
-    ``tokens`` tokens and ``links`` links, the newest being row ``row`` of its job
-    (-1: the start frame): every ``period`` rows, staggered by ``lane`` (so that
-    the lanes' flushes spread over the steps), when its frame table of ``W``
-    frames is full, and when the pool of ``capacity`` worst-case frames (``Q``
-    tokens, ``X`` links) could not take one more; the job's end flushes too (the
-    caller's part). Works on numpy arrays and scalars."""
-    return ((frames >= W) | ((row + lane) % period == period - 1) | (tokens + Q > capacity * Q)
-            | (links + X > capacity * X))
-
-
-def window_lag(sizes, frames, most: int, pool_tokens: int, pool_links: int):
-    """Frames each flushing window keeps back for its next flush (pruned then
-    against a newer frame, so fewer of their tokens reach the host): the most,
-    up to ``most``, that leaves at least one frame to send and holds at most
-    half the pool's ``pool_tokens`` tokens and ``pool_links`` links (so the pool
-    keeps room for new frames). ``sizes`` int (lanes, table frames, 2): tokens
-    and links of each frame held; ``frames`` (lanes,): frames held. int64 (lanes,)."""
-    frames = np.asarray(frames, np.int64)
-    sizes = np.asarray(sizes, np.int64)
-    before = np.concatenate([np.zeros((frames.size, 1, 2), np.int64), np.cumsum(sizes, axis=1)], axis=1)
-    lanes = np.arange(frames.size)[:, None]
-    newest = frames[:, None] - np.arange(1, most + 1)  # the frame that joins the held-back ones, lag 1 .. most
-    held = before[lanes, frames[:, None]] - before[lanes, np.maximum(newest, 0)]  # (lanes, most, 2)
-    fits = (newest >= 1) & np.all(held <= np.array([pool_tokens // 2, pool_links // 2]), axis=2)
-    return fits.sum(axis=1)  # held-back sizes only grow with the lag: the fits come first

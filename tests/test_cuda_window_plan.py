@@ -1,0 +1,113 @@
+"""The host's plan of the CUDA backend's lattice windows
+(:mod:`wfst.cuda_window_plan`), against a per-lane model written with lists:
+which lanes flush, what each keeps back and sends, and the window slots of the
+lane parameters."""
+
+import numpy as np
+import pytest
+
+from wfst import cuda_layout as layout
+from wfst.cuda_window_plan import flushes, frames_kept_back, plan_windows
+
+
+def test_a_flush_keeps_back_at_most_half_the_pool_and_sends_a_frame():
+    def kept(sizes, frames, most):
+        return frames_kept_back(np.array(sizes + [(0, 0)] * 4, np.int64), frames, most, 100, 40)
+
+    assert kept([(5, 9)] * 6, 6, 4) == 2  # half the pool's 40 links: 2 frames
+    assert kept([(30, 1)] * 6, 6, 4) == 1  # half the pool's 100 tokens: 1 frame
+    assert kept([(1, 1)], 1, 4) == 0  # one frame: it is sent
+    assert kept([(1, 1)] * 3, 3, 4) == 2  # all but one frame
+    assert kept([(1, 1)] * 6, 6, 4) == 4  # at most `most`
+    assert kept([(5, 9)] * 6, 6, 1) == 1
+
+
+def test_the_start_frame_counts_as_row_minus_one_in_the_stagger():
+    # Python's modulo: (row + lane) % period for row -1 on lane 0 is period - 1
+    assert flushes(1, 0, 0, -1, 0, 32, 40, 10, 10, 4)
+    assert not flushes(1, 0, 0, -1, 1, 32, 40, 10, 10, 4)
+    assert flushes(1, 0, 0, 30, 1, 32, 40, 10, 10, 4)
+
+
+class _Lane:
+    """One lane's window in the model: a list of (tokens, links) frames."""
+
+    def __init__(self):
+        self.frames, self.starts = [], False
+
+
+def _model_step(lanes, good, ended, row, sizes, channels, period, most, Q, X, pool_tokens, pool_links, W):
+    """The plan of one step, lane by lane: (window slots of params, sent channels, starts, words)."""
+    slots, sent_channels, sent_starts, tokens, links = [], [], [], 0, 0
+    for lane, w in enumerate(lanes):
+        held = np.sum(w.frames, axis=0, dtype=np.int64) if w.frames else np.zeros(2, np.int64)
+        slot = [len(w.frames) if good[lane] else -1, held[0], held[1], 0, 0]
+        if good[lane]:
+            if not w.frames:
+                w.starts = row[lane] < 0
+            w.frames.append(tuple(sizes[lane]))
+            held = held + sizes[lane]
+            n = len(w.frames)
+            regular = (row[lane] + lane) % period == period - 1
+            full = n >= W or held[0] + Q > (pool_tokens // Q) * Q or held[1] + X > (pool_links // X) * X
+            if ended[lane] or regular or full:
+                lag = 0
+                while (not ended[lane] and lag < most and n - (lag + 1) >= 1
+                       and np.all(np.sum(w.frames[n - lag - 1:], axis=0) <= [pool_tokens // 2, pool_links // 2])):
+                    lag += 1
+                send, w.frames = w.frames[:n - lag], w.frames[n - lag:]
+                sent_channels += [channels[lane]] * len(send)
+                sent_starts += [w.starts] + [False] * (len(send) - 1)
+                tokens += sum(t for t, _ in send)
+                links += sum(x for _, x in send)
+                w.starts = False
+                slot[3:] = [1, lag]
+        if ended[lane]:
+            w.frames, w.starts = [], False
+        slots.append(slot)
+    words = layout.WINDOW_HEADER + 3 * len(sent_channels) + 3 * tokens + 5 * links if sent_channels else 0
+    return slots, sent_channels, sent_starts, words
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_plan_matches_a_lane_by_lane_model(seed):
+    rng = np.random.default_rng(seed)
+    L, period, most, W = 9, 5, 3, 8
+    Q, X = 50, 80
+    pool_tokens, pool_links = 4 * Q, 4 * X
+    params = np.zeros((L, layout.LANE_PARAMS), np.int64)
+    params[:, layout.P_CHANNEL] = rng.permutation(3 * L)[:L]
+    window_frames = np.zeros(L, np.int64)
+    window_sizes = np.zeros((L, W, 2), np.int64)
+    window_starts = np.zeros(L, bool)
+    row = rng.integers(-1, 4, L)
+    lanes = [_Lane() for _ in range(L)]
+    flushed = kept = 0
+    for _ in range(60):
+        ran = rng.random(L) < 0.9
+        good = ran & (rng.random(L) < 0.95)
+        ended = ran & ((rng.random(L) < 0.08) | ~good)
+        sizes = np.stack([rng.integers(0, Q + 1, L), rng.integers(0, X + 1, L)], axis=1)
+        want = _model_step(lanes, good, ended, row, sizes, params[:, layout.P_CHANNEL], period, most, Q, X,
+                           pool_tokens, pool_links, W)
+        channels, starts, words, flushing, held_back = plan_windows(
+            params, good, ended, row, sizes, window_frames, window_sizes, window_starts, period, most, Q, X,
+            pool_tokens, pool_links)
+        got_slots = params[:, [layout.P_WIN_FRAME, layout.P_WIN_TOK, layout.P_WIN_LINK, layout.P_FLUSH,
+                               layout.P_LAG]]
+        assert got_slots.tolist() == want[0]
+        assert channels.tolist() == want[1] and starts.tolist() == want[2] and words == want[3]
+        assert flushing == sum(s[3] for s in want[0]) and held_back == sum(s[4] for s in want[0])
+        flushed += flushing
+        kept += held_back
+        row[ran] += 1
+        row[ended] = -1
+        window_frames[ended] = 0  # as the backend does for a job that ended
+        window_sizes[ended] = 0
+        for lane in range(L):
+            w = lanes[lane]
+            assert window_frames[lane] == len(w.frames)
+            assert window_starts[lane] == w.starts or not w.frames  # (read when the window next opens)
+            assert window_sizes[lane, :len(w.frames)].tolist() == [list(f) for f in w.frames]
+            assert not window_sizes[lane, len(w.frames):].any()
+    assert flushed > 20 and kept > 5  # the cases were exercised
