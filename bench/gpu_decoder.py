@@ -77,6 +77,17 @@ def _cpu_backend(fst, rows, config, frame_shift: float):
     return sum(r.shape[0] for r in rows) * frame_shift / (time.perf_counter() - start), results
 
 
+def step_loop_shares(stats: dict) -> dict:
+    """Where the CUDA decoder's step loop spent its wall time (from its stats
+    over one decode): waiting for the device's counters (GPU time the host's
+    work did not hide), waiting for the lattice workers, and the calling
+    thread's own work (launches, lane bookkeeping), as shares; and ms per step."""
+    run = stats["run_seconds"]
+    device, lattice = stats["device_wait_seconds"], stats["lattice_wait_seconds"]
+    return {"ms_per_step": 1e3 * run / max(stats["steps"], 1), "host": (run - device - lattice) / run,
+            "device_wait": device / run, "lattice_wait": lattice / run}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_decoder", description=__doc__.split("\n\n")[0])
     add_input_arguments(parser)
@@ -122,19 +133,25 @@ def main(argv: list[str] | None = None) -> int:
         batch = rows * copies
         audio = audio_seconds * copies
         cupy.cuda.Device().synchronize()
+        before = dict(decoder._cuda.stats)
         start = time.perf_counter()
         results = decoder.decode(batch)
         seconds = time.perf_counter() - start
         hyps = results[: len(rows)]
+        stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # this decode's
         runs.append({"lanes": lanes, "threads": decoder.threads, "copies_of_the_set": copies,
                      "decode_seconds": seconds, "rtfx": audio / seconds,
                      "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
                      "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost
                                              for a, b in zip(hyps, cpu_results)),
-                     "stats": dict(decoder._cuda.stats), "memory": decoder._cuda.memory.as_dict()})
+                     "step_loop": step_loop_shares(stats), "stats": stats,
+                     "memory": decoder._cuda.memory.as_dict()})
+        shares = runs[-1]["step_loop"]
         print(f"lanes {lanes:5d}, {decoder.threads} threads: {seconds:8.3f} s  RTFx {audio / seconds:10.1f}  "
               f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
-              f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend", flush=True)
+              f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend; step loop "
+              f"{shares['ms_per_step']:.2f} ms per step: host {shares['host']:.0%}, waiting for the device "
+              f"{shares['device_wait']:.0%}, for the lattice workers {shares['lattice_wait']:.0%}", flush=True)
         del decoder
     out = args.out or RESULTS_DIR / f"gpu_decoder_{inputs.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,13 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
     assert record["workload"]["utterances"] == 3 and record["workload"]["set"] == "example"
     assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [(1, 1, 2), (3, 2, 2)]
     assert all(run["identical_to_cpu"] == 3 and run["rtfx"] > 0 for run in record["runs"])
+    one_lane = record["runs"][0]["stats"]  # this decode's alone: one step per frame and per start frame
+    assert one_lane["frames"] == record["workload"]["frames"] and one_lane["steps"] == one_lane["frames"] + 3
+    for run in record["runs"]:
+        stats, shares = run["stats"], run["step_loop"]
+        assert 0 < stats["run_seconds"] <= run["decode_seconds"]
+        assert stats["device_wait_seconds"] > 0 and stats["lattice_wait_seconds"] >= 0
+        assert 0 < shares["host"] < 1 and shares["device_wait"] > 0
     assert record["cpu_backend_rtfx"] > 0 and record["speedup"] == max(r["speedup_vs_baseline"] for r in record["runs"])
     assert len((tmp_path / "gpu.text").read_text().splitlines()) == 3
 

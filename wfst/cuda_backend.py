@@ -34,6 +34,7 @@ whose job ended takes the next one at the next step.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections import deque
 from concurrent.futures import Future
@@ -130,7 +131,11 @@ class CudaDecoder:
         self.compute = cupy.cuda.Stream(non_blocking=True)
         self.copy = cupy.cuda.Stream(non_blocking=True)
         self.copied = None  # the event of the last copy of packed windows
-        self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "held_back": 0}
+        self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "held_back": 0,
+                      "run_seconds": 0.0, "device_wait_seconds": 0.0, "lattice_wait_seconds": 0.0}
+        """Counts over every run; the seconds split the step loop's wall time: waiting for the
+        device's counters (the GPU's time not hidden behind the host's), waiting for the lattice
+        workers (they fall behind), and the rest, the calling thread's own work."""
         self.channels = ChannelPool(g.channels)
         # the lattice workers append the copied windows and finish utterances while the GPU goes on
         self.lattices = LatticeStore(graph, config, g.channels, threads=threads,
@@ -156,7 +161,9 @@ class CudaDecoder:
     def _counters(self) -> np.ndarray:
         d = self.arrays
         d.counters.get(stream=self.compute, out=d.host_counters)
+        waiting = time.perf_counter()
         self.compute.synchronize()
+        self.stats["device_wait_seconds"] += time.perf_counter() - waiting
         return d.host_counters.copy()
 
     def _upload_params(self, params: np.ndarray):
@@ -193,6 +200,7 @@ class CudaDecoder:
         if not jobs:
             return []
         self.device.synchronize()  # producers of device scores (torch, cupy streams) have finished
+        started, lattice_waits = time.perf_counter(), self.lattices.wait_seconds
         with self.device:
             try:
                 overflowed, lost = self._run(jobs, list(spare_channels))
@@ -200,6 +208,9 @@ class CudaDecoder:
                 self.lattices.settle()  # no worker appends any more
                 self._empty_lanes()
                 raise
+            finally:
+                self.stats["run_seconds"] += time.perf_counter() - started
+                self.stats["lattice_wait_seconds"] += self.lattices.wait_seconds - lattice_waits
         notes = []
         if overflowed:
             notes.append("lane queues overflowed; those frames were searched again with a tighter beam (results "

@@ -27,6 +27,7 @@ frame; ``tok_best`` is a frame-local link index (-1: none).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -228,6 +229,7 @@ class LatticeStore:
         self._reserved: tuple[int, int] | None = None  # the region reserved for the next append
         self._finishing: list[Future] = []  # finish_later's, not yet known done
         self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
+        self.wait_seconds = 0.0  # the caller's time blocked on the workers, in all
 
     def reserve(self, words: int) -> np.ndarray:
         """A region of ``words`` int32 words of the inbox for the next step, which
@@ -285,7 +287,9 @@ class LatticeStore:
     def _retire(self) -> BaseException | None:
         """Wait for the oldest queued step; its first error, if any."""
         futures = self._steps[0][0]
+        waiting = time.perf_counter()
         wait(futures)
+        self.wait_seconds += time.perf_counter() - waiting
         self._steps.popleft()  # (only once done: an interrupted wait leaves it queued)
         return next((done.exception() for done in futures if done.exception() is not None), None)
 
@@ -310,7 +314,9 @@ class LatticeStore:
         while self._steps:
             failed = self._retire()
             error = error or failed
+        waiting = time.perf_counter()
         wait(self._finishing)
+        self.wait_seconds += time.perf_counter() - waiting
         self._finishing = []
         return error
 
