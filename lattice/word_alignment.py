@@ -14,23 +14,38 @@ frames of its tokens (see :mod:`lattice.lexicon_alignment`).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .lattice import Lattice
 
 
-def word_spans(read_frame: np.ndarray, olabel: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray,
-                                                                                     np.ndarray]:
+@numba.njit(cache=True, nogil=True)
+def word_spans(read_frame, olabel, num_frames):
     """``(words, first, last)`` (int64 arrays, one entry per word) of a path
     given per arc, first to last: ``read_frame`` the frame an emitting arc reads
     (-1 on epsilon arcs) and ``olabel`` its output label (0: none);
     ``num_frames`` the frames of the utterance."""
-    word_at = np.flatnonzero(olabel)
-    next_read = np.minimum.accumulate(np.where(read_frame >= 0, read_frame, num_frames)[::-1])[::-1]
+    n = read_frame.shape[0]
+    next_read = np.empty(n, np.int64)  # the first frame read at or after each arc
+    m = np.int64(num_frames)
+    count = 0
+    for i in range(n - 1, -1, -1):
+        if 0 <= read_frame[i] < m:
+            m = read_frame[i]
+        next_read[i] = m
+        count += olabel[i] != 0
     last_frame = max(num_frames - 1, 0)
-    first = np.minimum(next_read[word_at], last_frame).astype(np.int64)
-    last = np.maximum(np.append(first[1:] - 1, last_frame), first).astype(np.int64)
-    return olabel[word_at].astype(np.int64), first, last
+    words, first, last = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.int64)
+    j = 0
+    for i in range(n):
+        if olabel[i] != 0:
+            words[j] = olabel[i]
+            first[j] = min(next_read[i], last_frame)
+            j += 1
+    for j in range(count):
+        last[j] = max(first[j + 1] - 1 if j + 1 < count else last_frame, first[j])
+    return words, first, last
 
 
 def word_alignment(lattice: Lattice, lexicon=None) -> list[tuple[int, int, int]]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from lattice.lattice import Lattice
@@ -103,31 +104,54 @@ def result_from_segments(segments: LatticeSegments, graph: DecodingGraph, config
     both backends)."""
     fst = graph.fst
     frames = segments.num_frames
-    alignment = np.zeros(frames, np.int32)
     lattice = Lattice.from_segments(segments, fst, lattice_beam=config.lattice_beam,
                                     use_final_probs=config.use_final_probs)
     if segments.best_token < 0:
         return Result(words=(), cost=float("inf"), graph_cost=float("inf"), acoustic_cost=float("inf"),
-                      reached_final=False, alignment=alignment, word_frames=(), lattice=lattice)
-    path = cpu_search.best_path_links(segments.best_token, segments.tok_best, segments.link_src)
-    arcs = segments.link_arc[path]
-    emitting = fst.ilabel[arcs] != 0
-    # the frame each emitting link reads is its destination frame - 1
-    path_frames = np.searchsorted(segments.link_start, path, side="right") - 2
-    alignment[path_frames[emitting]] = fst.ilabel[arcs[emitting]]
-    words, firsts, lasts = word_spans(np.where(emitting, path_frames, -1), fst.olabel[arcs], frames)
+                      reached_final=False, alignment=np.zeros(frames, np.int32), word_frames=(), lattice=lattice)
+    alignment, words, firsts, lasts, weights, acoustic = _best_path(
+        segments.best_token, segments.tok_best, segments.link_src, segments.link_arc, segments.link_ac,
+        segments.link_start, fst.ilabel, fst.olabel, fst.weight, frames)
     best_state = int(segments.tok_state[segments.best_token])
     with_final = config.use_final_probs and segments.reached_final
     final_cost = float(fst.final[best_state]) if with_final else 0.0
     token_cost = segments.tok_cost[segments.best_token]
     cost = float(token_cost + np.float32(final_cost))
     return Result(
-        words=tuple(int(w) for w in words),
+        words=tuple(words.tolist()),
         cost=cost,
-        graph_cost=float(fst.weight[arcs].astype(np.float64).sum() + final_cost),
-        acoustic_cost=float(segments.link_ac[path].astype(np.float64).sum()),
+        graph_cost=float(weights.sum() + final_cost),  # (numpy's pairwise sums)
+        acoustic_cost=float(acoustic.sum()),
         reached_final=segments.reached_final,
         alignment=alignment,
-        word_frames=tuple((int(a), int(b)) for a, b in zip(firsts, lasts)),
+        word_frames=tuple(zip(firsts.tolist(), lasts.tolist())),
         lattice=lattice,
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_path(token, tok_best, link_src, link_arc, link_ac, link_start, ilabel, olabel, weight, frames):
+    """The best path into ``token`` (:func:`wfst.cpu_search.best_path_links`):
+    the input label read at each of the ``frames`` frames (int32, 0: none), its
+    words with their first and last frames (:func:`lattice.word_alignment.word_spans`),
+    and each link's graph weight and acoustic cost (float64, first to last). One
+    call, so the GIL is held only around it (the lattice workers finish
+    utterances on many threads at once)."""
+    path = cpu_search.best_path_links(token, tok_best, link_src)
+    n = path.shape[0]
+    alignment = np.zeros(frames, np.int32)
+    read_frame = np.empty(n, np.int64)
+    path_olabel = np.empty(n, np.int64)
+    weights, acoustic = np.empty(n), np.empty(n)
+    for i in range(n):
+        link = path[i]
+        arc = link_arc[link]
+        read_frame[i] = -1
+        if ilabel[arc] != 0:  # an emitting link reads the frame before its destination's
+            read_frame[i] = np.searchsorted(link_start, link, side="right") - 2
+            alignment[read_frame[i]] = ilabel[arc]
+        path_olabel[i] = olabel[arc]
+        weights[i] = weight[arc]
+        acoustic[i] = link_ac[link]
+    words, first, last = word_spans(read_frame, path_olabel, frames)
+    return alignment, words, first, last, weights, acoustic
