@@ -277,6 +277,40 @@ def test_an_append_that_fails_before_others_are_queued_raises_once_they_are_done
     assert store.settle() is None
 
 
+def test_a_store_s_worker_threads_end_once_it_is_collected():
+    import gc
+    import threading
+
+    fst = random_graph(5, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0)
+    before = set(threading.enumerate())
+    store = LatticeStore(graph, config, channels=4, threads=3)
+    _feed(store, 1, raw_frames(graph, config, random_scores(5, 6)))
+    assert store.finish_later(1).result().words is not None  # (a finish holds the store while it runs)
+    workers = [t for t in threading.enumerate() if t not in before]
+    assert len(workers) == 3 and all(t.name.startswith("wfst-lattice") for t in workers)
+    del store
+    gc.collect()
+    for thread in workers:
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def test_a_worker_runs_its_calls_in_order_and_reports_each_outcome():
+    from wfst.cuda_lattice import LatticeWorker
+
+    worker, seen = LatticeWorker("wfst-lattice-test"), []
+    worker.append(seen.append, 1)
+    failed = worker.finish(lambda: 1 / 0)
+    worker.append(lambda: seen.append(2) or [][0])
+    ok = worker.finish(lambda: seen.append(3) or "done")
+    assert ok.result(timeout=10) == "done" and seen == [1, 2, 3]
+    assert isinstance(failed.exception(), ZeroDivisionError)
+    assert worker.done.get(timeout=10) is None and isinstance(worker.done.get(timeout=10), IndexError)
+    LatticeWorker.stop_all([worker])
+
+
 def test_ring_offsets_never_hand_out_a_region_in_use():
     """Random steps through rings of several sizes, freed in order when the
     next does not fit: each region lies in the ring and overlaps none in use."""
