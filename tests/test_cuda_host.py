@@ -398,6 +398,15 @@ def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
         geometry(config, 2**31 // (4 * config.arc_capacity) + 1, 1, 40, 50, 132)
 
 
+def test_geometry_refuses_more_lanes_than_a_grid_dimension_holds():
+    from wfst.cuda_memory import geometry
+
+    config = DecoderConfig(max_active=1, min_active=0, token_queue_capacity=4, arc_queue_capacity=4)
+    assert geometry(config, 65535, 65535, 40, 50, 132).lanes == 65535
+    with pytest.raises(wfst.ConfigError, match="65535"):
+        geometry(config, 65536, 65536, 40, 50, 132)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_host_lattices_of_later_utterances_in_reused_arrays_match_the_cpu(threads):
     """A finished utterance's arrays go to a later one (a finish hands its

@@ -20,6 +20,8 @@ from .decoding_graph import DecodingGraph
 from .errors import ConfigError
 
 ALLOCATION_TOLERANCE = 0.05
+MAX_LANES = 65535
+"""CUDA's limit on a grid's second dimension, which holds the lanes."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class Geometry:
 def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int, chunk_frames: int,
              multiprocessors: int) -> Geometry:
     Q, X = config.token_capacity, config.arc_capacity
+    if lanes > MAX_LANES:
+        raise ConfigError(f"{lanes} lanes: the kernels' grids put the lanes in their second dimension, at most "
+                          f"{MAX_LANES}; use fewer lanes (a few hundred keep a GPU busy)")
     if lanes * WINDOW_CAPACITY * X >= 2**31:  # the kernels' per-step pack offsets are int32
         raise ConfigError(f"{lanes} lanes x {WINDOW_CAPACITY * X} links per lattice window ({WINDOW_CAPACITY} x "
                           "arc_queue_capacity) exceed the 2**31 links one step can pack: use fewer lanes or smaller "
