@@ -29,6 +29,9 @@ class _Patch:
     def setitem(self, mapping, key, value):
         mapping[key] = value
 
+    def setattr(self, target, name, value):
+        setattr(target, name, value)
+
 
 def measure(lanes: int, frames: int, rounds: int, beam: float = 1.0, lattice_beam: float = 1.0,
             threads: int | None = None) -> dict:

@@ -23,9 +23,13 @@ step() {  # step NAME SECONDS COMMAND...: run, log to $OUT/NAME.log, print its t
 
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site || exit 1
+# CuPy's own kernels (fill, astype) need the CUDA headers it finds through CUDA_PATH; ours are compiled
+# by NVRTC through ctypes (cuda_kernels/nvrtc.py), which also looks in /usr/local/cuda
+[ -z "${CUDA_PATH:-}" ] && [ -d /usr/local/cuda ] && export CUDA_PATH=/usr/local/cuda
 { nvidia-smi; python3 -c "import cupy, numba, numpy, sys; print(sys.version); print('cupy', cupy.__version__, \
 'numba', numba.__version__, 'numpy', numpy.__version__, 'driver', cupy.cuda.runtime.driverGetVersion(), \
-'runtime', cupy.cuda.runtime.runtimeGetVersion())"; } >"$OUT/device.txt" 2>&1
+'runtime', cupy.cuda.runtime.runtimeGetVersion()); from cuda_kernels import nvrtc; \
+print('nvrtc', nvrtc.version(), nvrtc.library()._name, 'CUDA_PATH', '${CUDA_PATH:-}')"; } >"$OUT/device.txt" 2>&1
 head -n 12 "$OUT/device.txt"
 
 # the workload (issue 3: the full TLG without pynini) builds while the first tests run

@@ -3,8 +3,9 @@
 CuPy's own compile path needs a CUDA driver, so the compile test (which runs in
 CI on machines without a GPU) calls ``libnvrtc`` directly. ctypes keeps this to
 one shared library, found in this order: the ``nvidia-cuda-nvrtc-cu12`` /
-``-cu13`` wheels (``nvidia/cuda_nvrtc/lib``, ``nvidia/cu13/lib``), ``$CUDA_PATH``
-or ``$CUDA_HOME``, then the system loader.
+``-cu13`` wheels (``nvidia/cuda_nvrtc/lib``, ``nvidia/cu13/lib``), ``$CUDA_PATH``,
+``$CUDA_HOME`` or ``/usr/local/cuda``, then the system loader. The GPU path
+compiles its kernels with it too (see :mod:`cuda_kernels`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ class NvrtcUnavailable(RuntimeError):
     """libnvrtc could not be found or loaded."""
 
 
-def _candidates() -> list[str]:
-    paths = []
+def _candidates():
+    """Paths and names to try, in order (a generator: CuPy is imported only when
+    nothing else loads)."""
     for package in ("nvidia.cuda_nvrtc", "nvidia.cu13", "nvidia"):
         try:
             spec = importlib.util.find_spec(package)
@@ -33,16 +35,22 @@ def _candidates() -> list[str]:
         for root in (spec.submodule_search_locations or []) if spec else []:
             for pattern in ("lib/libnvrtc.so*", "cuda_nvrtc/lib/libnvrtc.so*", "cu13/lib/libnvrtc.so*",
                             "bin/nvrtc64_*.dll"):
-                paths += sorted(p for p in glob.glob(os.path.join(root, pattern)) if "builtins" not in p)
-    for env in ("CUDA_PATH", "CUDA_HOME"):
-        if os.environ.get(env):
-            paths += sorted(p for p in glob.glob(os.path.join(os.environ[env], "lib*", "libnvrtc.so*"))
-                            if "builtins" not in p)
+                yield from sorted(p for p in glob.glob(os.path.join(root, pattern)) if "builtins" not in p)
+    for root in (os.environ.get("CUDA_PATH"), os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
+        if root:
+            yield from sorted(p for p in glob.glob(os.path.join(root, "lib*", "libnvrtc.so*")) if "builtins" not in p)
     found = ctypes.util.find_library("nvrtc")
     if found:
-        paths.append(found)
-    paths += ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"]
-    return paths
+        yield found
+    sonames = ("libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so")
+    yield from sonames
+    try:  # where CuPy is installed, it knows where its libnvrtc is: once loaded, its soname opens it again
+        from cupy_backends.cuda.libs import nvrtc as cupy_nvrtc
+
+        cupy_nvrtc.getVersion()
+    except Exception:  # (no CuPy, or CuPy without NVRTC: nothing more to try)
+        return
+    yield from sonames
 
 
 @functools.lru_cache(maxsize=1)
@@ -66,7 +74,8 @@ def library() -> ctypes.CDLL:
         lib.nvrtcDestroyProgram.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
         lib.nvrtcVersion.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]
         return lib
-    raise NvrtcUnavailable("libnvrtc not found; install it with pip install nvidia-cuda-nvrtc-cu12 "
+    raise NvrtcUnavailable("libnvrtc not found; install it with pip install nvidia-cuda-nvrtc-cu12 (or -cu13, "
+                           "matching the CUDA driver), or set CUDA_PATH to a CUDA toolkit "
                            "(tried: " + "; ".join(errors[-3:]) + ")")
 
 

@@ -57,3 +57,41 @@ def test_fmad_false_keeps_separate_roundings():
     fused = nvrtc.compile_source(code, "f.cu", "sm_90", ())
     separate = nvrtc.compile_source(code, "f.cu", "sm_90", cuda_kernels.COMPILE_OPTIONS)
     assert fused.ok and separate.ok and fused.cubin != separate.cubin
+
+
+@needs_nvrtc
+def test_ftz_false_keeps_denormals():
+    """CuPy's compiler would add -ftz=true, which flushes denormal costs to zero
+    in sums and comparisons (the CPU backend keeps them): the code differs."""
+    code = 'extern "C" __global__ void k(float* a) { a[0] = __fadd_rn(a[1], a[2]); a[3] = a[4] < a[5]; }'
+    flushed = nvrtc.compile_source(code, "f.cu", "sm_90", ("--fmad=false", "-ftz=true"))
+    kept = nvrtc.compile_source(code, "f.cu", "sm_90", cuda_kernels.COMPILE_OPTIONS)
+    assert flushed.ok and kept.ok and flushed.cubin != kept.cubin
+    assert "--ftz=false" in cuda_kernels.COMPILE_OPTIONS
+
+
+@needs_nvrtc
+def test_the_gpu_loads_a_cubin_compiled_with_the_tested_options(monkeypatch, tmp_path):
+    """The loader gives CuPy a cubin (a path: no source, no options for CuPy's own
+    compiler), compiled with COMPILE_OPTIONS for the device's architecture,
+    once per source text: a second load reads the cached file."""
+    import types
+
+    loaded = []
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(compute_capability="90")),
+                                 RawModule=lambda **kw: loaded.append(kw) or kw)
+    monkeypatch.setattr("wfst.gpu.import_cupy", lambda: fake)
+    monkeypatch.setattr(cuda_kernels, "CUBIN_CACHE", tmp_path / "cache")
+    cuda_kernels.module.cache_clear()
+    try:
+        cuda_kernels.module("segments.cu")
+    finally:
+        cuda_kernels.module.cache_clear()
+    (kw,) = loaded
+    assert set(kw) == {"path"}
+    path = Path(kw["path"])
+    want = nvrtc.compile_source(cuda_kernels.source("segments.cu"), "segments.cu", "sm_90", cuda_kernels.COMPILE_OPTIONS)
+    assert path.parent == tmp_path / "cache" and path.read_bytes() == want.cubin
+    stamp = path.stat().st_mtime_ns
+    assert cuda_kernels.cubin_file("segments.cu", "sm_90") == path and path.stat().st_mtime_ns == stamp
+    assert cuda_kernels.cubin_file("segments.cu", "sm_80") != path

@@ -11,6 +11,7 @@ with a poison byte so that a kernel reading memory nobody wrote shows up.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 import types
 
@@ -208,4 +209,7 @@ def install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupyx", cupyx)
     cuda_kernels.module.cache_clear()
     cuda_kernels.kernel.cache_clear()
+    # the kernels from their source (the GPU's loader compiles a cubin with NVRTC first)
+    monkeypatch.setattr(cuda_kernels, "module", functools.lru_cache(maxsize=None)(
+        lambda name: RawModule(cuda_kernels.source(name))))
     schedule(False)
