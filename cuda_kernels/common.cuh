@@ -44,7 +44,7 @@
 #define LANE_PARAMS 12
 #define P_SCORES 0        // device pointer of score row 0 (float32 or float16)
 #define P_STRIDE 1        // elements between rows
-#define P_DTYPE 2         // 0 float32, 1 float16
+#define P_DTYPE 2         // 0 float32, 1 float16, 2 float64 (rounded to float32 as read)
 #define P_ROW 3           // row read by this frame (relative to P_SCORES)
 #define P_MODE 4          // MODE_*
 #define P_TIGHTEN 5       // retry level after an overflow: bound beam / 2^level
@@ -101,6 +101,8 @@ __device__ __forceinline__ float arc_acoustic(const long long* params, const voi
     float x;
     if (params[P_DTYPE] == 1) {
         x = half_to_float(((const unsigned short*)(unsigned long long)params[P_SCORES])[at]);
+    } else if (params[P_DTYPE] == 2) {  // (not converted beforehand: CuPy's astype flushes denormals)
+        x = __double2float_rn(((const double*)(unsigned long long)params[P_SCORES])[at]);
     } else {
         x = ((const float*)(unsigned long long)params[P_SCORES])[at];
     }

@@ -150,6 +150,28 @@ def test_float16_cupy_and_torch_inputs(cupy_module):
     _same(gpu.decode(torch.from_numpy(scores)), want)
 
 
+def test_float64_device_scores_are_read_in_place_and_keep_denormals(cupy_module):
+    """float64 scores on the device are not converted first (CuPy's astype would
+    flush denormals to zero); the kernels round each value as they read it, as
+    numpy rounds on the host: bit-equal costs, denormal acoustic costs included."""
+    from wfst.cuda_scores import score_input
+
+    cupy = cupy_module
+    fst = random_graph(4, max_states=12)
+    config = DecoderConfig(beam=9.0, max_active=30, min_active=0, lattice_beam=4.0)
+    scores = random_scores(4, 30).astype(np.float64)
+    scores[::2] *= 1e-40  # below float32's normal range (1.2e-38): denormal costs on every other frame
+    scores[1::3] += 1e-9  # values that float64 -> float32 rounding changes
+    x = cupy.asarray(scores)
+    source = score_input(x, fst.max_ilabel)
+    assert source.dtype_code == 2 and source.array.data.ptr == x.data.ptr
+    cpu, gpu = _pair(fst, config, lanes=2)
+    for got, want in zip(gpu.decode([x, x[:7]]), cpu.decode([scores, scores[:7]])):
+        _same(got, want)
+        assert_equivalent_lattices(got.lattice, want.lattice)
+        assert np.float32(got.cost).tobytes() == np.float32(want.cost).tobytes()
+
+
 def test_bad_inputs_raise_typed_errors(cupy_module):
     cupy = cupy_module
     fst = random_graph(3, max_states=12)

@@ -1,8 +1,9 @@
 """Score matrices for the CUDA backend: host arrays are checked as the CPU
 backend checks them (:func:`wfst.scores.host_scores`); GPU arrays (cupy, torch
 CUDA tensors, anything with ``__cuda_array_interface__`` or DLPack) stay on the
-device, zero-copy when float32 or float16 with unit column stride, and get the
-same checks there (shape, dtype, width, finite values)."""
+device, zero-copy when float32, float16 or float64 with unit column stride, and get the
+same checks there (shape, dtype, width, finite values); float64 too, each value
+rounded to float32 by the kernels as they read it."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ import numpy as np
 from .errors import ScoresError
 from .scores import host_scores, without_grad
 
-DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
+DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.float64): 2}
 
 
 @dataclass
 class ScoreInput:
-    """``array``: numpy float32 (host) or cupy float32/float16 (device) frames x
-    columns with unit column stride; ``row_stride`` in elements."""
+    """``array``: numpy float32 (host) or cupy float32/float16/float64 (device)
+    frames x columns with unit column stride; ``row_stride`` in elements."""
 
     array: object
     on_device: bool
@@ -63,9 +64,9 @@ def score_input(scores, num_columns: int, name: str = "scores") -> ScoreInput:
     if width < num_columns:
         raise ScoresError(f"{name} has {width} columns but the graph reads columns up to {num_columns - 1}: "
                           f"it needs at least {num_columns} (is this the right graph, or a pdf_map missing?)")
-    if x.dtype == np.float64:
-        x = x.astype(np.float32)  # round to nearest, as numpy does on the host
-    finite = cupy.isfinite(x)
+    # float64 stays as it is: the kernels round each value they read to float32 (to nearest, as numpy
+    # does on the host; CuPy's astype would flush denormals to zero). Finite means finite in float32.
+    finite = cupy.isfinite(x.astype(np.float32) if x.dtype == np.float64 else x)
     if not bool(finite.all()):
         frame, column = (int(v) for v in cupy.argwhere(~finite)[0])
         raise ScoresError(f"{name}[{frame}, {column}] is {float(x[frame, column])}: scores must be finite "

@@ -325,6 +325,7 @@ inline unsigned __float_as_uint(float x) { return (unsigned)emu::to_bits(x); }
 inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __double2float_rn(double x) { return (float)x; }
 
 // IEEE binary16 bits to float (exact)
 inline float host_half_to_float(unsigned short h) {
