@@ -57,4 +57,7 @@ step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m
 step lattice_host_full 90 python3 -m bench.lattice_host --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 128 --threads 1 4 16 \
     --window-frames 32 --out "$OUT/lattice_host_full_lm-medium_window32_lag8.json"
+# barriers and warp collectives on real hardware (the emulator checks them only under its own schedules)
+step synccheck 60 compute-sanitizer --tool synccheck --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider \
+    -m gpu tests/test_cuda_decoder.py -k "embedded_example"
 echo "== done $(date +%T)"
