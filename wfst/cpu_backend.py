@@ -73,29 +73,31 @@ class CpuSearch:
         return a, int(a.tok_start[frames]), int(a.tok_start[frames + 1])
 
 
-def finished_result(arrays: cpu_search.SearchArrays, graph: DecodingGraph,
-                    config: DecoderConfig) -> tuple[Result, LatticeSegments]:
+def finished_result(arrays: cpu_search.SearchArrays, graph: DecodingGraph, config: DecoderConfig,
+                    keep_segments: bool = True) -> tuple[Result, LatticeSegments]:
     """Final lattice pruning (with final costs) and the best token of a search's
     arrays, then its Result (shared by both backends; thread-safe once
-    ``graph.host_layout()`` exists: mostly numba code that releases the GIL)."""
+    ``graph.host_layout()`` exists: mostly numba code that releases the GIL).
+    ``keep_segments`` False: the segments returned are views of ``arrays``,
+    valid only until they change (the Result shares no memory with them)."""
     best, reached_final = cpu_search.finish_search(graph.fst.final, config.use_final_probs,
                                                    np.float32(config.lattice_beam), arrays)
-    segments = search_segments(arrays, int(best), bool(reached_final))
+    segments = search_segments(arrays, int(best), bool(reached_final), copy=keep_segments)
     return result_from_segments(segments, graph, config), segments
 
 
-def search_segments(a: cpu_search.SearchArrays, best: int, reached_final: bool) -> LatticeSegments:
+def search_segments(a: cpu_search.SearchArrays, best: int, reached_final: bool, copy: bool = True) -> LatticeSegments:
     """The lattice segments of a finished search's arrays (copies of their used
-    parts), with its best token (shared by both backends)."""
+    parts, or views when not ``copy``), with its best token (shared by both backends)."""
     frames = int(a.counters[cpu_search.FRAME])
     nt = int(a.counters[cpu_search.NUM_TOKENS])
     nl = int(a.counters[cpu_search.NUM_LINKS])
+    used = (lambda x: x.copy()) if copy else (lambda x: x)
     return LatticeSegments(
-        tok_state=a.tok_state[:nt].copy(), tok_cost=a.tok_cost[:nt].copy(), tok_best=a.tok_best[:nt].copy(),
-        tok_start=a.tok_start[: frames + 2].copy(), link_src=a.link_src[:nl].copy(),
-        link_dst=a.link_dst[:nl].copy(), link_arc=a.link_arc[:nl].copy(), link_ac=a.link_ac[:nl].copy(),
-        link_start=a.link_start[: frames + 2].copy(), link_eps_start=a.link_eps_start[: frames + 1].copy(),
-        best_token=int(best), reached_final=bool(reached_final))
+        tok_state=used(a.tok_state[:nt]), tok_cost=used(a.tok_cost[:nt]), tok_best=used(a.tok_best[:nt]),
+        tok_start=used(a.tok_start[: frames + 2]), link_src=used(a.link_src[:nl]), link_dst=used(a.link_dst[:nl]),
+        link_arc=used(a.link_arc[:nl]), link_ac=used(a.link_ac[:nl]), link_start=used(a.link_start[: frames + 2]),
+        link_eps_start=used(a.link_eps_start[: frames + 1]), best_token=int(best), reached_final=bool(reached_final))
 
 
 def result_from_segments(segments: LatticeSegments, graph: DecodingGraph, config: DecoderConfig) -> Result:

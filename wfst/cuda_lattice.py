@@ -422,7 +422,7 @@ class LatticeStore:
         (thread-safe: see :func:`wfst.cpu_backend.finished_result`); the arrays
         are kept for reuse."""
         arrays = self._taken(channel)
-        result = finished_result(arrays, self.graph, self.config)[0]
+        result = finished_result(arrays, self.graph, self.config, keep_segments=False)[0]
         self._spare.append(tuple(arrays))
         return result
 
