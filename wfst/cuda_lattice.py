@@ -231,11 +231,11 @@ def _serve(calls: queue.SimpleQueue, done: queue.SimpleQueue) -> None:
     """A :class:`LatticeWorker`'s thread. It holds no reference to the worker or
     its store between calls, so they can be collected, which stops it."""
     while (item := calls.get()) is not None:
-        _run(*item, done)
+        _run_call(*item, done)
         del item
 
 
-def _run(call, args, future: Future | None, done: queue.SimpleQueue) -> None:
+def _run_call(call, args, future: Future | None, done: queue.SimpleQueue) -> None:
     try:
         outcome = call(*args)
     except BaseException as error:  # the caller's to raise
