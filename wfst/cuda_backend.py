@@ -50,8 +50,8 @@ from .budget import DEFAULT_CHUNK_FRAMES, budget
 from .config import DecoderConfig
 from .cuda_lattice import LatticeStore, negative_cycle_error
 from .cuda_memory import DeviceArrays, check_allocation, geometry
-from .cuda_window_plan import plan_windows
 from .cuda_scores import ScoreInput
+from .cuda_window_plan import plan_windows
 from .decoding_graph import DecodingGraph
 from .errors import CapacityWarning, ConfigError, GraphError, MemoryBudgetError
 from .result import Result
@@ -131,11 +131,11 @@ class CudaDecoder:
         self.compute = cupy.cuda.Stream(non_blocking=True)
         self.copy = cupy.cuda.Stream(non_blocking=True)
         self.copied = None  # the event of the last copy of packed windows
+        # counts over every run; the seconds split the step loop's wall time: waiting for the device's
+        # counters (the GPU's time the host's work did not hide), waiting for the lattice workers (they
+        # fall behind), and the rest, the calling thread's own work
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "held_back": 0,
                       "run_seconds": 0.0, "device_wait_seconds": 0.0, "lattice_wait_seconds": 0.0}
-        """Counts over every run; the seconds split the step loop's wall time: waiting for the
-        device's counters (the GPU's time not hidden behind the host's), waiting for the lattice
-        workers (they fall behind), and the rest, the calling thread's own work."""
         self.channels = ChannelPool(g.channels)
         # the lattice workers append the copied windows and finish utterances while the GPU goes on
         self.lattices = LatticeStore(graph, config, g.channels, threads=threads,

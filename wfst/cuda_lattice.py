@@ -27,9 +27,9 @@ frame; ``tok_best`` is a frame-local link index (-1: none).
 
 from __future__ import annotations
 
-import time
 import queue
 import threading
+import time
 import weakref
 from collections import deque
 from concurrent.futures import Future, wait
