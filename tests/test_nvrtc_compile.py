@@ -78,7 +78,8 @@ def test_the_gpu_loads_a_cubin_compiled_with_the_tested_options(monkeypatch, tmp
     import types
 
     loaded = []
-    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(compute_capability="90")),
+    device = types.SimpleNamespace(compute_capability="90")
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=lambda: device),
                                  RawModule=lambda **kw: loaded.append(kw) or kw)
     monkeypatch.setattr("wfst.gpu.import_cupy", lambda: fake)
     monkeypatch.setattr(cuda_kernels, "CUBIN_CACHE", tmp_path / "cache")
@@ -90,7 +91,8 @@ def test_the_gpu_loads_a_cubin_compiled_with_the_tested_options(monkeypatch, tmp
     (kw,) = loaded
     assert set(kw) == {"path"}
     path = Path(kw["path"])
-    want = nvrtc.compile_source(cuda_kernels.source("segments.cu"), "segments.cu", "sm_90", cuda_kernels.COMPILE_OPTIONS)
+    want = nvrtc.compile_source(cuda_kernels.source("segments.cu"), "segments.cu", "sm_90",
+                                cuda_kernels.COMPILE_OPTIONS)
     assert path.parent == tmp_path / "cache" and path.read_bytes() == want.cubin
     stamp = path.stat().st_mtime_ns
     assert cuda_kernels.cubin_file("segments.cu", "sm_90") == path and path.stat().st_mtime_ns == stamp
