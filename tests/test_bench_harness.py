@@ -109,6 +109,15 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
     assert len((tmp_path / "gpu.text").read_text().splitlines()) == 3
 
 
+def test_the_host_overhead_benchmark_counts_the_timed_decode_alone(cupy_module):
+    from bench import cuda_host_overhead
+
+    run = cuda_host_overhead.measure(lanes=2, frames=6, rounds=2)
+    # four 6-row utterances on two lanes, after a warm-up decode of two: two rounds of 7 steps each
+    assert (run["utterances"], run["lane_frames"], run["steps"]) == (4, 24, 14)
+    assert 0 < run["host_seconds"] <= run["wall_seconds"]
+
+
 def test_the_streaming_benchmark_runs_on_the_gpu_backend(cupy_module, tmp_path):
     from bench import stream_latency
 
