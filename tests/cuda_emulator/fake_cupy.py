@@ -180,7 +180,9 @@ def schedule(preempt: bool, seed: int = 0):
 
 
 class RawModule:
-    def __init__(self, code: str, options=(), backend="nvrtc"):
+    """A kernel file's kernels built for the CPU from its source (``cuda_kernels.module``'s stand-in)."""
+
+    def __init__(self, code: str):
         self.library, self.kernels = build.build(code)
         _libraries[self.library._name] = self.library
         schedule(bool(_scheduling["preempt"]), _scheduling["seed"])
