@@ -137,10 +137,11 @@ def _percentiles(seconds: list[float]) -> dict:
         {"max": float(ms.max())}
 
 
-def most_streams(trial, bound_ms: float, limit: int) -> tuple[int, list[dict]]:
+def most_streams(trial, bound_ms: float, limit: int, start: int = 1) -> tuple[int, list[dict]]:
     """The largest N (up to ``limit``) whose ``trial(N)`` keeps p99 partial
-    latency within ``bound_ms``: doubling, then bisection. Returns it (0 when
-    even one stream is too slow) and every trial run."""
+    latency within ``bound_ms``: doubling from ``start`` (a count expected to
+    pass: fewer trials), then bisection. Returns it (0 when even one stream is
+    too slow) and every trial run."""
     runs = []
 
     def passes(n):
@@ -153,7 +154,7 @@ def most_streams(trial, bound_ms: float, limit: int) -> tuple[int, list[dict]]:
         return record["real_time"]
 
     good, bad = 0, None
-    n = 1
+    n = max(1, min(start, limit))
     while n <= limit and passes(n):
         good, n = n, n * 2
     bad = n if n <= limit else None
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="audio per stream in each trial (default 10)")
     parser.add_argument("--p99-ms", type=float, default=100.0, help="latency bound for real time (default 100)")
     parser.add_argument("--max-streams", type=int, default=1024, help="stop the search here (default 1024)")
+    parser.add_argument("--start-streams", type=int, default=1,
+                        help="the search's first count, doubled from there (default 1)")
     parser.add_argument("--streams", type=int, nargs="+", help="run these stream counts only, no search")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="JSON path (default under bench/results/)")
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             r["real_time"] = r["partial_latency_ms"]["p99"] <= args.p99_ms
         best = None
     else:
-        best, runs = most_streams(trial, args.p99_ms, args.max_streams)
+        best, runs = most_streams(trial, args.p99_ms, args.max_streams, args.start_streams)
     record = {
         "command": "python -m bench.stream_latency " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine_info(None), "device": _device_name(decoder), "threads": args.threads,

@@ -71,6 +71,8 @@ def library() -> ctypes.CDLL:
         lib.nvrtcGetProgramLog.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.nvrtcGetCUBINSize.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]
         lib.nvrtcGetCUBIN.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nvrtcGetPTXSize.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]
+        lib.nvrtcGetPTX.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.nvrtcDestroyProgram.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
         lib.nvrtcVersion.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]
         return lib
@@ -88,10 +90,11 @@ def version() -> tuple[int, int]:
 
 class CompileResult:
     """``ok``: NVRTC returned success; ``log``: its full log (warnings and
-    errors); ``cubin``: the machine code (empty on failure)."""
+    errors); ``cubin``: the machine code for an ``sm_XX`` arch, ``ptx``: the
+    PTX text for a ``compute_XX`` one (each empty otherwise, and on failure)."""
 
-    def __init__(self, ok: bool, log: str, cubin: bytes):
-        self.ok, self.log, self.cubin = ok, log, cubin
+    def __init__(self, ok: bool, log: str, cubin: bytes, ptx: str = ""):
+        self.ok, self.log, self.cubin, self.ptx = ok, log, cubin, ptx
 
     @property
     def warnings(self) -> list[str]:
@@ -99,7 +102,8 @@ class CompileResult:
 
 
 def compile_source(source: str, name: str, arch: str, options: tuple[str, ...] = ()) -> CompileResult:
-    """Compile ``source`` for ``arch`` (e.g. ``"sm_90"``: a cubin) with ``options``."""
+    """Compile ``source`` for ``arch`` (``"sm_90"``: a cubin; ``"compute_90"``:
+    PTX) with ``options``."""
     lib = library()
     prog = ctypes.c_void_p()
     status = lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0, None, None)
@@ -114,14 +118,19 @@ def compile_source(source: str, name: str, arch: str, options: tuple[str, ...] =
         log = ctypes.create_string_buffer(size.value)
         lib.nvrtcGetProgramLog(prog, log)
         text = log.value.decode(errors="replace")
-        cubin = b""
-        if status == NVRTC_SUCCESS:
+        cubin, ptx = b"", ""
+        if status == NVRTC_SUCCESS and arch.startswith("sm_"):
             lib.nvrtcGetCUBINSize(prog, ctypes.byref(size))
             buf = ctypes.create_string_buffer(size.value)
             lib.nvrtcGetCUBIN(prog, buf)
             cubin = buf.raw
+        elif status == NVRTC_SUCCESS:
+            lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+            buf = ctypes.create_string_buffer(size.value)
+            lib.nvrtcGetPTX(prog, buf)
+            ptx = buf.value.decode()
         elif not text:
             text = lib.nvrtcGetErrorString(status).decode()
-        return CompileResult(status == NVRTC_SUCCESS, text, cubin)
+        return CompileResult(status == NVRTC_SUCCESS, text, cubin, ptx)
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))

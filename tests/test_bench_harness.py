@@ -56,12 +56,14 @@ def test_lattice_host_replays_lanes_into_the_cpu_s_results(tmp_path):
     assert record["tokens_per_frame"] > 1 and record["cpu_us_per_frame"] > 0
 
 
+@pytest.mark.parametrize("start", [1, 16])
 @pytest.mark.parametrize("capacity", [0, 1, 5, 37, 300])
-def test_most_streams_finds_the_largest_passing_count_within_an_eighth(capacity):
+def test_most_streams_finds_the_largest_passing_count_within_an_eighth(capacity, start):
     def trial(n):
         return {"streams": n, "partial_latency_ms": {"p50": 1.0, "p99": 50.0 if n <= capacity else 500.0}}
 
-    best, runs = most_streams(trial, bound_ms=100.0, limit=256)
+    best, runs = most_streams(trial, bound_ms=100.0, limit=256, start=start)
+    assert runs[0]["streams"] == start
     assert best <= capacity and best >= min(capacity, 256) * 7 / 8
     assert all(r["real_time"] == (r["streams"] <= capacity) for r in runs)
 
@@ -129,3 +131,26 @@ def test_the_streaming_benchmark_runs_on_the_gpu_backend(cupy_module, tmp_path):
     (trial,) = record["trials"]
     assert trial["streams"] == 2 and trial["utterances_finished"] >= 2
     assert trial["finals_differing_from_offline"] == 0
+
+
+def test_the_step_profile_splits_a_step_into_host_and_device_parts(cupy_module, tmp_path):
+    from bench import gpu_step_profile
+
+    out = tmp_path / "profile.json"
+    assert gpu_step_profile.main(["--lanes", "2", "--utterances", "3", "--beam", "10", "--max-active", "500",
+                                  "--lattice-beam", "4", "--out", str(out)]) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["lanes"] == 2 and run["utterances"] == 6 and run["steps"] > 0
+    host, device = run["host_ms_per_step"], run["device_ms_per_step"]
+    assert set(host) == set(gpu_step_profile.TIMED_METHODS) | {"plan_windows"}
+    assert set(device) == set(gpu_step_profile.DEVICE_PARTS) and all(v > 0 for v in device.values())
+    kernels = run["kernel_ms_per_step"]
+    assert {"emit_expand", "eps_persistent", "window_store", "reset_lanes"} <= set(kernels)
+    assert run["kernel_launches_per_step"]["emit_expand"] == 1
+    assert sum(kernels.values()) <= sum(device.values()) * 1.01
+    # the parts run inside the step loop: each takes less than the whole step
+    assert all(0 < v < run["ms_per_step"] for v in host.values())
+    assert "_search_frame" in run["profile_by_own_time"] or "launch" in run["profile_by_own_time"]
+    # the timers are removed afterwards
+    from wfst.cuda_backend import CudaDecoder
+    assert not hasattr(CudaDecoder._search_frame, "__wrapped__")

@@ -3,6 +3,7 @@ Hopper (sm_90) and Ampere (sm_80), with the loader's own options. NVRTC needs
 no GPU and no driver: this runs in CI (the ``test`` extra installs
 ``nvidia-cuda-nvrtc-cu12``)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -59,15 +60,25 @@ def test_fmad_false_keeps_separate_roundings():
     assert fused.ok and separate.ok and fused.cubin != separate.cubin
 
 
+FLUSHING = re.compile(r"^\s*(?:add|sub|mul|fma|min|max|setp)\.\S*ftz", re.MULTILINE)
+"""PTX float arithmetic or comparison that flushes denormals."""
+
+
 @needs_nvrtc
 def test_ftz_false_keeps_denormals():
     """CuPy's compiler would add -ftz=true, which flushes denormal costs to zero
-    in sums and comparisons (the CPU backend keeps them): the code differs."""
-    code = 'extern "C" __global__ void k(float* a) { a[0] = __fadd_rn(a[1], a[2]); a[3] = a[4] < a[5]; }'
-    flushed = nvrtc.compile_source(code, "f.cu", "sm_90", ("--fmad=false", "-ftz=true"))
-    kept = nvrtc.compile_source(code, "f.cu", "sm_90", cuda_kernels.COMPILE_OPTIONS)
-    assert flushed.ok and kept.ok and flushed.cubin != kept.cubin
-    assert "--ftz=false" in cuda_kernels.COMPILE_OPTIONS
+    in sums and comparisons (the CPU backend keeps them): PTX's ``.ftz``
+    arithmetic and comparisons. Ours have none, in this example and in every
+    kernel file (libdevice's log2f may use ``lg2.approx.ftz``: it scales
+    denormal inputs first)."""
+    code = 'extern "C" __global__ void k(float* a) { a[0] = a[1] + a[2]; a[3] = a[4] < a[5]; }'
+    flushed = nvrtc.compile_source(code, "f.cu", "compute_90", ("--fmad=false", "--ftz=true"))
+    kept = nvrtc.compile_source(code, "f.cu", "compute_90", cuda_kernels.COMPILE_OPTIONS)
+    assert flushed.ok and kept.ok and "add.rn.ftz.f32" in flushed.ptx and "setp.lt.ftz.f32" in flushed.ptx
+    assert len(FLUSHING.findall(flushed.ptx)) == 2 and "add.rn.f32" in kept.ptx and ".ftz" not in kept.ptx
+    for name in cuda_kernels.KERNEL_FILES:
+        result = nvrtc.compile_source(cuda_kernels.source(name), name, "compute_90", cuda_kernels.COMPILE_OPTIONS)
+        assert result.ok and ".f32" in result.ptx and not FLUSHING.findall(result.ptx), name
 
 
 @needs_nvrtc

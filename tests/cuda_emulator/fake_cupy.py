@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import sys
+import time
 import types
 
 import numpy as np
@@ -125,7 +126,14 @@ class _Synchronous:
 
 
 class _Event(_Synchronous):
-    pass
+    """Recorded when made (the emulator runs every launch before it returns)."""
+
+    def __init__(self):
+        self.time = time.perf_counter()
+
+
+def _get_elapsed_time(start: _Event, end: _Event) -> float:
+    return 1e3 * (end.time - start.time)
 
 
 class _Stream(_Synchronous):
@@ -164,7 +172,8 @@ _runtime = types.SimpleNamespace(
     getDeviceCount=lambda: 1,
     getDeviceProperties=lambda device_id: {"multiProcessorCount": MULTIPROCESSORS, "name": DEVICE_NAME},
     memcpyAsync=_memcpy_async, memcpyDeviceToHost=2)
-cuda = types.SimpleNamespace(Device=_Device, Stream=_Stream, runtime=_runtime,
+cuda = types.SimpleNamespace(Device=_Device, Stream=_Stream, runtime=_runtime, get_elapsed_time=_get_elapsed_time,
+                             get_current_stream=_Stream,
                              memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError))
 
 _scheduling = {"preempt": 0, "seed": 0}

@@ -1,0 +1,174 @@
+"""Where the CUDA backend's step loop spends its time, on a machine with a GPU,
+for each lane count: the calling thread's wall time in each part of a step
+(timers around the step loop's methods), the device's time in each launch
+sequence and in each kernel (CUDA events on the compute stream, read after the
+decode), and the calling thread's profile (cProfile, a second decode: its
+overhead stays out of the timings).
+
+    python -m bench.gpu_step_profile --graph DIR/graphs/full --data DIR/data/full/lm-medium.npz \\
+        --acoustic-scale 0.5 --lanes 512 --out profile.json
+
+When the device's milliseconds per step come near the step's own, the GPU
+bounds the step and the kernel table says where; the host's parts then include
+their waits for the device (reading the counters, the copy of the packed
+windows)."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import io
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import wfst
+from bench.inputs import add_input_arguments, load_inputs
+
+TIMED_METHODS = ("_assign", "_set_lane_params", "_upload_params", "_search_frame", "_append", "_counters",
+                 "_retry_overflows", "_finish_step_on_device")
+"""The step loop's parts (methods of wfst.cuda_backend.CudaDecoder), timed on the calling thread
+(nested calls count in both: _upload_params inside _finish_step_on_device, for one)."""
+DEVICE_PARTS = ("_search_frame", "_finish_step_on_device")
+"""Parts whose launches are bracketed by events on the compute stream."""
+
+
+def _instrument(cuda_backend, host: dict, device: dict, kernels: dict, cupy):
+    """Wrap the timed methods (and plan_windows), and every kernel launch (events
+    on the current stream, by kernel name, into ``kernels``); returns a function
+    that undoes it."""
+    from wfst import cuda_kernels_launch
+
+    cls, saved = cuda_backend.CudaDecoder, {}
+    kernel = cuda_kernels_launch._k
+
+    def kernel_timed(name, file):
+        launch = kernel(name, file)
+
+        def timed_launch(*args, **kwargs):
+            stream = cupy.cuda.get_current_stream()
+            before = stream.record()
+            launch(*args, **kwargs)
+            kernels.setdefault(name, []).append((before, stream.record()))
+        return timed_launch
+
+    cuda_kernels_launch._k = kernel_timed
+
+    def timed(name, method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            if name in DEVICE_PARTS:
+                before = self.compute.record()
+            start = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                host[name] = host.get(name, 0.0) + time.perf_counter() - start
+                if name in DEVICE_PARTS:
+                    device.setdefault(name, []).append((before, self.compute.record()))
+        return wrapper
+
+    for name in TIMED_METHODS:
+        saved[name] = getattr(cls, name)
+        setattr(cls, name, timed(name, saved[name]))
+    plan = cuda_backend.plan_windows
+
+    def plan_timed(*args):
+        start = time.perf_counter()
+        try:
+            return plan(*args)
+        finally:
+            host["plan_windows"] = host.get("plan_windows", 0.0) + time.perf_counter() - start
+
+    cuda_backend.plan_windows = plan_timed
+
+    def undo():
+        for name, method in saved.items():
+            setattr(cls, name, method)
+        cuda_backend.plan_windows = plan
+        cuda_kernels_launch._k = kernel
+    return undo
+
+
+def profile(decoder, batch: list[np.ndarray], cupy, top: int = 30) -> dict:
+    """Time one decode of ``batch`` part by part, then profile a second one."""
+    from wfst import cuda_backend
+
+    cuda = decoder._cuda
+    host, device, kernels = {}, {}, {}
+    undo = _instrument(cuda_backend, host, device, kernels, cupy)
+    try:
+        cupy.cuda.Device().synchronize()
+        steps_before, start = cuda.stats["steps"], time.perf_counter()
+        decoder.decode(batch)
+        seconds = time.perf_counter() - start
+        steps = cuda.stats["steps"] - steps_before
+    finally:
+        undo()
+    cupy.cuda.Device().synchronize()
+    def ms_per_step(events: dict) -> dict:
+        totals = {name: sum(cupy.cuda.get_elapsed_time(a, b) for a, b in pairs) / steps
+                  for name, pairs in events.items()}
+        return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    decoder.decode(batch)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    return {"steps": steps, "decode_seconds": seconds, "ms_per_step": 1e3 * seconds / steps,
+            "host_ms_per_step": {name: 1e3 * s / steps for name, s in sorted(host.items(), key=lambda kv: -kv[1])},
+            "device_ms_per_step": ms_per_step(device), "kernel_ms_per_step": ms_per_step(kernels),
+            "kernel_launches_per_step": {name: len(pairs) / steps for name, pairs in kernels.items()},
+            "profile_by_own_time": text.getvalue()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu_step_profile", description=__doc__.split("\n\n")[0])
+    add_input_arguments(parser)
+    parser.add_argument("--beam", type=float, default=15.0)
+    parser.add_argument("--max-active", type=int, default=10000)
+    parser.add_argument("--lattice-beam", type=float, default=8.0)
+    parser.add_argument("--lanes", type=int, nargs="+", default=[512])
+    parser.add_argument("--per-lane", type=int, default=2, help="utterances per lane (the set repeated as needed)")
+    parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
+    parser.add_argument("--out", type=Path, help="JSON record (default: print only)")
+    args = parser.parse_args(argv)
+
+    from wfst.gpu import device_memory, import_cupy
+
+    cupy = import_cupy()
+    inputs = load_inputs(args)
+    workload = inputs.workload
+    config = wfst.DecoderConfig(beam=args.beam, max_active=args.max_active, lattice_beam=args.lattice_beam,
+                                acoustic_scale=inputs.acoustic_scale)
+    rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(min(args.utterances or len(workload), len(workload)))]
+    record = {"command": "python -m bench.gpu_step_profile " + " ".join(sys.argv[1:] if argv is None else argv),
+              "device": device_memory().name, "set": inputs.name, "runs": []}
+    for lanes in args.lanes:
+        decoder = wfst.Decoder(inputs.fst, config, device="cuda", lanes=lanes)
+        decoder.decode(rows[:1])  # compiles
+        batch = rows * max(1, -(-args.per_lane * lanes // len(rows)))
+        run = {"lanes": lanes, "threads": decoder.threads, "utterances": len(batch), **profile(decoder, batch, cupy)}
+        record["runs"].append(run)
+        print(f"lanes {lanes}, {decoder.threads} threads: {run['ms_per_step']:.3f} ms per step over "
+              f"{run['steps']} steps")
+        print("  host ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["host_ms_per_step"].items()))
+        print("  device ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["device_ms_per_step"].items()))
+        print("  kernel ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["kernel_ms_per_step"].items()))
+        print(run["profile_by_own_time"])
+        del decoder
+    if args.out:
+        args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
