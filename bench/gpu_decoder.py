@@ -79,9 +79,10 @@ def _cpu_backend(fst, rows, config, frame_shift: float):
 
 def step_loop_shares(stats: dict) -> dict:
     """Where the CUDA decoder's step loop spent its wall time (from its stats
-    over one decode): waiting for the device's counters (GPU time the host's
-    work did not hide), waiting for the lattice workers, and the calling
-    thread's own work (launches, lane bookkeeping), as shares; and ms per step."""
+    over one decode): waiting for the device (its counters, the copy of the
+    packed windows: GPU time the host's work did not hide), waiting for the
+    lattice workers, and the calling thread's own work (launches, lane
+    bookkeeping), as shares; and ms per step."""
     run = stats["run_seconds"]
     device, lattice = stats["device_wait_seconds"], stats["lattice_wait_seconds"]
     return {"ms_per_step": 1e3 * run / max(stats["steps"], 1), "host": (run - device - lattice) / run,

@@ -131,9 +131,9 @@ class CudaDecoder:
         self.compute = cupy.cuda.Stream(non_blocking=True)
         self.copy = cupy.cuda.Stream(non_blocking=True)
         self.copied = None  # the event of the last copy of packed windows
-        # counts over every run; the seconds split the step loop's wall time: waiting for the device's
-        # counters (the GPU's time the host's work did not hide), waiting for the lattice workers (they
-        # fall behind), and the rest, the calling thread's own work
+        # counts over every run; the seconds split the step loop's wall time: waiting for the device (its
+        # counters, the copy of the packed windows: the GPU's time the host's work did not hide), waiting
+        # for the lattice workers (they fall behind), and the rest, the calling thread's own work
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "held_back": 0,
                       "run_seconds": 0.0, "device_wait_seconds": 0.0, "lattice_wait_seconds": 0.0}
         self.channels = ChannelPool(g.channels)
@@ -160,11 +160,22 @@ class CudaDecoder:
 
     def _counters(self) -> np.ndarray:
         d = self.arrays
-        d.counters.get(stream=self.compute, out=d.host_counters)
-        waiting = time.perf_counter()
-        self.compute.synchronize()
-        self.stats["device_wait_seconds"] += time.perf_counter() - waiting
+        self._copy_to_host(d.host_counters, d.counters, d.counters.nbytes, self.compute)
+        self._wait_for(self.compute)
         return d.host_counters.copy()
+
+    def _copy_to_host(self, pinned: np.ndarray, device_array, nbytes: int, stream):
+        """Queue a copy into pinned host memory on ``stream`` (CuPy's ``get``
+        would block until it is done, hiding that wait in the caller's time)."""
+        runtime = self.cupy.cuda.runtime
+        runtime.memcpyAsync(pinned.ctypes.data, device_array.data.ptr, nbytes, runtime.memcpyDeviceToHost,
+                            stream.ptr)
+
+    def _wait_for(self, stream_or_event):
+        """Synchronize, the time counted as waiting for the device."""
+        waiting = time.perf_counter()
+        stream_or_event.synchronize()
+        self.stats["device_wait_seconds"] += time.perf_counter() - waiting
 
     def _upload_params(self, params: np.ndarray):
         self.arrays.params.set(params, stream=self.compute)
@@ -397,8 +408,7 @@ class CudaDecoder:
         region = self.lattices.reserve(words)
         with self.copy:
             self.copy.wait_event(packed)
-            self.cupy.cuda.runtime.memcpyAsync(region.ctypes.data, d.packed.data.ptr, 4 * words,
-                                               self.cupy.cuda.runtime.memcpyDeviceToHost, self.copy.ptr)
+            self._copy_to_host(region, d.packed, 4 * words, self.copy)
             self.copied = self.copy.record()
         return region
 
@@ -407,7 +417,7 @@ class CudaDecoder:
         the lattices, then finish the jobs that ended."""
         packed, (channels, starts), done = pending
         if packed is not None:
-            self.copied.synchronize()
+            self._wait_for(self.copied)
             E = channels.size
             T, Kn = int(packed[0]), int(packed[1])
             counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3).astype(np.int64)
