@@ -14,7 +14,8 @@
 //   excess (cost[src] + ac + weight[arc]) - cost[dst] in float32, as the CPU
 //   search computes it (the source of an emitting link is in the channel's
 //   frontier, saved after this).
-// window_prune (one CTA per flushing lane): extra costs walking back from the
+// window_prune (one WINDOW_LANE_THREADS CTA per flushing lane: the walk over the
+//   frames is serial, so its per-frame loops take as few rounds as they can): extra costs walking back from the
 //   newest frame (whose tokens count 0); links beyond the lattice beam and
 //   tokens left without links are dropped (flags in wl_new, INF in wt_extra).
 //   Every excess is >= 0 (cost[dst] is the least of its links' sums), so the
@@ -27,14 +28,17 @@
 //   packed buffer: int32 T, K, then (tokens, links, emitting links) per frame of
 //   every flushing lane in lane order, then tok_state[T] tok_cost[T] tok_best[T]
 //   link_src[K] link_dst[K] link_arc[K] link_ac[K] link_excess[K].
-// window_pack: the survivors, renumbered, into the packed buffer.
-// window_shift (one CTA per lane that keeps frames back): those frames, as
-//   stored, to the start of the pool and of the frame table, the oldest's
-//   emitting sources renumbered as the last sent frame's tokens were (-1:
-//   removed; the next window_prune drops such links: extra costs only grow).
+// window_pack (one CTA per sent frame of a flushing lane): the survivors,
+//   renumbered, into the packed buffer.
+// window_shift (one WINDOW_LANE_THREADS CTA per lane that keeps frames back):
+//   those frames, as stored, to the start of the pool and of the frame table,
+//   the oldest's emitting sources renumbered as the last sent frame's tokens
+//   were (-1: removed; the next window_prune drops such links: extra costs only
+//   grow).
 #include "common.cuh"
 
 #define WINDOW_THREADS 256
+#define WINDOW_LANE_THREADS 1024  // one CTA per lane
 #define WF_TOK 0        // first token of the frame in the pool
 #define WF_NTOK 1
 #define WF_LINK 2       // first link of the frame in the pool
@@ -128,7 +132,7 @@ __device__ int number_kept(int* flags, int first, int n, int split, int* below, 
     return running;
 }
 
-extern "C" __global__ void __launch_bounds__(WINDOW_THREADS)
+extern "C" __global__ void __launch_bounds__(WINDOW_LANE_THREADS)
 window_prune(const long long* params, int WT, int WX, int WF, float beam, const int* wl_src, const int* wl_dst,
              const float* wl_excess, unsigned* wt_extra, int* wl_new, const int* wframes) {
     const int lane = blockIdx.x;
@@ -257,55 +261,60 @@ window_pack(const long long* params, int WT, int WX, int WF, const int* wframes,
             const int* wt_state, const float* wt_cost, const int* wt_best, const int* wt_new, const int* wl_src,
             const int* wl_dst, const int* wl_arc, const float* wl_ac, const float* wl_excess, const int* wl_new,
             int* out) {
-    const int lane = blockIdx.y;
+    const int f = blockIdx.x, lane = blockIdx.y;
     const long long* p = params + (long long)lane * LANE_PARAMS;
-    if (!flushes(p)) return;
+    if (!flushes(p) || f >= sent_frames(p)) return;
     const long long T = totals[0], K = totals[1], E = totals[2];
     int* tokens = out + WINDOW_HEADER + 3 * E;
     int* links = tokens + 3 * T;
-    const int* frames = wframes + (long long)lane * WF * WINDOW_FRAME_INTS;
+    const int* fr = wframes + ((long long)lane * WF + f) * WINDOW_FRAME_INTS;
     const long long tb = (long long)lane * WT, lb = (long long)lane * WX;
-    const int first = blockIdx.x * blockDim.x + threadIdx.x, stride = gridDim.x * blockDim.x;
-    for (int f = 0; f < sent_frames(p); ++f) {
-        const int* fr = frames + f * WINDOW_FRAME_INTS;
-        const long long t0 = tb + fr[WF_TOK], l0 = lb + fr[WF_LINK];
-        const long long before = f > 0 ? tb + fr[WF_TOK - WINDOW_FRAME_INTS] : -1;
-        const int ne = fr[WF_NEMIT];
-        for (int i = first; i < fr[WF_NTOK]; i += stride) {
-            const int k = wt_new[t0 + i];
-            if (k < 0) continue;
-            const long long o = fr[WF_OUT_TOK] + k;
-            const int b = wt_best[t0 + i];
-            tokens[o] = wt_state[t0 + i];
-            tokens[T + o] = __float_as_int(wt_cost[t0 + i]);
-            tokens[2 * T + o] = b >= 0 ? wl_new[l0 + b] : -1;
-        }
-        for (int l = first; l < fr[WF_NLINK]; l += stride) {
-            const int k = wl_new[l0 + l];
-            if (k < 0) continue;
-            const long long o = fr[WF_OUT_LINK] + k;
-            const int s = wl_src[l0 + l];
-            links[o] = l >= ne ? wt_new[t0 + s] : before >= 0 ? wt_new[before + s] : s;
-            links[K + o] = wt_new[t0 + wl_dst[l0 + l]];
-            links[2 * K + o] = wl_arc[l0 + l];
-            links[3 * K + o] = __float_as_int(wl_ac[l0 + l]);
-            links[4 * K + o] = __float_as_int(wl_excess[l0 + l]);
-        }
+    const long long t0 = tb + fr[WF_TOK], l0 = lb + fr[WF_LINK];
+    const long long before = f > 0 ? tb + fr[WF_TOK - WINDOW_FRAME_INTS] : -1;
+    const int ne = fr[WF_NEMIT];
+    for (int i = threadIdx.x; i < fr[WF_NTOK]; i += blockDim.x) {
+        const int k = wt_new[t0 + i];
+        if (k < 0) continue;
+        const long long o = fr[WF_OUT_TOK] + k;
+        const int b = wt_best[t0 + i];
+        tokens[o] = wt_state[t0 + i];
+        tokens[T + o] = __float_as_int(wt_cost[t0 + i]);
+        tokens[2 * T + o] = b >= 0 ? wl_new[l0 + b] : -1;
+    }
+    for (int l = threadIdx.x; l < fr[WF_NLINK]; l += blockDim.x) {
+        const int k = wl_new[l0 + l];
+        if (k < 0) continue;
+        const long long o = fr[WF_OUT_LINK] + k;
+        const int s = wl_src[l0 + l];
+        links[o] = l >= ne ? wt_new[t0 + s] : before >= 0 ? wt_new[before + s] : s;
+        links[K + o] = wt_new[t0 + wl_dst[l0 + l]];
+        links[2 * K + o] = wl_arc[l0 + l];
+        links[3 * K + o] = __float_as_int(wl_ac[l0 + l]);
+        links[4 * K + o] = __float_as_int(wl_excess[l0 + l]);
     }
 }
 
-// a[to .. to + n) = a[from .. from + n), to <= from, by one CTA: block-sized chunks, each read before it is written
-__device__ void move_down(int* a, long long to, long long from, int n) {
+// a[to + i] = a[from + i] for i < n, to <= from, in `arrays` arrays at once, by one CTA in block-sized
+// chunks: every thread reads its element of each array, one barrier, then writes. A chunk writes below
+// the next chunk's first element, so one barrier per chunk keeps every read before its overwrite.
+// The first `renumbered` elements of a[0] are written through `renumber` (-1 where out of [0, `before`)).
+template <int arrays>
+__device__ void move_down(int* const (&a)[arrays], long long to, long long from, int n, int renumbered,
+                          const int* renumber, int before) {
     for (int base = 0; base < n; base += blockDim.x) {
         const int i = base + threadIdx.x;
-        const int value = i < n ? a[from + i] : 0;
+        int value[arrays];
+        if (i < n)
+            for (int j = 0; j < arrays; ++j) value[j] = a[j][from + i];
+        if (i < renumbered) value[0] = value[0] >= 0 && value[0] < before ? renumber[value[0]] : -1;
         __syncthreads();
-        if (i < n) a[to + i] = value;
-        __syncthreads();
+        if (i < n)
+            for (int j = 0; j < arrays; ++j) a[j][to + i] = value[j];
     }
+    __syncthreads();
 }
 
-extern "C" __global__ void __launch_bounds__(WINDOW_THREADS)
+extern "C" __global__ void __launch_bounds__(WINDOW_LANE_THREADS)
 window_shift(const long long* params, int WT, int WX, int WF, int* wt_state, float* wt_cost, int* wt_best,
              const int* wt_new, int* wl_src, int* wl_dst, int* wl_arc, float* wl_ac, float* wl_excess, int* wframes) {
     const int lane = blockIdx.x;
@@ -320,21 +329,12 @@ window_shift(const long long* params, int WT, int WX, int WF, int* wt_state, flo
     const int l0 = first[WF_LINK], nl = newest[WF_LINK] + newest[WF_NLINK] - l0, ne = first[WF_NEMIT];
     const int before = last_sent[WF_NTOK];
     const long long tb = (long long)lane * WT, lb = (long long)lane * WX;
-    const int* renumber = wt_new + tb + last_sent[WF_TOK];
-    move_down(wt_state, tb, tb + t0, nt);
-    move_down((int*)wt_cost, tb, tb + t0, nt);
-    move_down(wt_best, tb, tb + t0, nt);
-    move_down(wl_src, lb, lb + l0, nl);
-    move_down(wl_dst, lb, lb + l0, nl);
-    move_down(wl_arc, lb, lb + l0, nl);
-    move_down((int*)wl_ac, lb, lb + l0, nl);
-    move_down((int*)wl_excess, lb, lb + l0, nl);
-    for (int l = threadIdx.x; l < ne; l += blockDim.x) {  // sources in the last sent frame, as numbered there
-        const int src = wl_src[lb + l];
-        wl_src[lb + l] = src >= 0 && src < before ? renumber[src] : -1;
-    }
-    __syncthreads();  // every thread has read the frame table
-    if (threadIdx.x == 0) {
+    int* const tokens[3] = {wt_state, (int*)wt_cost, wt_best};
+    move_down(tokens, tb, tb + t0, nt, 0, nullptr, 0);
+    // the oldest kept frame's emitting sources are in the last sent frame: as numbered there
+    int* const links[5] = {wl_src, wl_dst, wl_arc, (int*)wl_ac, (int*)wl_excess};
+    move_down(links, lb, lb + l0, nl, ne, wt_new + tb + last_sent[WF_TOK], before);
+    if (threadIdx.x == 0) {  // (every thread read the frame table before move_down's barriers)
         for (int j = 0; j < lag; ++j) {  // ascending: entry sent + j is read before entry j is written
             const int* from = frames + (sent + j) * WINDOW_FRAME_INTS;
             int* to = frames + j * WINDOW_FRAME_INTS;

@@ -41,7 +41,8 @@ def test_layout_matches_common_cuh():
     ("frame_prologue.cu", "PROLOGUE_THREADS", "PROLOGUE_THREADS"), ("emitting.cu", "EMIT_THREADS", "EMIT_THREADS"),
     ("epsilon.cu", "EPS_THREADS", "EPS_THREADS"), ("epsilon.cu", "EPS_PERSISTENT_THREADS", "EPS_PERSISTENT_THREADS"),
     ("ties.cu", "RESOLVE_THREADS", "RESOLVE_THREADS"), ("ties.cu", "TIE_THREADS", "TIE_THREADS"),
-    ("segments.cu", "SEGMENT_THREADS", "SEGMENT_THREADS"), ("lattice_window.cu", "WINDOW_THREADS", "WINDOW_THREADS")])
+    ("segments.cu", "SEGMENT_THREADS", "SEGMENT_THREADS"), ("lattice_window.cu", "WINDOW_THREADS", "WINDOW_THREADS"),
+    ("lattice_window.cu", "WINDOW_LANE_THREADS", "WINDOW_LANE_THREADS")])
 def test_block_sizes_match_launch_bounds(file, macro, name):
     text = (cuda_kernels.DIRECTORY / file).read_text()
     assert re.search(rf"#define {macro} (\d+)", text).group(1) == str(getattr(layout, name))

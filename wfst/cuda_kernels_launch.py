@@ -94,7 +94,7 @@ def window_store(d, g):
 
 def window_prune(d, g, lattice_beam: float):
     _k("window_prune", "lattice_window.cu")(
-        (g.lanes,), (layout.WINDOW_THREADS,),
+        (g.lanes,), (layout.WINDOW_LANE_THREADS,),
         (d.params, i32(g.WT), i32(g.WX), i32(g.W), f32(lattice_beam), d.wl_src, d.wl_dst, d.wl_excess, d.wt_extra,
          d.wl_new, d.wframes))
 
@@ -112,14 +112,14 @@ def window_offsets(d, g, out):
 
 def window_pack(d, g, out):
     _k("window_pack", "lattice_window.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.WINDOW_THREADS,),
+        (g.W, g.lanes), (layout.WINDOW_THREADS,),
         (d.params, i32(g.WT), i32(g.WX), i32(g.W), d.wframes, d.totals, d.wt_state, d.wt_cost, d.wt_best, d.wt_new,
          d.wl_src, d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wl_new, out))
 
 
 def window_shift(d, g):
     _k("window_shift", "lattice_window.cu")(
-        (g.lanes,), (layout.WINDOW_THREADS,),
+        (g.lanes,), (layout.WINDOW_LANE_THREADS,),
         (d.params, i32(g.WT), i32(g.WX), i32(g.W), d.wt_state, d.wt_cost, d.wt_best, d.wt_new, d.wl_src, d.wl_dst,
          d.wl_arc, d.wl_ac, d.wl_excess, d.wframes))
 

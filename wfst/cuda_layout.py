@@ -37,6 +37,8 @@ RESOLVE_THREADS = 256
 TIE_THREADS = 512
 SEGMENT_THREADS = 256
 WINDOW_THREADS = 256
+WINDOW_LANE_THREADS = 1024
+"""Threads of the window kernels that run one CTA per lane (window_prune, window_shift)."""
 
 EPS_GRID_SWEEPS = 2
 """Grid-wide epsilon sweeps before the persistent kernel takes over."""
