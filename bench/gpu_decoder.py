@@ -9,7 +9,10 @@ backend), and the GPU hypotheses checked against the CPU backend's.
 Our CPU backend decodes the same utterances first (its RTFx, and each lane
 count's hypotheses are compared with it: ``identical_to_cpu``, same words and
 cost); Kaldi's FasterDecoder is the speed baseline when kaldi-decoder imports,
-else our CPU backend. Writes ``bench/results/gpu_decoder_<graph>_<set>.json``
+else our CPU backend. Where riva-asrlib-decoder and torch import (and unless
+``--skip-riva``), each lane count's batch is also decoded by riva's batched CUDA
+decoder on as many channels (:mod:`bench.riva_baseline`): its RTFx, and ours over
+it. Writes ``bench/results/gpu_decoder_<graph>_<set>.json``
 (device, date, commit, versions, graph, workload, config, per-lane-count decode
 seconds and RTFx, the baselines' RTFx, speedups) and a Kaldi ``text`` file of
 the hypotheses beside it.
@@ -30,6 +33,7 @@ import numpy as np
 
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
+from bench.riva_baseline import riva_run
 from wfst.example import example_dir
 from wfst.gpu import device_memory
 from wfst.score_archive import Workload
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
     parser.add_argument("--threads", type=int,
                         help="host threads for the lattices (default: the decoder's, the cores available)")
+    parser.add_argument("--skip-riva", action="store_true",
+                        help="do not decode with riva-asrlib-decoder even where it imports")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
@@ -147,13 +153,23 @@ def main(argv: list[str] | None = None) -> int:
                                              for a, b in zip(hyps, cpu_results)),
                      "step_loop": step_loop_shares(stats), "stats": stats,
                      "memory": decoder._cuda.memory.as_dict()})
+        threads = decoder.threads
+        del decoder
+        if not args.skip_riva:  # the same batch on riva's decoder, as many channels as our lanes
+            riva = riva_run(graph_dir, rows[0].shape[1], config, lanes, threads, batch,
+                            [r.words for r in cpu_results], audio)
+            runs[-1]["riva"] = riva
+            if "rtfx" in riva:
+                runs[-1]["ours_over_riva"] = runs[-1]["rtfx"] / riva["rtfx"]
+                print(f"  riva-asrlib-decoder, {lanes} channels: RTFx {riva['rtfx']:10.1f}, ours over riva "
+                      f"{runs[-1]['ours_over_riva']:.2f}, {riva['identical_words_to_cpu']}/{count} words as the "
+                      "CPU backend's", flush=True)
         shares = runs[-1]["step_loop"]
-        print(f"lanes {lanes:5d}, {decoder.threads} threads: {seconds:8.3f} s  RTFx {audio / seconds:10.1f}  "
+        print(f"lanes {lanes:5d}, {threads} threads: {seconds:8.3f} s  RTFx {audio / seconds:10.1f}  "
               f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
               f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend; step loop "
               f"{shares['ms_per_step']:.2f} ms per step: host {shares['host']:.0%}, waiting for the device "
               f"{shares['device_wait']:.0%}, for the lattice workers {shares['lattice_wait']:.0%}", flush=True)
-        del decoder
     out = args.out or RESULTS_DIR / f"gpu_decoder_{inputs.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     text_path = out.with_suffix(".text")
@@ -161,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         text_path.write_text("".join(f"{u} {' '.join(words[w] for w in r.words)}\n"
                                      for u, r in zip(workload.utt_ids, hyps)), encoding="utf-8")
     best = max((r for r in runs if "rtfx" in r), key=lambda r: r["rtfx"], default=None)
+    riva_best = max((r["riva"]["rtfx"] for r in runs if "rtfx" in r.get("riva", {})), default=None)
     record = {
         "command": "python -m bench.gpu_decoder " + " ".join(sys.argv[1:] if argv is None else argv),
         "device": device_memory().name,
@@ -176,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
         "decode_seconds": best["decode_seconds"] if best else None, "rtfx": best["rtfx"] if best else None,
         "speedup": best["speedup_vs_baseline"] if best else None, "hypotheses": text_path.name,
+        "riva_rtfx": riva_best, "ours_over_riva": best["rtfx"] / riva_best if best and riva_best else None,
     }
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(f"written {out}")

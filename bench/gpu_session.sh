@@ -8,9 +8,10 @@
 # the graphs' build records are packed into $OUT/session.tgz after every step
 # (the device tool returns at most 8 files), so a cut call still returns them.
 #
-# Needs, carried in .whl/: kaldifst, pocketsphinx, kaldi-decoder and kaldiio
-# wheels for CPython 3.12 (the full TLG is built there, without pynini; Kaldi's
-# FasterDecoder is the benchmark's baseline).
+# Needs, carried in .whl/: kaldifst, pocketsphinx, kaldi-decoder, kaldiio and
+# riva-asrlib-decoder wheels for CPython 3.12 (the full TLG is built there,
+# without pynini; Kaldi's FasterDecoder is the benchmark's baseline on one core,
+# riva's batched CUDA decoder on the GPU).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
@@ -82,6 +83,12 @@ step gpu_decoder_full 150 python3 -m bench.gpu_decoder --graph "$WORKLOAD/graphs
 step gpu_step_profile_full 60 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 \
     --out "$LOGS/gpu_step_profile_full_lm-medium_kernels.json"
+# what bounds the heaviest kernels (memory, latency, occupancy): Nsight Compute on one launch of each
+step ncu_kernels_full 90 ncu --target-processes all --kernel-name regex:"emit_expand|emit_bound|eps_sweep|window_prune" \
+    --launch-skip 400 --launch-count 4 --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
+    --section LaunchStats --section WarpStateStats --log-file "$LOGS/ncu_kernels_full.txt" \
+    python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" --data "$WORKLOAD/data/full/lm-medium.npz" \
+    --acoustic-scale 0.5 --lanes 512
 step stream_latency_full 120 python3 -m bench.stream_latency --device cuda --lanes 256 \
     --graph "$WORKLOAD/graphs/full" --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 \
     --seconds 3 --start-streams 128 --max-streams 2048 --out "$LOGS/stream_latency_full_lm-medium_cuda.json"

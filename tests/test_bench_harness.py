@@ -7,6 +7,8 @@ here, on the device in a GPU session), so a GPU session spends no time on
 harness bugs."""
 
 import json
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -109,6 +111,66 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
         assert 0 < shares["host"] < 1 and shares["device_wait"] > 0
     assert record["cpu_backend_rtfx"] > 0 and record["speedup"] == max(r["speedup_vs_baseline"] for r in record["runs"])
     assert len((tmp_path / "gpu.text").read_text().splitlines()) == 3
+    if "riva" not in sys.modules and cupy_module.__name__ != "cupy":  # no riva wheel: said, and the run goes on
+        assert all("error" in run["riva"] for run in record["runs"]) and record["ours_over_riva"] is None
+
+
+class _FakeTensor:
+    def __init__(self, array):
+        self.array = array
+
+    def cuda(self):
+        return self
+
+
+class _FakeRiva:
+    """riva's BatchedMappedDecoderCuda played by our CPU backend at acoustic
+    scale 1 (riva is handed scaled scores): records what it was given."""
+
+    made = []
+
+    def __init__(self, config, fst_path, words_path, num_columns):
+        self.config, self.paths, self.num_columns, self.batches = config, (fst_path, words_path), num_columns, []
+        opts = config.online_opts.decoder_opts
+        self.cpu = wfst.Decoder(wfst.read_fst(fst_path), wfst.DecoderConfig(
+            acoustic_scale=1.0, beam=opts.default_beam, max_active=opts.max_active,
+            lattice_beam=opts.lattice_beam), device="cpu")
+        _FakeRiva.made.append(self)
+
+    def decode_nbest(self, scores, lengths):
+        self.batches.append(scores.array.shape)
+        results = self.cpu.decode([scores.array[i, :n] for i, n in enumerate(lengths.array)])
+        return [[types.SimpleNamespace(words=list(r.words))] for r in results]
+
+
+def test_the_gpu_decoder_benchmark_compares_with_riva_where_it_imports(cupy_module, tmp_path, monkeypatch):
+    from bench import gpu_decoder
+
+    torch = types.ModuleType("torch")
+    torch.from_numpy = _FakeTensor
+    torch.cuda = types.SimpleNamespace(synchronize=lambda: None)
+    riva = types.ModuleType("riva.asrlib.decoder.python_decoder")
+    riva.BatchedMappedDecoderCuda = _FakeRiva
+    riva.BatchedMappedDecoderCudaConfig = lambda: types.SimpleNamespace(online_opts=types.SimpleNamespace(
+        decoder_opts=types.SimpleNamespace(), lattice_postprocessor_opts=types.SimpleNamespace()))
+    for name in ("riva", "riva.asrlib", "riva.asrlib.decoder"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "riva.asrlib.decoder.python_decoder", riva)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    _FakeRiva.made.clear()
+    out = tmp_path / "gpu.json"
+    assert gpu_decoder.main(["--lanes", "2", "--utterances", "3", "--beam", "10", "--max-active", "500",
+                             "--lattice-beam", "4", "--threads", "2", "--out", str(out)]) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["riva"]["identical_words_to_cpu"] == 3 and run["riva"]["rtfx"] > 0
+    assert run["ours_over_riva"] == pytest.approx(run["rtfx"] / run["riva"]["rtfx"])
+    (fake,) = _FakeRiva.made
+    opts = fake.config.online_opts
+    assert (opts.max_batch_size, opts.num_channels, opts.decoder_opts.default_beam, opts.decoder_opts.max_active,
+            opts.decoder_opts.lattice_beam, opts.lattice_postprocessor_opts.acoustic_scale) == (2, 2, 10, 500, 4, 1.0)
+    assert fake.paths[0].endswith("TLG.fst") and fake.paths[1].endswith("words.txt") and fake.num_columns > 1
+    # a warm-up batch, then the three utterances twice over (two per lane), in batches of two
+    assert [shape[0] for shape in fake.batches] == [2, 2, 2, 2]
 
 
 def test_the_host_overhead_benchmark_counts_the_timed_decode_alone(cupy_module):
