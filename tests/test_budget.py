@@ -63,7 +63,7 @@ def test_lanes_channels_and_capacities_scale_linearly():
     Q, X, P = config.token_capacity, config.arc_capacity, fst.max_ilabel
     assert Q == 4000 and X == 12000 and hash_slots(Q) == 8192
     W = 40  # WINDOW_FRAMES + WINDOW_LAG
-    assert one.per_lane == 160 * Q + 192 * X + 16 * 8192 + 4 * P * 64 + 76 * W + 360
+    assert one.per_lane == 160 * Q + 192 * X + 16 * 8192 + 4 * P * 64 + 76 * W + 456
     assert one.per_channel == 8 * Q + 64
     assert one.pinned_host == 48 * Q + 80 * X + 12 * W + 4 * P * 64 + 256
     bigger = budget(fst, DecoderConfig(max_active=2000))

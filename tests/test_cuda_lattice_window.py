@@ -74,7 +74,7 @@ def _device_pools(cupy, windows, lags):
             t, k = t + n, k + nl
         params[lane, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH, layout.P_LAG]] = (
             layout.MODE_EMIT, len(window) - 1, 1, lags[lane])
-    d = SimpleNamespace(params=cupy.asarray(params), wframes=cupy.asarray(wframes),
+    d = SimpleNamespace(window_params=cupy.asarray(params), wframes=cupy.asarray(wframes),
                         wt_extra=cupy.zeros((L, WT), np.uint32), wt_new=cupy.zeros((L, WT), np.int32),
                         wl_new=cupy.zeros((L, WX), np.int32), totals=cupy.zeros(3, np.int64),
                         **{name: cupy.asarray(values) for name, values in pool.items()})

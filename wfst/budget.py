@@ -21,13 +21,14 @@ graph with fewer than 65,537 score columns, i.e. all of them in practice
 
 Per lane (working memory of one batch slot, reset each frame)::
 
-    lane = 160 Q + 192 X + 16 H + 4 P F + 76 W + 360
+    lane = 160 Q + 192 X + 16 H + 4 P F + 76 W + 456
 
 (token queue: hash slot, state, cost, best link, BFS hops and best arc, 6 x 4
 bytes, plus the 64-bit prefix sum of the expanded tokens' out-degrees, 8 (Q + 1);
 link queue: source, destination, arc, acoustic cost, 4 x 4; hash map slot:
 state, cost key, dirty flag, token, 4 x 4; score staging for host input,
-float32 P x F; 256 bytes of counters and 96 of parameters; the lattice window,
+float32 P x F; 256 bytes of counters and 2 x 96 of parameters (the step's, and
+the copy the window kernels read while the next step is searched); the lattice window,
 room for ``WINDOW_CAPACITY`` = 4 worst-case frames, 20 bytes per token (state,
 cost, best link, extra cost, new index) and 24 per link (source, destination,
 arc, acoustic cost, excess, new index), and 64 per frame of its frame table:
@@ -57,7 +58,7 @@ from .cuda_layout import WINDOW_FRAME_INTS
 from .errors import ConfigError, MemoryBudgetError
 
 LANE_COUNTER_BYTES = 256
-LANE_PARAM_BYTES = 96
+LANE_PARAM_BYTES = 2 * 96
 CHANNEL_COUNTER_BYTES = 64
 TOKEN_QUEUE_BYTES = 32
 """Per token of a lane: six int32 rows and the int64 degree prefix sum (which has

@@ -13,8 +13,9 @@ score row for the others. Per step, on the compute stream::
     eps_sweep x EPS_GRID_SWEEPS  eps_persistent  eps_links
     resolve_tokens  resolve_links  tie_bfs       -> counters to pinned memory, sync
     [lanes that overflowed: reset_lanes, the same sequence again with a tighter bound]
-    window_store  [window_prune  window_number  window_offsets  window_pack  window_shift]
-    save_frontier  reset_lanes
+    window_store  save_frontier  reset_lanes
+    and on the window stream, for lanes that flush, beside the next step's search:
+    window_prune  window_number  window_offsets  window_pack  window_shift
 
 Each frame's lattice segments go to its lane's window on the device; a lane
 flushes its window (prunes it against its newest frame and packs what is left)
@@ -129,7 +130,9 @@ class CudaDecoder:
         self.allocation = check_allocation(self.memory, self.arrays.device_bytes, self.arrays.pinned_bytes,
                                            tolerance=float("inf"))
         self.compute = cupy.cuda.Stream(non_blocking=True)
+        self.windows = cupy.cuda.Stream(non_blocking=True)  # flushed windows, beside the next step's search
         self.copy = cupy.cuda.Stream(non_blocking=True)
+        self.windows_done = None  # the event of the last flush's window work (it moves the pools)
         self.copied = None  # the event of the last copy of packed windows
         # counts over every run; the seconds split the step loop's wall time: waiting for the device (its
         # counters, the copy of the packed windows: the GPU's time the host's work did not hide), waiting
@@ -388,23 +391,36 @@ class CudaDecoder:
 
     def _finish_step_on_device(self, params, words):
         """The step's last kernels, and the copy of ``words`` packed words into
-        a region of the lattice inbox, which it returns (None: no flush)."""
+        a region of the lattice inbox, which it returns (None: no flush). The
+        flushing lanes' window work runs on its own stream, beside the next
+        step's search, from a copy of this step's parameters; the next step's
+        window_store waits for it (it moves the pools). The packed buffer is
+        free again: the host waited for its last copy before this call."""
         d, g = self.arrays, self.geometry
         assert words <= d.packed.size, "the flush plan exceeds the packed buffer"  # see _plan_windows
         with self.compute:
             self._upload_params(params)
+            if self.windows_done is not None:
+                self.compute.wait_event(self.windows_done)
             K.window_store(d, g)
             if words:
-                K.window_prune(d, g, self.config.lattice_beam)
-                K.window_number(d, g)
-                K.window_offsets(d, g, d.packed)
-                K.window_pack(d, g, d.packed)
-                packed = self.compute.record()
-                K.window_shift(d, g)
+                runtime = self.cupy.cuda.runtime
+                runtime.memcpyAsync(d.window_params.data.ptr, d.params.data.ptr, d.params.nbytes,
+                                    runtime.memcpyDeviceToDevice, self.compute.ptr)
+                stored = self.compute.record()
             K.save_frontier(d, g)
             K.reset_lanes(d, g)
         if not words:
             return None
+        with self.windows:
+            self.windows.wait_event(stored)
+            K.window_prune(d, g, self.config.lattice_beam)
+            K.window_number(d, g)
+            K.window_offsets(d, g, d.packed)
+            K.window_pack(d, g, d.packed)
+            packed = self.windows.record()
+            K.window_shift(d, g)
+            self.windows_done = self.windows.record()
         region = self.lattices.reserve(words)
         with self.copy:
             self.copy.wait_event(packed)

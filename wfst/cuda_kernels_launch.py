@@ -3,7 +3,10 @@
 Every scalar is passed as an explicit ``np.int32`` / ``np.float32`` (CuPy would
 pass a Python int as ``long long`` and check nothing); arrays are CuPy arrays
 whose dtypes the kernels expect (see :class:`wfst.cuda_memory.DeviceArrays`).
-``d`` is a ``DeviceArrays``, ``g`` its :class:`wfst.cuda_memory.Geometry`.
+``d`` is a ``DeviceArrays``, ``g`` its :class:`wfst.cuda_memory.Geometry`. The
+window kernels after ``window_store`` read ``d.window_params``, the step's
+parameters as they were when its window was stored (they run on their own
+stream, beside the next step's search).
 """
 
 from __future__ import annotations
@@ -95,33 +98,33 @@ def window_store(d, g):
 def window_prune(d, g, lattice_beam: float):
     _k("window_prune", "lattice_window.cu")(
         (g.lanes,), (layout.WINDOW_LANE_THREADS,),
-        (d.params, i32(g.WT), i32(g.WX), i32(g.W), f32(lattice_beam), d.wl_src, d.wl_dst, d.wl_excess, d.wt_extra,
-         d.wl_new, d.wframes))
+        (d.window_params, i32(g.WT), i32(g.WX), i32(g.W), f32(lattice_beam), d.wl_src, d.wl_dst, d.wl_excess,
+         d.wt_extra, d.wl_new, d.wframes))
 
 
 def window_number(d, g):
     _k("window_number", "lattice_window.cu")(
         (g.W, g.lanes), (layout.WINDOW_THREADS,),
-        (d.params, i32(g.WT), i32(g.WX), i32(g.W), d.wt_extra, d.wt_new, d.wl_new, d.wframes))
+        (d.window_params, i32(g.WT), i32(g.WX), i32(g.W), d.wt_extra, d.wt_new, d.wl_new, d.wframes))
 
 
 def window_offsets(d, g, out):
     _k("window_offsets", "lattice_window.cu")(
-        (1,), (layout.WINDOW_THREADS,), (d.params, i32(g.lanes), i32(g.W), d.wframes, d.totals, out))
+        (1,), (layout.WINDOW_THREADS,), (d.window_params, i32(g.lanes), i32(g.W), d.wframes, d.totals, out))
 
 
 def window_pack(d, g, out):
     _k("window_pack", "lattice_window.cu")(
         (g.W, g.lanes), (layout.WINDOW_THREADS,),
-        (d.params, i32(g.WT), i32(g.WX), i32(g.W), d.wframes, d.totals, d.wt_state, d.wt_cost, d.wt_best, d.wt_new,
-         d.wl_src, d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wl_new, out))
+        (d.window_params, i32(g.WT), i32(g.WX), i32(g.W), d.wframes, d.totals, d.wt_state, d.wt_cost, d.wt_best,
+         d.wt_new, d.wl_src, d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wl_new, out))
 
 
 def window_shift(d, g):
     _k("window_shift", "lattice_window.cu")(
         (g.lanes,), (layout.WINDOW_LANE_THREADS,),
-        (d.params, i32(g.WT), i32(g.WX), i32(g.W), d.wt_state, d.wt_cost, d.wt_best, d.wt_new, d.wl_src, d.wl_dst,
-         d.wl_arc, d.wl_ac, d.wl_excess, d.wframes))
+        (d.window_params, i32(g.WT), i32(g.WX), i32(g.W), d.wt_state, d.wt_cost, d.wt_best, d.wt_new, d.wl_src,
+         d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wframes))
 
 
 def save_frontier(d, g):

@@ -101,6 +101,7 @@ class DeviceArrays:
         self.staging = a(cupy, (L, g.F, max(g.P, 1)), np.float32, 0)
         self.counters = a(cupy, (L, layout.LANE_COUNTERS), np.int32, 0)
         self.params = a(cupy, (L, layout.LANE_PARAMS), np.int64, 0)
+        self.window_params = a(cupy, (L, layout.LANE_PARAMS), np.int64, 0)  # the window kernels' copy
         # lattice windows (cuda_kernels/lattice_window.cu)
         self.wt_state = a(cupy, (L, g.WT), np.int32, 0)
         self.wt_cost = a(cupy, (L, g.WT), np.float32, 0)
