@@ -153,3 +153,57 @@ def test_some_held_frames_move_and_lose_sources():
                 moved += 1
                 lost += int((held[0][3][:held[0][8]] < 0).sum())
     assert moved > 20 and lost > 0
+
+
+@pytest.mark.parametrize("sent_sizes,kept_sizes", [
+    ([(5, 7, 3)], [(1300, 2600, 1200), (1700, 2100, 900)]),  # a small offset: source and target overlap
+    ([(0, 0, 0)], [(1500, 2500, 1100), (40, 60, 10)]),  # nothing sent before: each element onto itself
+    ([(1024, 1024, 500), (1, 2049, 0)], [(3000, 4100, 2048)]),  # offsets of a chunk and of a chunk and one
+    ([(2000, 3000, 10)], [(1023, 1025, 1025)]),  # no overlap; every link of the first kept frame emits
+])
+def test_shift_moves_pools_of_many_chunks(cupy_module, sent_sizes, kept_sizes):
+    """window_shift on pools longer than one CTA (several barrier-separated
+    chunks), frames given as (tokens, links, emitting links): the kept frames'
+    arrays at the start of the pool, the oldest's emitting sources renumbered
+    through the last sent frame's new indices, the frame table rebased."""
+    rng = np.random.default_rng(0)
+    frames = sent_sizes + kept_sizes
+    WT, WX, W = sum(f[0] for f in frames) + 3, sum(f[1] for f in frames) + 5, len(frames)
+    wframes = np.zeros((1, W + 1, layout.WINDOW_FRAME_INTS), np.int32)
+    t = k = 0
+    for f, (n, nl, ne) in enumerate(frames):
+        wframes[0, f, [FIELDS["WF_TOK"], FIELDS["WF_NTOK"], FIELDS["WF_LINK"], FIELDS["WF_NLINK"],
+                       FIELDS["WF_NEMIT"]]] = (t, n, k, nl, ne)
+        t, k = t + n, k + nl
+    pools = {name: rng.integers(-5, 1 << 20, (1, WT)).astype(np.int32) for name in ("wt_state", "wt_best")}
+    pools["wt_cost"] = rng.random((1, WT)).astype(np.float32)
+    pools.update({name: rng.integers(-3, 2000, (1, WX)).astype(np.int32) for name in ("wl_src", "wl_dst", "wl_arc")})
+    pools.update({name: rng.random((1, WX)).astype(np.float32) for name in ("wl_ac", "wl_excess")})
+    wt_new = rng.integers(-1, 5000, (1, WT)).astype(np.int32)
+    params = np.zeros((1, layout.LANE_PARAMS), np.int64)
+    params[0, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH, layout.P_LAG]] = (
+        layout.MODE_EMIT, W - 1, 1, len(kept_sizes))
+    d = SimpleNamespace(window_params=cupy_module.asarray(params), wframes=cupy_module.asarray(wframes),
+                        wt_new=cupy_module.asarray(wt_new),
+                        **{name: cupy_module.asarray(values) for name, values in pools.items()})
+    K.window_shift(d, SimpleNamespace(lanes=1, W=W + 1, WT=WT, WX=WX))
+    sent = len(sent_sizes)
+    t0, l0 = wframes[0, sent, FIELDS["WF_TOK"]], wframes[0, sent, FIELDS["WF_LINK"]]
+    nt, nl = WT - 3 - t0, WX - 5 - l0
+    for name in ("wt_state", "wt_cost", "wt_best"):
+        assert np.array_equal(cupy_module.asnumpy(getattr(d, name))[0, :nt], pools[name][0, t0:t0 + nt]), name
+    for name in ("wl_dst", "wl_arc", "wl_ac", "wl_excess"):
+        assert np.array_equal(cupy_module.asnumpy(getattr(d, name))[0, :nl], pools[name][0, l0:l0 + nl]), name
+    last_sent = wframes[0, sent - 1]
+    renumber = wt_new[0, last_sent[FIELDS["WF_TOK"]]:]
+    want = pools["wl_src"][0, l0:l0 + nl].copy()
+    ne, before = kept_sizes[0][2], last_sent[FIELDS["WF_NTOK"]]
+    sources = want[:ne]
+    want[:ne] = np.where((sources >= 0) & (sources < before), renumber[np.clip(sources, 0, renumber.size - 1)], -1)
+    assert np.array_equal(cupy_module.asnumpy(d.wl_src)[0, :nl], want)
+    table = cupy_module.asnumpy(d.wframes)[0]
+    t = k = 0
+    for j, (n, nl, ne) in enumerate(kept_sizes):
+        assert table[j, [FIELDS["WF_TOK"], FIELDS["WF_NTOK"], FIELDS["WF_LINK"], FIELDS["WF_NLINK"],
+                         FIELDS["WF_NEMIT"]]].tolist() == [t, n, k, nl, ne]
+        t, k = t + n, k + nl

@@ -312,6 +312,8 @@ class CudaDecoder:
             pending = (arrived, entries, done)
         if pending is not None:
             self._append(pending)
+        for stream in (self.compute, self.windows):  # nothing of this run left running on the device
+            self._wait_for(stream)
         self.lattices.wait()
         for job in jobs:
             if isinstance(job.result, Future):
