@@ -35,7 +35,10 @@ TIMED_METHODS = ("_assign", "_set_lane_params", "_upload_params", "_search_frame
 """The step loop's parts (methods of wfst.cuda_backend.CudaDecoder), timed on the calling thread
 (nested calls count in both: _upload_params inside _finish_step_on_device, for one)."""
 DEVICE_PARTS = ("_search_frame", "_finish_step_on_device")
-"""Parts whose launches are bracketed by events on the compute stream."""
+"""Parts whose launches are bracketed by events on the compute stream (the second
+holds window_store, save_frontier, reset_lanes and the wait for the last flush's
+window work; that work runs on its own stream and shows kernel by kernel, its
+times including what it shares of the GPU with the search beside it)."""
 
 
 def _instrument(cuda_backend, host: dict, device: dict, kernels: dict, cupy):
