@@ -76,9 +76,10 @@ await "$build"
 echo "== workload build at ${SECONDS}s: $(grep -E 'states|done|rror' "$LOGS/workload_build.log" | tr '\n' ';')"
 await "$sanitizers"
 export WFST_WORKLOAD="$WORKLOAD"
-step gpu_decoder_full 150 python3 -m bench.gpu_decoder --graph "$WORKLOAD/graphs/full" \
+# ours and riva's (where its wheel was carried) at each lane count, Kaldi's FasterDecoder on one core
+step gpu_decoder_full 200 python3 -m bench.gpu_decoder --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --beam 15 --max-active 10000 \
-    --lattice-beam 8 --lanes 1 32 128 512 --out "$LOGS/gpu_decoder_full_lm-medium.json"
+    --lattice-beam 8 --lanes 1 32 128 512 1024 --out "$LOGS/gpu_decoder_full_lm-medium.json"
 # where a step's time goes: each kernel's device time, the host's parts
 step gpu_step_profile_full 60 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 \
