@@ -142,10 +142,16 @@ __device__ __forceinline__ unsigned hash_home(int state, int H) {
     return (h ^ (h >> 16)) & (unsigned)(H - 1);
 }
 
+// `publish` (hash_insert, lower_cost): fence so that other threads of the same
+// launch, which read tokens and dirty flags while it runs (the epsilon kernels),
+// see the writes in order. emit_expand's writes are read by later launches only,
+// which see them all in order anyway, so it skips the fences (a fence per arc).
+
 // The slot of `state`, inserting it (and allocating its token index, which is
 // published in tok_slot only after tok_state is written) if absent. -1 when
 // the table is full (OVF_HASH). A token index >= Q is not stored (OVF_TOKENS):
 // its slot exists but no token does, and the frame is redone.
+template <bool publish = true>
 __device__ int hash_insert(int* keys, int H, int state, int* counters, int Q, int* tok_state, int* tok_slot) {
     unsigned h = hash_home(state, H);
     for (int probe = 0; probe < H; ++probe) {
@@ -157,7 +163,7 @@ __device__ int hash_insert(int* keys, int H, int state, int* counters, int Q, in
                 int idx = atomicAdd(counters + C_NTOK, 1);
                 if (idx < Q) {
                     tok_state[idx] = state;
-                    __threadfence();
+                    if (publish) __threadfence();
                     atomicExch(tok_slot + idx, (int)h);
                 } else {
                     atomicOr(counters + C_OVERFLOW, OVF_TOKENS);
@@ -187,10 +193,11 @@ __device__ int hash_find(const int* keys, int H, int state) {
 // Lower the cost of `slot` to `key`; mark it dirty if that lowered it.
 // Returns whether it did. The fence orders the cost before the flag, so a
 // thread that takes the flag (atomicExch to 0, then a fence) reads this cost.
+template <bool publish = true>
 __device__ __forceinline__ bool lower_cost(unsigned* cost, int* dirty, int slot, unsigned key) {
     unsigned old = atomicMin(cost + slot, key);
     if (key < old) {
-        __threadfence();
+        if (publish) __threadfence();
         atomicExch(dirty + slot, 1);
         return true;
     }

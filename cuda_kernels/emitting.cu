@@ -86,8 +86,9 @@ emit_expand(const long long* params, int* counters, const int* ch_state, const f
         float ac = arc_acoustic(p, columns, columns16, a, acoustic_scale);
         float c = __fadd_rn(__fadd_rn(costs[k], ac), weight[a]);
         if (c < bound) {
-            int slot = hash_insert(lane_keys, H, nextstate[a], ctr, Q, lane_tok_state, lane_tok_slot);
-            if (slot >= 0) lower_cost(lane_cost, lane_dirty, slot, cost_key(c));
+            // (no fences: the tokens and dirty flags are read by later launches only, see common.cuh)
+            int slot = hash_insert<false>(lane_keys, H, nextstate[a], ctr, Q, lane_tok_state, lane_tok_slot);
+            if (slot >= 0) lower_cost<false>(lane_cost, lane_dirty, slot, cost_key(c));
             int l = warp_increment(ctr + C_NLINK);
             if (l < X) {
                 link_src[lx + l] = k;
