@@ -145,12 +145,13 @@ __device__ __forceinline__ unsigned hash_home(int state, int H) {
 // `publish` (hash_insert, lower_cost): fence so that other threads of the same
 // launch, which read tokens and dirty flags while it runs (the epsilon kernels),
 // see the writes in order. emit_expand's writes are read by later launches only,
-// which see them all in order anyway, so it skips the fences (a fence per arc).
+// which see them all in order anyway, so it skips the fences (a fence per arc);
+// that holds while nothing else runs beside it on these buffers.
 
-// The slot of `state`, inserting it (and allocating its token index, which is
-// published in tok_slot only after tok_state is written) if absent. -1 when
-// the table is full (OVF_HASH). A token index >= Q is not stored (OVF_TOKENS):
-// its slot exists but no token does, and the frame is redone.
+// The slot of `state`, inserting it (and allocating its token index, which,
+// when `publish`, is published in tok_slot only after tok_state is written) if
+// absent. -1 when the table is full (OVF_HASH). A token index >= Q is not stored
+// (OVF_TOKENS): its slot exists but no token does, and the frame is redone.
 template <bool publish = true>
 __device__ int hash_insert(int* keys, int H, int state, int* counters, int Q, int* tok_state, int* tok_slot) {
     unsigned h = hash_home(state, H);

@@ -28,20 +28,24 @@ struct LaneTables {
 // Follow the epsilon arcs of token idx if it is dirty. Returns whether a cost
 // fell (or a token was made). A token whose state has no epsilon arc, or whose
 // flag reads clear, costs no atomic and no fence (its flag, if raised, stays
-// for a later round; reset_lanes clears every flag at the frame's end).
+// for a later round; reset_lanes clears every flag at the frame's end). The
+// state read before the fence is a hint only: for a token made in this launch
+// it may be stale (nothing orders it after the slot's read), and then the
+// round that made the token lowered a cost, so another round (or, after the
+// sweeps, eps_persistent) reads it again.
 __device__ bool relax_token(const LaneTables& t, int idx, int H, int Q, float bound, const int* ne_offsets,
                             const int* nextstate, const float* weight) {
     int slot = vload(t.tok_slot + idx);
     if (slot < 0) return false;  // not published yet: still dirty, seen in a later round
-    const int s = vload(t.tok_state + idx);  // (written before its slot was published)
-    const int first = ne_offsets[s], end = ne_offsets[s + 1];
-    if (first == end || vload(t.dirty + slot) == 0) return false;
+    const int hint = vload(t.tok_state + idx);
+    if (ne_offsets[hint] == ne_offsets[hint + 1] || vload(t.dirty + slot) == 0) return false;
     if (atomicExch(t.dirty + slot, 0) == 0) return false;
     __threadfence();
     float cu = key_cost(vload(t.cost + slot));
     if (!(cu < bound)) return false;
+    int s = vload(t.keys + slot);
     bool lowered = false;
-    for (int a = first; a < end; ++a) {
+    for (int a = ne_offsets[s]; a < ne_offsets[s + 1]; ++a) {
         float c = __fadd_rn(cu, weight[a]);
         if (!(c < bound)) continue;
         int v = hash_insert(t.keys, H, nextstate[a], t.ctr, Q, t.tok_state, t.tok_slot);
