@@ -14,8 +14,9 @@
 //   excess (cost[src] + ac + weight[arc]) - cost[dst] in float32, as the CPU
 //   search computes it (the source of an emitting link is in the channel's
 //   frontier, saved after this).
-// window_prune (one WINDOW_LANE_THREADS CTA per flushing lane: the walk over the
-//   frames is serial, so its per-frame loops take as few rounds as they can): extra costs walking back from the
+// window_prune (one WINDOW_LANE_THREADS CTA per flushing lane: the walk over
+//   the frames is serial, so its per-frame loops take as few rounds as they
+//   can): extra costs walking back from the
 //   newest frame (whose tokens count 0); links beyond the lattice beam and
 //   tokens left without links are dropped (flags in wl_new, INF in wt_extra).
 //   Every excess is >= 0 (cost[dst] is the least of its links' sums), so the
