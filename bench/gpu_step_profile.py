@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     workload = inputs.workload
     config = wfst.DecoderConfig(beam=args.beam, max_active=args.max_active, lattice_beam=args.lattice_beam,
                                 acoustic_scale=inputs.acoustic_scale)
-    rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(min(args.utterances or len(workload), len(workload)))]
+    count = min(args.utterances or len(workload), len(workload))
+    rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(count)]
     record = {"command": "python -m bench.gpu_step_profile " + " ".join(sys.argv[1:] if argv is None else argv),
               "device": device_memory().name, "set": inputs.name, "runs": []}
     for lanes in args.lanes:
