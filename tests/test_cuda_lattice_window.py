@@ -22,6 +22,8 @@ from .random_graph import random_graph, random_scores
 pytestmark = pytest.mark.usefixtures("cupy_module")
 
 FIELDS = {"WF_TOK": 0, "WF_NTOK": 1, "WF_LINK": 2, "WF_NLINK": 3, "WF_NEMIT": 4}
+STORED = list(FIELDS.values())
+"""The frame table's fields window_store writes: first token, tokens, first link, links, emitting links."""
 
 
 def _windows(seed):
@@ -69,8 +71,7 @@ def _device_pools(cupy, windows, lags):
             for name, values in (("wl_src", src), ("wl_dst", dst), ("wl_arc", arc), ("wl_ac", ac),
                                  ("wl_excess", excess)):
                 pool[name][lane, k:k + nl] = values
-            wframes[lane, f, [FIELDS["WF_TOK"], FIELDS["WF_NTOK"], FIELDS["WF_LINK"], FIELDS["WF_NLINK"],
-                              FIELDS["WF_NEMIT"]]] = (t, n, k, nl, ne)
+            wframes[lane, f, STORED] = (t, n, k, nl, ne)
             t, k = t + n, k + nl
         params[lane, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH, layout.P_LAG]] = (
             layout.MODE_EMIT, len(window) - 1, 1, lags[lane])
@@ -172,8 +173,7 @@ def test_shift_moves_pools_of_many_chunks(cupy_module, sent_sizes, kept_sizes):
     wframes = np.zeros((1, W + 1, layout.WINDOW_FRAME_INTS), np.int32)
     t = k = 0
     for f, (n, nl, ne) in enumerate(frames):
-        wframes[0, f, [FIELDS["WF_TOK"], FIELDS["WF_NTOK"], FIELDS["WF_LINK"], FIELDS["WF_NLINK"],
-                       FIELDS["WF_NEMIT"]]] = (t, n, k, nl, ne)
+        wframes[0, f, STORED] = (t, n, k, nl, ne)
         t, k = t + n, k + nl
     pools = {name: rng.integers(-5, 1 << 20, (1, WT)).astype(np.int32) for name in ("wt_state", "wt_best")}
     pools["wt_cost"] = rng.random((1, WT)).astype(np.float32)
@@ -204,6 +204,5 @@ def test_shift_moves_pools_of_many_chunks(cupy_module, sent_sizes, kept_sizes):
     table = cupy_module.asnumpy(d.wframes)[0]
     t = k = 0
     for j, (n, nl, ne) in enumerate(kept_sizes):
-        assert table[j, [FIELDS["WF_TOK"], FIELDS["WF_NTOK"], FIELDS["WF_LINK"], FIELDS["WF_NLINK"],
-                         FIELDS["WF_NEMIT"]]].tolist() == [t, n, k, nl, ne]
+        assert table[j, STORED].tolist() == [t, n, k, nl, ne]
         t, k = t + n, k + nl
