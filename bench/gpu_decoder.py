@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import wfst
+from bench.grid_depth import add_blocks_per_sm_argument, set_blocks_per_sm
 from bench.inputs import add_input_arguments, load_inputs
 from bench.riva_baseline import riva_run
 from wfst.example import example_dir
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
     parser.add_argument("--threads", type=int,
                         help="host threads for the lattices (default: the decoder's, the cores available)")
+    add_blocks_per_sm_argument(parser)
     parser.add_argument("--skip-riva", action="store_true",
                         help="do not decode with riva-asrlib-decoder even where it imports")
     parser.add_argument("--out", type=Path)
@@ -129,12 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     baseline_name, baseline_rtfx = (("kaldi FasterDecoder (1 core)", kaldi_rtfx) if kaldi_rtfx is not None
                                     else ("wfst cpu backend (1 core)", cpu_rtfx))
     runs, hyps = [], None
-    for lanes in args.lanes:
+    for depth, lanes in [(d, n) for d in args.blocks_per_sm for n in args.lanes]:
         try:
             decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=args.threads)
         except wfst.MemoryBudgetError as error:
             runs.append({"lanes": lanes, "error": str(error)})
             continue
+        grid = set_blocks_per_sm(decoder, depth)
         decoder.decode(rows[:1])  # compiles the kernels
         copies = max(1, -(-args.per_lane * lanes // len(rows)))
         batch = rows * copies
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         hyps = results[: len(rows)]
         stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # this decode's
-        runs.append({"lanes": lanes, "threads": decoder.threads, "copies_of_the_set": copies,
+        runs.append({"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "threads": decoder.threads,
+                     "copies_of_the_set": copies,
                      "decode_seconds": seconds, "rtfx": audio / seconds,
                      "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
                      "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                      "memory": decoder._cuda.memory.as_dict()})
         threads = decoder.threads
         del decoder
-        if not args.skip_riva:  # the same batch on riva's decoder, as many channels as our lanes
+        if not args.skip_riva and depth == args.blocks_per_sm[0]:  # the batch on riva's decoder, as many channels
             riva = riva_run(graph_dir, rows[0].shape[1], config, lanes, threads, batch,
                             [r.words for r in cpu_results], audio)
             runs[-1]["riva"] = riva
@@ -165,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{runs[-1]['ours_over_riva']:.2f}, {riva['identical_words_to_cpu']}/{count} words as the "
                       "CPU backend's", flush=True)
         shares = runs[-1]["step_loop"]
-        print(f"lanes {lanes:5d}, {threads} threads: {seconds:8.3f} s  RTFx {audio / seconds:10.1f}  "
+        print(f"lanes {lanes:5d} ({runs[-1]['blocks_per_lane']} blocks each), {threads} threads: {seconds:8.3f} s  "
+              f"RTFx {audio / seconds:10.1f}  "
               f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
               f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend; step loop "
               f"{shares['ms_per_step']:.2f} ms per step: host {shares['host']:.0%}, waiting for the device "
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                      "per_lane": args.per_lane},
         "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
                    "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale, "lanes": args.lanes,
-                   "threads": args.threads},
+                   "blocks_per_sm": args.blocks_per_sm, "threads": args.threads},
         "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,
         "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
         "decode_seconds": best["decode_seconds"] if best else None, "rtfx": best["rtfx"] if best else None,

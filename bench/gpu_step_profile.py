@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import wfst
+from bench.grid_depth import add_blocks_per_sm_argument, set_blocks_per_sm
 from bench.inputs import add_input_arguments, load_inputs
 
 TIMED_METHODS = ("_assign", "_set_lane_params", "_upload_params", "_search_frame", "_append", "_counters",
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-active", type=int, default=10000)
     parser.add_argument("--lattice-beam", type=float, default=8.0)
     parser.add_argument("--lanes", type=int, nargs="+", default=[512])
+    add_blocks_per_sm_argument(parser)
     parser.add_argument("--per-lane", type=int, default=2, help="utterances per lane (the set repeated as needed)")
     parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
     parser.add_argument("--out", type=Path, help="JSON record (default: print only)")
@@ -155,14 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(count)]
     record = {"command": "python -m bench.gpu_step_profile " + " ".join(sys.argv[1:] if argv is None else argv),
               "device": device_memory().name, "set": inputs.name, "runs": []}
-    for lanes in args.lanes:
+    for depth, lanes in [(d, n) for d in args.blocks_per_sm for n in args.lanes]:
         decoder = wfst.Decoder(inputs.fst, config, device="cuda", lanes=lanes)
+        grid = set_blocks_per_sm(decoder, depth)
         decoder.decode(rows[:1])  # compiles
         batch = rows * max(1, -(-args.per_lane * lanes // len(rows)))
-        run = {"lanes": lanes, "threads": decoder.threads, "utterances": len(batch), **profile(decoder, batch, cupy)}
+        run = {"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "threads": decoder.threads,
+               "utterances": len(batch), **profile(decoder, batch, cupy)}
         record["runs"].append(run)
-        print(f"lanes {lanes}, {decoder.threads} threads: {run['ms_per_step']:.3f} ms per step over "
-              f"{run['steps']} steps")
+        print(f"lanes {lanes} ({run['blocks_per_lane']} blocks each), {decoder.threads} threads: "
+              f"{run['ms_per_step']:.3f} ms per step over {run['steps']} steps")
         print("  host ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["host_ms_per_step"].items()))
         print("  device ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["device_ms_per_step"].items()))
         print("  kernel ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["kernel_ms_per_step"].items()))

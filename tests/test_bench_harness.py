@@ -97,10 +97,16 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
 
     out = tmp_path / "gpu.json"
     assert gpu_decoder.main(["--lanes", "1", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
-                             "--lattice-beam", "4", "--threads", "2", "--out", str(out)]) == 0
+                             "--lattice-beam", "4", "--threads", "2", "--blocks-per-sm", "1", "3",
+                             "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["workload"]["utterances"] == 3 and record["workload"]["set"] == "example"
-    assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [(1, 1, 2), (3, 2, 2)]
+    assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [
+        (1, 1, 2), (3, 2, 2)] * 2
+    # each grid depth with every lane count: blocks per lane as deep as asked (the device's multiprocessors)
+    sms = cupy_module.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]
+    assert [(run["blocks_per_sm"], run["blocks_per_lane"]) for run in record["runs"]] == [
+        (1, sms), (1, -(-sms // 3)), (3, 3 * sms), (3, sms)]
     assert all(run["identical_to_cpu"] == 3 and run["rtfx"] > 0 for run in record["runs"])
     one_lane = record["runs"][0]["stats"]  # this decode's alone: one step per frame and per start frame
     assert one_lane["frames"] == record["workload"]["frames"] and one_lane["steps"] == one_lane["frames"] + 3
@@ -112,7 +118,8 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
     assert record["cpu_backend_rtfx"] > 0 and record["speedup"] == max(r["speedup_vs_baseline"] for r in record["runs"])
     assert len((tmp_path / "gpu.text").read_text().splitlines()) == 3
     if "riva" not in sys.modules and cupy_module.__name__ != "cupy":  # no riva wheel: said, and the run goes on
-        assert all("error" in run["riva"] for run in record["runs"]) and record["ours_over_riva"] is None
+        assert all("error" in run["riva"] for run in record["runs"][:2]) and record["ours_over_riva"] is None
+    assert not any("riva" in run for run in record["runs"][2:])  # riva decodes each lane count once
 
 
 class _FakeTensor:
@@ -200,8 +207,10 @@ def test_the_step_profile_splits_a_step_into_host_and_device_parts(cupy_module, 
 
     out = tmp_path / "profile.json"
     assert gpu_step_profile.main(["--lanes", "2", "--utterances", "3", "--beam", "10", "--max-active", "500",
-                                  "--lattice-beam", "4", "--out", str(out)]) == 0
+                                  "--lattice-beam", "4", "--blocks-per-sm", "5", "--out", str(out)]) == 0
     (run,) = json.loads(out.read_text())["runs"]
+    sms = cupy_module.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]
+    assert run["blocks_per_sm"] == 5 and run["blocks_per_lane"] == -(-5 * sms // 2)
     assert run["lanes"] == 2 and run["utterances"] == 6 and run["steps"] > 0
     host, device = run["host_ms_per_step"], run["device_ms_per_step"]
     assert set(host) == set(gpu_step_profile.TIMED_METHODS) | {"plan_windows"}

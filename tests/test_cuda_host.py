@@ -110,8 +110,11 @@ def test_blocks_per_lane():
     assert layout.blocks_per_lane(512, 132) == 2
     assert layout.blocks_per_lane(10000, 132) == 1
     assert layout.blocks_per_lane(1, 10**6) == layout.MAX_BLOCKS_PER_LANE
+    assert layout.blocks_per_lane(512, 132, per_sm=16) == 5  # deeper grids: more blocks for each lane
     with pytest.raises(ValueError):
         layout.blocks_per_lane(0, 132)
+    with pytest.raises(ValueError):
+        layout.blocks_per_lane(512, 132, per_sm=0)
 
 
 def test_tightened_bound():

@@ -48,12 +48,14 @@ MAX_BLOCKS_PER_LANE = 1024
 KEY_NONE = np.uint32(0xFFFFFFFF)
 
 
-def blocks_per_lane(lanes: int, multiprocessors: int) -> int:
+def blocks_per_lane(lanes: int, multiprocessors: int, per_sm: int = BLOCKS_PER_SM) -> int:
     """Blocks of the (blocks x lanes) grids: enough blocks in all to fill the GPU
-    ``BLOCKS_PER_SM`` deep, at least one per lane."""
-    if lanes < 1 or multiprocessors < 1:
-        raise ValueError("lanes and multiprocessors must be >= 1")
-    want = -(-BLOCKS_PER_SM * multiprocessors // lanes)
+    ``per_sm`` deep, at least one per lane. Deeper grids give a busy lane more
+    blocks (a step waits for its busiest lane) at the cost of more blocks that
+    find no work."""
+    if lanes < 1 or multiprocessors < 1 or per_sm < 1:
+        raise ValueError("lanes, multiprocessors and per_sm must be >= 1")
+    want = -(-per_sm * multiprocessors // lanes)
     return max(1, min(MAX_BLOCKS_PER_LANE, want))
 
 

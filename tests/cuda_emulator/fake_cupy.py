@@ -153,6 +153,7 @@ class _Device(_Synchronous):
     def __init__(self, device_id=0):
         if int(device_id) != 0:
             raise RuntimeError(f"the CUDA emulator has one device (0), not {device_id}")
+        self.id = 0
 
     def use(self):
         pass
