@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import subprocess
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import wfst
-from bench.grid_depth import add_blocks_per_sm_argument, set_blocks_per_sm
+from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm
 from bench.inputs import add_input_arguments, load_inputs
 from bench.riva_baseline import riva_run
 from wfst.example import example_dir
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
     parser.add_argument("--threads", type=int,
                         help="host threads for the lattices (default: the decoder's, the cores available)")
-    add_blocks_per_sm_argument(parser)
+    add_launch_arguments(parser)
     parser.add_argument("--skip-riva", action="store_true",
                         help="do not decode with riva-asrlib-decoder even where it imports")
     parser.add_argument("--out", type=Path)
@@ -131,13 +132,44 @@ def main(argv: list[str] | None = None) -> int:
     baseline_name, baseline_rtfx = (("kaldi FasterDecoder (1 core)", kaldi_rtfx) if kaldi_rtfx is not None
                                     else ("wfst cpu backend (1 core)", cpu_rtfx))
     runs, hyps = [], None
-    for depth, lanes in [(d, n) for d in args.blocks_per_sm for n in args.lanes]:
+    out = args.out or RESULTS_DIR / f"gpu_decoder_{inputs.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text_path = out.with_suffix(".text")
+
+    def write_record():  # after every run: a run cut short keeps the runs it finished
+        if hyps is not None:
+            text_path.write_text("".join(f"{u} {' '.join(words[w] for w in r.words)}\n"
+                                         for u, r in zip(workload.utt_ids, hyps)), encoding="utf-8")
+        best = max((r for r in runs if "rtfx" in r), key=lambda r: r["rtfx"], default=None)
+        riva_best = max((r["riva"]["rtfx"] for r in runs if "rtfx" in r.get("riva", {})), default=None)
+        record = {
+            "command": "python -m bench.gpu_decoder " + " ".join(sys.argv[1:] if argv is None else argv),
+            "device": device_memory().name,
+            "date": datetime.date.today().isoformat(), "commit": _commit(), "versions": _versions(cupy),
+            "graph": {"name": graph_dir.name, "states": fst.num_states, "arcs": fst.num_arcs},
+            "workload": {"set": inputs.name, "seed": getattr(workload, "seed", None), "utterances": count,
+                         "frames": int(sum(r.shape[0] for r in rows)), "audio_seconds": audio_seconds,
+                         "per_lane": args.per_lane},
+            "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
+                       "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale,
+                       "lanes": args.lanes, "blocks_per_sm": args.blocks_per_sm, "launch_graphs": args.launch_graphs,
+                       "threads": args.threads},
+            "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,
+            "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
+            "decode_seconds": best["decode_seconds"] if best else None, "rtfx": best["rtfx"] if best else None,
+            "speedup": best["speedup_vs_baseline"] if best else None, "hypotheses": text_path.name,
+            "riva_rtfx": riva_best, "ours_over_riva": best["rtfx"] / riva_best if best and riva_best else None,
+        }
+        out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+    for depth, graphs, lanes in itertools.product(args.blocks_per_sm, args.launch_graphs, args.lanes):
         try:
             decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=args.threads)
         except wfst.MemoryBudgetError as error:
             runs.append({"lanes": lanes, "error": str(error)})
             continue
         grid = set_blocks_per_sm(decoder, depth)
+        decoder._cuda.launch_graphs.enabled = graphs == "on"
         decoder.decode(rows[:1])  # compiles the kernels
         copies = max(1, -(-args.per_lane * lanes // len(rows)))
         batch = rows * copies
@@ -149,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         hyps = results[: len(rows)]
         stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # this decode's
-        runs.append({"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "threads": decoder.threads,
-                     "copies_of_the_set": copies,
+        runs.append({"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "launch_graphs": graphs,
+                     "threads": decoder.threads, "copies_of_the_set": copies,
                      "decode_seconds": seconds, "rtfx": audio / seconds,
                      "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
                      "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost
@@ -159,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                      "memory": decoder._cuda.memory.as_dict()})
         threads = decoder.threads
         del decoder
-        if not args.skip_riva and depth == args.blocks_per_sm[0]:  # the batch on riva's decoder, as many channels
+        first_of_lanes = depth == args.blocks_per_sm[0] and graphs == args.launch_graphs[0]
+        if not args.skip_riva and first_of_lanes:  # the same batch on riva's decoder, as many channels
             riva = riva_run(graph_dir, rows[0].shape[1], config, lanes, threads, batch,
                             [r.words for r in cpu_results], audio)
             runs[-1]["riva"] = riva
@@ -169,38 +202,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"{runs[-1]['ours_over_riva']:.2f}, {riva['identical_words_to_cpu']}/{count} words as the "
                       "CPU backend's", flush=True)
         shares = runs[-1]["step_loop"]
-        print(f"lanes {lanes:5d} ({runs[-1]['blocks_per_lane']} blocks each), {threads} threads: {seconds:8.3f} s  "
+        print(f"lanes {lanes:5d} ({grid} blocks each, graphs {graphs}), {threads} threads: {seconds:8.3f} s  "
               f"RTFx {audio / seconds:10.1f}  "
               f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
               f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend; step loop "
               f"{shares['ms_per_step']:.2f} ms per step: host {shares['host']:.0%}, waiting for the device "
               f"{shares['device_wait']:.0%}, for the lattice workers {shares['lattice_wait']:.0%}", flush=True)
-    out = args.out or RESULTS_DIR / f"gpu_decoder_{inputs.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text_path = out.with_suffix(".text")
-    if hyps is not None:
-        text_path.write_text("".join(f"{u} {' '.join(words[w] for w in r.words)}\n"
-                                     for u, r in zip(workload.utt_ids, hyps)), encoding="utf-8")
-    best = max((r for r in runs if "rtfx" in r), key=lambda r: r["rtfx"], default=None)
-    riva_best = max((r["riva"]["rtfx"] for r in runs if "rtfx" in r.get("riva", {})), default=None)
-    record = {
-        "command": "python -m bench.gpu_decoder " + " ".join(sys.argv[1:] if argv is None else argv),
-        "device": device_memory().name,
-        "date": datetime.date.today().isoformat(), "commit": _commit(), "versions": _versions(cupy),
-        "graph": {"name": graph_dir.name, "states": fst.num_states, "arcs": fst.num_arcs},
-        "workload": {"set": inputs.name, "seed": getattr(workload, "seed", None), "utterances": count,
-                     "frames": int(sum(r.shape[0] for r in rows)), "audio_seconds": audio_seconds,
-                     "per_lane": args.per_lane},
-        "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
-                   "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale, "lanes": args.lanes,
-                   "blocks_per_sm": args.blocks_per_sm, "threads": args.threads},
-        "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,
-        "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
-        "decode_seconds": best["decode_seconds"] if best else None, "rtfx": best["rtfx"] if best else None,
-        "speedup": best["speedup_vs_baseline"] if best else None, "hypotheses": text_path.name,
-        "riva_rtfx": riva_best, "ours_over_riva": best["rtfx"] / riva_best if best and riva_best else None,
-    }
-    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        write_record()
+    write_record()
     print(f"written {out}")
     return 0
 

@@ -12,60 +12,19 @@
 # riva-asrlib-decoder wheels for CPython 3.12 (the full TLG is built there,
 # without pynini; Kaldi's FasterDecoder is the benchmark's baseline on one core,
 # riva's batched CUDA decoder on the GPU).
-set -uo pipefail
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/gpu_session}
-WORKLOAD=${WORKLOAD:-/tmp/wl}
 DEADLINE=${DEADLINE:-560}
-LOGS=$(mktemp -d)
-mkdir -p "$OUT"
-left() { echo $((DEADLINE - SECONDS)); }
-await() {  # await PID: wait for a background job while time is left
-    while kill -0 "$1" 2>/dev/null && [ "$(left)" -gt 15 ]; do sleep 2; done
-}
-pack() {
-    mkdir -p "$LOGS/graphs"
-    for size in small full; do
-        [ -f "$WORKLOAD/graphs/$size/build.json" ] && cp "$WORKLOAD/graphs/$size/build.json" "$LOGS/graphs/$size.json"
-    done
-    tar czf "$OUT/session.tgz.$BASHPID" -C "$LOGS" . && mv "$OUT/session.tgz.$BASHPID" "$OUT/session.tgz"
-}
-step() {  # step NAME SECONDS COMMAND...: run, log to NAME.log, print its tail, pack
-    local name=$1 limit=$2
-    shift 2
-    [ "$(left)" -lt "$limit" ] && limit=$(left)
-    if [ "$limit" -lt 15 ]; then echo "== $name skipped: ${limit}s left"; return; fi
-    echo "== $name (limit ${limit}s, at ${SECONDS}s)"
-    timeout -k 5 "$limit" "$@" >"$LOGS/$name.log" 2>&1
-    echo "   exit $? at ${SECONDS}s"
-    grep -E "passed|failed|error|Error|FAIL|speedup|rtfx|Traceback" "$LOGS/$name.log" | tail -n 6
-    pack
-}
-
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site || exit 1
-# CuPy's own kernels (fill, astype) need the CUDA headers it finds through CUDA_PATH; ours are compiled
-# by NVRTC through ctypes (cuda_kernels/nvrtc.py), which also looks in /usr/local/cuda
-[ -z "${CUDA_PATH:-}" ] && [ -d /usr/local/cuda ] && export CUDA_PATH=/usr/local/cuda
-{ nvidia-smi; python3 -c "import cupy, numba, numpy, sys; print(sys.version); print('cupy', cupy.__version__, \
-'numba', numba.__version__, 'numpy', numpy.__version__, 'driver', cupy.cuda.runtime.driverGetVersion(), \
-'runtime', cupy.cuda.runtime.runtimeGetVersion()); from cuda_kernels import nvrtc; \
-print('nvrtc', nvrtc.version(), nvrtc.library()._name, 'CUDA_PATH', '${CUDA_PATH:-}')"; } >"$LOGS/device.txt" 2>&1
-grep -E "H200|H100|cupy|nvrtc|Error" "$LOGS/device.txt"
+source "$(dirname "$0")/gpu_session_common.sh"
 
 # the workload (issue 3: the full TLG without pynini) builds while the tests run
 timeout 300 python3 -m bench.workload build --out "$WORKLOAD" --sizes small,full >"$LOGS/workload_build.log" 2>&1 &
 build=$!
-# a test that hangs ends its pytest (stacks dumped) rather than the whole step's time
-PYTEST="python3 -m pytest -v -rfE --durations=15 -p no:cacheprovider"
-python3 -c "import pytest_timeout" 2>/dev/null && PYTEST="$PYTEST --timeout=100 --timeout-method=thread"
 
 step kernels_compile 90 $PYTEST -x tests/test_nvrtc_compile.py
 # what the CPU emulator cannot see (out-of-bounds and misaligned device accesses; barriers and warp
 # collectives under the hardware's schedules), on small cases, beside the GPU tests
 (
     step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
-        -k "embedded_example or larger_graph or windows_of_any_length"
+        -k "embedded_example or larger_graph or windows_of_any_length or graphs_and_deeper"
     step synccheck 60 compute-sanitizer --tool synccheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
         -k "embedded_example"
 ) &

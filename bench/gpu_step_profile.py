@@ -3,7 +3,9 @@ for each lane count: the calling thread's wall time in each part of a step
 (timers around the step loop's methods), the device's time in each launch
 sequence and in each kernel (CUDA events on the compute stream, read after the
 decode), and the calling thread's profile (cProfile, a second decode: its
-overhead stays out of the timings).
+overhead stays out of the timings). The timed decode launches kernel by kernel
+(an event around each launch; a CUDA graph would hide them), the profiled one
+replays CUDA graphs, as the decoder does.
 
     python -m bench.gpu_step_profile --graph DIR/graphs/full --data DIR/data/full/lm-medium.npz \\
         --acoustic-scale 0.5 --lanes 512 --out profile.json
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import wfst
-from bench.grid_depth import add_blocks_per_sm_argument, set_blocks_per_sm
+from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm
 from bench.inputs import add_input_arguments, load_inputs
 
 TIMED_METHODS = ("_assign", "_set_lane_params", "_upload_params", "_search_frame", "_append", "_counters",
@@ -106,6 +108,7 @@ def profile(decoder, batch: list[np.ndarray], cupy, top: int = 30) -> dict:
     cuda = decoder._cuda
     host, device, kernels = {}, {}, {}
     undo = _instrument(cuda_backend, host, device, kernels, cupy)
+    graphs, cuda.launch_graphs.enabled = cuda.launch_graphs.enabled, False
     try:
         cupy.cuda.Device().synchronize()
         steps_before, start = cuda.stats["steps"], time.perf_counter()
@@ -114,6 +117,7 @@ def profile(decoder, batch: list[np.ndarray], cupy, top: int = 30) -> dict:
         steps = cuda.stats["steps"] - steps_before
     finally:
         undo()
+        cuda.launch_graphs.enabled = graphs
     cupy.cuda.Device().synchronize()
     def ms_per_step(events: dict) -> dict:
         totals = {name: sum(cupy.cuda.get_elapsed_time(a, b) for a, b in pairs) / steps
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-active", type=int, default=10000)
     parser.add_argument("--lattice-beam", type=float, default=8.0)
     parser.add_argument("--lanes", type=int, nargs="+", default=[512])
-    add_blocks_per_sm_argument(parser)
+    add_launch_arguments(parser, graphs=False)
     parser.add_argument("--per-lane", type=int, default=2, help="utterances per lane (the set repeated as needed)")
     parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
     parser.add_argument("--out", type=Path, help="JSON record (default: print only)")

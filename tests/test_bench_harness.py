@@ -98,15 +98,16 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
     out = tmp_path / "gpu.json"
     assert gpu_decoder.main(["--lanes", "1", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
                              "--lattice-beam", "4", "--threads", "2", "--blocks-per-sm", "1", "3",
-                             "--out", str(out)]) == 0
+                             "--launch-graphs", "off", "on", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["workload"]["utterances"] == 3 and record["workload"]["set"] == "example"
     assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [
-        (1, 1, 2), (3, 2, 2)] * 2
-    # each grid depth with every lane count: blocks per lane as deep as asked (the device's multiprocessors)
+        (1, 1, 2), (3, 2, 2)] * 4
+    # every grid depth and launch mode with every lane count: blocks per lane as deep as asked
     sms = cupy_module.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]
-    assert [(run["blocks_per_sm"], run["blocks_per_lane"]) for run in record["runs"]] == [
-        (1, sms), (1, -(-sms // 3)), (3, 3 * sms), (3, sms)]
+    assert [(run["blocks_per_sm"], run["launch_graphs"], run["blocks_per_lane"]) for run in record["runs"]] == [
+        (1, "off", sms), (1, "off", -(-sms // 3)), (1, "on", sms), (1, "on", -(-sms // 3)),
+        (3, "off", 3 * sms), (3, "off", sms), (3, "on", 3 * sms), (3, "on", sms)]
     assert all(run["identical_to_cpu"] == 3 and run["rtfx"] > 0 for run in record["runs"])
     one_lane = record["runs"][0]["stats"]  # this decode's alone: one step per frame and per start frame
     assert one_lane["frames"] == record["workload"]["frames"] and one_lane["steps"] == one_lane["frames"] + 3

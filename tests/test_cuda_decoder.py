@@ -6,6 +6,7 @@ of seeded random graphs, equivalent lattices, lanes refilled mid-batch,
 float16/cupy/torch inputs, bad inputs, tiny capacities (overflow warning, never
 garbage), and the memory budget against what was allocated."""
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -300,3 +301,27 @@ def test_lattice_worker_threads_change_nothing():
         _same(got, want)
         assert_equivalent_lattices(got.lattice, want.lattice)
     assert wfst.Decoder(fst, config, device="cuda", lanes=1).threads == available_cores()
+
+
+def test_cuda_graphs_and_deeper_grids_change_nothing():
+    """The launch sequences replayed as CUDA graphs (the default), launched
+    kernel by kernel, and on grids of another depth give the same Results and
+    lattices; the graphs are captured once per sequence and grid."""
+    fst = random_graph(44, max_states=20)
+    config = DecoderConfig(beam=8.0, max_active=10, min_active=0, lattice_beam=3.0, **_roomy(fst, 10))
+    batch = [random_scores(100 + i, 3 + 7 * i) for i in range(7)]
+    cpu, gpu = _pair(fst, config, lanes=3)
+    graphs = gpu._cuda.launch_graphs
+    graphs.enabled = False
+    _same_decodes(cpu, gpu, batch)
+    assert graphs.captured == 0
+    graphs.enabled = True
+    _same_decodes(cpu, gpu, batch)
+    assert graphs.captured == 4  # search, store, reset, pack
+    steps = gpu._cuda.stats["steps"]
+    _same_decodes(cpu, gpu, batch)  # replayed: nothing captured again
+    assert graphs.captured == 4 and gpu._cuda.stats["steps"] > steps
+    deeper = gpu._cuda.geometry.blocks_per_lane + 3
+    gpu._cuda.geometry = dataclasses.replace(gpu._cuda.geometry, blocks_per_lane=deeper)
+    _same_decodes(cpu, gpu, batch)
+    assert graphs.captured == 8  # the same sequences on the deeper grids

@@ -4,6 +4,7 @@ select and cutoff, launch geometry, pack offsets, and the host lattice assembly
 fed with frames in another token and link order than the CPU's."""
 
 import re
+import types
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from wfst.cpu_backend import CpuSearch
 from wfst.cpu_search import BEAM_DELTA
 from bench.lattice_host import packed_step, raw_frames
 from wfst.cuda_lattice import LatticeStore
+from wfst.cuda_launch_graphs import LaunchGraphs
 from wfst.decoding_graph import DecodingGraph
 
 from .lattice_paths import assert_equivalent_lattices
@@ -103,6 +105,62 @@ def test_gpu_cutoff_equals_the_cpu_cutoff(seed):
     got = layout.gpu_cutoff(costs, beam, max_active, min_active)
     assert got[0] == expected[0] and got[1] == expected[1]
     assert np.float32(got[0]).tobytes() == np.float32(expected[0]).tobytes() or got[0] == 0
+
+
+class _CapturingStream:
+    """Records what LaunchGraphs asks of a stream; its graphs record their launches."""
+
+    def __init__(self):
+        self.log, self.current = [], False
+
+    def __enter__(self):
+        self.current = True
+
+    def __exit__(self, *exc):
+        self.current = False
+
+    def begin_capture(self):
+        self.log.append("begin")
+
+    def end_capture(self):
+        self.log.append("end")
+        return types.SimpleNamespace(launch=lambda stream: self.log.append(("launch", stream is self)))
+
+
+def test_launch_graphs_issue_then_capture_then_replay():
+    stream = _CapturingStream()
+    issued = []
+
+    def issue():
+        assert stream.current  # launches go to the current stream
+        issued.append(stream.log[-1] if stream.log else None)
+
+    graphs = LaunchGraphs()
+    graphs.run(("search", 1), stream, issue)  # launch by launch: the kernels load outside a capture
+    assert issued == [None] and stream.log == [] and graphs.captured == 0
+    graphs.run(("search", 1), stream, issue)  # captured, then launched
+    assert issued == [None, "begin"] and stream.log == ["begin", "end", ("launch", True)]
+    graphs.run(("search", 1), stream, issue)  # replayed: not issued again
+    assert len(issued) == 2 and stream.log[-1] == ("launch", True) and graphs.captured == 1
+    graphs.run(("search", 2), stream, issue)  # another key (grid) is a sequence of its own
+    assert len(issued) == 3 and graphs.captured == 1
+    graphs.enabled = False
+    before = list(stream.log)
+    graphs.run(("search", 1), stream, issue)  # off: launch by launch, the graph left alone
+    assert len(issued) == 4 and stream.log == before
+
+
+def test_a_capture_that_fails_is_ended_and_not_kept():
+    stream = _CapturingStream()
+    graphs = LaunchGraphs()
+    graphs.run("k", stream, lambda: None)
+
+    def fail():
+        raise RuntimeError("launch failed")
+
+    with pytest.raises(RuntimeError, match="launch failed"):
+        graphs.run("k", stream, fail)
+    assert stream.log == ["begin", "end"] and graphs.captured == 0
 
 
 def test_blocks_per_lane():

@@ -13,9 +13,14 @@ score row for the others. Per step, on the compute stream::
     eps_sweep x EPS_GRID_SWEEPS  eps_persistent  eps_links
     resolve_tokens  resolve_links  tie_bfs       -> counters to pinned memory, sync
     [lanes that overflowed: reset_lanes, the same sequence again with a tighter bound]
-    window_store  save_frontier  reset_lanes
+    window_store (and the step's parameters copied for the window stream)
+    save_frontier  reset_lanes
     and on the window stream, for lanes that flush, beside the next step's search:
-    window_prune  window_number  window_offsets  window_pack  window_shift
+    window_prune  window_number  window_offsets  window_pack | window_shift
+
+The search, the store, the reset and the packing (up to window_pack) are each
+captured into a CUDA graph at their second run and replayed (:mod:`wfst.cuda_launch_graphs`:
+one call for the sequence, where each launch costs the host 10-30 us).
 
 Each frame's lattice segments go to its lane's window on the device; a lane
 flushes its window (prunes it against its newest frame and packs what is left)
@@ -50,6 +55,7 @@ from . import cuda_layout as layout
 from .budget import DEFAULT_CHUNK_FRAMES, budget
 from .config import DecoderConfig
 from .cuda_lattice import LatticeStore, negative_cycle_error
+from .cuda_launch_graphs import LaunchGraphs
 from .cuda_memory import DeviceArrays, check_allocation, geometry
 from .cuda_scores import ScoreInput
 from .cuda_window_plan import plan_windows
@@ -133,6 +139,7 @@ class CudaDecoder:
         self.windows = cupy.cuda.Stream(non_blocking=True)  # flushed windows, beside the next step's search
         self.copy = cupy.cuda.Stream(non_blocking=True)
         self.windows_done = None  # the event of the last flush's window work (it moves the pools)
+        self.launch_graphs = LaunchGraphs()
         self.copied = None  # the event of the last copy of packed windows
         # counts over every run; the seconds split the step loop's wall time: waiting for the device (its
         # counters, the copy of the packed windows: the GPU's time the host's work did not hide), waiting
@@ -147,6 +154,9 @@ class CudaDecoder:
 
     # ------------------------------------------------------------- kernels
     def _search_frame(self):
+        self.launch_graphs.run(("search", self.geometry), self.compute, self._issue_search)
+
+    def _issue_search(self):
         d, g, c = self.arrays, self.geometry, self.config
         from .cpu_search import BEAM_DELTA
 
@@ -404,31 +414,44 @@ class CudaDecoder:
             self._upload_params(params)
             if self.windows_done is not None:
                 self.compute.wait_event(self.windows_done)
-            K.window_store(d, g)
-            if words:
-                runtime = self.cupy.cuda.runtime
-                runtime.memcpyAsync(d.window_params.data.ptr, d.params.data.ptr, d.params.nbytes,
-                                    runtime.memcpyDeviceToDevice, self.compute.ptr)
-                stored = self.compute.record()
-            K.save_frontier(d, g)
-            K.reset_lanes(d, g)
+        self.launch_graphs.run(("store", g), self.compute, self._issue_store)
+        stored = self.compute.record()
+        self.launch_graphs.run(("reset", g), self.compute, self._issue_reset)
         if not words:
             return None
+        self.windows.wait_event(stored)
+        self.launch_graphs.run(("pack", g), self.windows, self._issue_pack)
+        packed = self.windows.record()
         with self.windows:
-            self.windows.wait_event(stored)
-            K.window_prune(d, g, self.config.lattice_beam)
-            K.window_number(d, g)
-            K.window_offsets(d, g, d.packed)
-            K.window_pack(d, g, d.packed)
-            packed = self.windows.record()
             K.window_shift(d, g)
-            self.windows_done = self.windows.record()
+        self.windows_done = self.windows.record()
         region = self.lattices.reserve(words)
         with self.copy:
             self.copy.wait_event(packed)
             self._copy_to_host(region, d.packed, 4 * words, self.copy)
             self.copied = self.copy.record()
         return region
+
+    def _issue_store(self):
+        """The step's frame into the lanes' windows, and the step's parameters
+        copied for the window stream (which has finished with the last copy:
+        the compute stream waited for it)."""
+        d = self.arrays
+        K.window_store(d, self.geometry)
+        runtime = self.cupy.cuda.runtime
+        runtime.memcpyAsync(d.window_params.data.ptr, d.params.data.ptr, d.params.nbytes,
+                            runtime.memcpyDeviceToDevice, self.compute.ptr)
+
+    def _issue_reset(self):
+        K.save_frontier(self.arrays, self.geometry)
+        K.reset_lanes(self.arrays, self.geometry)
+
+    def _issue_pack(self):
+        d, g = self.arrays, self.geometry
+        K.window_prune(d, g, self.config.lattice_beam)
+        K.window_number(d, g)
+        K.window_offsets(d, g, d.packed)
+        K.window_pack(d, g, d.packed)
 
     def _append(self, pending):
         """Append a step's flushed windows (packed as ``window_offsets`` says) to

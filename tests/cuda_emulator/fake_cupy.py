@@ -3,7 +3,8 @@ memory, whose ``RawModule`` runs the kernels on the CPU (:mod:`.build`).
 
 Device arrays are numpy arrays of the subclass :class:`ndarray` (with
 ``.data.ptr``, ``.get``, ``.set`` and ``__cuda_array_interface__``); streams,
-events and devices are synchronous no-ops; ``cupy.empty`` fills its memory
+events and devices are synchronous no-ops, but a stream's graph capture records
+the launches and copies for its graph to run again; ``cupy.empty`` fills its memory
 with a poison byte so that a kernel reading memory nobody wrote shows up.
 :func:`install` puts this module in ``sys.modules`` as ``cupy`` and ``cupyx``.
 """
@@ -136,11 +137,46 @@ def _get_elapsed_time(start: _Event, end: _Event) -> float:
     return 1e3 * (end.time - start.time)
 
 
+_capture: list | None = None
+"""While a stream captures a graph: the launches and copies it took instead of running them."""
+
+
+def _run_or_capture(run):
+    if _capture is None:
+        run()
+    else:
+        _capture.append(run)
+
+
+class _Graph:
+    """A captured sequence: ``launch`` runs its launches and copies again, with the arguments they were given."""
+
+    def __init__(self, runs: list):
+        self.runs = runs
+
+    def launch(self, stream=None):
+        for run in self.runs:
+            run()
+
+
 class _Stream(_Synchronous):
     ptr = 0
 
     def __init__(self, non_blocking=False):
         pass
+
+    def begin_capture(self, mode=None):
+        global _capture
+        if _capture is not None:
+            raise RuntimeError("the CUDA emulator captures one stream at a time")
+        _capture = []
+
+    def end_capture(self):
+        global _capture
+        if _capture is None:
+            raise RuntimeError("end_capture without begin_capture")
+        graph, _capture = _Graph(_capture), None
+        return graph
 
     def record(self):
         return _Event()
@@ -164,7 +200,7 @@ class OutOfMemoryError(MemoryError):
 
 
 def _memcpy_async(dst: int, src: int, nbytes: int, kind: int, stream: int):
-    ctypes.memmove(dst, src, nbytes)
+    _run_or_capture(lambda: ctypes.memmove(dst, src, nbytes))
 
 
 __version__ = "emulator"
@@ -200,7 +236,8 @@ class RawModule:
     def get_function(self, name: str):
         if name not in self.kernels:
             raise AttributeError(f"no kernel {name} in this module")
-        return build.EmulatedKernel(self.library, name, self.kernels[name])
+        kernel = build.EmulatedKernel(self.library, name, self.kernels[name])
+        return lambda *args, **kwargs: _run_or_capture(functools.partial(kernel, *args, **kwargs))
 
 
 def _pinned(shape, dtype=np.float32):

@@ -1,6 +1,7 @@
-"""The depth of the CUDA decoder's (blocks x lanes) grids, for sweeps: the
-benchmarks' ``--blocks-per-sm`` (``wfst.cuda_layout.BLOCKS_PER_SM`` is the
-decoder's own)."""
+"""The CUDA decoder's launch settings, for the benchmarks' sweeps: the depth of
+its (blocks x lanes) grids (``--blocks-per-sm``; ``wfst.cuda_layout.BLOCKS_PER_SM``
+is the decoder's own) and whether it replays its launch sequences as CUDA graphs
+(``--launch-graphs``; on by default)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import dataclasses
 from wfst import cuda_layout as layout
 
 
-def add_blocks_per_sm_argument(parser) -> None:
+def add_launch_arguments(parser, graphs: bool = True) -> None:
+    """``--blocks-per-sm`` and, where ``graphs``, ``--launch-graphs``: lists, swept."""
     parser.add_argument("--blocks-per-sm", type=int, nargs="+", default=[layout.BLOCKS_PER_SM],
                         help="grid depths to sweep, each with every lane count: blocks per multiprocessor of the "
                              f"(blocks x lanes) grids (default {layout.BLOCKS_PER_SM}, the decoder's)")
+    if graphs:
+        parser.add_argument("--launch-graphs", choices=("on", "off"), nargs="+", default=["on"],
+                            help="replay each step's launch sequences as CUDA graphs (on, the decoder's default) "
+                                 "or launch kernel by kernel (off); both: an A/B in one run")
 
 
 def set_blocks_per_sm(decoder, per_sm: int) -> int:

@@ -1,0 +1,50 @@
+# What every device call runs first (sourced by bench/gpu_session.sh and
+# bench/gpu_launch_sweep.sh, which set DEADLINE, their seconds from the start):
+# the carried wheels installed, the device described in device.txt, and the
+# helpers: step NAME SECONDS COMMAND runs a step under its own time limit, cut
+# to what is left before DEADLINE, logs it to NAME.log and packs every log into
+# $OUT/session.tgz (the device tool returns at most 8 files, so a cut call still
+# returns them); await PID waits for a background job while time is left; $PYTEST
+# runs pytest verbosely, each test under a time limit where pytest-timeout imports.
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/gpu_session}
+WORKLOAD=${WORKLOAD:-/tmp/wl}
+LOGS=$(mktemp -d)
+mkdir -p "$OUT"
+left() { echo $((DEADLINE - SECONDS)); }
+await() {  # await PID: wait for a background job while time is left
+    while kill -0 "$1" 2>/dev/null && [ "$(left)" -gt 15 ]; do sleep 2; done
+}
+pack() {
+    mkdir -p "$LOGS/graphs"
+    for size in small full; do
+        [ -f "$WORKLOAD/graphs/$size/build.json" ] && cp "$WORKLOAD/graphs/$size/build.json" "$LOGS/graphs/$size.json"
+    done
+    tar czf "$OUT/session.tgz.$BASHPID" -C "$LOGS" . && mv "$OUT/session.tgz.$BASHPID" "$OUT/session.tgz"
+}
+step() {  # step NAME SECONDS COMMAND...: run, log to NAME.log, print its tail, pack
+    local name=$1 limit=$2
+    shift 2
+    [ "$(left)" -lt "$limit" ] && limit=$(left)
+    if [ "$limit" -lt 15 ]; then echo "== $name skipped: ${limit}s left"; return; fi
+    echo "== $name (limit ${limit}s, at ${SECONDS}s)"
+    timeout -k 5 "$limit" "$@" >"$LOGS/$name.log" 2>&1
+    echo "   exit $? at ${SECONDS}s"
+    grep -E "passed|failed|error|Error|FAIL|speedup|rtfx|Traceback" "$LOGS/$name.log" | tail -n 6
+    pack
+}
+
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site || exit 1
+# CuPy's own kernels (fill, astype) need the CUDA headers it finds through CUDA_PATH; ours are compiled
+# by NVRTC through ctypes (cuda_kernels/nvrtc.py), which also looks in /usr/local/cuda
+[ -z "${CUDA_PATH:-}" ] && [ -d /usr/local/cuda ] && export CUDA_PATH=/usr/local/cuda
+{ nvidia-smi; python3 -c "import cupy, numba, numpy, sys; print(sys.version); print('cupy', cupy.__version__, \
+'numba', numba.__version__, 'numpy', numpy.__version__, 'driver', cupy.cuda.runtime.driverGetVersion(), \
+'runtime', cupy.cuda.runtime.runtimeGetVersion()); from cuda_kernels import nvrtc; \
+print('nvrtc', nvrtc.version(), nvrtc.library()._name, 'CUDA_PATH', '${CUDA_PATH:-}')"; } >"$LOGS/device.txt" 2>&1
+grep -E "H200|H100|cupy|nvrtc|Error" "$LOGS/device.txt"
+# a test that hangs ends its pytest (stacks dumped) rather than the whole step's time
+PYTEST="python3 -m pytest -v -rfE --durations=15 -p no:cacheprovider"
+python3 -c "import pytest_timeout" 2>/dev/null && PYTEST="$PYTEST --timeout=100 --timeout-method=thread"
