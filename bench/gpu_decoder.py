@@ -13,7 +13,7 @@ else our CPU backend. Where riva-asrlib-decoder and torch import (and unless
 ``--skip-riva``), each lane count's batch is also decoded by riva's batched CUDA
 decoder on as many channels (:mod:`bench.riva_baseline`): its RTFx, and ours over
 it. Writes ``bench/results/gpu_decoder_<graph>_<set>.json``
-(device, date, commit, versions, graph, workload, config, per-lane-count decode
+(device, date, commit and source digest, versions, graph, workload, config, per-lane-count decode
 seconds and RTFx, the baselines' RTFx, speedups) and a Kaldi ``text`` file of
 the hypotheses beside it.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import itertools
 import json
 import os
@@ -57,6 +58,20 @@ def _commit() -> str:
                               cwd=Path(__file__).parent).stdout.strip()
     except OSError:
         return "unknown"
+
+
+SOURCE_DIRS = ("wfst", "cuda_kernels", "lattice")
+
+
+def source_digest() -> str:
+    """sha256 over the decoder's sources (the .py, .cu and .cuh files of
+    SOURCE_DIRS, by path): names the code that ran where the git metadata is
+    stale (a device machine's copy of the working tree)."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for d in SOURCE_DIRS for p in (root / d).rglob("*") if p.suffix in (".py", ".cu", ".cuh")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _kaldi_rtfx(fst, graph_dir: Path, workload: Workload, config) -> float | None:
@@ -136,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     text_path = out.with_suffix(".text")
 
+    digest = source_digest()
+
     def write_record():  # after every run: a run cut short keeps the runs it finished
         if hyps is not None:
             text_path.write_text("".join(f"{u} {' '.join(words[w] for w in r.words)}\n"
@@ -145,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         record = {
             "command": "python -m bench.gpu_decoder " + " ".join(sys.argv[1:] if argv is None else argv),
             "device": device_memory().name,
-            "date": datetime.date.today().isoformat(), "commit": _commit(), "versions": _versions(cupy),
+            "date": datetime.date.today().isoformat(), "commit": _commit(),
+            "source_digest": digest, "versions": _versions(cupy),
             "graph": {"name": graph_dir.name, "states": fst.num_states, "arcs": fst.num_arcs},
             "workload": {"set": inputs.name, "seed": getattr(workload, "seed", None), "utterances": count,
                          "frames": int(sum(r.shape[0] for r in rows)), "audio_seconds": audio_seconds,

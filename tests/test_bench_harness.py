@@ -101,6 +101,7 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
                              "--launch-graphs", "off", "on", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["workload"]["utterances"] == 3 and record["workload"]["set"] == "example"
+    assert record["source_digest"] == gpu_decoder.source_digest() and len(record["source_digest"]) == 64
     assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [
         (1, 1, 2), (3, 2, 2)] * 4
     # every grid depth and launch mode with every lane count: blocks per lane as deep as asked

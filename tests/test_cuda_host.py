@@ -164,11 +164,12 @@ def test_a_capture_that_fails_is_ended_and_not_kept():
 
 
 def test_blocks_per_lane():
-    assert layout.blocks_per_lane(1, 132) == 4 * 132
-    assert layout.blocks_per_lane(512, 132) == 2
-    assert layout.blocks_per_lane(10000, 132) == 1
-    assert layout.blocks_per_lane(1, 10**6) == layout.MAX_BLOCKS_PER_LANE
+    assert layout.blocks_per_lane(1, 132, per_sm=2) == 2 * 132
+    assert layout.blocks_per_lane(1, 132) == layout.MAX_BLOCKS_PER_LANE < layout.BLOCKS_PER_SM * 132  # capped
+    assert layout.blocks_per_lane(512, 132, per_sm=4) == 2
     assert layout.blocks_per_lane(512, 132, per_sm=16) == 5  # deeper grids: more blocks for each lane
+    assert layout.blocks_per_lane(512, 132) == -(-layout.BLOCKS_PER_SM * 132 // 512)
+    assert layout.blocks_per_lane(100000, 132) == 1
     with pytest.raises(ValueError):
         layout.blocks_per_lane(0, 132)
     with pytest.raises(ValueError):

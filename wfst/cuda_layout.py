@@ -42,17 +42,24 @@ WINDOW_LANE_THREADS = 1024
 
 EPS_GRID_SWEEPS = 2
 """Grid-wide epsilon sweeps before the persistent kernel takes over."""
-BLOCKS_PER_SM = 4
-MAX_BLOCKS_PER_LANE = 1024
+BLOCKS_PER_SM = 32
+"""Depth of the (blocks x lanes) grids. On the H200 (132 SMs), full TLG, 512
+lanes: 3,203 RTFx at 4 (2 blocks per lane), 3,856 at 32 (9), no better at 64
+(bench/results/gpu_decoder_full_lm-medium_depths_512.json); a step waits for
+its busiest lane, which more blocks share."""
+MAX_BLOCKS_PER_LANE = 512
+"""One lane alone: 528 blocks ran at 160 RTFx, 1,024 at 134 (blocks without work cost too)."""
 
 KEY_NONE = np.uint32(0xFFFFFFFF)
 
 
-def blocks_per_lane(lanes: int, multiprocessors: int, per_sm: int = BLOCKS_PER_SM) -> int:
+def blocks_per_lane(lanes: int, multiprocessors: int, per_sm: int | None = None) -> int:
     """Blocks of the (blocks x lanes) grids: enough blocks in all to fill the GPU
-    ``per_sm`` deep, at least one per lane. Deeper grids give a busy lane more
-    blocks (a step waits for its busiest lane) at the cost of more blocks that
-    find no work."""
+    ``per_sm`` deep (None: ``BLOCKS_PER_SM``), at least one per lane. Deeper
+    grids give a busy lane more blocks (a step waits for its busiest lane) at
+    the cost of more blocks that find no work."""
+    if per_sm is None:
+        per_sm = BLOCKS_PER_SM
     if lanes < 1 or multiprocessors < 1 or per_sm < 1:
         raise ValueError("lanes, multiprocessors and per_sm must be >= 1")
     want = -(-per_sm * multiprocessors // lanes)
