@@ -44,9 +44,9 @@ EPS_GRID_SWEEPS = 2
 """Grid-wide epsilon sweeps before the persistent kernel takes over."""
 BLOCKS_PER_SM = 32
 """Depth of the (blocks x lanes) grids. On the H200 (132 SMs), full TLG, 512
-lanes: 3,203 RTFx at 4 (2 blocks per lane), 3,856 at 32 (9), no better at 64
-(bench/results/gpu_decoder_full_lm-medium_depths_512.json); a step waits for
-its busiest lane, which more blocks share."""
+lanes: 3,203 RTFx at 4 (2 blocks per lane), 3,856 at 32 (9 blocks;
+bench/results/gpu_decoder_full_lm-medium.json), and no better at 64
+(..._depths_512.json); a step waits for its busiest lane, which more blocks share."""
 MAX_BLOCKS_PER_LANE = 512
 """One lane alone: 528 blocks ran at 160 RTFx, 1,024 at 134 (blocks without work cost too)."""
 
