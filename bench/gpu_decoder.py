@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 import wfst
-from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm
 from bench.inputs import add_input_arguments, load_inputs
+from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm
 from bench.riva_baseline import riva_run
 from wfst.example import example_dir
 from wfst.gpu import device_memory

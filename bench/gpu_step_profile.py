@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 import wfst
-from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm
 from bench.inputs import add_input_arguments, load_inputs
+from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm
 
 TIMED_METHODS = ("_assign", "_set_lane_params", "_upload_params", "_search_frame", "_append", "_counters",
                  "_retry_overflows", "_finish_step_on_device")
