@@ -117,6 +117,7 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
         assert 0 < stats["run_seconds"] <= run["decode_seconds"]
         assert stats["device_wait_seconds"] > 0 and stats["lattice_wait_seconds"] >= 0
         assert 0 < shares["host"] < 1 and shares["device_wait"] > 0
+        assert 0 < stats["host_cpu_seconds"] <= stats["run_seconds"] * 1.05 and shares["host_cpu"] > 0
     assert record["cpu_backend_rtfx"] > 0 and record["speedup"] == max(r["speedup_vs_baseline"] for r in record["runs"])
     assert len((tmp_path / "gpu.text").read_text().splitlines()) == 3
     if "riva" not in sys.modules and cupy_module.__name__ != "cupy":  # no riva wheel: said, and the run goes on

@@ -143,9 +143,12 @@ class CudaDecoder:
         self.copied = None  # the event of the last copy of packed windows
         # counts over every run; the seconds split the step loop's wall time: waiting for the device (its
         # counters, the copy of the packed windows: the GPU's time the host's work did not hide), waiting
-        # for the lattice workers (they fall behind), and the rest, the calling thread's own work
+        # for the lattice workers (they fall behind), and the rest, the calling thread's own work, of
+        # which host_cpu_seconds is its CPU time (the rest it waited for the GIL; a device wait that spins
+        # counts as CPU time too)
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "held_back": 0,
-                      "run_seconds": 0.0, "device_wait_seconds": 0.0, "lattice_wait_seconds": 0.0}
+                      "run_seconds": 0.0, "device_wait_seconds": 0.0, "lattice_wait_seconds": 0.0,
+                      "host_cpu_seconds": 0.0}
         self.channels = ChannelPool(g.channels)
         # the lattice workers append the copied windows and finish utterances while the GPU goes on
         self.lattices = LatticeStore(graph, config, g.channels, threads=threads,
@@ -224,7 +227,7 @@ class CudaDecoder:
         if not jobs:
             return []
         self.device.synchronize()  # producers of device scores (torch, cupy streams) have finished
-        started, lattice_waits = time.perf_counter(), self.lattices.wait_seconds
+        started, cpu, lattice_waits = time.perf_counter(), time.thread_time(), self.lattices.wait_seconds
         with self.device:
             try:
                 overflowed, lost = self._run(jobs, list(spare_channels))
@@ -234,6 +237,7 @@ class CudaDecoder:
                 raise
             finally:
                 self.stats["run_seconds"] += time.perf_counter() - started
+                self.stats["host_cpu_seconds"] += time.thread_time() - cpu
                 self.stats["lattice_wait_seconds"] += self.lattices.wait_seconds - lattice_waits
         notes = []
         if overflowed:
