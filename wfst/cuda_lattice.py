@@ -282,7 +282,7 @@ class LatticeStore:
         self.inbox = np.empty(DEFAULT_INBOX_WORDS, np.int32) if inbox is None else inbox
         self._steps: deque = deque()  # per queued step: [partitions not yet done, first error, inbox region]
         self._reserved: tuple[int, int] | None = None  # the region reserved for the next append
-        self._finishing: list[Future] = []  # finish_later's, not yet known done
+        self._finishing: deque[Future] = deque()  # finish_later's, oldest first, from the first not known done
         self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
         self.wait_seconds = 0.0  # the caller's time blocked on the workers, in all
 
@@ -357,7 +357,8 @@ class LatticeStore:
         """The Result of the utterance on ``channel``, finished by its
         partition's worker after the frames queued before (a Future); the
         channel takes its next utterance in a spare set of arrays."""
-        self._finishing = [done for done in self._finishing if not done.done()]
+        while self._finishing and self._finishing[0].done():  # (not a scan of all: workers may lag far behind)
+            self._finishing.popleft()
         self._finishing.append(self._workers[channel % len(self._parts)].finish(self._finish_taken, channel))
         return self._finishing[-1]
 
@@ -377,7 +378,7 @@ class LatticeStore:
         waiting = time.perf_counter()
         wait(self._finishing)
         self.wait_seconds += time.perf_counter() - waiting
-        self._finishing = []
+        self._finishing.clear()
         return error
 
     def _slot(self, channel: int) -> tuple:
