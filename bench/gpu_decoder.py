@@ -21,6 +21,7 @@ the hypotheses beside it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import itertools
@@ -98,6 +99,18 @@ def _cpu_backend(fst, rows, config, frame_shift: float):
     return sum(r.shape[0] for r in rows) * frame_shift / (time.perf_counter() - start), results
 
 
+@contextlib.contextmanager
+def switch_interval(seconds: float | None):
+    """The interpreter's GIL switch interval set to ``seconds`` (None: left) inside, restored after."""
+    saved = sys.getswitchinterval()
+    if seconds is not None:
+        sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(saved)
+
+
 def step_loop_shares(stats: dict) -> dict:
     """Where the CUDA decoder's step loop spent its wall time (from its stats
     over one decode): waiting for the device (its counters, the copy of the
@@ -128,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int,
                         help="host threads for the lattices (default: the decoder's, the cores available)")
     add_launch_arguments(parser)
+    parser.add_argument("--switch-interval", type=float,
+                        help="seconds between the interpreter's GIL hand-overs during the runs (sys.setswitchinterval; "
+                             "default Python's, 0.005): shorter lets the step loop's thread take the GIL back sooner "
+                             "from the lattice workers")
     parser.add_argument("--skip-riva", action="store_true",
                         help="do not decode with riva-asrlib-decoder even where it imports")
     parser.add_argument("--out", type=Path)
@@ -174,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
                        "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale,
                        "lanes": args.lanes, "blocks_per_sm": args.blocks_per_sm, "launch_graphs": args.launch_graphs,
-                       "threads": args.threads},
+                       "threads": args.threads, "switch_interval": args.switch_interval or sys.getswitchinterval()},
             "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,
             "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
             "decode_seconds": best["decode_seconds"] if best else None, "rtfx": best["rtfx"] if best else None,
@@ -183,54 +200,55 @@ def main(argv: list[str] | None = None) -> int:
         }
         out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
-    for depth, graphs, lanes in itertools.product(args.blocks_per_sm, args.launch_graphs, args.lanes):
-        try:
-            decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=args.threads)
-        except wfst.MemoryBudgetError as error:
-            runs.append({"lanes": lanes, "error": str(error)})
-            continue
-        grid = set_blocks_per_sm(decoder, depth)
-        decoder._cuda.launch_graphs.enabled = graphs == "on"
-        decoder.decode(rows[:1])  # compiles the kernels
-        copies = max(1, -(-args.per_lane * lanes // len(rows)))
-        batch = rows * copies
-        audio = audio_seconds * copies
-        cupy.cuda.Device().synchronize()
-        before = dict(decoder._cuda.stats)
-        start = time.perf_counter()
-        results = decoder.decode(batch)
-        seconds = time.perf_counter() - start
-        hyps = results[: len(rows)]
-        stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # this decode's
-        runs.append({"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "launch_graphs": graphs,
-                     "threads": decoder.threads, "copies_of_the_set": copies,
-                     "decode_seconds": seconds, "rtfx": audio / seconds,
-                     "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
-                     "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost
-                                             for a, b in zip(hyps, cpu_results)),
-                     "step_loop": step_loop_shares(stats), "stats": stats,
-                     "memory": decoder._cuda.memory.as_dict()})
-        threads = decoder.threads
-        del decoder
-        first_of_lanes = depth == args.blocks_per_sm[0] and graphs == args.launch_graphs[0]
-        if not args.skip_riva and first_of_lanes:  # the same batch on riva's decoder, as many channels
-            riva = riva_run(graph_dir, rows[0].shape[1], config, lanes, threads, batch,
-                            [r.words for r in cpu_results], audio)
-            runs[-1]["riva"] = riva
-            if "rtfx" in riva:
-                runs[-1]["ours_over_riva"] = runs[-1]["rtfx"] / riva["rtfx"]
-                print(f"  riva-asrlib-decoder, {lanes} channels: RTFx {riva['rtfx']:10.1f}, ours over riva "
-                      f"{runs[-1]['ours_over_riva']:.2f}, {riva['identical_words_to_cpu']}/{count} words as the "
-                      "CPU backend's", flush=True)
-        shares = runs[-1]["step_loop"]
-        print(f"lanes {lanes:5d} ({grid} blocks each, graphs {graphs}), {threads} threads: {seconds:8.3f} s  "
-              f"RTFx {audio / seconds:10.1f}  "
-              f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
-              f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend; step loop "
-              f"{shares['ms_per_step']:.2f} ms per step: host {shares['host']:.0%}, waiting for the device "
-              f"{shares['device_wait']:.0%}, for the lattice workers {shares['lattice_wait']:.0%}; its CPU time "
-              f"{shares['host_cpu']:.0%}", flush=True)
-        write_record()
+    with switch_interval(args.switch_interval):
+        for depth, graphs, lanes in itertools.product(args.blocks_per_sm, args.launch_graphs, args.lanes):
+            try:
+                decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=args.threads)
+            except wfst.MemoryBudgetError as error:
+                runs.append({"lanes": lanes, "error": str(error)})
+                continue
+            grid = set_blocks_per_sm(decoder, depth)
+            decoder._cuda.launch_graphs.enabled = graphs == "on"
+            decoder.decode(rows[:1])  # compiles the kernels
+            copies = max(1, -(-args.per_lane * lanes // len(rows)))
+            batch = rows * copies
+            audio = audio_seconds * copies
+            cupy.cuda.Device().synchronize()
+            before = dict(decoder._cuda.stats)
+            start = time.perf_counter()
+            results = decoder.decode(batch)
+            seconds = time.perf_counter() - start
+            hyps = results[: len(rows)]
+            stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # this decode's
+            runs.append({"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "launch_graphs": graphs,
+                         "threads": decoder.threads, "copies_of_the_set": copies,
+                         "decode_seconds": seconds, "rtfx": audio / seconds,
+                         "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
+                         "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost
+                                                 for a, b in zip(hyps, cpu_results)),
+                         "step_loop": step_loop_shares(stats), "stats": stats,
+                         "memory": decoder._cuda.memory.as_dict()})
+            threads = decoder.threads
+            del decoder
+            first_of_lanes = depth == args.blocks_per_sm[0] and graphs == args.launch_graphs[0]
+            if not args.skip_riva and first_of_lanes:  # the same batch on riva's decoder, as many channels
+                riva = riva_run(graph_dir, rows[0].shape[1], config, lanes, threads, batch,
+                                [r.words for r in cpu_results], audio)
+                runs[-1]["riva"] = riva
+                if "rtfx" in riva:
+                    runs[-1]["ours_over_riva"] = runs[-1]["rtfx"] / riva["rtfx"]
+                    print(f"  riva-asrlib-decoder, {lanes} channels: RTFx {riva['rtfx']:10.1f}, ours over riva "
+                          f"{runs[-1]['ours_over_riva']:.2f}, {riva['identical_words_to_cpu']}/{count} words as the "
+                          "CPU backend's", flush=True)
+            shares = runs[-1]["step_loop"]
+            print(f"lanes {lanes:5d} ({grid} blocks each, graphs {graphs}), {threads} threads: {seconds:8.3f} s  "
+                  f"RTFx {audio / seconds:10.1f}  "
+                  f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
+                  f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend; step loop "
+                  f"{shares['ms_per_step']:.2f} ms per step: host {shares['host']:.0%}, waiting for the device "
+                  f"{shares['device_wait']:.0%}, for the lattice workers {shares['lattice_wait']:.0%}; its CPU time "
+                  f"{shares['host_cpu']:.0%}", flush=True)
+            write_record()
     write_record()
     print(f"written {out}")
     return 0

@@ -98,8 +98,9 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
     out = tmp_path / "gpu.json"
     assert gpu_decoder.main(["--lanes", "1", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
                              "--lattice-beam", "4", "--threads", "2", "--blocks-per-sm", "1", "3",
-                             "--launch-graphs", "off", "on", "--out", str(out)]) == 0
+                             "--launch-graphs", "off", "on", "--switch-interval", "0.0007", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
+    assert record["config"]["switch_interval"] == 0.0007 and sys.getswitchinterval() == pytest.approx(0.005)
     assert record["workload"]["utterances"] == 3 and record["workload"]["set"] == "example"
     assert record["source_digest"] == gpu_decoder.source_digest() and len(record["source_digest"]) == 64
     assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [
