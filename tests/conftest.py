@@ -2,10 +2,6 @@ import os
 
 import pytest
 
-from wfst import cuda_layout as layout
-
-EMULATOR_BLOCKS_PER_SM = 4
-
 try:
     import cupy  # noqa: F401
 
@@ -40,10 +36,6 @@ def cupy_module(request, monkeypatch):
         fake_cupy.install(monkeypatch)
     except build.EmulatorUnavailable as error:
         pytest.skip(str(error))
-    # the emulator runs a grid's blocks one after another on one core, where a deep grid buys nothing and each
-    # block without work still costs its threads' start: its grids stay 4 deep (the results do not depend on
-    # the depth: test_cuda_graphs_and_deeper_grids_change_nothing)
-    monkeypatch.setattr(layout, "BLOCKS_PER_SM", EMULATOR_BLOCKS_PER_SM)
     if os.environ.get("WFST_EMULATOR_PREEMPT"):
         fake_cupy.schedule(True, int(os.environ["WFST_EMULATOR_PREEMPT"]))
     yield fake_cupy

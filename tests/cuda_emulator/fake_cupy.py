@@ -25,6 +25,10 @@ POISON = 0xA5
 FREE_BYTES = 2 << 30
 TOTAL_BYTES = 4 << 30
 MULTIPROCESSORS = 2
+BLOCKS_PER_SM = 4
+"""The decoder's grid depth under the emulator, which runs a grid's blocks one after another on one core:
+a deep grid buys nothing there and each block without work still costs its threads' start (the results do
+not depend on the depth: test_cuda_graphs_and_deeper_grids_change_nothing)."""
 DEVICE_NAME = b"wfst-gpu CUDA emulator (CPU)"
 
 
@@ -247,8 +251,10 @@ def _pinned(shape, dtype=np.float32):
 
 
 def install(monkeypatch):
-    """Make ``import cupy`` / ``import cupyx`` give the emulator for one test."""
+    """Make ``import cupy`` / ``import cupyx`` give the emulator for one test, the decoder's grids
+    ``BLOCKS_PER_SM`` deep."""
     import cuda_kernels
+    from wfst import cuda_layout
 
     build.compiler()  # EmulatorUnavailable without g++
     me = sys.modules[__name__]
@@ -256,6 +262,7 @@ def install(monkeypatch):
     cupyx.empty_pinned = _pinned
     monkeypatch.setitem(sys.modules, "cupy", me)
     monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    monkeypatch.setattr(cuda_layout, "BLOCKS_PER_SM", BLOCKS_PER_SM)
     cuda_kernels.module.cache_clear()
     cuda_kernels.kernel.cache_clear()
     # the kernels from their source (the GPU's loader compiles a cubin with NVRTC first)
