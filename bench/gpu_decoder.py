@@ -12,7 +12,9 @@ cost); Kaldi's FasterDecoder is the speed baseline when kaldi-decoder imports,
 else our CPU backend. Where riva-asrlib-decoder and torch import (and unless
 ``--skip-riva``), each lane count's batch is also decoded by riva's batched CUDA
 decoder on as many channels (:mod:`bench.riva_baseline`): its RTFx, and ours over
-it. Writes ``bench/results/gpu_decoder_<graph>_<set>.json``
+it. ``--blocks-per-sm``, ``--lane-groups``, ``--launch-graphs`` and ``--scores-on``
+(numpy input, or cupy arrays uploaded before the timer, as riva's are) are swept
+with the lane counts (:mod:`bench.launch_tuning`). Writes ``bench/results/gpu_decoder_<graph>_<set>.json``
 (device, date, commit and source digest, versions, graph, workload, config, per-lane-count decode
 seconds and RTFx, the baselines' RTFx, speedups) and a Kaldi ``text`` file of
 the hypotheses beside it.
@@ -36,7 +38,7 @@ import numpy as np
 
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
-from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm
+from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm, set_lane_groups
 from bench.riva_baseline import riva_run
 from wfst.example import example_dir
 from wfst.gpu import device_memory
@@ -145,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between the interpreter's GIL hand-overs during the runs (sys.setswitchinterval; "
                              "default Python's, 0.005): shorter lets the step loop's thread take the GIL back sooner "
                              "from the lattice workers")
+    parser.add_argument("--scores-on", choices=("host", "device"), nargs="+", default=["host"],
+                        help="where the timed decode finds the scores: numpy arrays (host, the default: the decoder "
+                             "stages them) or cupy arrays uploaded before the timer starts (device: as riva's runs "
+                             "get theirs, and as an acoustic model on the GPU hands them over); both: an A/B")
     parser.add_argument("--skip-riva", action="store_true",
                         help="do not decode with riva-asrlib-decoder even where it imports")
     parser.add_argument("--out", type=Path)
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
                        "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale,
                        "lanes": args.lanes, "blocks_per_sm": args.blocks_per_sm, "launch_graphs": args.launch_graphs,
-                       "threads": args.threads, "switch_interval": args.switch_interval or sys.getswitchinterval()},
+                       "lane_groups": args.lane_groups, "scores_on": args.scores_on, "threads": args.threads, "switch_interval": args.switch_interval or sys.getswitchinterval()},
             "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,
             "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
             "decode_seconds": best["decode_seconds"] if best else None, "rtfx": best["rtfx"] if best else None,
@@ -201,17 +207,19 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
     with switch_interval(args.switch_interval):
-        for depth, graphs, lanes in itertools.product(args.blocks_per_sm, args.launch_graphs, args.lanes):
+        for depth, graphs, groups, scores_on, lanes in itertools.product(
+                args.blocks_per_sm, args.launch_graphs, args.lane_groups, args.scores_on, args.lanes):
             try:
                 decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=args.threads)
             except wfst.MemoryBudgetError as error:
                 runs.append({"lanes": lanes, "error": str(error)})
                 continue
             grid = set_blocks_per_sm(decoder, depth)
+            groups_set = set_lane_groups(decoder, groups)
             decoder._cuda.launch_graphs.enabled = graphs == "on"
             decoder.decode(rows[:1])  # compiles the kernels
             copies = max(1, -(-args.per_lane * lanes // len(rows)))
-            batch = rows * copies
+            batch = rows * copies if scores_on == "host" else [cupy.asarray(r) for r in rows] * copies
             audio = audio_seconds * copies
             cupy.cuda.Device().synchronize()
             before = dict(decoder._cuda.stats)
@@ -221,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             hyps = results[: len(rows)]
             stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # this decode's
             runs.append({"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "launch_graphs": graphs,
-                         "threads": decoder.threads, "copies_of_the_set": copies,
+                         "lane_groups": groups_set, "scores_on": scores_on, "threads": decoder.threads, "copies_of_the_set": copies,
                          "decode_seconds": seconds, "rtfx": audio / seconds,
                          "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
                          "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost
@@ -230,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
                          "memory": decoder._cuda.memory.as_dict()})
             threads = decoder.threads
             del decoder
-            first_of_lanes = depth == args.blocks_per_sm[0] and graphs == args.launch_graphs[0]
+            first_of_lanes = (depth, graphs, groups, scores_on) == (args.blocks_per_sm[0], args.launch_graphs[0],
+                                                                    args.lane_groups[0], args.scores_on[0])
             if not args.skip_riva and first_of_lanes:  # the same batch on riva's decoder, as many channels
-                riva = riva_run(graph_dir, rows[0].shape[1], config, lanes, threads, batch,
+                riva = riva_run(graph_dir, rows[0].shape[1], config, lanes, threads, rows * copies,
                                 [r.words for r in cpu_results], audio)
                 runs[-1]["riva"] = riva
                 if "rtfx" in riva:
@@ -241,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"{runs[-1]['ours_over_riva']:.2f}, {riva['identical_words_to_cpu']}/{count} words as the "
                           "CPU backend's", flush=True)
             shares = runs[-1]["step_loop"]
-            print(f"lanes {lanes:5d} ({grid} blocks each, graphs {graphs}), {threads} threads: {seconds:8.3f} s  "
+            print(f"lanes {lanes:5d} ({grid} blocks each, graphs {graphs}, {groups_set} lane groups, scores on "
+                  f"{scores_on}), {threads} threads: {seconds:8.3f} s  "
                   f"RTFx {audio / seconds:10.1f}  "
                   f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
                   f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend; step loop "

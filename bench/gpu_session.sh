@@ -39,6 +39,12 @@ export WFST_WORKLOAD="$WORKLOAD"
 step gpu_decoder_full 200 python3 -m bench.gpu_decoder --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --beam 15 --max-active 10000 \
     --lattice-beam 8 --lanes 1 32 128 512 1024 --out "$LOGS/gpu_decoder_full_lm-medium.json"
+# lane groups (the host's work on one group's step beside the device's on the others') and scores handed
+# over on the device (as riva's are) against numpy input
+step lane_groups_full 90 python3 -m bench.gpu_decoder --graph "$WORKLOAD/graphs/full" \
+    --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --beam 15 --max-active 10000 \
+    --lattice-beam 8 --lanes 512 1024 --skip-riva --lane-groups 1 2 4 --scores-on host device \
+    --out "$LOGS/gpu_decoder_full_lm-medium_groups.json"
 # whether the step loop's thread waits for the GIL behind the lattice workers: the same runs with Python's
 # GIL switch interval at 0.2 ms instead of 5 ms (compare rtfx and step_loop.host_cpu with the sweep's)
 step gil_switch_full 90 python3 -m bench.gpu_decoder --graph "$WORKLOAD/graphs/full" \
@@ -47,7 +53,7 @@ step gil_switch_full 90 python3 -m bench.gpu_decoder --graph "$WORKLOAD/graphs/f
     --out "$LOGS/gpu_decoder_full_lm-medium_switch0.0002.json"
 # where a step's time goes: each kernel's device time, the host's parts
 step gpu_step_profile_full 60 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
-    --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 \
+    --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --lane-groups 1 2 \
     --out "$LOGS/gpu_step_profile_full_lm-medium_kernels.json"
 # what bounds the heaviest kernels (memory, latency, occupancy): Nsight Compute on one launch of each
 step ncu_kernels_full 90 ncu --target-processes all --kernel-name regex:"window_prune|window_pack|emit_expand|frame_prologue" \

@@ -10,7 +10,8 @@ replays CUDA graphs, as the decoder does.
     python -m bench.gpu_step_profile --graph DIR/graphs/full --data DIR/data/full/lm-medium.npz \\
         --acoustic-scale 0.5 --lanes 512 --out profile.json
 
-When the device's milliseconds per step come near the step's own, the GPU
+A step is one lane group's (``--lane-groups``: groups of lanes stepped in turn,
+each on its own streams). When the device's milliseconds per step come near the step's own, the GPU
 bounds the step and the kernel table says where; the host's parts then include
 their waits for the device (reading the counters, the copy of the packed
 windows)."""
@@ -31,11 +32,11 @@ import numpy as np
 
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
-from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm
+from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm, set_lane_groups
 
 TIMED_METHODS = ("_assign", "_set_lane_params", "_upload_params", "_search_frame", "_append", "_counters",
                  "_retry_overflows", "_finish_step_on_device")
-"""The step loop's parts (methods of wfst.cuda_backend.CudaDecoder), timed on the calling thread
+"""The step loop's parts (methods of wfst.cuda_lane_group.LaneGroup), timed on the calling thread
 (nested calls count in both: _upload_params inside _finish_step_on_device, for one)."""
 DEVICE_PARTS = ("_search_frame", "_finish_step_on_device")
 """Parts whose launches are bracketed by events on the compute stream (the second
@@ -44,13 +45,13 @@ window work; that work runs on its own stream and shows kernel by kernel, its
 times including what it shares of the GPU with the search beside it)."""
 
 
-def _instrument(cuda_backend, host: dict, device: dict, kernels: dict, cupy):
+def _instrument(cuda_lane_group, host: dict, device: dict, kernels: dict, cupy):
     """Wrap the timed methods (and plan_windows), and every kernel launch (events
     on the current stream, by kernel name, into ``kernels``); returns a function
     that undoes it."""
     from wfst import cuda_kernels_launch
 
-    cls, saved = cuda_backend.CudaDecoder, {}
+    cls, saved = cuda_lane_group.LaneGroup, {}
     kernel = cuda_kernels_launch._k
 
     def kernel_timed(name, file):
@@ -82,7 +83,7 @@ def _instrument(cuda_backend, host: dict, device: dict, kernels: dict, cupy):
     for name in TIMED_METHODS:
         saved[name] = getattr(cls, name)
         setattr(cls, name, timed(name, saved[name]))
-    plan = cuda_backend.plan_windows
+    plan = cuda_lane_group.plan_windows
 
     def plan_timed(*args):
         start = time.perf_counter()
@@ -91,23 +92,23 @@ def _instrument(cuda_backend, host: dict, device: dict, kernels: dict, cupy):
         finally:
             host["plan_windows"] = host.get("plan_windows", 0.0) + time.perf_counter() - start
 
-    cuda_backend.plan_windows = plan_timed
+    cuda_lane_group.plan_windows = plan_timed
 
     def undo():
         for name, method in saved.items():
             setattr(cls, name, method)
-        cuda_backend.plan_windows = plan
+        cuda_lane_group.plan_windows = plan
         cuda_kernels_launch._k = kernel
     return undo
 
 
 def profile(decoder, batch: list[np.ndarray], cupy, top: int = 30) -> dict:
     """Time one decode of ``batch`` part by part, then profile a second one."""
-    from wfst import cuda_backend
+    from wfst import cuda_lane_group
 
     cuda = decoder._cuda
     host, device, kernels = {}, {}, {}
-    undo = _instrument(cuda_backend, host, device, kernels, cupy)
+    undo = _instrument(cuda_lane_group, host, device, kernels, cupy)
     graphs, cuda.launch_graphs.enabled = cuda.launch_graphs.enabled, False
     try:
         cupy.cuda.Device().synchronize()
@@ -161,16 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(count)]
     record = {"command": "python -m bench.gpu_step_profile " + " ".join(sys.argv[1:] if argv is None else argv),
               "device": device_memory().name, "set": inputs.name, "runs": []}
-    for depth, lanes in [(d, n) for d in args.blocks_per_sm for n in args.lanes]:
+    for depth, groups, lanes in [(d, k, n) for d in args.blocks_per_sm for k in args.lane_groups for n in args.lanes]:
         decoder = wfst.Decoder(inputs.fst, config, device="cuda", lanes=lanes)
         grid = set_blocks_per_sm(decoder, depth)
+        groups = set_lane_groups(decoder, groups)
         decoder.decode(rows[:1])  # compiles
         batch = rows * max(1, -(-args.per_lane * lanes // len(rows)))
-        run = {"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "threads": decoder.threads,
-               "utterances": len(batch), **profile(decoder, batch, cupy)}
+        run = {"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "lane_groups": groups,
+               "threads": decoder.threads, "utterances": len(batch), **profile(decoder, batch, cupy)}
         record["runs"].append(run)
-        print(f"lanes {lanes} ({run['blocks_per_lane']} blocks each), {decoder.threads} threads: "
-              f"{run['ms_per_step']:.3f} ms per step over {run['steps']} steps")
+        print(f"lanes {lanes} ({run['blocks_per_lane']} blocks each, {groups} lane groups), {decoder.threads} "
+              f"threads: {run['ms_per_step']:.3f} ms per step (of one group) over {run['steps']} steps")
         print("  host ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["host_ms_per_step"].items()))
         print("  device ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["device_ms_per_step"].items()))
         print("  kernel ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["kernel_ms_per_step"].items()))

@@ -126,6 +126,24 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
     assert not any("riva" in run for run in record["runs"][2:])  # riva decodes each lane count once
 
 
+def test_the_gpu_decoder_benchmark_sweeps_lane_groups_and_where_the_scores_are(cupy_module, tmp_path):
+    from bench import gpu_decoder
+
+    out = tmp_path / "gpu.json"
+    assert gpu_decoder.main(["--lanes", "1", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
+                             "--lattice-beam", "4", "--threads", "1", "--lane-groups", "1", "2",
+                             "--scores-on", "host", "device", "--skip-riva", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["config"]["lane_groups"] == [1, 2] and record["config"]["scores_on"] == ["host", "device"]
+    # two groups of one lane are one group (at most the lanes)
+    assert [(run["lanes"], run["lane_groups"], run["scores_on"]) for run in record["runs"]] == [
+        (1, 1, "host"), (3, 1, "host"), (1, 1, "device"), (3, 1, "device"),
+        (1, 1, "host"), (3, 2, "host"), (1, 1, "device"), (3, 2, "device")]
+    assert all(run["identical_to_cpu"] == 3 for run in record["runs"])
+    one, two = record["runs"][1]["stats"], record["runs"][5]["stats"]  # 3 lanes: one group, two groups
+    assert one["frames"] == two["frames"] and two["steps"] > one["steps"]  # a step is one group's
+
+
 class _FakeTensor:
     def __init__(self, array):
         self.array = array
@@ -211,8 +229,10 @@ def test_the_step_profile_splits_a_step_into_host_and_device_parts(cupy_module, 
 
     out = tmp_path / "profile.json"
     assert gpu_step_profile.main(["--lanes", "2", "--utterances", "3", "--beam", "10", "--max-active", "500",
-                                  "--lattice-beam", "4", "--blocks-per-sm", "5", "--out", str(out)]) == 0
+                                  "--lattice-beam", "4", "--blocks-per-sm", "5", "--lane-groups", "2", "--out",
+                                  str(out)]) == 0
     (run,) = json.loads(out.read_text())["runs"]
+    assert run["lane_groups"] == 2
     sms = cupy_module.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]
     assert run["blocks_per_sm"] == 5 and run["blocks_per_lane"] == -(-5 * sms // 2)
     assert run["lanes"] == 2 and run["utterances"] == 6 and run["steps"] > 0
@@ -227,5 +247,5 @@ def test_the_step_profile_splits_a_step_into_host_and_device_parts(cupy_module, 
     assert all(0 < v < run["ms_per_step"] for v in host.values())
     assert "_search_frame" in run["profile_by_own_time"] or "launch" in run["profile_by_own_time"]
     # the timers are removed afterwards
-    from wfst.cuda_backend import CudaDecoder
-    assert not hasattr(CudaDecoder._search_frame, "__wrapped__")
+    from wfst.cuda_lane_group import LaneGroup
+    assert not hasattr(LaneGroup._search_frame, "__wrapped__")

@@ -101,11 +101,12 @@ def test_packed_windows_whose_counts_do_not_add_up_are_refused(header):
     gpu = wfst.Decoder(random_graph(3, max_states=8), DecoderConfig(max_active=4, min_active=0), device="cuda",
                        lanes=1)
     backend = gpu._cuda
+    group = backend._lane_groups()[0]
     packed = backend.lattices.reserve(12)
     packed[:5] = header
-    backend.copied = backend.copy.record()
+    group.copied = backend.copy.record()
     with pytest.raises(LatticeError, match="do not add up"):
-        backend._append((packed, (np.array([0]), np.array([True])), []))
+        group._append((packed, (np.array([0]), np.array([True])), []))
 
 
 def test_lattices_equivalent_on_a_larger_graph():
@@ -325,3 +326,87 @@ def test_cuda_graphs_and_deeper_grids_change_nothing():
     gpu._cuda.geometry = dataclasses.replace(gpu._cuda.geometry, blocks_per_lane=deeper)
     _same_decodes(cpu, gpu, batch)
     assert graphs.captured == 8  # the same sequences on the deeper grids
+
+
+@pytest.mark.parametrize("groups", [2, 3, 5])
+def test_lane_groups_change_nothing(cupy_module, monkeypatch, groups):
+    """Lanes stepped in groups, each on its own streams, packing into its own
+    region and inbox ring and borrowing only its share of the spare channels,
+    give the CPU's Results and lattices: windows flushed every few frames and
+    kept back, host and device scores mixed, more utterances than lanes (some
+    of zero frames). Each group captures its own launch graphs."""
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_FRAMES", 3)
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_LAG", 1)
+    fst = random_graph(71, max_states=20)
+    config = DecoderConfig(beam=9.0, max_active=10, min_active=0, lattice_beam=4.0, **_roomy(fst, 10))
+    batch = [random_scores(300 + i, (i * 7) % 19) for i in range(13)]
+    cpu, gpu = _pair(fst, config, lanes=5)
+    gpu._cuda.lane_groups = groups
+    mixed = [cupy_module.asarray(s) if i % 2 else s for i, s in enumerate(batch)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CapacityWarning)
+        results = gpu.decode(mixed)
+    for got, want in zip(results, cpu.decode(batch)):
+        _same(got, want)
+        assert_equivalent_lattices(got.lattice, want.lattice)
+    captured = {key[:2] for key in gpu._cuda.launch_graphs._graphs}
+    assert {("search", k) for k in range(groups)} <= captured
+    assert gpu._cuda.channels.in_use == 0
+
+
+def test_lane_groups_under_overflow_give_one_group_s_results():
+    """Tiny queues: each group searches its overflowed lanes again on its own
+    streams; the Results and the warning are those of one group."""
+    fst = random_graph(99, max_states=60, num_columns=6)
+    config = DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
+    batch = [random_scores(i, 16, num_columns=6) for i in range(5)]
+    outcomes = []
+    for groups in (1, 3):
+        gpu = wfst.Decoder(fst, config, device="cuda", lanes=3)
+        gpu._cuda.lane_groups = groups
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = gpu.decode(batch)
+        outcomes.append(([(r.words, r.cost, r.alignment.tolist()) for r in results],
+                         sorted(str(w.message) for w in caught), gpu._cuda.stats["retries"]))
+    assert outcomes[0][2] > 0 and "queue_capacity" in outcomes[0][1][0]
+    assert outcomes[1] == outcomes[0]
+
+
+def test_lane_groups_must_fit_the_lanes():
+    gpu = wfst.Decoder(random_graph(5, max_states=10), DecoderConfig(max_active=5, min_active=0), device="cuda",
+                       lanes=3)
+    for bad in (0, 4, 2.0, True):
+        gpu._cuda.lane_groups = bad
+        with pytest.raises(wfst.ConfigError, match="lane_groups"):
+            gpu.decode([random_scores(1, 4)])
+    gpu._cuda.lane_groups = 3
+    assert len(gpu.decode([random_scores(1, 4)] * 4)) == 4
+
+
+def test_a_lane_group_sees_its_rows_of_every_lane_array():
+    """lanes_view cuts every array with a row per lane (and only those) to the
+    group's rows, and gives each group its own packed region and totals."""
+    from wfst.cuda_memory import LANE_ARRAYS
+
+    gpu = wfst.Decoder(random_graph(5, max_states=10), DecoderConfig(max_active=5, min_active=0), device="cuda",
+                       lanes=5, channels=7)
+    d = gpu._cuda.arrays
+    per_lane = {name for name, value in vars(d).items() if getattr(value, "shape", (0,))[:1] == (5,)}
+    assert per_lane == set(LANE_ARRAYS)
+    view = d.lanes_view(2, 3, 1)
+    for name in LANE_ARRAYS:
+        whole, part = getattr(d, name), getattr(view, name)
+        assert part.shape == (3,) + whole.shape[1:]
+        assert _address(part) == _address(whole) + 2 * whole.strides[0]
+    first = d.lanes_view(0, 2, 0)
+    a, b = d.packed_region(0, 2, 0), d.packed_region(2, 3, 1)
+    assert a[1] <= b[0] and b[1] <= d.packed.size and view.packed.size == b[1] - b[0]
+    assert _address(first.totals) != _address(view.totals) and view.host_params.shape[1] == 3
+
+
+def _address(array) -> int:
+    """Where a device or host array's data starts."""
+    if hasattr(array, "__cuda_array_interface__"):
+        return array.__cuda_array_interface__["data"][0]
+    return array.ctypes.data

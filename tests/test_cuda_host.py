@@ -540,3 +540,57 @@ def test_host_lattices_of_busy_channels_appended_in_parallel_match_the_cpu(threa
             want = wants[(lane + r * 5) % 3]
             assert (got.words, got.cost, got.word_frames) == (want.words, want.cost, want.word_frames)
             assert_equivalent_lattices(got.lattice, want.lattice)
+
+
+def test_lanes_split_into_even_groups_and_spare_channels_in_proportion():
+    from wfst.cuda_backend import _share
+    from wfst.cuda_lane_group import split_lanes
+
+    assert split_lanes(7, 3) == [(0, 3), (3, 2), (5, 2)]
+    assert split_lanes(4, 4) == [(0, 1), (1, 1), (2, 1), (3, 1)]
+    assert split_lanes(5, 1) == [(0, 5)]
+    assert _share([9, 8, 7], [3, 2, 2]) == [[9, 8], [7], []]
+    assert _share(list(range(7)), [3, 2, 2]) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert _share([], [2, 2]) == [[], []]
+
+
+def test_inbox_rings_take_their_steps_in_turn():
+    """Two producers (the backend's lane groups) each reserve in their own ring
+    of the inbox and append what they reserved a turn later, their
+    reservations outstanding at once; steps wrap round each ring; both
+    channels' lattices equal the CPU's. A ring's region is appended only once,
+    and only from where it was handed out."""
+    fst = random_graph(6, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0)
+    scores = random_scores(6, 15)
+    expected = CpuSearch(graph, config)
+    expected.accept(scores)
+    want = expected.finish()
+    frames = raw_frames(graph, config, scores)
+    most = max(packed_step([frame])[0].size for frame in frames)
+    store = LatticeStore(graph, config, channels=2, threads=2, inbox=np.zeros(5 * most + 3, np.int32))
+    with pytest.raises(ValueError, match="rings"):
+        store.use_rings([(0, 2 * most), (2 * most, 6 * most)])  # beyond the inbox
+    rings = [(0, 2 * most + 1), (2 * most + 1, 5 * most + 3)]
+    store.use_rings(rings)
+    reserved = {}
+    for t, frame in enumerate(frames):
+        for ring in (0, 1):  # channel == ring
+            words, T, K, to, n, lo, nl, ne = packed_step([frame])
+            if ring in reserved:
+                region, step = reserved.pop(ring)
+                store.append(np.array([ring]), region, *step)
+                with pytest.raises(ValueError, match="reserve"):
+                    store.append(np.array([ring]), region, *step)  # appended already
+            region = store.reserve(words.size, ring)
+            offset = (region.ctypes.data - store.inbox.ctypes.data) // 4
+            assert rings[ring][0] <= offset and offset + region.size <= rings[ring][1]
+            region[:] = words
+            reserved[ring] = (region, (T, K, to, n, lo, nl, ne, np.array([t == 0])))
+    for ring, (region, step) in reserved.items():
+        store.append(np.array([ring]), region, *step)
+    for channel in (0, 1):
+        got = store.finish(channel)
+        assert (got.words, got.cost) == (want.words, want.cost)
+        assert_equivalent_lattices(got.lattice, want.lattice)

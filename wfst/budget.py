@@ -39,9 +39,10 @@ Per channel (an utterance's saved frontier between frames and chunks)::
 
     channel = 8 Q + 64          (state and cost per token; counters)
 
-Pinned host memory (packed windows, score staging, counters)::
+Pinned host memory (packed windows, score staging, counters, and
+``PARAM_UPLOAD_SLOTS`` = 4 slots of 96 bytes the step's parameters are uploaded from)::
 
-    pinned = L (48 Q + 80 X + 12 W + 4 P F + 256)
+    pinned = L (48 Q + 80 X + 12 W + 4 P F + 640)
 
 Total device memory: ``fst + L * lane + C * channel``.
 """
@@ -58,7 +59,9 @@ from .cuda_layout import WINDOW_FRAME_INTS
 from .errors import ConfigError, MemoryBudgetError
 
 LANE_COUNTER_BYTES = 256
-LANE_PARAM_BYTES = 2 * 96
+PARAM_ROW_BYTES = 96  # a lane's step parameters: 12 int64
+LANE_PARAM_BYTES = 2 * PARAM_ROW_BYTES
+PARAM_UPLOAD_SLOTS = 4
 CHANNEL_COUNTER_BYTES = 64
 TOKEN_QUEUE_BYTES = 32
 """Per token of a lane: six int32 rows and the int64 degree prefix sum (which has
@@ -202,7 +205,8 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     per_lane = (TOKEN_QUEUE_BYTES * Q + 8 + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
                 + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + window + packed)
     per_channel = CHANNEL_TOKEN_BYTES * Q + CHANNEL_COUNTER_BYTES
-    pinned = lanes * (packed + 4 * P * chunk_frames + LANE_COUNTER_BYTES)
+    pinned = lanes * (packed + 4 * P * chunk_frames + LANE_COUNTER_BYTES
+                      + PARAM_UPLOAD_SLOTS * PARAM_ROW_BYTES)
     kaldi = 12 * fst.num_states + 8 * fst.num_arcs + 4 * fst.num_emitting_arcs
     return MemoryBudget(int(device_fst), int(per_lane), int(per_channel), int(lanes), int(channels), int(pinned),
                         {name: np.dtype(d).itemsize * n for name, (d, n) in arrays.items()}, int(kaldi))

@@ -280,43 +280,59 @@ class LatticeStore:
         self._workers = [LatticeWorker(f"wfst-lattice-{k}") for k in range(parts)]
         weakref.finalize(self, LatticeWorker.stop_all, self._workers)
         self.inbox = np.empty(DEFAULT_INBOX_WORDS, np.int32) if inbox is None else inbox
-        self._steps: deque = deque()  # per queued step: [partitions not yet done, first error, inbox region]
-        self._reserved: tuple[int, int] | None = None  # the region reserved for the next append
+        self._steps: deque = deque()  # per queued step: [partitions not yet done, first error, inbox region, ring]
+        self._rings = [(0, self.inbox.size)]  # see use_rings
+        self._reserved: dict[int, tuple[int, int]] = {}  # ring: the region reserved for its next append
         self._finishing: deque[Future] = deque()  # finish_later's, oldest first, from the first not known done
         self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
         self.wait_seconds = 0.0  # the caller's time blocked on the workers, in all
 
-    def reserve(self, words: int) -> np.ndarray:
-        """A region of ``words`` int32 words of the inbox for the next step, which
-        no queued step reads (waits for the oldest steps when the inbox is
-        full); the step's packed frames go there, then to :meth:`append`. A
-        later reserve replaces a region not appended (and may hand it out
-        again: a caller whose copy into it may still be running must wait for
-        the copy first, as the backend's ``run`` synchronizes the device)."""
+    def use_rings(self, bounds: list[tuple[int, int]]) -> None:
+        """Split the inbox into rings, words ``[start, end)`` each, one per
+        producer that reserves and appends in turn (the CUDA backend's lane
+        groups); waits for the queued steps first. One ring, the whole inbox,
+        until this is called."""
+        bounds = [(int(a), int(b)) for a, b in bounds]
+        if bounds == self._rings:
+            return
+        if not bounds or any(not 0 <= a < b <= self.inbox.size for a, b in bounds):
+            raise ValueError(f"inbox rings {bounds} do not lie in the inbox of {self.inbox.size} words")
+        self.wait()
+        self._rings, self._reserved = bounds, {}
+
+    def reserve(self, words: int, ring: int = 0) -> np.ndarray:
+        """A region of ``words`` int32 words of inbox ring ``ring`` for its next
+        step, which no queued step reads (waits for the oldest steps when the
+        ring is full); the step's packed frames go there, then to :meth:`append`.
+        A later reserve of the ring replaces a region not appended (and may hand
+        it out again: a caller whose copy into it may still be running must wait
+        for the copy first, as the backend's ``run`` synchronizes the device)."""
+        first, end = self._rings[ring]
         held = max(words, 1)  # (regions in use are never empty)
-        if words < 0 or held > self.inbox.size:
-            raise ValueError(f"a step of {words} words does not fit the lattice inbox of {self.inbox.size}")
+        if words < 0 or held > end - first:
+            raise ValueError(f"a step of {words} words does not fit the lattice inbox of {end - first}")
         while True:
-            in_use = (self._steps[0][2][0], self._steps[-1][2][1]) if self._steps else None
-            start = ring_offset(in_use, held, self.inbox.size)
+            mine = [step[2] for step in self._steps if step[3] == ring]
+            in_use = (mine[0][0] - first, mine[-1][1] - first) if mine else None
+            start = ring_offset(in_use, held, end - first)
             if start is not None:
                 break
             self._retire_oldest()
-        self._reserved = (start, start + held)
-        return self.inbox[start:start + words]
+        self._reserved[ring] = (first + start, first + start + held)
+        return self.inbox[first + start:first + start + words]
 
     def append(self, channels, words, T, K, to, n, lo, nl, ne, start) -> None:
         """Queue a step's frames (int arrays, one entry per frame, a channel's
         in order; ``start`` bool: the entry starts its channel's utterance) from
         the packed int32 array ``words`` (its floats as bits), which lies in the
-        region last reserved: the workers read it there, so the caller must not
-        write the region again. A LatticeError (an index out of range) is raised
+        region its ring's last :meth:`reserve` handed out: the workers read it
+        there, so the caller must not write the region again. A LatticeError (an index out of range) is raised
         by a later append, reserve or :meth:`wait`."""
-        region = self._reserved
         offset = (words.ctypes.data - self.inbox.ctypes.data) // 4
-        if region is None or (words.size and not region[0] <= offset <= region[1] - words.size):
-            raise ValueError("LatticeStore.append takes a step in the region its last reserve() handed out")
-        self._reserved = None
+        ring = next((r for r, (a, b) in self._reserved.items() if a <= offset and offset + words.size <= b), None)
+        if ring is None:
+            raise ValueError("LatticeStore.append takes a step in the region its ring's last reserve() handed out")
+        region = self._reserved.pop(ring)
         while len(self._steps) >= QUEUED_STEPS:
             self._retire_oldest()
         i64 = np.int64
@@ -332,7 +348,7 @@ class LatticeStore:
         busy = sorted(set((channels % parts).tolist()))
         for k in busy:
             self._workers[k].append(append_step, self._parts[k], i64(k), i64(parts), *args)
-        self._steps.append([busy, None, region])
+        self._steps.append([busy, None, region, ring])
 
     def _retire_oldest(self) -> None:
         """Wait for the oldest queued step; raise its first error, if any."""

@@ -3,18 +3,21 @@ construction exactly as :func:`wfst.budget` predicts (:func:`check_allocation`
 compares the two), after :meth:`wfst.MemoryBudget.check` has passed.
 
 Per-lane arrays are ``[lanes, capacity]`` (row-major); capacities ``Q`` tokens,
-``X`` links, ``H`` hash slots (wfst/budget.py).
+``X`` links, ``H`` hash slots (wfst/budget.py). A group of consecutive lanes
+(:mod:`wfst.cuda_lane_group`) sees them sliced to its rows
+(:meth:`DeviceArrays.lanes_view`), so the kernels index its lanes from 0.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import cuda_layout as layout
-from .budget import (WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, MemoryBudget, hash_slots, packed_lane_bytes,
-                     score_column_bytes)
+from .budget import (PARAM_UPLOAD_SLOTS, WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, MemoryBudget, hash_slots,
+                     packed_lane_bytes, score_column_bytes)
 from .config import DecoderConfig
 from .decoding_graph import DecodingGraph
 from .errors import ConfigError
@@ -22,6 +25,13 @@ from .errors import ConfigError
 ALLOCATION_TOLERANCE = 0.05
 MAX_LANES = 65535
 """CUDA's limit on a grid's second dimension, which holds the lanes."""
+MAX_LANE_GROUPS = 8
+"""Lane groups a run may step (each has its own packed buffer header and totals)."""
+LANE_ARRAYS = ("tok_slot", "tok_state", "tok_cost", "tok_best", "tok_hops", "tok_best_arc", "deg_scan", "link_src",
+               "link_dst", "link_arc", "link_ac", "hash_key", "hash_cost", "hash_dirty", "hash_tok", "staging",
+               "counters", "params", "window_params", "wt_state", "wt_cost", "wt_best", "wt_extra", "wt_new", "wl_src",
+               "wl_dst", "wl_arc", "wl_ac", "wl_excess", "wl_new", "wframes", "host_staging", "host_counters")
+"""The arrays with a row per lane (:meth:`DeviceArrays.lanes_view` slices them)."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +125,12 @@ class DeviceArrays:
         self.wl_excess = a(cupy, (L, g.WX), np.float32, 0)
         self.wl_new = a(cupy, (L, g.WX), np.int32, -1)
         self.wframes = a(cupy, (L, g.W, layout.WINDOW_FRAME_INTS), np.int32, 0)
-        packed_words = layout.WINDOW_HEADER + L * packed_lane_bytes(g.WT, g.WX, g.W) // 4
+        # the packed windows: a region per lane group (its header, then its lanes' shares); the budget counts one
+        # header (the other groups' are 8 bytes each, as are the totals of a group's packing)
+        self.packed_lane_words = packed_lane_bytes(g.WT, g.WX, g.W) // 4
+        packed_words = MAX_LANE_GROUPS * layout.WINDOW_HEADER + L * self.packed_lane_words
         self.packed = a(cupy, (packed_words,), np.int32, None)
-        self.totals = cupy.zeros(3, np.int64)  # 24 bytes, not in the budget
+        self.totals = cupy.zeros((MAX_LANE_GROUPS, 3), np.int64)
         # channels
         self.ch_state = a(cupy, (C, Q), np.int32, 0)
         self.ch_cost = a(cupy, (C, Q), np.float32, 0)
@@ -133,6 +146,26 @@ class DeviceArrays:
         self.host_packed = pinned((packed_words,), np.int32)
         self.host_staging = pinned((L, g.F, max(g.P, 1)), np.float32)
         self.host_counters = pinned((L, layout.LANE_COUNTERS), np.int32)
+        self.host_params = pinned((PARAM_UPLOAD_SLOTS, L, layout.LANE_PARAMS), np.int64)  # uploads, in turn
+
+    def packed_region(self, first: int, lanes: int, group: int) -> tuple[int, int]:
+        """Words [start, end) of the packed buffers (device and pinned) that lane
+        group ``group``, lanes ``first .. first + lanes - 1``, packs into."""
+        start = group * layout.WINDOW_HEADER + first * self.packed_lane_words
+        return start, start + layout.WINDOW_HEADER + lanes * self.packed_lane_words
+
+    def lanes_view(self, first: int, lanes: int, group: int) -> DeviceArrays:
+        """These arrays as lane group ``group`` sees them: the per-lane ones cut
+        to lanes ``first .. first + lanes - 1`` (views), the packed buffers to
+        its region, the totals to its row; the graph and the channels whole."""
+        view = copy.copy(self)
+        for name in LANE_ARRAYS:
+            setattr(view, name, getattr(self, name)[first:first + lanes])
+        view.host_params = self.host_params[:, first:first + lanes]
+        start, end = self.packed_region(first, lanes, group)
+        view.packed, view.host_packed = self.packed[start:end], self.host_packed[start:end]
+        view.totals = self.totals[group]
+        return view
 
     def _upload(self, cupy, array, dtype):
         out = cupy.asarray(np.ascontiguousarray(array, dtype=dtype))

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from .cpu_search import SearchArrays
-from .cuda_backend import CudaDecoder, LaneJob, abandoned_result, warn_capacity
+from .cuda_backend import CudaDecoder, LaneJob, warn_capacity
+from .cuda_lane_group import abandoned_result
 from .cuda_scores import ScoreInput, score_input
 from .errors import GraphError
 from .result import Result

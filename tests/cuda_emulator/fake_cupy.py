@@ -212,7 +212,7 @@ _runtime = types.SimpleNamespace(
     memGetInfo=lambda: (FREE_BYTES, TOTAL_BYTES), driverGetVersion=lambda: 0, runtimeGetVersion=lambda: 0,
     getDeviceCount=lambda: 1,
     getDeviceProperties=lambda device_id: {"multiProcessorCount": MULTIPROCESSORS, "name": DEVICE_NAME},
-    memcpyAsync=_memcpy_async, memcpyDeviceToHost=2, memcpyDeviceToDevice=3)
+    memcpyAsync=_memcpy_async, memcpyHostToDevice=1, memcpyDeviceToHost=2, memcpyDeviceToDevice=3)
 cuda = types.SimpleNamespace(Device=_Device, Stream=_Stream, runtime=_runtime, get_elapsed_time=_get_elapsed_time,
                              get_current_stream=_Stream,
                              memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError))

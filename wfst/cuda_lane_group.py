@@ -1,0 +1,394 @@
+"""A group of the CUDA decoder's lanes that steps on streams of its own.
+
+:meth:`wfst.cuda_backend.CudaDecoder.run` splits the lanes into
+``lane_groups`` groups of consecutive lanes and steps them in turn: while the
+host reads one group's counters, plans its lattice windows and launches its
+step's end, the device searches the other groups' frames. With one group the
+device waits for the host between the search and the step's end (the host's
+share of a step); with two or more the host's work of one group overlaps the
+device's work of the others, and the groups' kernels share the GPU.
+
+A group sees the decoder's arrays cut to its lanes
+(:meth:`wfst.cuda_memory.DeviceArrays.lanes_view`: the kernels index its lanes
+from 0, its launches cover only its lanes), packs its windows into its own
+region of the packed buffers, and copies them into its own ring of the lattice
+inbox (:meth:`wfst.cuda_lattice.LatticeStore.use_rings`). A job that needs a
+spare channel takes one of its group's (a channel written on one group's
+streams is not read on another's). Per step, on the group's compute stream::
+
+    frame_prologue (cutoff, degree prefix sums)  emit_bound  emit_expand
+    eps_sweep x EPS_GRID_SWEEPS  eps_persistent  eps_links
+    resolve_tokens  resolve_links  tie_bfs       -> counters to pinned memory, sync
+    [lanes that overflowed: reset_lanes, the same sequence again with a tighter bound]
+    window_store (and the step's parameters copied for the window stream)
+    save_frontier  reset_lanes
+    and on the group's window stream, for lanes that flush, beside the next step's search:
+    window_prune  window_number  window_offsets  window_pack | window_shift
+
+The search, the store, the reset and the packing (up to window_pack) are each
+captured into a CUDA graph at their second run and replayed
+(:mod:`wfst.cuda_launch_graphs`: one call for the sequence, where each launch
+costs the host 10-30 us).
+
+Each frame's lattice segments go to its lane's window on the device; a lane
+flushes its window (prunes it against its newest frame and packs what is left)
+every ``WINDOW_FRAMES`` frames (staggered over the lanes), when its pool could
+not take one more frame, and when its job ends. A flush before the job's end
+keeps up to ``WINDOW_LAG`` newest frames back (``window_shift``), to be pruned
+again at the next flush against a newer frame
+(:func:`wfst.cuda_window_plan.frames_kept_back`). The packed windows go to a
+region of the group's inbox ring (:meth:`wfst.cuda_lattice.LatticeStore.reserve`)
+on the copy stream while the device searches the next step; the host queues
+them to the lattice workers before it queues the group's next packing (so one
+packed buffer on the device serves: the copy is done when the host reads it,
+the host is done when the device writes it again), and the workers read them
+where they arrived. A lane whose job ended takes the next one at its group's
+next step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lattice.errors import LatticeError
+
+from . import cuda_kernels_launch as K
+from . import cuda_layout as layout
+from .budget import PARAM_UPLOAD_SLOTS
+from .cuda_lattice import negative_cycle_error
+from .cuda_window_plan import plan_windows
+from .result import Result
+
+if TYPE_CHECKING:
+    from .cuda_backend import CudaDecoder, LaneJob
+
+_FIELD_OF_OVERFLOW = {layout.OVF_TOKENS: "token_queue_capacity", layout.OVF_HASH: "token_queue_capacity",
+                      layout.OVF_LINKS: "arc_queue_capacity"}
+
+
+def abandoned_result(graph, frames: int) -> Result:
+    """The Result of an utterance given up after a queue overflow: no words, cost inf."""
+    return Result(words=(), cost=float("inf"), graph_cost=float("inf"), acoustic_cost=float("inf"),
+                  reached_final=False, alignment=np.zeros(frames, np.int32), word_frames=(), lattice=None)
+
+
+def split_lanes(lanes: int, groups: int) -> list[tuple[int, int]]:
+    """(first lane, lanes) of each of ``groups`` groups of consecutive lanes,
+    as even as can be, the larger first."""
+    size, extra = divmod(lanes, groups)
+    bounds, first = [], 0
+    for k in range(groups):
+        n = size + (k < extra)
+        bounds.append((first, n))
+        first += n
+    return bounds
+
+
+class LaneGroup:
+    """Lanes ``first .. first + lanes - 1`` of ``decoder`` (group ``index``),
+    stepped on the ``compute`` and ``windows`` streams. :meth:`begin` takes a
+    run's shared job queue and the group's spare channels; then the decoder
+    alternates :meth:`launch` (the next step's search, if any lane has work)
+    and :meth:`step` (the rest of the searched step), and calls :meth:`drain`
+    at the end. Outcomes go to the jobs; ``overflowed`` and ``lost`` collect
+    the run's capacity notes."""
+
+    def __init__(self, decoder: CudaDecoder, index: int, first: int, lanes: int, compute, windows):
+        self.decoder = decoder
+        self.cupy = decoder.cupy
+        self.config = decoder.config
+        self.index, self.first = index, first
+        self.geometry = dataclasses.replace(decoder.geometry, lanes=lanes)
+        self.arrays = decoder.arrays.lanes_view(first, lanes, index)
+        self.compute, self.windows = compute, windows
+        self.windows_done = None  # the event of the last flush's window work (it moves the pools)
+        self.copied = None  # the event of the last copy of packed windows
+        self._uploads = 0  # parameter uploads so far (they take the pinned slots in turn)
+        self._uploaded = [None] * PARAM_UPLOAD_SLOTS  # the event of each slot's last upload
+        self.searching = False
+
+    # ------------------------------------------------------------- a run
+    def begin(self, queue: deque, spares: list[int]) -> None:
+        """Per-lane state for a run; jobs come from ``queue`` (shared with the other groups)."""
+        L, g = self.geometry.lanes, self.geometry
+        self.queue, self.spares = queue, spares
+        self.lane_job: list[LaneJob | None] = [None] * L
+        self.busy = np.zeros(L, bool)
+        self.row = np.zeros(L, np.int64)  # row to search next; -1: the start frame
+        self.rows = np.zeros(L, np.int64)  # rows of the lane's job
+        self.on_host = np.zeros(L, bool)  # scores staged from host memory
+        self.params = np.zeros((L, layout.LANE_PARAMS), np.int64)
+        self.window_frames = np.zeros(L, np.int64)  # frames in each lane's lattice window
+        self.window_sizes = np.zeros((L, g.W, 2), np.int64)  # tokens and links of each of them (0 beyond)
+        self.window_starts = np.zeros(L, bool)  # the window begins with its utterance's start frame
+        self.overflowed: set[str] = set()
+        self.lost = 0
+        self.pending = None  # the last step's flushed windows and ended jobs, for _append
+        self.searching = False
+
+    def launch(self) -> bool:
+        """Give free lanes the next jobs and launch the search of the next frame
+        of every busy lane; False when no lane has work."""
+        if self.queue and not self.busy.all():
+            self._assign()
+        if not self.busy.any():
+            return False
+        with self.compute:
+            self._set_lane_params()
+            self._upload_params(self.params)
+            self._search_frame()
+        self.searching = True
+        return True
+
+    def step(self) -> None:
+        """The rest of the step launched last: append the previous step's windows
+        (the host works while the GPU searches), read the counters, search the
+        overflowed lanes again, plan the windows, launch the step's end and the
+        flushes, and note the jobs that ended."""
+        g = self.geometry
+        busy, row = self.busy, self.row
+        if self.pending is not None:
+            self._append(self.pending)
+            self.pending = None
+        counters = self._counters()
+        counters = self._retry_overflows(counters)
+        ran = busy.copy()
+        cycle = ran & (counters[:, layout.C_STATUS] == layout.STATUS_NEGATIVE_CYCLE)
+        dropped = ran & ~cycle & ((counters[:, layout.C_OVERFLOW] != 0) | (counters[:, layout.C_NTOK] > g.Q)
+                                  | (counters[:, layout.C_NLINK] > g.X))
+        ended = ran & ((row + 1 >= self.rows) | cycle | dropped)
+        good = ran & ~cycle & ~dropped
+        sizes = np.minimum(counters[:, [layout.C_NTOK, layout.C_NLINK]], [g.Q, g.X]).astype(np.int64)
+        *entries, words, flushing, held_back = plan_windows(
+            self.params, good, ended, row, sizes, self.window_frames, self.window_sizes, self.window_starts,
+            g.window_period, g.window_lag, g.Q, g.X, g.WT, g.WX)
+        stats = self.decoder.stats
+        stats["windows"] += flushing
+        stats["held_back"] += held_back
+        arrived = self._finish_step_on_device(words)
+        done = []  # (job, how it ended) for the jobs whose last frame this was
+        for lane in np.flatnonzero(ended):
+            job = self.lane_job[lane]
+            if cycle[lane]:
+                job.error = negative_cycle_error(job.first_frame + int(row[lane]) + 1)
+            done.append((job, "lost" if dropped[lane] else "error" if cycle[lane] else "searched"))
+            self.lane_job[lane] = None
+            if job.borrowed:
+                self.spares.append(job.channel)
+        self.lost += int(dropped.sum())
+        stats["expanded"] += int(counters[ran, layout.C_EXPANDED].sum())
+        stats["frames"] += int((ran & (row >= 0)).sum())
+        stats["steps"] += 1
+        row[ran] += 1
+        busy &= ~ended
+        self.window_frames[ended] = 0
+        self.window_sizes[ended] = 0
+        self.pending = (arrived, entries, done)
+        self.searching = False
+
+    def drain(self) -> None:
+        """Append the last step's windows and finish its jobs."""
+        if self.pending is not None:
+            self._append(self.pending)
+            self.pending = None
+
+    # ------------------------------------------------------------- the parts of a step
+    def _assign(self):
+        """Give free lanes the next jobs (a job without a channel waits for a spare one)."""
+        d = self.arrays
+        params = self.params
+        for lane in np.flatnonzero(~self.busy):
+            while self.queue:
+                job = self.queue[0]
+                if not job.start and job.source.frames == 0:  # nothing to search
+                    self.queue.popleft()
+                    continue
+                if job.channel is None:
+                    if not self.spares:
+                        return
+                    job.channel = self.spares.pop()
+                    job.borrowed = True
+                self.queue.popleft()
+                self.lane_job[lane] = job
+                self.busy[lane] = True
+                self.row[lane] = -1 if job.start else 0
+                self.rows[lane] = job.source.frames
+                source = job.source
+                self.on_host[lane] = not source.on_device
+                params[lane, layout.P_CHANNEL] = job.channel
+                if source.on_device:
+                    params[lane, layout.P_SCORES] = source.array.data.ptr
+                    params[lane, layout.P_STRIDE] = source.row_stride
+                    params[lane, layout.P_DTYPE] = source.dtype_code
+                else:
+                    params[lane, layout.P_SCORES] = d.staging[lane].data.ptr
+                    params[lane, layout.P_STRIDE] = d.staging.shape[2]
+                    params[lane, layout.P_DTYPE] = 0
+                break
+
+    def _set_lane_params(self):
+        """Modes and score rows of this step; host scores staged every F rows."""
+        d, g = self.arrays, self.geometry
+        busy, row, on_host, params = self.busy, self.row, self.on_host, self.params
+        params[:, layout.P_MODE] = np.where(~busy, layout.MODE_IDLE,
+                                            np.where(row < 0, layout.MODE_START, layout.MODE_EMIT))
+        params[:, layout.P_TIGHTEN] = 0
+        params[:, layout.P_ROW] = np.where(on_host, row % g.F, row)
+        runtime = self.cupy.cuda.runtime
+        for lane in np.flatnonzero(busy & on_host & (row >= 0) & (row % g.F == 0)):
+            r = int(row[lane])
+            scores = self.lane_job[lane].source.array[r:r + g.F, :g.P]
+            host = d.host_staging[lane]  # pinned; its last upload was done by the time of the step's counters
+            host[:scores.shape[0], :scores.shape[1]] = scores
+            runtime.memcpyAsync(d.staging[lane].data.ptr, host.ctypes.data, host.nbytes,
+                                runtime.memcpyHostToDevice, self.compute.ptr)
+
+    def _upload_params(self, params: np.ndarray):
+        """Copy ``params`` to the device on the compute stream, through the next
+        of the pinned slots (CuPy's ``set`` from pageable memory costs the host
+        tens of microseconds a call)."""
+        d = self.arrays
+        slot = self._uploads % PARAM_UPLOAD_SLOTS
+        self._uploads += 1
+        if self._uploaded[slot] is not None:
+            self.decoder._wait_for(self._uploaded[slot])  # long done: uploads are steps apart
+        host = d.host_params[slot]
+        host[...] = params
+        runtime = self.cupy.cuda.runtime
+        runtime.memcpyAsync(d.params.data.ptr, host.ctypes.data, host.nbytes, runtime.memcpyHostToDevice,
+                            self.compute.ptr)
+        self._uploaded[slot] = self.compute.record()
+
+    def _search_frame(self):
+        self.decoder.launch_graphs.run(("search", self.index, self.first, self.geometry), self.compute,
+                                       self._issue_search)
+
+    def _issue_search(self):
+        d, g, c = self.arrays, self.geometry, self.config
+        from .cpu_search import BEAM_DELTA
+
+        K.frame_prologue(d, g, self.decoder.graph.fst.start, c.beam, c.max_active, c.min_active, BEAM_DELTA)
+        K.emit_bound(d, g, c.acoustic_scale)
+        K.emit_expand(d, g, c.acoustic_scale)
+        for _ in range(layout.EPS_GRID_SWEEPS):
+            K.eps_sweep(d, g)
+        K.eps_persistent(d, g)
+        K.eps_links(d, g)
+        K.resolve_tokens(d, g)
+        K.resolve_links(d, g)
+        K.tie_bfs(d, g)
+
+    def _counters(self) -> np.ndarray:
+        d = self.arrays
+        self.decoder._copy_to_host(d.host_counters, d.counters, d.counters.nbytes, self.compute)
+        self.decoder._wait_for(self.compute)
+        return d.host_counters.copy()
+
+    def _retry_overflows(self, counters):
+        g, params = self.geometry, self.params
+        ran = (params[:, layout.P_MODE] == layout.MODE_START) | (params[:, layout.P_MODE] == layout.MODE_EMIT)
+        tighten = np.zeros(g.lanes, np.int64)
+        while True:
+            flags = counters[:, layout.C_OVERFLOW]
+            bad = ran & ((flags != 0) | (counters[:, layout.C_NTOK] > g.Q) | (counters[:, layout.C_NLINK] > g.X))
+            bad &= tighten <= layout.TIGHTEN_LAST
+            if not bad.any():
+                return counters
+            for bit, field in _FIELD_OF_OVERFLOW.items():
+                if np.any(flags[bad] & bit):
+                    self.overflowed.add(field)
+            self.decoder.stats["retries"] += int(bad.sum())
+            tighten[bad] += 1
+            retry = params.copy()
+            retry[ran & ~bad, layout.P_MODE] = layout.MODE_RETRY_SKIP
+            retry[:, layout.P_TIGHTEN] = tighten
+            with self.compute:
+                self._upload_params(retry)
+                K.reset_lanes(self.arrays, g)
+                self._search_frame()
+                new = self._counters()
+                self._upload_params(params)
+            counters[bad] = new[bad]
+
+    def _finish_step_on_device(self, words):
+        """The step's last kernels, and the copy of ``words`` packed words into
+        a region of the group's inbox ring, which it returns (None: no flush).
+        The flushing lanes' window work runs on the window stream, beside the
+        next step's search, from a copy of this step's parameters; the next
+        step's window_store waits for it (it moves the pools). The packed
+        buffer is free again: the host waited for its last copy before this call."""
+        d, g = self.arrays, self.geometry
+        graphs = self.decoder.launch_graphs
+        assert words <= d.packed.size, "the flush plan exceeds the packed buffer"  # see plan_windows
+        with self.compute:
+            self._upload_params(self.params)
+            if self.windows_done is not None:
+                self.compute.wait_event(self.windows_done)
+        graphs.run(("store", self.index, self.first, g), self.compute, self._issue_store)
+        stored = self.compute.record()
+        graphs.run(("reset", self.index, self.first, g), self.compute, self._issue_reset)
+        if not words:
+            return None
+        self.windows.wait_event(stored)
+        graphs.run(("pack", self.index, self.first, g), self.windows, self._issue_pack)
+        packed = self.windows.record()
+        with self.windows:
+            K.window_shift(d, g)
+        self.windows_done = self.windows.record()
+        region = self.decoder.lattices.reserve(words, self.index)
+        copy = self.decoder.copy
+        with copy:
+            copy.wait_event(packed)
+            self.decoder._copy_to_host(region, d.packed, 4 * words, copy)
+            self.copied = copy.record()
+        return region
+
+    def _issue_store(self):
+        """The step's frame into the lanes' windows, and the step's parameters
+        copied for the window stream (which has finished with the last copy:
+        the compute stream waited for it)."""
+        d = self.arrays
+        K.window_store(d, self.geometry)
+        runtime = self.cupy.cuda.runtime
+        runtime.memcpyAsync(d.window_params.data.ptr, d.params.data.ptr, d.params.nbytes,
+                            runtime.memcpyDeviceToDevice, self.compute.ptr)
+
+    def _issue_reset(self):
+        K.save_frontier(self.arrays, self.geometry)
+        K.reset_lanes(self.arrays, self.geometry)
+
+    def _issue_pack(self):
+        d, g = self.arrays, self.geometry
+        K.window_prune(d, g, self.config.lattice_beam)
+        K.window_number(d, g)
+        K.window_offsets(d, g, d.packed)
+        K.window_pack(d, g, d.packed)
+
+    def _append(self, pending):
+        """Append a step's flushed windows (packed as ``window_offsets`` says) to
+        the lattices, then finish the jobs that ended."""
+        packed, (channels, starts), done = pending
+        decoder = self.decoder
+        if packed is not None:
+            decoder._wait_for(self.copied)
+            E = channels.size
+            T, Kn = int(packed[0]), int(packed[1])
+            counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3).astype(np.int64)
+            n, nl, ne = counts[:, 0], counts[:, 1], counts[:, 2]
+            if (np.any(counts < 0) or np.any(ne > nl) or n.sum() != T or nl.sum() != Kn
+                    or layout.WINDOW_HEADER + 3 * E + 3 * T + 5 * Kn > packed.size):
+                raise LatticeError("lattice windows from the device: counts that do not add up")
+            data = packed[layout.WINDOW_HEADER + 3 * E:]
+            decoder.lattices.append(channels, data, T, Kn, np.cumsum(n) - n, n,
+                                    np.cumsum(nl) - nl, nl, ne, starts)
+        for job, how in done:
+            if how == "lost":
+                job.lost = True
+                if job.finish:
+                    job.result = abandoned_result(decoder.graph, job.first_frame + job.source.frames)
+            elif how == "searched" and job.finish:
+                job.result = decoder.lattices.finish_later(job.channel)
