@@ -267,6 +267,25 @@ def test_random_interleavings_of_the_threads_change_nothing(cupy_module, seed):
             _same(got, want)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_random_stream_schedules_change_nothing(cupy_module, monkeypatch, seed):
+    """Emulator only: each stream's queued work also runs at seeded random
+    moments (in the stream's order, after what it waits for), not only when
+    waited for: two lane groups, windows flushed every few frames, more
+    utterances than lanes; the CPU's Results and lattices."""
+    if cupy_module.__name__ == "cupy":
+        pytest.skip("a real GPU picks its own schedules")
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_FRAMES", 2 + seed)
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_LAG", seed)
+    cupy_module.schedule_streams(seed)
+    fst = random_graph(80 + seed, max_states=16)
+    config = DecoderConfig(beam=9.0, max_active=8, min_active=0, lattice_beam=4.0, **_roomy(fst, 8))
+    batch = [random_scores(400 + i, 3 + (i * 5) % 14) for i in range(7)]
+    cpu, gpu = _pair(fst, config, lanes=4)
+    gpu._cuda.lane_groups = 2
+    _same_decodes(cpu, gpu, batch)
+
+
 def test_a_run_that_raises_midway_leaves_the_decoder_usable(monkeypatch):
     fst = random_graph(21, max_states=20)
     config = DecoderConfig(beam=10.0, max_active=30, min_active=0, **_roomy(fst, 30))

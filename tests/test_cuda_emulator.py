@@ -162,3 +162,35 @@ def test_arguments_are_checked_against_the_signature(kernels):
         kernels["read_half"]((1,), (32,), (params, columns))
     with pytest.raises(build.KernelLaunchError, match="geometry"):
         kernels["read_half"]((1,), (48,), (params, columns, np.int32(8), out))
+
+
+def test_streams_run_queued_work_only_when_it_is_waited_for():
+    """A stream's launches and copies wait in its queue until the host or
+    another stream waits for them (then in order, after what they wait for);
+    outside any stream they run at once; under a seeded schedule some run early."""
+    log = []
+    a, b = fake_cupy.cuda.Stream(), fake_cupy.cuda.Stream()
+    with a:
+        fake_cupy._submit(lambda: log.append("a1"))
+        first = a.record()
+        fake_cupy._submit(lambda: log.append("a2"))
+    with b:
+        b.wait_event(first)
+        fake_cupy._submit(lambda: log.append("b1"))
+    source, target = np.arange(4, dtype=np.int32), np.zeros(4, np.int32)
+    fake_cupy.cuda.runtime.memcpyAsync(target.ctypes.data, source.ctypes.data, 16, 1, b.ptr)
+    fake_cupy._submit(lambda: log.append("now"))
+    assert log == ["now"] and not target.any()
+    b.synchronize()
+    assert log == ["now", "a1", "b1"] and np.array_equal(target, source)
+    fake_cupy.cuda.Device().synchronize()
+    assert log == ["now", "a1", "b1", "a2"]
+    fake_cupy.schedule_streams(1)
+    try:
+        with a:
+            for k in range(40):
+                fake_cupy._submit(lambda k=k: log.append(k))
+        assert 0 < len(log) - 4 < 40 and log[4:] == list(range(len(log) - 4))  # some ran early, in order
+    finally:
+        fake_cupy.schedule_streams(None)
+        fake_cupy.cuda.Device().synchronize()

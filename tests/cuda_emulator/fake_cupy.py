@@ -2,20 +2,31 @@
 memory, whose ``RawModule`` runs the kernels on the CPU (:mod:`.build`).
 
 Device arrays are numpy arrays of the subclass :class:`ndarray` (with
-``.data.ptr``, ``.get``, ``.set`` and ``__cuda_array_interface__``); streams,
-events and devices are synchronous no-ops, but a stream's graph capture records
-the launches and copies for its graph to run again; ``cupy.empty`` fills its memory
-with a poison byte so that a kernel reading memory nobody wrote shows up.
-:func:`install` puts this module in ``sys.modules`` as ``cupy`` and ``cupyx``.
+``.data.ptr``, ``.get``, ``.set`` and ``__cuda_array_interface__``). A stream
+queues the launches and copies made on it and runs them in order only when it
+must: when the host waits for it or for one of its events, when another
+stream's queued work waits for one of its events, when the device is
+synchronized, or, under :func:`schedule_streams` with a seed, also at random
+moments after they were queued. So work that reads what another stream writes
+without an event between them, or a host that reads pinned memory before it
+waited for the copy, sees stale data here as it could on a GPU. Launches and
+copies outside any stream (the legacy default stream) run at once. A stream's
+graph capture records the launches and copies for its graph to run again;
+``cupy.empty`` fills its memory with a poison byte so that a kernel reading
+memory nobody wrote shows up. :func:`install` puts this module in
+``sys.modules`` as ``cupy`` and ``cupyx``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import random
 import sys
 import time
 import types
+import weakref
+from collections import deque
 
 import numpy as np
 
@@ -130,44 +141,108 @@ class _Synchronous:
         return False
 
 
-class _Event(_Synchronous):
-    """Recorded when made (the emulator runs every launch before it returns)."""
+class _Event:
+    """A point in a stream's queue: reached when the stream has run what was
+    queued before it (``time``: when)."""
 
-    def __init__(self):
+    def __init__(self, stream=None):
+        self.stream, self.position, self.time = stream, 0, None
+        if stream is None:
+            self.time = time.perf_counter()
+
+    def _reach(self):
         self.time = time.perf_counter()
+
+    def synchronize(self):
+        if self.stream is not None:
+            self.stream._run_until(self.position)
 
 
 def _get_elapsed_time(start: _Event, end: _Event) -> float:
+    start.synchronize()
+    end.synchronize()
     return 1e3 * (end.time - start.time)
 
 
 _capture: list | None = None
 """While a stream captures a graph: the launches and copies it took instead of running them."""
+_current: list = []
+"""The streams entered with ``with``, innermost last."""
+_queued: set = set()
+"""Streams with queued work."""
+_early: random.Random | None = None
+"""Under schedule_streams(seed): when queued work also runs early."""
 
 
-def _run_or_capture(run):
-    if _capture is None:
-        run()
-    else:
+def _submit(run, stream=None):
+    """Capture ``run``, or queue it on ``stream`` (default: the current stream;
+    outside any, run it now)."""
+    if _capture is not None:
         _capture.append(run)
+        return
+    (stream or _current_stream())._queue(run)
+
+
+def schedule_streams(seed: int | None):
+    """Queued work runs only when something waits for it (None, the default),
+    or also, with a seeded chance after each queuing, some of any stream's
+    queued work at once (in each stream's order)."""
+    global _early
+    _early = None if seed is None else random.Random(seed)
+
+
+def _run_early():
+    while _early is not None and _queued and _early.random() < 0.5:
+        stream = _early.choice(sorted(_queued, key=lambda s: s.ptr))
+        stream._run_until(stream._done + 1)
 
 
 class _Graph:
-    """A captured sequence: ``launch`` runs its launches and copies again, with the arguments they were given."""
+    """A captured sequence: ``launch`` queues its launches and copies again, with the arguments they were given."""
 
     def __init__(self, runs: list):
         self.runs = runs
 
     def launch(self, stream=None):
-        for run in self.runs:
-            run()
+        runs = self.runs
+        _submit(lambda: [run() for run in runs], stream)
 
 
-class _Stream(_Synchronous):
-    ptr = 0
+class _Stream:
+    _made = 0
 
     def __init__(self, non_blocking=False):
-        pass
+        _Stream._made += 1
+        self.ptr = _Stream._made
+        _streams[self.ptr] = self
+        self._pending: deque = deque()
+        self._done = 0  # work run so far
+        self._count = 0  # work queued so far
+
+    def _queue(self, run):
+        self._pending.append(run)
+        self._count += 1
+        _queued.add(self)
+        _run_early()
+
+    def _run_until(self, position):
+        while self._done < position:
+            run = self._pending.popleft()
+            self._done += 1
+            if not self._pending:
+                _queued.discard(self)
+            run()
+
+    def synchronize(self):
+        self._run_until(self._count)
+
+    def __enter__(self):
+        _current.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _current.pop()
+        return False
 
     def begin_capture(self, mode=None):
         global _capture
@@ -183,10 +258,32 @@ class _Stream(_Synchronous):
         return graph
 
     def record(self):
-        return _Event()
+        event = _Event(self)
+        _submit(event._reach, self)
+        event.position = self._count
+        return event
 
     def wait_event(self, event):
-        pass
+        _submit(event.synchronize, self)
+
+
+class _NullStream(_Stream):
+    """The legacy default stream: its work runs at once."""
+
+    def _queue(self, run):
+        self._count += 1
+        self._done += 1
+        run()
+
+
+_streams: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_NULL = _NullStream()
+_NULL.ptr = 0
+_streams[0] = _NULL
+
+
+def _current_stream():
+    return _current[-1] if _current else _NULL
 
 
 class _Device(_Synchronous):
@@ -194,6 +291,11 @@ class _Device(_Synchronous):
         if int(device_id) != 0:
             raise RuntimeError(f"the CUDA emulator has one device (0), not {device_id}")
         self.id = 0
+
+    def synchronize(self):
+        """Run every stream's queued work."""
+        while _queued:
+            min(_queued, key=lambda s: s.ptr).synchronize()
 
     def use(self):
         pass
@@ -204,7 +306,7 @@ class OutOfMemoryError(MemoryError):
 
 
 def _memcpy_async(dst: int, src: int, nbytes: int, kind: int, stream: int):
-    _run_or_capture(lambda: ctypes.memmove(dst, src, nbytes))
+    _submit(lambda: ctypes.memmove(dst, src, nbytes), _streams.get(stream))
 
 
 __version__ = "emulator"
@@ -214,7 +316,7 @@ _runtime = types.SimpleNamespace(
     getDeviceProperties=lambda device_id: {"multiProcessorCount": MULTIPROCESSORS, "name": DEVICE_NAME},
     memcpyAsync=_memcpy_async, memcpyHostToDevice=1, memcpyDeviceToHost=2, memcpyDeviceToDevice=3)
 cuda = types.SimpleNamespace(Device=_Device, Stream=_Stream, runtime=_runtime, get_elapsed_time=_get_elapsed_time,
-                             get_current_stream=_Stream,
+                             get_current_stream=_current_stream,
                              memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError))
 
 _scheduling = {"preempt": 0, "seed": 0}
@@ -241,7 +343,7 @@ class RawModule:
         if name not in self.kernels:
             raise AttributeError(f"no kernel {name} in this module")
         kernel = build.EmulatedKernel(self.library, name, self.kernels[name])
-        return lambda *args, **kwargs: _run_or_capture(functools.partial(kernel, *args, **kwargs))
+        return lambda *args, **kwargs: _submit(functools.partial(kernel, *args, **kwargs))
 
 
 def _pinned(shape, dtype=np.float32):
@@ -263,6 +365,7 @@ def install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", me)
     monkeypatch.setitem(sys.modules, "cupyx", cupyx)
     monkeypatch.setattr(cuda_layout, "BLOCKS_PER_SM", BLOCKS_PER_SM)
+    schedule_streams(None)
     cuda_kernels.module.cache_clear()
     cuda_kernels.kernel.cache_clear()
     # the kernels from their source (the GPU's loader compiles a cubin with NVRTC first)
