@@ -429,3 +429,24 @@ def _address(array) -> int:
     if hasattr(array, "__cuda_array_interface__"):
         return array.__cuda_array_interface__["data"][0]
     return array.ctypes.data
+
+
+def test_a_deleted_decoder_is_freed_without_the_garbage_collector():
+    """Nothing a run makes keeps the decoder alive (a reference cycle would hold
+    its device memory until a collection, while the benchmarks make one large
+    decoder after another)."""
+    import gc
+    import weakref
+
+    gpu = wfst.Decoder(random_graph(5, max_states=10), DecoderConfig(max_active=5, min_active=0), device="cuda",
+                       lanes=3)
+    gpu._cuda.lane_groups = 2
+    gpu.decode([random_scores(i, 6) for i in range(4)])
+    gc.collect()
+    gc.disable()
+    try:
+        backend = weakref.ref(gpu._cuda)
+        del gpu
+        assert backend() is None
+    finally:
+        gc.enable()

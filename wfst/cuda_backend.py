@@ -109,6 +109,7 @@ class CudaDecoder:
                                            tolerance=float("inf"))
         self.copy = cupy.cuda.Stream(non_blocking=True)  # packed windows to the host, for every group
         self._streams: list[tuple] = []  # (compute, windows) of each lane group, made when first needed
+        self._views: dict[tuple, DeviceArrays] = {}  # each lane group's arrays, by (group, first lane, lanes)
         self.lane_groups = DEFAULT_LANE_GROUPS
         """Lane groups of each run, stepped in turn (1 .. min(lanes, MAX_LANE_GROUPS)); can change between runs."""
         self.launch_graphs = LaunchGraphs()
@@ -239,11 +240,15 @@ class CudaDecoder:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= most:
             raise ConfigError(f"lane_groups must be an integer from 1 to {most} (the lanes, at most "
                               f"{MAX_LANE_GROUPS}), got {count!r}")
-        while len(self._streams) < count:
-            self._streams.append((self.cupy.cuda.Stream(non_blocking=True), self.cupy.cuda.Stream(non_blocking=True)))
         bounds = split_lanes(self.geometry.lanes, count)
         self.lattices.use_rings([self.arrays.packed_region(first, n, k) for k, (first, n) in enumerate(bounds)])
-        return [LaneGroup(self, k, first, n, *self._streams[k]) for k, (first, n) in enumerate(bounds)]
+        while len(self._streams) < count:
+            self._streams.append((self.cupy.cuda.Stream(non_blocking=True), self.cupy.cuda.Stream(non_blocking=True)))
+        for k, (first, n) in enumerate(bounds):  # (a stream's run of a chunk or two should not slice them again)
+            if (k, first, n) not in self._views:
+                self._views[k, first, n] = self.arrays.lanes_view(first, n, k)
+        return [LaneGroup(self, k, first, n, self._views[k, first, n], *self._streams[k])
+                for k, (first, n) in enumerate(bounds)]
 
 
 def _share(channels: list[int], lanes: list[int]) -> list[list[int]]:

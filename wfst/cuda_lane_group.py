@@ -90,20 +90,24 @@ def split_lanes(lanes: int, groups: int) -> list[tuple[int, int]]:
 
 class LaneGroup:
     """Lanes ``first .. first + lanes - 1`` of ``decoder`` (group ``index``),
-    stepped on the ``compute`` and ``windows`` streams. :meth:`begin` takes a
+    whose ``arrays`` are the decoder's cut to them
+    (:meth:`wfst.cuda_memory.DeviceArrays.lanes_view`), stepped on the
+    ``compute`` and ``windows`` streams; made for one run (it refers to the
+    decoder, which must not refer to it: a cycle would keep the device memory
+    of a deleted decoder until the next garbage collection). :meth:`begin` takes a
     run's shared job queue and the group's spare channels; then the decoder
     alternates :meth:`launch` (the next step's search, if any lane has work)
     and :meth:`step` (the rest of the searched step), and calls :meth:`drain`
     at the end. Outcomes go to the jobs; ``overflowed`` and ``lost`` collect
     the run's capacity notes."""
 
-    def __init__(self, decoder: CudaDecoder, index: int, first: int, lanes: int, compute, windows):
+    def __init__(self, decoder: CudaDecoder, index: int, first: int, lanes: int, arrays, compute, windows):
         self.decoder = decoder
         self.cupy = decoder.cupy
         self.config = decoder.config
         self.index, self.first = index, first
         self.geometry = dataclasses.replace(decoder.geometry, lanes=lanes)
-        self.arrays = decoder.arrays.lanes_view(first, lanes, index)
+        self.arrays = arrays
         self.compute, self.windows = compute, windows
         self.windows_done = None  # the event of the last flush's window work (it moves the pools)
         self.copied = None  # the event of the last copy of packed windows
