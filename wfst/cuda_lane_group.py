@@ -38,7 +38,7 @@ keeps up to ``WINDOW_LAG`` newest frames back (``window_shift``), to be pruned
 again at the next flush against a newer frame
 (:func:`wfst.cuda_window_plan.frames_kept_back`). The packed windows go to a
 region of the group's inbox ring (:meth:`wfst.cuda_lattice.LatticeStore.reserve`)
-on the copy stream while the device searches the next step; the host queues
+on the group's copy stream while the device searches the next step; the host queues
 them to the lattice workers before it queues the group's next packing (so one
 packed buffer on the device serves: the copy is done when the host reads it,
 the host is done when the device writes it again), and the workers read them
@@ -92,7 +92,7 @@ class LaneGroup:
     """Lanes ``first .. first + lanes - 1`` of ``decoder`` (group ``index``),
     whose ``arrays`` are the decoder's cut to them
     (:meth:`wfst.cuda_memory.DeviceArrays.lanes_view`), stepped on the
-    ``compute`` and ``windows`` streams; made for one run (it refers to the
+    ``compute``, ``windows`` and ``copy`` streams; made for one run (it refers to the
     decoder, which must not refer to it: a cycle would keep the device memory
     of a deleted decoder until the next garbage collection). :meth:`begin` takes a
     run's shared job queue and the group's spare channels; then the decoder
@@ -101,14 +101,14 @@ class LaneGroup:
     at the end. Outcomes go to the jobs; ``overflowed`` and ``lost`` collect
     the run's capacity notes."""
 
-    def __init__(self, decoder: CudaDecoder, index: int, first: int, lanes: int, arrays, compute, windows):
+    def __init__(self, decoder: CudaDecoder, index: int, first: int, lanes: int, arrays, compute, windows, copy):
         self.decoder = decoder
         self.cupy = decoder.cupy
         self.config = decoder.config
         self.index, self.first = index, first
         self.geometry = dataclasses.replace(decoder.geometry, lanes=lanes)
         self.arrays = arrays
-        self.compute, self.windows = compute, windows
+        self.compute, self.windows, self.copy = compute, windows, copy
         self.windows_done = None  # the event of the last flush's window work (it moves the pools)
         self.copied = None  # the event of the last copy of packed windows
         self._uploads = 0  # parameter uploads so far (they take the pinned slots in turn)
@@ -344,7 +344,7 @@ class LaneGroup:
             K.window_shift(d, g)
         self.windows_done = self.windows.record()
         region = self.decoder.lattices.reserve(words, self.index)
-        copy = self.decoder.copy
+        copy = self.copy
         with copy:
             copy.wait_event(packed)
             self.decoder._copy_to_host(region, d.packed, 4 * words, copy)
