@@ -40,6 +40,7 @@ import numpy as np
 
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
+from bench.launch_tuning import set_lane_groups
 from bench.workload.kaldi_baseline import RESULTS_DIR, machine_info
 from wfst.score_archive import Workload
 
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads stepping streams (default 1)")
     parser.add_argument("--lanes", type=int, default=None, help="CUDA lanes (default: the decoder's)")
+    parser.add_argument("--lane-groups", type=int, default=None,
+                        help="CUDA lane groups stepped in turn on their own streams (default: the decoder's)")
     parser.add_argument("--chunk-ms", type=float, nargs=2, default=(200.0, 400.0), metavar=("MIN", "MAX"))
     parser.add_argument("--seconds", type=float, default=10.0, help="audio per stream in each trial (default 10)")
     parser.add_argument("--p99-ms", type=float, default=100.0, help="latency bound for real time (default 100)")
@@ -192,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     limit = max(args.streams or [args.max_streams])
     if args.device == "cuda":
         decoder = wfst.Decoder(fst, config, device="cuda", lanes=args.lanes, channels=limit)
+        if args.lane_groups is not None:
+            set_lane_groups(decoder, args.lane_groups)
     else:
         decoder = wfst.Decoder(fst, config, device="cpu", threads=args.threads, channels=limit)
     offline = decoder.decode([workload.utterance(i) for i in range(len(workload))])  # also warms the kernels
@@ -212,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.stream_latency " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine_info(None), "device": _device_name(decoder), "threads": args.threads,
         "lanes": decoder._cuda.geometry.lanes if decoder._cuda is not None else None,
+        "lane_groups": decoder._cuda.lane_groups if decoder._cuda is not None else None,
         "graph": {"name": name, "states": fst.num_states, "arcs": fst.num_arcs},
         "data": {"utterances": len(workload), "audio_seconds": workload.audio_seconds,
                  "frame_shift": workload.frame_shift},

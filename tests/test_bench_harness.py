@@ -215,10 +215,10 @@ def test_the_streaming_benchmark_runs_on_the_gpu_backend(cupy_module, tmp_path):
     from bench import stream_latency
 
     out = tmp_path / "stream.json"
-    assert stream_latency.main(["--device", "cuda", "--lanes", "2", "--streams", "2", "--seconds", "0.5",
-                                "--beam", "10", "--max-active", "500", "--out", str(out)]) == 0
+    assert stream_latency.main(["--device", "cuda", "--lanes", "2", "--lane-groups", "2", "--streams", "2",
+                                "--seconds", "0.5", "--beam", "10", "--max-active", "500", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert record["lanes"] == 2 and record["device"] != "cpu"
+    assert record["lanes"] == 2 and record["lane_groups"] == 2 and record["device"] != "cpu"
     (trial,) = record["trials"]
     assert trial["streams"] == 2 and trial["utterances_finished"] >= 2
     assert trial["finals_differing_from_offline"] == 0
