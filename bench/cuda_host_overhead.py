@@ -34,8 +34,9 @@ class _Patch:
 
 
 def measure(lanes: int, frames: int, rounds: int, beam: float = 1.0, lattice_beam: float = 1.0,
-            threads: int | None = None) -> dict:
-    """One decode of ``lanes * rounds`` utterance prefixes on ``lanes`` lanes."""
+            threads: int | None = None, lane_groups: int = 1) -> dict:
+    """One decode of ``lanes * rounds`` utterance prefixes on ``lanes`` lanes,
+    stepped in ``lane_groups`` groups."""
     import wfst
     from tests.cuda_emulator import build
     from wfst.example import load_example
@@ -56,6 +57,7 @@ def measure(lanes: int, frames: int, rounds: int, beam: float = 1.0, lattice_bea
         config = wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=beam, max_active=2000, min_active=0,
                                     lattice_beam=lattice_beam)
         decoder = wfst.Decoder(ex.fst, config, device="cuda", lanes=lanes, threads=threads)
+        decoder._cuda.lane_groups = lane_groups
         batch = [ex.scores[i % len(ex.scores)][:frames] for i in range(lanes * rounds)]
         decoder.decode(batch[:2])  # compiles
         kernel_seconds[0] = 0.0
@@ -67,7 +69,7 @@ def measure(lanes: int, frames: int, rounds: int, beam: float = 1.0, lattice_bea
         build.EmulatedKernel.__call__ = launch
     stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # the timed decode's alone
     host = wall - kernel_seconds[0]
-    return {"lanes": lanes, "threads": decoder.threads, "utterances": len(batch), "lane_frames": stats["frames"], "steps": stats["steps"],
+    return {"lanes": lanes, "lane_groups": lane_groups, "threads": decoder.threads, "utterances": len(batch), "lane_frames": stats["frames"], "steps": stats["steps"],
             "wall_seconds": wall, "emulated_kernel_seconds": kernel_seconds[0], "host_seconds": host,
             "host_us_per_lane_frame": host / stats["frames"] * 1e6, "host_ms_per_step": host / stats["steps"] * 1e3}
 
@@ -80,15 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam", type=float, default=1.0, help="search beam (default 1: quick emulated kernels)")
     parser.add_argument("--lattice-beam", type=float, default=1.0)
     parser.add_argument("--threads", type=int, help="host lattice workers (default: the decoder's)")
+    parser.add_argument("--lane-groups", type=int, nargs="+", default=[1],
+                        help="lane groups to sweep with every lane count (a step is one group's; default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     from tests.cuda_emulator import fake_cupy
 
     fake_cupy.install(_Patch())
-    runs = [measure(lanes, args.frames, args.rounds, args.beam, args.lattice_beam, args.threads)
-            for lanes in args.lanes]
+    runs = [measure(lanes, args.frames, args.rounds, args.beam, args.lattice_beam, args.threads, groups)
+            for groups in args.lane_groups for lanes in args.lanes]
     for r in runs:
-        print(f"lanes {r['lanes']:4d}, {r['threads']} lattice worker(s): host {r['host_us_per_lane_frame']:6.1f} us per lane-frame, "
+        print(f"lanes {r['lanes']:4d} in {r['lane_groups']} group(s), {r['threads']} lattice worker(s): host "
+              f"{r['host_us_per_lane_frame']:6.1f} us per lane-frame, "
               f"{r['host_ms_per_step']:6.2f} ms per step ({r['steps']} steps, {r['lane_frames']} lane-frames)")
     record = {"command": "python -m bench.cuda_host_overhead " + " ".join(sys.argv[1:] if argv is None else argv),
               "note": "host side only: the kernels ran on the CPU emulator and their time is subtracted",

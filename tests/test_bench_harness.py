@@ -209,6 +209,8 @@ def test_the_host_overhead_benchmark_counts_the_timed_decode_alone(cupy_module):
     # four 6-row utterances on two lanes, after a warm-up decode of two: two rounds of 7 steps each
     assert (run["utterances"], run["lane_frames"], run["steps"]) == (4, 24, 14)
     assert 0 < run["host_seconds"] <= run["wall_seconds"]
+    grouped = cuda_host_overhead.measure(lanes=2, frames=6, rounds=2, lane_groups=2)
+    assert (grouped["lane_groups"], grouped["lane_frames"], grouped["steps"]) == (2, 24, 28)  # a step per group
 
 
 def test_the_streaming_benchmark_runs_on_the_gpu_backend(cupy_module, tmp_path):
