@@ -161,8 +161,9 @@ class CudaDecoder:
 
     def run(self, jobs: list[LaneJob], spare_channels: list[int] = ()) -> list[str]:
         """Search the frames of every job: a lane per job, one frame of every busy
-        lane per step (one launch sequence), a lane taking the next job as soon as
-        its own ends. A job without a channel takes one of ``spare_channels`` while
+        lane of a lane group per step (one launch sequence), a lane taking the next
+        job as soon as its own ends. A job without a channel takes one of
+        ``spare_channels`` (dealt to the groups in proportion to their lanes) while
         it runs. Outcomes are left in the jobs (``result``, ``error``, ``lost``);
         returns the capacity notes for :func:`warn_capacity`, which the caller
         issues once it has taken the outcomes. If anything raises midway, every

@@ -329,7 +329,10 @@ class LatticeStore:
         there, so the caller must not write the region again. A LatticeError (an index out of range) is raised
         by a later append, reserve or :meth:`wait`."""
         offset = (words.ctypes.data - self.inbox.ctypes.data) // 4
-        ring = next((r for r, (a, b) in self._reserved.items() if a <= offset and offset + words.size <= b), None)
+        if words.size:
+            ring = next((r for r, (a, b) in self._reserved.items() if a <= offset and offset + words.size <= b), None)
+        else:  # (an empty view does not say where it was cut: the only reservation's)
+            ring = next(iter(self._reserved)) if len(self._reserved) == 1 else None
         if ring is None:
             raise ValueError("LatticeStore.append takes a step in the region its ring's last reserve() handed out")
         region = self._reserved.pop(ring)
