@@ -34,10 +34,10 @@ import wfst
 from bench.inputs import add_input_arguments, load_inputs
 from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm, set_lane_groups
 
-TIMED_METHODS = ("_assign", "_set_lane_params", "_upload_params", "_search_frame", "_append", "_counters",
+TIMED_METHODS = ("_assign", "_set_lane_params", "_stage_params", "_search_frame", "_append", "_counters",
                  "_retry_overflows", "_finish_step_on_device")
 """The step loop's parts (methods of wfst.cuda_lane_group.LaneGroup), timed on the calling thread
-(nested calls count in both: _upload_params inside _finish_step_on_device, for one)."""
+(nested calls count in both: _stage_params inside _finish_step_on_device, for one)."""
 DEVICE_PARTS = ("_search_frame", "_finish_step_on_device")
 """Parts whose launches are bracketed by events on the compute stream (the second
 holds window_store, save_frontier, reset_lanes and the wait for the last flush's

@@ -65,7 +65,7 @@ def test_lanes_channels_and_capacities_scale_linearly():
     W = 40  # WINDOW_FRAMES + WINDOW_LAG
     assert one.per_lane == 160 * Q + 192 * X + 16 * 8192 + 4 * P * 64 + 76 * W + 456
     assert one.per_channel == 8 * Q + 64
-    assert one.pinned_host == 48 * Q + 80 * X + 12 * W + 4 * P * 64 + 640
+    assert one.pinned_host == 48 * Q + 80 * X + 12 * W + 4 * P * 64 + 448
     bigger = budget(fst, DecoderConfig(max_active=2000))
     assert bigger.per_lane > one.per_lane and bigger.per_channel == 2 * one.per_channel - 64
 

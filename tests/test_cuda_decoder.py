@@ -104,7 +104,7 @@ def test_packed_windows_whose_counts_do_not_add_up_are_refused(header):
     group = backend._lane_groups()[0]
     packed = backend.lattices.reserve(12)
     packed[:5] = header
-    group.copied = group.copy.record()
+    group.windows_done = group.windows.record()
     with pytest.raises(LatticeError, match="do not add up"):
         group._append((packed, (np.array([0]), np.array([True])), []))
 

@@ -590,6 +590,12 @@ def test_inbox_rings_take_their_steps_in_turn():
             reserved[ring] = (region, (T, K, to, n, lo, nl, ne, np.array([t == 0])))
     for ring, (region, step) in reserved.items():
         store.append(np.array([ring]), region, *step)
+    none, nothing = np.zeros(0, np.int64), np.zeros(0, bool)
+    empty = [store.reserve(0, ring) for ring in (0, 1)]
+    with pytest.raises(ValueError, match="reserve"):  # an empty view does not say which ring's it is
+        store.append(none, empty[1], 0, 0, none, none, none, none, none, nothing)
+    for ring in (1, 0):
+        store.append(none, empty[ring], 0, 0, none, none, none, none, none, nothing, ring=ring)
     for channel in (0, 1):
         got = store.finish(channel)
         assert (got.words, got.cost) == (want.words, want.cost)

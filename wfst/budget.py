@@ -40,9 +40,9 @@ Per channel (an utterance's saved frontier between frames and chunks)::
     channel = 8 Q + 64          (state and cost per token; counters)
 
 Pinned host memory (packed windows, score staging, counters, and
-``PARAM_UPLOAD_SLOTS`` = 4 slots of 96 bytes the step's parameters are uploaded from)::
+``PARAM_UPLOAD_SLOTS`` = 2 slots of 96 bytes the step's parameters are uploaded from)::
 
-    pinned = L (48 Q + 80 X + 12 W + 4 P F + 640)
+    pinned = L (48 Q + 80 X + 12 W + 4 P F + 448)
 
 Total device memory: ``fst + L * lane + C * channel``.
 """
@@ -61,7 +61,7 @@ from .errors import ConfigError, MemoryBudgetError
 LANE_COUNTER_BYTES = 256
 PARAM_ROW_BYTES = 96  # a lane's step parameters: 12 int64
 LANE_PARAM_BYTES = 2 * PARAM_ROW_BYTES
-PARAM_UPLOAD_SLOTS = 4
+PARAM_UPLOAD_SLOTS = 2  # the search's and the step's end's (wfst.cuda_lane_group.SEARCH_SLOT, STORE_SLOT)
 CHANNEL_COUNTER_BYTES = 64
 TOKEN_QUEUE_BYTES = 32
 """Per token of a lane: six int32 rows and the int64 degree prefix sum (which has

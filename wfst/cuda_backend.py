@@ -107,7 +107,7 @@ class CudaDecoder:
             raise MemoryBudgetError(f"device allocation failed although the budget fitted: {error}") from error
         self.allocation = check_allocation(self.memory, self.arrays.device_bytes, self.arrays.pinned_bytes,
                                            tolerance=float("inf"))
-        self._streams: list[tuple] = []  # (compute, windows, copy) of each lane group, made when first needed
+        self._streams: list[tuple] = []  # (compute, windows) of each lane group, made when first needed
         self._views: dict[tuple, DeviceArrays] = {}  # each lane group's arrays, by (group, first lane, lanes)
         self.lane_groups = DEFAULT_LANE_GROUPS
         """Lane groups of each run, stepped in turn (1 .. min(lanes, MAX_LANE_GROUPS)); can change between runs."""
@@ -224,7 +224,7 @@ class CudaDecoder:
                 group.launch()
         for group in groups:
             group.drain()
-        for stream in [s for group in groups for s in (group.compute, group.windows, group.copy)]:
+        for stream in [s for group in groups for s in (group.compute, group.windows)]:
             self._wait_for(stream)  # nothing of this run left running on the device
         self.lattices.wait()
         for job in jobs:
@@ -243,7 +243,7 @@ class CudaDecoder:
         bounds = split_lanes(self.geometry.lanes, count)
         self.lattices.use_rings([self.arrays.packed_region(first, n, k) for k, (first, n) in enumerate(bounds)])
         while len(self._streams) < count:
-            self._streams.append(tuple(self.cupy.cuda.Stream(non_blocking=True) for _ in range(3)))
+            self._streams.append(tuple(self.cupy.cuda.Stream(non_blocking=True) for _ in range(2)))
         for k, (first, n) in enumerate(bounds):  # (a stream's run of a chunk or two should not slice them again)
             if (k, first, n) not in self._views:
                 self._views[k, first, n] = self.arrays.lanes_view(first, n, k)

@@ -16,19 +16,22 @@ inbox (:meth:`wfst.cuda_lattice.LatticeStore.use_rings`). A job that needs a
 spare channel takes one of its group's (a channel written on one group's
 streams is not read on another's). Per step, on the group's compute stream::
 
+    the step's parameters up (from a pinned slot)
     frame_prologue (cutoff, degree prefix sums)  emit_bound  emit_expand
     eps_sweep x EPS_GRID_SWEEPS  eps_persistent  eps_links
-    resolve_tokens  resolve_links  tie_bfs       -> counters to pinned memory, sync
+    resolve_tokens  resolve_links  tie_bfs       -> counters to pinned memory; the host waits
     [lanes that overflowed: reset_lanes, the same sequence again with a tighter bound]
-    window_store (and the step's parameters copied for the window stream)
-    save_frontier  reset_lanes
+    the parameters up again (with the window plan)  window_store (and the parameters copied for
+    the window stream)  save_frontier  reset_lanes
     and on the group's window stream, for lanes that flush, beside the next step's search:
-    window_prune  window_number  window_offsets  window_pack | window_shift
+    window_prune  window_number  window_offsets  window_pack  window_shift -> the packed windows
+    to the host
 
-The search, the store, the reset and the packing (up to window_pack) are each
-captured into a CUDA graph at their second run and replayed
-(:mod:`wfst.cuda_launch_graphs`: one call for the sequence, where each launch
-costs the host 10-30 us).
+The search, the store, the reset and the packing are each captured into a CUDA
+graph at their second run and replayed (:mod:`wfst.cuda_launch_graphs`): the
+host pays for one call per sequence where each launch or copy would cost it
+10-30 us, and each such call also lets a lattice worker take the GIL, which the
+calling thread then waits to get back.
 
 Each frame's lattice segments go to its lane's window on the device; a lane
 flushes its window (prunes it against its newest frame and packs what is left)
@@ -38,7 +41,7 @@ keeps up to ``WINDOW_LAG`` newest frames back (``window_shift``), to be pruned
 again at the next flush against a newer frame
 (:func:`wfst.cuda_window_plan.frames_kept_back`). The packed windows go to a
 region of the group's inbox ring (:meth:`wfst.cuda_lattice.LatticeStore.reserve`)
-on the group's copy stream while the device searches the next step; the host queues
+on the window stream while the device searches the next step; the host queues
 them to the lattice workers before it queues the group's next packing (so one
 packed buffer on the device serves: the copy is done when the host reads it,
 the host is done when the device writes it again), and the workers read them
@@ -58,13 +61,18 @@ from lattice.errors import LatticeError
 
 from . import cuda_kernels_launch as K
 from . import cuda_layout as layout
-from .budget import PARAM_UPLOAD_SLOTS
 from .cuda_lattice import negative_cycle_error
 from .cuda_window_plan import plan_windows
 from .result import Result
 
 if TYPE_CHECKING:
     from .cuda_backend import CudaDecoder, LaneJob
+
+SEARCH_SLOT, STORE_SLOT = 0, 1
+"""The pinned slots (``DeviceArrays.host_params``) the search and the step's end
+upload the step's parameters from, each inside its launch graph. A slot is
+written again only after the host waited for the step's counters, so its last
+upload has run (the search's ran before them; the last store's before the search)."""
 
 _FIELD_OF_OVERFLOW = {layout.OVF_TOKENS: "token_queue_capacity", layout.OVF_HASH: "token_queue_capacity",
                       layout.OVF_LINKS: "arc_queue_capacity"}
@@ -92,7 +100,7 @@ class LaneGroup:
     """Lanes ``first .. first + lanes - 1`` of ``decoder`` (group ``index``),
     whose ``arrays`` are the decoder's cut to them
     (:meth:`wfst.cuda_memory.DeviceArrays.lanes_view`), stepped on the
-    ``compute``, ``windows`` and ``copy`` streams; made for one run (it refers to the
+    ``compute`` and ``windows`` streams; made for one run (it refers to the
     decoder, which must not refer to it: a cycle would keep the device memory
     of a deleted decoder until the next garbage collection). :meth:`begin` takes a
     run's shared job queue and the group's spare channels; then the decoder
@@ -101,18 +109,15 @@ class LaneGroup:
     at the end. Outcomes go to the jobs; ``overflowed`` and ``lost`` collect
     the run's capacity notes."""
 
-    def __init__(self, decoder: CudaDecoder, index: int, first: int, lanes: int, arrays, compute, windows, copy):
+    def __init__(self, decoder: CudaDecoder, index: int, first: int, lanes: int, arrays, compute, windows):
         self.decoder = decoder
         self.cupy = decoder.cupy
         self.config = decoder.config
         self.index, self.first = index, first
         self.geometry = dataclasses.replace(decoder.geometry, lanes=lanes)
         self.arrays = arrays
-        self.compute, self.windows, self.copy = compute, windows, copy
-        self.windows_done = None  # the event of the last flush's window work (it moves the pools)
-        self.copied = None  # the event of the last copy of packed windows
-        self._uploads = 0  # parameter uploads so far (they take the pinned slots in turn)
-        self._uploaded = [None] * PARAM_UPLOAD_SLOTS  # the event of each slot's last upload
+        self.compute, self.windows = compute, windows
+        self.windows_done = None  # the event of the last flush's window work and copy (it moves the pools)
         self.searching = False
 
     # ------------------------------------------------------------- a run
@@ -143,7 +148,7 @@ class LaneGroup:
             return False
         with self.compute:
             self._set_lane_params()
-            self._upload_params(self.params)
+            self._stage_params(self.params, SEARCH_SLOT)
             self._search_frame()
         self.searching = True
         return True
@@ -251,30 +256,28 @@ class LaneGroup:
             runtime.memcpyAsync(d.staging[lane].data.ptr, host.ctypes.data, host.nbytes,
                                 runtime.memcpyHostToDevice, self.compute.ptr)
 
-    def _upload_params(self, params: np.ndarray):
-        """Copy ``params`` to the device on the compute stream, through the next
-        of the pinned slots (CuPy's ``set`` from pageable memory costs the host
-        tens of microseconds a call)."""
+    def _stage_params(self, params: np.ndarray, slot: int):
+        """Write ``params`` into pinned slot ``slot``, which the search's (or the
+        store's) launch graph copies to the device (see :data:`SEARCH_SLOT`)."""
+        self.arrays.host_params[slot][...] = params
+
+    def _issue_params(self, slot: int):
         d = self.arrays
-        slot = self._uploads % PARAM_UPLOAD_SLOTS
-        self._uploads += 1
-        if self._uploaded[slot] is not None:
-            self.decoder._wait_for(self._uploaded[slot])  # long done: uploads are steps apart
-        host = d.host_params[slot]
-        host[...] = params
         runtime = self.cupy.cuda.runtime
+        host = d.host_params[slot]
         runtime.memcpyAsync(d.params.data.ptr, host.ctypes.data, host.nbytes, runtime.memcpyHostToDevice,
-                            self.compute.ptr)
-        self._uploaded[slot] = self.compute.record()
+                            self.cupy.cuda.get_current_stream().ptr)
 
     def _search_frame(self):
         self.decoder.launch_graphs.run(("search", self.index, self.first, self.geometry), self.compute,
                                        self._issue_search)
 
     def _issue_search(self):
+        """The step's parameters up, the search, its counters down (to the pinned copy)."""
         d, g, c = self.arrays, self.geometry, self.config
         from .cpu_search import BEAM_DELTA
 
+        self._issue_params(SEARCH_SLOT)
         K.frame_prologue(d, g, self.decoder.graph.fst.start, c.beam, c.max_active, c.min_active, BEAM_DELTA)
         K.emit_bound(d, g, c.acoustic_scale)
         K.emit_expand(d, g, c.acoustic_scale)
@@ -285,12 +288,13 @@ class LaneGroup:
         K.resolve_tokens(d, g)
         K.resolve_links(d, g)
         K.tie_bfs(d, g)
+        self.decoder._copy_to_host(d.host_counters, d.counters, d.counters.nbytes,
+                                   self.cupy.cuda.get_current_stream())
 
     def _counters(self) -> np.ndarray:
-        d = self.arrays
-        self.decoder._copy_to_host(d.host_counters, d.counters, d.counters.nbytes, self.compute)
+        """The counters of the search launched last (copied to the host by its graph)."""
         self.decoder._wait_for(self.compute)
-        return d.host_counters.copy()
+        return self.arrays.host_counters.copy()
 
     def _retry_overflows(self, counters):
         g, params = self.geometry, self.params
@@ -310,67 +314,64 @@ class LaneGroup:
             retry = params.copy()
             retry[ran & ~bad, layout.P_MODE] = layout.MODE_RETRY_SKIP
             retry[:, layout.P_TIGHTEN] = tighten
-            with self.compute:
-                self._upload_params(retry)
+            with self.compute:  # (the store's graph uploads the step's own parameters again)
+                self._stage_params(retry, SEARCH_SLOT)
+                self._issue_params(SEARCH_SLOT)  # before reset_lanes, which reads the modes
                 K.reset_lanes(self.arrays, g)
                 self._search_frame()
                 new = self._counters()
-                self._upload_params(params)
             counters[bad] = new[bad]
 
     def _finish_step_on_device(self, words):
         """The step's last kernels, and the copy of ``words`` packed words into
         a region of the group's inbox ring, which it returns (None: no flush).
-        The flushing lanes' window work runs on the window stream, beside the
-        next step's search, from a copy of this step's parameters; the next
-        step's window_store waits for it (it moves the pools). The packed
-        buffer is free again: the host waited for its last copy before this call."""
+        The flushing lanes' window work and the copy run on the window stream,
+        beside the next step's search, from a copy of this step's parameters;
+        the next step's window_store waits for them (they move the pools). The
+        packed buffer is free again: the host waited for its last copy before
+        this call."""
         d, g = self.arrays, self.geometry
         graphs = self.decoder.launch_graphs
         assert words <= d.packed.size, "the flush plan exceeds the packed buffer"  # see plan_windows
-        with self.compute:
-            self._upload_params(self.params)
-            if self.windows_done is not None:
-                self.compute.wait_event(self.windows_done)
+        self._stage_params(self.params, STORE_SLOT)
+        if self.windows_done is not None:
+            self.compute.wait_event(self.windows_done)
         graphs.run(("store", self.index, self.first, g), self.compute, self._issue_store)
+        if not words:
+            graphs.run(("reset", self.index, self.first, g), self.compute, self._issue_reset)
+            return None
         stored = self.compute.record()
         graphs.run(("reset", self.index, self.first, g), self.compute, self._issue_reset)
-        if not words:
-            return None
         self.windows.wait_event(stored)
         graphs.run(("pack", self.index, self.first, g), self.windows, self._issue_pack)
-        packed = self.windows.record()
-        with self.windows:
-            K.window_shift(d, g)
-        self.windows_done = self.windows.record()
         region = self.decoder.lattices.reserve(words, self.index)
-        copy = self.copy
-        with copy:
-            copy.wait_event(packed)
-            self.decoder._copy_to_host(region, d.packed, 4 * words, copy)
-            self.copied = copy.record()
+        self.decoder._copy_to_host(region, d.packed, 4 * words, self.windows)
+        self.windows_done = self.windows.record()
         return region
 
     def _issue_store(self):
-        """The step's frame into the lanes' windows, and the step's parameters
-        copied for the window stream (which has finished with the last copy:
-        the compute stream waited for it)."""
+        """The step's parameters up (with the window slots planned), its frame
+        into the lanes' windows, and the parameters copied for the window stream
+        (which has finished with the last copy: the compute stream waited for it)."""
         d = self.arrays
+        self._issue_params(STORE_SLOT)
         K.window_store(d, self.geometry)
         runtime = self.cupy.cuda.runtime
         runtime.memcpyAsync(d.window_params.data.ptr, d.params.data.ptr, d.params.nbytes,
-                            runtime.memcpyDeviceToDevice, self.compute.ptr)
+                            runtime.memcpyDeviceToDevice, self.cupy.cuda.get_current_stream().ptr)
 
     def _issue_reset(self):
         K.save_frontier(self.arrays, self.geometry)
         K.reset_lanes(self.arrays, self.geometry)
 
     def _issue_pack(self):
+        """The flushing lanes' windows pruned and packed, then the frames each keeps back moved to its front."""
         d, g = self.arrays, self.geometry
         K.window_prune(d, g, self.config.lattice_beam)
         K.window_number(d, g)
         K.window_offsets(d, g, d.packed)
         K.window_pack(d, g, d.packed)
+        K.window_shift(d, g)
 
     def _append(self, pending):
         """Append a step's flushed windows (packed as ``window_offsets`` says) to
@@ -378,7 +379,7 @@ class LaneGroup:
         packed, (channels, starts), done = pending
         decoder = self.decoder
         if packed is not None:
-            decoder._wait_for(self.copied)
+            decoder._wait_for(self.windows_done)  # (the flush's copy)
             E = channels.size
             T, Kn = int(packed[0]), int(packed[1])
             counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3).astype(np.int64)
@@ -388,7 +389,7 @@ class LaneGroup:
                 raise LatticeError("lattice windows from the device: counts that do not add up")
             data = packed[layout.WINDOW_HEADER + 3 * E:]
             decoder.lattices.append(channels, data, T, Kn, np.cumsum(n) - n, n,
-                                    np.cumsum(nl) - nl, nl, ne, starts)
+                                    np.cumsum(nl) - nl, nl, ne, starts, ring=self.index)
         for job, how in done:
             if how == "lost":
                 job.lost = True

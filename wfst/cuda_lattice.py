@@ -321,19 +321,26 @@ class LatticeStore:
         self._reserved[ring] = (first + start, first + start + held)
         return self.inbox[first + start:first + start + words]
 
-    def append(self, channels, words, T, K, to, n, lo, nl, ne, start) -> None:
+    def append(self, channels, words, T, K, to, n, lo, nl, ne, start, ring: int | None = None) -> None:
         """Queue a step's frames (int arrays, one entry per frame, a channel's
         in order; ``start`` bool: the entry starts its channel's utterance) from
         the packed int32 array ``words`` (its floats as bits), which lies in the
-        region its ring's last :meth:`reserve` handed out: the workers read it
-        there, so the caller must not write the region again. A LatticeError (an index out of range) is raised
+        region its ring's last :meth:`reserve` handed out (``ring``: that
+        ring's; None: the ring is found from where ``words`` lies, or for an
+        empty step, the only ring reserved): the workers read it there, so the
+        caller must not write the region again. A LatticeError (an index out of range) is raised
         by a later append, reserve or :meth:`wait`."""
         offset = (words.ctypes.data - self.inbox.ctypes.data) // 4
-        if words.size:
-            ring = next((r for r, (a, b) in self._reserved.items() if a <= offset and offset + words.size <= b), None)
-        else:  # (an empty view does not say where it was cut: the only reservation's)
-            ring = next(iter(self._reserved)) if len(self._reserved) == 1 else None
-        if ring is None:
+
+        def holds(r):
+            a, b = self._reserved[r]
+            return not words.size or a <= offset and offset + words.size <= b  # (empty views point anywhere)
+
+        if ring is None and words.size:
+            ring = next((r for r in self._reserved if holds(r)), None)
+        elif ring is None and len(self._reserved) == 1:
+            ring = next(iter(self._reserved))
+        if ring not in self._reserved or not holds(ring):
             raise ValueError("LatticeStore.append takes a step in the region its ring's last reserve() handed out")
         region = self._reserved.pop(ring)
         while len(self._steps) >= QUEUED_STEPS:

@@ -146,7 +146,7 @@ class DeviceArrays:
         self.host_packed = pinned((packed_words,), np.int32)
         self.host_staging = pinned((L, g.F, max(g.P, 1)), np.float32)
         self.host_counters = pinned((L, layout.LANE_COUNTERS), np.int32)
-        self.host_params = pinned((PARAM_UPLOAD_SLOTS, L, layout.LANE_PARAMS), np.int64)  # uploads, in turn
+        self.host_params = pinned((PARAM_UPLOAD_SLOTS, L, layout.LANE_PARAMS), np.int64)  # uploaded from
 
     def packed_region(self, first: int, lanes: int, group: int) -> tuple[int, int]:
         """Words [start, end) of the packed buffers (device and pinned) that lane
