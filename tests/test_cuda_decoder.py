@@ -295,11 +295,11 @@ def test_a_run_that_raises_midway_leaves_the_decoder_usable(monkeypatch):
     store = gpu._cuda.lattices
     append, calls = store.append, []
 
-    def failing(*args):
+    def failing(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return append(*args)
+        return append(*args, **kwargs)
 
     monkeypatch.setattr(store, "append", failing)
     with pytest.raises(KeyboardInterrupt):
