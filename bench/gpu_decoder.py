@@ -140,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="decode at least this many utterances per lane: the set is repeated as needed "
                              "(default 2, so every lane is busy, then refilled)")
     parser.add_argument("--utterances", type=int, default=0, help="the first N utterances of the set only (0: all)")
-    parser.add_argument("--threads", type=int,
-                        help="host threads for the lattices (default: the decoder's, the cores available)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[None],
+                        help="host threads for the lattices, swept with the lane counts (default: the decoder's, "
+                             "the cores available; fewer leave the step loop's thread fewer rivals for the GIL)")
     add_launch_arguments(parser)
     parser.add_argument("--switch-interval", type=float,
                         help="seconds between the interpreter's GIL hand-overs during the runs (sys.setswitchinterval; "
@@ -197,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
                        "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale,
                        "lanes": args.lanes, "blocks_per_sm": args.blocks_per_sm, "launch_graphs": args.launch_graphs,
-                       "lane_groups": args.lane_groups, "scores_on": args.scores_on, "threads": args.threads, "switch_interval": args.switch_interval or sys.getswitchinterval()},
+                       "lane_groups": args.lane_groups, "scores_on": args.scores_on, "threads": args.threads,
+                       "switch_interval": args.switch_interval or sys.getswitchinterval()},
             "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,
             "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
             "decode_seconds": best["decode_seconds"] if best else None, "rtfx": best["rtfx"] if best else None,
@@ -207,10 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
     with switch_interval(args.switch_interval):
-        for depth, graphs, groups, scores_on, lanes in itertools.product(
-                args.blocks_per_sm, args.launch_graphs, args.lane_groups, args.scores_on, args.lanes):
+        for depth, graphs, groups, scores_on, workers, lanes in itertools.product(
+                args.blocks_per_sm, args.launch_graphs, args.lane_groups, args.scores_on, args.threads, args.lanes):
             try:
-                decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=args.threads)
+                decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=workers)
             except wfst.MemoryBudgetError as error:
                 runs.append({"lanes": lanes, "error": str(error)})
                 continue
@@ -238,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                          "memory": decoder._cuda.memory.as_dict()})
             threads = decoder.threads
             del decoder
-            first_of_lanes = (depth, graphs, groups, scores_on) == (args.blocks_per_sm[0], args.launch_graphs[0],
-                                                                    args.lane_groups[0], args.scores_on[0])
+            first_of_lanes = (depth, graphs, groups, scores_on, workers) == (
+                args.blocks_per_sm[0], args.launch_graphs[0], args.lane_groups[0], args.scores_on[0], args.threads[0])
             if not args.skip_riva and first_of_lanes:  # the same batch on riva's decoder, as many channels
                 riva = riva_run(graph_dir, rows[0].shape[1], config, lanes, threads, rows * copies,
                                 [r.words for r in cpu_results], audio)

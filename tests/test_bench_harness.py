@@ -126,22 +126,25 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
     assert not any("riva" in run for run in record["runs"][2:])  # riva decodes each lane count once
 
 
-def test_the_gpu_decoder_benchmark_sweeps_lane_groups_and_where_the_scores_are(cupy_module, tmp_path):
+def test_the_gpu_decoder_benchmark_sweeps_lane_groups_scores_and_workers(cupy_module, tmp_path):
     from bench import gpu_decoder
+    from bench.launch_tuning import set_lane_groups
+    from wfst.example import load_example
 
     out = tmp_path / "gpu.json"
-    assert gpu_decoder.main(["--lanes", "1", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
-                             "--lattice-beam", "4", "--threads", "1", "--lane-groups", "1", "2",
+    assert gpu_decoder.main(["--lanes", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
+                             "--lattice-beam", "4", "--threads", "1", "2", "--lane-groups", "1", "2",
                              "--scores-on", "host", "device", "--skip-riva", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert record["config"]["lane_groups"] == [1, 2] and record["config"]["scores_on"] == ["host", "device"]
-    # two groups of one lane are one group (at most the lanes)
-    assert [(run["lanes"], run["lane_groups"], run["scores_on"]) for run in record["runs"]] == [
-        (1, 1, "host"), (3, 1, "host"), (1, 1, "device"), (3, 1, "device"),
-        (1, 1, "host"), (3, 2, "host"), (1, 1, "device"), (3, 2, "device")]
+    config = record["config"]
+    assert (config["lane_groups"], config["scores_on"], config["threads"]) == ([1, 2], ["host", "device"], [1, 2])
+    assert [(run["lane_groups"], run["scores_on"], run["threads"]) for run in record["runs"]] == [
+        (groups, scores, threads) for groups in (1, 2) for scores in ("host", "device") for threads in (1, 2)]
     assert all(run["identical_to_cpu"] == 3 for run in record["runs"])
-    one, two = record["runs"][1]["stats"], record["runs"][5]["stats"]  # 3 lanes: one group, two groups
+    one, two = record["runs"][0]["stats"], record["runs"][4]["stats"]  # one group, two groups
     assert one["frames"] == two["frames"] and two["steps"] > one["steps"]  # a step is one group's
+    ex = load_example()
+    assert set_lane_groups(wfst.Decoder(ex.fst, device="cuda", lanes=1), 2) == 1  # at most the lanes
 
 
 class _FakeTensor:
