@@ -69,7 +69,8 @@ def measure(lanes: int, frames: int, rounds: int, beam: float = 1.0, lattice_bea
         build.EmulatedKernel.__call__ = launch
     stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # the timed decode's alone
     host = wall - kernel_seconds[0]
-    return {"lanes": lanes, "lane_groups": lane_groups, "threads": decoder.threads, "utterances": len(batch), "lane_frames": stats["frames"], "steps": stats["steps"],
+    return {"lanes": lanes, "lane_groups": lane_groups, "threads": decoder.threads, "utterances": len(batch),
+            "lane_frames": stats["frames"], "steps": stats["steps"],
             "wall_seconds": wall, "emulated_kernel_seconds": kernel_seconds[0], "host_seconds": host,
             "host_us_per_lane_frame": host / stats["frames"] * 1e6, "host_ms_per_step": host / stats["steps"] * 1e3}
 

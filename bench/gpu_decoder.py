@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             hyps = results[: len(rows)]
             stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # this decode's
             runs.append({"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "launch_graphs": graphs,
-                         "lane_groups": groups_set, "scores_on": scores_on, "threads": decoder.threads, "copies_of_the_set": copies,
+                         "lane_groups": groups_set, "scores_on": scores_on, "threads": decoder.threads,
+                         "copies_of_the_set": copies,
                          "decode_seconds": seconds, "rtfx": audio / seconds,
                          "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
                          "identical_to_cpu": sum(a.words == b.words and a.cost == b.cost

@@ -126,7 +126,7 @@ class DeviceArrays:
         self.wl_new = a(cupy, (L, g.WX), np.int32, -1)
         self.wframes = a(cupy, (L, g.W, layout.WINDOW_FRAME_INTS), np.int32, 0)
         # the packed windows: a region per lane group (its header, then its lanes' shares); the budget counts one
-        # header (the other groups' are 8 bytes each, as are the totals of a group's packing)
+        # header (the other groups' headers, 8 bytes each, and each group's 24 bytes of totals are not in it)
         self.packed_lane_words = packed_lane_bytes(g.WT, g.WX, g.W) // 4
         packed_words = MAX_LANE_GROUPS * layout.WINDOW_HEADER + L * self.packed_lane_words
         self.packed = a(cupy, (packed_words,), np.int32, None)
