@@ -209,6 +209,9 @@ class _Graph:
 
 
 class _Stream:
+    """A queue of launches and copies, run in order when waited for (see the module docstring); ``ptr``
+    names it to ``memcpyAsync``."""
+
     _made = 0
 
     def __init__(self, non_blocking=False):
