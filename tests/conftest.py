@@ -22,7 +22,9 @@ def cupy_module(request, monkeypatch):
     """The CuPy that ``device="cuda"`` runs on: the real one (marked gpu: needs a
     GPU), or the CPU emulator of tests/cuda_emulator (kernels compiled with g++;
     skipped off x86-64 or without a compiler). ``WFST_EMULATOR_PREEMPT=SEED``
-    runs every emulated test under that seed's random preemptive schedule."""
+    runs every emulated test under that seed's random preemptive schedule of
+    the threads, ``WFST_EMULATOR_STREAMS=SEED`` under that seed's random
+    schedule of the streams' queued work."""
     import cuda_kernels
 
     if request.param == "gpu":
@@ -38,6 +40,8 @@ def cupy_module(request, monkeypatch):
         pytest.skip(str(error))
     if os.environ.get("WFST_EMULATOR_PREEMPT"):
         fake_cupy.schedule(True, int(os.environ["WFST_EMULATOR_PREEMPT"]))
+    if os.environ.get("WFST_EMULATOR_STREAMS"):
+        fake_cupy.schedule_streams(int(os.environ["WFST_EMULATOR_STREAMS"]))
     yield fake_cupy
     cuda_kernels.module.cache_clear()  # no emulated kernel outlives the test
     cuda_kernels.kernel.cache_clear()

@@ -168,6 +168,7 @@ def test_streams_run_queued_work_only_when_it_is_waited_for():
     """A stream's launches and copies wait in its queue until the host or
     another stream waits for them (then in order, after what they wait for);
     outside any stream they run at once; under a seeded schedule some run early."""
+    fake_cupy.schedule_streams(None)
     log = []
     a, b = fake_cupy.cuda.Stream(), fake_cupy.cuda.Stream()
     with a:
