@@ -118,7 +118,6 @@ class LaneGroup:
         self.arrays = arrays
         self.compute, self.windows = compute, windows
         self.windows_done = None  # the event of the last flush's window work and copy (it moves the pools)
-        self.searching = False
 
     # ------------------------------------------------------------- a run
     def begin(self, queue: deque, spares: list[int]) -> None:

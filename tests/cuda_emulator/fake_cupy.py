@@ -214,9 +214,10 @@ class _Stream:
 
     _made = 0
 
-    def __init__(self, non_blocking=False):
-        _Stream._made += 1
-        self.ptr = _Stream._made
+    def __init__(self, non_blocking=False, _ptr=None):
+        if _ptr is None:
+            _Stream._made += 1
+        self.ptr = _Stream._made if _ptr is None else _ptr
         _streams[self.ptr] = self
         self._pending: deque = deque()
         self._done = 0  # work run so far
@@ -280,9 +281,7 @@ class _NullStream(_Stream):
 
 
 _streams: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-_NULL = _NullStream()
-_NULL.ptr = 0
-_streams[0] = _NULL
+_NULL = _NullStream(_ptr=0)
 
 
 def _current_stream():
