@@ -49,7 +49,7 @@ from lattice.window_prune import prune_window
 from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG
 from wfst.cpu_backend import CpuSearch
 from wfst.cuda_backend import HOST_PRUNE_INTERVALS
-from wfst.cuda_lattice import QUEUED_STEPS, LatticeStore
+from wfst.cuda_lattice import QUEUED_STEPS, LatticeStore, partition_channels
 from wfst.cuda_window_plan import flushes, frames_kept_back
 from wfst.decoding_graph import DecodingGraph
 
@@ -123,7 +123,7 @@ def packed_step(lane_frames: list[tuple]) -> tuple:
 
 def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[list[tuple]], lanes: int,
             threads: int, rounds: int, prune_every: int | None = None, window: int = 0,
-            lag: int = WINDOW_LAG) -> tuple[dict, list]:
+            lag: int = WINDOW_LAG, stagger: int | None = None) -> tuple[dict, list]:
     """Lane ``i`` replays utterances ``i, i + lanes, ...`` (mod N; each a list of
     raw frames), ``rounds`` of them back to back, a frame searched per step, and
     sends the frames as the CUDA backend's lane ``i`` does (:func:`windowed`:
@@ -139,7 +139,10 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     in the backend also drives the GPU), less the copies into the inbox, which
     the device's copy engine makes in the backend. Returns the timings and
     every lane's Results (lane by lane). ``prune_every``: the host's interim
-    pruning interval (:class:`LatticeStore`)."""
+    pruning interval (:class:`LatticeStore`); ``stagger``: the store's (default
+    ``window``, as the backend's). ``workers_per_step``: the workers one step's
+    appends can keep busy (its records over its busiest worker's, summed over
+    the steps; at most ``threads``): a count of the work dealt, not a timing."""
     plans = [[(i + r * lanes) % len(utterances) for r in range(rounds)] for i in range(lanes)]
     sends: dict = {}  # (utterance, stagger): its frames sent per step
 
@@ -173,7 +176,12 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     lane_frames = sum(len(utterances[u]) for plan in plans for u in plan)
     largest = max((step[1][0].size for step in steps if step[1] is not None), default=0)
     inbox = np.zeros((QUEUED_STEPS + 2) * max(largest, 1), np.int32)
-    store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every, inbox=inbox)
+    stagger = stagger or window or 1
+    part_of = partition_channels(lanes, max(1, min(threads, lanes)), stagger)[0]
+    loads = [np.bincount(part_of[channels], weights=packed[4] + packed[6]) for channels, packed, *_ in steps
+             if packed is not None]
+    spread = sum(load.sum() for load in loads) / max(1.0, sum(load.max() for load in loads))
+    store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every, inbox=inbox, stagger=stagger)
     futures = [[] for _ in range(lanes)]
     copying = np.zeros(2)  # wall and CPU time of the calling thread's copies into the inbox
     start, core, main = time.perf_counter(), time.process_time(), time.thread_time()
@@ -192,7 +200,7 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     results = [[done.result() for done in lane] for lane in futures]
     seconds, core_seconds = time.perf_counter() - start - copying[0], time.process_time() - core - copying[1]
     return ({"threads": threads, "lanes": lanes, "rounds": rounds, "lane_frames": lane_frames,
-             "steps": len(steps), "frames_per_append": sum(step[0].size for step in steps)
+             "steps": len(steps), "stagger": stagger, "workers_per_step": spread, "frames_per_append": sum(step[0].size for step in steps)
              / max(1, sum(step[1] is not None for step in steps)),
              "host_seconds": seconds, "host_us_per_lane_frame": seconds / lane_frames * 1e6,
              "host_core_us_per_lane_frame": core_seconds / lane_frames * 1e6,
@@ -214,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"before; default {WINDOW_FRAMES}, the CUDA backend's)")
     parser.add_argument("--window-lag", type=int, default=WINDOW_LAG,
                         help=f"most frames a flush keeps back for the next (default {WINDOW_LAG}, the CUDA backend's)")
+    parser.add_argument("--stagger", type=int, nargs="+", default=[0],
+                        help="the store's channel partitions (wfst.cuda_lattice.partition_channels), each a run per "
+                             "thread count; 0 (default): the window period, as the backend's; 1: plain channel "
+                             "modulo threads")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     inputs = load_inputs(args)
@@ -246,9 +258,9 @@ def main(argv: list[str] | None = None) -> int:
           f"CPU backend (one core) {cpu_us_per_frame:.1f} us per frame ({cpu_core_us_per_frame:.1f} of CPU time); "
           f"windows of {args.window_frames} frames, up to {args.window_lag} kept back, send {sent:.1%} of the tokens")
     runs = []
-    for threads in args.threads:
+    for threads, stagger in ((t, k) for k in args.stagger for t in args.threads):
         run, results = measure(graph, config, raw, args.lanes, threads, args.rounds, prune_every,
-                               args.window_frames, args.window_lag)
+                               args.window_frames, args.window_lag, stagger)
         got = [(r.words, r.cost) for lane in results for r in lane]
         want = [(expected[(i + k * args.lanes) % len(rows)].words, expected[(i + k * args.lanes) % len(rows)].cost)
                 for i in range(args.lanes) for k in range(args.rounds)]
@@ -258,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         run["most_speedup_per_host_core"] = cpu_core_us_per_frame / run["host_core_us_per_lane_frame"]
         run["most_speedup_main_thread"] = cpu_core_us_per_frame / run["main_thread_us_per_lane_frame"]
         runs.append(run)
-        print(f"threads {threads:3d}: {run['host_us_per_lane_frame']:7.2f} us per lane-frame: "
+        print(f"threads {threads:3d}, stagger {run['stagger']:2d} ({run['workers_per_step']:.1f} workers per step): "
+              f"{run['host_us_per_lane_frame']:7.2f} us per lane-frame: "
               f"at most x{run['most_speedup_over_one_core']:.1f} over one core; "
               f"{run['host_core_us_per_lane_frame']:.1f} us of CPU time per lane-frame: at most "
               f"x{run['most_speedup_per_host_core']:.1f} per host core; the calling thread "

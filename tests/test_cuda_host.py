@@ -518,10 +518,12 @@ def test_a_cleared_channel_s_arrays_serve_a_later_utterance():
     assert np.shares_memory(store.arrays(3).link_src, grown[0])
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_host_lattices_of_busy_channels_appended_in_parallel_match_the_cpu(threads):
+@pytest.mark.parametrize("threads,window", [(1, 0), (3, 0), (3, 2)])
+def test_host_lattices_of_busy_channels_appended_in_parallel_match_the_cpu(threads, window):
     """Lanes in lockstep on several channels (every partition busy at once),
-    each running utterances back to back, as bench.lattice_host replays them."""
+    each running utterances back to back, as bench.lattice_host replays them
+    (``window``: their windows flushed every 2 frames, staggered, the store's
+    partitions following the stagger)."""
     from bench.lattice_host import measure
 
     fst = random_graph(8, max_states=12)
@@ -534,12 +536,35 @@ def test_host_lattices_of_busy_channels_appended_in_parallel_match_the_cpu(threa
         search.accept(scores)
         wants.append(search.finish())
     _, results = measure(graph, config, [raw_frames(graph, config, r) for r in rows], lanes=5, threads=threads,
-                         rounds=2)
+                         rounds=2, window=window, lag=1)
     for lane, lane_results in enumerate(results):
         for r, got in enumerate(lane_results):
             want = wants[(lane + r * 5) % 3]
             assert (got.words, got.cost, got.word_frames) == (want.words, want.cost, want.word_frames)
             assert_equivalent_lattices(got.lattice, want.lattice)
+
+
+@pytest.mark.parametrize("channels,parts,stagger", [(512, 16, 32), (512, 3, 32), (100, 7, 24), (40, 4, 1)])
+def test_channel_partitions_spread_consecutive_and_staggered_channels(channels, parts, stagger):
+    """Each channel has one place (a partition and an index, numbered from 0
+    in each); consecutive channels in a block of ``stagger``, and channels
+    ``stagger`` apart (those whose windows the backend flushes at one step),
+    fall on as many different partitions as they can: plain ``c % parts``
+    would put every flush of a step on one worker when ``parts`` divides
+    ``stagger``."""
+    from wfst.cuda_lattice import partition_channels
+
+    part_of, index_of = partition_channels(channels, parts, stagger)
+    places = set(zip(part_of.tolist(), index_of.tolist()))
+    assert len(places) == channels
+    for k in range(parts):
+        assert sorted(index_of[part_of == k].tolist()) == list(range(int(np.sum(part_of == k))))
+    for first in range(stagger):
+        together = part_of[first::stagger]
+        assert len(set(together[:parts].tolist())) == min(parts, together[:parts].size)
+    for first in range(0, channels - parts + 1):
+        if first // stagger == (first + parts - 1) // stagger:  # (across a block of stagger channels some may repeat)
+            assert len(set(part_of[first:first + parts].tolist())) == parts
 
 
 def test_lanes_split_into_even_groups_and_spare_channels_in_proportion():

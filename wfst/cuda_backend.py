@@ -124,7 +124,7 @@ class CudaDecoder:
         # the lattice workers append the copied windows and finish utterances while the GPU goes on
         self.lattices = LatticeStore(graph, config, g.channels, threads=threads,
                                      prune_every=HOST_PRUNE_INTERVALS * config.prune_interval,
-                                     inbox=self.arrays.host_packed)
+                                     inbox=self.arrays.host_packed, stagger=g.window_period)
 
     # ------------------------------------------------------------- device helpers
     def _copy_to_host(self, pinned: np.ndarray, device_array, nbytes: int, stream):

@@ -138,24 +138,24 @@ def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam
 
 
 @numba.njit(cache=True, nogil=True)
-def append_step(store, part, parts, channels, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam,
-                prune_interval):
+def append_step(store, part, part_of, index_of, channels, words, floats, T, K, to, n, lo, nl, ne, start,
+                lattice_beam, prune_interval):
     """Append the frames of one step's entries whose channel is in partition
-    ``part`` of ``parts`` (channel ``c`` is entry ``c // parts`` of partition
-    ``c % parts``; ``store`` holds that partition's arrays): entry ``e`` to the
-    arrays of channel ``channels[e]``. One call per partition and step, no
-    Python work per lane; a channel's consecutive entries (a flushed window's
-    frames) are appended to its arrays taken from ``store`` once. LatticeError
-    at the first frame with an index out of range (the frames before it
-    appended)."""
+    ``part`` (channel ``c`` is entry ``index_of[c]`` of partition ``part_of[c]``:
+    see :func:`partition_channels`; ``store`` holds that partition's arrays):
+    entry ``e`` to the arrays of channel ``channels[e]``. One call per partition
+    and step, no Python work per lane; a channel's consecutive entries (a
+    flushed window's frames) are appended to its arrays taken from ``store``
+    once. LatticeError at the first frame with an index out of range (the
+    frames before it appended)."""
     e = 0
     while e < channels.shape[0]:
         c = channels[e]
         end = e + 1
         while end < channels.shape[0] and channels[end] == c:
             end += 1
-        if c % parts == part:
-            i = c // parts
+        if part_of[c] == part:
+            i = index_of[c]
             arrays, good = store[i], True
             for k in range(e, end):
                 arrays, good = append_frame(arrays, words, floats, T, K, to[k], n[k], lo[k], nl[k], ne[k], start[k],
@@ -166,6 +166,24 @@ def append_step(store, part, parts, channels, words, floats, T, K, to, n, lo, nl
             if not good:
                 raise LatticeError("lattice segments from the device: a token or link index out of range")
         e = end
+
+
+def partition_channels(channels: int, parts: int, stagger: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The partition (of ``parts``) of each of ``channels`` channels and its
+    index there (int64 arrays): channel ``c`` goes to ``(c % stagger + c //
+    stagger) % parts``. Channels ``stagger`` apart (the CUDA backend's lanes
+    flush their lattice windows in turn, that many steps apart, so the
+    channels of one step's flushes are) and consecutive channels (a small
+    batch's) both fall on different partitions, so a step's appends and
+    finishes spread over the workers; with plain ``c % parts`` every flush of a
+    step would go to one worker when ``parts`` divides ``stagger``."""
+    c = np.arange(channels, dtype=np.int64)
+    part_of = (c % stagger + c // stagger) % parts
+    index_of = np.empty(channels, np.int64)
+    for k in range(parts):
+        mine = part_of == k
+        index_of[mine] = np.arange(int(mine.sum()))
+    return part_of, index_of
 
 
 EMPTY_TOKENS = 64
@@ -267,16 +285,20 @@ class LatticeStore:
     config's ``prune_interval``); the final lattices do not depend on it, only
     the memory held until the end. ``inbox``: the int32 buffer the steps
     arrive in (the backend's pinned one; default :data:`DEFAULT_INBOX_WORDS`
-    words); a step must fit in it."""
+    words); a step must fit in it. ``stagger``: channels this many apart tend
+    to send their frames at the same step (the backend's window period: its
+    lanes flush in turn), so the partitions spread them
+    (:func:`partition_channels`)."""
 
     def __init__(self, graph: DecodingGraph, config: DecoderConfig, channels: int, threads: int = 1,
-                 prune_every: int | None = None, inbox: np.ndarray | None = None):
+                 prune_every: int | None = None, inbox: np.ndarray | None = None, stagger: int = 1):
         self.graph = graph
         self.config = config
         self.prune_every = prune_every or config.prune_interval
         graph.host_layout()  # built here, before any worker needs it
         parts = max(1, min(threads, channels))
-        self._parts = [List([_empty_arrays() for _ in range(k, channels, parts)]) for k in range(parts)]
+        self._part_of, self._index_of = partition_channels(channels, parts, stagger)
+        self._parts = [List([_empty_arrays() for _ in range(int(np.sum(self._part_of == k)))]) for k in range(parts)]
         self._workers = [LatticeWorker(f"wfst-lattice-{k}") for k in range(parts)]
         weakref.finalize(self, LatticeWorker.stop_all, self._workers)
         self.inbox = np.empty(DEFAULT_INBOX_WORDS, np.int32) if inbox is None else inbox
@@ -354,10 +376,9 @@ class LatticeStore:
         args = (channels, words[:used], words[:used].view(np.float32), i64(T), i64(K), to, n, lo, nl,
                 np.asarray(ne, i64), np.asarray(start, np.bool_), np.float32(self.config.lattice_beam),
                 i64(self.prune_every))
-        parts = len(self._parts)
-        busy = sorted(set((channels % parts).tolist()))
+        busy = sorted(set(self._part_of[channels].tolist()))
         for k in busy:
-            self._workers[k].append(append_step, self._parts[k], i64(k), i64(parts), *args)
+            self._workers[k].append(append_step, self._parts[k], i64(k), self._part_of, self._index_of, *args)
         self._steps.append([busy, None, region, ring])
 
     def _retire_oldest(self) -> None:
@@ -385,7 +406,7 @@ class LatticeStore:
         channel takes its next utterance in a spare set of arrays."""
         while self._finishing and self._finishing[0].done():  # (not a scan of all: workers may lag far behind)
             self._finishing.popleft()
-        self._finishing.append(self._workers[channel % len(self._parts)].finish(self._finish_taken, channel))
+        self._finishing.append(self._workers[self._part_of[channel]].finish(self._finish_taken, channel))
         return self._finishing[-1]
 
     def wait(self) -> None:
@@ -408,7 +429,7 @@ class LatticeStore:
         return error
 
     def _slot(self, channel: int) -> tuple:
-        return self._parts[channel % len(self._parts)], channel // len(self._parts)
+        return self._parts[self._part_of[channel]], int(self._index_of[channel])
 
     def arrays(self, channel: int) -> cpu_search.SearchArrays:
         """Channel ``channel``'s arrays, read-only; valid until its next append."""
