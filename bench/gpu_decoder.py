@@ -120,12 +120,13 @@ def step_loop_shares(stats: dict) -> dict:
     lattice workers, and the calling thread's own work (launches, lane
     bookkeeping), as shares; ``host_cpu``, the calling thread's CPU time over
     the wall time (its work, and device waits where they spin: a host share
-    well above ``host_cpu - device_wait`` is time it waited for the GIL); and
-    ms per step."""
+    well above ``host_cpu - device_wait`` is time it waited for the GIL);
+    ``gc``, the garbage collector's share (it holds the GIL); and ms per step."""
     run = stats["run_seconds"]
     device, lattice = stats["device_wait_seconds"], stats["lattice_wait_seconds"]
     return {"ms_per_step": 1e3 * run / max(stats["steps"], 1), "host": (run - device - lattice) / run,
-            "device_wait": device / run, "lattice_wait": lattice / run, "host_cpu": stats["host_cpu_seconds"] / run}
+            "device_wait": device / run, "lattice_wait": lattice / run, "host_cpu": stats["host_cpu_seconds"] / run,
+            "gc": stats["gc_seconds"] / run}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend; step loop "
                   f"{shares['ms_per_step']:.2f} ms per step: host {shares['host']:.0%}, waiting for the device "
                   f"{shares['device_wait']:.0%}, for the lattice workers {shares['lattice_wait']:.0%}; its CPU time "
-                  f"{shares['host_cpu']:.0%}", flush=True)
+                  f"{shares['host_cpu']:.0%}; garbage collection {shares['gc']:.1%}", flush=True)
             write_record()
     write_record()
     print(f"written {out}")

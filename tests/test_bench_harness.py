@@ -119,6 +119,8 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
         assert stats["device_wait_seconds"] > 0 and stats["lattice_wait_seconds"] >= 0
         assert 0 < shares["host"] < 1 and shares["device_wait"] > 0
         assert 0 < stats["host_cpu_seconds"] <= stats["run_seconds"] * 1.05 and shares["host_cpu"] > 0
+        assert 0 <= stats["gc_seconds"] < stats["run_seconds"] and shares["gc"] == stats["gc_seconds"] / stats[
+            "run_seconds"]
     assert record["cpu_backend_rtfx"] > 0 and record["speedup"] == max(r["speedup_vs_baseline"] for r in record["runs"])
     assert len((tmp_path / "gpu.text").read_text().splitlines()) == 3
     if "riva" not in sys.modules and cupy_module.__name__ != "cupy":  # no riva wheel: said, and the run goes on
@@ -254,3 +256,14 @@ def test_the_step_profile_splits_a_step_into_host_and_device_parts(cupy_module, 
     # the timers are removed afterwards
     from wfst.cuda_lane_group import LaneGroup
     assert not hasattr(LaneGroup._search_frame, "__wrapped__")
+
+
+def test_the_gc_pause_benchmark_times_full_collections_outside_and_inside_a_run(tmp_path):
+    from bench import gc_pause
+
+    out = tmp_path / "gc.json"
+    assert gc_pause.main(["--repeat", "2", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    times = record["full_collection_ms"]
+    assert record["tracked_objects"] > 1000 and record["modules_loaded"] > 100
+    assert times["inside_a_run"]["best"] < times["outside"]["best"]  # only the run's own objects are scanned

@@ -426,6 +426,33 @@ def _address(array) -> int:
     return array.ctypes.data
 
 
+def test_a_run_freezes_the_objects_older_than_it_and_unfreezes_them_after(monkeypatch):
+    """The garbage collector scans only what the run made while it runs (a full
+    collection of everything would hold the GIL for tens of milliseconds, the
+    GPU idle), and everything again once it ends, also when it raises."""
+    import gc
+
+    from wfst.cuda_lane_group import LaneGroup
+
+    seen, step = [], LaneGroup.step
+
+    def watched(self):
+        seen.append(gc.get_freeze_count())
+        gc.collect()  # (timed into the decoder's stats)
+        return step(self)
+
+    monkeypatch.setattr(LaneGroup, "step", watched)
+    gpu = wfst.Decoder(random_graph(5, max_states=10), DecoderConfig(max_active=5, min_active=0), device="cuda",
+                       lanes=2)
+    gpu.decode([random_scores(i, 4) for i in range(3)])
+    assert seen and min(seen) > 0 and gc.get_freeze_count() == 0
+    assert gpu._cuda.stats["gc_seconds"] > 0
+    monkeypatch.setattr(LaneGroup, "step", lambda self: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        gpu.decode([random_scores(5, 4)])
+    assert gc.get_freeze_count() == 0
+
+
 def test_a_deleted_decoder_is_freed_without_the_garbage_collector():
     """Nothing a run makes keeps the decoder alive (a reference cycle would hold
     its device memory until a collection, while the benchmarks make one large

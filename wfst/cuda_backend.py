@@ -33,6 +33,7 @@ from .cuda_memory import MAX_LANE_GROUPS, DeviceArrays, check_allocation, geomet
 from .cuda_scores import ScoreInput
 from .decoding_graph import DecodingGraph
 from .errors import CapacityWarning, ConfigError, GraphError, MemoryBudgetError
+from .gc_scope import objects_older_than_the_run_frozen
 from .result import Result
 from .stream_channels import ChannelPool
 
@@ -116,10 +117,11 @@ class CudaDecoder:
         # counters, the copy of the packed windows: the GPU's time the host's work did not hide), waiting
         # for the lattice workers (they fall behind), and the rest, the calling thread's own work, of
         # which host_cpu_seconds is its CPU time (the rest it waited for the GIL; a device wait that spins
-        # counts as CPU time too)
+        # counts as CPU time too); gc_seconds: the garbage collector's time during the runs (any thread's;
+        # it holds the GIL, see wfst.gc_scope)
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "held_back": 0,
                       "run_seconds": 0.0, "device_wait_seconds": 0.0, "lattice_wait_seconds": 0.0,
-                      "host_cpu_seconds": 0.0}
+                      "host_cpu_seconds": 0.0, "gc_seconds": 0.0}
         self.channels = ChannelPool(g.channels)
         # the lattice workers append the copied windows and finish utterances while the GPU goes on
         self.lattices = LatticeStore(graph, config, g.channels, threads=threads,
@@ -173,7 +175,7 @@ class CudaDecoder:
             return []
         self.device.synchronize()  # producers of device scores (torch, cupy streams) have finished
         started, cpu, lattice_waits = time.perf_counter(), time.thread_time(), self.lattices.wait_seconds
-        with self.device:
+        with self.device, objects_older_than_the_run_frozen(self.stats):
             try:
                 overflowed, lost = self._run(jobs, list(spare_channels))
             except BaseException:
