@@ -6,7 +6,9 @@
 # (--lane-groups) with host and device scores (--scores-on); then every lane
 # count with the fastest groups, with Kaldi's FasterDecoder on one core; 4, 8
 # and 16 lattice workers at 512 lanes (--threads); the step profile with those
-# groups last. Needs bench/gpu_session.sh's wheels in .whl/.
+# groups; the lattice workers alone at 512 lanes, a step's flushes on one worker
+# or spread (bench.lattice_host --stagger 1 0). Needs bench/gpu_session.sh's
+# wheels in .whl/.
 DEADLINE=${DEADLINE:-420}
 source "$(dirname "$0")/gpu_session_common.sh"
 
@@ -36,5 +38,9 @@ step workers_512 50 $BENCH --lanes 512 --lane-groups "$groups" --scores-on "$sco
 step gpu_step_profile_full 40 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --lane-groups 1 "$groups" \
     --out "$LOGS/gpu_step_profile_full_lm-medium_kernels.json"
+# the lattice workers alone on this machine's cores: a step's flushes dealt to one worker (stagger 1) or spread
+step lattice_host_spread 45 python3 -m bench.lattice_host --graph "$WORKLOAD/graphs/full" \
+    --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --threads 16 --stagger 1 0 \
+    --window-frames 32 --out "$LOGS/lattice_host_full_lm-medium_window32_lag8_spread_h200.json"
 pack
 echo "== done at ${SECONDS}s"
