@@ -27,7 +27,9 @@ time per frame over host time per lane-frame); and the same from CPU time (all
 threads: the cores' work, steadier than wall time on a shared machine): the
 most speedup per host core; and the calling thread's CPU time, which in the
 backend also drives the GPU, so that its share caps the speedup however many
-cores the workers have. Writes
+cores the workers have; and how many workers one step's appends can keep busy
+(``workers_per_step``; ``--stagger``: how the store deals the channels to the
+workers, :func:`wfst.cuda_lattice.partition_channels`). Writes
 ``bench/results/lattice_host_<graph>_<set>[_window<W>[_lag<G>]].json``.
 """
 
