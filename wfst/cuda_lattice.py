@@ -171,12 +171,12 @@ def append_step(store, part, part_of, index_of, channels, words, floats, T, K, t
 def partition_channels(channels: int, parts: int, stagger: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The partition (of ``parts``) of each of ``channels`` channels and its
     index there (int64 arrays): channel ``c`` goes to ``(c % stagger + c //
-    stagger) % parts``. Channels ``stagger`` apart (the CUDA backend's lanes
-    flush their lattice windows in turn, that many steps apart, so the
-    channels of one step's flushes are) and consecutive channels (a small
-    batch's) both fall on different partitions, so a step's appends and
-    finishes spread over the workers; with plain ``c % parts`` every flush of a
-    step would go to one worker when ``parts`` divides ``stagger``."""
+    stagger) % parts``. Channels ``stagger`` apart and consecutive channels
+    both fall on different partitions: the CUDA backend's lanes flush their
+    lattice windows in turn, every ``stagger`` rows, so the lanes that flush at
+    one step are ``stagger`` apart, and so are their channels in a batch; a
+    step's appends then spread over the workers, where with plain ``c %
+    parts`` they would all go to one whenever ``parts`` divides ``stagger``."""
     c = np.arange(channels, dtype=np.int64)
     part_of = (c % stagger + c // stagger) % parts
     index_of = np.empty(channels, np.int64)

@@ -1,19 +1,19 @@
 """Garbage collection while the CUDA backend runs.
 
 A full collection of Python's cyclic garbage collector scans every object the
-interpreter tracks, holding the GIL: with numba loaded, about 135,000 objects
-and 53 ms on the development VM (more with CuPy and torch). Meanwhile the step
-loop cannot launch the next step and the lattice workers cannot hand back
-their work, so the GPU idles. The Results a run makes count towards such
-collections: replaying a 512-lane decode's lattice work (``bench.lattice_host``)
-brought one about every 1.4 s, 99 ms long.
+interpreter tracks, holding the GIL: with the decoder and numba loaded, about
+120,000 objects and 45-50 ms on the development VM (``python -m
+bench.gc_pause``; more with CuPy and torch). Meanwhile the step loop cannot
+launch the next step and the lattice workers cannot hand back their work, so
+the GPU idles. The objects a run makes (its Results, their lattices) bring
+such collections on.
 
-:func:`objects_older_than_the_run_frozen` moves the objects that exist when a run starts to
-the collector's permanent generation (``gc.freeze``), so the collections during
-the run scan only what the run made (a full one then takes microseconds), and
-moves them back when the run ends (``gc.unfreeze``): nothing is kept from
-collection past the run. It leaves the collector alone where something else
-froze objects already, and where it is disabled.
+:func:`objects_older_than_the_run_frozen` moves the objects that exist when a
+run starts to the collector's permanent generation (``gc.freeze``), so the
+collections during the run scan only what the run made (a full one then takes
+microseconds), and moves them back when the run ends (``gc.unfreeze``):
+nothing is kept from collection past the run. It leaves the collector alone
+where something else froze objects already, and where it is disabled.
 """
 
 from __future__ import annotations
