@@ -51,12 +51,18 @@ def test_nested_and_overlapping_runs_share_one_freeze():
     assert gc.get_freeze_count() == 0
 
 
-def test_a_freeze_made_by_someone_else_is_left_as_it_is():
+def test_a_freeze_made_by_someone_else_is_left_as_it_is_for_good(monkeypatch):
+    from wfst import gc_scope
+
+    monkeypatch.setattr(gc_scope, "_frozen_by_others", False)
     gc.freeze()
     frozen = gc.get_freeze_count()
     with objects_older_than_the_run_frozen():
         pass
     assert gc.get_freeze_count() == frozen
+    gc.unfreeze()
+    with objects_older_than_the_run_frozen():
+        assert gc.get_freeze_count() == 0  # (not counted again: counting walks every frozen object)
 
 
 def test_a_disabled_collector_is_left_alone():
