@@ -2,10 +2,13 @@
 for each lane count: the calling thread's wall time in each part of a step
 (timers around the step loop's methods), the device's time in each launch
 sequence and in each kernel (CUDA events on the compute stream, read after the
-decode), and the calling thread's profile (cProfile, a second decode: its
-overhead stays out of the timings). The timed decode launches kernel by kernel
-(an event around each launch; a CUDA graph would hide them), the profiled one
-replays CUDA graphs, as the decoder does.
+decode); then (``as_run``) a second decode as the decoder runs, replaying CUDA
+graphs, with only the host timers: each part's wall time and the calling
+thread's CPU time in it (a part whose wall time is well above its CPU time
+waited: for the device, the workers or the GIL); and a profile (cProfile, a
+third decode: its overhead stays out of the timings; on Python 3.12 it sees
+every thread). The first decode launches kernel by kernel (an event around
+each launch; a CUDA graph would hide them), which slows the host's parts.
 
     python -m bench.gpu_step_profile --graph DIR/graphs/full --data DIR/data/full/lm-medium.npz \\
         --acoustic-scale 0.5 --lanes 512 --out profile.json
@@ -45,10 +48,13 @@ window work; that work runs on its own stream and shows kernel by kernel, its
 times including what it shares of the GPU with the search beside it)."""
 
 
-def _instrument(cuda_lane_group, host: dict, device: dict, kernels: dict, cupy):
-    """Wrap the timed methods (and plan_windows), and every kernel launch (events
-    on the current stream, by kernel name, into ``kernels``); returns a function
-    that undoes it."""
+def _instrument(cuda_lane_group, host: dict, cupy, device: dict | None = None, kernels: dict | None = None,
+                cpu: dict | None = None):
+    """Wrap the timed methods (and plan_windows): their wall time into
+    ``host``, their thread's CPU time into ``cpu``, events on the compute
+    stream around the device parts into ``device``, and events around every
+    kernel launch (on the current stream, by kernel name) into ``kernels`` (each
+    where given); returns a function that undoes it."""
     from wfst import cuda_kernels_launch
 
     cls, saved = cuda_lane_group.LaneGroup, {}
@@ -64,19 +70,24 @@ def _instrument(cuda_lane_group, host: dict, device: dict, kernels: dict, cupy):
             kernels.setdefault(name, []).append((before, stream.record()))
         return timed_launch
 
-    cuda_kernels_launch._k = kernel_timed
+    if kernels is not None:
+        cuda_kernels_launch._k = kernel_timed
 
     def timed(name, method):
+        on_device = device is not None and name in DEVICE_PARTS
+
         @functools.wraps(method)
         def wrapper(self, *args, **kwargs):
-            if name in DEVICE_PARTS:
+            if on_device:
                 before = self.compute.record()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             try:
                 return method(self, *args, **kwargs)
             finally:
                 host[name] = host.get(name, 0.0) + time.perf_counter() - start
-                if name in DEVICE_PARTS:
+                if cpu is not None:
+                    cpu[name] = cpu.get(name, 0.0) + time.thread_time() - start_cpu
+                if on_device:
                     device.setdefault(name, []).append((before, self.compute.record()))
         return wrapper
 
@@ -86,11 +97,13 @@ def _instrument(cuda_lane_group, host: dict, device: dict, kernels: dict, cupy):
     plan = cuda_lane_group.plan_windows
 
     def plan_timed(*args):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         try:
             return plan(*args)
         finally:
             host["plan_windows"] = host.get("plan_windows", 0.0) + time.perf_counter() - start
+            if cpu is not None:
+                cpu["plan_windows"] = cpu.get("plan_windows", 0.0) + time.thread_time() - start_cpu
 
     cuda_lane_group.plan_windows = plan_timed
 
@@ -102,28 +115,42 @@ def _instrument(cuda_lane_group, host: dict, device: dict, kernels: dict, cupy):
     return undo
 
 
-def profile(decoder, batch: list[np.ndarray], cupy, top: int = 30) -> dict:
-    """Time one decode of ``batch`` part by part, then profile a second one."""
+def _timed_decode(decoder, batch: list[np.ndarray], cupy, graphs: bool, **timers) -> tuple[float, int]:
+    """One decode of ``batch`` with the timers of :func:`_instrument` and CUDA
+    graphs on or off; its seconds and steps."""
     from wfst import cuda_lane_group
 
     cuda = decoder._cuda
-    host, device, kernels = {}, {}, {}
-    undo = _instrument(cuda_lane_group, host, device, kernels, cupy)
-    graphs, cuda.launch_graphs.enabled = cuda.launch_graphs.enabled, False
+    undo = _instrument(cuda_lane_group, cupy=cupy, **timers)
+    saved, cuda.launch_graphs.enabled = cuda.launch_graphs.enabled, graphs
     try:
         cupy.cuda.Device().synchronize()
         steps_before, start = cuda.stats["steps"], time.perf_counter()
         decoder.decode(batch)
-        seconds = time.perf_counter() - start
-        steps = cuda.stats["steps"] - steps_before
+        return time.perf_counter() - start, cuda.stats["steps"] - steps_before
     finally:
         undo()
-        cuda.launch_graphs.enabled = graphs
+        cuda.launch_graphs.enabled = saved
+
+
+def profile(decoder, batch: list[np.ndarray], cupy, top: int = 30) -> dict:
+    """Time one decode of ``batch`` part by part and kernel by kernel, a second
+    as the decoder runs (CUDA graphs, the parts timed on the host only: wall
+    and CPU time), then profile a third."""
+    host, device, kernels = {}, {}, {}
+    seconds, steps = _timed_decode(decoder, batch, cupy, False, host=host, device=device, kernels=kernels)
+    host_graphs, cpu_graphs = {}, {}
+    seconds_graphs, steps_graphs = _timed_decode(decoder, batch, cupy, decoder._cuda.launch_graphs.enabled,
+                                                 host=host_graphs, cpu=cpu_graphs)
     cupy.cuda.Device().synchronize()
+
     def ms_per_step(events: dict) -> dict:
         totals = {name: sum(cupy.cuda.get_elapsed_time(a, b) for a, b in pairs) / steps
                   for name, pairs in events.items()}
         return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+    def host_ms(seconds_of: dict, per: int) -> dict:
+        return {name: 1e3 * s / per for name, s in sorted(seconds_of.items(), key=lambda kv: -kv[1])}
 
     profiler = cProfile.Profile()
     profiler.enable()
@@ -132,9 +159,13 @@ def profile(decoder, batch: list[np.ndarray], cupy, top: int = 30) -> dict:
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
     return {"steps": steps, "decode_seconds": seconds, "ms_per_step": 1e3 * seconds / steps,
-            "host_ms_per_step": {name: 1e3 * s / steps for name, s in sorted(host.items(), key=lambda kv: -kv[1])},
+            "host_ms_per_step": host_ms(host, steps),
             "device_ms_per_step": ms_per_step(device), "kernel_ms_per_step": ms_per_step(kernels),
             "kernel_launches_per_step": {name: len(pairs) / steps for name, pairs in kernels.items()},
+            "as_run": {"steps": steps_graphs, "decode_seconds": seconds_graphs,
+                       "ms_per_step": 1e3 * seconds_graphs / steps_graphs,
+                       "host_ms_per_step": host_ms(host_graphs, steps_graphs),
+                       "host_cpu_ms_per_step": host_ms(cpu_graphs, steps_graphs)},
             "profile_by_own_time": text.getvalue()}
 
 
@@ -176,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         print("  host ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["host_ms_per_step"].items()))
         print("  device ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["device_ms_per_step"].items()))
         print("  kernel ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in run["kernel_ms_per_step"].items()))
+        as_run = run["as_run"]
+        print(f"  as run (CUDA graphs, no events): {as_run['ms_per_step']:.3f} ms per step; host ms per step "
+              "(its CPU time): " + ", ".join(f"{k} {v:.3f} ({as_run['host_cpu_ms_per_step'][k]:.3f})"
+                                             for k, v in as_run["host_ms_per_step"].items()))
         print(run["profile_by_own_time"])
         del decoder
     if args.out:

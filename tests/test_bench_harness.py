@@ -253,6 +253,10 @@ def test_the_step_profile_splits_a_step_into_host_and_device_parts(cupy_module, 
     assert sum(kernels.values()) <= sum(device.values()) * 1.01
     # the parts run inside the step loop: each takes less than the whole step
     assert all(0 < v < run["ms_per_step"] for v in host.values())
+    as_run = run["as_run"]  # the second decode, as the decoder runs: host timers only
+    assert as_run["steps"] == run["steps"] and 0 < as_run["ms_per_step"]
+    assert set(as_run["host_ms_per_step"]) == set(host) == set(as_run["host_cpu_ms_per_step"])
+    assert all(0 <= as_run["host_cpu_ms_per_step"][k] <= v * 1.05 + 0.05 for k, v in as_run["host_ms_per_step"].items())
     assert "_search_frame" in run["profile_by_own_time"] or "launch" in run["profile_by_own_time"]
     # the timers are removed afterwards
     from wfst.cuda_lane_group import LaneGroup
