@@ -4,7 +4,7 @@
 # tests of the decoder and streams (memcheck beside them) while the full TLG
 # builds; the lanes benchmark at 512 and 1024 lanes over lane groups
 # (--lane-groups) with host and device scores (--scores-on); then every lane
-# count with the fastest groups, with Kaldi's FasterDecoder on one core; 4, 8
+# count with the fastest groups, with Kaldi's FasterDecoder on one core; 8, 15
 # and 16 lattice workers at 512 lanes (--threads); the step profile with those
 # groups; the lattice workers alone at 512 lanes, a step's flushes on one worker
 # or spread (bench.lattice_host --stagger 1 0). Needs bench/gpu_session.sh's
@@ -32,8 +32,8 @@ best = max((r for r in runs if 'rtfx' in r), key=lambda r: r['rtfx']); print(bes
 echo "== fastest at 512-1024 lanes: $groups lane groups, scores on $scores"
 step gpu_decoder_full 120 $BENCH --lanes 1 32 128 512 1024 2048 --lane-groups "$groups" --scores-on "$scores" \
     --out "$LOGS/gpu_decoder_full_lm-medium.json"
-# fewer lattice workers: fewer rivals for the GIL of the step loop's thread (16 is the default here)
-step workers_512 50 $BENCH --lanes 512 --lane-groups "$groups" --scores-on "$scores" --threads 4 8 16 \
+# fewer lattice workers: fewer rivals for the GIL and the cores of the step loop's thread (16, the cores, is the default)
+step workers_512 50 $BENCH --lanes 512 --lane-groups "$groups" --scores-on "$scores" --threads 8 15 16 \
     --out "$LOGS/gpu_decoder_workers_512.json"
 step gpu_step_profile_full 40 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --lane-groups 1 "$groups" \
