@@ -32,7 +32,7 @@ best = max((r for r in runs if 'rtfx' in r), key=lambda r: r['rtfx']); print(bes
 echo "== fastest at 512-1024 lanes: $groups lane groups, scores on $scores"
 step gpu_decoder_full 120 $BENCH --lanes 1 32 128 512 1024 2048 --lane-groups "$groups" --scores-on "$scores" \
     --out "$LOGS/gpu_decoder_full_lm-medium.json"
-# fewer lattice workers: fewer rivals for the GIL and the cores of the step loop's thread (16, the cores, is the default)
+# fewer lattice workers: fewer rivals for the step loop's thread (the GIL, the cores; 16, the default)
 step workers_512 50 $BENCH --lanes 512 --lane-groups "$groups" --scores-on "$scores" --threads 8 15 16 \
     --out "$LOGS/gpu_decoder_workers_512.json"
 step gpu_step_profile_full 40 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
