@@ -51,7 +51,7 @@ from lattice.window_prune import prune_window
 from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG
 from wfst.cpu_backend import CpuSearch
 from wfst.cuda_backend import HOST_PRUNE_INTERVALS
-from wfst.cuda_lattice import QUEUED_STEPS, LatticeStore, partition_channels
+from wfst.cuda_lattice import QUEUED_STEPS, LatticeStore
 from wfst.cuda_window_plan import flushes, frames_kept_back
 from wfst.decoding_graph import DecodingGraph
 
@@ -179,11 +179,10 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     largest = max((step[1][0].size for step in steps if step[1] is not None), default=0)
     inbox = np.zeros((QUEUED_STEPS + 2) * max(largest, 1), np.int32)
     stagger = stagger or window or 1
-    part_of = partition_channels(lanes, max(1, min(threads, lanes)), stagger)[0]
-    loads = [np.bincount(part_of[channels], weights=packed[4] + packed[6]) for channels, packed, *_ in steps
+    store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every, inbox=inbox, stagger=stagger)
+    loads = [np.bincount(store.part_of[channels], weights=packed[4] + packed[6]) for channels, packed, *_ in steps
              if packed is not None]
     spread = sum(load.sum() for load in loads) / max(1.0, sum(load.max() for load in loads))
-    store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every, inbox=inbox, stagger=stagger)
     futures = [[] for _ in range(lanes)]
     copying = np.zeros(2)  # wall and CPU time of the calling thread's copies into the inbox
     start, core, main = time.perf_counter(), time.process_time(), time.thread_time()
@@ -202,7 +201,8 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     results = [[done.result() for done in lane] for lane in futures]
     seconds, core_seconds = time.perf_counter() - start - copying[0], time.process_time() - core - copying[1]
     return ({"threads": threads, "lanes": lanes, "rounds": rounds, "lane_frames": lane_frames,
-             "steps": len(steps), "stagger": stagger, "workers_per_step": spread, "frames_per_append": sum(step[0].size for step in steps)
+             "steps": len(steps), "stagger": stagger, "workers_per_step": spread,
+             "frames_per_append": sum(step[0].size for step in steps)
              / max(1, sum(step[1] is not None for step in steps)),
              "host_seconds": seconds, "host_us_per_lane_frame": seconds / lane_frames * 1e6,
              "host_core_us_per_lane_frame": core_seconds / lane_frames * 1e6,

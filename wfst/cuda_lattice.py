@@ -297,8 +297,8 @@ class LatticeStore:
         self.prune_every = prune_every or config.prune_interval
         graph.host_layout()  # built here, before any worker needs it
         parts = max(1, min(threads, channels))
-        self._part_of, self._index_of = partition_channels(channels, parts, stagger)
-        self._parts = [List([_empty_arrays() for _ in range(int(np.sum(self._part_of == k)))]) for k in range(parts)]
+        self.part_of, self._index_of = partition_channels(channels, parts, stagger)  # each channel's worker, read-only
+        self._parts = [List([_empty_arrays() for _ in range(int(np.sum(self.part_of == k)))]) for k in range(parts)]
         self._workers = [LatticeWorker(f"wfst-lattice-{k}") for k in range(parts)]
         weakref.finalize(self, LatticeWorker.stop_all, self._workers)
         self.inbox = np.empty(DEFAULT_INBOX_WORDS, np.int32) if inbox is None else inbox
@@ -376,9 +376,9 @@ class LatticeStore:
         args = (channels, words[:used], words[:used].view(np.float32), i64(T), i64(K), to, n, lo, nl,
                 np.asarray(ne, i64), np.asarray(start, np.bool_), np.float32(self.config.lattice_beam),
                 i64(self.prune_every))
-        busy = sorted(set(self._part_of[channels].tolist()))
+        busy = sorted(set(self.part_of[channels].tolist()))
         for k in busy:
-            self._workers[k].append(append_step, self._parts[k], i64(k), self._part_of, self._index_of, *args)
+            self._workers[k].append(append_step, self._parts[k], i64(k), self.part_of, self._index_of, *args)
         self._steps.append([busy, None, region, ring])
 
     def _retire_oldest(self) -> None:
@@ -406,7 +406,7 @@ class LatticeStore:
         channel takes its next utterance in a spare set of arrays."""
         while self._finishing and self._finishing[0].done():  # (not a scan of all: workers may lag far behind)
             self._finishing.popleft()
-        self._finishing.append(self._workers[self._part_of[channel]].finish(self._finish_taken, channel))
+        self._finishing.append(self._workers[self.part_of[channel]].finish(self._finish_taken, channel))
         return self._finishing[-1]
 
     def wait(self) -> None:
@@ -429,7 +429,7 @@ class LatticeStore:
         return error
 
     def _slot(self, channel: int) -> tuple:
-        return self._parts[self._part_of[channel]], int(self._index_of[channel])
+        return self._parts[self.part_of[channel]], int(self._index_of[channel])
 
     def arrays(self, channel: int) -> cpu_search.SearchArrays:
         """Channel ``channel``'s arrays, read-only; valid until its next append."""
