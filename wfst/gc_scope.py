@@ -43,7 +43,7 @@ def objects_older_than_the_run_frozen(stats: dict | None = None):
     def timed(phase, info):
         if phase == "start":
             started.append(time.perf_counter())
-        elif started and stats is not None:
+        elif started:
             stats["gc_seconds"] = stats.get("gc_seconds", 0.0) + time.perf_counter() - started.pop()
 
     with _lock:
@@ -53,11 +53,13 @@ def objects_older_than_the_run_frozen(stats: dict | None = None):
             if _froze:
                 gc.freeze()
         _runs += 1
-    gc.callbacks.append(timed)
+    if stats is not None:
+        gc.callbacks.append(timed)
     try:
         yield
     finally:
-        gc.callbacks.remove(timed)
+        if stats is not None:
+            gc.callbacks.remove(timed)
         with _lock:
             _runs -= 1
             if _runs == 0 and _froze:
