@@ -27,9 +27,9 @@ time per frame over host time per lane-frame); and the same from CPU time (all
 threads: the cores' work, steadier than wall time on a shared machine): the
 most speedup per host core; and the calling thread's CPU time, which in the
 backend also drives the GPU, so that its share caps the speedup however many
-cores the workers have; and how many workers one step's appends can keep busy
-(``workers_per_step``; ``--stagger``: how the store deals the channels to the
-workers, :func:`wfst.cuda_lattice.partition_channels`). Writes
+cores the workers have; and how the store deals a step's appends to the
+workers (``--stagger``, :func:`wfst.cuda_lattice.partition_channels`): the
+workers each step wakes and the workers the queued steps keep busy. Writes
 ``bench/results/lattice_host_<graph>_<set>[_window<W>[_lag<G>]].json``.
 """
 
@@ -123,11 +123,22 @@ def packed_step(lane_frames: list[tuple]) -> tuple:
             np.array([f[8] for f in lane_frames], np.int64))
 
 
+def replayed(lane: int, round_: int, count: int) -> int:
+    """The utterance (of ``count``) that lane ``lane`` replays in its round
+    ``round_``: drawn from a generator seeded with both, so that which lanes
+    replay one utterance has nothing to do with which lanes flush together or
+    share a lattice worker, as in a decoder's batch of distinct utterances
+    (with ``lane + round_ * lanes`` mod ``count``, the lanes that flush
+    together replayed one utterance, or each worker always the same few,
+    whenever ``count`` divides the window period)."""
+    return int(np.random.default_rng([lane, round_]).integers(count))
+
+
 def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[list[tuple]], lanes: int,
             threads: int, rounds: int, prune_every: int | None = None, window: int = 0,
             lag: int = WINDOW_LAG, stagger: int | None = None) -> tuple[dict, list]:
-    """Lane ``i`` replays utterances ``i, i + lanes, ...`` (mod N; each a list of
-    raw frames), ``rounds`` of them back to back, a frame searched per step, and
+    """Lane ``i`` replays ``rounds`` utterances back to back (:func:`replayed`;
+    each a list of raw frames), a frame searched per step, and
     sends the frames as the CUDA backend's lane ``i`` does (:func:`windowed`:
     the lanes' flushes staggered; ``window`` 0: every frame at its step): each
     step's frames (a run of frames from each lane that flushes) are put in a
@@ -141,11 +152,14 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     in the backend also drives the GPU), less the copies into the inbox, which
     the device's copy engine makes in the backend. Returns the timings and
     every lane's Results (lane by lane). ``prune_every``: the host's interim
-    pruning interval (:class:`LatticeStore`); ``stagger``: the store's (default
-    ``window``, as the backend's). ``workers_per_step``: the workers one step's
-    appends can keep busy (its records over its busiest worker's, summed over
-    the steps; at most ``threads``): a count of the work dealt, not a timing."""
-    plans = [[(i + r * lanes) % len(utterances) for r in range(rounds)] for i in range(lanes)]
+    pruning interval (:class:`LatticeStore`); ``stagger``: the store's
+    (default ``window``, as the backend's; 1: channel ``c`` to worker ``c %
+    threads``). Counts of the work dealt, not timings:
+    ``handoffs_per_step``, the workers a step's appends wake (each takes the
+    GIL); ``workers_busy``, the workers the steps queued at once can keep busy
+    (over each run of ``QUEUED_STEPS`` steps, its records over its busiest
+    worker's, weighted by records; at most ``threads``)."""
+    plans = [[replayed(i, r, len(utterances)) for r in range(rounds)] for i in range(lanes)]
     sends: dict = {}  # (utterance, stagger): its frames sent per step
 
     def sent(i: int, r: int) -> list[list[tuple]]:
@@ -180,9 +194,13 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     inbox = np.zeros((QUEUED_STEPS + 2) * max(largest, 1), np.int32)
     stagger = stagger or window or 1
     store = LatticeStore(graph, config, lanes, threads=threads, prune_every=prune_every, inbox=inbox, stagger=stagger)
-    loads = [np.bincount(store.part_of[channels], weights=packed[4] + packed[6]) for channels, packed, *_ in steps
-             if packed is not None]
-    spread = sum(load.sum() for load in loads) / max(1.0, sum(load.max() for load in loads))
+    parts = int(store.part_of.max()) + 1
+    loads = np.array([np.bincount(store.part_of[channels], weights=packed[4] + packed[6], minlength=parts)
+                      for channels, packed, *_ in steps if packed is not None]).reshape(-1, parts)
+    queued = np.cumsum(np.vstack([np.zeros(parts), loads]), axis=0)
+    queued = queued[QUEUED_STEPS:] - queued[:-QUEUED_STEPS] if len(loads) > QUEUED_STEPS else queued[-1:]
+    dealing = {"stagger": stagger, "handoffs_per_step": float((loads > 0).sum(1).mean()),
+               "workers_busy": float(queued.sum() / max(1.0, queued.max(1).sum()))}
     futures = [[] for _ in range(lanes)]
     copying = np.zeros(2)  # wall and CPU time of the calling thread's copies into the inbox
     start, core, main = time.perf_counter(), time.process_time(), time.thread_time()
@@ -201,7 +219,7 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     results = [[done.result() for done in lane] for lane in futures]
     seconds, core_seconds = time.perf_counter() - start - copying[0], time.process_time() - core - copying[1]
     return ({"threads": threads, "lanes": lanes, "rounds": rounds, "lane_frames": lane_frames,
-             "steps": len(steps), "stagger": stagger, "workers_per_step": spread,
+             "steps": len(steps), **dealing,
              "frames_per_append": sum(step[0].size for step in steps)
              / max(1, sum(step[1] is not None for step in steps)),
              "host_seconds": seconds, "host_us_per_lane_frame": seconds / lane_frames * 1e6,
@@ -226,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"most frames a flush keeps back for the next (default {WINDOW_LAG}, the CUDA backend's)")
     parser.add_argument("--stagger", type=int, nargs="+", default=[0],
                         help="the store's channel partitions (wfst.cuda_lattice.partition_channels), each a run per "
-                             "thread count; 0 (default): the window period, as the backend's; 1: plain channel "
-                             "modulo threads")
+                             "thread count; 0 (default): the window period, as the backend's; 1: channel c to "
+                             "worker c modulo threads")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     inputs = load_inputs(args)
@@ -264,15 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         run, results = measure(graph, config, raw, args.lanes, threads, args.rounds, prune_every,
                                args.window_frames, args.window_lag, stagger)
         got = [(r.words, r.cost) for lane in results for r in lane]
-        want = [(expected[(i + k * args.lanes) % len(rows)].words, expected[(i + k * args.lanes) % len(rows)].cost)
-                for i in range(args.lanes) for k in range(args.rounds)]
+        want = [(expected[u].words, expected[u].cost)
+                for u in (replayed(i, k, len(rows)) for i in range(args.lanes) for k in range(args.rounds))]
         if got != want:
             raise SystemExit("the host lattices gave other results than the CPU backend")
         run["most_speedup_over_one_core"] = cpu_us_per_frame / run["host_us_per_lane_frame"]
         run["most_speedup_per_host_core"] = cpu_core_us_per_frame / run["host_core_us_per_lane_frame"]
         run["most_speedup_main_thread"] = cpu_core_us_per_frame / run["main_thread_us_per_lane_frame"]
         runs.append(run)
-        print(f"threads {threads:3d}, stagger {run['stagger']:2d} ({run['workers_per_step']:.1f} workers per step): "
+        print(f"threads {threads:3d}, stagger {run['stagger']:2d} ({run['handoffs_per_step']:.1f} workers woken per "
+              f"step, {run['workers_busy']:.1f} kept busy by the queued steps): "
               f"{run['host_us_per_lane_frame']:7.2f} us per lane-frame: "
               f"at most x{run['most_speedup_over_one_core']:.1f} over one core; "
               f"{run['host_core_us_per_lane_frame']:.1f} us of CPU time per lane-frame: at most "

@@ -524,7 +524,7 @@ def test_host_lattices_of_busy_channels_appended_in_parallel_match_the_cpu(threa
     each running utterances back to back, as bench.lattice_host replays them
     (``window``: their windows flushed every 2 frames, staggered, the store's
     partitions following the stagger)."""
-    from bench.lattice_host import measure
+    from bench.lattice_host import measure, replayed
 
     fst = random_graph(8, max_states=12)
     graph = DecodingGraph(fst)
@@ -539,7 +539,7 @@ def test_host_lattices_of_busy_channels_appended_in_parallel_match_the_cpu(threa
                          rounds=2, window=window, lag=1)
     for lane, lane_results in enumerate(results):
         for r, got in enumerate(lane_results):
-            want = wants[(lane + r * 5) % 3]
+            want = wants[replayed(lane, r, 3)]
             assert (got.words, got.cost, got.word_frames) == (want.words, want.cost, want.word_frames)
             assert_equivalent_lattices(got.lattice, want.lattice)
 
