@@ -35,7 +35,7 @@ step gpu_decoder_full 120 $BENCH --lanes 1 32 128 512 1024 2048 --lane-groups "$
 # fewer lattice workers: fewer rivals for the step loop's thread (the GIL, the cores; 16, the default)
 step workers_512 50 $BENCH --lanes 512 --lane-groups "$groups" --scores-on "$scores" --threads 8 15 16 \
     --out "$LOGS/gpu_decoder_workers_512.json"
-step gpu_step_profile_full 40 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
+step gpu_step_profile_full 60 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --lane-groups 1 "$groups" \
     --out "$LOGS/gpu_step_profile_full_lm-medium_kernels.json"
 # the lattice workers alone on this machine's cores: a step's flushes dealt to one worker (stagger 1) or spread

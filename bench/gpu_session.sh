@@ -52,7 +52,7 @@ step gil_switch_full 90 python3 -m bench.gpu_decoder --graph "$WORKLOAD/graphs/f
     --lattice-beam 8 --lanes 512 1024 --skip-riva --switch-interval 0.0002 \
     --out "$LOGS/gpu_decoder_full_lm-medium_switch0.0002.json"
 # where a step's time goes: each kernel's device time, the host's parts
-step gpu_step_profile_full 60 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
+step gpu_step_profile_full 75 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --lane-groups 1 2 \
     --out "$LOGS/gpu_step_profile_full_lm-medium_kernels.json"
 # what bounds the heaviest kernels (memory, latency, occupancy): Nsight Compute on one launch of each
