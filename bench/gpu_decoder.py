@@ -12,9 +12,10 @@ cost); Kaldi's FasterDecoder is the speed baseline when kaldi-decoder imports,
 else our CPU backend. Where riva-asrlib-decoder and torch import (and unless
 ``--skip-riva``), each lane count's batch is also decoded by riva's batched CUDA
 decoder on as many channels (:mod:`bench.riva_baseline`): its RTFx, and ours over
-it. ``--blocks-per-sm``, ``--lane-groups``, ``--launch-graphs`` and ``--scores-on``
-(numpy input, or cupy arrays uploaded before the timer, as riva's are) are swept
-with the lane counts (:mod:`bench.launch_tuning`). Writes ``bench/results/gpu_decoder_<graph>_<set>.json``
+it. ``--blocks-per-sm``, ``--lane-groups``, ``--launch-graphs``, ``--scores-on``
+(numpy input, or cupy arrays uploaded before the timer, as riva's are),
+``--threads`` (lattice workers) and ``--lattice-stagger`` (how the channels are
+dealt to them) are swept with the lane counts (:mod:`bench.launch_tuning`). Writes ``bench/results/gpu_decoder_<graph>_<set>.json``
 (device, date, commit and source digest, versions, graph, workload, config, per-lane-count decode
 seconds and RTFx, the baselines' RTFx, speedups) and a Kaldi ``text`` file of
 the hypotheses beside it.
@@ -38,7 +39,7 @@ import numpy as np
 
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
-from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm, set_lane_groups
+from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm, set_lane_groups, set_lattice_stagger
 from bench.riva_baseline import riva_run
 from wfst.example import example_dir
 from wfst.gpu import device_memory
@@ -153,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the timed decode finds the scores: numpy arrays (host, the default: the decoder "
                              "stages them) or cupy arrays uploaded before the timer starts (device: as riva's runs "
                              "get theirs, and as an acoustic model on the GPU hands them over); both: an A/B")
+    parser.add_argument("--lattice-stagger", type=int, nargs="+", default=[0],
+                        help="how the lattice store deals the channels to its workers, swept with the lane counts "
+                             "(wfst.cuda_lattice.partition_channels): 0 (default), the decoder's own (a step's "
+                             "flushes spread over the workers); 1, channel c to worker c modulo threads (a step's "
+                             "flushes on fewer workers, fewer of them woken per step)")
     parser.add_argument("--skip-riva", action="store_true",
                         help="do not decode with riva-asrlib-decoder even where it imports")
     parser.add_argument("--out", type=Path)
@@ -200,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                        "lattice_beam": args.lattice_beam, "acoustic_scale": inputs.acoustic_scale,
                        "lanes": args.lanes, "blocks_per_sm": args.blocks_per_sm, "launch_graphs": args.launch_graphs,
                        "lane_groups": args.lane_groups, "scores_on": args.scores_on, "threads": args.threads,
+                       "lattice_stagger": args.lattice_stagger,
                        "switch_interval": args.switch_interval or sys.getswitchinterval()},
             "backend": "cuda", "baseline": baseline_name, "baseline_rtfx": baseline_rtfx,
             "kaldi_faster_rtfx": kaldi_rtfx, "cpu_backend_rtfx": cpu_rtfx, "runs": runs,
@@ -210,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
     with switch_interval(args.switch_interval):
-        for depth, graphs, groups, scores_on, workers, lanes in itertools.product(
-                args.blocks_per_sm, args.launch_graphs, args.lane_groups, args.scores_on, args.threads, args.lanes):
+        for depth, graphs, groups, scores_on, workers, dealing, lanes in itertools.product(
+                args.blocks_per_sm, args.launch_graphs, args.lane_groups, args.scores_on, args.threads,
+                args.lattice_stagger, args.lanes):
             try:
                 decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=workers)
             except wfst.MemoryBudgetError as error:
@@ -219,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             grid = set_blocks_per_sm(decoder, depth)
             groups_set = set_lane_groups(decoder, groups)
+            stagger = set_lattice_stagger(decoder, dealing)
             decoder._cuda.launch_graphs.enabled = graphs == "on"
             decoder.decode(rows[:1])  # compiles the kernels
             copies = max(1, -(-args.per_lane * lanes // len(rows)))
@@ -233,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # this decode's
             runs.append({"lanes": lanes, "blocks_per_sm": depth, "blocks_per_lane": grid, "launch_graphs": graphs,
                          "lane_groups": groups_set, "scores_on": scores_on, "threads": decoder.threads,
+                         "lattice_stagger": stagger,
                          "copies_of_the_set": copies,
                          "decode_seconds": seconds, "rtfx": audio / seconds,
                          "speedup_vs_baseline": (audio / seconds) / baseline_rtfx,
@@ -242,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                          "memory": decoder._cuda.memory.as_dict()})
             threads = decoder.threads
             del decoder
-            first_of_lanes = (depth, graphs, groups, scores_on, workers) == (
-                args.blocks_per_sm[0], args.launch_graphs[0], args.lane_groups[0], args.scores_on[0], args.threads[0])
+            first_of_lanes = (depth, graphs, groups, scores_on, workers, dealing) == (
+                args.blocks_per_sm[0], args.launch_graphs[0], args.lane_groups[0], args.scores_on[0], args.threads[0],
+                args.lattice_stagger[0])
             if not args.skip_riva and first_of_lanes:  # the same batch on riva's decoder, as many channels
                 riva = riva_run(graph_dir, rows[0].shape[1], config, lanes, threads, rows * copies,
                                 [r.words for r in cpu_results], audio)
@@ -255,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                           "CPU backend's", flush=True)
             shares = runs[-1]["step_loop"]
             print(f"lanes {lanes:5d} ({grid} blocks each, graphs {graphs}, {groups_set} lane groups, scores on "
-                  f"{scores_on}), {threads} threads: {seconds:8.3f} s  "
+                  f"{scores_on}), {threads} threads (stagger {stagger}): {seconds:8.3f} s  "
                   f"RTFx {audio / seconds:10.1f}  "
                   f"x{(audio / seconds) / baseline_rtfx:8.1f} over {baseline_name}  "
                   f"{runs[-1]['identical_to_cpu']}/{count} identical to the CPU backend; step loop "

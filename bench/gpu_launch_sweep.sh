@@ -4,8 +4,9 @@
 # tests of the decoder and streams (memcheck beside them) while the full TLG
 # builds; the lanes benchmark at 512 and 1024 lanes over lane groups
 # (--lane-groups) with host and device scores (--scores-on); then every lane
-# count with the fastest groups, with Kaldi's FasterDecoder on one core; 8, 15
-# and 16 lattice workers at 512 lanes (--threads); the step profile with those
+# count with the fastest groups, with Kaldi's FasterDecoder on one core; 8 and
+# 16 lattice workers at 512 lanes (--threads), their channels dealt two ways
+# (--lattice-stagger 0 1); the step profile with those
 # groups; the lattice workers alone at 512 lanes, a step's flushes on one worker
 # or spread (bench.lattice_host --stagger 1 0). Needs bench/gpu_session.sh's
 # wheels in .whl/.
@@ -32,9 +33,10 @@ best = max((r for r in runs if 'rtfx' in r), key=lambda r: r['rtfx']); print(bes
 echo "== fastest at 512-1024 lanes: $groups lane groups, scores on $scores"
 step gpu_decoder_full 120 $BENCH --lanes 1 32 128 512 1024 2048 --lane-groups "$groups" --scores-on "$scores" \
     --out "$LOGS/gpu_decoder_full_lm-medium.json"
-# fewer lattice workers: fewer rivals for the step loop's thread (the GIL, the cores; 16, the default)
-step workers_512 50 $BENCH --lanes 512 --lane-groups "$groups" --scores-on "$scores" --threads 8 15 16 \
-    --out "$LOGS/gpu_decoder_workers_512.json"
+# fewer lattice workers (fewer rivals for the step loop's thread: the GIL, the cores; 16, the default), and a
+# step's flushes spread over them (stagger 0, the default) or on fewer, fewer of them woken per step (stagger 1)
+step workers_512 60 $BENCH --lanes 512 --lane-groups "$groups" --scores-on "$scores" --threads 8 16 \
+    --lattice-stagger 0 1 --out "$LOGS/gpu_decoder_workers_512.json"
 step gpu_step_profile_full 60 python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --lane-groups 1 "$groups" \
     --out "$LOGS/gpu_step_profile_full_lm-medium_kernels.json"

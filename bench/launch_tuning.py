@@ -37,6 +37,21 @@ def set_blocks_per_sm(decoder, per_sm: int) -> int:
     return cuda.geometry.blocks_per_lane
 
 
+def set_lattice_stagger(decoder, stagger: int) -> int:
+    """Deal ``decoder``'s channels to its lattice workers with ``stagger``
+    (:func:`wfst.cuda_lattice.partition_channels`; 0: the decoder's own, its
+    window period; 1: channel ``c`` to worker ``c % threads``) in a fresh
+    lattice store; before its first decode. Returns the stagger set."""
+    from wfst.cuda_lattice import LatticeStore
+
+    cuda = decoder._cuda
+    old = cuda.lattices
+    stagger = stagger or cuda.geometry.window_period
+    cuda.lattices = LatticeStore(old.graph, old.config, cuda.geometry.channels, threads=decoder.threads,
+                                 prune_every=old.prune_every, inbox=old.inbox, stagger=stagger)
+    return stagger
+
+
 def set_lane_groups(decoder, groups: int) -> int:
     """Step ``decoder``'s lanes in ``groups`` groups from its next run (at most
     its lanes); returns the groups set."""

@@ -151,6 +151,31 @@ def test_the_gpu_decoder_benchmark_sweeps_lane_groups_scores_and_workers(cupy_mo
     assert set_lane_groups(wfst.Decoder(ex.fst, device="cuda", lanes=1), 2) == 1  # at most the lanes
 
 
+def test_the_gpu_decoder_benchmark_sweeps_the_lattice_workers_dealing(cupy_module, tmp_path):
+    from bench import gpu_decoder
+    from bench.launch_tuning import set_lattice_stagger
+    from wfst.cuda_lattice import partition_channels
+    from wfst.example import load_example
+
+    out = tmp_path / "gpu.json"
+    assert gpu_decoder.main(["--lanes", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
+                             "--lattice-beam", "4", "--threads", "2", "--lattice-stagger", "0", "1", "--skip-riva",
+                             "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["config"]["lattice_stagger"] == [0, 1]
+    ex = load_example()
+    decoder = wfst.Decoder(ex.fst, device="cuda", lanes=3, threads=2)
+    period = decoder._cuda.geometry.window_period
+    assert [run["lattice_stagger"] for run in record["runs"]] == [period, 1]
+    assert all(run["identical_to_cpu"] == 3 for run in record["runs"])
+    channels = decoder._cuda.geometry.channels
+    for stagger in (1, 0):
+        assert set_lattice_stagger(decoder, stagger) == (stagger or period)
+        assert np.array_equal(decoder._cuda.lattices.part_of, partition_channels(channels, 2, stagger or period)[0])
+    assert [r.words for r in decoder.decode(ex.scores[:2])] == [
+        r.words for r in wfst.Decoder(ex.fst, device="cpu").decode(ex.scores[:2])]
+
+
 class _FakeTensor:
     def __init__(self, array):
         self.array = array
