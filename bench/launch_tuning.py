@@ -42,13 +42,9 @@ def set_lattice_stagger(decoder, stagger: int) -> int:
     (:func:`wfst.cuda_lattice.partition_channels`; 0: the decoder's own, its
     window period; 1: channel ``c`` to worker ``c % threads``) in a fresh
     lattice store; before its first decode. Returns the stagger set."""
-    from wfst.cuda_lattice import LatticeStore
-
     cuda = decoder._cuda
-    old = cuda.lattices
     stagger = stagger or cuda.geometry.window_period
-    cuda.lattices = LatticeStore(old.graph, old.config, cuda.geometry.channels, threads=decoder.threads,
-                                 prune_every=old.prune_every, inbox=old.inbox, stagger=stagger)
+    cuda.lattices = cuda.lattice_store(stagger)
     return stagger
 
 

@@ -123,10 +123,17 @@ class CudaDecoder:
                       "run_seconds": 0.0, "device_wait_seconds": 0.0, "lattice_wait_seconds": 0.0,
                       "host_cpu_seconds": 0.0, "gc_seconds": 0.0}
         self.channels = ChannelPool(g.channels)
-        # the lattice workers append the copied windows and finish utterances while the GPU goes on
-        self.lattices = LatticeStore(graph, config, g.channels, threads=threads,
-                                     prune_every=HOST_PRUNE_INTERVALS * config.prune_interval,
-                                     inbox=self.arrays.host_packed, stagger=g.window_period)
+        self.threads = threads
+        self.lattices = self.lattice_store(g.window_period)
+
+    def lattice_store(self, stagger: int) -> LatticeStore:
+        """A store for the lattices of this decoder's channels, whose workers
+        append the copied windows and finish utterances while the GPU goes on;
+        ``stagger``: how it deals the channels to them (the window period: a
+        step's flushes spread; see :func:`wfst.cuda_lattice.partition_channels`)."""
+        return LatticeStore(self.graph, self.config, self.geometry.channels, threads=self.threads,
+                            prune_every=HOST_PRUNE_INTERVALS * self.config.prune_interval,
+                            inbox=self.arrays.host_packed, stagger=stagger)
 
     # ------------------------------------------------------------- device helpers
     def _copy_to_host(self, pinned: np.ndarray, device_array, nbytes: int, stream):
