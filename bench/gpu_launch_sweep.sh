@@ -43,6 +43,6 @@ step gpu_step_profile_full 60 python3 -m bench.gpu_step_profile --graph "$WORKLO
 # the lattice workers alone on this machine's cores: a step's flushes dealt to one worker (stagger 1) or spread
 step lattice_host_spread 60 python3 -m bench.lattice_host --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --threads 16 --stagger 1 0 \
-    --window-frames 32 --out "$LOGS/lattice_host_full_lm-medium_window32_lag8_spread_h200.json"
+    --out "$LOGS/lattice_host_full_lm-medium_window16_lag8_spread_h200.json"
 pack
 echo "== done at ${SECONDS}s"

@@ -68,6 +68,6 @@ step gpu_workload_tests 150 $PYTEST -m gpu tests/test_cuda_workload.py
 # the host's lattice work per lane-frame against the CPU search per frame, on this machine's cores
 step lattice_host_full 90 python3 -m bench.lattice_host --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --threads 1 16 --stagger 1 0 \
-    --window-frames 32 --out "$LOGS/lattice_host_full_lm-medium_window32_lag8.json"
+    --out "$LOGS/lattice_host_full_lm-medium_window16_lag8.json"
 pack
 echo "== done at ${SECONDS}s"

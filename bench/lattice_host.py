@@ -16,8 +16,10 @@ per frame is the baseline) and keeps their raw frames; then ``--lanes`` lanes
 their frames as the device does, appended step by step in packed form and
 finished, for each ``--threads`` count: with ``--window-frames W`` (default
 the backend's) each lane flushes its window every W rows (the lanes
-staggered, as in the backend), sending the frames pruned in the window, all
-but up to ``--window-lag`` newest kept back, then the job's end
+staggered, as in the backend), pruning the window's frames, all but up to
+``--window-lag`` newest kept back, and keeping them in its pool on the device
+while the pool has room (``--table-frames``; else sending them), then sends
+the pool at the job's end, pruned with the final costs
 (:mod:`lattice.window_prune`); 0: every frame unpruned at its own step, as
 before the windows.
 Reports host microseconds per lane-frame (wall time, the lattice workers of
@@ -30,7 +32,7 @@ backend also drives the GPU, so that its share caps the speedup however many
 cores the workers have; and how the store deals a step's appends to the
 workers (``--stagger``, :func:`wfst.cuda_lattice.partition_channels`): the
 workers each step wakes and the workers the queued steps keep busy. Writes
-``bench/results/lattice_host_<graph>_<set>[_window<W>[_lag<G>]].json``.
+``bench/results/lattice_host_<graph>_<set>[_window<W>[_lag<G>][_sendall]].json``.
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ import numpy as np
 
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
-from lattice.window_prune import prune_window
-from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG
+from lattice.window_prune import final_extras, keep_window, prune_window
+from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, WINDOW_TABLE_FRAMES
 from wfst.cpu_backend import CpuSearch
 from wfst.cuda_backend import HOST_PRUNE_INTERVALS
 from wfst.cuda_lattice import QUEUED_STEPS, LatticeStore
-from wfst.cuda_window_plan import flushes, frames_kept_back
+from wfst.cuda_layout import FLUSH_FINAL, FLUSH_KEEP
+from wfst.cuda_window_plan import flush_kind, flushes, frames_kept_back
 from wfst.decoding_graph import DecodingGraph
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -82,28 +85,40 @@ def raw_frames(graph: DecodingGraph, config: wfst.DecoderConfig, scores: np.ndar
     return frames
 
 
-def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, lane: int = 0,
-             lag: int = WINDOW_LAG) -> list[list[tuple]]:
+def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, final: np.ndarray, lane: int = 0,
+             lag: int = WINDOW_LAG, table_frames: int = WINDOW_TABLE_FRAMES) -> list[list[tuple]]:
     """The frames as the CUDA backend's lane ``lane`` sends them with windows
     flushed every ``window`` rows, up to ``lag`` frames kept back by each flush
-    but the last, which the device prunes before the copy
+    but the last, which the device prunes before the copy, a flush keeping what
+    it pruned on the device while its pool (of ``table_frames`` frames) has room
     (:mod:`lattice.window_prune`; the backend's rules,
-    :func:`wfst.cuda_window_plan.flushes` and :func:`wfst.cuda_window_plan.frames_kept_back`):
-    per frame searched, the frames sent at that step (none but at a flush); 0:
-    unpruned, each frame at its own step."""
+    :func:`wfst.cuda_window_plan.flushes`, :func:`wfst.cuda_window_plan.frames_kept_back`
+    and :func:`wfst.cuda_window_plan.flush_kind`; ``final``: the graph's final
+    costs, for the utterance's end): per frame searched, the frames sent at that
+    step (none but at a flush that sends); 0: unpruned, each frame at its own
+    step."""
     if window == 0:
         return [[frame] for frame in frames]
     Q, X = config.token_capacity, config.arc_capacity
-    out, held = [], []
+    pool_tokens, pool_links = WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X
+    out, pool, kept = [], [], 0  # the pool's frames, the first `kept` kept by earlier flushes
     for f, frame in enumerate(frames):
-        held.append(frame)
-        sizes = np.array([[h[0].size, h[3].size] for h in held], np.int64)
+        pool.append(frame)
+        sizes = np.array([[h[0].size, h[3].size] for h in pool], np.int64)
         tokens, links = sizes.sum(axis=0)
         last = f + 1 == len(frames)
         sent = []
-        if last or flushes(len(held), tokens, links, f - 1, lane, window, window + lag, Q, X, WINDOW_CAPACITY):
-            back = 0 if last else frames_kept_back(sizes, len(held), lag, WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X)
-            sent, held = prune_window(held, config.lattice_beam, back)
+        due = flushes(len(pool) - kept, tokens, links, f - 1, lane, window, window + lag, Q, X, WINDOW_CAPACITY)
+        if last or due:
+            back = 0 if last else frames_kept_back(sizes[kept:], len(pool) - kept, lag, pool_tokens, pool_links)
+            kind = flush_kind(last, config.use_final_probs, due, kept, len(pool) - kept - back, tokens, links,
+                              window + lag, table_frames, Q, X, pool_tokens, pool_links)
+            if kind == FLUSH_KEEP:
+                pool, kept = keep_window(pool, kept, config.lattice_beam, back)
+            else:
+                newest = final_extras(pool[-1][0], pool[-1][1], final, True) if kind == FLUSH_FINAL else None
+                sent, pool = prune_window(pool, config.lattice_beam, back, newest)
+                kept = 0
         out.append(sent)
     return out
 
@@ -136,7 +151,8 @@ def replayed(lane: int, round_: int, count: int) -> int:
 
 def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[list[tuple]], lanes: int,
             threads: int, rounds: int, prune_every: int | None = None, window: int = 0,
-            lag: int = WINDOW_LAG, stagger: int | None = None) -> tuple[dict, list]:
+            lag: int = WINDOW_LAG, stagger: int | None = None,
+            table_frames: int = WINDOW_TABLE_FRAMES) -> tuple[dict, list]:
     """Lane ``i`` replays ``rounds`` utterances back to back (:func:`replayed`;
     each a list of raw frames), a frame searched per step, and
     sends the frames as the CUDA backend's lane ``i`` does (:func:`windowed`:
@@ -154,7 +170,8 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     every lane's Results (lane by lane). ``prune_every``: the host's interim
     pruning interval (:class:`LatticeStore`); ``stagger``: the store's
     (default ``window``, as the backend's; 1: channel ``c`` to worker ``c %
-    threads``). Counts of the work dealt, not timings:
+    threads``); ``table_frames``: frames a lane's pool holds (0: its flushes
+    send what they prune, never keep it). Counts of the work dealt, not timings:
     ``handoffs_per_step``, the workers a step's appends wake (each takes the
     GIL); ``workers_busy``, the workers the steps queued at once can keep busy
     (over each run of ``QUEUED_STEPS`` steps, its records over its busiest
@@ -166,7 +183,8 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
         """Lane ``i``'s sends in its round ``r``."""
         key = (plans[i][r], i % window if window else 0)
         if key not in sends:
-            sends[key] = windowed(utterances[key[0]], window, config, lane=key[1], lag=lag)
+            sends[key] = windowed(utterances[key[0]], window, config, graph.fst.final, lane=key[1], lag=lag,
+                                  table_frames=table_frames)
         return sends[key]
 
     steps = []  # (channel of each frame, packed frames or None, start flags, lanes whose utterance ends)
@@ -242,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"before; default {WINDOW_FRAMES}, the CUDA backend's)")
     parser.add_argument("--window-lag", type=int, default=WINDOW_LAG,
                         help=f"most frames a flush keeps back for the next (default {WINDOW_LAG}, the CUDA backend's)")
+    parser.add_argument("--table-frames", type=int, default=WINDOW_TABLE_FRAMES,
+                        help=f"frames a lane's pool holds, those its flushes keep on the device and the window's "
+                             f"(default {WINDOW_TABLE_FRAMES}, the CUDA backend's; 0: flushes send what they prune, as "
+                             "before the device kept it)")
     parser.add_argument("--stagger", type=int, nargs="+", default=[0],
                         help="the store's channel partitions (wfst.cuda_lattice.partition_channels), each a run per "
                              "thread count; 0 (default): the window period, as the backend's; 1: channel c to "
@@ -267,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu_us_per_frame = (time.perf_counter() - start) / frames * 1e6
     cpu_core_us_per_frame = (time.process_time() - core) / frames * 1e6
     raw = [raw_frames(graph, config, r) for r in rows]
-    sent = (sum(f[0].size for u in raw for step in windowed(u, args.window_frames, config, lag=args.window_lag)
+    sent = (sum(f[0].size for u in raw for step in windowed(u, args.window_frames, config, graph.fst.final,
+                                                             lag=args.window_lag, table_frames=args.table_frames)
                 for f in step) / sum(f[0].size for u in raw for f in u))
     # the backend's host pruning interval: longer when the device prunes windows
     prune_every = HOST_PRUNE_INTERVALS * config.prune_interval if args.window_frames else config.prune_interval
@@ -276,11 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     links = np.mean([f[3].size for u in raw for f in u])
     print(f"{inputs.name}: {len(rows)} utterances, {tokens:.0f} tokens and {links:.0f} links per frame; "
           f"CPU backend (one core) {cpu_us_per_frame:.1f} us per frame ({cpu_core_us_per_frame:.1f} of CPU time); "
-          f"windows of {args.window_frames} frames, up to {args.window_lag} kept back, send {sent:.1%} of the tokens")
+          f"windows of {args.window_frames} frames, up to {args.window_lag} kept back, pools of {args.table_frames} "
+          f"frames, send {sent:.1%} of the tokens")
     runs = []
     for threads, stagger in ((t, k) for k in args.stagger for t in args.threads):
         run, results = measure(graph, config, raw, args.lanes, threads, args.rounds, prune_every,
-                               args.window_frames, args.window_lag, stagger)
+                               args.window_frames, args.window_lag, stagger, args.table_frames)
         got = [(r.words, r.cost) for lane in results for r in lane]
         want = [(expected[u].words, expected[u].cost)
                 for u in (replayed(i, k, len(rows)) for i in range(args.lanes) for k in range(args.rounds))]
@@ -304,13 +328,15 @@ def main(argv: list[str] | None = None) -> int:
               "config": {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
                          "acoustic_scale": inputs.acoustic_scale, "prune_interval": config.prune_interval,
                          "host_prune_every": prune_every,
-                         "window_frames": args.window_frames, "window_lag": args.window_lag},
+                         "window_frames": args.window_frames, "window_lag": args.window_lag,
+                         "table_frames": args.table_frames},
               "frames_per_utterance": [len(u) for u in raw], "tokens_per_frame": tokens,
               "links_per_frame": links, "tokens_sent_share": sent, "cpu_us_per_frame": cpu_us_per_frame,
               "cpu_core_us_per_frame": cpu_core_us_per_frame,
               "runs": runs}
     window = f"_window{args.window_frames}" if args.window_frames else ""
     window += f"_lag{args.window_lag}" if args.window_frames and args.window_lag else ""
+    window += "_sendall" if args.window_frames and not args.table_frames else ""
     out = args.out or RESULTS_DIR / f"lattice_host_{inputs.name}{window}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

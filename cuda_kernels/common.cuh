@@ -41,7 +41,7 @@
 #define STATUS_NEGATIVE_CYCLE 1
 
 // lane parameters: long long [lanes, LANE_PARAMS], written by the host per frame
-#define LANE_PARAMS 12
+#define LANE_PARAMS 13
 #define P_SCORES 0        // device pointer of score row 0 (float32 or float16)
 #define P_STRIDE 1        // elements between rows
 #define P_DTYPE 2         // 0 float32, 1 float16, 2 float64 (rounded to float32 as read)
@@ -52,11 +52,20 @@
 #define P_WIN_FRAME 7     // slot of this frame in the lane's lattice window (-1: not stored)
 #define P_WIN_TOK 8       // where its tokens go in the window pool
 #define P_WIN_LINK 9      // where its links go
-#define P_FLUSH 10        // 1: prune and pack the window after storing the frame
+#define P_FLUSH 10        // FLUSH_*: what the window does after storing the frame
 #define P_LAG 11          // frames of a flushing window kept back for its next flush
+#define P_KEPT 12         // frames at the front of the pool pruned and kept there by earlier flushes
+
+// P_FLUSH: prune the window and send all but P_LAG frames to the host (newest frame at extra cost 0;
+// FLUSH_FINAL: the utterance's end, lag 0, the newest frame's extra costs from the final costs), or
+// prune the frames after the kept ones and keep all but P_LAG of them, compacted, in the pool
+#define FLUSH_NONE 0
+#define FLUSH_SEND 1
+#define FLUSH_KEEP 2
+#define FLUSH_FINAL 3
 
 // lattice windows (lattice_window.cu): ints per frame in the frame table; ints
-// (T, K) before the per-frame counts in the packed buffer
+// (T, K) before the keeping lanes' pool sizes and the sent frames' counts in the packed buffer
 #define WINDOW_FRAME_INTS 16
 #define WINDOW_HEADER 2
 

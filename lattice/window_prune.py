@@ -19,6 +19,16 @@ final pruning: the pruned frames give the same final lattice, words and costs.
 The newest frame keeps every token (later frames may still reach any of them),
 so frames after the window refer to its tokens by their index unchanged.
 
+At an utterance's end (:func:`final_extras`) the newest frame's tokens start
+from the extra costs the CPU's final pruning gives them instead, so what is left
+is what the CPU's final lattice keeps (and every token of the newest frame
+beyond the beam goes too).
+
+A flush may instead keep what it prunes on the device (:func:`keep_window`):
+the frames after those kept by earlier flushes are pruned and put after them,
+so the device holds the utterance's lattice, pruned, and sends it once, at the
+end, pruned with the final costs (the kept frames pruned again with the rest).
+
 A flush may keep its newest ``lag`` frames back: they stay in the window as
 they were and are pruned again at the next flush, against a newer frame, so
 fewer of their tokens reach the host (the frames next to the newest keep
@@ -32,11 +42,23 @@ from __future__ import annotations
 import numpy as np
 
 
-def window_extras(frames: list[tuple], lattice_beam: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def final_extras(state: np.ndarray, cost: np.ndarray, final: np.ndarray, use_final_probs: bool) -> np.ndarray:
+    """The extra costs (float32) of an utterance's last frame's tokens (states
+    ``state``, costs ``cost``) as the CPU's final pruning starts them: cost, plus
+    the state's final cost (``final``, the graph's) when ``use_final_probs`` and
+    some token's state is final, less the least of these totals."""
+    cost = np.asarray(cost, np.float32)
+    with_final = use_final_probs and bool(np.any(final[state] < np.inf))
+    total = cost + final[state].astype(np.float32) if with_final else cost
+    return total - total.min() if total.size else total
+
+
+def window_extras(frames: list[tuple], lattice_beam: float,
+                  newest_extra: np.ndarray | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per frame, the tokens' extra costs (float32, inf: pruned) and the links
-    kept (bool), the newest frame's tokens at 0. Emitting links of the oldest
-    frame start outside the window: they are kept or not by their own extra cost.
-    ``frames`` must not be empty."""
+    kept (bool), the newest frame's tokens from ``newest_extra`` (None: 0).
+    Emitting links of the oldest frame start outside the window: they are kept
+    or not by their own extra cost. ``frames`` must not be empty."""
     beam = np.float32(lattice_beam)
     extras = [None] * len(frames)
     kept = [None] * len(frames)
@@ -45,7 +67,7 @@ def window_extras(frames: list[tuple], lattice_beam: float) -> tuple[list[np.nda
         state, _, _, src, dst, _, _, excess, ne = frames[f]
         n = state.size
         if after is None:
-            extra = np.zeros(n, np.float32)
+            extra = np.zeros(n, np.float32) if newest_extra is None else newest_extra.astype(np.float32)
         else:
             extra = np.full(n, np.inf, np.float32)
             nxt = frames[f + 1]
@@ -70,17 +92,19 @@ def window_extras(frames: list[tuple], lattice_beam: float) -> tuple[list[np.nda
     return extras, kept
 
 
-def prune_window(frames: list[tuple], lattice_beam: float, lag: int = 0) -> tuple[list[tuple], list[tuple]]:
+def prune_window(frames: list[tuple], lattice_beam: float, lag: int = 0,
+                 newest_extra: np.ndarray | None = None) -> tuple[list[tuple], list[tuple]]:
     """The window's frames but the newest ``lag`` with the links beyond
     ``lattice_beam`` and the tokens left without links removed, in the same
     format, indices renumbered (order kept); and the ``lag`` frames held back,
-    unpruned, the oldest's emitting sources renumbered as the sent frames are."""
+    unpruned, the oldest's emitting sources renumbered as the sent frames are.
+    ``newest_extra``: as in :func:`window_extras`."""
     if not frames:
         return [], []
     send = len(frames) - lag
     if not 0 < send <= len(frames):
         raise ValueError(f"a flush sends at least one frame: lag {lag} of {len(frames)} frames")
-    extras, kept = window_extras(frames, lattice_beam)
+    extras, kept = window_extras(frames, lattice_beam, newest_extra)
     pruned = []
     previous = None  # new index of each token of the previous frame (-1: removed)
     for f, (state, cost, best, src, dst, arc, ac, excess, ne) in enumerate(frames[:send]):
@@ -102,3 +126,12 @@ def prune_window(frames: list[tuple], lattice_beam: float, lag: int = 0) -> tupl
         src[:ne] = previous[src[:ne]]
         held[0] = (state, cost, best, src, dst, arc, ac, excess, ne)
     return pruned, held
+
+
+def keep_window(pool: list[tuple], kept: int, lattice_beam: float, lag: int = 0) -> tuple[list[tuple], int]:
+    """A flush that keeps: the frames of ``pool`` after its ``kept`` first
+    pruned (:func:`prune_window`, the first of them taking its emitting sources
+    as they are), all but the newest ``lag`` put after the kept ones. Returns
+    the new pool and how many of its frames are kept."""
+    pruned, held = prune_window(pool[kept:], lattice_beam, lag)
+    return pool[:kept] + pruned + held, kept + len(pruned)

@@ -51,7 +51,7 @@ def test_lattice_host_replays_lanes_into_the_cpu_s_results(tmp_path):
     assert lattice_host.main(["--utterances", "3", "--lanes", "4", "--rounds", "2", "--threads", "1", "3",
                               "--stagger", "1", "0", "--beam", "10", "--max-active", "500", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert [(r["threads"], r["stagger"]) for r in record["runs"]] == [(1, 1), (3, 1), (1, 32), (3, 32)]
+    assert [(r["threads"], r["stagger"]) for r in record["runs"]] == [(1, 1), (3, 1), (1, 16), (3, 16)]
     assert all(1 <= r["handoffs_per_step"] <= r["threads"] for r in record["runs"])  # (job ends flush off-stagger)
     assert all(1 <= r["workers_busy"] <= r["threads"] for r in record["runs"])
     frames = sum(int(record["frames_per_utterance"][lattice_host.replayed(i, k, 3)]) for i in range(4) for k in range(2))

@@ -62,10 +62,10 @@ def test_lanes_channels_and_capacities_scale_linearly():
     assert many.pinned_host == 8 * one.pinned_host
     Q, X, P = config.token_capacity, config.arc_capacity, fst.max_ilabel
     assert Q == 4000 and X == 12000 and hash_slots(Q) == 8192
-    W = 40  # WINDOW_FRAMES + WINDOW_LAG
-    assert one.per_lane == 160 * Q + 192 * X + 16 * 8192 + 4 * P * 64 + 76 * W + 456
+    W = 256  # WINDOW_TABLE_FRAMES
+    assert one.per_lane == 224 * Q + 280 * X + 16 * 8192 + 4 * P * 64 + 76 * W + 480
     assert one.per_channel == 8 * Q + 64
-    assert one.pinned_host == 48 * Q + 80 * X + 12 * W + 4 * P * 64 + 448
+    assert one.pinned_host == 72 * Q + 120 * X + 12 * W + 4 * P * 64 + 472
     bigger = budget(fst, DecoderConfig(max_active=2000))
     assert bigger.per_lane > one.per_lane and bigger.per_channel == 2 * one.per_channel - 64
 

@@ -8,6 +8,7 @@ garbage), and the memory budget against what was allocated."""
 
 import dataclasses
 import warnings
+from collections import deque
 
 import numpy as np
 import pytest
@@ -66,48 +67,63 @@ def test_random_graphs_match_the_cpu(block):
         _same_decodes(*_pair(fst, config, lanes=2), batch)
 
 
-@pytest.mark.parametrize("frames, lag", [(1, 0), (2, 8), (3, 1), (5, 2), (64, 0), (64, 8)])
-def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frames, lag):
-    """The device prunes each lane's window of frames before the copy: flushed
-    every frame, every few frames, and (64 frames, a token capacity no larger
-    than a frame can need) whenever the window's pool could not take one more;
-    each flush but a job's last keeping up to ``lag`` frames back."""
+@pytest.mark.parametrize("frames, lag, table", [(1, 0, 256), (2, 8, 256), (3, 1, 256), (5, 2, 256), (64, 0, 256),
+                                                (64, 8, 256), (1, 0, 4), (3, 2, 8)])
+def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frames, lag, table):
+    """The device prunes each lane's window of frames and keeps what is left in
+    the lane's pool of ``table`` frames, until the job's end, when it sends the
+    pool pruned with the final costs: flushed every frame, every few frames,
+    and (64 frames, a token capacity no larger than a frame can need) whenever
+    the window's pool could not take one more, when it sends what it holds;
+    each flush but a job's last keeping up to ``lag`` frames back; with small
+    tables, the kept frames sent whenever the table fills."""
     monkeypatch.setattr("wfst.cuda_memory.WINDOW_FRAMES", frames)
     monkeypatch.setattr("wfst.cuda_memory.WINDOW_LAG", lag)
-    windows = utterances = held_back = 0
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_TABLE_FRAMES", max(table, frames + lag))
+    windows = kept = utterances = held_back = 0
     for seed in range(8):
         fst = random_graph(500 + seed, max_states=14)
         config = DecoderConfig(beam=float(6 + seed % 5), max_active=8, min_active=seed % 2,
                                lattice_beam=float(seed % 5), prune_interval=1 + seed % 4,
                                token_queue_capacity=max(8, fst.num_states),
-                               arc_queue_capacity=max(24, 3 * fst.num_states, fst.num_arcs))
+                               arc_queue_capacity=max(24, 3 * fst.num_states, fst.num_arcs),
+                               use_final_probs=seed != 3)
         batch = [random_scores(seed * 11 + i, 9 + 8 * i) for i in range(3)]
         cpu, gpu = _pair(fst, config, lanes=2)
         _same_decodes(cpu, gpu, batch)
         assert (gpu._cuda.geometry.window_period, gpu._cuda.geometry.W) == (frames, frames + lag)
         windows += gpu._cuda.stats["windows"]
+        kept += gpu._cuda.stats["windows_kept"]
         held_back += gpu._cuda.stats["held_back"]
         utterances += len(batch)
     assert (held_back > utterances) == (lag > 0)
-    assert windows > 3 * utterances  # windows end mid-utterance, not only at the end
+    assert kept > (0 if frames == 64 else 2 * utterances)  # windows end mid-utterance, kept on the device
+    assert windows - kept >= utterances  # each job's end sends
+    if frames == 64 or table < 10:
+        assert windows - kept > utterances  # and pools that fill send before it
 
 
-@pytest.mark.parametrize("header", [(5, 0, 2, 0, 0), (2, 0, -1, 0, 0), (2, 3, 2, 3, 4), (2, 3, 2, 5, 0), (1, 1, 1, 1, 0)])
-def test_packed_windows_whose_counts_do_not_add_up_are_refused(header):
-    """T, K, then (tokens, links, emitting links) of the one frame: totals that
-    differ from the counts, a negative count, more emitting links than links, or
-    more than was copied: a LatticeError before anything is read."""
+@pytest.mark.parametrize("header,keeping", [((5, 0, 2, 0, 0), 0), ((2, 0, -1, 0, 0), 0), ((2, 3, 2, 3, 4), 0),
+                                            ((2, 3, 2, 5, 0), 0), ((1, 1, 1, 1, 0), 0), ((0, 0, -1, 0), 1),
+                                            ((0, 0, 0, 1 << 30), 1), ((1, 0, 1, 1, 1, 1, 0, 0, 0), 2)])
+def test_packed_windows_whose_counts_do_not_add_up_are_refused(header, keeping):
+    """T, K, then the pool sizes (tokens, links) of ``keeping`` lanes that kept
+    their windows, then (tokens, links, emitting links) of the one frame sent:
+    totals that differ from the counts, a negative count or pool size, a pool
+    larger than the pool, more emitting links than links, or more than was
+    copied: a LatticeError before anything is read."""
     from lattice.errors import LatticeError
 
     gpu = wfst.Decoder(random_graph(3, max_states=8), DecoderConfig(max_active=4, min_active=0), device="cuda",
-                       lanes=1)
+                       lanes=2)
     backend = gpu._cuda
     group = backend._lane_groups()[0]
+    group.begin(deque(), [])
     packed = backend.lattices.reserve(12)
-    packed[:5] = header
+    packed[:len(header)] = header
     group.windows_done = group.windows.record()
     with pytest.raises(LatticeError, match="do not add up"):
-        group._append((packed, (np.array([0]), np.array([True])), []))
+        group._append((packed, (np.array([0]), np.array([True]), np.arange(keeping)), []))
 
 
 def test_lattices_equivalent_on_a_larger_graph():
@@ -290,7 +306,7 @@ def test_random_stream_schedules_change_nothing(cupy_module, monkeypatch, seed):
 def test_a_run_that_raises_midway_leaves_the_decoder_usable(monkeypatch):
     fst = random_graph(21, max_states=20)
     config = DecoderConfig(beam=10.0, max_active=30, min_active=0, **_roomy(fst, 30))
-    batch = [random_scores(i, 25) for i in range(3)]
+    batch = [random_scores(i, 20 + 5 * i) for i in range(4)]  # (lanes keep their windows: an append per end)
     cpu, gpu = _pair(fst, config, lanes=2)
     store = gpu._cuda.lattices
     append, calls = store.append, []

@@ -1,9 +1,10 @@
 """The window kernels (cuda_kernels/lattice_window.cu: window_prune,
-window_number, window_offsets, window_pack, window_shift) against their
+window_number, window_offsets, window_pack, window_compact) against their
 specification, lattice.window_prune, on a GPU (marked gpu) and on the CPU
-emulator: the same tokens and links kept, numbered and packed the same, and the
-frames kept back moved to the front of the pool the same, for several lanes at
-once."""
+emulator, for several lanes at once, each sending, keeping, sending at the
+utterance's end or not flushing: the same tokens and links kept, numbered and
+packed the same, the keeping lanes' pools compacted the same (and their sizes
+reported), and the frames held back moved the same."""
 
 from types import SimpleNamespace
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.lattice_host import raw_frames
-from lattice.window_prune import prune_window
+from lattice.window_prune import final_extras, keep_window, prune_window
 from wfst import DecoderConfig
 from wfst import cuda_kernels_launch as K
 from wfst import cuda_layout as layout
@@ -24,64 +25,84 @@ pytestmark = pytest.mark.usefixtures("cupy_module")
 FIELDS = {"WF_TOK": 0, "WF_NTOK": 1, "WF_LINK": 2, "WF_NLINK": 3, "WF_NEMIT": 4}
 STORED = list(FIELDS.values())
 """The frame table's fields window_store writes: first token, tokens, first link, links, emitting links."""
+KINDS = (layout.FLUSH_NONE, layout.FLUSH_SEND, layout.FLUSH_KEEP, layout.FLUSH_FINAL)
 
 
-def _windows(seed):
-    """Per lane a window of some utterance's raw frames (None: the lane does not
-    flush) and the frames its flush keeps back."""
+def _lanes(seed):
+    """Per lane: (flush kind, pool, kept frames, lag), the pool some utterance's
+    frames after an earlier keeping flush (its first ``kept`` frames pruned and
+    compacted, the frames it held back, then raw frames); the graph's final
+    costs, the config."""
     graph = DecodingGraph(random_graph(seed, max_states=16))
     config = DecoderConfig(beam=float(5 + seed % 7), max_active=4 + seed % 6, min_active=1,
-                           lattice_beam=float(seed % 6))
-    windows, lags = [], []
-    for lane in range(3):
-        if (seed + lane) % 3 == 2:
-            windows.append(None)
-            lags.append(0)
-            continue
+                           lattice_beam=float(seed % 6), use_final_probs=seed % 5 != 4)
+    lanes = []
+    for lane in range(4):
+        kind = KINDS[(seed + lane) % 4]
         frames = raw_frames(graph, config, random_scores(seed * 3 + lane, 3 + (seed + lane) % 19))
-        first = (seed * 7 + lane) % len(frames)
-        windows.append(frames[first:first + 1 + (seed + 2 * lane) % 9])
-        lags.append((seed + lane) % len(windows[-1]))
-    return windows, lags, config.lattice_beam
+        first = 0 if kind == layout.FLUSH_FINAL else (seed * 7 + lane) % len(frames)
+        frames = frames[first:] if kind == layout.FLUSH_FINAL else frames[first:first + 1 + (seed + 2 * lane) % 11]
+        before = (seed + lane) % len(frames)  # frames an earlier flush saw
+        pool, kept = (keep_window(frames[:before], 0, config.lattice_beam, (seed // 3 + lane) % before)
+                      if before else ([], 0))
+        pool = pool + frames[before:]
+        lag = 0 if kind == layout.FLUSH_FINAL else (seed + lane) % (len(pool) - kept)
+        lanes.append((kind, pool, kept, lag))
+    return lanes, graph.fst.final, config
 
 
-def _device_pools(cupy, windows, lags):
-    """The lanes' pools and frame tables as window_store leaves them."""
-    W = max(len(w) for w in windows if w is not None)
-    WT = max(sum(f[0].size for f in w) for w in windows if w is not None) + 3
-    WX = max(sum(f[3].size for f in w) for w in windows if w is not None) + 5
-    L = len(windows)
-    pool = {name: np.full((L, WT), -9, dtype) for name, dtype in
-            (("wt_state", np.int32), ("wt_cost", np.float32), ("wt_best", np.int32))}
-    pool.update({name: np.full((L, WX), -9, dtype) for name, dtype in
-                 (("wl_src", np.int32), ("wl_dst", np.int32), ("wl_arc", np.int32), ("wl_ac", np.float32),
-                  ("wl_excess", np.float32))})
+def _device_pools(cupy, lanes, final):
+    """The lanes' pools and frame tables as window_store and the earlier flush leave them."""
+    W = max(len(pool) for _, pool, _, _ in lanes)
+    WT = max(sum(f[0].size for f in pool) for _, pool, _, _ in lanes) + 3
+    WX = max(sum(f[3].size for f in pool) for _, pool, _, _ in lanes) + 5
+    L = len(lanes)
+    arrays = {name: np.full((L, WT), -9, dtype) for name, dtype in
+              (("wt_state", np.int32), ("wt_cost", np.float32), ("wt_best", np.int32))}
+    arrays.update({name: np.full((L, WX), -9, dtype) for name, dtype in
+                   (("wl_src", np.int32), ("wl_dst", np.int32), ("wl_arc", np.int32), ("wl_ac", np.float32),
+                    ("wl_excess", np.float32))})
     wframes = np.zeros((L, W, layout.WINDOW_FRAME_INTS), np.int32)
     params = np.zeros((L, layout.LANE_PARAMS), np.int64)
-    for lane, window in enumerate(windows):
-        if window is None:
-            params[lane, layout.P_MODE] = layout.MODE_EMIT
-            params[lane, layout.P_WIN_FRAME] = 0  # stores a frame, does not flush
-            continue
-        t = k = 0
-        for f, (state, cost, best, src, dst, arc, ac, excess, ne) in enumerate(window):
-            n, nl = state.size, src.size
-            for name, values in (("wt_state", state), ("wt_cost", cost), ("wt_best", best)):
-                pool[name][lane, t:t + n] = values
-            for name, values in (("wl_src", src), ("wl_dst", dst), ("wl_arc", arc), ("wl_ac", ac),
-                                 ("wl_excess", excess)):
-                pool[name][lane, k:k + nl] = values
-            wframes[lane, f, STORED] = (t, n, k, nl, ne)
-            t, k = t + n, k + nl
-        params[lane, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH, layout.P_LAG]] = (
-            layout.MODE_EMIT, len(window) - 1, 1, lags[lane])
-    d = SimpleNamespace(window_params=cupy.asarray(params), wframes=cupy.asarray(wframes),
+    for lane, (kind, pool, kept, lag) in enumerate(lanes):
+        _put(arrays, wframes, lane, pool)
+        params[lane, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH, layout.P_LAG, layout.P_KEPT]] = (
+            layout.MODE_EMIT, len(pool) - 1, kind, lag, kept)
+    d = SimpleNamespace(window_params=cupy.asarray(params), wframes=cupy.asarray(wframes), final=cupy.asarray(final),
                         wt_extra=cupy.zeros((L, WT), np.uint32), wt_new=cupy.zeros((L, WT), np.int32),
-                        wl_new=cupy.zeros((L, WX), np.int32), totals=cupy.zeros(3, np.int64),
-                        **{name: cupy.asarray(values) for name, values in pool.items()})
-    g = SimpleNamespace(lanes=L, W=W, WT=WT, WX=WX, blocks_per_lane=2)
-    words = layout.WINDOW_HEADER + 3 * L * W + 3 * L * WT + 5 * L * WX
+                        wl_new=cupy.zeros((L, WX), np.int32), totals=cupy.zeros(4, np.int64),
+                        **{name: cupy.asarray(values) for name, values in arrays.items()})
+    g = SimpleNamespace(lanes=L, W=3, TF=W, WT=WT, WX=WX, blocks_per_lane=2)  # (W: CTAs per lane, fewer than frames)
+    words = layout.WINDOW_HEADER + 2 * L + 3 * L * W + 3 * L * WT + 5 * L * WX
     return d, g, words
+
+
+def _put(arrays, wframes, lane, frames):
+    """``frames`` into a lane's pool arrays and frame table, one after another."""
+    t = k = 0
+    for f, (state, cost, best, src, dst, arc, ac, excess, ne) in enumerate(frames):
+        n, nl = state.size, src.size
+        for name, values in (("wt_state", state), ("wt_cost", cost), ("wt_best", best)):
+            arrays[name][lane, t:t + n] = values
+        for name, values in (("wl_src", src), ("wl_dst", dst), ("wl_arc", arc), ("wl_ac", ac),
+                             ("wl_excess", excess)):
+            arrays[name][lane, k:k + nl] = values
+        wframes[lane, f, STORED] = (t, n, k, nl, ne)
+        t, k = t + n, k + nl
+
+
+def _assert_pool(pool, lane, frames, slots):
+    """A lane's pool holds ``frames`` one after another from its start, in table entries ``slots``."""
+    t = k = 0
+    for f, (state, cost, best, src, dst, arc, ac, excess, ne) in zip(slots, frames):
+        n, nl = state.size, src.size
+        assert pool["wframes"][lane, f, STORED].tolist() == [t, n, k, nl, ne]
+        for name, values in (("wt_state", state), ("wt_cost", cost), ("wt_best", best)):
+            assert np.array_equal(pool[name][lane, t:t + n], values), name
+        for name, values in (("wl_src", src), ("wl_dst", dst), ("wl_arc", arc), ("wl_ac", ac),
+                             ("wl_excess", excess)):
+            assert np.array_equal(pool[name][lane, k:k + nl], values), name
+        t, k = t + n, k + nl
 
 
 def test_frame_table_fields_match_the_kernel_file():
@@ -92,28 +113,42 @@ def test_frame_table_fields_match_the_kernel_file():
         assert f"#define {name} {value} " in text or f"#define {name} {value}\n" in text, name
 
 
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", range(40))
 def test_window_kernels_equal_the_specification(cupy_module, seed):
-    windows, lags, lattice_beam = _windows(seed)
-    if all(w is None for w in windows):
-        pytest.skip("no lane flushes")
+    lanes, final, config = _lanes(seed)
+    beam = config.lattice_beam
     if cupy_module.__name__ != "cupy" and seed % 2:
         cupy_module.schedule(True, seed=seed)  # emulator: racy orders of the epsilon relaxation's atomics
-    d, g, words = _device_pools(cupy_module, windows, lags)
+    d, g, words = _device_pools(cupy_module, lanes, final)
     out = cupy_module.zeros(words, np.int32)
-    K.window_prune(d, g, lattice_beam)
+    K.window_prune(d, g, beam, config.use_final_probs)
     K.window_number(d, g)
     K.window_offsets(d, g, out)
     K.window_pack(d, g, out)
-    K.window_shift(d, g)
+    K.window_compact(d, g)
     packed = cupy_module.asnumpy(out)
-    flushed = [prune_window(w, lattice_beam, lag) if w is not None else ([], []) for w, lag in zip(windows, lags)]
-    want = [f for sent, _ in flushed for f in sent]
+    want, reports, pools = [], [], []  # sent frames; keeping lanes' pool sizes; each lane's pool after, its slots
+    for kind, pool, kept, lag in lanes:
+        if kind == layout.FLUSH_KEEP:
+            after, kept_after = keep_window(pool, kept, beam, lag)
+            reports.append([sum(f[0].size for f in after[:kept_after]), sum(f[3].size for f in after[:kept_after])])
+            pools.append((after, range(len(after))))
+        elif kind != layout.FLUSH_NONE:
+            newest = (final_extras(pool[-1][0], pool[-1][1], final, config.use_final_probs)
+                      if kind == layout.FLUSH_FINAL else None)
+            sent, held = prune_window(pool, beam, lag, newest)
+            want += sent
+            pools.append((held, range(len(held))))
+        else:
+            pools.append((pool, range(len(pool))))
+    R = len(reports)
     T, Kn, E = int(packed[0]), int(packed[1]), len(want)
     assert (T, Kn) == (sum(f[0].size for f in want), sum(f[3].size for f in want))
-    counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3)
+    at = layout.WINDOW_HEADER + 2 * R
+    assert packed[layout.WINDOW_HEADER:at].reshape(R, 2).tolist() == reports
+    counts = packed[at:at + 3 * E].reshape(E, 3)
     assert counts.tolist() == [[f[0].size, f[3].size, f[8]] for f in want]
-    data = packed[layout.WINDOW_HEADER + 3 * E:]
+    data = packed[at + 3 * E:]
     floats = data.view(np.float32)
     to = lo = 0
     for state, cost, best, src, dst, arc, ac, excess, _ in want:
@@ -127,33 +162,32 @@ def test_window_kernels_equal_the_specification(cupy_module, seed):
         for i, values in enumerate((ac, excess), start=3):
             assert np.array_equal(floats[links + i * Kn:links + i * Kn + nl], values)
         to, lo = to + n, lo + nl
-    pool = {name: cupy_module.asnumpy(getattr(d, name)) for name in
-            ("wt_state", "wt_cost", "wt_best", "wl_src", "wl_dst", "wl_arc", "wl_ac", "wl_excess", "wframes")}
-    for lane, (_, held) in enumerate(flushed):  # the held frames, at the front of the pool and the frame table
-        t = k = 0
-        for f, (state, cost, best, src, dst, arc, ac, excess, ne) in enumerate(held):
-            n, nl = state.size, src.size
-            table = pool["wframes"][lane, f]
-            assert [table[FIELDS[name]] for name in FIELDS] == [t, n, k, nl, ne]
-            for name, values in (("wt_state", state), ("wt_cost", cost), ("wt_best", best)):
-                assert np.array_equal(pool[name][lane, t:t + n], values), name
-            for name, values in (("wl_src", src), ("wl_dst", dst), ("wl_arc", arc), ("wl_ac", ac),
-                                 ("wl_excess", excess)):
-                assert np.array_equal(pool[name][lane, k:k + nl], values), name
-            t, k = t + n, k + nl
+    device = {name: cupy_module.asnumpy(getattr(d, name)) for name in
+              ("wt_state", "wt_cost", "wt_best", "wl_src", "wl_dst", "wl_arc", "wl_ac", "wl_excess", "wframes")}
+    for lane, (frames, slots) in enumerate(pools):  # what stays in each pool, from its start
+        _assert_pool(device, lane, frames, slots)
 
 
-def test_some_held_frames_move_and_lose_sources():
-    """The cases above hold frames back, move them and renumber their sources."""
-    moved = lost = 0
-    for seed in range(30):
-        windows, lags, lattice_beam = _windows(seed)
-        for window, lag in zip(windows, lags):
-            if window is not None and lag:
-                _, held = prune_window(window, lattice_beam, lag)
-                moved += 1
-                lost += int((held[0][3][:held[0][8]] < 0).sum())
-    assert moved > 20 and lost > 0
+def test_the_cases_keep_send_and_hold_frames_back():
+    """The cases above keep after kept frames, hold frames back after them and
+    renumber their sources, and prune with the final costs."""
+    kinds = {kind: 0 for kind in KINDS}
+    after_kept = held = lost = final_drops = 0
+    for seed in range(40):
+        lanes, final, config = _lanes(seed)
+        for kind, pool, kept, lag in lanes:
+            kinds[kind] += 1
+            after_kept += kind == layout.FLUSH_KEEP and kept > 0
+            if lag and kind in (layout.FLUSH_SEND, layout.FLUSH_KEEP):
+                _, held_frames = prune_window(pool[kept if kind == layout.FLUSH_KEEP else 0:], config.lattice_beam,
+                                              lag)
+                held += 1
+                lost += int((held_frames[0][3][:held_frames[0][8]] < 0).sum())
+            if kind == layout.FLUSH_FINAL:
+                newest = final_extras(pool[-1][0], pool[-1][1], final, config.use_final_probs)
+                sent, _ = prune_window(pool, config.lattice_beam, 0, newest)
+                final_drops += sent[-1][0].size < pool[-1][0].size
+    assert min(kinds.values()) >= 8 and after_kept > 5 and held > 10 and lost > 0 and final_drops > 3
 
 
 @pytest.mark.parametrize("sent_sizes,kept_sizes", [
@@ -162,11 +196,12 @@ def test_some_held_frames_move_and_lose_sources():
     ([(1024, 1024, 500), (1, 2049, 0)], [(3000, 4100, 2048)]),  # offsets of a chunk and of a chunk and one
     ([(2000, 3000, 10)], [(1023, 1025, 1025)]),  # no overlap; every link of the first kept frame emits
 ])
-def test_shift_moves_pools_of_many_chunks(cupy_module, sent_sizes, kept_sizes):
-    """window_shift on pools longer than one CTA (several barrier-separated
-    chunks), frames given as (tokens, links, emitting links): the kept frames'
-    arrays at the start of the pool, the oldest's emitting sources renumbered
-    through the last sent frame's new indices, the frame table rebased."""
+def test_compact_moves_held_frames_of_many_chunks(cupy_module, sent_sizes, kept_sizes):
+    """window_compact of a sending lane on pools longer than one CTA (several
+    barrier-separated chunks), frames given as (tokens, links, emitting links):
+    the frames held back at the start of the pool, the oldest's emitting sources
+    renumbered through the last sent frame's new indices, the frame table
+    rebased."""
     rng = np.random.default_rng(0)
     frames = sent_sizes + kept_sizes
     WT, WX, W = sum(f[0] for f in frames) + 3, sum(f[1] for f in frames) + 5, len(frames)
@@ -182,11 +217,11 @@ def test_shift_moves_pools_of_many_chunks(cupy_module, sent_sizes, kept_sizes):
     wt_new = rng.integers(-1, 5000, (1, WT)).astype(np.int32)
     params = np.zeros((1, layout.LANE_PARAMS), np.int64)
     params[0, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH, layout.P_LAG]] = (
-        layout.MODE_EMIT, W - 1, 1, len(kept_sizes))
+        layout.MODE_EMIT, W - 1, layout.FLUSH_SEND, len(kept_sizes))
     d = SimpleNamespace(window_params=cupy_module.asarray(params), wframes=cupy_module.asarray(wframes),
-                        wt_new=cupy_module.asarray(wt_new),
+                        wt_new=cupy_module.asarray(wt_new), wl_new=cupy_module.zeros((1, WX), np.int32),
                         **{name: cupy_module.asarray(values) for name, values in pools.items()})
-    K.window_shift(d, SimpleNamespace(lanes=1, W=W + 1, WT=WT, WX=WX))
+    K.window_compact(d, SimpleNamespace(lanes=1, TF=W + 1, WT=WT, WX=WX))
     sent = len(sent_sizes)
     t0, l0 = wframes[0, sent, FIELDS["WF_TOK"]], wframes[0, sent, FIELDS["WF_LINK"]]
     nt, nl = WT - 3 - t0, WX - 5 - l0

@@ -1,7 +1,7 @@
 """The host's plan of the CUDA backend's lattice windows
 (:mod:`wfst.cuda_window_plan`), against a per-lane model written with lists:
-which lanes flush, what each keeps back and sends, and the window slots of the
-lane parameters."""
+which lanes flush, whether each keeps or sends, what each keeps back and
+sends, and the window slots of the lane parameters."""
 
 import numpy as np
 import pytest
@@ -30,20 +30,22 @@ def test_the_start_frame_counts_as_row_minus_one_in_the_stagger():
 
 
 class _Lane:
-    """One lane's window in the model: a list of (tokens, links) frames."""
+    """One lane's pool in the model: the frames kept (count, tokens, links; None:
+    not reported yet) and the window's, a list of (tokens, links) frames."""
 
     def __init__(self):
-        self.frames, self.starts = [], False
+        self.kept, self.kept_sizes, self.frames, self.starts = 0, (0, 0), [], False
 
 
-def _model_step(lanes, good, ended, row, sizes, channels, period, most, Q, X, pool_tokens, pool_links, W):
-    """The plan of one step, lane by lane: (window slots of params, sent channels, starts, words)."""
-    slots, sent_channels, sent_starts, tokens, links = [], [], [], 0, 0
+def _model_step(lanes, good, ended, finishing, row, sizes, channels, period, most, Q, X, pool_tokens, pool_links, W,
+                TF):
+    """The plan of one step, lane by lane: (window slots of params, sent channels, starts, keeping lanes, words)."""
+    slots, sent_channels, sent_starts, keepers, tokens, links = [], [], [], [], 0, 0
     for lane, w in enumerate(lanes):
-        held = np.sum(w.frames, axis=0, dtype=np.int64) if w.frames else np.zeros(2, np.int64)
-        slot = [len(w.frames) if good[lane] else -1, held[0], held[1], 0, 0]
+        held = np.array(w.kept_sizes, np.int64) + np.sum(w.frames + [(0, 0)], axis=0, dtype=np.int64)
+        slot = [w.kept + len(w.frames) if good[lane] else -1, held[0], held[1], layout.FLUSH_NONE, 0, w.kept]
         if good[lane]:
-            if not w.frames:
+            if not w.kept and not w.frames:
                 w.starts = row[lane] < 0
             w.frames.append(tuple(sizes[lane]))
             held = held + sizes[lane]
@@ -55,24 +57,36 @@ def _model_step(lanes, good, ended, row, sizes, channels, period, most, Q, X, po
                 while (not ended[lane] and lag < most and n - (lag + 1) >= 1
                        and np.all(np.sum(w.frames[n - lag - 1:], axis=0) <= [pool_tokens // 2, pool_links // 2])):
                     lag += 1
-                send, w.frames = w.frames[:n - lag], w.frames[n - lag:]
-                sent_channels += [channels[lane]] * len(send)
-                sent_starts += [w.starts] + [False] * (len(send) - 1)
-                tokens += sum(t for t, _ in send)
-                links += sum(x for _, x in send)
-                w.starts = False
-                slot[3:] = [1, lag]
+                if ended[lane]:
+                    kind = layout.FLUSH_FINAL if finishing[lane] else layout.FLUSH_SEND
+                elif w.kept + n - lag + W <= TF and held[0] + Q <= pool_tokens and held[1] + X <= pool_links:
+                    kind = layout.FLUSH_KEEP
+                else:
+                    kind = layout.FLUSH_SEND
+                moved, w.frames = w.frames[:n - lag], w.frames[n - lag:]
+                if kind == layout.FLUSH_KEEP:
+                    keepers.append(lane)
+                    w.kept += len(moved)
+                    w.kept_sizes = None
+                else:
+                    sent_channels += [channels[lane]] * (w.kept + len(moved))
+                    sent_starts += [w.starts] + [False] * (w.kept + len(moved) - 1)
+                    tokens += w.kept_sizes[0] + sum(t for t, _ in moved)
+                    links += w.kept_sizes[1] + sum(x for _, x in moved)
+                    w.kept, w.kept_sizes, w.starts = 0, (0, 0), False
+                slot[3:5] = [kind, lag]
         if ended[lane]:
-            w.frames, w.starts = [], False
+            w.kept, w.kept_sizes, w.frames, w.starts = 0, (0, 0), [], False
         slots.append(slot)
-    words = layout.WINDOW_HEADER + 3 * len(sent_channels) + 3 * tokens + 5 * links if sent_channels else 0
-    return slots, sent_channels, sent_starts, words
+    words = (layout.WINDOW_HEADER + 2 * len(keepers) + 3 * len(sent_channels) + 3 * tokens + 5 * links
+             if sent_channels or keepers else 0)
+    return slots, sent_channels, sent_starts, keepers, words
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_the_plan_matches_a_lane_by_lane_model(seed):
     rng = np.random.default_rng(seed)
-    L, period, most, W = 9, 5, 3, 8
+    L, period, most, W, TF = 9, 5, 3, 8, 20
     Q, X = 50, 80
     pool_tokens, pool_links = 4 * Q, 4 * X
     params = np.zeros((L, layout.LANE_PARAMS), np.int64)
@@ -80,34 +94,45 @@ def test_the_plan_matches_a_lane_by_lane_model(seed):
     window_frames = np.zeros(L, np.int64)
     window_sizes = np.zeros((L, W, 2), np.int64)
     window_starts = np.zeros(L, bool)
+    kept_frames = np.zeros(L, np.int64)
+    kept_sizes = np.zeros((L, 2), np.int64)
     row = rng.integers(-1, 4, L)
     lanes = [_Lane() for _ in range(L)]
-    flushed = kept = 0
-    for _ in range(60):
+    kinds = np.zeros(4, np.int64)
+    held = 0
+    for _ in range(80):
         ran = rng.random(L) < 0.9
         good = ran & (rng.random(L) < 0.95)
-        ended = ran & ((rng.random(L) < 0.08) | ~good)
-        sizes = np.stack([rng.integers(0, Q + 1, L), rng.integers(0, X + 1, L)], axis=1)
-        want = _model_step(lanes, good, ended, row, sizes, params[:, layout.P_CHANNEL], period, most, Q, X,
-                           pool_tokens, pool_links, W)
-        channels, starts, words, flushing, held_back = plan_windows(
-            params, good, ended, row, sizes, window_frames, window_sizes, window_starts, period, most, Q, X,
-            pool_tokens, pool_links)
+        ended = ran & ((rng.random(L) < 0.06) | ~good)
+        finishing = rng.random(L) < 0.5
+        sizes = np.stack([rng.integers(0, Q // 2 + 1, L), rng.integers(0, X // 2 + 1, L)], axis=1)
+        want = _model_step(lanes, good, ended, finishing, row, sizes, params[:, layout.P_CHANNEL], period, most, Q,
+                           X, pool_tokens, pool_links, W, TF)
+        channels, starts, keepers, words, flushing, held_back = plan_windows(
+            params, good, ended, finishing, row, sizes, window_frames, window_sizes, window_starts, kept_frames,
+            kept_sizes, period, most, Q, X, pool_tokens, pool_links, TF)
         got_slots = params[:, [layout.P_WIN_FRAME, layout.P_WIN_TOK, layout.P_WIN_LINK, layout.P_FLUSH,
-                               layout.P_LAG]]
+                               layout.P_LAG, layout.P_KEPT]]
         assert got_slots.tolist() == want[0]
-        assert channels.tolist() == want[1] and starts.tolist() == want[2] and words == want[3]
-        assert flushing == sum(s[3] for s in want[0]) and held_back == sum(s[4] for s in want[0])
-        flushed += flushing
-        kept += held_back
+        assert channels.tolist() == want[1] and starts.tolist() == want[2] and keepers.tolist() == want[3]
+        assert words == want[4]
+        flushed = params[:, layout.P_FLUSH][good]
+        assert flushing == int((flushed != layout.FLUSH_NONE).sum()) and held_back == sum(s[4] for s in want[0])
+        kinds += np.bincount(flushed, minlength=4)
+        held += held_back
+        assert (kept_sizes[keepers] == -1).all()
+        for lane in keepers:  # the device's report: what its pruning left of the kept frames
+            w = lanes[lane]
+            w.kept_sizes = (int(rng.integers(0, 3 * Q // 4)), int(rng.integers(0, 3 * X // 4)))
+            kept_sizes[lane] = w.kept_sizes
         row[ran] += 1
         row[ended] = -1
-        window_frames[ended] = 0  # as the backend does for a job that ended
-        window_sizes[ended] = 0
+        for array in (window_frames, window_sizes, kept_frames, kept_sizes):  # as the backend does for ended jobs
+            array[ended] = 0
         for lane in range(L):
             w = lanes[lane]
-            assert window_frames[lane] == len(w.frames)
-            assert window_starts[lane] == w.starts or not w.frames  # (read when the window next opens)
+            assert window_frames[lane] == len(w.frames) and kept_frames[lane] == w.kept
+            assert window_starts[lane] == w.starts or not (w.frames or w.kept)  # (read when the pool next opens)
             assert window_sizes[lane, :len(w.frames)].tolist() == [list(f) for f in w.frames]
             assert not window_sizes[lane, len(w.frames):].any()
-    assert flushed > 20 and kept > 5  # the cases were exercised
+    assert kinds[1:].min() > 10 and held > 5  # every kind of flush was exercised, and frames held back

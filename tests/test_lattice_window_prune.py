@@ -1,6 +1,7 @@
 """The device's window pruning (lattice.window_prune, the specification of
-cuda_kernels/lattice_window.cu): frames pruned in windows give the CPU
-backend's Results exactly, whatever the window and the frames each flush keeps
+cuda_kernels/lattice_window.cu): frames pruned in windows, kept in the pool or
+sent, and pruned with the final costs at the end, give the CPU backend's
+Results exactly, whatever the window, the pool and the frames each flush keeps
 back."""
 
 import numpy as np
@@ -33,7 +34,9 @@ def test_frames_pruned_in_windows_give_the_cpu_s_result_and_lattice(seed):
     window = 1 + seed % 7 if seed % 4 else len(frames)
     lag = (0, 1, 2, 8)[seed // 4 % 4]
     lanes = 1 + seed % 5  # lanes flush at staggered rows
-    _, results = measure(graph, config, [frames], lanes=lanes, threads=1, rounds=1, window=window, lag=lag)
+    table = (0, window + lag + 2, 256)[seed % 3]  # never keep, keep and send (a small pool), keep
+    _, results = measure(graph, config, [frames], lanes=lanes, threads=1, rounds=1, window=window, lag=lag,
+                         table_frames=table)
     for lane in range(lanes):
         got = results[lane][0]
         assert (got.words, got.cost, got.word_frames, got.reached_final) == (want.words, want.cost,
@@ -100,11 +103,12 @@ def test_a_flush_keeping_frames_back_sends_the_same_frames_and_renumbers_the_hel
     assert checked > 10  # some held link lost its source
 
 
-def test_keeping_frames_back_sends_fewer_tokens():
-    sent = {0: 0, 4: 0}
+def test_keeping_frames_back_and_keeping_pruned_frames_on_the_device_send_fewer_tokens():
+    sent = {(0, 0): 0, (0, 4): 0, (256, 4): 0}  # (frames a pool holds (0: flushes send), frames kept back)
     for seed in range(40):
         graph, scores, config = _case(seed)
         frames = raw_frames(graph, config, scores)
-        for lag in sent:
-            sent[lag] += sum(f[0].size for step in windowed(frames, 4, config, lag=lag) for f in step)
-    assert sent[4] < 0.9 * sent[0]
+        for table, lag in sent:
+            sent[table, lag] += sum(f[0].size for step in windowed(frames, 4, config, graph.fst.final, lag=lag,
+                                                                    table_frames=table) for f in step)
+    assert sent[256, 4] < sent[0, 4] < 0.9 * sent[0, 0]  # (small graphs: the final pruning does most)

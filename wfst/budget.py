@@ -5,8 +5,8 @@ Symbols: ``S`` states, ``A`` arcs, ``E`` emitting arcs, ``P`` score columns
 (``max_ilabel``, or ``max(pdf_map) + 1``), ``Q`` token queue capacity and ``X``
 arc queue capacity (:class:`~wfst.config.DecoderConfig`, derived from
 ``max_active``), ``H`` the smallest power of two >= 2Q (hash map slots), ``F``
-frames of host scores staged per upload, ``W`` frames a lattice window holds
-at most (``WINDOW_FRAMES + WINDOW_LAG`` = 40), ``L`` lanes, ``C`` channels.
+frames of host scores staged per upload, ``W`` frames a lattice window's
+frame table holds (``WINDOW_TABLE_FRAMES`` = 256), ``L`` lanes, ``C`` channels.
 All sizes in bytes.
 
 Device FST (uploaded once)::
@@ -21,28 +21,29 @@ graph with fewer than 65,537 score columns, i.e. all of them in practice
 
 Per lane (working memory of one batch slot, reset each frame)::
 
-    lane = 160 Q + 192 X + 16 H + 4 P F + 76 W + 456
+    lane = 224 Q + 280 X + 16 H + 4 P F + 76 W + 480
 
 (token queue: hash slot, state, cost, best link, BFS hops and best arc, 6 x 4
 bytes, plus the 64-bit prefix sum of the expanded tokens' out-degrees, 8 (Q + 1);
 link queue: source, destination, arc, acoustic cost, 4 x 4; hash map slot:
 state, cost key, dirty flag, token, 4 x 4; score staging for host input,
-float32 P x F; 256 bytes of counters and 2 x 96 of parameters (the step's, and
+float32 P x F; 256 bytes of counters and 2 x 104 of parameters (the step's, and
 the copy the window kernels read while the next step is searched); the lattice window,
-room for ``WINDOW_CAPACITY`` = 4 worst-case frames, 20 bytes per token (state,
+room for ``WINDOW_CAPACITY`` = 6 worst-case frames, 20 bytes per token (state,
 cost, best link, extra cost, new index) and 24 per link (source, destination,
 arc, acoustic cost, excess, new index), and 64 per frame of its frame table:
-4 (20 Q + 24 X) + 64 W; the pruned windows packed for the copy to the host, 12
-bytes per token, 20 per link and 12 per frame: 4 (12 Q + 20 X) + 12 W.)
+6 (20 Q + 24 X) + 64 W; the pruned windows packed for the copy to the host, 12
+bytes per token, 20 per link and 12 per frame, and 8 for the lane's pool size:
+6 (12 Q + 20 X) + 12 W + 8.)
 
 Per channel (an utterance's saved frontier between frames and chunks)::
 
     channel = 8 Q + 64          (state and cost per token; counters)
 
 Pinned host memory (packed windows, score staging, counters, and
-``PARAM_UPLOAD_SLOTS`` = 2 slots of 96 bytes the step's parameters are uploaded from)::
+``PARAM_UPLOAD_SLOTS`` = 2 slots of 104 bytes the step's parameters are uploaded from)::
 
-    pinned = L (48 Q + 80 X + 12 W + 4 P F + 448)
+    pinned = L (72 Q + 120 X + 12 W + 4 P F + 472)
 
 Total device memory: ``fst + L * lane + C * channel``.
 """
@@ -59,7 +60,7 @@ from .cuda_layout import WINDOW_FRAME_INTS
 from .errors import ConfigError, MemoryBudgetError
 
 LANE_COUNTER_BYTES = 256
-PARAM_ROW_BYTES = 96  # a lane's step parameters: 12 int64
+PARAM_ROW_BYTES = 104  # a lane's step parameters: 13 int64
 LANE_PARAM_BYTES = 2 * PARAM_ROW_BYTES
 PARAM_UPLOAD_SLOTS = 2  # the search's and the step's end's (wfst.cuda_lane_group.SEARCH_SLOT, STORE_SLOT)
 CHANNEL_COUNTER_BYTES = 64
@@ -72,20 +73,33 @@ CHANNEL_TOKEN_BYTES = 8
 SEGMENT_TOKEN_BYTES = 12
 SEGMENT_LINK_BYTES = 20
 SEGMENT_FRAME_BYTES = 12
-WINDOW_FRAMES = 32
+POOL_REPORT_BYTES = 8  # a keeping lane's pool size after the flush (tokens, links)
+WINDOW_FRAMES = 16
 """Rows between a lane's regular lattice window flushes (staggered over the
-lanes): the device prunes the window's frames against the newest before copying
-them to the host (cuda_kernels/lattice_window.cu). More: less to copy and to
-prune on the host, more device memory for the frame table. A stream's chunk
-ends its window, so partial results never wait for it."""
+lanes): the device prunes the window's frames against the newest and keeps what
+is left in the lane's pool (cuda_kernels/lattice_window.cu). Fewer: less of the
+pool held unpruned (so it holds longer utterances, which it then sends once,
+pruned with the final costs: on the full TLG, 0.75% of the tokens searched
+reach the host at 16, 1.6% at 32), more walks back on the device. A stream's
+chunk ends its window, so partial results never wait for it."""
 WINDOW_LAG = 8
-"""Frames a flush keeps back at most (not at a job's end), to be pruned again at
-the next flush against a newer frame: the frames next to the newest keep nearly
-all their tokens, so sending them later sends fewer (on the full TLG, about a
-third of the tokens of a flush without lag)."""
-WINDOW_CAPACITY = 4
+"""Frames a flush keeps back at most (not at a job's end), as stored, to be
+pruned again at the next flush against a newer frame: the frames next to the
+newest keep nearly all their tokens, so pruning them later keeps fewer."""
+WINDOW_CAPACITY = 6
 """Worst-case frames (Q tokens, X links) a window's pool holds: a lane flushes
-its window early when the pool could not take one more."""
+its window early when the pool could not take one more, and keeps what it
+prunes only while the pool would still take one if nothing were pruned. On the
+full TLG, 4 sent 3.7% of the tokens searched to the host (longer utterances'
+pools filled and were sent, pruned against their newest frame only), 6 sent
+0.75%, 8 no fewer."""
+WINDOW_TABLE_FRAMES = 256
+"""Frames a lane's pool holds at most (its frame table): the frames its flushes
+pruned and kept on the device (so the host gets an utterance's lattice once, at
+its end, pruned with the final costs) and the window's. A pool whose kept frames
+would leave no room for a window's sends them to the host at its next flush
+(:mod:`wfst.cuda_window_plan`). More: long utterances sent in fewer pieces, 76
+bytes per frame and lane."""
 WINDOW_TOKEN_BYTES = 20
 WINDOW_LINK_BYTES = 24
 WINDOW_FRAME_BYTES = 4 * WINDOW_FRAME_INTS  # the frame table's int32 fields
@@ -97,9 +111,10 @@ def score_column_bytes(num_columns: int) -> int:
     return 2 if num_columns <= 1 << 16 else 4
 
 
-def packed_lane_bytes(pool_tokens: int, pool_links: int, window_frames: int) -> int:
-    """A lane's share of the packed buffer: a full window pool and its frame counts."""
-    return SEGMENT_TOKEN_BYTES * pool_tokens + SEGMENT_LINK_BYTES * pool_links + SEGMENT_FRAME_BYTES * window_frames
+def packed_lane_bytes(pool_tokens: int, pool_links: int, table_frames: int) -> int:
+    """A lane's share of the packed buffer: a full window pool, its frame counts and its pool size."""
+    return (SEGMENT_TOKEN_BYTES * pool_tokens + SEGMENT_LINK_BYTES * pool_links + SEGMENT_FRAME_BYTES * table_frames
+            + POOL_REPORT_BYTES)
 
 
 def hash_slots(token_capacity: int) -> int:
@@ -198,10 +213,9 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     Q, X = config.token_capacity, config.arc_capacity
     arrays = device_fst_arrays(fst, P)
     device_fst = sum(np.dtype(dtype).itemsize * length for dtype, length in arrays.values())
-    window_frames = WINDOW_FRAMES + WINDOW_LAG
     window = (WINDOW_CAPACITY * (WINDOW_TOKEN_BYTES * Q + WINDOW_LINK_BYTES * X)
-              + WINDOW_FRAME_BYTES * window_frames)
-    packed = packed_lane_bytes(WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, window_frames)
+              + WINDOW_FRAME_BYTES * WINDOW_TABLE_FRAMES)
+    packed = packed_lane_bytes(WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, WINDOW_TABLE_FRAMES)
     per_lane = (TOKEN_QUEUE_BYTES * Q + 8 + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
                 + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + window + packed)
     per_channel = CHANNEL_TOKEN_BYTES * Q + CHANNEL_COUNTER_BYTES

@@ -119,7 +119,8 @@ class CudaDecoder:
         # which host_cpu_seconds is its CPU time (the rest it waited for the GIL; a device wait that spins
         # counts as CPU time too); gc_seconds: the garbage collector's time during the runs (any thread's;
         # it holds the GIL, see wfst.gc_scope)
-        self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "held_back": 0,
+        self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "windows_kept": 0,
+                      "held_back": 0,
                       "run_seconds": 0.0, "device_wait_seconds": 0.0, "lattice_wait_seconds": 0.0,
                       "host_cpu_seconds": 0.0, "gc_seconds": 0.0}
         self.channels = ChannelPool(g.channels)

@@ -90,41 +90,41 @@ def tie_bfs(d, g):
 def window_store(d, g):
     _k("window_store", "lattice_window.cu")(
         (g.blocks_per_lane, g.lanes), (layout.WINDOW_THREADS,),
-        (d.params, d.counters, i32(g.Q), i32(g.X), i32(g.WT), i32(g.WX), i32(g.W), d.tok_state, d.tok_cost,
+        (d.params, d.counters, i32(g.Q), i32(g.X), i32(g.WT), i32(g.WX), i32(g.TF), d.tok_state, d.tok_cost,
          d.tok_best, d.link_src, d.link_dst, d.link_arc, d.link_ac, d.ch_cost, d.weight, d.wt_state, d.wt_cost,
          d.wt_best, d.wl_src, d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wframes))
 
 
-def window_prune(d, g, lattice_beam: float):
+def window_prune(d, g, lattice_beam: float, use_final_probs: bool):
     _k("window_prune", "lattice_window.cu")(
         (g.lanes,), (layout.WINDOW_LANE_THREADS,),
-        (d.window_params, i32(g.WT), i32(g.WX), i32(g.W), f32(lattice_beam), d.wl_src, d.wl_dst, d.wl_excess,
-         d.wt_extra, d.wl_new, d.wframes))
+        (d.window_params, i32(g.WT), i32(g.WX), i32(g.TF), f32(lattice_beam), i32(use_final_probs), d.final,
+         d.wt_state, d.wt_cost, d.wl_src, d.wl_dst, d.wl_excess, d.wt_extra, d.wl_new, d.wframes))
 
 
 def window_number(d, g):
     _k("window_number", "lattice_window.cu")(
         (g.W, g.lanes), (layout.WINDOW_THREADS,),
-        (d.window_params, i32(g.WT), i32(g.WX), i32(g.W), d.wt_extra, d.wt_new, d.wl_new, d.wframes))
+        (d.window_params, i32(g.WT), i32(g.WX), i32(g.TF), d.wt_extra, d.wt_new, d.wl_new, d.wframes))
 
 
 def window_offsets(d, g, out):
     _k("window_offsets", "lattice_window.cu")(
-        (1,), (layout.WINDOW_THREADS,), (d.window_params, i32(g.lanes), i32(g.W), d.wframes, d.totals, out))
+        (1,), (layout.WINDOW_THREADS,), (d.window_params, i32(g.lanes), i32(g.TF), d.wframes, d.totals, out))
 
 
 def window_pack(d, g, out):
     _k("window_pack", "lattice_window.cu")(
         (g.W, g.lanes), (layout.WINDOW_THREADS,),
-        (d.window_params, i32(g.WT), i32(g.WX), i32(g.W), d.wframes, d.totals, d.wt_state, d.wt_cost, d.wt_best,
+        (d.window_params, i32(g.WT), i32(g.WX), i32(g.TF), d.wframes, d.totals, d.wt_state, d.wt_cost, d.wt_best,
          d.wt_new, d.wl_src, d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wl_new, out))
 
 
-def window_shift(d, g):
-    _k("window_shift", "lattice_window.cu")(
+def window_compact(d, g):
+    _k("window_compact", "lattice_window.cu")(
         (g.lanes,), (layout.WINDOW_LANE_THREADS,),
-        (d.window_params, i32(g.WT), i32(g.WX), i32(g.W), d.wt_state, d.wt_cost, d.wt_best, d.wt_new, d.wl_src,
-         d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wframes))
+        (d.window_params, i32(g.WT), i32(g.WX), i32(g.TF), d.wt_state, d.wt_cost, d.wt_best, d.wt_new, d.wl_src,
+         d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wl_new, d.wframes))
 
 
 def save_frontier(d, g):

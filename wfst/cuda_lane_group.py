@@ -24,7 +24,7 @@ streams is not read on another's). Per step, on the group's compute stream::
     the parameters up again (with the window plan)  window_store (and the parameters copied for
     the window stream)  save_frontier  reset_lanes
     and on the group's window stream, for lanes that flush, beside the next step's search:
-    window_prune  window_number  window_offsets  window_pack  window_shift -> the packed windows
+    window_prune  window_number  window_offsets  window_pack  window_compact -> the packed windows
     to the host
 
 The search, the store, the reset and the packing are each captured into a CUDA
@@ -34,11 +34,16 @@ host pays for one call per sequence where each launch or copy would cost it
 calling thread then waits to get back.
 
 Each frame's lattice segments go to its lane's window on the device; a lane
-flushes its window (prunes it against its newest frame and packs what is left)
-every ``WINDOW_FRAMES`` frames (staggered over the lanes), when its pool could
-not take one more frame, and when its job ends. A flush before the job's end
-keeps up to ``WINDOW_LAG`` newest frames back (``window_shift``), to be pruned
-again at the next flush against a newer frame
+flushes its window (prunes it against its newest frame) every
+``WINDOW_FRAMES`` frames (staggered over the lanes), when its pool could not
+take one more frame, and when its job ends. A flush before the job's end keeps
+what it pruned in the lane's pool, compacted (``window_compact``), unless the
+pool's kept frames grew too many (then it sends them too); so the host gets an
+utterance's lattice mostly at once, at its end, pruned with the final costs
+(:func:`wfst.cuda_window_plan.flush_kind`). The host learns a keeping lane's
+pool size from the flush's report, before it plans the lane's next frame. A
+flush before the job's end keeps up to ``WINDOW_LAG`` newest frames back, as
+they are, to be pruned again at the next flush against a newer frame
 (:func:`wfst.cuda_window_plan.frames_kept_back`). The packed windows go to a
 region of the group's inbox ring (:meth:`wfst.cuda_lattice.LatticeStore.reserve`)
 on the window stream while the device searches the next step; the host queues
@@ -130,9 +135,12 @@ class LaneGroup:
         self.rows = np.zeros(L, np.int64)  # rows of the lane's job
         self.on_host = np.zeros(L, bool)  # scores staged from host memory
         self.params = np.zeros((L, layout.LANE_PARAMS), np.int64)
-        self.window_frames = np.zeros(L, np.int64)  # frames in each lane's lattice window
+        self.window_frames = np.zeros(L, np.int64)  # frames in each lane's lattice window (after the kept ones)
         self.window_sizes = np.zeros((L, g.W, 2), np.int64)  # tokens and links of each of them (0 beyond)
-        self.window_starts = np.zeros(L, bool)  # the window begins with its utterance's start frame
+        self.window_starts = np.zeros(L, bool)  # the pool begins with its utterance's start frame
+        self.kept_frames = np.zeros(L, np.int64)  # frames the lane's flushes kept in its pool
+        self.kept_sizes = np.zeros((L, 2), np.int64)  # their tokens and links (as the device reports them)
+        self.finishing = np.zeros(L, bool)  # the lane's job ends its utterance and final costs count
         self.overflowed: set[str] = set()
         self.lost = 0
         self.pending = None  # the last step's flushed windows and ended jobs, for _append
@@ -172,10 +180,12 @@ class LaneGroup:
         good = ran & ~cycle & ~dropped
         sizes = np.minimum(counters[:, [layout.C_NTOK, layout.C_NLINK]], [g.Q, g.X]).astype(np.int64)
         *entries, words, flushing, held_back = plan_windows(
-            self.params, good, ended, row, sizes, self.window_frames, self.window_sizes, self.window_starts,
-            g.window_period, g.window_lag, g.Q, g.X, g.WT, g.WX)
+            self.params, good, ended, self.finishing, row, sizes, self.window_frames, self.window_sizes,
+            self.window_starts, self.kept_frames, self.kept_sizes, g.window_period, g.window_lag, g.Q, g.X, g.WT,
+            g.WX, g.TF)
         stats = self.decoder.stats
         stats["windows"] += flushing
+        stats["windows_kept"] += entries[2].size
         stats["held_back"] += held_back
         arrived = self._finish_step_on_device(words)
         done = []  # (job, how it ended) for the jobs whose last frame this was
@@ -195,6 +205,8 @@ class LaneGroup:
         busy &= ~ended
         self.window_frames[ended] = 0
         self.window_sizes[ended] = 0
+        self.kept_frames[ended] = 0
+        self.kept_sizes[ended] = 0
         self.pending = (arrived, entries, done)
         self.searching = False
 
@@ -225,6 +237,7 @@ class LaneGroup:
                 self.busy[lane] = True
                 self.row[lane] = -1 if job.start else 0
                 self.rows[lane] = job.source.frames
+                self.finishing[lane] = job.finish and self.config.use_final_probs
                 source = job.source
                 self.on_host[lane] = not source.on_device
                 params[lane, layout.P_CHANNEL] = job.channel
@@ -364,31 +377,39 @@ class LaneGroup:
         K.reset_lanes(self.arrays, self.geometry)
 
     def _issue_pack(self):
-        """The flushing lanes' windows pruned and packed, then the frames each keeps back moved to its front."""
+        """The flushing lanes' windows pruned; the sending lanes' packed, the
+        keeping lanes' compacted in their pools; the frames each keeps back moved
+        after what stays."""
         d, g = self.arrays, self.geometry
-        K.window_prune(d, g, self.config.lattice_beam)
+        K.window_prune(d, g, self.config.lattice_beam, self.config.use_final_probs)
         K.window_number(d, g)
         K.window_offsets(d, g, d.packed)
         K.window_pack(d, g, d.packed)
-        K.window_shift(d, g)
+        K.window_compact(d, g)
 
     def _append(self, pending):
-        """Append a step's flushed windows (packed as ``window_offsets`` says) to
-        the lattices, then finish the jobs that ended."""
-        packed, (channels, starts), done = pending
+        """Note the pool sizes the keeping lanes of a step's flushes report and
+        append its sent windows (packed as ``window_offsets`` says) to the
+        lattices, then finish the jobs that ended."""
+        packed, (channels, starts, keepers), done = pending
         decoder = self.decoder
         if packed is not None:
             decoder._wait_for(self.windows_done)  # (the flush's copy)
-            E = channels.size
+            g = self.geometry
+            E, R = channels.size, keepers.size
             T, Kn = int(packed[0]), int(packed[1])
-            counts = packed[layout.WINDOW_HEADER:layout.WINDOW_HEADER + 3 * E].reshape(E, 3).astype(np.int64)
+            at = layout.WINDOW_HEADER + 2 * R
+            pools = packed[layout.WINDOW_HEADER:at].reshape(R, 2).astype(np.int64)
+            counts = packed[at:at + 3 * E].reshape(E, 3).astype(np.int64)
             n, nl, ne = counts[:, 0], counts[:, 1], counts[:, 2]
             if (np.any(counts < 0) or np.any(ne > nl) or n.sum() != T or nl.sum() != Kn
-                    or layout.WINDOW_HEADER + 3 * E + 3 * T + 5 * Kn > packed.size):
+                    or np.any(pools < 0) or np.any(pools > [g.WT, g.WX])
+                    or at + 3 * E + 3 * T + 5 * Kn > packed.size):
                 raise LatticeError("lattice windows from the device: counts that do not add up")
-            data = packed[layout.WINDOW_HEADER + 3 * E:]
-            decoder.lattices.append(channels, data, T, Kn, np.cumsum(n) - n, n,
-                                    np.cumsum(nl) - nl, nl, ne, starts, ring=self.index)
+            self.kept_sizes[keepers] = pools
+            if E:
+                decoder.lattices.append(channels, packed[at + 3 * E:], T, Kn, np.cumsum(n) - n, n,
+                                        np.cumsum(nl) - nl, nl, ne, starts, ring=self.index)
         for job, how in done:
             if how == "lost":
                 job.lost = True

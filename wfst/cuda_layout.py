@@ -17,9 +17,10 @@ C_EXPANDED, C_ROUNDS, C_LEVELS = 9, 10, 11
 OVF_TOKENS, OVF_LINKS, OVF_HASH = 1, 2, 4
 STATUS_OK, STATUS_NEGATIVE_CYCLE = 0, 1
 
-LANE_PARAMS = 12
+LANE_PARAMS = 13
 (P_SCORES, P_STRIDE, P_DTYPE, P_ROW, P_MODE, P_TIGHTEN, P_CHANNEL, P_WIN_FRAME, P_WIN_TOK, P_WIN_LINK, P_FLUSH,
- P_LAG) = range(12)
+ P_LAG, P_KEPT) = range(13)
+FLUSH_NONE, FLUSH_SEND, FLUSH_KEEP, FLUSH_FINAL = range(4)
 WINDOW_FRAME_INTS = 16
 WINDOW_HEADER = 2
 MODE_IDLE, MODE_START, MODE_EMIT, MODE_RETRY_SKIP = 0, 1, 2, 3
@@ -38,7 +39,7 @@ TIE_THREADS = 512
 SEGMENT_THREADS = 256
 WINDOW_THREADS = 256
 WINDOW_LANE_THREADS = 1024
-"""Threads of the window kernels that run one CTA per lane (window_prune, window_shift)."""
+"""Threads of the window kernels that run one CTA per lane (window_prune, window_compact)."""
 
 EPS_GRID_SWEEPS = 2
 """Grid-wide epsilon sweeps before the persistent kernel takes over."""

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cuda_layout as layout
-from .budget import (PARAM_UPLOAD_SLOTS, WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, MemoryBudget, hash_slots,
-                     packed_lane_bytes, score_column_bytes)
+from .budget import (PARAM_UPLOAD_SLOTS, WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, WINDOW_TABLE_FRAMES, MemoryBudget,
+                     hash_slots, packed_lane_bytes, score_column_bytes)
 from .config import DecoderConfig
 from .decoding_graph import DecodingGraph
 from .errors import ConfigError
@@ -48,10 +48,11 @@ class Geometry:
     window_lag: int  # frames a flush keeps back at most
     WT: int  # tokens of a window pool
     WX: int  # links of a window pool
+    TF: int  # frames of a window pool (its frame table): kept ones and the window's
 
     @property
     def W(self) -> int:
-        """Frames a lattice window holds at most (its frame table)."""
+        """Frames a lattice window holds at most besides the kept ones."""
         return self.window_period + self.window_lag
 
 
@@ -67,7 +68,7 @@ def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int,
                           "queue capacities")
     return Geometry(lanes, channels, Q, X, hash_slots(Q), num_columns, chunk_frames,
                     layout.blocks_per_lane(lanes, multiprocessors), WINDOW_FRAMES, WINDOW_LAG,
-                    WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X)
+                    WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, WINDOW_TABLE_FRAMES)
 
 
 class DeviceArrays:
@@ -124,13 +125,13 @@ class DeviceArrays:
         self.wl_ac = a(cupy, (L, g.WX), np.float32, 0)
         self.wl_excess = a(cupy, (L, g.WX), np.float32, 0)
         self.wl_new = a(cupy, (L, g.WX), np.int32, -1)
-        self.wframes = a(cupy, (L, g.W, layout.WINDOW_FRAME_INTS), np.int32, 0)
+        self.wframes = a(cupy, (L, g.TF, layout.WINDOW_FRAME_INTS), np.int32, 0)
         # the packed windows: a region per lane group (its header, then its lanes' shares); the budget counts one
-        # header (the other groups' headers, 8 bytes each, and each group's 24 bytes of totals are not in it)
-        self.packed_lane_words = packed_lane_bytes(g.WT, g.WX, g.W) // 4
+        # header (the other groups' headers, 8 bytes each, and each group's 32 bytes of totals are not in it)
+        self.packed_lane_words = packed_lane_bytes(g.WT, g.WX, g.TF) // 4
         packed_words = MAX_LANE_GROUPS * layout.WINDOW_HEADER + L * self.packed_lane_words
         self.packed = a(cupy, (packed_words,), np.int32, None)
-        self.totals = cupy.zeros((MAX_LANE_GROUPS, 3), np.int64)
+        self.totals = cupy.zeros((MAX_LANE_GROUPS, 4), np.int64)  # window_offsets': tokens, links, entries, reports
         # channels
         self.ch_state = a(cupy, (C, Q), np.int32, 0)
         self.ch_cost = a(cupy, (C, Q), np.float32, 0)

@@ -1,8 +1,9 @@
 """The host's plan of the CUDA backend's lattice windows, one numba call per
 step (see :mod:`wfst.cuda_backend`): each lane's new frame joins its window,
-the lanes that flush are chosen, and the frames each flush keeps back and
-sends. The rules (:func:`flushes`, :func:`frames_kept_back`) are shared with
-the benchmarks that replay the backend's windows (``bench.lattice_host``).
+the lanes that flush are chosen, whether each keeps what it prunes on the
+device or sends it, and the frames each keeps back. The rules
+(:func:`flushes`, :func:`frames_kept_back`, :func:`flush_kind`) are shared
+with the benchmarks that replay the backend's windows (``bench.lattice_host``).
 
 A step's plan was a few dozen numpy calls, about 1 ms per step at 512 lanes on
 the development VM, while the GPU waits for the step's last kernels; one call
@@ -14,7 +15,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .cuda_layout import P_CHANNEL, P_FLUSH, P_LAG, P_WIN_FRAME, P_WIN_LINK, P_WIN_TOK, WINDOW_HEADER
+from .cuda_layout import (FLUSH_FINAL, FLUSH_KEEP, FLUSH_NONE, FLUSH_SEND, P_CHANNEL, P_FLUSH, P_KEPT, P_LAG,
+                          P_WIN_FRAME, P_WIN_LINK, P_WIN_TOK, WINDOW_HEADER)
 
 
 @numba.njit(cache=True)
@@ -52,36 +54,69 @@ def frames_kept_back(sizes, frames, most, pool_tokens, pool_links):
 
 
 @numba.njit(cache=True)
-def plan_windows(params, good, ended, row, sizes, window_frames, window_sizes, window_starts, period, most, Q, X,
-                 pool_tokens, pool_links):
+def flush_kind(ended, finishing, due, kept_frames, keeps, tokens, links, W, table_frames, Q, X, pool_tokens,
+               pool_links):
+    """What a lane's flush does (``FLUSH_*`` of :mod:`wfst.cuda_layout`): at its
+    job's end it sends everything, pruned with the final costs when
+    ``finishing`` (the job ends its utterance and final costs count); else, when
+    a flush is ``due``, it keeps the ``keeps`` frames it prunes in the pool
+    after the ``kept_frames`` that earlier flushes kept, if the pool of
+    ``pool_tokens`` tokens and ``pool_links`` links, which holds ``tokens`` and
+    ``links``, would take a worst-case frame (``Q`` tokens, ``X`` links) even if
+    nothing were pruned, and its table of ``table_frames`` frames a window of
+    ``W``; if not, it sends them all (the host's next plan knows what a keeping
+    flush left only then, and a frame must fit)."""
+    if ended:
+        return FLUSH_FINAL if finishing else FLUSH_SEND
+    if not due:
+        return FLUSH_NONE
+    if kept_frames + keeps + W <= table_frames and tokens + Q <= pool_tokens and links + X <= pool_links:
+        return FLUSH_KEEP
+    return FLUSH_SEND
+
+
+@numba.njit(cache=True)
+def plan_windows(params, good, ended, finishing, row, sizes, window_frames, window_sizes, window_starts, kept_frames,
+                 kept_sizes, period, most, Q, X, pool_tokens, pool_links, table_frames):
     """Store this step's good frames (``sizes`` (lanes, 2): tokens and links of
-    each lane's) in their lanes' windows (``window_frames`` (lanes,) frames
-    held, ``window_sizes`` (lanes, W, 2) their sizes, 0 beyond,
-    ``window_starts`` (lanes,) whether the window begins with its utterance's
-    start frame; all updated), and choose the lanes that flush (the job's
-    end, or :func:`flushes`) and the frames each keeps back (none at the job's
-    end, else :func:`frames_kept_back`). Sets the window slots of ``params``.
-    Returns the sent frames' channels and start flags (int64, bool; in packed
-    order), the words to copy back (a bound: what the device's pruning leaves
-    is not known yet; 0: no flush), the flushing lanes and the frames kept back."""
+    each lane's) in their lanes' pools (after ``kept_frames`` (lanes,) frames
+    of ``kept_sizes`` (lanes, 2) tokens and links that earlier flushes kept,
+    ``window_frames`` (lanes,) frames held since, ``window_sizes`` (lanes, W,
+    2) their sizes, 0 beyond, ``window_starts`` (lanes,) whether the pool
+    begins with its utterance's start frame; all updated), and choose the lanes
+    that flush (:func:`flushes`, or the job's end) and what each does
+    (:func:`flush_kind`; ``finishing`` (lanes,): the job ends its utterance and
+    final costs count) and the frames each keeps back (none at the job's end,
+    else :func:`frames_kept_back`). Sets the window slots of ``params``. A
+    keeping lane's kept sizes are unknown (-1) until the device reports them
+    (the caller sets them before the next plan). Returns the sent frames'
+    channels and start flags (int64, bool; in packed order), the keeping lanes
+    (int64, in order: their reports' order), the words to copy back (a bound:
+    what the device's pruning leaves is not known yet; 0: no flush), the
+    flushing lanes and the frames kept back."""
     lanes, W = window_sizes.shape[0], window_sizes.shape[1]
     capacity = pool_tokens // Q
     sent = np.zeros(lanes, np.int64)
+    keeping = np.zeros(lanes, np.bool_)
     entries, tokens, links, flushing, held_back = 0, 0, 0, 0, 0
     for lane in range(lanes):
         frames = window_frames[lane]
-        held_tokens, held_links = 0, 0
+        kept = kept_frames[lane]
+        held_tokens, held_links = kept_sizes[lane, 0], kept_sizes[lane, 1]
+        if held_tokens < 0 or held_links < 0:
+            raise ValueError("a keeping lane's pool size was not reported before the next plan")
         for k in range(W):
             held_tokens += window_sizes[lane, k, 0]
             held_links += window_sizes[lane, k, 1]
-        params[lane, P_WIN_FRAME] = frames if good[lane] else -1
+        params[lane, P_WIN_FRAME] = kept + frames if good[lane] else -1
         params[lane, P_WIN_TOK] = held_tokens
         params[lane, P_WIN_LINK] = held_links
-        params[lane, P_FLUSH] = 0
+        params[lane, P_FLUSH] = FLUSH_NONE
         params[lane, P_LAG] = 0
+        params[lane, P_KEPT] = kept
         if not good[lane]:
             continue
-        if frames == 0:
+        if kept == 0 and frames == 0:
             window_starts[lane] = row[lane] < 0
         window_sizes[lane, frames, 0] = sizes[lane, 0]
         window_sizes[lane, frames, 1] = sizes[lane, 1]
@@ -89,16 +124,23 @@ def plan_windows(params, good, ended, row, sizes, window_frames, window_sizes, w
         window_frames[lane] = frames
         held_tokens += sizes[lane, 0]
         held_links += sizes[lane, 1]
-        if not (ended[lane] or flushes(frames, held_tokens, held_links, row[lane], lane, period, W, Q, X,
-                                       capacity)):
+        due = flushes(frames, held_tokens, held_links, row[lane], lane, period, W, Q, X, capacity)
+        if not (ended[lane] or due):
             continue
         lag = 0 if ended[lane] else frames_kept_back(window_sizes[lane], frames, most, pool_tokens, pool_links)
-        params[lane, P_FLUSH] = 1
+        kind = flush_kind(ended[lane], finishing[lane], due, kept, frames - lag, held_tokens, held_links, W,
+                          table_frames, Q, X, pool_tokens, pool_links)
+        params[lane, P_FLUSH] = kind
         params[lane, P_LAG] = lag
         flushing += 1
         held_back += lag
-        sent[lane] = frames - lag
-        entries += frames - lag
+        if kind == FLUSH_KEEP:
+            keeping[lane] = True
+            continue
+        sent[lane] = kept + frames - lag
+        entries += kept + frames - lag
+        tokens += kept_sizes[lane, 0]
+        links += kept_sizes[lane, 1]
         for k in range(frames - lag):
             tokens += window_sizes[lane, k, 0]
             links += window_sizes[lane, k, 1]
@@ -106,17 +148,25 @@ def plan_windows(params, good, ended, row, sizes, window_frames, window_sizes, w
     starts = np.zeros(entries, np.bool_)
     e = 0
     for lane in range(lanes):
-        n = sent[lane]
-        if n == 0:
+        if params[lane, P_FLUSH] == FLUSH_NONE or not good[lane]:
             continue
-        channels[e:e + n] = params[lane, P_CHANNEL]
-        starts[e] = window_starts[lane]  # a window's first frame is always sent
-        e += n
-        lag = window_frames[lane] - n
-        for k in range(W):  # the kept frames move to the front
+        n = sent[lane]
+        if n > 0:
+            channels[e:e + n] = params[lane, P_CHANNEL]
+            starts[e] = window_starts[lane]  # a pool's first frame is always sent
+            e += n
+            window_starts[lane] = False
+            kept_frames[lane] = 0
+            kept_sizes[lane] = 0
+        lag = params[lane, P_LAG]
+        moved = window_frames[lane] - lag
+        if keeping[lane]:
+            kept_frames[lane] += moved
+            kept_sizes[lane] = -1
+        for k in range(W):  # the frames held back move to the front of the window
             for j in range(2):
-                window_sizes[lane, k, j] = window_sizes[lane, n + k, j] if k < lag else 0
+                window_sizes[lane, k, j] = window_sizes[lane, moved + k, j] if k < lag else 0
         window_frames[lane] = lag
-        window_starts[lane] = False
-    words = WINDOW_HEADER + 3 * entries + 3 * tokens + 5 * links if entries else 0
-    return channels, starts, words, flushing, held_back
+    keepers = np.flatnonzero(keeping).astype(np.int64)
+    words = WINDOW_HEADER + 2 * keepers.size + 3 * entries + 3 * tokens + 5 * links if entries or keepers.size else 0
+    return channels, starts, keepers, words, flushing, held_back
