@@ -59,7 +59,7 @@
 #define WF_KEPT_TOK 5   // survivors of window_prune
 #define WF_KEPT_LINK 6
 #define WF_KEPT_EMIT 7
-#define WF_OUT_TOK 8    // offsets in the packed buffer (window_offsets)
+#define WF_OUT_TOK 8    // where the survivors go: the packed buffer or the pool (window_offsets)
 #define WF_OUT_LINK 9
 
 __device__ __forceinline__ bool stores(const long long* p) {

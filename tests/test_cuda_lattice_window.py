@@ -241,3 +241,98 @@ def test_compact_moves_held_frames_of_many_chunks(cupy_module, sent_sizes, kept_
     for j, (n, nl, ne) in enumerate(kept_sizes):
         assert table[j, STORED].tolist() == [t, n, k, nl, ne]
         t, k = t + n, k + nl
+
+
+@pytest.mark.parametrize("kept_frame,pruned,held", [
+    ((300, 500, 0), [(1500, 2600, 900), (1100, 1030, 1030)], [(1200, 2100, 700)]),  # chunks of frames overlap
+    ((0, 0, 0), [(2050, 3000, 10), (7, 9, 3)], []),  # nothing kept before, nothing held back
+    ((5, 8, 2), [(1025, 1024, 1)], [(40, 60, 10), (1030, 2000, 900)]),
+])
+def test_compact_keeps_pruned_frames_of_many_chunks(cupy_module, kept_frame, pruned, held):
+    """window_compact of a keeping lane on frames longer than one CTA (several
+    barrier-separated chunks of an in-place compaction), frames given as
+    (tokens, links, emitting links) with random survivors: each pruned frame's
+    survivors after the kept frame, renumbered (best links, sources and
+    destinations), the table entries rewritten, the held frames after them,
+    the oldest's emitting sources renumbered through the last pruned frame's."""
+    rng = np.random.default_rng(len(pruned) + len(held))
+    if cupy_module.__name__ != "cupy":
+        cupy_module.schedule(True, seed=len(pruned))  # emulator: threads preempted anywhere
+    frames = [kept_frame] + pruned + held
+    WT, WX, W = sum(f[0] for f in frames) + 3, sum(f[1] for f in frames) + 5, len(frames)
+    wframes = np.zeros((1, W + 2, layout.WINDOW_FRAME_INTS), np.int32)
+    pools = {name: rng.integers(0, 1 << 20, (1, WT)).astype(np.int32) for name in ("wt_state",)}
+    pools["wt_cost"] = rng.random((1, WT)).astype(np.float32)
+    pools["wt_best"] = np.full((1, WT), -1, np.int32)
+    pools.update({name: np.zeros((1, WX), np.int32) for name in ("wl_src", "wl_dst")})
+    pools["wl_arc"] = rng.integers(0, 1 << 20, (1, WX)).astype(np.int32)
+    pools.update({name: rng.random((1, WX)).astype(np.float32) for name in ("wl_ac", "wl_excess")})
+    wt_new, wl_new = np.full((1, WT), -7, np.int32), np.full((1, WX), -7, np.int32)
+    t = k = 0
+    starts = []
+    for f, (n, nl, ne) in enumerate(frames):
+        before = frames[f - 1][0] if f else 1
+        pools["wl_src"][0, k:k + ne] = rng.integers(0, max(before, 1), ne)
+        pools["wl_src"][0, k + ne:k + nl] = rng.integers(0, max(n, 1), nl - ne)
+        pools["wl_dst"][0, k:k + nl] = rng.integers(0, max(n, 1), nl)
+        if nl:
+            pools["wt_best"][0, t:t + n] = np.where(rng.random(n) < 0.8, rng.integers(0, nl, n), -1)
+        wframes[0, f, STORED] = (t, n, k, nl, ne)
+        starts.append((t, k))
+        t, k = t + n, k + nl
+    out_t, out_l = kept_frame[0], kept_frame[1]  # where window_offsets puts each pruned frame's survivors
+    for f in range(1, 1 + len(pruned)):
+        (t0, l0), (n, nl, ne) = starts[f], frames[f]
+        keep_t, keep_l = rng.random(n) < 0.6, rng.random(nl) < 0.5
+        wt_new[0, t0:t0 + n] = np.where(keep_t, np.cumsum(keep_t) - 1, -1)
+        wl_new[0, l0:l0 + nl] = np.where(keep_l, np.cumsum(keep_l) - 1, -1)
+        wframes[0, f, 5:10] = (keep_t.sum(), keep_l.sum(), keep_l[:ne].sum(), out_t, out_l)
+        out_t, out_l = out_t + keep_t.sum(), out_l + keep_l.sum()
+    params = np.zeros((1, layout.LANE_PARAMS), np.int64)
+    params[0, [layout.P_MODE, layout.P_WIN_FRAME, layout.P_FLUSH, layout.P_LAG, layout.P_KEPT]] = (
+        layout.MODE_EMIT, W - 1, layout.FLUSH_KEEP, len(held), 1)
+    d = SimpleNamespace(window_params=cupy_module.asarray(params), wframes=cupy_module.asarray(wframes),
+                        wt_new=cupy_module.asarray(wt_new), wl_new=cupy_module.asarray(wl_new),
+                        **{name: cupy_module.asarray(values) for name, values in pools.items()})
+    K.window_compact(d, SimpleNamespace(lanes=1, TF=W + 2, WT=WT, WX=WX))
+    got = {name: cupy_module.asnumpy(getattr(d, name))[0] for name in (*pools, "wframes")}
+    want = {name: values[0].copy() for name, values in pools.items()}  # the kept frame stays as it was
+    table = [tuple(wframes[0, 0, STORED])]
+    to_t, to_l = kept_frame[0], kept_frame[1]
+    for f in range(1, 1 + len(pruned)):
+        (t0, l0), (n, nl, ne) = starts[f], frames[f]
+        tok_new, link_new = wt_new[0, t0:t0 + n], wl_new[0, l0:l0 + nl]
+        kt, kl = tok_new >= 0, link_new >= 0
+        best = pools["wt_best"][0, t0:t0 + n]
+        src, dst = pools["wl_src"][0, l0:l0 + nl], pools["wl_dst"][0, l0:l0 + nl]
+        emitting = np.arange(nl) < ne
+        previous = wt_new[0, starts[f - 1][0]:] if f > 1 else None
+        new_src = np.where(emitting, src if previous is None else previous[np.minimum(src, previous.size - 1)],
+                           tok_new[np.minimum(src, max(n - 1, 0))] if n else src)
+        moved = {"wt_state": pools["wt_state"][0, t0:t0 + n][kt], "wt_cost": pools["wt_cost"][0, t0:t0 + n][kt],
+                 "wt_best": np.where(best >= 0, link_new[np.maximum(best, 0)], -1)[kt] if nl else best[kt]}
+        for name, values in moved.items():
+            want[name][to_t:to_t + kt.sum()] = values
+        moved = {"wl_src": new_src[kl], "wl_dst": tok_new[dst][kl] if n else dst[kl],
+                 **{name: pools[name][0, l0:l0 + nl][kl] for name in ("wl_arc", "wl_ac", "wl_excess")}}
+        for name, values in moved.items():
+            want[name][to_l:to_l + kl.sum()] = values
+        table.append((to_t, kt.sum(), to_l, kl.sum(), kl[:ne].sum()))
+        to_t, to_l = to_t + kt.sum(), to_l + kl.sum()
+    last_t0, last_n = starts[len(pruned)][0], frames[len(pruned)][0]
+    for j, f in enumerate(range(1 + len(pruned), len(frames))):
+        (t0, l0), (n, nl, ne) = starts[f], frames[f]
+        for name in ("wt_state", "wt_cost", "wt_best"):
+            want[name][to_t:to_t + n] = pools[name][0, t0:t0 + n]
+        for name in ("wl_src", "wl_dst", "wl_arc", "wl_ac", "wl_excess"):
+            want[name][to_l:to_l + nl] = pools[name][0, l0:l0 + nl]
+        if j == 0:  # the oldest held frame's emitting sources, as the last pruned frame's tokens are numbered
+            sources = pools["wl_src"][0, l0:l0 + ne]
+            want["wl_src"][to_l:to_l + ne] = np.where(sources < last_n, wt_new[0, last_t0 + np.minimum(
+                sources, last_n - 1)], -1)
+        table.append((to_t, n, to_l, nl, ne))
+        to_t, to_l = to_t + n, to_l + nl
+    for name in pools:
+        assert np.array_equal(got[name][:to_t if name.startswith("wt") else to_l],
+                              want[name][:to_t if name.startswith("wt") else to_l]), name
+    assert [tuple(row) for row in got["wframes"][:len(frames), STORED]] == table
