@@ -270,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                              "worker c modulo threads")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    if 0 < args.table_frames < args.window_frames + args.window_lag:
+        parser.error("--table-frames must be 0 or hold a window (--window-frames + --window-lag)")
     inputs = load_inputs(args)
     config = wfst.DecoderConfig(beam=args.beam, max_active=args.max_active, lattice_beam=args.lattice_beam,
                                 acoustic_scale=inputs.acoustic_scale)

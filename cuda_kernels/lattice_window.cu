@@ -29,7 +29,7 @@
 //   added and at the end, so the CPU's final pruning drops all this drops.
 // A flush prunes all frames but the newest P_LAG, which stay as they are, to be
 // pruned again at the next flush against a newer frame:
-// window_number (a CTA per pruned frame of a flushing lane): the survivors
+// window_number (CTAs over a flushing lane's pruned frames): the survivors
 //   numbered in order, frame by frame, and counted.
 // window_offsets (one CTA): where each sending lane's frames go in the packed
 //   buffer, int32 T, K, then (tokens, links) of each keeping lane's pool after
@@ -37,7 +37,7 @@
 //   every sending lane in lane order, then tok_state[T] tok_cost[T] tok_best[T]
 //   link_src[K] link_dst[K] link_arc[K] link_ac[K] link_excess[K]; and where each
 //   keeping lane's frames go in its pool (after its kept frames).
-// window_pack (a CTA per sent frame of a sending lane): the survivors,
+// window_pack (CTAs over a sending lane's sent frames): the survivors,
 //   renumbered, into the packed buffer.
 // window_compact (one WINDOW_LANE_THREADS CTA per lane that keeps or holds
 //   frames back): a keeping lane's survivors, renumbered, moved down after its
@@ -460,6 +460,11 @@ window_compact(const long long* params, int WT, int WX, int WF, int* wt_state, f
     int to_tok = 0, to_link = 0;
     if (keep) {
         const int first = (int)p[P_KEPT];
+        if (first > 0) {  // after the kept frames
+            const int* last = frames + (first - 1) * WINDOW_FRAME_INTS;
+            to_tok = last[WF_TOK] + last[WF_NTOK];
+            to_link = last[WF_LINK] + last[WF_NLINK];
+        }
         int before = -1;  // where the previous frame's tokens were (their new numbers are in tok_new there)
         for (int f = first; f < sent; ++f) {
             int* fr = frames + f * WINDOW_FRAME_INTS;

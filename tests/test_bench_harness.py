@@ -58,6 +58,8 @@ def test_lattice_host_replays_lanes_into_the_cpu_s_results(tmp_path):
     assert all(r["lane_frames"] == frames and r["host_us_per_lane_frame"] > 0 and r["most_speedup_per_host_core"] > 0
                for r in record["runs"])
     assert record["tokens_per_frame"] > 1 and record["cpu_us_per_frame"] > 0
+    with pytest.raises(SystemExit):  # a pool's table must hold a window (16 + 8 frames)
+        lattice_host.main(["--table-frames", "20", "--out", str(out)])
 
 
 @pytest.mark.parametrize("start", [1, 16])

@@ -103,6 +103,15 @@ def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frame
         assert windows - kept > utterances  # and pools that fill send before it
 
 
+def test_a_frame_table_smaller_than_a_window_is_refused(monkeypatch):
+    from wfst.errors import ConfigError
+
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_TABLE_FRAMES", 20)
+    with pytest.raises(ConfigError, match="frame table"):
+        wfst.Decoder(random_graph(3, max_states=8), DecoderConfig(max_active=4, min_active=0), device="cuda",
+                     lanes=1)
+
+
 @pytest.mark.parametrize("header,keeping", [((5, 0, 2, 0, 0), 0), ((2, 0, -1, 0, 0), 0), ((2, 3, 2, 3, 4), 0),
                                             ((2, 3, 2, 5, 0), 0), ((1, 1, 1, 1, 0), 0), ((0, 0, -1, 0), 1),
                                             ((0, 0, 0, 1 << 30), 1), ((1, 0, 1, 1, 1, 1, 0, 0, 0), 2)])

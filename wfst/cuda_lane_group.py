@@ -38,9 +38,11 @@ flushes its window (prunes it against its newest frame) every
 ``WINDOW_FRAMES`` frames (staggered over the lanes), when its pool could not
 take one more frame, and when its job ends. A flush before the job's end keeps
 what it pruned in the lane's pool, compacted (``window_compact``), unless the
-pool's kept frames grew too many (then it sends them too); so the host gets an
-utterance's lattice mostly at once, at its end, pruned with the final costs
-(:func:`wfst.cuda_window_plan.flush_kind`). The host learns a keeping lane's
+pool would then not take a worst-case frame if nothing were pruned, or its frame
+table another window (then it sends all it holds); so the host gets an
+utterance's lattice mostly at once, at its end, pruned with the final costs when
+the job ends the utterance and the config uses them (a stream's chunk sends its
+pool pruned against its newest frame; :func:`wfst.cuda_window_plan.flush_kind`). The host learns a keeping lane's
 pool size from the flush's report, before it plans the lane's next frame. A
 flush before the job's end keeps up to ``WINDOW_LAG`` newest frames back, as
 they are, to be pruned again at the next flush against a newer frame

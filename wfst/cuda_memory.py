@@ -62,6 +62,9 @@ def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int,
     if lanes > MAX_LANES:
         raise ConfigError(f"{lanes} lanes: the kernels' grids put the lanes in their second dimension, at most "
                           f"{MAX_LANES}; use fewer lanes (a few hundred keep a GPU busy)")
+    if WINDOW_TABLE_FRAMES < WINDOW_FRAMES + WINDOW_LAG:
+        raise ConfigError(f"a lattice pool's frame table ({WINDOW_TABLE_FRAMES} frames) must hold a window "
+                          f"({WINDOW_FRAMES} + {WINDOW_LAG} frames kept back)")
     if lanes * WINDOW_CAPACITY * X >= 2**31:  # the kernels' per-step pack offsets are int32
         raise ConfigError(f"{lanes} lanes x {WINDOW_CAPACITY * X} links per lattice window ({WINDOW_CAPACITY} x "
                           "arc_queue_capacity) exceed the 2**31 links one step can pack: use fewer lanes or smaller "

@@ -24,8 +24,8 @@ def flushes(frames, tokens, links, row, lane, period, W, Q, X, capacity):
     """Whether a lane flushes its lattice window once it holds ``frames`` frames,
     ``tokens`` tokens and ``links`` links, the newest being row ``row`` of its job
     (-1: the start frame): every ``period`` rows, staggered by ``lane`` (so that
-    the lanes' flushes spread over the steps), when its frame table of ``W``
-    frames is full, and when the pool of ``capacity`` worst-case frames (``Q``
+    the lanes' flushes spread over the steps), when its window holds ``W``
+    frames (besides those kept by earlier flushes), and when the pool of ``capacity`` worst-case frames (``Q``
     tokens, ``X`` links) could not take one more; the job's end flushes too (the
     caller's part)."""
     return (frames >= W or (row + lane) % period == period - 1 or tokens + Q > capacity * Q
