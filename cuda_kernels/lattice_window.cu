@@ -234,6 +234,15 @@ window_prune(const long long* params, int WT, int WX, int WF, float beam, int us
     keep_links(fr[WF_LINK], fr[WF_LINK] + fr[WF_NEMIT], dst, excess, extra, fr[WF_TOK], beam, keep);
 }
 
+// A surviving link's source, renumbered: link `l` of a frame whose first `ne` links emit, from token `s`
+// of the previous frame (new numbers in `previous_new`; null: left as it is) or of its own (`frame_new`).
+__device__ __forceinline__ int new_source(int l, int ne, int s, const int* frame_new, const int* previous_new) {
+    return l >= ne ? frame_new[s] : previous_new != nullptr ? previous_new[s] : s;
+}
+
+// A surviving token's best link `b` of its frame (-1: none), renumbered through the frame's `link_new`.
+__device__ __forceinline__ int new_best(int b, const int* link_new) { return b >= 0 ? link_new[b] : -1; }
+
 // one CTA per (frame, lane), the frames of a lane strided over blockIdx.x
 extern "C" __global__ void __launch_bounds__(WINDOW_THREADS)
 window_number(const long long* params, int WT, int WX, int WF, const unsigned* wt_extra, int* wt_new, int* wl_new,
@@ -351,7 +360,7 @@ window_pack(const long long* params, int WT, int WX, int WF, const int* wframes,
     for (int f = blockIdx.x; f < sent_frames(p); f += gridDim.x) {
         const int* fr = wframes + ((long long)lane * WF + f) * WINDOW_FRAME_INTS;
         const long long t0 = tb + fr[WF_TOK], l0 = lb + fr[WF_LINK];
-        const long long before = f > 0 ? tb + fr[WF_TOK - WINDOW_FRAME_INTS] : -1;
+        const int* previous_new = f > 0 ? wt_new + tb + fr[WF_TOK - WINDOW_FRAME_INTS] : nullptr;
         const int ne = fr[WF_NEMIT];
         for (int i = threadIdx.x; i < fr[WF_NTOK]; i += blockDim.x) {
             const int k = wt_new[t0 + i];
@@ -360,14 +369,14 @@ window_pack(const long long* params, int WT, int WX, int WF, const int* wframes,
             const int b = wt_best[t0 + i];
             tokens[o] = wt_state[t0 + i];
             tokens[T + o] = __float_as_int(wt_cost[t0 + i]);
-            tokens[2 * T + o] = b >= 0 ? wl_new[l0 + b] : -1;
+            tokens[2 * T + o] = new_best(b, wl_new + l0);
         }
         for (int l = threadIdx.x; l < fr[WF_NLINK]; l += blockDim.x) {
             const int k = wl_new[l0 + l];
             if (k < 0) continue;
             const long long o = fr[WF_OUT_LINK] + k;
             const int s = wl_src[l0 + l];
-            links[o] = l >= ne ? wt_new[t0 + s] : before >= 0 ? wt_new[before + s] : s;
+            links[o] = new_source(l, ne, s, wt_new + t0, previous_new);
             links[K + o] = wt_new[t0 + wl_dst[l0 + l]];
             links[2 * K + o] = wl_arc[l0 + l];
             links[3 * K + o] = __float_as_int(wl_ac[l0 + l]);
@@ -410,7 +419,7 @@ __device__ void compact_frame(int* const (&tok)[3], int* const (&link)[5], const
             value[0] = tok[0][t0 + i];
             value[1] = tok[1][t0 + i];
             const int b = tok[2][t0 + i];
-            value[2] = b >= 0 ? link_new[l0 + b] : -1;
+            value[2] = new_best(b, link_new + l0);
         }
         __syncthreads();
         if (k >= 0)
@@ -422,7 +431,7 @@ __device__ void compact_frame(int* const (&tok)[3], int* const (&link)[5], const
         int value[5];
         if (k >= 0) {
             const int s = link[0][l0 + l];
-            value[0] = l >= ne ? tok_new[t0 + s] : emit_new != nullptr ? emit_new[s] : s;
+            value[0] = new_source(l, ne, s, tok_new + t0, emit_new);
             value[1] = tok_new[t0 + link[1][l0 + l]];
             for (int j = 2; j < 5; ++j) value[j] = link[j][l0 + l];
         }
