@@ -176,7 +176,10 @@ def partition_channels(channels: int, parts: int, stagger: int = 1) -> tuple[np.
     lattice windows in turn, every ``stagger`` rows, so the lanes that flush at
     one step are ``stagger`` apart, and so are their channels in a batch; a
     step's appends then spread over the workers, where with plain ``c %
-    parts`` they would all go to one whenever ``parts`` divides ``stagger``."""
+    parts`` they would all go to one whenever ``parts`` divides ``stagger``.
+    (Since the lanes keep their pools on the device, most sends come at jobs'
+    ends, which the stagger does not predict: the dealing matters when pools
+    fill and send in turn.)"""
     c = np.arange(channels, dtype=np.int64)
     part_of = (c % stagger + c // stagger) % parts
     index_of = np.empty(channels, np.int64)
