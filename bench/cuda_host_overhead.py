@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.cuda_emulator import fake_cupy
 
     fake_cupy.install(_Patch())
+    fake_cupy.FREE_BYTES, fake_cupy.TOTAL_BYTES = 8 << 30, 16 << 30  # a device that takes the lanes asked for
     runs = [measure(lanes, args.frames, args.rounds, args.beam, args.lattice_beam, args.threads, groups)
             for groups in args.lane_groups for lanes in args.lanes]
     for r in runs:
