@@ -56,7 +56,7 @@ step gpu_step_profile_full 75 python3 -m bench.gpu_step_profile --graph "$WORKLO
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --lane-groups 1 2 \
     --out "$LOGS/gpu_step_profile_full_lm-medium_kernels.json"
 # what bounds the heaviest kernels (memory, latency, occupancy): Nsight Compute on one launch of each
-step ncu_kernels_full 90 ncu --target-processes all --kernel-name regex:"window_prune|window_pack|emit_expand|frame_prologue" \
+step ncu_kernels_full 90 ncu --target-processes all --kernel-name regex:"window_prune|window_compact|emit_expand|frame_prologue" \
     --launch-skip 400 --launch-count 4 --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
     --section LaunchStats --section WarpStateStats --log-file "$LOGS/ncu_kernels_full.txt" \
     python3 -m bench.gpu_step_profile --graph "$WORKLOAD/graphs/full" --data "$WORKLOAD/data/full/lm-medium.npz" \
