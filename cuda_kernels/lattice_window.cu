@@ -73,6 +73,12 @@ __device__ __forceinline__ bool keeps(const long long* p) { return stores(p) && 
 // the first frame a flush prunes: after the kept ones when it keeps, else the pool's first
 __device__ __forceinline__ int first_pruned(const long long* p) { return keeps(p) ? (int)p[P_KEPT] : 0; }
 
+// where the first `kept` frames of a lane's table end in its pool: its tokens (`first` WF_TOK) or links (WF_LINK)
+__device__ __forceinline__ int kept_end(const int* frames, int kept, int first) {
+    const int* last = frames + (kept - 1) * WINDOW_FRAME_INTS;
+    return kept > 0 ? last[first] + last[first + 1] : 0;  // (WF_NTOK and WF_NLINK follow their first)
+}
+
 // frames a flush sends or keeps (all from first_pruned): all but the P_LAG newest
 __device__ __forceinline__ int sent_frames(const long long* p) { return (int)(p[P_WIN_FRAME] + 1 - p[P_LAG]); }
 
@@ -308,9 +314,8 @@ window_offsets(const long long* params, int lanes, int WF, int* wframes, long lo
         int first = 0;
         if (keep) {  // into the pool, after the kept frames
             first = (int)p[P_KEPT];
-            const int* last = frames + (first - 1) * WINDOW_FRAME_INTS;
-            to = first > 0 ? last[WF_TOK] + last[WF_NTOK] : 0;
-            ko = first > 0 ? last[WF_LINK] + last[WF_NLINK] : 0;
+            to = kept_end(frames, first, WF_TOK);
+            ko = kept_end(frames, first, WF_LINK);
         }
         for (int f = first; on && f < sent_frames(p); ++f) {
             int* fr = frames + f * WINDOW_FRAME_INTS;
@@ -466,16 +471,11 @@ window_compact(const long long* params, int WT, int WX, int WF, int* wt_state, f
     // frames go
     const int last_tok = frames[(sent - 1) * WINDOW_FRAME_INTS + WF_TOK];
     const int last_ntok = frames[(sent - 1) * WINDOW_FRAME_INTS + WF_NTOK];
-    int to_tok = 0, to_link = 0;
+    const int kept = keep ? (int)p[P_KEPT] : 0;  // where the held frames go, unless pruned frames are kept first
+    int to_tok = kept_end(frames, kept, WF_TOK), to_link = kept_end(frames, kept, WF_LINK);
     if (keep) {
-        const int first = (int)p[P_KEPT];
-        if (first > 0) {  // after the kept frames
-            const int* last = frames + (first - 1) * WINDOW_FRAME_INTS;
-            to_tok = last[WF_TOK] + last[WF_NTOK];
-            to_link = last[WF_LINK] + last[WF_NLINK];
-        }
         int before = -1;  // where the previous frame's tokens were (their new numbers are in tok_new there)
-        for (int f = first; f < sent; ++f) {
+        for (int f = kept; f < sent; ++f) {
             int* fr = frames + f * WINDOW_FRAME_INTS;
             const int t0 = fr[WF_TOK], n = fr[WF_NTOK], l0 = fr[WF_LINK], nl = fr[WF_NLINK], ne = fr[WF_NEMIT];
             const int out_tok = fr[WF_OUT_TOK], out_link = fr[WF_OUT_LINK];

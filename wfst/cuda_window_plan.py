@@ -96,8 +96,6 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
     flushing lanes and the frames kept back."""
     lanes, W = window_sizes.shape[0], window_sizes.shape[1]
     capacity = pool_tokens // Q
-    sent = np.zeros(lanes, np.int64)
-    keeping = np.zeros(lanes, np.bool_)
     entries, tokens, links, flushing, held_back = 0, 0, 0, 0, 0
     for lane in range(lanes):
         frames = window_frames[lane]
@@ -135,9 +133,7 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
         flushing += 1
         held_back += lag
         if kind == FLUSH_KEEP:
-            keeping[lane] = True
             continue
-        sent[lane] = kept + frames - lag
         entries += kept + frames - lag
         tokens += kept_sizes[lane, 0]
         links += kept_sizes[lane, 1]
@@ -148,25 +144,26 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
     starts = np.zeros(entries, np.bool_)
     e = 0
     for lane in range(lanes):
-        if params[lane, P_FLUSH] == FLUSH_NONE or not good[lane]:
+        kind = params[lane, P_FLUSH]
+        if kind == FLUSH_NONE:
             continue
-        n = sent[lane]
-        if n > 0:
+        lag = params[lane, P_LAG]
+        moved = window_frames[lane] - lag
+        if kind == FLUSH_KEEP:
+            kept_frames[lane] += moved
+            kept_sizes[lane] = -1
+        else:
+            n = kept_frames[lane] + moved
             channels[e:e + n] = params[lane, P_CHANNEL]
             starts[e] = window_starts[lane]  # a pool's first frame is always sent
             e += n
             window_starts[lane] = False
             kept_frames[lane] = 0
             kept_sizes[lane] = 0
-        lag = params[lane, P_LAG]
-        moved = window_frames[lane] - lag
-        if keeping[lane]:
-            kept_frames[lane] += moved
-            kept_sizes[lane] = -1
         for k in range(W):  # the frames held back move to the front of the window
             for j in range(2):
                 window_sizes[lane, k, j] = window_sizes[lane, moved + k, j] if k < lag else 0
         window_frames[lane] = lag
-    keepers = np.flatnonzero(keeping).astype(np.int64)
+    keepers = np.flatnonzero(params[:, P_FLUSH] == FLUSH_KEEP).astype(np.int64)
     words = WINDOW_HEADER + 2 * keepers.size + 3 * entries + 3 * tokens + 5 * links if entries or keepers.size else 0
     return channels, starts, keepers, words, flushing, held_back
