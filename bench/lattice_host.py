@@ -29,8 +29,10 @@ time per frame over host time per lane-frame); and the same from CPU time (all
 threads: the cores' work, steadier than wall time on a shared machine): the
 most speedup per host core; and the calling thread's CPU time, which in the
 backend also drives the GPU, so that its share caps the speedup however many
-cores the workers have; and how the store deals a step's appends to the
-workers (``--stagger``, :func:`wfst.cuda_lattice.partition_channels`): the
+cores the workers have; and the workers' time outside their numba calls
+(which release the GIL), which with the calling thread's is the work the GIL
+serializes, so that it caps the speedup however many cores the host has; and
+how the store deals a step's appends to the workers (``--stagger``, :func:`wfst.cuda_lattice.partition_channels`): the
 workers each step wakes and the workers the queued steps keep busy. Writes
 ``bench/results/lattice_host_<graph>_<set>[_window<W>[_lag<G>][_sendall]].json``.
 """
@@ -38,16 +40,20 @@ workers each step wakes and the workers the queued steps keep busy. Writes
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 import wfst
+import wfst.cuda_lattice
 from bench.inputs import add_input_arguments, load_inputs
 from lattice.window_prune import final_extras, keep_window, prune_window
 from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, WINDOW_TABLE_FRAMES
@@ -149,6 +155,51 @@ def replayed(lane: int, round_: int, count: int) -> int:
     return int(np.random.default_rng([lane, round_]).integers(count))
 
 
+WORKER_NUMBA_CALLS = (("wfst.cuda_lattice", "append_step"), ("wfst.cuda_lattice", "finish_channel"))
+"""The numba functions (module, name) the lattice workers call, which release the GIL."""
+
+
+@contextlib.contextmanager
+def gil_held_by_workers():
+    """Within the block, the seconds the lattice workers spend outside their
+    numba calls (:data:`WORKER_NUMBA_CALLS`), that is holding the GIL or
+    waiting for it: yields a list that gets one entry per call the workers run
+    (its time, less its numba calls'; a list's append is atomic, so the
+    workers may add at once)."""
+    inside = threading.local()
+    held: list[float] = []
+
+    def numba_call(function):
+        def timed(*args):
+            start = time.perf_counter()
+            try:
+                return function(*args)
+            finally:
+                inside.seconds += time.perf_counter() - start
+        return timed
+
+    def run_call(*args):
+        inside.seconds = 0.0
+        start = time.perf_counter()
+        try:
+            return run(*args)
+        finally:
+            held.append(time.perf_counter() - start - inside.seconds)
+
+    run = wfst.cuda_lattice._run_call
+    originals = [(importlib.import_module(module), name) for module, name in WORKER_NUMBA_CALLS]
+    originals = [(module, name, getattr(module, name)) for module, name in originals]
+    wfst.cuda_lattice._run_call = run_call
+    for module, name, function in originals:
+        setattr(module, name, numba_call(function))
+    try:
+        yield held
+    finally:
+        wfst.cuda_lattice._run_call = run
+        for module, name, function in originals:
+            setattr(module, name, function)
+
+
 def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[list[tuple]], lanes: int,
             threads: int, rounds: int, prune_every: int | None = None, window: int = 0,
             lag: int = WINDOW_LAG, stagger: int | None = None,
@@ -166,7 +217,8 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     the first step until every Result is ready, in wall time and in CPU time
     (all threads: the host cores' work; and the calling thread's alone, which
     in the backend also drives the GPU), less the copies into the inbox, which
-    the device's copy engine makes in the backend. Returns the timings and
+    the device's copy engine makes in the backend; and the workers' time
+    outside their numba calls (:func:`gil_held_by_workers`). Returns the timings and
     every lane's Results (lane by lane). ``prune_every``: the host's interim
     pruning interval (:class:`LatticeStore`); ``stagger``: the store's
     (default ``window``, as the backend's; 1: channel ``c`` to worker ``c %
@@ -221,20 +273,21 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
                "workers_busy": float(queued.sum() / max(1.0, queued.max(1).sum()))}
     futures = [[] for _ in range(lanes)]
     copying = np.zeros(2)  # wall and CPU time of the calling thread's copies into the inbox
-    start, core, main = time.perf_counter(), time.process_time(), time.thread_time()
-    for channels, packed, starts, ended in steps:
-        if packed is not None:
-            words, *counts = packed
-            region = store.reserve(words.size)
-            before = np.array([time.perf_counter(), time.thread_time()])
-            region[:] = words
-            copying += np.array([time.perf_counter(), time.thread_time()]) - before
-            store.append(channels, region, *counts, starts)
-        for i in ended:
-            futures[i].append(store.finish_later(int(i)))
-    store.wait()
-    main_seconds = time.thread_time() - main - copying[1]
-    results = [[done.result() for done in lane] for lane in futures]
+    with gil_held_by_workers() as held:
+        start, core, main = time.perf_counter(), time.process_time(), time.thread_time()
+        for channels, packed, starts, ended in steps:
+            if packed is not None:
+                words, *counts = packed
+                region = store.reserve(words.size)
+                before = np.array([time.perf_counter(), time.thread_time()])
+                region[:] = words
+                copying += np.array([time.perf_counter(), time.thread_time()]) - before
+                store.append(channels, region, *counts, starts)
+            for i in ended:
+                futures[i].append(store.finish_later(int(i)))
+        store.wait()
+        main_seconds = time.thread_time() - main - copying[1]
+        results = [[done.result() for done in lane] for lane in futures]
     seconds, core_seconds = time.perf_counter() - start - copying[0], time.process_time() - core - copying[1]
     return ({"threads": threads, "lanes": lanes, "rounds": rounds, "lane_frames": lane_frames,
              "steps": len(steps), **dealing,
@@ -242,7 +295,8 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
              / max(1, sum(step[1] is not None for step in steps)),
              "host_seconds": seconds, "host_us_per_lane_frame": seconds / lane_frames * 1e6,
              "host_core_us_per_lane_frame": core_seconds / lane_frames * 1e6,
-             "main_thread_us_per_lane_frame": main_seconds / lane_frames * 1e6}, results)
+             "main_thread_us_per_lane_frame": main_seconds / lane_frames * 1e6,
+             "workers_gil_us_per_lane_frame": sum(held) / lane_frames * 1e6}, results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         run["most_speedup_over_one_core"] = cpu_us_per_frame / run["host_us_per_lane_frame"]
         run["most_speedup_per_host_core"] = cpu_core_us_per_frame / run["host_core_us_per_lane_frame"]
         run["most_speedup_main_thread"] = cpu_core_us_per_frame / run["main_thread_us_per_lane_frame"]
+        run["most_speedup_gil"] = cpu_core_us_per_frame / (run["main_thread_us_per_lane_frame"]
+                                                           + run["workers_gil_us_per_lane_frame"])
         runs.append(run)
         print(f"threads {threads:3d}, stagger {run['stagger']:2d} ({run['handoffs_per_step']:.1f} workers woken per "
               f"step, {run['workers_busy']:.1f} kept busy by the queued steps): "
@@ -322,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
               f"at most x{run['most_speedup_over_one_core']:.1f} over one core; "
               f"{run['host_core_us_per_lane_frame']:.1f} us of CPU time per lane-frame: at most "
               f"x{run['most_speedup_per_host_core']:.1f} per host core; the calling thread "
-              f"{run['main_thread_us_per_lane_frame']:.1f} us: at most x{run['most_speedup_main_thread']:.1f}",
-              flush=True)
+              f"{run['main_thread_us_per_lane_frame']:.1f} us: at most x{run['most_speedup_main_thread']:.1f}; "
+              f"the workers outside numba {run['workers_gil_us_per_lane_frame']:.2f} us: with the calling thread, "
+              f"the GIL allows at most x{run['most_speedup_gil']:.1f}", flush=True)
     record = {"command": "python -m bench.lattice_host " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0))},
               "workload": inputs.name, "utterances": len(rows),

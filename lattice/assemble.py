@@ -62,17 +62,47 @@ def assemble(segments: LatticeSegments, fst, *, lattice_beam: float, use_final_p
     lattice_beam = check_beam(lattice_beam)
     if segments.best_token < 0 or segments.num_tokens == 0:
         return Lattice.empty()
-    start = _start_token(segments)
     s = segments
-    max_nodes, max_arcs = s.num_tokens + 16, s.link_src.shape[0] + 16
-    while True:  # one state per token and one arc per link unless epsilon cycles unroll
-        arrays, short = _assembled(s.tok_start, s.tok_state, s.tok_cost, s.link_src, s.link_dst, s.link_arc, s.link_ac,
-                                   s.link_start, s.link_eps_start, fst.ilabel, fst.olabel, fst.weight, fst.final,
-                                   use_final_probs and s.reached_final, start, lattice_beam, max_nodes, max_arcs)
-        if short == 0:
-            break
-        max_nodes, max_arcs = 2 * max_nodes, 2 * max_arcs
+    arrays, roots = lattice_arrays(s.tok_start, s.tok_state, s.tok_cost, s.tok_best, s.link_src, s.link_dst,
+                                   s.link_arc, s.link_ac, s.link_start, s.link_eps_start, fst.ilabel, fst.olabel,
+                                   fst.weight, fst.final, use_final_probs and s.reached_final, lattice_beam)
+    return lattice_of(arrays, roots)
+
+
+def lattice_of(arrays: tuple, roots: int) -> Lattice:
+    """The :class:`Lattice` of :func:`lattice_arrays`' outcome; LatticeError
+    when frame 0 did not have exactly one start token."""
+    if roots != 1:
+        raise LatticeError(f"lattice segments: frame 0 has {roots} tokens without a best link, not one start token")
     return Lattice(*arrays) if arrays[0].shape[0] else Lattice.empty()
+
+
+@numba.njit(cache=True, nogil=True)
+def lattice_arrays(tok_start, tok_state, tok_cost, tok_best, link_src, link_dst, link_arc, link_ac, link_start,
+                   link_eps_start, graph_ilabel, graph_olabel, graph_weight, graph_final, with_final, lattice_beam):
+    """The nine arrays of the pruned lattice of a search's segments (their
+    arrays as :class:`LatticeSegments` names them, at least one token; final
+    costs count when ``with_final``) and the number of start tokens, frame
+    0's tokens without a best incoming link (first in the CPU's frame 0,
+    anywhere in the GPU's): the arrays are empty unless it is 1. One call
+    (nothing between its parts holds the GIL)."""
+    i32, f32 = np.zeros(0, np.int32), np.zeros(0, np.float32)
+    empty = (i32, i32, i32, i32, i32, f32, f32, f32, f32)
+    start, roots = -1, 0
+    for k in range(tok_start[0], tok_start[1]):
+        if tok_best[k] < 0:
+            start = k if roots == 0 else start
+            roots += 1
+    if roots != 1:
+        return empty, roots
+    max_nodes, max_arcs = tok_state.shape[0] + 16, link_src.shape[0] + 16
+    while True:  # one state per token and one arc per link unless epsilon cycles unroll
+        arrays, short = _assembled(tok_start, tok_state, tok_cost, link_src, link_dst, link_arc, link_ac,
+                                   link_start, link_eps_start, graph_ilabel, graph_olabel, graph_weight, graph_final,
+                                   with_final, start, lattice_beam, max_nodes, max_arcs)
+        if short == 0:
+            return arrays, 1
+        max_nodes, max_arcs = 2 * max_nodes, 2 * max_arcs
 
 
 @numba.njit(cache=True, nogil=True)
@@ -155,17 +185,6 @@ def _by_source(arc_src, num_states):
         order[start[arc_src[a]]] = a
         start[arc_src[a]] += 1
     return order
-
-
-def _start_token(segments: LatticeSegments) -> int:
-    """The start token: frame 0's token without a best incoming link (first in
-    the CPU's frame 0, anywhere in the GPU's)."""
-    first, end = segments.tok_start[0], segments.tok_start[1]
-    roots = np.flatnonzero(segments.tok_best[first:end] < 0)
-    if roots.size != 1:
-        raise LatticeError(f"lattice segments: frame 0 has {roots.size} tokens without a best link, "
-                           "not one start token")
-    return int(first + roots[0])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -518,6 +518,22 @@ def test_a_cleared_channel_s_arrays_serve_a_later_utterance():
     assert np.shares_memory(store.arrays(3).link_src, grown[0])
 
 
+def test_spare_arrays_stay_as_few_as_their_partition_s_channels():
+    """A stream finished and released over and over (each release gives its
+    grown arrays to the spares) leaves at most one spare set per channel of
+    its partition."""
+    fst = random_graph(4, max_states=12)
+    graph = DecodingGraph(fst)
+    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0, prune_interval=2)
+    store = LatticeStore(graph, config, channels=4, threads=2, prune_every=1000)
+    for k in range(6):
+        _feed(store, 1, raw_frames(graph, config, random_scores(k, 40)))
+        store.finish(1)
+        store.clear(1)
+    part = store.part_of[1]
+    assert len(store._spares[part]) == int(np.sum(store.part_of == part))
+
+
 @pytest.mark.parametrize("threads,window", [(1, 0), (3, 0), (3, 2)])
 def test_host_lattices_of_busy_channels_appended_in_parallel_match_the_cpu(threads, window):
     """Lanes in lockstep on several channels (every partition busy at once),

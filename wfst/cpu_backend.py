@@ -6,7 +6,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from lattice.lattice import Lattice
+from lattice.assemble import lattice_arrays, lattice_of
 from lattice.segments import LatticeSegments
 from lattice.word_alignment import word_spans
 
@@ -73,58 +73,76 @@ class CpuSearch:
         return a, int(a.tok_start[frames]), int(a.tok_start[frames + 1])
 
 
-def finished_result(arrays: cpu_search.SearchArrays, graph: DecodingGraph, config: DecoderConfig,
-                    keep_segments: bool = True) -> tuple[Result, LatticeSegments]:
+def finished_result(arrays: cpu_search.SearchArrays, graph: DecodingGraph,
+                    config: DecoderConfig) -> tuple[Result, LatticeSegments]:
     """Final lattice pruning (with final costs) and the best token of a search's
-    arrays, then its Result (shared by both backends; thread-safe once
-    ``graph.host_layout()`` exists: mostly numba code that releases the GIL).
-    ``keep_segments`` False: the segments returned are views of ``arrays``,
-    valid only until they change (the Result shares no memory with them)."""
-    best, reached_final = cpu_search.finish_search(graph.fst.final, config.use_final_probs,
-                                                   np.float32(config.lattice_beam), arrays)
-    segments = search_segments(arrays, int(best), bool(reached_final), copy=keep_segments)
-    return result_from_segments(segments, graph, config), segments
+    arrays, then its Result, and the pruned segments (copies)."""
+    fst = graph.fst
+    outcome = finish_arrays(arrays, fst.final, fst.ilabel, fst.olabel, fst.weight, config.use_final_probs,
+                            float(config.lattice_beam))
+    return result_of(outcome, graph, config), search_segments(arrays, outcome[0], outcome[1])
 
 
-def search_segments(a: cpu_search.SearchArrays, best: int, reached_final: bool, copy: bool = True) -> LatticeSegments:
+@numba.njit(cache=True, nogil=True)
+def finish_arrays(sa, final, ilabel, olabel, weight, use_final_probs, lattice_beam):
+    """A finished search's Result as arrays, in one call (the lattice workers
+    finish utterances on many threads at once: nothing here holds the GIL):
+    the final lattice pruning (with final costs) of the search arrays ``sa``,
+    its best token, the lattice's arrays (:func:`lattice.assemble.lattice_arrays`)
+    and the best path's (:func:`_best_path`); ``lattice_beam`` a float (the
+    search prunes with it in float32, the lattice in float64). Returns (best token or -1,
+    reached_final, start tokens, lattice arrays, alignment, words, first and
+    last frames, weights, acoustic costs, the best token's state and cost),
+    read by :func:`result_of`."""
+    best, reached_final = cpu_search.finish_search(final, use_final_probs, np.float32(lattice_beam), sa)
+    counters = sa[14]
+    frames, nt, nl = counters[cpu_search.FRAME], counters[cpu_search.NUM_TOKENS], counters[cpu_search.NUM_LINKS]
+    tok_state, tok_cost, tok_best, tok_start = sa[0][:nt], sa[1][:nt], sa[3][:nt], sa[9][:frames + 2]
+    link_src, link_arc, link_ac, link_start = sa[4][:nl], sa[6][:nl], sa[7][:nl], sa[10][:frames + 2]
+    i32, f32 = np.zeros(0, np.int32), np.zeros(0, np.float32)
+    lattice, roots = (i32, i32, i32, i32, i32, f32, f32, f32, f32), 1
+    if best < 0:
+        i64, f64 = np.zeros(0, np.int64), np.zeros(0)
+        return (best, reached_final, roots, lattice, np.zeros(frames, np.int32), i64, i64, i64, f64, f64, -1,
+                np.float32(np.inf))
+    lattice, roots = lattice_arrays(tok_start, tok_state, tok_cost, tok_best, link_src, sa[5][:nl], link_arc, link_ac,
+                                    link_start, sa[11][:frames + 1], ilabel, olabel, weight, final,
+                                    use_final_probs and reached_final, lattice_beam)
+    alignment, words, first, last, weights, acoustic = _best_path(best, tok_best, link_src, link_arc, link_ac,
+                                                                  link_start, ilabel, olabel, weight, frames)
+    return (best, reached_final, roots, lattice, alignment, words, first, last, weights, acoustic, tok_state[best],
+            tok_cost[best])
+
+
+def search_segments(a: cpu_search.SearchArrays, best: int, reached_final: bool) -> LatticeSegments:
     """The lattice segments of a finished search's arrays (copies of their used
-    parts, or views when not ``copy``), with its best token (shared by both backends)."""
+    parts), with its best token (shared by both backends)."""
     frames = int(a.counters[cpu_search.FRAME])
     nt = int(a.counters[cpu_search.NUM_TOKENS])
     nl = int(a.counters[cpu_search.NUM_LINKS])
-    used = (lambda x: x.copy()) if copy else (lambda x: x)
     return LatticeSegments(
-        tok_state=used(a.tok_state[:nt]), tok_cost=used(a.tok_cost[:nt]), tok_best=used(a.tok_best[:nt]),
-        tok_start=used(a.tok_start[: frames + 2]), link_src=used(a.link_src[:nl]), link_dst=used(a.link_dst[:nl]),
-        link_arc=used(a.link_arc[:nl]), link_ac=used(a.link_ac[:nl]), link_start=used(a.link_start[: frames + 2]),
-        link_eps_start=used(a.link_eps_start[: frames + 1]), best_token=int(best), reached_final=bool(reached_final))
+        tok_state=a.tok_state[:nt].copy(), tok_cost=a.tok_cost[:nt].copy(), tok_best=a.tok_best[:nt].copy(),
+        tok_start=a.tok_start[: frames + 2].copy(), link_src=a.link_src[:nl].copy(),
+        link_dst=a.link_dst[:nl].copy(), link_arc=a.link_arc[:nl].copy(), link_ac=a.link_ac[:nl].copy(),
+        link_start=a.link_start[: frames + 2].copy(), link_eps_start=a.link_eps_start[: frames + 1].copy(),
+        best_token=int(best), reached_final=bool(reached_final))
 
 
-def result_from_segments(segments: LatticeSegments, graph: DecodingGraph, config: DecoderConfig) -> Result:
-    """The best path of ``segments`` (the tie rule's, from ``tok_best``) and the
-    assembled, pruned :class:`lattice.Lattice`, as a :class:`Result` (shared by
-    both backends)."""
-    fst = graph.fst
-    frames = segments.num_frames
-    lattice = Lattice.from_segments(segments, fst, lattice_beam=config.lattice_beam,
-                                    use_final_probs=config.use_final_probs)
-    if segments.best_token < 0:
+def result_of(outcome: tuple, graph: DecodingGraph, config: DecoderConfig) -> Result:
+    """The :class:`Result` of :func:`finish_arrays`' ``outcome`` (the best path
+    by the tie rule's ``tok_best``, the assembled and pruned lattice)."""
+    best, reached_final, roots, lattice, alignment, words, firsts, lasts, weights, acoustic, state, cost = outcome
+    lattice = lattice_of(lattice, roots)
+    if best < 0:
         return Result(words=(), cost=float("inf"), graph_cost=float("inf"), acoustic_cost=float("inf"),
-                      reached_final=False, alignment=np.zeros(frames, np.int32), word_frames=(), lattice=lattice)
-    alignment, words, firsts, lasts, weights, acoustic = _best_path(
-        segments.best_token, segments.tok_best, segments.link_src, segments.link_arc, segments.link_ac,
-        segments.link_start, fst.ilabel, fst.olabel, fst.weight, frames)
-    best_state = int(segments.tok_state[segments.best_token])
-    with_final = config.use_final_probs and segments.reached_final
-    final_cost = float(fst.final[best_state]) if with_final else 0.0
-    token_cost = segments.tok_cost[segments.best_token]
-    cost = float(token_cost + np.float32(final_cost))
+                      reached_final=False, alignment=alignment, word_frames=(), lattice=lattice)
+    final_cost = float(graph.fst.final[state]) if config.use_final_probs and reached_final else 0.0
     return Result(
         words=tuple(words.tolist()),
-        cost=cost,
+        cost=float(np.float32(cost) + np.float32(final_cost)),
         graph_cost=float(weights.sum() + final_cost),  # (numpy's pairwise sums)
         acoustic_cost=float(acoustic.sum()),
-        reached_final=segments.reached_final,
+        reached_final=bool(reached_final),
         alignment=alignment,
         word_frames=tuple(zip(firsts.tolist(), lasts.tolist())),
         lattice=lattice,
@@ -136,9 +154,7 @@ def _best_path(token, tok_best, link_src, link_arc, link_ac, link_start, ilabel,
     """The best path into ``token`` (:func:`wfst.cpu_search.best_path_links`):
     the input label read at each of the ``frames`` frames (int32, 0: none), its
     words with their first and last frames (:func:`lattice.word_alignment.word_spans`),
-    and each link's graph weight and acoustic cost (float64, first to last). One
-    call, so the GIL is held only around it (the lattice workers finish
-    utterances on many threads at once)."""
+    and each link's graph weight and acoustic cost (float64, first to last)."""
     path = cpu_search.best_path_links(token, tok_best, link_src)
     n = path.shape[0]
     alignment = np.zeros(frames, np.int32)

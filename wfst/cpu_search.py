@@ -109,23 +109,18 @@ ARCS_E0, ARCS_E1, ARCS_N0, ARCS_N1, FRONT_E0, FRONT_E1 = range(7, 13)
 SCRATCH_I32_ROWS = 13
 
 
-def new_search_arrays(frames: int = 256, tokens: int = 4096, links: int = 16384, hash_slots: int = 8192,
-                      frame_tokens: int = 1024) -> SearchArrays:
-    """Empty search state with room for ``frames`` frames, ``tokens`` tokens,
-    ``links`` links, ``hash_slots`` hash slots (a power of two) and
-    ``frame_tokens`` tokens in one frame (all grown as needed)."""
-    return SearchArrays(
-        tok_state=np.empty(tokens, np.int32), tok_cost=np.empty(tokens, np.float32),
-        tok_extra=np.empty(tokens, np.float32), tok_best=np.empty(tokens, np.int32),
-        link_src=np.empty(links, np.int32), link_dst=np.empty(links, np.int32),
-        link_arc=np.empty(links, np.int32), link_ac=np.empty(links, np.float32),
-        link_excess=np.empty(links, np.float32),
-        tok_start=np.zeros(frames + 2, np.int64), link_start=np.zeros(frames + 2, np.int64),
-        link_eps_start=np.zeros(frames + 2, np.int64),
-        state_hash=np.full((2, hash_slots), -1, np.int32),
-        scratch_i32=np.empty((SCRATCH_I32_ROWS, frame_tokens), np.int32),
-        counters=np.zeros(6, np.int64),
-    )
+@numba.njit(cache=True, nogil=True)
+def new_search_arrays(frames=256, tokens=4096, links=16384, hash_slots=8192, frame_tokens=1024):
+    """Empty search state (the arrays of a :class:`SearchArrays`, as a tuple)
+    with room for ``frames`` frames, ``tokens`` tokens, ``links`` links,
+    ``hash_slots`` hash slots (a power of two) and ``frame_tokens`` tokens in
+    one frame (all grown as needed)."""
+    return (np.empty(tokens, np.int32), np.empty(tokens, np.float32), np.empty(tokens, np.float32),
+            np.empty(tokens, np.int32), np.empty(links, np.int32), np.empty(links, np.int32),
+            np.empty(links, np.int32), np.empty(links, np.float32), np.empty(links, np.float32),
+            np.zeros(frames + 2, np.int64), np.zeros(frames + 2, np.int64), np.zeros(frames + 2, np.int64),
+            np.full((2, hash_slots), -1, np.int32), np.empty((SCRATCH_I32_ROWS, frame_tokens), np.int32),
+            np.zeros(6, np.int64))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -42,7 +42,7 @@ from lattice.errors import LatticeError
 
 from . import cpu_search
 from .config import DecoderConfig
-from .cpu_backend import finished_result
+from .cpu_backend import finish_arrays, result_of
 from .cpu_lattice_prune import FRAME, NUM_LINKS, NUM_TOKENS, prune_lattice
 from .decoding_graph import DecodingGraph
 from .errors import GraphError
@@ -213,11 +213,27 @@ def ring_offset(in_use: tuple[int, int] | None, words: int, capacity: int) -> in
     return head if head + words <= oldest else None  # in use: [oldest, capacity) and [0, head)
 
 
+@numba.njit(cache=True, nogil=True)
 def _empty_arrays() -> tuple:
     """A channel's arrays before its utterance: small, grown as frames arrive
     (the hash table and scratch rows are not used here)."""
-    return tuple(cpu_search.new_search_arrays(frames=8, tokens=EMPTY_TOKENS, links=256, hash_slots=2,
-                                              frame_tokens=2))
+    return cpu_search.new_search_arrays(8, EMPTY_TOKENS, 256, 2, 2)
+
+
+@numba.njit(cache=True, nogil=True)
+def finish_channel(store, i, spares, most_spares, final, ilabel, olabel, weight, use_final_probs, lattice_beam):
+    """:func:`wfst.cpu_backend.finish_arrays` of the arrays of entry ``i`` of
+    a partition's ``store``, which takes the oldest of the partition's
+    ``spares`` (or small empty arrays) for its next utterance; the finished
+    arrays become a spare while there are fewer than ``most_spares``. One
+    call: its lattice worker holds the GIL only to pass the arguments and the
+    outcome."""
+    arrays = store[i]
+    store[i] = spares.pop(0) if len(spares) > 0 else _empty_arrays()  # the oldest
+    outcome = finish_arrays(arrays, final, ilabel, olabel, weight, use_final_probs, lattice_beam)
+    if len(spares) < most_spares:
+        spares.append(arrays)
+    return outcome
 
 
 class LatticeWorker:
@@ -283,8 +299,8 @@ class LatticeStore:
     frame like the search, so it needs several cores to keep up with a GPU.
     :meth:`append` and :meth:`finish_later` queue work; the other methods first
     wait for everything queued. Arrays of finished utterances are reused by the
-    next ones (regrowing them from small costs page faults and copies every
-    utterance). ``prune_every``: frames between interim prunings (default the
+    next ones of their partition (regrowing them from small costs page faults
+    and copies every utterance). ``prune_every``: frames between interim prunings (default the
     config's ``prune_interval``); the final lattices do not depend on it, only
     the memory held until the end. ``inbox``: the int32 buffer the steps
     arrive in (the backend's pinned one; default :data:`DEFAULT_INBOX_WORDS`
@@ -301,7 +317,10 @@ class LatticeStore:
         graph.host_layout()  # built here, before any worker needs it
         parts = max(1, min(threads, channels))
         self.part_of, self._index_of = partition_channels(channels, parts, stagger)  # each channel's worker, read-only
-        self._parts = [List([_empty_arrays() for _ in range(int(np.sum(self.part_of == k)))]) for k in range(parts)]
+        self._sizes = [int(np.sum(self.part_of == k)) for k in range(parts)]  # channels per partition
+        self._parts = [List([_empty_arrays() for _ in range(n)]) for n in self._sizes]
+        # arrays of finished utterances, for reuse, per partition (its worker's alone while it runs)
+        self._spares = [List.empty_list(numba.typeof(self._parts[0][0])) for _ in self._sizes]
         self._workers = [LatticeWorker(f"wfst-lattice-{k}") for k in range(parts)]
         weakref.finalize(self, LatticeWorker.stop_all, self._workers)
         self.inbox = np.empty(DEFAULT_INBOX_WORDS, np.int32) if inbox is None else inbox
@@ -309,7 +328,6 @@ class LatticeStore:
         self._rings = [(0, self.inbox.size)]  # see use_rings
         self._reserved: dict[int, tuple[int, int]] = {}  # ring: the region reserved for its next append
         self._finishing: deque[Future] = deque()  # finish_later's, oldest first, from the first not known done
-        self._spare: deque = deque(maxlen=channels)  # arrays of finished utterances, for reuse
         self.wait_seconds = 0.0  # the caller's time blocked on the workers, in all
 
     def use_rings(self, bounds: list[tuple[int, int]]) -> None:
@@ -447,11 +465,12 @@ class LatticeStore:
 
     def clear(self, channel: int) -> None:
         """The channel gives up its arrays (a small empty set replaces them):
-        grown ones go to the spares, for a later utterance."""
+        grown ones go to its partition's spares, for a later utterance."""
         self.wait()
         part, i = self._slot(channel)
-        if part[i][0].size > EMPTY_TOKENS:
-            self._spare.append(part[i])
+        spares = self._spares[self.part_of[channel]]
+        if part[i][0].size > EMPTY_TOKENS and len(spares) < self._sizes[self.part_of[channel]]:
+            spares.append(part[i])
         part[i] = _empty_arrays()
 
     def finish(self, channel: int) -> Result:
@@ -459,23 +478,16 @@ class LatticeStore:
         self.wait()
         return self._finish_taken(channel)
 
-    def _taken(self, channel: int) -> cpu_search.SearchArrays:
-        part, i = self._slot(channel)
-        arrays = cpu_search.SearchArrays(*part[i])
-        try:
-            part[i] = self._spare.popleft()
-        except IndexError:
-            part[i] = _empty_arrays()
-        return arrays
-
     def _finish_taken(self, channel: int) -> Result:
         """The CPU's final pruning and best token, then the shared Result
-        (thread-safe: see :func:`wfst.cpu_backend.finished_result`); the arrays
-        are kept for reuse."""
-        arrays = self._taken(channel)
-        result = finished_result(arrays, self.graph, self.config, keep_segments=False)[0]
-        self._spare.append(tuple(arrays))
-        return result
+        (:func:`finish_channel`, run by the channel's worker or after
+        :meth:`wait`); the channel takes spare arrays for its next utterance."""
+        k = self.part_of[channel]
+        fst = self.graph.fst
+        outcome = finish_channel(self._parts[k], self._index_of[channel], self._spares[k], self._sizes[k],
+                                 fst.final, fst.ilabel, fst.olabel, fst.weight, self.config.use_final_probs,
+                                 float(self.config.lattice_beam))
+        return result_of(outcome, self.graph, self.config)
 
 
 def negative_cycle_error(frame: int) -> GraphError:
