@@ -10,7 +10,11 @@ subtracted, so only the host side is measured.
 The embedded example at ``--beam`` (default 1: few tokens, so the emulated
 kernels are quick, but tiny lattices: per-utterance work is then mostly
 Python), ``--frames`` rows of each utterance, enough copies of the set to keep
-every lane busy for ``--rounds`` utterances each. Prints and writes
+every lane busy for ``--rounds`` utterances each. Reports the host's wall time
+per lane-frame and per step, and the calling thread's CPU time per step (the
+step loop's own work, steadier than wall time on a shared machine, where the
+lattice workers take cores; it includes the emulator's stand-ins for CuPy's
+calls and copies, which cost differently from CuPy's). Prints and writes
 ``bench/results/cuda_host_overhead.json``.
 """
 
@@ -41,15 +45,16 @@ def measure(lanes: int, frames: int, rounds: int, beam: float = 1.0, lattice_bea
     from tests.cuda_emulator import build
     from wfst.example import load_example
 
-    kernel_seconds = [0.0]
+    kernel_seconds = [0.0, 0.0]  # wall, and CPU time of the calling thread (which runs the emulated kernels)
     launch = build.EmulatedKernel.__call__
 
     def timed(self, *args, **kwargs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return launch(self, *args, **kwargs)
         finally:
             kernel_seconds[0] += time.perf_counter() - start
+            kernel_seconds[1] += time.thread_time() - cpu
 
     build.EmulatedKernel.__call__ = timed
     try:
@@ -60,19 +65,21 @@ def measure(lanes: int, frames: int, rounds: int, beam: float = 1.0, lattice_bea
         decoder._cuda.lane_groups = lane_groups
         batch = [ex.scores[i % len(ex.scores)][:frames] for i in range(lanes * rounds)]
         decoder.decode(batch[:2])  # compiles
-        kernel_seconds[0] = 0.0
+        kernel_seconds[:] = [0.0, 0.0]
         before = dict(decoder._cuda.stats)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         decoder.decode(batch)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
     finally:
         build.EmulatedKernel.__call__ = launch
     stats = {k: v - before[k] for k, v in decoder._cuda.stats.items()}  # the timed decode's alone
     host = wall - kernel_seconds[0]
+    calling = cpu - kernel_seconds[1]
     return {"lanes": lanes, "lane_groups": lane_groups, "threads": decoder.threads, "utterances": len(batch),
             "lane_frames": stats["frames"], "steps": stats["steps"],
             "wall_seconds": wall, "emulated_kernel_seconds": kernel_seconds[0], "host_seconds": host,
-            "host_us_per_lane_frame": host / stats["frames"] * 1e6, "host_ms_per_step": host / stats["steps"] * 1e3}
+            "host_us_per_lane_frame": host / stats["frames"] * 1e6, "host_ms_per_step": host / stats["steps"] * 1e3,
+            "calling_thread_cpu_us_per_step": calling / stats["steps"] * 1e6}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in runs:
         print(f"lanes {r['lanes']:4d} in {r['lane_groups']} group(s), {r['threads']} lattice worker(s): host "
               f"{r['host_us_per_lane_frame']:6.1f} us per lane-frame, "
-              f"{r['host_ms_per_step']:6.2f} ms per step ({r['steps']} steps, {r['lane_frames']} lane-frames)")
+              f"{r['host_ms_per_step']:6.2f} ms per step ({r['steps']} steps, {r['lane_frames']} lane-frames); "
+              f"the calling thread's CPU time {r['calling_thread_cpu_us_per_step']:6.0f} us per step")
     record = {"command": "python -m bench.cuda_host_overhead " + " ".join(sys.argv[1:] if argv is None else argv),
               "note": "host side only: the kernels ran on the CPU emulator and their time is subtracted",
               "frames": args.frames, "rounds": args.rounds, "beam": args.beam, "lattice_beam": args.lattice_beam,

@@ -50,7 +50,7 @@ times including what it shares of the GPU with the search beside it)."""
 
 def _instrument(cuda_lane_group, host: dict, cupy, device: dict | None = None, kernels: dict | None = None,
                 cpu: dict | None = None):
-    """Wrap the timed methods (and plan_windows): their wall time into
+    """Wrap the timed methods (and close_step): their wall time into
     ``host``, their thread's CPU time into ``cpu``, events on the compute
     stream around the device parts into ``device``, and events around every
     kernel launch (on the current stream, by kernel name) into ``kernels`` (each
@@ -94,23 +94,23 @@ def _instrument(cuda_lane_group, host: dict, cupy, device: dict | None = None, k
     for name in TIMED_METHODS:
         saved[name] = getattr(cls, name)
         setattr(cls, name, timed(name, saved[name]))
-    plan = cuda_lane_group.plan_windows
+    close = cuda_lane_group.close_step
 
-    def plan_timed(*args):
+    def close_timed(*args):
         start, start_cpu = time.perf_counter(), time.thread_time()
         try:
-            return plan(*args)
+            return close(*args)
         finally:
-            host["plan_windows"] = host.get("plan_windows", 0.0) + time.perf_counter() - start
+            host["close_step"] = host.get("close_step", 0.0) + time.perf_counter() - start
             if cpu is not None:
-                cpu["plan_windows"] = cpu.get("plan_windows", 0.0) + time.thread_time() - start_cpu
+                cpu["close_step"] = cpu.get("close_step", 0.0) + time.thread_time() - start_cpu
 
-    cuda_lane_group.plan_windows = plan_timed
+    cuda_lane_group.close_step = close_timed
 
     def undo():
         for name, method in saved.items():
             setattr(cls, name, method)
-        cuda_lane_group.plan_windows = plan
+        cuda_lane_group.close_step = close
         cuda_kernels_launch._k = kernel
     return undo
 

@@ -273,7 +273,7 @@ def test_the_step_profile_splits_a_step_into_host_and_device_parts(cupy_module, 
     assert run["blocks_per_sm"] == 5 and run["blocks_per_lane"] == -(-5 * sms // 2)
     assert run["lanes"] == 2 and run["utterances"] == 6 and run["steps"] > 0
     host, device = run["host_ms_per_step"], run["device_ms_per_step"]
-    assert set(host) == set(gpu_step_profile.TIMED_METHODS) | {"plan_windows"}
+    assert set(host) == set(gpu_step_profile.TIMED_METHODS) | {"close_step"}
     assert set(device) == set(gpu_step_profile.DEVICE_PARTS) and all(v > 0 for v in device.values())
     kernels = run["kernel_ms_per_step"]
     assert {"emit_expand", "eps_persistent", "window_store", "reset_lanes"} <= set(kernels)

@@ -69,7 +69,7 @@ from lattice.errors import LatticeError
 from . import cuda_kernels_launch as K
 from . import cuda_layout as layout
 from .cuda_lattice import negative_cycle_error
-from .cuda_window_plan import plan_windows
+from .cuda_lane_steps import LOST, NEGATIVE_CYCLE, SEARCHED, close_step, overflowing, set_lane_params
 from .result import Result
 
 if TYPE_CHECKING:
@@ -168,47 +168,32 @@ class LaneGroup:
         overflowed lanes again, plan the windows, launch the step's end and the
         flushes, and note the jobs that ended."""
         g = self.geometry
-        busy, row = self.busy, self.row
         if self.pending is not None:
             self._append(self.pending)
             self.pending = None
-        counters = self._counters()
-        counters = self._retry_overflows(counters)
-        ran = busy.copy()
-        cycle = ran & (counters[:, layout.C_STATUS] == layout.STATUS_NEGATIVE_CYCLE)
-        dropped = ran & ~cycle & ((counters[:, layout.C_OVERFLOW] != 0) | (counters[:, layout.C_NTOK] > g.Q)
-                                  | (counters[:, layout.C_NLINK] > g.X))
-        ended = ran & ((row + 1 >= self.rows) | cycle | dropped)
-        good = ran & ~cycle & ~dropped
-        sizes = np.minimum(counters[:, [layout.C_NTOK, layout.C_NLINK]], [g.Q, g.X]).astype(np.int64)
-        *entries, words, flushing, held_back = plan_windows(
-            self.params, good, ended, self.finishing, row, sizes, self.window_frames, self.window_sizes,
-            self.window_starts, self.kept_frames, self.kept_sizes, g.window_period, g.window_lag, g.Q, g.X, g.WT,
-            g.WX, g.TF)
+        counters = self._retry_overflows(self._counters())
+        *entries, words, flushing, held_back, ended, how, expanded, frames = close_step(
+            counters, self.busy, self.row, self.rows, self.finishing, self.params, self.window_frames,
+            self.window_sizes, self.window_starts, self.kept_frames, self.kept_sizes, g.window_period, g.window_lag,
+            g.Q, g.X, g.WT, g.WX, g.TF)
         stats = self.decoder.stats
         stats["windows"] += flushing
         stats["windows_kept"] += entries[2].size
         stats["held_back"] += held_back
         arrived = self._finish_step_on_device(words)
         done = []  # (job, how it ended) for the jobs whose last frame this was
-        for lane in np.flatnonzero(ended):
+        for lane, outcome in zip(ended.tolist(), how.tolist()):
             job = self.lane_job[lane]
-            if cycle[lane]:
-                job.error = negative_cycle_error(job.first_frame + int(row[lane]) + 1)
-            done.append((job, "lost" if dropped[lane] else "error" if cycle[lane] else "searched"))
+            if outcome == NEGATIVE_CYCLE:
+                job.error = negative_cycle_error(job.first_frame + int(self.row[lane]))  # (row, advanced: the frame)
+            self.lost += outcome == LOST
+            done.append((job, outcome))
             self.lane_job[lane] = None
             if job.borrowed:
                 self.spares.append(job.channel)
-        self.lost += int(dropped.sum())
-        stats["expanded"] += int(counters[ran, layout.C_EXPANDED].sum())
-        stats["frames"] += int((ran & (row >= 0)).sum())
+        stats["expanded"] += expanded
+        stats["frames"] += frames
         stats["steps"] += 1
-        row[ran] += 1
-        busy &= ~ended
-        self.window_frames[ended] = 0
-        self.window_sizes[ended] = 0
-        self.kept_frames[ended] = 0
-        self.kept_sizes[ended] = 0
         self.pending = (arrived, entries, done)
         self.searching = False
 
@@ -256,14 +241,9 @@ class LaneGroup:
     def _set_lane_params(self):
         """Modes and score rows of this step; host scores staged every F rows."""
         d, g = self.arrays, self.geometry
-        busy, row, on_host, params = self.busy, self.row, self.on_host, self.params
-        params[:, layout.P_MODE] = np.where(~busy, layout.MODE_IDLE,
-                                            np.where(row < 0, layout.MODE_START, layout.MODE_EMIT))
-        params[:, layout.P_TIGHTEN] = 0
-        params[:, layout.P_ROW] = np.where(on_host, row % g.F, row)
         runtime = self.cupy.cuda.runtime
-        for lane in np.flatnonzero(busy & on_host & (row >= 0) & (row % g.F == 0)):
-            r = int(row[lane])
+        for lane in set_lane_params(self.params, self.busy, self.row, self.on_host, g.F).tolist():
+            r = int(self.row[lane])
             scores = self.lane_job[lane].source.array[r:r + g.F, :g.P]
             host = d.host_staging[lane]  # pinned; its last upload was done by the time of the step's counters
             host[:scores.shape[0], :scores.shape[1]] = scores
@@ -311,20 +291,21 @@ class LaneGroup:
         return self.arrays.host_counters.copy()
 
     def _retry_overflows(self, counters):
+        """Search the lanes whose queues overflowed again, with a tighter beam,
+        until none overflows or they reach the tightest; the counters then."""
         g, params = self.geometry, self.params
-        ran = (params[:, layout.P_MODE] == layout.MODE_START) | (params[:, layout.P_MODE] == layout.MODE_EMIT)
         tighten = np.zeros(g.lanes, np.int64)
         while True:
-            flags = counters[:, layout.C_OVERFLOW]
-            bad = ran & ((flags != 0) | (counters[:, layout.C_NTOK] > g.Q) | (counters[:, layout.C_NLINK] > g.X))
-            bad &= tighten <= layout.TIGHTEN_LAST
-            if not bad.any():
+            count, bad = overflowing(counters, params, tighten, g.Q, g.X)
+            if not count:
                 return counters
+            flags = counters[bad, layout.C_OVERFLOW]
             for bit, field in _FIELD_OF_OVERFLOW.items():
-                if np.any(flags[bad] & bit):
+                if np.any(flags & bit):
                     self.overflowed.add(field)
-            self.decoder.stats["retries"] += int(bad.sum())
+            self.decoder.stats["retries"] += count
             tighten[bad] += 1
+            ran = (params[:, layout.P_MODE] == layout.MODE_START) | (params[:, layout.P_MODE] == layout.MODE_EMIT)
             retry = params.copy()
             retry[ran & ~bad, layout.P_MODE] = layout.MODE_RETRY_SKIP
             retry[:, layout.P_TIGHTEN] = tighten
@@ -413,9 +394,9 @@ class LaneGroup:
                 decoder.lattices.append(channels, packed[at + 3 * E:], T, Kn, np.cumsum(n) - n, n,
                                         np.cumsum(nl) - nl, nl, ne, starts, ring=self.index)
         for job, how in done:
-            if how == "lost":
+            if how == LOST:
                 job.lost = True
                 if job.finish:
                     job.result = abandoned_result(decoder.graph, job.first_frame + job.source.frames)
-            elif how == "searched" and job.finish:
+            elif how == SEARCHED and job.finish:
                 job.result = decoder.lattices.finish_later(job.channel)
