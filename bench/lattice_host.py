@@ -174,8 +174,8 @@ def gil_held_by_workers():
             start = time.perf_counter()
             try:
                 return function(*args)
-            finally:
-                inside.seconds += time.perf_counter() - start
+            finally:  # (a numba call on a thread that runs no worker call counts nowhere)
+                inside.seconds = getattr(inside, "seconds", 0.0) + time.perf_counter() - start
         return timed
 
     def run_call(*args):

@@ -1,6 +1,33 @@
+import hashlib
 import os
+import shutil
+from pathlib import Path
 
 import pytest
+
+
+def _numba_cache_for_these_sources() -> None:
+    """Keep the tests' numba compilations in a folder named by a digest of the
+    package's sources (unless ``NUMBA_CACHE_DIR`` is set): numba's
+    ``cache=True`` compiles again when a function's own file changes, not when
+    a numba function it calls from another file does (that one is compiled
+    into it), so an edit to, say, the window plan would leave the cached step
+    bookkeeping running the old plan. Older folders are removed."""
+    if "NUMBA_CACHE_DIR" in os.environ:
+        return
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("wfst/*.py"), *root.glob("lattice/*.py")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    caches = root / ".pytest_cache" / "numba"
+    mine = caches / digest.hexdigest()[:16]
+    for older in caches.glob("*"):
+        if older != mine:
+            shutil.rmtree(older, ignore_errors=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(mine)
+
+
+_numba_cache_for_these_sources()
 
 try:
     import cupy  # noqa: F401

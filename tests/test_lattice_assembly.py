@@ -102,3 +102,17 @@ def test_arcs_ordered_by_source_keep_their_order_within_a_source():
     for states, arcs in ((1, 0), (1, 5), (7, 40), (300, 2000)):
         src = rng.integers(0, states, arcs)
         assert np.array_equal(_by_source(src, states), np.argsort(src, kind="stable"))
+
+
+def test_a_finish_without_one_start_token_names_it():
+    """Search arrays whose frame 0 lost its start token (its best link set, as
+    faulty device data could) raise the start-token LatticeError, before the
+    best path would follow the bad link."""
+    fst = random_graph(7)
+    graph = DecodingGraph(fst)
+    search = CpuSearch(graph, wfst.DecoderConfig(beam=1e9, max_active=10**9, min_active=0, lattice_beam=2.0))
+    search.accept(random_scores(7, 5))
+    arrays = search._arrays
+    arrays.tok_best[arrays.tok_start[0]:arrays.tok_start[1]] = 0
+    with pytest.raises(LatticeError, match="frame 0 has 0 tokens without a best link"):
+        search.finish()

@@ -90,10 +90,10 @@ def finish_arrays(sa, final, ilabel, olabel, weight, use_final_probs, lattice_be
     the final lattice pruning (with final costs) of the search arrays ``sa``,
     its best token, the lattice's arrays (:func:`lattice.assemble.lattice_arrays`)
     and the best path's (:func:`_best_path`); ``lattice_beam`` a float (the
-    search prunes with it in float32, the lattice in float64). Returns (best token or -1,
-    reached_final, start tokens, lattice arrays, alignment, words, first and
-    last frames, weights, acoustic costs, the best token's state and cost),
-    read by :func:`result_of`."""
+    search prunes with it in float32, the lattice in float64). Returns (best
+    token or -1, reached_final, start tokens, lattice arrays, alignment,
+    words, first and last frames, weights, acoustic costs, the best token's
+    state and cost), read by :func:`result_of`."""
     best, reached_final = cpu_search.finish_search(final, use_final_probs, np.float32(lattice_beam), sa)
     counters = sa[14]
     frames, nt, nl = counters[cpu_search.FRAME], counters[cpu_search.NUM_TOKENS], counters[cpu_search.NUM_LINKS]
@@ -101,13 +101,14 @@ def finish_arrays(sa, final, ilabel, olabel, weight, use_final_probs, lattice_be
     link_src, link_arc, link_ac, link_start = sa[4][:nl], sa[6][:nl], sa[7][:nl], sa[10][:frames + 2]
     i32, f32 = np.zeros(0, np.int32), np.zeros(0, np.float32)
     lattice, roots = (i32, i32, i32, i32, i32, f32, f32, f32, f32), 1
-    if best < 0:
+    if best >= 0:
+        lattice, roots = lattice_arrays(tok_start, tok_state, tok_cost, tok_best, link_src, sa[5][:nl], link_arc,
+                                        link_ac, link_start, sa[11][:frames + 1], ilabel, olabel, weight, final,
+                                        use_final_probs and reached_final, lattice_beam)
+    if best < 0 or roots != 1:  # (no path; or segments result_of refuses)
         i64, f64 = np.zeros(0, np.int64), np.zeros(0)
         return (best, reached_final, roots, lattice, np.zeros(frames, np.int32), i64, i64, i64, f64, f64, -1,
                 np.float32(np.inf))
-    lattice, roots = lattice_arrays(tok_start, tok_state, tok_cost, tok_best, link_src, sa[5][:nl], link_arc, link_ac,
-                                    link_start, sa[11][:frames + 1], ilabel, olabel, weight, final,
-                                    use_final_probs and reached_final, lattice_beam)
     alignment, words, first, last, weights, acoustic = _best_path(best, tok_best, link_src, link_arc, link_ac,
                                                                   link_start, ilabel, olabel, weight, frames)
     return (best, reached_final, roots, lattice, alignment, words, first, last, weights, acoustic, tok_state[best],

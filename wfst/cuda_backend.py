@@ -218,9 +218,10 @@ class CudaDecoder:
         """The step loop: the lane groups in turn, each launching its next
         search right after its step's end, so the device searches one group
         while the host finishes another's step. Per-lane state lives in numpy
-        arrays and a step's host work is vectorized (Python touches a lane only
-        when its job starts or ends, or to stage host scores every
-        ``chunk_frames`` rows), so the host keeps up with hundreds of lanes."""
+        arrays and a step's host work over them is a few numba calls
+        (:mod:`wfst.cuda_lane_steps`; Python touches a lane only when its job
+        starts or ends, or to stage host scores every ``chunk_frames`` rows),
+        so the host keeps up with hundreds of lanes."""
         groups = self._lane_groups()
         queue = deque(jobs)
         for group, share in zip(groups, _share(spares, [group.geometry.lanes for group in groups])):

@@ -172,7 +172,7 @@ class LaneGroup:
             self._append(self.pending)
             self.pending = None
         counters = self._retry_overflows(self._counters())
-        *entries, words, flushing, held_back, ended, how, expanded, frames = close_step(
+        *entries, words, flushing, held_back, ended_lanes, how, expanded, frames = close_step(
             counters, self.busy, self.row, self.rows, self.finishing, self.params, self.window_frames,
             self.window_sizes, self.window_starts, self.kept_frames, self.kept_sizes, g.window_period, g.window_lag,
             g.Q, g.X, g.WT, g.WX, g.TF)
@@ -182,7 +182,7 @@ class LaneGroup:
         stats["held_back"] += held_back
         arrived = self._finish_step_on_device(words)
         done = []  # (job, how it ended) for the jobs whose last frame this was
-        for lane, outcome in zip(ended.tolist(), how.tolist()):
+        for lane, outcome in zip(ended_lanes.tolist(), how.tolist()):
             job = self.lane_job[lane]
             if outcome == NEGATIVE_CYCLE:
                 job.error = negative_cycle_error(job.first_frame + int(self.row[lane]))  # (row, advanced: the frame)

@@ -300,10 +300,10 @@ class LatticeStore:
     :meth:`append` and :meth:`finish_later` queue work; the other methods first
     wait for everything queued. Arrays of finished utterances are reused by the
     next ones of their partition (regrowing them from small costs page faults
-    and copies every utterance). ``prune_every``: frames between interim prunings (default the
-    config's ``prune_interval``); the final lattices do not depend on it, only
-    the memory held until the end. ``inbox``: the int32 buffer the steps
-    arrive in (the backend's pinned one; default :data:`DEFAULT_INBOX_WORDS`
+    and copies every utterance). ``prune_every``: frames between interim
+    prunings (default the config's ``prune_interval``); the final lattices do
+    not depend on it, only the memory held until the end. ``inbox``: the int32
+    buffer the steps arrive in (the backend's pinned one; default :data:`DEFAULT_INBOX_WORDS`
     words); a step must fit in it. ``stagger``: channels this many apart tend
     to send their frames at the same step (the backend's window period: its
     lanes flush in turn), so the partitions spread them
@@ -427,7 +427,7 @@ class LatticeStore:
         channel takes its next utterance in a spare set of arrays."""
         while self._finishing and self._finishing[0].done():  # (not a scan of all: workers may lag far behind)
             self._finishing.popleft()
-        self._finishing.append(self._workers[self.part_of[channel]].finish(self._finish_taken, channel))
+        self._finishing.append(self._workers[self.part_of[channel]].finish(self._finish_now, channel))
         return self._finishing[-1]
 
     def wait(self) -> None:
@@ -468,17 +468,17 @@ class LatticeStore:
         grown ones go to its partition's spares, for a later utterance."""
         self.wait()
         part, i = self._slot(channel)
-        spares = self._spares[self.part_of[channel]]
-        if part[i][0].size > EMPTY_TOKENS and len(spares) < self._sizes[self.part_of[channel]]:
-            spares.append(part[i])
+        k = self.part_of[channel]
+        if part[i][0].size > EMPTY_TOKENS and len(self._spares[k]) < self._sizes[k]:
+            self._spares[k].append(part[i])
         part[i] = _empty_arrays()
 
     def finish(self, channel: int) -> Result:
         """The Result of the utterance on ``channel``; the channel's arrays are let go."""
         self.wait()
-        return self._finish_taken(channel)
+        return self._finish_now(channel)
 
-    def _finish_taken(self, channel: int) -> Result:
+    def _finish_now(self, channel: int) -> Result:
         """The CPU's final pruning and best token, then the shared Result
         (:func:`finish_channel`, run by the channel's worker or after
         :meth:`wait`); the channel takes spare arrays for its next utterance."""
