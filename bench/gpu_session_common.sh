@@ -40,6 +40,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 # CuPy's own kernels (fill, astype) need the CUDA headers it finds through CUDA_PATH; ours are compiled
 # by NVRTC through ctypes (cuda_kernels/nvrtc.py), which also looks in /usr/local/cuda
 [ -z "${CUDA_PATH:-}" ] && [ -d /usr/local/cuda ] && export CUDA_PATH=/usr/local/cuda
+# numba's cache misses an edit to a numba function compiled into a caller from another file, and a warm machine
+# keeps the last call's caches: they go in a folder named by the sources' digest (as tests/conftest.py does)
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/numba_cache/$(cat wfst/*.py lattice/*.py | sha256sum | cut -c1-16)}
 { nvidia-smi; python3 -c "import cupy, numba, numpy, sys; print(sys.version); print('cupy', cupy.__version__, \
 'numba', numba.__version__, 'numpy', numpy.__version__, 'driver', cupy.cuda.runtime.driverGetVersion(), \
 'runtime', cupy.cuda.runtime.runtimeGetVersion()); from cuda_kernels import nvrtc; \
