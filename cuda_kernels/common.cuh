@@ -143,9 +143,30 @@ __device__ __forceinline__ unsigned warp_min(unsigned v) {
 }
 
 // ---------------------------------------------------------------- hash map
-// Per lane: keys (state or EMPTY_STATE), cost (cost_key, KEY_NONE when unset),
-// dirty (1: cost lowered since the token's epsilon arcs were last followed),
-// token (frame-local token index, set by resolve_tokens). H is a power of two.
+// Per lane, H slots (a power of two) of four ints side by side, so that the
+// fields a kernel touches for one state share a 32-byte memory sector (with a
+// table per field, each access to a state's slot cost a sector per field):
+// key (state or EMPTY_STATE), cost (cost_key, KEY_NONE when unset), dirty (1:
+// cost lowered since the token's epsilon arcs were last followed), token
+// (frame-local token index, set by resolve_tokens). Kernels take the lanes'
+// tables as one int array of 4 H ints per lane (HASH_SLOT_INTS).
+#define HASH_SLOT_INTS 4
+struct HashSlot {
+    int key;
+    unsigned cost;
+    int dirty;
+    int tok;
+};
+
+// lane `lane`'s table in the int array `hash`
+__device__ __forceinline__ HashSlot* lane_hash(int* hash, int lane, int H) {
+    return (HashSlot*)(hash + (long long)lane * H * HASH_SLOT_INTS);
+}
+
+__device__ __forceinline__ const HashSlot* lane_hash(const int* hash, int lane, int H) {
+    return (const HashSlot*)(hash + (long long)lane * H * HASH_SLOT_INTS);
+}
+
 __device__ __forceinline__ unsigned hash_home(int state, int H) {
     unsigned h = (unsigned)state * 2654435761u;
     return (h ^ (h >> 16)) & (unsigned)(H - 1);
@@ -162,13 +183,13 @@ __device__ __forceinline__ unsigned hash_home(int state, int H) {
 // absent. -1 when the table is full (OVF_HASH). A token index >= Q is not stored
 // (OVF_TOKENS): its slot exists but no token does, and the frame is redone.
 template <bool publish = true>
-__device__ int hash_insert(int* keys, int H, int state, int* counters, int Q, int* tok_state, int* tok_slot) {
+__device__ int hash_insert(HashSlot* table, int H, int state, int* counters, int Q, int* tok_state, int* tok_slot) {
     unsigned h = hash_home(state, H);
     for (int probe = 0; probe < H; ++probe) {
-        int cur = vload(keys + h);
+        int cur = vload(&table[h].key);
         if (cur == state) return (int)h;
         if (cur == EMPTY_STATE) {
-            int old = atomicCAS(keys + h, EMPTY_STATE, state);
+            int old = atomicCAS(&table[h].key, EMPTY_STATE, state);
             if (old == EMPTY_STATE) {
                 int idx = atomicAdd(counters + C_NTOK, 1);
                 if (idx < Q) {
@@ -189,10 +210,10 @@ __device__ int hash_insert(int* keys, int H, int state, int* counters, int Q, in
 }
 
 // The slot of `state`, or -1 (read-only: after every insertion of the frame).
-__device__ int hash_find(const int* keys, int H, int state) {
+__device__ int hash_find(const HashSlot* table, int H, int state) {
     unsigned h = hash_home(state, H);
     for (int probe = 0; probe < H; ++probe) {
-        int cur = keys[h];
+        int cur = table[h].key;
         if (cur == state) return (int)h;
         if (cur == EMPTY_STATE) return -1;
         h = (h + 1u) & (unsigned)(H - 1);
@@ -204,11 +225,11 @@ __device__ int hash_find(const int* keys, int H, int state) {
 // Returns whether it did. The fence orders the cost before the flag, so a
 // thread that takes the flag (atomicExch to 0, then a fence) reads this cost.
 template <bool publish = true>
-__device__ __forceinline__ bool lower_cost(unsigned* cost, int* dirty, int slot, unsigned key) {
-    unsigned old = atomicMin(cost + slot, key);
+__device__ __forceinline__ bool lower_cost(HashSlot* slot, unsigned key) {
+    unsigned old = atomicMin(&slot->cost, key);
     if (key < old) {
         if (publish) __threadfence();
-        atomicExch(dirty + slot, 1);
+        atomicExch(&slot->dirty, 1);
         return true;
     }
     return false;

@@ -51,9 +51,9 @@ emit_bound(const long long* params, int* counters, const int* ch_state, const fl
 extern "C" __global__ void __launch_bounds__(EMIT_THREADS)
 emit_expand(const long long* params, int* counters, const int* ch_state, const float* ch_cost,
             const int* ch_count, int Q, const long long* deg_scan, const int* e_offsets, const int* nextstate,
-            const float* weight, const void* columns, int columns16, float acoustic_scale, int* keys,
-            unsigned* hash_cost, int* dirty, int H, int* tok_state, int* tok_slot, int X, int* link_src,
-            int* link_dst, int* link_arc, float* link_ac) {
+            const float* weight, const void* columns, int columns16, float acoustic_scale, int* hash,
+            int H, int* tok_state, int* tok_slot, int X, int* link_src, int* link_dst, int* link_arc,
+            float* link_ac) {
     const int lane = blockIdx.y;
     const long long* p = params + (long long)lane * LANE_PARAMS;
     if (p[P_MODE] != MODE_EMIT) return;
@@ -71,10 +71,7 @@ emit_expand(const long long* params, int* counters, const int* ch_state, const f
     const float bound = tightened_bound(best, __int_as_float(ctr[C_ADAPTIVE]), p[P_TIGHTEN]);
     if (blockIdx.x == 0 && threadIdx.x == 0) ctr[C_BOUND] = __float_as_int(bound);
 
-    const long long lh = (long long)lane * H;
-    int* lane_keys = keys + lh;
-    unsigned* lane_cost = hash_cost + lh;
-    int* lane_dirty = dirty + lh;
+    HashSlot* table = lane_hash(hash, lane, H);
     int* lane_tok_state = tok_state + (long long)lane * Q;
     int* lane_tok_slot = tok_slot + (long long)lane * Q;
     const long long lx = (long long)lane * X;
@@ -87,8 +84,8 @@ emit_expand(const long long* params, int* counters, const int* ch_state, const f
         float c = __fadd_rn(__fadd_rn(costs[k], ac), weight[a]);
         if (c < bound) {
             // (no fences: the tokens and dirty flags are read by later launches only, see common.cuh)
-            int slot = hash_insert<false>(lane_keys, H, nextstate[a], ctr, Q, lane_tok_state, lane_tok_slot);
-            if (slot >= 0) lower_cost<false>(lane_cost, lane_dirty, slot, cost_key(c));
+            int slot = hash_insert<false>(table, H, nextstate[a], ctr, Q, lane_tok_state, lane_tok_slot);
+            if (slot >= 0) lower_cost<false>(table + slot, cost_key(c));
             int l = warp_increment(ctr + C_NLINK);
             if (l < X) {
                 link_src[lx + l] = k;

@@ -17,9 +17,7 @@
 #define EPS_PERSISTENT_THREADS 512
 
 struct LaneTables {
-    int* keys;
-    unsigned* cost;
-    int* dirty;
+    HashSlot* hash;
     int* tok_state;
     int* tok_slot;
     int* ctr;
@@ -38,30 +36,29 @@ __device__ bool relax_token(const LaneTables& t, int idx, int H, int Q, float bo
     int slot = vload(t.tok_slot + idx);
     if (slot < 0) return false;  // not published yet: still dirty, seen in a later round
     const int hint = vload(t.tok_state + idx);
-    if (ne_offsets[hint] == ne_offsets[hint + 1] || vload(t.dirty + slot) == 0) return false;
-    if (atomicExch(t.dirty + slot, 0) == 0) return false;
+    HashSlot* mine = t.hash + slot;
+    if (ne_offsets[hint] == ne_offsets[hint + 1] || vload(&mine->dirty) == 0) return false;
+    if (atomicExch(&mine->dirty, 0) == 0) return false;
     __threadfence();
-    float cu = key_cost(vload(t.cost + slot));
+    float cu = key_cost(vload(&mine->cost));
     if (!(cu < bound)) return false;
-    int s = vload(t.keys + slot);
+    int s = vload(&mine->key);
     bool lowered = false;
     for (int a = ne_offsets[s]; a < ne_offsets[s + 1]; ++a) {
         float c = __fadd_rn(cu, weight[a]);
         if (!(c < bound)) continue;
-        int v = hash_insert(t.keys, H, nextstate[a], t.ctr, Q, t.tok_state, t.tok_slot);
+        int v = hash_insert(t.hash, H, nextstate[a], t.ctr, Q, t.tok_state, t.tok_slot);
         if (v < 0) continue;
-        lowered |= lower_cost(t.cost, t.dirty, v, cost_key(c));
+        lowered |= lower_cost(t.hash + v, cost_key(c));
     }
     return lowered;
 }
 
-__device__ __forceinline__ LaneTables lane_tables(int lane, int* counters, int* keys, unsigned* hash_cost,
-                                                  int* dirty, int H, int* tok_state, int* tok_slot, int Q) {
+__device__ __forceinline__ LaneTables lane_tables(int lane, int* counters, int* hash, int H, int* tok_state,
+                                                  int* tok_slot, int Q) {
     LaneTables t;
-    long long lh = (long long)lane * H, lq = (long long)lane * Q;
-    t.keys = keys + lh;
-    t.cost = hash_cost + lh;
-    t.dirty = dirty + lh;
+    long long lq = (long long)lane * Q;
+    t.hash = lane_hash(hash, lane, H);
     t.tok_state = tok_state + lq;
     t.tok_slot = tok_slot + lq;
     t.ctr = counters + (long long)lane * LANE_COUNTERS;
@@ -75,11 +72,10 @@ __device__ __forceinline__ bool lane_runs(const long long* params, int lane) {
 
 extern "C" __global__ void __launch_bounds__(EPS_THREADS)
 eps_sweep(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
-          const float* weight, int* keys, unsigned* hash_cost, int* dirty, int H, int* tok_state, int* tok_slot,
-          int Q) {
+          const float* weight, int* hash, int H, int* tok_state, int* tok_slot, int Q) {
     const int lane = blockIdx.y;
     if (!lane_runs(params, lane)) return;
-    LaneTables t = lane_tables(lane, counters, keys, hash_cost, dirty, H, tok_state, tok_slot, Q);
+    LaneTables t = lane_tables(lane, counters, hash, H, tok_state, tok_slot, Q);
     const float bound = __int_as_float(t.ctr[C_BOUND]);
     int n = vload(t.ctr + C_NTOK);
     n = n < Q ? n : Q;
@@ -89,12 +85,11 @@ eps_sweep(const long long* params, int* counters, const int* ne_offsets, const i
 
 extern "C" __global__ void __launch_bounds__(EPS_PERSISTENT_THREADS)
 eps_persistent(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
-               const float* weight, int* keys, unsigned* hash_cost, int* dirty, int H, int* tok_state,
-               int* tok_slot, int Q, int X) {
+               const float* weight, int* hash, int H, int* tok_state, int* tok_slot, int Q, int X) {
     __shared__ int lowered, round_tokens, stop;
     const int lane = blockIdx.x;
     if (!lane_runs(params, lane)) return;
-    LaneTables t = lane_tables(lane, counters, keys, hash_cost, dirty, H, tok_state, tok_slot, Q);
+    LaneTables t = lane_tables(lane, counters, hash, H, tok_state, tok_slot, Q);
     const float bound = __int_as_float(t.ctr[C_BOUND]);
     if (threadIdx.x == 0) {
         int nl = t.ctr[C_NLINK];
@@ -131,24 +126,25 @@ eps_persistent(const long long* params, int* counters, const int* ne_offsets, co
 
 extern "C" __global__ void __launch_bounds__(EPS_THREADS)
 eps_links(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
-          const float* weight, const int* keys, const unsigned* hash_cost, int H, const int* tok_state,
-          const int* tok_slot, int Q, int X, int* link_src, int* link_dst, int* link_arc, float* link_ac) {
+          const float* weight, const int* hash, int H, const int* tok_state, const int* tok_slot, int Q, int X,
+          int* link_src, int* link_dst, int* link_arc, float* link_ac) {
     const int lane = blockIdx.y;
     if (!lane_runs(params, lane)) return;
     int* ctr = counters + (long long)lane * LANE_COUNTERS;
     const float bound = __int_as_float(ctr[C_BOUND]);
-    const long long lh = (long long)lane * H, lq = (long long)lane * Q, lx = (long long)lane * X;
+    const HashSlot* table = lane_hash(hash, lane, H);
+    const long long lq = (long long)lane * Q, lx = (long long)lane * X;
     int n = ctr[C_NTOK];
     n = n < Q ? n : Q;
     for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
         int slot = tok_slot[lq + idx];
         if (slot < 0) continue;
-        float cu = key_cost(hash_cost[lh + slot]);
+        float cu = key_cost(table[slot].cost);
         if (!(cu < bound)) continue;
         int s = tok_state[lq + idx];
         for (int a = ne_offsets[s]; a < ne_offsets[s + 1]; ++a) {
             if (!(__fadd_rn(cu, weight[a]) < bound)) continue;
-            int v = hash_find(keys + lh, H, nextstate[a]);
+            int v = hash_find(table, H, nextstate[a]);
             int l = atomicAdd(ctr + C_NLINK, 1);
             if (l < X) {
                 link_src[lx + l] = idx;

@@ -52,9 +52,9 @@ __device__ int count_costs(const float* costs, int n, float limit, int strict, i
 
 extern "C" __global__ void __launch_bounds__(PROLOGUE_THREADS)
 frame_prologue(const long long* params, int* counters, const int* ch_state, const float* ch_cost,
-               const int* ch_count, int Q, const int* e_offsets, long long* deg_scan, int* keys,
-               unsigned* hash_cost, int* dirty, int H, int* tok_state, int* tok_slot, int start_state,
-               float beam, int max_active, int min_active, float beam_delta) {
+               const int* ch_count, int Q, const int* e_offsets, long long* deg_scan, int* hash, int H,
+               int* tok_state, int* tok_slot, int start_state, float beam, int max_active, int min_active,
+               float beam_delta) {
     __shared__ unsigned hist[256];
     __shared__ unsigned select_state[2];
     __shared__ unsigned umin_scratch[32];
@@ -74,13 +74,13 @@ frame_prologue(const long long* params, int* counters, const int* ch_state, cons
     __syncthreads();
     if (mode == MODE_START) {
         if (threadIdx.x == 0) {
-            int* lane_keys = keys + (long long)lane * H;
+            HashSlot* table = lane_hash(hash, lane, H);
             int* lane_tok_state = tok_state + (long long)lane * Q;
             int* lane_tok_slot = tok_slot + (long long)lane * Q;
-            int slot = hash_insert(lane_keys, H, start_state, ctr, Q, lane_tok_state, lane_tok_slot);
+            int slot = hash_insert(table, H, start_state, ctr, Q, lane_tok_state, lane_tok_slot);
             if (slot >= 0) {  // an empty table always has room (H >= 2)
-                hash_cost[(long long)lane * H + slot] = cost_key(0.0f);
-                dirty[(long long)lane * H + slot] = 1;
+                table[slot].cost = cost_key(0.0f);
+                table[slot].dirty = 1;
             }
             ctr[C_CUTOFF] = __float_as_int(0.0f);
             ctr[C_ADAPTIVE] = __float_as_int(beam);

@@ -36,33 +36,30 @@ save_frontier(const long long* params, const int* counters, int Q, const int* to
     if (blockIdx.x == 0 && threadIdx.x == 0) ch_count[ch * CHANNEL_COUNTERS + CH_NTOK] = n;
 }
 
+__device__ __forceinline__ void empty_slot(HashSlot* slot) {
+    slot->key = EMPTY_STATE;
+    slot->cost = KEY_NONE;
+    slot->dirty = 0;
+    slot->tok = NO_TOKEN;
+}
+
 extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
-reset_lanes(const long long* params, const int* counters, int* keys, unsigned* hash_cost, int* dirty,
-            int* hash_tok, int H, int* tok_slot, int Q) {
+reset_lanes(const long long* params, const int* counters, int* hash, int H, int* tok_slot, int Q) {
     const int lane = blockIdx.y;
     if (!ran(params, lane)) return;
     const int* ctr = counters + (long long)lane * LANE_COUNTERS;
-    const long long lh = (long long)lane * H, lq = (long long)lane * Q;
+    HashSlot* table = lane_hash(hash, lane, H);
+    const long long lq = (long long)lane * Q;
     const int first = blockIdx.x * blockDim.x + threadIdx.x, stride = gridDim.x * blockDim.x;
     if (ctr[C_OVERFLOW] != 0 || ctr[C_NTOK] > Q) {
-        for (int s = first; s < H; s += stride) {
-            keys[lh + s] = EMPTY_STATE;
-            hash_cost[lh + s] = KEY_NONE;
-            dirty[lh + s] = 0;
-            hash_tok[lh + s] = NO_TOKEN;
-        }
+        for (int s = first; s < H; s += stride) empty_slot(table + s);
         for (int i = first; i < Q; i += stride) tok_slot[lq + i] = -1;
         return;
     }
     const int n = lane_tokens(ctr, Q);
     for (int i = first; i < n; i += stride) {
         int s = tok_slot[lq + i];
-        if (s >= 0) {
-            keys[lh + s] = EMPTY_STATE;
-            hash_cost[lh + s] = KEY_NONE;
-            dirty[lh + s] = 0;
-            hash_tok[lh + s] = NO_TOKEN;
-        }
+        if (s >= 0) empty_slot(table + s);
         tok_slot[lq + i] = -1;
     }
 }

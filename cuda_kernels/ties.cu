@@ -22,34 +22,36 @@ __device__ __forceinline__ bool runs(const long long* params, int lane) {
 }
 
 extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
-resolve_tokens(const long long* params, const int* counters, const unsigned* hash_cost, int* hash_tok, int H,
+resolve_tokens(const long long* params, const int* counters, int* hash, int H,
                const int* tok_slot, float* tok_cost, int Q) {
     const int lane = blockIdx.y;
     if (!runs(params, lane)) return;
     int n = counters[(long long)lane * LANE_COUNTERS + C_NTOK];
     n = n < Q ? n : Q;
-    const long long lh = (long long)lane * H, lq = (long long)lane * Q;
+    HashSlot* table = lane_hash(hash, lane, H);
+    const long long lq = (long long)lane * Q;
     for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
         int slot = tok_slot[lq + idx];
         if (slot < 0) {  // only after an overflow (the frame is redone)
             tok_cost[lq + idx] = __int_as_float(0x7F800000);
             continue;
         }
-        tok_cost[lq + idx] = key_cost(hash_cost[lh + slot]);
-        hash_tok[lh + slot] = idx;
+        tok_cost[lq + idx] = key_cost(table[slot].cost);
+        table[slot].tok = idx;
     }
 }
 
 extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
-resolve_links(const long long* params, const int* counters, const int* hash_tok, int H, int* link_dst, int X) {
+resolve_links(const long long* params, const int* counters, const int* hash, int H, int* link_dst, int X) {
     const int lane = blockIdx.y;
     if (!runs(params, lane)) return;
     int nl = counters[(long long)lane * LANE_COUNTERS + C_NLINK];
     nl = nl < X ? nl : X;
-    const long long lh = (long long)lane * H, lx = (long long)lane * X;
+    const HashSlot* table = lane_hash(hash, lane, H);
+    const long long lx = (long long)lane * X;
     for (int l = blockIdx.x * blockDim.x + threadIdx.x; l < nl; l += gridDim.x * blockDim.x) {
         int slot = link_dst[lx + l];
-        link_dst[lx + l] = slot >= 0 ? hash_tok[lh + slot] : NO_TOKEN;
+        link_dst[lx + l] = slot >= 0 ? table[slot].tok : NO_TOKEN;
     }
 }
 

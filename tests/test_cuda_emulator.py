@@ -37,10 +37,10 @@ extern "C" __global__ void block_helpers(const long long* values, int n, long lo
     }
 }
 
-extern "C" __global__ void insert_states(const int* states, int n, int* keys, int H, int* counters, int Q,
+extern "C" __global__ void insert_states(const int* states, int n, int* hash, int H, int* counters, int Q,
                                          int* tok_state, int* tok_slot, int* slot_of) {
     for (int i = threadIdx.x; i < n; i += blockDim.x)
-        slot_of[i] = hash_insert(keys, H, states[i], counters, Q, tok_state, tok_slot);
+        slot_of[i] = hash_insert(lane_hash(hash, 0, H), H, states[i], counters, Q, tok_state, tok_slot);
 }
 
 extern "C" __global__ void read_half(const long long* params, const int* columns, int n, float* out) {
@@ -102,15 +102,17 @@ def test_concurrent_hash_insertions_make_one_token_per_state(kernels, seed):
     rng = np.random.default_rng(seed)
     states = rng.integers(0, 40, 300).astype(np.int32)
     H, Q = 64, 64
-    keys, counters = fake_cupy.zeros(H, np.int32) - 1, fake_cupy.zeros(layout.LANE_COUNTERS, np.int32)
+    hash_slots = fake_cupy.zeros((H, layout.HASH_SLOT_INTS), np.int32) - 1  # (the fields beside the key unused)
+    counters = fake_cupy.zeros(layout.LANE_COUNTERS, np.int32)
     tok_state, tok_slot = fake_cupy.zeros(Q, np.int32), fake_cupy.zeros(Q, np.int32) - 1
     slot_of = fake_cupy.zeros(states.size, np.int32)
-    kernels["insert_states"]((1,), (128,), (_device(states), np.int32(states.size), keys, np.int32(H), counters,
+    kernels["insert_states"]((1,), (128,), (_device(states), np.int32(states.size), hash_slots, np.int32(H), counters,
                                             np.int32(Q), tok_state, tok_slot, slot_of))
     distinct = np.unique(states)
     n = counters[layout.C_NTOK]
     assert n == distinct.size and counters[layout.C_OVERFLOW] == 0
     assert sorted(tok_state[:n]) == list(distinct)
+    keys = hash_slots[:, 0]
     assert np.array_equal(keys[tok_slot[:n]], tok_state[:n])
     assert np.array_equal(keys[slot_of], states)  # every caller got its state's slot
 

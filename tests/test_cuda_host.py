@@ -36,7 +36,7 @@ def test_layout_matches_common_cuh():
         if name in defines:
             assert defines[name] == int(value), name
     assert {"C_NTOK", "P_MODE", "MODE_EMIT", "OVF_LINKS", "TIGHTEN_LAST", "LANE_COUNTERS", "P_FLUSH", "P_LAG",
-            "WINDOW_FRAME_INTS", "WINDOW_HEADER"} <= set(defines)
+            "WINDOW_FRAME_INTS", "WINDOW_HEADER", "HASH_SLOT_INTS"} <= set(defines)
 
 
 @pytest.mark.parametrize("file,macro,name", [

@@ -209,9 +209,8 @@ class CudaDecoder:
         stopped midway (reset_lanes runs at the end of a normal step only)."""
         d = self.arrays
         self.device.synchronize()
-        for array, value in ((d.hash_key, -1), (d.hash_cost, layout.KEY_NONE), (d.hash_dirty, 0),
-                             (d.hash_tok, -1), (d.tok_slot, -1)):
-            array.fill(value)
+        d.empty_hash()
+        d.tok_slot.fill(-1)
         self.device.synchronize()
 
     def _run(self, jobs: list[LaneJob], spares: list[int]) -> tuple[set[str], int]:

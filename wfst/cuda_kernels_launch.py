@@ -27,9 +27,9 @@ def _k(name: str, file: str):
 def frame_prologue(d, g, start_state: int, beam: float, max_active: int, min_active: int, beam_delta: float):
     _k("frame_prologue", "frame_prologue.cu")(
         (g.lanes,), (layout.PROLOGUE_THREADS,),
-        (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.e_offsets, d.deg_scan, d.hash_key,
-         d.hash_cost, d.hash_dirty, i32(g.H), d.tok_state, d.tok_slot, i32(start_state), f32(beam),
-         i32(max_active), i32(min_active), f32(beam_delta)))
+        (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.e_offsets, d.deg_scan, d.hash,
+         i32(g.H), d.tok_state, d.tok_slot, i32(start_state), f32(beam), i32(max_active), i32(min_active),
+         f32(beam_delta)))
 
 
 def emit_bound(d, g, acoustic_scale: float):
@@ -43,41 +43,41 @@ def emit_expand(d, g, acoustic_scale: float):
     _k("emit_expand", "emitting.cu")(
         (g.blocks_per_lane, g.lanes), (layout.EMIT_THREADS,),
         (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.deg_scan, d.e_offsets, d.nextstate,
-         d.weight, d.score_column, i32(d.columns16), f32(acoustic_scale), d.hash_key, d.hash_cost, d.hash_dirty,
-         i32(g.H), d.tok_state, d.tok_slot, i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac))
+         d.weight, d.score_column, i32(d.columns16), f32(acoustic_scale), d.hash, i32(g.H),
+         d.tok_state, d.tok_slot, i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac))
 
 
 def eps_sweep(d, g):
     _k("eps_sweep", "epsilon.cu")(
         (g.blocks_per_lane, g.lanes), (layout.EPS_THREADS,),
-        (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash_key, d.hash_cost, d.hash_dirty,
-         i32(g.H), d.tok_state, d.tok_slot, i32(g.Q)))
+        (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash, i32(g.H), d.tok_state, d.tok_slot,
+         i32(g.Q)))
 
 
 def eps_persistent(d, g):
     _k("eps_persistent", "epsilon.cu")(
         (g.lanes,), (layout.EPS_PERSISTENT_THREADS,),
-        (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash_key, d.hash_cost, d.hash_dirty,
-         i32(g.H), d.tok_state, d.tok_slot, i32(g.Q), i32(g.X)))
+        (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash, i32(g.H), d.tok_state, d.tok_slot,
+         i32(g.Q), i32(g.X)))
 
 
 def eps_links(d, g):
     _k("eps_links", "epsilon.cu")(
         (g.blocks_per_lane, g.lanes), (layout.EPS_THREADS,),
-        (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash_key, d.hash_cost, i32(g.H),
-         d.tok_state, d.tok_slot, i32(g.Q), i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac))
+        (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash, i32(g.H), d.tok_state, d.tok_slot,
+         i32(g.Q), i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac))
 
 
 def resolve_tokens(d, g):
     _k("resolve_tokens", "ties.cu")(
         (g.blocks_per_lane, g.lanes), (layout.RESOLVE_THREADS,),
-        (d.params, d.counters, d.hash_cost, d.hash_tok, i32(g.H), d.tok_slot, d.tok_cost, i32(g.Q)))
+        (d.params, d.counters, d.hash, i32(g.H), d.tok_slot, d.tok_cost, i32(g.Q)))
 
 
 def resolve_links(d, g):
     _k("resolve_links", "ties.cu")(
         (g.blocks_per_lane, g.lanes), (layout.RESOLVE_THREADS,),
-        (d.params, d.counters, d.hash_tok, i32(g.H), d.link_dst, i32(g.X)))
+        (d.params, d.counters, d.hash, i32(g.H), d.link_dst, i32(g.X)))
 
 
 def tie_bfs(d, g):
@@ -136,5 +136,4 @@ def save_frontier(d, g):
 def reset_lanes(d, g):
     _k("reset_lanes", "segments.cu")(
         (g.blocks_per_lane, g.lanes), (layout.SEGMENT_THREADS,),
-        (d.params, d.counters, d.hash_key, d.hash_cost, d.hash_dirty, d.hash_tok, i32(g.H), d.tok_slot,
-         i32(g.Q)))
+        (d.params, d.counters, d.hash, i32(g.H), d.tok_slot, i32(g.Q)))

@@ -29,6 +29,9 @@ TIGHTEN_LAST = 16
 CHANNEL_COUNTERS = 16
 CH_NTOK = 0
 
+HASH_SLOT_INTS = 4
+"""Ints of a hash map slot: key, cost key, dirty flag, token (common.cuh: HashSlot)."""
+
 # threads per block of each kernel (the __launch_bounds__ in the .cu files)
 PROLOGUE_THREADS = 256
 EMIT_THREADS = 256

@@ -28,8 +28,7 @@ MAX_LANES = 65535
 MAX_LANE_GROUPS = 8
 """Lane groups a run may step (each has its own packed buffer header and totals)."""
 LANE_ARRAYS = ("tok_slot", "tok_state", "tok_cost", "tok_best", "tok_hops", "tok_best_arc", "deg_scan", "link_src",
-               "link_dst", "link_arc", "link_ac", "hash_key", "hash_cost", "hash_dirty", "hash_tok", "staging",
-               "counters", "params", "window_params", "wt_state", "wt_cost", "wt_best", "wt_extra", "wt_new", "wl_src",
+               "link_dst", "link_arc", "link_ac", "hash", "staging", "counters", "params", "window_params", "wt_state", "wt_cost", "wt_best", "wt_extra", "wt_new", "wl_src",
                "wl_dst", "wl_arc", "wl_ac", "wl_excess", "wl_new", "wframes", "host_staging", "host_counters")
 """The arrays with a row per lane (:meth:`DeviceArrays.lanes_view` slices them)."""
 
@@ -108,10 +107,8 @@ class DeviceArrays:
         self.link_dst = a(cupy, (L, X), np.int32, 0)
         self.link_arc = a(cupy, (L, X), np.int32, 0)
         self.link_ac = a(cupy, (L, X), np.float32, 0)
-        self.hash_key = a(cupy, (L, H), np.int32, -1)
-        self.hash_cost = a(cupy, (L, H), np.uint32, layout.KEY_NONE)
-        self.hash_dirty = a(cupy, (L, H), np.int32, 0)
-        self.hash_tok = a(cupy, (L, H), np.int32, -1)
+        self.hash = a(cupy, (L, H, layout.HASH_SLOT_INTS), np.int32, None)  # see cuda_kernels/common.cuh
+        self.empty_hash()
         self.staging = a(cupy, (L, g.F, max(g.P, 1)), np.float32, 0)
         self.counters = a(cupy, (L, layout.LANE_COUNTERS), np.int32, 0)
         self.params = a(cupy, (L, layout.LANE_PARAMS), np.int64, 0)
@@ -151,6 +148,13 @@ class DeviceArrays:
         self.host_staging = pinned((L, g.F, max(g.P, 1)), np.float32)
         self.host_counters = pinned((L, layout.LANE_COUNTERS), np.int32)
         self.host_params = pinned((PARAM_UPLOAD_SLOTS, L, layout.LANE_PARAMS), np.int64)  # uploaded from
+
+    def empty_hash(self) -> None:
+        """Every lane's hash map empty: each slot's key, cost, dirty flag and
+        token (cuda_kernels/common.cuh: HashSlot) EMPTY_STATE, KEY_NONE, 0 and
+        NO_TOKEN."""
+        for field, value in enumerate((-1, np.int32(layout.KEY_NONE.view(np.int32)), 0, -1)):
+            self.hash[..., field] = value
 
     def packed_region(self, first: int, lanes: int, group: int) -> tuple[int, int]:
         """Words [start, end) of the packed buffers (device and pinned) that lane
