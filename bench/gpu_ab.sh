@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The decoder of this tree against a base tree's, in one device call: the full
+# TLG's lanes benchmark (bench.gpu_decoder, the issue's settings) at LANES
+# lanes, the base first, then this tree, ROUNDS times in turn (runs on one
+# machine drift: interleaved, each side's rounds meet the same drift). Each
+# tree keeps its own numba cache; the workload is built first when the machine
+# has none. The base tree travels with the call (its git metadata there may lack
+# the base commit); here, before the call:
+#
+#   rm -rf .ab_base && mkdir .ab_base && git archive REV wfst cuda_kernels lattice bench/*.py bench/workload \
+#       pyproject.toml | tar -x -C .ab_base; echo /.ab_base/ >> .git/info/exclude
+#
+# Device tool: carry [".whl", ".ab_base"], command
+# `OUT=$OUT DEADLINE=300 bash bench/gpu_ab.sh`. The summary prints RTFx per
+# tree, round and lane count; the JSON records land in session.tgz.
+DEADLINE=${DEADLINE:-300}
+source "$(dirname "$0")/gpu_session_common.sh"
+BASE=${BASE:-.ab_base}
+LANES=${LANES:-512 1024}
+ROUNDS=${ROUNDS:-2}
+[ -f "$BASE/wfst/__init__.py" ] || { echo "no base tree in $BASE (see this script's header)"; exit 2; }
+here=$(pwd)
+base=$(cd "$BASE" && pwd)
+if [ ! -f "$WORKLOAD/graphs/full/build.json" ]; then
+    step workload_build 200 python3 -m bench.workload build --out "$WORKLOAD" --sizes full
+fi
+export WFST_WORKLOAD="$WORKLOAD"
+for round in $(seq "$ROUNDS"); do
+    for side in base new; do
+        tree=$here
+        [ "$side" = base ] && tree=$base
+        digest=$(cat "$tree"/wfst/*.py "$tree"/lattice/*.py | sha256sum | cut -c1-16)
+        # shellcheck disable=SC2086  # LANES is a list
+        step "ab_${side}_${round}" 120 env -C "$tree" NUMBA_CACHE_DIR="/tmp/numba_cache/$digest" \
+            python3 -m bench.gpu_decoder --graph "$WORKLOAD/graphs/full" \
+            --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --beam 15 --max-active 10000 \
+            --lattice-beam 8 --skip-riva --lanes $LANES --out "$LOGS/ab_${side}_${round}.json"
+    done
+done
+python3 - "$LOGS" <<'EOF'
+import json, pathlib, sys
+for path in sorted(pathlib.Path(sys.argv[1]).glob("ab_*.json")):
+    record = json.loads(path.read_text())
+    runs = ", ".join(f"{r['lanes']} lanes {r['rtfx']:,.0f} RTFx ({r['identical_to_cpu']} identical)"
+                     for r in record["runs"] if "rtfx" in r)
+    print(f"{path.stem}: {record['source_digest'][:12]} Kaldi {record['kaldi_faster_rtfx'] or 0:.1f}: {runs}")
+EOF
+pack
+echo "== done at ${SECONDS}s"
