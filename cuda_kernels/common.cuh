@@ -123,7 +123,7 @@ __device__ __forceinline__ int vload(const int* p) { return *(const volatile int
 __device__ __forceinline__ unsigned vload(const unsigned* p) { return *(const volatile unsigned*)p; }
 
 // one atomicAdd per warp for the threads of the warp that call it together;
-// every caller of one call site must pass the same counter (one lane per block)
+// every caller of one call site must pass the same counter (one lane per warp)
 __device__ __forceinline__ int warp_increment(int* counter) {
     unsigned active = __activemask();
     int leader = __ffs(active) - 1;
@@ -140,6 +140,46 @@ __device__ __forceinline__ unsigned warp_min(unsigned v) {
         v = o < v ? o : v;
     }
     return v;
+}
+
+// ---------------------------------------------------------------- work spread over the lanes
+// A kernel of this kind serves the items of every lane (their emitting arcs,
+// say) from one flat range, cut into equal chunks, one per block, so a step's
+// work spreads over the whole grid whatever each lane's share: with a fixed
+// number of blocks per lane a kernel waits for its busiest lane, which on the
+// full TLG has 5 times the mean lane's emitting arcs at 512 lanes and 11 times
+// its tokens and links (python -m bench.lane_imbalance).
+// spans (int64, 2 per lane): lane l's items are the flat indices [spans[2l],
+// spans[2l + 1]); each span starts at a multiple of SPAN_ALIGN (a warp's 32
+// aligned indices serve one lane, so warp collectives and warp_increment see
+// one lane's counters) and the chunks are multiples of the block size.
+#define SPAN_ALIGN 32
+
+__device__ __forceinline__ long long span_align(long long n) { return (n + SPAN_ALIGN - 1) / SPAN_ALIGN * SPAN_ALIGN; }
+
+// the flat range's length (the last lane's span, aligned)
+__device__ __forceinline__ long long span_total(const long long* spans, int lanes) {
+    return span_align(spans[2 * (long long)lanes - 1]);
+}
+
+// the lane whose span holds flat index i: the largest l with spans[2l] <= i (lanes without items
+// share the next lane's start, so the largest is the one with items)
+__device__ __forceinline__ int span_lane(const long long* spans, int lanes, long long i) {
+    int lo = 0, hi = lanes;
+    while (hi - lo > 1) {
+        int mid = (lo + hi) >> 1;
+        if (spans[2 * (long long)mid] <= i) lo = mid; else hi = mid;
+    }
+    return lo;
+}
+
+// this block's chunk [*first, *end) of a flat range of `total` indices (total a multiple of SPAN_ALIGN)
+__device__ __forceinline__ void block_chunk(long long total, long long* first, long long* end) {
+    long long per = (total + gridDim.x - 1) / gridDim.x;
+    per = (per + blockDim.x - 1) / blockDim.x * blockDim.x;
+    long long a = (long long)blockIdx.x * per;
+    *first = a < total ? a : total;
+    *end = a + per < total ? a + per : total;
 }
 
 // ---------------------------------------------------------------- hash map

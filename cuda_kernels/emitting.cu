@@ -1,6 +1,8 @@
-// Emitting expansion, one thread per arc of the expanded tokens of every lane
-// (grid: blocks_per_lane x lanes; each block serves one lane). Arc number i of
-// a lane belongs to the previous-frame token k with deg_scan[k] <= i <
+// Emitting expansion, one thread per arc of the expanded tokens of every lane.
+// emit_spans (one CTA): each lane's arcs in one flat range (common.cuh: work
+// spread over the lanes), so the blocks of emit_bound and emit_expand take
+// equal shares of the step's arcs, whichever lanes they belong to. Arc number
+// i of a lane belongs to the previous-frame token k with deg_scan[k] <= i <
 // deg_scan[k + 1] (binary search), and is its (i - deg_scan[k])-th emitting arc.
 //
 // emit_bound: the cheapest candidate (cost + ac) + weight (the CPU's first pass).
@@ -10,6 +12,7 @@
 #include "common.cuh"
 
 #define EMIT_THREADS 256
+#define SPAN_THREADS 1024
 
 __device__ __forceinline__ int source_token(const long long* scan, int n, long long i) {
     int lo = 0, hi = n;  // largest k in [0, n) with scan[k] <= i (scan[0] = 0 <= i)
@@ -20,32 +23,114 @@ __device__ __forceinline__ int source_token(const long long* scan, int n, long l
     return lo;
 }
 
+// the previous frame's tokens (from the channel) a lane expands, and its arcs' span
+struct EmitLane {
+    int lane;
+    const long long* p;
+    int* ctr;
+    const long long* scan;  // deg_scan: n + 1 entries
+    const int* states;
+    const float* costs;
+    int n;
+    long long first, end, stop;  // its arcs' flat indices [first, end); its span ends at stop
+};
+
+__device__ __forceinline__ EmitLane emit_lane(int lane, const long long* spans, const long long* params,
+                                              int* counters, const int* ch_state, const float* ch_cost,
+                                              const int* ch_count, int Q, const long long* deg_scan) {
+    EmitLane e;
+    e.lane = lane;
+    e.p = params + (long long)lane * LANE_PARAMS;
+    e.ctr = counters + (long long)lane * LANE_COUNTERS;
+    const long long ch = e.p[P_CHANNEL];
+    e.n = ch_count[ch * CHANNEL_COUNTERS + CH_NTOK];
+    e.scan = deg_scan + (long long)lane * (Q + 1);
+    e.states = ch_state + ch * Q;
+    e.costs = ch_cost + ch * Q;
+    e.first = spans[2 * (long long)lane];
+    e.end = spans[2 * (long long)lane + 1];
+    e.stop = e.first + span_align(e.end - e.first);
+    return e;
+}
+
+// the emitting arc at flat index i of lane e, its acoustic cost and its candidate cost
+__device__ __forceinline__ int emit_arc(const EmitLane& e, long long i, const int* e_offsets, const void* columns,
+                                        int columns16, float acoustic_scale, const float* weight, int* k_out,
+                                        float* ac_out, float* c_out) {
+    long long j = i - e.first;
+    int k = source_token(e.scan, e.n, j);
+    int a = e_offsets[e.states[k]] + (int)(j - e.scan[k]);
+    float ac = arc_acoustic(e.p, columns, columns16, a, acoustic_scale);
+    *k_out = k;
+    *ac_out = ac;
+    *c_out = __fadd_rn(__fadd_rn(e.costs[k], ac), weight[a]);
+    return a;
+}
+
+extern "C" __global__ void __launch_bounds__(SPAN_THREADS)
+emit_spans(const long long* params, const int* ch_count, int Q, const long long* deg_scan, int lanes,
+           long long* spans) {
+    __shared__ long long scratch[32];
+    long long carry = 0;
+    for (int base = 0; base < lanes; base += blockDim.x) {
+        const int lane = base + threadIdx.x;
+        long long count = 0;
+        if (lane < lanes) {
+            const long long* p = params + (long long)lane * LANE_PARAMS;
+            if (p[P_MODE] == MODE_EMIT) {
+                int n = ch_count[p[P_CHANNEL] * CHANNEL_COUNTERS + CH_NTOK];
+                count = deg_scan[(long long)lane * (Q + 1) + n];
+            }
+        }
+        long long total;
+        long long before = block_exclusive_scan(span_align(count), scratch, &total);
+        if (lane < lanes) {
+            spans[2 * (long long)lane] = carry + before;
+            spans[2 * (long long)lane + 1] = carry + before + count;
+        }
+        carry += total;
+    }
+}
+
+// min of `best` over the warp into the lane's C_BEST_EMIT (the warp serves one lane)
+__device__ __forceinline__ void publish_best(unsigned best, int* ctr) {
+    best = warp_min(best);
+    if ((threadIdx.x & 31) == 0 && best != KEY_NONE) atomicMin((unsigned*)(ctr + C_BEST_EMIT), best);
+}
+
 extern "C" __global__ void __launch_bounds__(EMIT_THREADS)
 emit_bound(const long long* params, int* counters, const int* ch_state, const float* ch_cost,
            const int* ch_count, int Q, const long long* deg_scan, const int* e_offsets, const float* weight,
-           const void* columns, int columns16, float acoustic_scale) {
-    const int lane = blockIdx.y;
-    const long long* p = params + (long long)lane * LANE_PARAMS;
-    if (p[P_MODE] != MODE_EMIT) return;
-    const int ch = (int)p[P_CHANNEL];
-    const int n = ch_count[(long long)ch * CHANNEL_COUNTERS + CH_NTOK];
-    const long long* scan = deg_scan + (long long)lane * (Q + 1);
-    const int* states = ch_state + (long long)ch * Q;
-    const float* costs = ch_cost + (long long)ch * Q;
-    const long long total = scan[n];
+           const void* columns, int columns16, float acoustic_scale, const long long* spans, int lanes) {
+    long long first, end;
+    block_chunk(span_total(spans, lanes), &first, &end);
+    EmitLane e;
+    e.lane = -1;
+    e.stop = -1;
     unsigned best = KEY_NONE;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (long long)gridDim.x * blockDim.x) {
-        int k = source_token(scan, n, i);
-        int a = e_offsets[states[k]] + (int)(i - scan[k]);
-        float ac = arc_acoustic(p, columns, columns16, a, acoustic_scale);
-        float c = __fadd_rn(__fadd_rn(costs[k], ac), weight[a]);
-        unsigned key = cost_key(c);
-        best = key < best ? key : best;
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {  // (whole warps: end is aligned)
+        if (i >= e.stop) {  // (the whole warp at once: spans are aligned)
+            if (e.lane >= 0) publish_best(best, e.ctr);
+            best = KEY_NONE;
+            e = emit_lane(span_lane(spans, lanes, i), spans, params, counters, ch_state, ch_cost, ch_count, Q,
+                          deg_scan);
+        }
+        if (i < e.end) {
+            int k;
+            float ac, c;
+            emit_arc(e, i, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
+            unsigned key = cost_key(c);
+            best = key < best ? key : best;
+        }
     }
-    best = warp_min(best);
-    if ((threadIdx.x & 31) == 0 && best != KEY_NONE)
-        atomicMin((unsigned*)(counters + (long long)lane * LANE_COUNTERS + C_BEST_EMIT), best);
+    if (e.lane >= 0) publish_best(best, e.ctr);
+}
+
+// the bound of a lane's new frame: its cheapest candidate plus the adaptive beam (tightened after overflows)
+__device__ __forceinline__ float emit_bound_of(const long long* p, const int* ctr) {
+    const unsigned best_key = (unsigned)ctr[C_BEST_EMIT];
+    const float best = best_key == KEY_NONE ? __int_as_float(0x7F800000) : key_cost(best_key);
+    return tightened_bound(best, __int_as_float(ctr[C_ADAPTIVE]), p[P_TIGHTEN]);
 }
 
 extern "C" __global__ void __launch_bounds__(EMIT_THREADS)
@@ -53,47 +138,46 @@ emit_expand(const long long* params, int* counters, const int* ch_state, const f
             const int* ch_count, int Q, const long long* deg_scan, const int* e_offsets, const int* nextstate,
             const float* weight, const void* columns, int columns16, float acoustic_scale, int* hash,
             int H, int* tok_state, int* tok_slot, int X, int* link_src, int* link_dst, int* link_arc,
-            float* link_ac) {
-    const int lane = blockIdx.y;
-    const long long* p = params + (long long)lane * LANE_PARAMS;
-    if (p[P_MODE] != MODE_EMIT) return;
-    int* ctr = counters + (long long)lane * LANE_COUNTERS;
-    const int ch = (int)p[P_CHANNEL];
-    const int n = ch_count[(long long)ch * CHANNEL_COUNTERS + CH_NTOK];
-    const long long* scan = deg_scan + (long long)lane * (Q + 1);
-    const int* states = ch_state + (long long)ch * Q;
-    const float* costs = ch_cost + (long long)ch * Q;
-    const long long total = scan[n];
-
-    const unsigned best_key = (unsigned)ctr[C_BEST_EMIT];
-    const float inf = __int_as_float(0x7F800000);
-    const float best = best_key == KEY_NONE ? inf : key_cost(best_key);
-    const float bound = tightened_bound(best, __int_as_float(ctr[C_ADAPTIVE]), p[P_TIGHTEN]);
-    if (blockIdx.x == 0 && threadIdx.x == 0) ctr[C_BOUND] = __float_as_int(bound);
-
-    HashSlot* table = lane_hash(hash, lane, H);
-    int* lane_tok_state = tok_state + (long long)lane * Q;
-    int* lane_tok_slot = tok_slot + (long long)lane * Q;
-    const long long lx = (long long)lane * X;
-
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (long long)gridDim.x * blockDim.x) {
-        int k = source_token(scan, n, i);
-        int a = e_offsets[states[k]] + (int)(i - scan[k]);
-        float ac = arc_acoustic(p, columns, columns16, a, acoustic_scale);
-        float c = __fadd_rn(__fadd_rn(costs[k], ac), weight[a]);
+            float* link_ac, const long long* spans, int lanes) {
+    const int thread = blockIdx.x * blockDim.x + threadIdx.x;
+    for (int lane = thread; lane < lanes; lane += gridDim.x * blockDim.x) {  // every expanding lane's bound
+        const long long* p = params + (long long)lane * LANE_PARAMS;
+        int* ctr = counters + (long long)lane * LANE_COUNTERS;
+        if (p[P_MODE] == MODE_EMIT) ctr[C_BOUND] = __float_as_int(emit_bound_of(p, ctr));
+    }
+    long long first, end;
+    block_chunk(span_total(spans, lanes), &first, &end);
+    EmitLane e;
+    e.lane = -1;
+    e.stop = -1;
+    float bound = 0.0f;
+    HashSlot* table = 0;
+    long long lq = 0, lx = 0;
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
+        if (i >= e.stop) {
+            e = emit_lane(span_lane(spans, lanes, i), spans, params, counters, ch_state, ch_cost, ch_count, Q,
+                          deg_scan);
+            bound = emit_bound_of(e.p, e.ctr);
+            table = lane_hash(hash, e.lane, H);
+            lq = (long long)e.lane * Q;
+            lx = (long long)e.lane * X;
+        }
+        if (i >= e.end) continue;  // (the span's alignment)
+        int k;
+        float ac, c;
+        int a = emit_arc(e, i, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
         if (c < bound) {
             // (no fences: the tokens and dirty flags are read by later launches only, see common.cuh)
-            int slot = hash_insert<false>(table, H, nextstate[a], ctr, Q, lane_tok_state, lane_tok_slot);
+            int slot = hash_insert<false>(table, H, nextstate[a], e.ctr, Q, tok_state + lq, tok_slot + lq);
             if (slot >= 0) lower_cost<false>(table + slot, cost_key(c));
-            int l = warp_increment(ctr + C_NLINK);
+            int l = warp_increment(e.ctr + C_NLINK);
             if (l < X) {
                 link_src[lx + l] = k;
                 link_dst[lx + l] = slot;  // a hash slot until resolve_links
                 link_arc[lx + l] = a;
                 link_ac[lx + l] = ac;
             } else {
-                atomicOr(ctr + C_OVERFLOW, OVF_LINKS);
+                atomicOr(e.ctr + C_OVERFLOW, OVF_LINKS);
             }
         }
     }

@@ -300,3 +300,20 @@ def test_the_gc_pause_benchmark_times_full_collections_outside_and_inside_a_run(
     times = record["full_collection_ms"]
     assert record["tracked_objects"] > 1000 and record["modules_loaded"] > 100
     assert times["inside_a_run"]["best"] < times["outside"]["best"]  # only the run's own objects are scanned
+
+
+def test_lane_imbalance_compares_a_step_s_largest_lane_with_its_mean(tmp_path):
+    from bench import lane_imbalance
+
+    rng = np.random.default_rng(0)
+    assert lane_imbalance.imbalance([np.full(5, 7)], 16, 10, rng)["max_over_mean"] == 1.0
+    one_heavy = lane_imbalance.imbalance([np.array([0, 0, 0, 40])], 4, 50, rng)
+    assert 1.0 < one_heavy["max_over_mean"] <= 4.0  # at most 4 lanes' mean in one lane
+    out = tmp_path / "imbalance.json"
+    assert lane_imbalance.main(["--lanes", "1", "4", "--utterances", "2", "--draws", "5", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert set(record["measures"]) == {"emitting_arcs", "tokens", "links"}
+    for measure in record["measures"].values():
+        assert [s["lanes"] for s in measure["steps"]] == [1, 4]
+        assert measure["steps"][0]["max_over_mean"] == 1.0 and measure["steps"][1]["max_over_mean"] >= 1.0
+        assert measure["per_lane_frame"]["max"] >= measure["per_lane_frame"]["mean"] > 0

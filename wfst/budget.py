@@ -21,14 +21,15 @@ graph with fewer than 65,537 score columns, i.e. all of them in practice
 
 Per lane (working memory of one batch slot, reset each frame)::
 
-    lane = 224 Q + 280 X + 16 H + 4 P F + 76 W + 480
+    lane = 224 Q + 280 X + 16 H + 4 P F + 76 W + 496
 
 (token queue: hash slot, state, cost, best link, BFS hops and best arc, 6 x 4
 bytes, plus the 64-bit prefix sum of the expanded tokens' out-degrees, 8 (Q + 1);
 link queue: source, destination, arc, acoustic cost, 4 x 4; hash map slot:
 state, cost key, dirty flag, token, 4 x 4; score staging for host input,
 float32 P x F; 256 bytes of counters and 2 x 104 of parameters (the step's, and
-the copy the window kernels read while the next step is searched); the lattice window,
+the copy the window kernels read while the next step is searched); 16 for the
+span of the lane's emitting arcs in the step's flat range; the lattice window,
 room for ``WINDOW_CAPACITY`` = 6 worst-case frames, 20 bytes per token (state,
 cost, best link, extra cost, new index) and 24 per link (source, destination,
 arc, acoustic cost, excess, new index), and 64 per frame of its frame table:
@@ -62,6 +63,7 @@ from .errors import ConfigError, MemoryBudgetError
 LANE_COUNTER_BYTES = 256
 PARAM_ROW_BYTES = 104  # a lane's step parameters: 13 int64
 LANE_PARAM_BYTES = 2 * PARAM_ROW_BYTES
+LANE_SPAN_BYTES = 16  # the lane's emitting arcs in the step's flat range: int64 first and end
 PARAM_UPLOAD_SLOTS = 2  # the search's and the step's end's (wfst.cuda_lane_group.SEARCH_SLOT, STORE_SLOT)
 CHANNEL_COUNTER_BYTES = 64
 TOKEN_QUEUE_BYTES = 32
@@ -217,7 +219,7 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
               + WINDOW_FRAME_BYTES * WINDOW_TABLE_FRAMES)
     packed = packed_lane_bytes(WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, WINDOW_TABLE_FRAMES)
     per_lane = (TOKEN_QUEUE_BYTES * Q + 8 + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
-                + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + window + packed)
+                + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + LANE_SPAN_BYTES + window + packed)
     per_channel = CHANNEL_TOKEN_BYTES * Q + CHANNEL_COUNTER_BYTES
     pinned = lanes * (packed + 4 * P * chunk_frames + LANE_COUNTER_BYTES
                       + PARAM_UPLOAD_SLOTS * PARAM_ROW_BYTES)

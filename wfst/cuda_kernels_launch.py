@@ -32,19 +32,25 @@ def frame_prologue(d, g, start_state: int, beam: float, max_active: int, min_act
          f32(beam_delta)))
 
 
+def emit_spans(d, g):
+    _k("emit_spans", "emitting.cu")(
+        (1,), (layout.SPAN_THREADS,), (d.params, d.ch_count, i32(g.Q), d.deg_scan, i32(g.lanes), d.lane_spans))
+
+
 def emit_bound(d, g, acoustic_scale: float):
     _k("emit_bound", "emitting.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.EMIT_THREADS,),
+        (g.blocks_per_lane * g.lanes,), (layout.EMIT_THREADS,),
         (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.deg_scan, d.e_offsets, d.weight,
-         d.score_column, i32(d.columns16), f32(acoustic_scale)))
+         d.score_column, i32(d.columns16), f32(acoustic_scale), d.lane_spans, i32(g.lanes)))
 
 
 def emit_expand(d, g, acoustic_scale: float):
     _k("emit_expand", "emitting.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.EMIT_THREADS,),
+        (g.blocks_per_lane * g.lanes,), (layout.EMIT_THREADS,),
         (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.deg_scan, d.e_offsets, d.nextstate,
          d.weight, d.score_column, i32(d.columns16), f32(acoustic_scale), d.hash, i32(g.H),
-         d.tok_state, d.tok_slot, i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac))
+         d.tok_state, d.tok_slot, i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac, d.lane_spans,
+         i32(g.lanes)))
 
 
 def eps_sweep(d, g):

@@ -17,7 +17,7 @@ spare channel takes one of its group's (a channel written on one group's
 streams is not read on another's). Per step, on the group's compute stream::
 
     the step's parameters up (from a pinned slot)
-    frame_prologue (cutoff, degree prefix sums)  emit_bound  emit_expand
+    frame_prologue (cutoff, degree prefix sums)  emit_spans  emit_bound  emit_expand
     eps_sweep x EPS_GRID_SWEEPS  eps_persistent  eps_links
     resolve_tokens  resolve_links  tie_bfs       -> counters to pinned memory; the host waits
     [lanes that overflowed: reset_lanes, the same sequence again with a tighter bound]
@@ -273,6 +273,7 @@ class LaneGroup:
 
         self._issue_params(SEARCH_SLOT)
         K.frame_prologue(d, g, self.decoder.graph.fst.start, c.beam, c.max_active, c.min_active, BEAM_DELTA)
+        K.emit_spans(d, g)
         K.emit_bound(d, g, c.acoustic_scale)
         K.emit_expand(d, g, c.acoustic_scale)
         for _ in range(layout.EPS_GRID_SWEEPS):

@@ -35,6 +35,7 @@ HASH_SLOT_INTS = 4
 # threads per block of each kernel (the __launch_bounds__ in the .cu files)
 PROLOGUE_THREADS = 256
 EMIT_THREADS = 256
+SPAN_THREADS = 1024
 EPS_THREADS = 256
 EPS_PERSISTENT_THREADS = 512
 RESOLVE_THREADS = 256
