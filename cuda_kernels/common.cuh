@@ -173,14 +173,32 @@ __device__ __forceinline__ int span_lane(const long long* spans, int lanes, long
     return lo;
 }
 
-// this block's chunk [*first, *end) of a flat range of `total` indices (total a multiple of SPAN_ALIGN)
-__device__ __forceinline__ void block_chunk(long long total, long long* first, long long* end) {
+// this block's chunk [*first, *end) of the flat range of `spans` (its length a multiple of SPAN_ALIGN)
+__device__ __forceinline__ void block_chunk(const long long* spans, int lanes, long long* first, long long* end) {
+    const long long total = span_total(spans, lanes);
     long long per = (total + gridDim.x - 1) / gridDim.x;
     per = (per + blockDim.x - 1) / blockDim.x * blockDim.x;
     long long a = (long long)blockIdx.x * per;
     *first = a < total ? a : total;
     *end = a + per < total ? a + per : total;
 }
+
+// A thread's place in the flat range as its indices grow (by the block size):
+// the lane, its items [first, end) and where its span stops.
+struct SpanCursor {
+    int lane = -1;
+    long long first = 0, end = 0, stop = -1;
+
+    // whether flat index i entered another lane (the whole warp together: the caller loads that lane's state)
+    __device__ __forceinline__ bool enter(const long long* spans, int lanes, long long i) {
+        if (i < stop) return false;
+        lane = span_lane(spans, lanes, i);
+        first = spans[2 * (long long)lane];
+        end = spans[2 * (long long)lane + 1];
+        stop = first + span_align(end - first);
+        return true;
+    }
+};
 
 // ---------------------------------------------------------------- hash map
 // Per lane, H slots (a power of two) of four ints side by side, so that the

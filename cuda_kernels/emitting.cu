@@ -1,7 +1,7 @@
-// Emitting expansion, one thread per arc of the expanded tokens of every lane.
-// emit_spans (one CTA): each lane's arcs in one flat range (common.cuh: work
-// spread over the lanes), so the blocks of emit_bound and emit_expand take
-// equal shares of the step's arcs, whichever lanes they belong to. Arc number
+// Emitting expansion, one thread per arc of the expanded tokens of every lane,
+// the lanes' arcs in one flat range (spans.cu: emit_spans), so the blocks of
+// emit_bound and emit_expand take equal shares of the step's arcs, whichever
+// lanes they belong to. Arc number
 // i of a lane belongs to the previous-frame token k with deg_scan[k] <= i <
 // deg_scan[k + 1] (binary search), and is its (i - deg_scan[k])-th emitting arc.
 //
@@ -12,7 +12,6 @@
 #include "common.cuh"
 
 #define EMIT_THREADS 256
-#define SPAN_THREADS 1024
 
 __device__ __forceinline__ int source_token(const long long* scan, int n, long long i) {
     int lo = 0, hi = n;  // largest k in [0, n) with scan[k] <= i (scan[0] = 0 <= i)
@@ -23,23 +22,20 @@ __device__ __forceinline__ int source_token(const long long* scan, int n, long l
     return lo;
 }
 
-// the previous frame's tokens (from the channel) a lane expands, and its arcs' span
+// the previous frame's tokens (from the channel) a lane expands
 struct EmitLane {
-    int lane;
     const long long* p;
     int* ctr;
     const long long* scan;  // deg_scan: n + 1 entries
     const int* states;
     const float* costs;
     int n;
-    long long first, end, stop;  // its arcs' flat indices [first, end); its span ends at stop
 };
 
-__device__ __forceinline__ EmitLane emit_lane(int lane, const long long* spans, const long long* params,
-                                              int* counters, const int* ch_state, const float* ch_cost,
-                                              const int* ch_count, int Q, const long long* deg_scan) {
+__device__ __forceinline__ EmitLane emit_lane(int lane, const long long* params, int* counters, const int* ch_state,
+                                              const float* ch_cost, const int* ch_count, int Q,
+                                              const long long* deg_scan) {
     EmitLane e;
-    e.lane = lane;
     e.p = params + (long long)lane * LANE_PARAMS;
     e.ctr = counters + (long long)lane * LANE_COUNTERS;
     const long long ch = e.p[P_CHANNEL];
@@ -47,17 +43,13 @@ __device__ __forceinline__ EmitLane emit_lane(int lane, const long long* spans, 
     e.scan = deg_scan + (long long)lane * (Q + 1);
     e.states = ch_state + ch * Q;
     e.costs = ch_cost + ch * Q;
-    e.first = spans[2 * (long long)lane];
-    e.end = spans[2 * (long long)lane + 1];
-    e.stop = e.first + span_align(e.end - e.first);
     return e;
 }
 
-// the emitting arc at flat index i of lane e, its acoustic cost and its candidate cost
-__device__ __forceinline__ int emit_arc(const EmitLane& e, long long i, const int* e_offsets, const void* columns,
+// the lane's emitting arc j, its source token, acoustic cost and candidate cost
+__device__ __forceinline__ int emit_arc(const EmitLane& e, long long j, const int* e_offsets, const void* columns,
                                         int columns16, float acoustic_scale, const float* weight, int* k_out,
                                         float* ac_out, float* c_out) {
-    long long j = i - e.first;
     int k = source_token(e.scan, e.n, j);
     int a = e_offsets[e.states[k]] + (int)(j - e.scan[k]);
     float ac = arc_acoustic(e.p, columns, columns16, a, acoustic_scale);
@@ -65,31 +57,6 @@ __device__ __forceinline__ int emit_arc(const EmitLane& e, long long i, const in
     *ac_out = ac;
     *c_out = __fadd_rn(__fadd_rn(e.costs[k], ac), weight[a]);
     return a;
-}
-
-extern "C" __global__ void __launch_bounds__(SPAN_THREADS)
-emit_spans(const long long* params, const int* ch_count, int Q, const long long* deg_scan, int lanes,
-           long long* spans) {
-    __shared__ long long scratch[32];
-    long long carry = 0;
-    for (int base = 0; base < lanes; base += blockDim.x) {
-        const int lane = base + threadIdx.x;
-        long long count = 0;
-        if (lane < lanes) {
-            const long long* p = params + (long long)lane * LANE_PARAMS;
-            if (p[P_MODE] == MODE_EMIT) {
-                int n = ch_count[p[P_CHANNEL] * CHANNEL_COUNTERS + CH_NTOK];
-                count = deg_scan[(long long)lane * (Q + 1) + n];
-            }
-        }
-        long long total;
-        long long before = block_exclusive_scan(span_align(count), scratch, &total);
-        if (lane < lanes) {
-            spans[2 * (long long)lane] = carry + before;
-            spans[2 * (long long)lane + 1] = carry + before + count;
-        }
-        carry += total;
-    }
 }
 
 // min of `best` over the warp into the lane's C_BEST_EMIT (the warp serves one lane)
@@ -103,27 +70,26 @@ emit_bound(const long long* params, int* counters, const int* ch_state, const fl
            const int* ch_count, int Q, const long long* deg_scan, const int* e_offsets, const float* weight,
            const void* columns, int columns16, float acoustic_scale, const long long* spans, int lanes) {
     long long first, end;
-    block_chunk(span_total(spans, lanes), &first, &end);
+    block_chunk(spans, lanes, &first, &end);
+    SpanCursor at;
     EmitLane e;
-    e.lane = -1;
-    e.stop = -1;
     unsigned best = KEY_NONE;
     for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {  // (whole warps: end is aligned)
-        if (i >= e.stop) {  // (the whole warp at once: spans are aligned)
-            if (e.lane >= 0) publish_best(best, e.ctr);
+        const int was = at.lane;
+        if (at.enter(spans, lanes, i)) {  // (the whole warp at once: spans are aligned)
+            if (was >= 0) publish_best(best, e.ctr);  // (e: the lane it left)
             best = KEY_NONE;
-            e = emit_lane(span_lane(spans, lanes, i), spans, params, counters, ch_state, ch_cost, ch_count, Q,
-                          deg_scan);
+            e = emit_lane(at.lane, params, counters, ch_state, ch_cost, ch_count, Q, deg_scan);
         }
-        if (i < e.end) {
+        if (i < at.end) {
             int k;
             float ac, c;
-            emit_arc(e, i, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
+            emit_arc(e, i - at.first, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
             unsigned key = cost_key(c);
             best = key < best ? key : best;
         }
     }
-    if (e.lane >= 0) publish_best(best, e.ctr);
+    if (at.lane >= 0) publish_best(best, e.ctr);
 }
 
 // the bound of a lane's new frame: its cheapest candidate plus the adaptive beam (tightened after overflows)
@@ -146,26 +112,24 @@ emit_expand(const long long* params, int* counters, const int* ch_state, const f
         if (p[P_MODE] == MODE_EMIT) ctr[C_BOUND] = __float_as_int(emit_bound_of(p, ctr));
     }
     long long first, end;
-    block_chunk(span_total(spans, lanes), &first, &end);
+    block_chunk(spans, lanes, &first, &end);
+    SpanCursor at;
     EmitLane e;
-    e.lane = -1;
-    e.stop = -1;
     float bound = 0.0f;
     HashSlot* table = 0;
     long long lq = 0, lx = 0;
     for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
-        if (i >= e.stop) {
-            e = emit_lane(span_lane(spans, lanes, i), spans, params, counters, ch_state, ch_cost, ch_count, Q,
-                          deg_scan);
+        if (at.enter(spans, lanes, i)) {
+            e = emit_lane(at.lane, params, counters, ch_state, ch_cost, ch_count, Q, deg_scan);
             bound = emit_bound_of(e.p, e.ctr);
-            table = lane_hash(hash, e.lane, H);
-            lq = (long long)e.lane * Q;
-            lx = (long long)e.lane * X;
+            table = lane_hash(hash, at.lane, H);
+            lq = (long long)at.lane * Q;
+            lx = (long long)at.lane * X;
         }
-        if (i >= e.end) continue;  // (the span's alignment)
+        if (i >= at.end) continue;  // (the span's alignment)
         int k;
         float ac, c;
-        int a = emit_arc(e, i, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
+        int a = emit_arc(e, i - at.first, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
         if (c < bound) {
             // (no fences: the tokens and dirty flags are read by later launches only, see common.cuh)
             int slot = hash_insert<false>(table, H, nextstate[a], e.ctr, Q, tok_state + lq, tok_slot + lq);

@@ -10,7 +10,8 @@
 // eps_sweep: one grid-wide pass over every lane's tokens (launched a few times).
 // eps_persistent: one CTA per lane loops until a round lowers nothing.
 // eps_links: one link per epsilon arc from a token below the bound whose result
-//   is below it (after the fixpoint, as the CPU does).
+//   is below it (after the fixpoint, as the CPU does); every lane's tokens in
+//   one flat range (spans.cu: count_spans).
 #include "common.cuh"
 
 #define EPS_THREADS 256
@@ -127,16 +128,26 @@ eps_persistent(const long long* params, int* counters, const int* ne_offsets, co
 extern "C" __global__ void __launch_bounds__(EPS_THREADS)
 eps_links(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
           const float* weight, const int* hash, int H, const int* tok_state, const int* tok_slot, int Q, int X,
-          int* link_src, int* link_dst, int* link_arc, float* link_ac) {
-    const int lane = blockIdx.y;
-    if (!lane_runs(params, lane)) return;
-    int* ctr = counters + (long long)lane * LANE_COUNTERS;
-    const float bound = __int_as_float(ctr[C_BOUND]);
-    const HashSlot* table = lane_hash(hash, lane, H);
-    const long long lq = (long long)lane * Q, lx = (long long)lane * X;
-    int n = ctr[C_NTOK];
-    n = n < Q ? n : Q;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
+          int* link_src, int* link_dst, int* link_arc, float* link_ac, const long long* spans, int lanes) {
+    long long first, end;
+    block_chunk(spans, lanes, &first, &end);
+    SpanCursor at;
+    bool runs = false;
+    int* ctr = 0;
+    float bound = 0.0f;
+    const HashSlot* table = 0;
+    long long lq = 0, lx = 0;
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
+        if (at.enter(spans, lanes, i)) {
+            runs = lane_runs(params, at.lane);
+            ctr = counters + (long long)at.lane * LANE_COUNTERS;
+            bound = __int_as_float(ctr[C_BOUND]);
+            table = lane_hash(hash, at.lane, H);
+            lq = (long long)at.lane * Q;
+            lx = (long long)at.lane * X;
+        }
+        if (!runs || i >= at.end) continue;
+        const int idx = (int)(i - at.first);
         int slot = tok_slot[lq + idx];
         if (slot < 0) continue;
         float cu = key_cost(table[slot].cost);

@@ -15,7 +15,8 @@
 // window_store: the frame's tokens and links into the pool, each link with its
 //   excess (cost[src] + ac + weight[arc]) - cost[dst] in float32, as the CPU
 //   search computes it (the source of an emitting link is in the channel's
-//   frontier, saved after this).
+//   frontier, saved after this); every lane's tokens, and links, in one flat
+//   range (spans.cu: count_spans).
 // window_prune (one WINDOW_LANE_THREADS CTA per flushing lane: the walk over
 //   the frames is serial, so its per-frame loops take as few rounds as they
 //   can): extra costs walking back from the newest frame, over the frames after
@@ -87,23 +88,57 @@ window_store(const long long* params, const int* counters, int Q, int X, int WT,
              const int* tok_state, const float* tok_cost, const int* tok_best, const int* link_src,
              const int* link_dst, const int* link_arc, const float* link_ac, const float* ch_cost,
              const float* weight, int* wt_state, float* wt_cost, int* wt_best, int* wl_src, int* wl_dst,
-             int* wl_arc, float* wl_ac, float* wl_excess, int* wframes) {
-    const int lane = blockIdx.y;
-    const long long* p = params + (long long)lane * LANE_PARAMS;
-    if (!stores(p)) return;
-    const int* ctr = counters + (long long)lane * LANE_COUNTERS;
-    const int n = ctr[C_NTOK] < Q ? ctr[C_NTOK] : Q, nl = ctr[C_NLINK] < X ? ctr[C_NLINK] : X;
-    const int ne = p[P_MODE] == MODE_START ? 0 : ctr[C_NEMIT];
-    const long long lq = (long long)lane * Q, lx = (long long)lane * X;
-    const long long to = (long long)lane * WT + p[P_WIN_TOK], lo = (long long)lane * WX + p[P_WIN_LINK];
-    const int stride = gridDim.x * blockDim.x;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        wt_state[to + i] = tok_state[lq + i];
-        wt_cost[to + i] = tok_cost[lq + i];
-        wt_best[to + i] = tok_best[lq + i];
+             int* wl_arc, float* wl_ac, float* wl_excess, int* wframes, const long long* token_spans,
+             const long long* link_spans, int lanes) {
+    const int thread = blockIdx.x * blockDim.x + threadIdx.x;
+    for (int lane = thread; lane < lanes; lane += gridDim.x * blockDim.x) {  // the frame's table entries
+        const long long* p = params + (long long)lane * LANE_PARAMS;
+        if (!stores(p)) continue;
+        const int* ctr = counters + (long long)lane * LANE_COUNTERS;
+        int* fr = wframes + ((long long)lane * WF + p[P_WIN_FRAME]) * WINDOW_FRAME_INTS;
+        fr[WF_TOK] = (int)p[P_WIN_TOK];
+        fr[WF_NTOK] = ctr[C_NTOK] < Q ? ctr[C_NTOK] : Q;
+        fr[WF_LINK] = (int)p[P_WIN_LINK];
+        fr[WF_NLINK] = ctr[C_NLINK] < X ? ctr[C_NLINK] : X;
+        fr[WF_NEMIT] = p[P_MODE] == MODE_START ? 0 : ctr[C_NEMIT];
     }
-    const float* frontier = ch_cost + p[P_CHANNEL] * Q;
-    for (int l = blockIdx.x * blockDim.x + threadIdx.x; l < nl; l += stride) {
+    long long first, end;
+    SpanCursor at;
+    bool live = false;
+    long long to = 0, lq = 0;
+    block_chunk(token_spans, lanes, &first, &end);
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {  // every storing lane's tokens
+        if (at.enter(token_spans, lanes, i)) {
+            const long long* p = params + (long long)at.lane * LANE_PARAMS;
+            live = stores(p);
+            to = (long long)at.lane * WT + p[P_WIN_TOK];
+            lq = (long long)at.lane * Q;
+        }
+        if (!live || i >= at.end) continue;
+        const long long t = i - at.first;
+        wt_state[to + t] = tok_state[lq + t];
+        wt_cost[to + t] = tok_cost[lq + t];
+        wt_best[to + t] = tok_best[lq + t];
+    }
+    at = SpanCursor();
+    int n = 0, ne = 0;
+    long long lo = 0, lx = 0;
+    const float* frontier = 0;
+    block_chunk(link_spans, lanes, &first, &end);
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {  // and links, with their excess
+        if (at.enter(link_spans, lanes, i)) {
+            const long long* p = params + (long long)at.lane * LANE_PARAMS;
+            const int* ctr = counters + (long long)at.lane * LANE_COUNTERS;
+            live = stores(p);
+            n = ctr[C_NTOK] < Q ? ctr[C_NTOK] : Q;
+            ne = p[P_MODE] == MODE_START ? 0 : ctr[C_NEMIT];
+            lo = (long long)at.lane * WX + p[P_WIN_LINK];
+            lq = (long long)at.lane * Q;
+            lx = (long long)at.lane * X;
+            frontier = ch_cost + p[P_CHANNEL] * Q;
+        }
+        if (!live || i >= at.end) continue;
+        const int l = (int)(i - at.first);
         const int src = link_src[lx + l], dst = link_dst[lx + l], a = link_arc[lx + l];
         const float ac = link_ac[lx + l];
         wl_src[lo + l] = src;
@@ -116,14 +151,6 @@ window_store(const long long* params, const int* counters, int Q, int X, int WT,
             excess = __fsub_rn(__fadd_rn(__fadd_rn(cu, ac), weight[a]), tok_cost[lq + dst]);
         }
         wl_excess[lo + l] = excess;
-    }
-    if (blockIdx.x == 0 && threadIdx.x == 0) {
-        int* fr = wframes + ((long long)lane * WF + p[P_WIN_FRAME]) * WINDOW_FRAME_INTS;
-        fr[WF_TOK] = (int)p[P_WIN_TOK];
-        fr[WF_NTOK] = n;
-        fr[WF_LINK] = (int)p[P_WIN_LINK];
-        fr[WF_NLINK] = nl;
-        fr[WF_NEMIT] = ne;
     }
 }
 

@@ -3,8 +3,10 @@
 // memory emptied.
 //
 // save_frontier: tokens (state, cost) into the channel: the next frame's input.
-// reset_lanes: hash slots and token slots back to empty; after an overflow the
-//   whole table (an overflowing frame may hold slots no token lists).
+// reset_lanes: hash slots and token slots back to empty.
+// (Both over every lane's tokens in one flat range: spans.cu: count_spans.)
+// reset_overflowed (blocks x lanes): after an overflow the whole table (an
+//   overflowing frame may hold slots no token lists), and every token slot.
 #include "common.cuh"
 
 #define SEGMENT_THREADS 256
@@ -21,19 +23,29 @@ __device__ __forceinline__ int lane_tokens(const int* ctr, int Q) {
 
 extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
 save_frontier(const long long* params, const int* counters, int Q, const int* tok_state, const float* tok_cost,
-              int* ch_state, float* ch_cost, int* ch_count) {
-    const int lane = blockIdx.y;
-    const long long* p = params + (long long)lane * LANE_PARAMS;
-    if (!ran(params, lane)) return;
-    const int* ctr = counters + (long long)lane * LANE_COUNTERS;
-    const int n = lane_tokens(ctr, Q);
-    const long long ch = p[P_CHANNEL];
-    const long long lq = (long long)lane * Q, cq = ch * Q;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        ch_state[cq + i] = tok_state[lq + i];
-        ch_cost[cq + i] = tok_cost[lq + i];
+              int* ch_state, float* ch_cost, int* ch_count, const long long* spans, int lanes) {
+    const int thread = blockIdx.x * blockDim.x + threadIdx.x;
+    for (int lane = thread; lane < lanes; lane += gridDim.x * blockDim.x) {  // each channel's token count
+        const long long* p = params + (long long)lane * LANE_PARAMS;
+        if (ran(params, lane)) ch_count[p[P_CHANNEL] * CHANNEL_COUNTERS + CH_NTOK] =
+            lane_tokens(counters + (long long)lane * LANE_COUNTERS, Q);
     }
-    if (blockIdx.x == 0 && threadIdx.x == 0) ch_count[ch * CHANNEL_COUNTERS + CH_NTOK] = n;
+    long long first, end;
+    block_chunk(spans, lanes, &first, &end);
+    SpanCursor at;
+    bool live = false;
+    long long lq = 0, cq = 0;
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
+        if (at.enter(spans, lanes, i)) {
+            live = ran(params, at.lane);
+            lq = (long long)at.lane * Q;
+            cq = params[(long long)at.lane * LANE_PARAMS + P_CHANNEL] * Q;
+        }
+        if (!live || i >= at.end) continue;
+        const long long t = i - at.first;
+        ch_state[cq + t] = tok_state[lq + t];
+        ch_cost[cq + t] = tok_cost[lq + t];
+    }
 }
 
 __device__ __forceinline__ void empty_slot(HashSlot* slot) {
@@ -43,23 +55,38 @@ __device__ __forceinline__ void empty_slot(HashSlot* slot) {
     slot->tok = NO_TOKEN;
 }
 
+__device__ __forceinline__ bool overflowed(const int* ctr, int Q) { return ctr[C_OVERFLOW] != 0 || ctr[C_NTOK] > Q; }
+
 extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
-reset_lanes(const long long* params, const int* counters, int* hash, int H, int* tok_slot, int Q) {
+reset_lanes(const long long* params, const int* counters, int* hash, int H, int* tok_slot, int Q,
+            const long long* spans, int lanes) {
+    long long first, end;
+    block_chunk(spans, lanes, &first, &end);
+    SpanCursor at;
+    bool live = false;
+    HashSlot* table = 0;
+    long long lq = 0;
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
+        if (at.enter(spans, lanes, i)) {
+            live = ran(params, at.lane) && !overflowed(counters + (long long)at.lane * LANE_COUNTERS, Q);
+            table = lane_hash(hash, at.lane, H);
+            lq = (long long)at.lane * Q;
+        }
+        if (!live || i >= at.end) continue;
+        const long long t = lq + (i - at.first);
+        int s = tok_slot[t];
+        if (s >= 0) empty_slot(table + s);
+        tok_slot[t] = -1;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
+reset_overflowed(const long long* params, const int* counters, int* hash, int H, int* tok_slot, int Q) {
     const int lane = blockIdx.y;
-    if (!ran(params, lane)) return;
-    const int* ctr = counters + (long long)lane * LANE_COUNTERS;
+    if (!ran(params, lane) || !overflowed(counters + (long long)lane * LANE_COUNTERS, Q)) return;
     HashSlot* table = lane_hash(hash, lane, H);
     const long long lq = (long long)lane * Q;
     const int first = blockIdx.x * blockDim.x + threadIdx.x, stride = gridDim.x * blockDim.x;
-    if (ctr[C_OVERFLOW] != 0 || ctr[C_NTOK] > Q) {
-        for (int s = first; s < H; s += stride) empty_slot(table + s);
-        for (int i = first; i < Q; i += stride) tok_slot[lq + i] = -1;
-        return;
-    }
-    const int n = lane_tokens(ctr, Q);
-    for (int i = first; i < n; i += stride) {
-        int s = tok_slot[lq + i];
-        if (s >= 0) empty_slot(table + s);
-        tok_slot[lq + i] = -1;
-    }
+    for (int s = first; s < H; s += stride) empty_slot(table + s);
+    for (int i = first; i < Q; i += stride) tok_slot[lq + i] = -1;
 }

@@ -7,6 +7,7 @@
 //
 // resolve_tokens: token costs from the hash map; slot -> token index.
 // resolve_links: link destinations from hash slots to token indices.
+// (Both over every lane's tokens, or links, in one flat range: spans.cu.)
 // tie_bfs (one CTA per lane): breadth-first levels over achieving links
 //   (level 0: achieving emitting links, or the start token in MODE_START),
 //   atomicMin of the arc index per token and level; then tok_best; tokens no
@@ -22,15 +23,22 @@ __device__ __forceinline__ bool runs(const long long* params, int lane) {
 }
 
 extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
-resolve_tokens(const long long* params, const int* counters, int* hash, int H,
-               const int* tok_slot, float* tok_cost, int Q) {
-    const int lane = blockIdx.y;
-    if (!runs(params, lane)) return;
-    int n = counters[(long long)lane * LANE_COUNTERS + C_NTOK];
-    n = n < Q ? n : Q;
-    HashSlot* table = lane_hash(hash, lane, H);
-    const long long lq = (long long)lane * Q;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
+resolve_tokens(const long long* params, int* hash, int H, const int* tok_slot, float* tok_cost, int Q,
+               const long long* spans, int lanes) {
+    long long first, end;
+    block_chunk(spans, lanes, &first, &end);
+    SpanCursor at;
+    bool live = false;
+    HashSlot* table = 0;
+    long long lq = 0;
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
+        if (at.enter(spans, lanes, i)) {
+            live = runs(params, at.lane);
+            table = lane_hash(hash, at.lane, H);
+            lq = (long long)at.lane * Q;
+        }
+        if (!live || i >= at.end) continue;
+        const int idx = (int)(i - at.first);
         int slot = tok_slot[lq + idx];
         if (slot < 0) {  // only after an overflow (the frame is redone)
             tok_cost[lq + idx] = __int_as_float(0x7F800000);
@@ -42,16 +50,24 @@ resolve_tokens(const long long* params, const int* counters, int* hash, int H,
 }
 
 extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
-resolve_links(const long long* params, const int* counters, const int* hash, int H, int* link_dst, int X) {
-    const int lane = blockIdx.y;
-    if (!runs(params, lane)) return;
-    int nl = counters[(long long)lane * LANE_COUNTERS + C_NLINK];
-    nl = nl < X ? nl : X;
-    const HashSlot* table = lane_hash(hash, lane, H);
-    const long long lx = (long long)lane * X;
-    for (int l = blockIdx.x * blockDim.x + threadIdx.x; l < nl; l += gridDim.x * blockDim.x) {
-        int slot = link_dst[lx + l];
-        link_dst[lx + l] = slot >= 0 ? table[slot].tok : NO_TOKEN;
+resolve_links(const long long* params, const int* hash, int H, int* link_dst, int X, const long long* spans,
+              int lanes) {
+    long long first, end;
+    block_chunk(spans, lanes, &first, &end);
+    SpanCursor at;
+    bool live = false;
+    const HashSlot* table = 0;
+    long long lx = 0;
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
+        if (at.enter(spans, lanes, i)) {
+            live = runs(params, at.lane);
+            table = lane_hash(hash, at.lane, H);
+            lx = (long long)at.lane * X;
+        }
+        if (!live || i >= at.end) continue;
+        const long long l = lx + (i - at.first);
+        int slot = link_dst[l];
+        link_dst[l] = slot >= 0 ? table[slot].tok : NO_TOKEN;
     }
 }
 

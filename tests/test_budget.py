@@ -63,7 +63,7 @@ def test_lanes_channels_and_capacities_scale_linearly():
     Q, X, P = config.token_capacity, config.arc_capacity, fst.max_ilabel
     assert Q == 4000 and X == 12000 and hash_slots(Q) == 8192
     W = 256  # WINDOW_TABLE_FRAMES
-    assert one.per_lane == 224 * Q + 280 * X + 16 * 8192 + 4 * P * 64 + 76 * W + 496
+    assert one.per_lane == 224 * Q + 280 * X + 16 * 8192 + 4 * P * 64 + 76 * W + 528
     assert one.per_channel == 8 * Q + 64
     assert one.pinned_host == 72 * Q + 120 * X + 12 * W + 4 * P * 64 + 472
     bigger = budget(fst, DecoderConfig(max_active=2000))

@@ -230,6 +230,22 @@ def test_tiny_capacities_warn_and_stay_valid():
             assert got.graph_cost + got.acoustic_cost == pytest.approx(got.cost, abs=1e-3) or got.reached_final
 
 
+def test_a_run_with_overflows_leaves_every_lane_s_working_memory_empty(cupy_module):
+    """The step's end empties the hash map slots and token slots of the tokens
+    it searched, and the whole of an overflowed lane's (whose frame may hold
+    slots no token lists), so the next frame on the lane starts clean."""
+    fst = random_graph(99, max_states=60, num_columns=6)
+    config = DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
+    gpu = wfst.Decoder(fst, config, device="cuda", lanes=3)
+    with pytest.warns(CapacityWarning):
+        gpu.decode([random_scores(i, 20, num_columns=6) for i in range(5)])
+    assert gpu._cuda.stats["retries"] > 0
+    d = gpu._cuda.arrays
+    empty = np.array([-1, -1, 0, -1], np.int32)  # key, cost key (KEY_NONE), dirty flag, token
+    assert np.all(cupy_module.asnumpy(d.hash) == empty)
+    assert np.all(cupy_module.asnumpy(d.tok_slot) == -1)
+
+
 def test_no_warning_when_capacities_suffice():
     fst = random_graph(5, max_states=10)
     gpu = wfst.Decoder(fst, DecoderConfig(max_active=50, min_active=0), device="cuda", lanes=2)

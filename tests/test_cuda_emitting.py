@@ -57,13 +57,13 @@ def test_every_lane_s_arcs_spread_over_the_grid_give_each_lane_its_cheapest_cand
                         ch_cost=xp.asarray(case.costs), ch_count=xp.asarray(ch_count), deg_scan=xp.asarray(deg_scan),
                         e_offsets=xp.asarray(case.e_offsets), weight=xp.asarray(case.weight),
                         score_column=xp.asarray(case.column), columns16=0,
-                        lane_spans=xp.zeros((lanes, 2), np.int64))
+                        arc_spans=xp.zeros((lanes, 2), np.int64))
     if xp.__name__ != "cupy" and seed % 2:
         xp.schedule(True, seed=seed)  # emulator: preemptive schedules of the threads
     g = SimpleNamespace(lanes=lanes, Q=Q, blocks_per_lane=int(rng.integers(1, 3)))  # a grid of that x lanes blocks
     K.emit_spans(d, g)
     K.emit_bound(d, g, float(scale))
-    spans = xp.asnumpy(d.lane_spans)
+    spans = xp.asnumpy(d.arc_spans)
     expanding = case.modes == layout.MODE_EMIT
     arcs = np.where(expanding, deg_scan[np.arange(lanes), case.counts], 0)
     assert np.all(spans[:, 0] % SPAN_ALIGN == 0)

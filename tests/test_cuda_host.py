@@ -41,7 +41,7 @@ def test_layout_matches_common_cuh():
 
 @pytest.mark.parametrize("file,macro,name", [
     ("frame_prologue.cu", "PROLOGUE_THREADS", "PROLOGUE_THREADS"), ("emitting.cu", "EMIT_THREADS", "EMIT_THREADS"),
-    ("emitting.cu", "SPAN_THREADS", "SPAN_THREADS"),
+    ("spans.cu", "SPAN_THREADS", "SPAN_THREADS"),
     ("epsilon.cu", "EPS_THREADS", "EPS_THREADS"), ("epsilon.cu", "EPS_PERSISTENT_THREADS", "EPS_PERSISTENT_THREADS"),
     ("ties.cu", "RESOLVE_THREADS", "RESOLVE_THREADS"), ("ties.cu", "TIE_THREADS", "TIE_THREADS"),
     ("segments.cu", "SEGMENT_THREADS", "SEGMENT_THREADS"), ("lattice_window.cu", "WINDOW_THREADS", "WINDOW_THREADS"),

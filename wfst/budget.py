@@ -21,15 +21,16 @@ graph with fewer than 65,537 score columns, i.e. all of them in practice
 
 Per lane (working memory of one batch slot, reset each frame)::
 
-    lane = 224 Q + 280 X + 16 H + 4 P F + 76 W + 496
+    lane = 224 Q + 280 X + 16 H + 4 P F + 76 W + 528
 
 (token queue: hash slot, state, cost, best link, BFS hops and best arc, 6 x 4
 bytes, plus the 64-bit prefix sum of the expanded tokens' out-degrees, 8 (Q + 1);
 link queue: source, destination, arc, acoustic cost, 4 x 4; hash map slot:
 state, cost key, dirty flag, token, 4 x 4; score staging for host input,
 float32 P x F; 256 bytes of counters and 2 x 104 of parameters (the step's, and
-the copy the window kernels read while the next step is searched); 16 for the
-span of the lane's emitting arcs in the step's flat range; the lattice window,
+the copy the window kernels read while the next step is searched); 3 x 16 for
+the spans of the lane's emitting arcs, tokens and links in the step's flat
+ranges; the lattice window,
 room for ``WINDOW_CAPACITY`` = 6 worst-case frames, 20 bytes per token (state,
 cost, best link, extra cost, new index) and 24 per link (source, destination,
 arc, acoustic cost, excess, new index), and 64 per frame of its frame table:
@@ -63,7 +64,7 @@ from .errors import ConfigError, MemoryBudgetError
 LANE_COUNTER_BYTES = 256
 PARAM_ROW_BYTES = 104  # a lane's step parameters: 13 int64
 LANE_PARAM_BYTES = 2 * PARAM_ROW_BYTES
-LANE_SPAN_BYTES = 16  # the lane's emitting arcs in the step's flat range: int64 first and end
+LANE_SPAN_BYTES = 48  # the lane's emitting arcs, tokens and links in the step's flat ranges: int64 first, end
 PARAM_UPLOAD_SLOTS = 2  # the search's and the step's end's (wfst.cuda_lane_group.SEARCH_SLOT, STORE_SLOT)
 CHANNEL_COUNTER_BYTES = 64
 TOKEN_QUEUE_BYTES = 32

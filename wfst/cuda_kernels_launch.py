@@ -33,15 +33,27 @@ def frame_prologue(d, g, start_state: int, beam: float, max_active: int, min_act
 
 
 def emit_spans(d, g):
-    _k("emit_spans", "emitting.cu")(
-        (1,), (layout.SPAN_THREADS,), (d.params, d.ch_count, i32(g.Q), d.deg_scan, i32(g.lanes), d.lane_spans))
+    _k("emit_spans", "spans.cu")(
+        (1,), (layout.SPAN_THREADS,), (d.params, d.ch_count, i32(g.Q), d.deg_scan, i32(g.lanes), d.arc_spans))
+
+
+def token_spans(d, g):
+    _k("count_spans", "spans.cu")(
+        (1,), (layout.SPAN_THREADS,),
+        (d.params, d.counters, i32(layout.C_NTOK), i32(g.Q), i32(g.lanes), d.token_spans))
+
+
+def link_spans(d, g):
+    _k("count_spans", "spans.cu")(
+        (1,), (layout.SPAN_THREADS,),
+        (d.params, d.counters, i32(layout.C_NLINK), i32(g.X), i32(g.lanes), d.link_spans))
 
 
 def emit_bound(d, g, acoustic_scale: float):
     _k("emit_bound", "emitting.cu")(
         (g.blocks_per_lane * g.lanes,), (layout.EMIT_THREADS,),
         (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.deg_scan, d.e_offsets, d.weight,
-         d.score_column, i32(d.columns16), f32(acoustic_scale), d.lane_spans, i32(g.lanes)))
+         d.score_column, i32(d.columns16), f32(acoustic_scale), d.arc_spans, i32(g.lanes)))
 
 
 def emit_expand(d, g, acoustic_scale: float):
@@ -49,7 +61,7 @@ def emit_expand(d, g, acoustic_scale: float):
         (g.blocks_per_lane * g.lanes,), (layout.EMIT_THREADS,),
         (d.params, d.counters, d.ch_state, d.ch_cost, d.ch_count, i32(g.Q), d.deg_scan, d.e_offsets, d.nextstate,
          d.weight, d.score_column, i32(d.columns16), f32(acoustic_scale), d.hash, i32(g.H),
-         d.tok_state, d.tok_slot, i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac, d.lane_spans,
+         d.tok_state, d.tok_slot, i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac, d.arc_spans,
          i32(g.lanes)))
 
 
@@ -69,21 +81,21 @@ def eps_persistent(d, g):
 
 def eps_links(d, g):
     _k("eps_links", "epsilon.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.EPS_THREADS,),
+        (g.blocks_per_lane * g.lanes,), (layout.EPS_THREADS,),
         (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash, i32(g.H), d.tok_state, d.tok_slot,
-         i32(g.Q), i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac))
+         i32(g.Q), i32(g.X), d.link_src, d.link_dst, d.link_arc, d.link_ac, d.token_spans, i32(g.lanes)))
 
 
 def resolve_tokens(d, g):
     _k("resolve_tokens", "ties.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.RESOLVE_THREADS,),
-        (d.params, d.counters, d.hash, i32(g.H), d.tok_slot, d.tok_cost, i32(g.Q)))
+        (g.blocks_per_lane * g.lanes,), (layout.RESOLVE_THREADS,),
+        (d.params, d.hash, i32(g.H), d.tok_slot, d.tok_cost, i32(g.Q), d.token_spans, i32(g.lanes)))
 
 
 def resolve_links(d, g):
     _k("resolve_links", "ties.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.RESOLVE_THREADS,),
-        (d.params, d.counters, d.hash, i32(g.H), d.link_dst, i32(g.X)))
+        (g.blocks_per_lane * g.lanes,), (layout.RESOLVE_THREADS,),
+        (d.params, d.hash, i32(g.H), d.link_dst, i32(g.X), d.link_spans, i32(g.lanes)))
 
 
 def tie_bfs(d, g):
@@ -95,10 +107,11 @@ def tie_bfs(d, g):
 
 def window_store(d, g):
     _k("window_store", "lattice_window.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.WINDOW_THREADS,),
+        (g.blocks_per_lane * g.lanes,), (layout.WINDOW_THREADS,),
         (d.params, d.counters, i32(g.Q), i32(g.X), i32(g.WT), i32(g.WX), i32(g.TF), d.tok_state, d.tok_cost,
          d.tok_best, d.link_src, d.link_dst, d.link_arc, d.link_ac, d.ch_cost, d.weight, d.wt_state, d.wt_cost,
-         d.wt_best, d.wl_src, d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wframes))
+         d.wt_best, d.wl_src, d.wl_dst, d.wl_arc, d.wl_ac, d.wl_excess, d.wframes, d.token_spans, d.link_spans,
+         i32(g.lanes)))
 
 
 def window_prune(d, g, lattice_beam: float, use_final_probs: bool):
@@ -135,11 +148,17 @@ def window_compact(d, g):
 
 def save_frontier(d, g):
     _k("save_frontier", "segments.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.SEGMENT_THREADS,),
-        (d.params, d.counters, i32(g.Q), d.tok_state, d.tok_cost, d.ch_state, d.ch_cost, d.ch_count))
+        (g.blocks_per_lane * g.lanes,), (layout.SEGMENT_THREADS,),
+        (d.params, d.counters, i32(g.Q), d.tok_state, d.tok_cost, d.ch_state, d.ch_cost, d.ch_count, d.token_spans,
+         i32(g.lanes)))
 
 
 def reset_lanes(d, g):
+    """The searched lanes' hash maps and token slots empty again: their tokens'
+    (reset_lanes), the whole of an overflowed lane's (reset_overflowed)."""
     _k("reset_lanes", "segments.cu")(
+        (g.blocks_per_lane * g.lanes,), (layout.SEGMENT_THREADS,),
+        (d.params, d.counters, d.hash, i32(g.H), d.tok_slot, i32(g.Q), d.token_spans, i32(g.lanes)))
+    _k("reset_overflowed", "segments.cu")(
         (g.blocks_per_lane, g.lanes), (layout.SEGMENT_THREADS,),
         (d.params, d.counters, d.hash, i32(g.H), d.tok_slot, i32(g.Q)))

@@ -18,11 +18,11 @@ streams is not read on another's). Per step, on the group's compute stream::
 
     the step's parameters up (from a pinned slot)
     frame_prologue (cutoff, degree prefix sums)  emit_spans  emit_bound  emit_expand
-    eps_sweep x EPS_GRID_SWEEPS  eps_persistent  eps_links
-    resolve_tokens  resolve_links  tie_bfs       -> counters to pinned memory; the host waits
+    eps_sweep x EPS_GRID_SWEEPS  eps_persistent  token_spans  eps_links
+    resolve_tokens  link_spans  resolve_links  tie_bfs  -> counters to pinned memory; the host waits
     [lanes that overflowed: reset_lanes, the same sequence again with a tighter bound]
     the parameters up again (with the window plan)  window_store (and the parameters copied for
-    the window stream)  save_frontier  reset_lanes
+    the window stream)  save_frontier  reset_lanes  reset_overflowed
     and on the group's window stream, for lanes that flush, beside the next step's search:
     window_prune  window_number  window_offsets  window_pack  window_compact -> the packed windows
     to the host
@@ -279,8 +279,10 @@ class LaneGroup:
         for _ in range(layout.EPS_GRID_SWEEPS):
             K.eps_sweep(d, g)
         K.eps_persistent(d, g)
+        K.token_spans(d, g)
         K.eps_links(d, g)
         K.resolve_tokens(d, g)
+        K.link_spans(d, g)
         K.resolve_links(d, g)
         K.tie_bfs(d, g)
         self.decoder._copy_to_host(d.host_counters, d.counters, d.counters.nbytes,

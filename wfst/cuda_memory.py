@@ -28,7 +28,7 @@ MAX_LANES = 65535
 MAX_LANE_GROUPS = 8
 """Lane groups a run may step (each has its own packed buffer header and totals)."""
 LANE_ARRAYS = ("tok_slot", "tok_state", "tok_cost", "tok_best", "tok_hops", "tok_best_arc", "deg_scan", "link_src",
-               "link_dst", "link_arc", "link_ac", "hash", "lane_spans", "staging", "counters", "params", "window_params", "wt_state", "wt_cost", "wt_best", "wt_extra", "wt_new", "wl_src",
+               "link_dst", "link_arc", "link_ac", "hash", "arc_spans", "token_spans", "link_spans", "staging", "counters", "params", "window_params", "wt_state", "wt_cost", "wt_best", "wt_extra", "wt_new", "wl_src",
                "wl_dst", "wl_arc", "wl_ac", "wl_excess", "wl_new", "wframes", "host_staging", "host_counters")
 """The arrays with a row per lane (:meth:`DeviceArrays.lanes_view` slices them)."""
 
@@ -109,7 +109,10 @@ class DeviceArrays:
         self.link_ac = a(cupy, (L, X), np.float32, 0)
         self.hash = a(cupy, (L, H, layout.HASH_SLOT_INTS), np.int32, None)  # see cuda_kernels/common.cuh
         self.empty_hash()
-        self.lane_spans = a(cupy, (L, 2), np.int64, 0)  # emit_spans: each lane's arcs in the step's flat range
+        # each lane's emitting arcs, tokens and links in the step's flat ranges (cuda_kernels/spans.cu)
+        self.arc_spans = a(cupy, (L, 2), np.int64, 0)
+        self.token_spans = a(cupy, (L, 2), np.int64, 0)
+        self.link_spans = a(cupy, (L, 2), np.int64, 0)
         self.staging = a(cupy, (L, g.F, max(g.P, 1)), np.float32, 0)
         self.counters = a(cupy, (L, layout.LANE_COUNTERS), np.int32, 0)
         self.params = a(cupy, (L, layout.LANE_PARAMS), np.int64, 0)
