@@ -74,6 +74,12 @@
 #define MODE_EMIT 2       // read one score row
 #define MODE_RETRY_SKIP 3 // done this step; left alone while other lanes retry
 
+// whether lane `lane` searches a frame in this launch sequence (its parameters' mode)
+__device__ __forceinline__ bool searches(const long long* params, int lane) {
+    long long mode = params[(long long)lane * LANE_PARAMS + P_MODE];
+    return mode == MODE_START || mode == MODE_EMIT;
+}
+
 #define TIGHTEN_LAST 16   // from this level on, the bound keeps only the best cost
 
 // channel counters: int32 [channels, CHANNEL_COUNTERS]
@@ -183,22 +189,27 @@ __device__ __forceinline__ void block_chunk(const long long* spans, int lanes, l
     *end = a + per < total ? a + per : total;
 }
 
-// A thread's place in the flat range as its indices grow (by the block size):
-// the lane, its items [first, end) and where its span stops.
-struct SpanCursor {
-    int lane = -1;
-    long long first = 0, end = 0, stop = -1;
-
-    // whether flat index i entered another lane (the whole warp together: the caller loads that lane's state)
-    __device__ __forceinline__ bool enter(const long long* spans, int lanes, long long i) {
-        if (i < stop) return false;
-        lane = span_lane(spans, lanes, i);
-        first = spans[2 * (long long)lane];
-        end = spans[2 * (long long)lane + 1];
-        stop = first + span_align(end - first);
-        return true;
+// For each item of this block's chunk of the flat range of `spans`: enter(l)
+// when the thread's indices reach lane l (the whole warp together, spans and
+// chunks being aligned), which loads the lane's state and says whether the lane
+// takes part; then item(j), j the item's index within its lane.
+template <typename Enter, typename Item>
+__device__ __forceinline__ void each_span_item(const long long* spans, int lanes, Enter enter, Item item) {
+    long long first, end;
+    block_chunk(spans, lanes, &first, &end);
+    long long lane_first = 0, lane_end = 0, stop = -1;
+    bool live = false;
+    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
+        if (i >= stop) {
+            const int lane = span_lane(spans, lanes, i);
+            lane_first = spans[2 * (long long)lane];
+            lane_end = spans[2 * (long long)lane + 1];
+            stop = lane_first + span_align(lane_end - lane_first);
+            live = enter(lane);
+        }
+        if (live && i < lane_end) item(i - lane_first);
     }
-};
+}
 
 // ---------------------------------------------------------------- hash map
 // Per lane, H slots (a power of two) of four ints side by side, so that the

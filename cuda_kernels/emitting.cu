@@ -69,27 +69,22 @@ extern "C" __global__ void __launch_bounds__(EMIT_THREADS)
 emit_bound(const long long* params, int* counters, const int* ch_state, const float* ch_cost,
            const int* ch_count, int Q, const long long* deg_scan, const int* e_offsets, const float* weight,
            const void* columns, int columns16, float acoustic_scale, const long long* spans, int lanes) {
-    long long first, end;
-    block_chunk(spans, lanes, &first, &end);
-    SpanCursor at;
     EmitLane e;
+    e.ctr = 0;
     unsigned best = KEY_NONE;
-    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {  // (whole warps: end is aligned)
-        const int was = at.lane;
-        if (at.enter(spans, lanes, i)) {  // (the whole warp at once: spans are aligned)
-            if (was >= 0) publish_best(best, e.ctr);  // (e: the lane it left)
-            best = KEY_NONE;
-            e = emit_lane(at.lane, params, counters, ch_state, ch_cost, ch_count, Q, deg_scan);
-        }
-        if (i < at.end) {
-            int k;
-            float ac, c;
-            emit_arc(e, i - at.first, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
-            unsigned key = cost_key(c);
-            best = key < best ? key : best;
-        }
-    }
-    if (at.lane >= 0) publish_best(best, e.ctr);
+    each_span_item(spans, lanes, [&](int lane) {
+        if (e.ctr) publish_best(best, e.ctr);  // the lane left behind's
+        best = KEY_NONE;
+        e = emit_lane(lane, params, counters, ch_state, ch_cost, ch_count, Q, deg_scan);
+        return true;
+    }, [&](long long j) {
+        int k;
+        float ac, c;
+        emit_arc(e, j, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
+        unsigned key = cost_key(c);
+        best = key < best ? key : best;
+    });
+    if (e.ctr) publish_best(best, e.ctr);
 }
 
 // the bound of a lane's new frame: its cheapest candidate plus the adaptive beam (tightened after overflows)
@@ -111,38 +106,33 @@ emit_expand(const long long* params, int* counters, const int* ch_state, const f
         int* ctr = counters + (long long)lane * LANE_COUNTERS;
         if (p[P_MODE] == MODE_EMIT) ctr[C_BOUND] = __float_as_int(emit_bound_of(p, ctr));
     }
-    long long first, end;
-    block_chunk(spans, lanes, &first, &end);
-    SpanCursor at;
     EmitLane e;
     float bound = 0.0f;
     HashSlot* table = 0;
     long long lq = 0, lx = 0;
-    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
-        if (at.enter(spans, lanes, i)) {
-            e = emit_lane(at.lane, params, counters, ch_state, ch_cost, ch_count, Q, deg_scan);
-            bound = emit_bound_of(e.p, e.ctr);
-            table = lane_hash(hash, at.lane, H);
-            lq = (long long)at.lane * Q;
-            lx = (long long)at.lane * X;
-        }
-        if (i >= at.end) continue;  // (the span's alignment)
+    each_span_item(spans, lanes, [&](int lane) {
+        e = emit_lane(lane, params, counters, ch_state, ch_cost, ch_count, Q, deg_scan);
+        bound = emit_bound_of(e.p, e.ctr);
+        table = lane_hash(hash, lane, H);
+        lq = (long long)lane * Q;
+        lx = (long long)lane * X;
+        return true;
+    }, [&](long long j) {
         int k;
         float ac, c;
-        int a = emit_arc(e, i - at.first, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
-        if (c < bound) {
-            // (no fences: the tokens and dirty flags are read by later launches only, see common.cuh)
-            int slot = hash_insert<false>(table, H, nextstate[a], e.ctr, Q, tok_state + lq, tok_slot + lq);
-            if (slot >= 0) lower_cost<false>(table + slot, cost_key(c));
-            int l = warp_increment(e.ctr + C_NLINK);
-            if (l < X) {
-                link_src[lx + l] = k;
-                link_dst[lx + l] = slot;  // a hash slot until resolve_links
-                link_arc[lx + l] = a;
-                link_ac[lx + l] = ac;
-            } else {
-                atomicOr(e.ctr + C_OVERFLOW, OVF_LINKS);
-            }
+        int a = emit_arc(e, j, e_offsets, columns, columns16, acoustic_scale, weight, &k, &ac, &c);
+        if (!(c < bound)) return;
+        // (no fences: the tokens and dirty flags are read by later launches only, see common.cuh)
+        int slot = hash_insert<false>(table, H, nextstate[a], e.ctr, Q, tok_state + lq, tok_slot + lq);
+        if (slot >= 0) lower_cost<false>(table + slot, cost_key(c));
+        int l = warp_increment(e.ctr + C_NLINK);
+        if (l < X) {
+            link_src[lx + l] = k;
+            link_dst[lx + l] = slot;  // a hash slot until resolve_links
+            link_arc[lx + l] = a;
+            link_ac[lx + l] = ac;
+        } else {
+            atomicOr(e.ctr + C_OVERFLOW, OVF_LINKS);
         }
-    }
+    });
 }

@@ -66,16 +66,11 @@ __device__ __forceinline__ LaneTables lane_tables(int lane, int* counters, int* 
     return t;
 }
 
-__device__ __forceinline__ bool lane_runs(const long long* params, int lane) {
-    long long mode = params[(long long)lane * LANE_PARAMS + P_MODE];
-    return mode == MODE_START || mode == MODE_EMIT;
-}
-
 extern "C" __global__ void __launch_bounds__(EPS_THREADS)
 eps_sweep(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
           const float* weight, int* hash, int H, int* tok_state, int* tok_slot, int Q) {
     const int lane = blockIdx.y;
-    if (!lane_runs(params, lane)) return;
+    if (!searches(params, lane)) return;
     LaneTables t = lane_tables(lane, counters, hash, H, tok_state, tok_slot, Q);
     const float bound = __int_as_float(t.ctr[C_BOUND]);
     int n = vload(t.ctr + C_NTOK);
@@ -89,7 +84,7 @@ eps_persistent(const long long* params, int* counters, const int* ne_offsets, co
                const float* weight, int* hash, int H, int* tok_state, int* tok_slot, int Q, int X) {
     __shared__ int lowered, round_tokens, stop;
     const int lane = blockIdx.x;
-    if (!lane_runs(params, lane)) return;
+    if (!searches(params, lane)) return;
     LaneTables t = lane_tables(lane, counters, hash, H, tok_state, tok_slot, Q);
     const float bound = __int_as_float(t.ctr[C_BOUND]);
     if (threadIdx.x == 0) {
@@ -129,29 +124,23 @@ extern "C" __global__ void __launch_bounds__(EPS_THREADS)
 eps_links(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
           const float* weight, const int* hash, int H, const int* tok_state, const int* tok_slot, int Q, int X,
           int* link_src, int* link_dst, int* link_arc, float* link_ac, const long long* spans, int lanes) {
-    long long first, end;
-    block_chunk(spans, lanes, &first, &end);
-    SpanCursor at;
-    bool runs = false;
     int* ctr = 0;
     float bound = 0.0f;
     const HashSlot* table = 0;
     long long lq = 0, lx = 0;
-    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
-        if (at.enter(spans, lanes, i)) {
-            runs = lane_runs(params, at.lane);
-            ctr = counters + (long long)at.lane * LANE_COUNTERS;
-            bound = __int_as_float(ctr[C_BOUND]);
-            table = lane_hash(hash, at.lane, H);
-            lq = (long long)at.lane * Q;
-            lx = (long long)at.lane * X;
-        }
-        if (!runs || i >= at.end) continue;
-        const int idx = (int)(i - at.first);
+    each_span_item(spans, lanes, [&](int lane) {
+        ctr = counters + (long long)lane * LANE_COUNTERS;
+        bound = __int_as_float(ctr[C_BOUND]);
+        table = lane_hash(hash, lane, H);
+        lq = (long long)lane * Q;
+        lx = (long long)lane * X;
+        return searches(params, lane);
+    }, [&](long long j) {
+        const int idx = (int)j;
         int slot = tok_slot[lq + idx];
-        if (slot < 0) continue;
+        if (slot < 0) return;
         float cu = key_cost(table[slot].cost);
-        if (!(cu < bound)) continue;
+        if (!(cu < bound)) return;
         int s = tok_state[lq + idx];
         for (int a = ne_offsets[s]; a < ne_offsets[s + 1]; ++a) {
             if (!(__fadd_rn(cu, weight[a]) < bound)) continue;
@@ -166,5 +155,5 @@ eps_links(const long long* params, int* counters, const int* ne_offsets, const i
                 atomicOr(ctr + C_OVERFLOW, OVF_LINKS);
             }
         }
-    }
+    });
 }

@@ -102,43 +102,32 @@ window_store(const long long* params, const int* counters, int Q, int X, int WT,
         fr[WF_NLINK] = ctr[C_NLINK] < X ? ctr[C_NLINK] : X;
         fr[WF_NEMIT] = p[P_MODE] == MODE_START ? 0 : ctr[C_NEMIT];
     }
-    long long first, end;
-    SpanCursor at;
-    bool live = false;
     long long to = 0, lq = 0;
-    block_chunk(token_spans, lanes, &first, &end);
-    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {  // every storing lane's tokens
-        if (at.enter(token_spans, lanes, i)) {
-            const long long* p = params + (long long)at.lane * LANE_PARAMS;
-            live = stores(p);
-            to = (long long)at.lane * WT + p[P_WIN_TOK];
-            lq = (long long)at.lane * Q;
-        }
-        if (!live || i >= at.end) continue;
-        const long long t = i - at.first;
+    each_span_item(token_spans, lanes, [&](int lane) {  // every storing lane's tokens
+        const long long* p = params + (long long)lane * LANE_PARAMS;
+        to = (long long)lane * WT + p[P_WIN_TOK];
+        lq = (long long)lane * Q;
+        return stores(p);
+    }, [&](long long t) {
         wt_state[to + t] = tok_state[lq + t];
         wt_cost[to + t] = tok_cost[lq + t];
         wt_best[to + t] = tok_best[lq + t];
-    }
-    at = SpanCursor();
+    });
     int n = 0, ne = 0;
     long long lo = 0, lx = 0;
     const float* frontier = 0;
-    block_chunk(link_spans, lanes, &first, &end);
-    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {  // and links, with their excess
-        if (at.enter(link_spans, lanes, i)) {
-            const long long* p = params + (long long)at.lane * LANE_PARAMS;
-            const int* ctr = counters + (long long)at.lane * LANE_COUNTERS;
-            live = stores(p);
-            n = ctr[C_NTOK] < Q ? ctr[C_NTOK] : Q;
-            ne = p[P_MODE] == MODE_START ? 0 : ctr[C_NEMIT];
-            lo = (long long)at.lane * WX + p[P_WIN_LINK];
-            lq = (long long)at.lane * Q;
-            lx = (long long)at.lane * X;
-            frontier = ch_cost + p[P_CHANNEL] * Q;
-        }
-        if (!live || i >= at.end) continue;
-        const int l = (int)(i - at.first);
+    each_span_item(link_spans, lanes, [&](int lane) {  // and links, with their excess
+        const long long* p = params + (long long)lane * LANE_PARAMS;
+        const int* ctr = counters + (long long)lane * LANE_COUNTERS;
+        n = ctr[C_NTOK] < Q ? ctr[C_NTOK] : Q;
+        ne = p[P_MODE] == MODE_START ? 0 : ctr[C_NEMIT];
+        lo = (long long)lane * WX + p[P_WIN_LINK];
+        lq = (long long)lane * Q;
+        lx = (long long)lane * X;
+        frontier = ch_cost + p[P_CHANNEL] * Q;
+        return stores(p);
+    }, [&](long long j) {
+        const int l = (int)j;
         const int src = link_src[lx + l], dst = link_dst[lx + l], a = link_arc[lx + l];
         const float ac = link_ac[lx + l];
         wl_src[lo + l] = src;
@@ -151,7 +140,7 @@ window_store(const long long* params, const int* counters, int Q, int X, int WT,
             excess = __fsub_rn(__fadd_rn(__fadd_rn(cu, ac), weight[a]), tok_cost[lq + dst]);
         }
         wl_excess[lo + l] = excess;
-    }
+    });
 }
 
 // keep[l] of the links [first, end): extra[dst_tok + dst] + excess <= beam

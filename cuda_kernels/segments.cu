@@ -11,11 +11,6 @@
 
 #define SEGMENT_THREADS 256
 
-__device__ __forceinline__ bool ran(const long long* params, int lane) {
-    long long mode = params[(long long)lane * LANE_PARAMS + P_MODE];
-    return mode == MODE_START || mode == MODE_EMIT;
-}
-
 __device__ __forceinline__ int lane_tokens(const int* ctr, int Q) {
     int n = ctr[C_NTOK];
     return n < Q ? n : Q;
@@ -27,25 +22,18 @@ save_frontier(const long long* params, const int* counters, int Q, const int* to
     const int thread = blockIdx.x * blockDim.x + threadIdx.x;
     for (int lane = thread; lane < lanes; lane += gridDim.x * blockDim.x) {  // each channel's token count
         const long long* p = params + (long long)lane * LANE_PARAMS;
-        if (ran(params, lane)) ch_count[p[P_CHANNEL] * CHANNEL_COUNTERS + CH_NTOK] =
+        if (searches(params, lane)) ch_count[p[P_CHANNEL] * CHANNEL_COUNTERS + CH_NTOK] =
             lane_tokens(counters + (long long)lane * LANE_COUNTERS, Q);
     }
-    long long first, end;
-    block_chunk(spans, lanes, &first, &end);
-    SpanCursor at;
-    bool live = false;
     long long lq = 0, cq = 0;
-    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
-        if (at.enter(spans, lanes, i)) {
-            live = ran(params, at.lane);
-            lq = (long long)at.lane * Q;
-            cq = params[(long long)at.lane * LANE_PARAMS + P_CHANNEL] * Q;
-        }
-        if (!live || i >= at.end) continue;
-        const long long t = i - at.first;
+    each_span_item(spans, lanes, [&](int lane) {
+        lq = (long long)lane * Q;
+        cq = params[(long long)lane * LANE_PARAMS + P_CHANNEL] * Q;
+        return searches(params, lane);
+    }, [&](long long t) {
         ch_state[cq + t] = tok_state[lq + t];
         ch_cost[cq + t] = tok_cost[lq + t];
-    }
+    });
 }
 
 __device__ __forceinline__ void empty_slot(HashSlot* slot) {
@@ -60,30 +48,23 @@ __device__ __forceinline__ bool overflowed(const int* ctr, int Q) { return ctr[C
 extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
 reset_lanes(const long long* params, const int* counters, int* hash, int H, int* tok_slot, int Q,
             const long long* spans, int lanes) {
-    long long first, end;
-    block_chunk(spans, lanes, &first, &end);
-    SpanCursor at;
-    bool live = false;
     HashSlot* table = 0;
     long long lq = 0;
-    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
-        if (at.enter(spans, lanes, i)) {
-            live = ran(params, at.lane) && !overflowed(counters + (long long)at.lane * LANE_COUNTERS, Q);
-            table = lane_hash(hash, at.lane, H);
-            lq = (long long)at.lane * Q;
-        }
-        if (!live || i >= at.end) continue;
-        const long long t = lq + (i - at.first);
-        int s = tok_slot[t];
+    each_span_item(spans, lanes, [&](int lane) {
+        table = lane_hash(hash, lane, H);
+        lq = (long long)lane * Q;
+        return searches(params, lane) && !overflowed(counters + (long long)lane * LANE_COUNTERS, Q);
+    }, [&](long long t) {
+        int s = tok_slot[lq + t];
         if (s >= 0) empty_slot(table + s);
-        tok_slot[t] = -1;
-    }
+        tok_slot[lq + t] = -1;
+    });
 }
 
 extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
 reset_overflowed(const long long* params, const int* counters, int* hash, int H, int* tok_slot, int Q) {
     const int lane = blockIdx.y;
-    if (!ran(params, lane) || !overflowed(counters + (long long)lane * LANE_COUNTERS, Q)) return;
+    if (!searches(params, lane) || !overflowed(counters + (long long)lane * LANE_COUNTERS, Q)) return;
     HashSlot* table = lane_hash(hash, lane, H);
     const long long lq = (long long)lane * Q;
     const int first = blockIdx.x * blockDim.x + threadIdx.x, stride = gridDim.x * blockDim.x;

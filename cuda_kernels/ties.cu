@@ -17,58 +17,39 @@
 #define RESOLVE_THREADS 256
 #define TIE_THREADS 512
 
-__device__ __forceinline__ bool runs(const long long* params, int lane) {
-    long long mode = params[(long long)lane * LANE_PARAMS + P_MODE];
-    return mode == MODE_START || mode == MODE_EMIT;
-}
-
 extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
 resolve_tokens(const long long* params, int* hash, int H, const int* tok_slot, float* tok_cost, int Q,
                const long long* spans, int lanes) {
-    long long first, end;
-    block_chunk(spans, lanes, &first, &end);
-    SpanCursor at;
-    bool live = false;
     HashSlot* table = 0;
     long long lq = 0;
-    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
-        if (at.enter(spans, lanes, i)) {
-            live = runs(params, at.lane);
-            table = lane_hash(hash, at.lane, H);
-            lq = (long long)at.lane * Q;
-        }
-        if (!live || i >= at.end) continue;
-        const int idx = (int)(i - at.first);
-        int slot = tok_slot[lq + idx];
+    each_span_item(spans, lanes, [&](int lane) {
+        table = lane_hash(hash, lane, H);
+        lq = (long long)lane * Q;
+        return searches(params, lane);
+    }, [&](long long j) {
+        int slot = tok_slot[lq + j];
         if (slot < 0) {  // only after an overflow (the frame is redone)
-            tok_cost[lq + idx] = __int_as_float(0x7F800000);
-            continue;
+            tok_cost[lq + j] = __int_as_float(0x7F800000);
+            return;
         }
-        tok_cost[lq + idx] = key_cost(table[slot].cost);
-        table[slot].tok = idx;
-    }
+        tok_cost[lq + j] = key_cost(table[slot].cost);
+        table[slot].tok = (int)j;
+    });
 }
 
 extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
 resolve_links(const long long* params, const int* hash, int H, int* link_dst, int X, const long long* spans,
               int lanes) {
-    long long first, end;
-    block_chunk(spans, lanes, &first, &end);
-    SpanCursor at;
-    bool live = false;
     const HashSlot* table = 0;
     long long lx = 0;
-    for (long long i = first + threadIdx.x; i < end; i += blockDim.x) {
-        if (at.enter(spans, lanes, i)) {
-            live = runs(params, at.lane);
-            table = lane_hash(hash, at.lane, H);
-            lx = (long long)at.lane * X;
-        }
-        if (!live || i >= at.end) continue;
-        const long long l = lx + (i - at.first);
-        int slot = link_dst[l];
-        link_dst[l] = slot >= 0 ? table[slot].tok : NO_TOKEN;
-    }
+    each_span_item(spans, lanes, [&](int lane) {
+        table = lane_hash(hash, lane, H);
+        lx = (long long)lane * X;
+        return searches(params, lane);
+    }, [&](long long j) {
+        int slot = link_dst[lx + j];
+        link_dst[lx + j] = slot >= 0 ? table[slot].tok : NO_TOKEN;
+    });
 }
 
 extern "C" __global__ void __launch_bounds__(TIE_THREADS)
@@ -79,7 +60,7 @@ tie_bfs(const long long* params, int* counters, const float* ch_cost, int Q, con
     __shared__ int sum_scratch[32];
     const int lane = blockIdx.x;
     const long long* p = params + (long long)lane * LANE_PARAMS;
-    if (!runs(params, lane)) return;
+    if (!searches(params, lane)) return;
     int* ctr = counters + (long long)lane * LANE_COUNTERS;
     int n = ctr[C_NTOK];
     n = n < Q ? n : Q;
