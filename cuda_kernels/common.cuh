@@ -160,6 +160,7 @@ __device__ __forceinline__ unsigned warp_min(unsigned v) {
 // aligned indices serve one lane, so warp collectives and warp_increment see
 // one lane's counters) and the chunks are multiples of the block size.
 #define SPAN_ALIGN 32
+static_assert(SPAN_ALIGN % 32 == 0, "a span holds whole warps");
 
 __device__ __forceinline__ long long span_align(long long n) { return (n + SPAN_ALIGN - 1) / SPAN_ALIGN * SPAN_ALIGN; }
 
@@ -179,9 +180,10 @@ __device__ __forceinline__ int span_lane(const long long* spans, int lanes, long
     return lo;
 }
 
-// this block's chunk [*first, *end) of the flat range of `spans` (its length a multiple of SPAN_ALIGN)
+// this block's chunk [*first, *end) of the flat range of `spans` (its length a multiple of SPAN_ALIGN; the
+// chunks multiples of the block size, which is a multiple of 32)
 __device__ __forceinline__ void block_chunk(const long long* spans, int lanes, long long* first, long long* end) {
-    const long long total = span_total(spans, lanes);
+    const long long total = lanes > 0 ? span_total(spans, lanes) : 0;
     long long per = (total + gridDim.x - 1) / gridDim.x;
     per = (per + blockDim.x - 1) / blockDim.x * blockDim.x;
     long long a = (long long)blockIdx.x * per;
@@ -192,7 +194,10 @@ __device__ __forceinline__ void block_chunk(const long long* spans, int lanes, l
 // For each item of this block's chunk of the flat range of `spans`: enter(l)
 // when the thread's indices reach lane l (the whole warp together, spans and
 // chunks being aligned), which loads the lane's state and says whether the lane
-// takes part; then item(j), j the item's index within its lane.
+// takes part; then item(j), j the item's index within its lane. The warp meets
+// at the end of every round (all its threads run the same rounds), so that warp
+// collectives in enter and item (warp_increment's __activemask) see one lane's
+// threads: a warp is not bound to reconverge between rounds otherwise.
 template <typename Enter, typename Item>
 __device__ __forceinline__ void each_span_item(const long long* spans, int lanes, Enter enter, Item item) {
     long long first, end;
@@ -208,6 +213,7 @@ __device__ __forceinline__ void each_span_item(const long long* spans, int lanes
             live = enter(lane);
         }
         if (live && i < lane_end) item(i - lane_first);
+        __syncwarp();
     }
 }
 

@@ -28,8 +28,10 @@ MAX_LANES = 65535
 MAX_LANE_GROUPS = 8
 """Lane groups a run may step (each has its own packed buffer header and totals)."""
 LANE_ARRAYS = ("tok_slot", "tok_state", "tok_cost", "tok_best", "tok_hops", "tok_best_arc", "deg_scan", "link_src",
-               "link_dst", "link_arc", "link_ac", "hash", "arc_spans", "token_spans", "link_spans", "staging", "counters", "params", "window_params", "wt_state", "wt_cost", "wt_best", "wt_extra", "wt_new", "wl_src",
-               "wl_dst", "wl_arc", "wl_ac", "wl_excess", "wl_new", "wframes", "host_staging", "host_counters")
+               "link_dst", "link_arc", "link_ac", "hash", "arc_spans", "token_spans", "link_spans", "staging",
+               "counters", "params", "window_params", "wt_state", "wt_cost", "wt_best", "wt_extra", "wt_new",
+               "wl_src", "wl_dst", "wl_arc", "wl_ac", "wl_excess", "wl_new", "wframes", "host_staging",
+               "host_counters")
 """The arrays with a row per lane (:meth:`DeviceArrays.lanes_view` slices them)."""
 
 

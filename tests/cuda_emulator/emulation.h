@@ -305,6 +305,7 @@ extern "C" void emu_configure(int preempt, unsigned long long seed) {
 inline void __syncthreads() { emu::syncthreads(); }
 inline void __threadfence() { emu::maybe_yield(); }
 inline unsigned __activemask() { return 1u << (emu::scheduler.current & 31); }
+inline void __syncwarp(unsigned mask = 0xFFFFFFFFu) { emu::syncwarp(mask); }
 template <class T>
 inline T __shfl_sync(unsigned mask, T v, int source) { return emu::shuffle(mask, v, source & 31); }
 template <class T>
