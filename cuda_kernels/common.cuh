@@ -191,6 +191,18 @@ __device__ __forceinline__ void block_chunk(const long long* spans, int lanes, l
     *end = a + per < total ? a + per : total;
 }
 
+// f(l) for every lane l once, over all the grid's threads (a lane's own entries beside a spread kernel's items)
+template <typename F>
+__device__ __forceinline__ void each_lane(int lanes, F f) {
+    for (int lane = blockIdx.x * blockDim.x + threadIdx.x; lane < lanes; lane += gridDim.x * blockDim.x) f(lane);
+}
+
+// the tokens a lane's counters hold, capped at the queue's capacity Q (an overflowed frame counts more)
+__device__ __forceinline__ int lane_tokens(const int* ctr, int Q) {
+    int n = ctr[C_NTOK];
+    return n < Q ? n : Q;
+}
+
 // For each item of this block's chunk of the flat range of `spans`: enter(l)
 // when the thread's indices reach lane l (the whole warp together, spans and
 // chunks being aligned), which loads the lane's state and says whether the lane

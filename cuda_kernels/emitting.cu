@@ -100,12 +100,11 @@ emit_expand(const long long* params, int* counters, const int* ch_state, const f
             const float* weight, const void* columns, int columns16, float acoustic_scale, int* hash,
             int H, int* tok_state, int* tok_slot, int X, int* link_src, int* link_dst, int* link_arc,
             float* link_ac, const long long* spans, int lanes) {
-    const int thread = blockIdx.x * blockDim.x + threadIdx.x;
-    for (int lane = thread; lane < lanes; lane += gridDim.x * blockDim.x) {  // every expanding lane's bound
+    each_lane(lanes, [&](int lane) {  // every expanding lane's bound
         const long long* p = params + (long long)lane * LANE_PARAMS;
         int* ctr = counters + (long long)lane * LANE_COUNTERS;
         if (p[P_MODE] == MODE_EMIT) ctr[C_BOUND] = __float_as_int(emit_bound_of(p, ctr));
-    }
+    });
     EmitLane e;
     float bound = 0.0f;
     HashSlot* table = 0;

@@ -90,18 +90,17 @@ window_store(const long long* params, const int* counters, int Q, int X, int WT,
              const float* weight, int* wt_state, float* wt_cost, int* wt_best, int* wl_src, int* wl_dst,
              int* wl_arc, float* wl_ac, float* wl_excess, int* wframes, const long long* token_spans,
              const long long* link_spans, int lanes) {
-    const int thread = blockIdx.x * blockDim.x + threadIdx.x;
-    for (int lane = thread; lane < lanes; lane += gridDim.x * blockDim.x) {  // the frame's table entries
+    each_lane(lanes, [&](int lane) {  // the frame's table entries
         const long long* p = params + (long long)lane * LANE_PARAMS;
-        if (!stores(p)) continue;
+        if (!stores(p)) return;
         const int* ctr = counters + (long long)lane * LANE_COUNTERS;
         int* fr = wframes + ((long long)lane * WF + p[P_WIN_FRAME]) * WINDOW_FRAME_INTS;
         fr[WF_TOK] = (int)p[P_WIN_TOK];
-        fr[WF_NTOK] = ctr[C_NTOK] < Q ? ctr[C_NTOK] : Q;
+        fr[WF_NTOK] = lane_tokens(ctr, Q);
         fr[WF_LINK] = (int)p[P_WIN_LINK];
         fr[WF_NLINK] = ctr[C_NLINK] < X ? ctr[C_NLINK] : X;
         fr[WF_NEMIT] = p[P_MODE] == MODE_START ? 0 : ctr[C_NEMIT];
-    }
+    });
     long long to = 0, lq = 0;
     each_span_item(token_spans, lanes, [&](int lane) {  // every storing lane's tokens
         const long long* p = params + (long long)lane * LANE_PARAMS;
@@ -119,7 +118,7 @@ window_store(const long long* params, const int* counters, int Q, int X, int WT,
     each_span_item(link_spans, lanes, [&](int lane) {  // and links, with their excess
         const long long* p = params + (long long)lane * LANE_PARAMS;
         const int* ctr = counters + (long long)lane * LANE_COUNTERS;
-        n = ctr[C_NTOK] < Q ? ctr[C_NTOK] : Q;
+        n = lane_tokens(ctr, Q);
         ne = p[P_MODE] == MODE_START ? 0 : ctr[C_NEMIT];
         lo = (long long)lane * WX + p[P_WIN_LINK];
         lq = (long long)lane * Q;

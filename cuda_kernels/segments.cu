@@ -11,20 +11,14 @@
 
 #define SEGMENT_THREADS 256
 
-__device__ __forceinline__ int lane_tokens(const int* ctr, int Q) {
-    int n = ctr[C_NTOK];
-    return n < Q ? n : Q;
-}
-
 extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
 save_frontier(const long long* params, const int* counters, int Q, const int* tok_state, const float* tok_cost,
               int* ch_state, float* ch_cost, int* ch_count, const long long* spans, int lanes) {
-    const int thread = blockIdx.x * blockDim.x + threadIdx.x;
-    for (int lane = thread; lane < lanes; lane += gridDim.x * blockDim.x) {  // each channel's token count
+    each_lane(lanes, [&](int lane) {  // each channel's token count
         const long long* p = params + (long long)lane * LANE_PARAMS;
         if (searches(params, lane)) ch_count[p[P_CHANNEL] * CHANNEL_COUNTERS + CH_NTOK] =
             lane_tokens(counters + (long long)lane * LANE_COUNTERS, Q);
-    }
+    });
     long long lq = 0, cq = 0;
     each_span_item(spans, lanes, [&](int lane) {
         lq = (long long)lane * Q;

@@ -62,8 +62,7 @@ tie_bfs(const long long* params, int* counters, const float* ch_cost, int Q, con
     const long long* p = params + (long long)lane * LANE_PARAMS;
     if (!searches(params, lane)) return;
     int* ctr = counters + (long long)lane * LANE_COUNTERS;
-    int n = ctr[C_NTOK];
-    n = n < Q ? n : Q;
+    const int n = lane_tokens(ctr, Q);
     int nl = ctr[C_NLINK];
     nl = nl < X ? nl : X;
     const int ne = ctr[C_NEMIT];
