@@ -23,7 +23,10 @@
 //   the kept ones when the lane keeps (FLUSH_KEEP), over the whole pool when it
 //   sends; the newest frame's tokens count 0, or at an utterance's end
 //   (FLUSH_FINAL) what the CPU's final pruning gives them (cost, plus the final
-//   cost when final costs count, less the best). Links beyond the lattice beam
+//   cost when final costs count, less the best). A frame's extra costs stay in
+//   shared memory while the walk needs them (frames of at most PRUNE_TILE
+//   tokens: the relaxation's reads and atomics at random tokens cost no trips
+//   to global memory), then go to wt_extra. Links beyond the lattice beam
 //   and tokens left without links are dropped (flags in wl_new, INF in
 //   wt_extra). Every excess is >= 0 (cost[dst] is the least of its links'
 //   sums), so the epsilon relaxation ends; extra costs only grow as frames are
@@ -52,6 +55,7 @@
 
 #define WINDOW_THREADS 256
 #define WINDOW_LANE_THREADS 1024  // one CTA per lane
+#define PRUNE_TILE 4096  // window_prune keeps the extra costs of frames of at most this many tokens in shared memory
 #define WF_TOK 0        // first token of the frame in the pool
 #define WF_NTOK 1
 #define WF_LINK 2       // first link of the frame in the pool
@@ -142,11 +146,11 @@ window_store(const long long* params, const int* counters, int Q, int X, int WT,
     });
 }
 
-// keep[l] of the links [first, end): extra[dst_tok + dst] + excess <= beam
+// keep[l] of the links [first, end): extra[dst[l]] + excess <= beam (`extra`: the destinations' frame's)
 __device__ void keep_links(int first, int end, const int* dst, const float* excess, const unsigned* extra,
-                           int dst_tok, float beam, int* keep) {
+                           float beam, int* keep) {
     for (int l = first + threadIdx.x; l < end; l += blockDim.x) {
-        const float via = __fadd_rn(key_cost(extra[dst_tok + dst[l]]), excess[l]);
+        const float via = __fadd_rn(key_cost(extra[dst[l]]), excess[l]);
         keep[l] = via <= beam ? 1 : 0;
     }
 }
@@ -170,7 +174,6 @@ __device__ void final_extras(const int* state, const float* cost, int n, int use
         extra[i] = cost_key(__fsub_rn(with_final ? __fadd_rn(cost[i], final[state[i]]) : cost[i], best));
     __syncthreads();
 }
-
 // flags[first .. first + n): nonzero (kept) become their rank among the kept,
 // zero become -1; returns how many are kept, *below how many of them are
 // before `split`
@@ -200,6 +203,7 @@ window_prune(const long long* params, int WT, int WX, int WF, float beam, int us
     __shared__ int changed;
     __shared__ int int_scratch[32];
     __shared__ unsigned key_scratch[32];
+    __shared__ unsigned tiles[2][PRUNE_TILE];  // the extra costs of the frame walked and of the one after it
     const int* frames = wframes + (long long)lane * WF * WINDOW_FRAME_INTS;
     const long long tb = (long long)lane * WT, lb = (long long)lane * WX;
     unsigned* extra = wt_extra + tb;
@@ -208,24 +212,28 @@ window_prune(const long long* params, int WT, int WX, int WF, float beam, int us
     const float* excess = wl_excess + lb;
     int* keep = wl_new + lb;
     const int newest = (int)p[P_WIN_FRAME], first = first_pruned(p);
+    const unsigned* after = nullptr;  // the extra costs of the frame after this one (its first token at 0)
+    int after_l0 = 0, after_ne = 0;   // and its first link and emitting links, which leave from this frame
+    const int* fr = frames + newest * WINDOW_FRAME_INTS;
+    int t0 = fr[WF_TOK], n = fr[WF_NTOK], l0 = fr[WF_LINK], nl = fr[WF_NLINK], ne = fr[WF_NEMIT];
     for (int f = newest; f >= first; --f) {
-        const int* fr = frames + f * WINDOW_FRAME_INTS;
-        const int t0 = fr[WF_TOK], n = fr[WF_NTOK], l0 = fr[WF_LINK], nl = fr[WF_NLINK], ne = fr[WF_NEMIT];
+        const int* older = frames + (f > first ? f - 1 : f) * WINDOW_FRAME_INTS;  // read now, used next round
+        const int older_t0 = older[WF_TOK], older_n = older[WF_NTOK], older_l0 = older[WF_LINK],
+                  older_nl = older[WF_NLINK], older_ne = older[WF_NEMIT];
+        const bool tiled = n <= PRUNE_TILE;
+        unsigned* cur = tiled ? tiles[f & 1] : extra + t0;
         if (f == newest && p[P_FLUSH] == FLUSH_FINAL) {
-            final_extras(wt_state + tb + t0, wt_cost + tb + t0, n, use_final, final, extra + t0, int_scratch,
-                         key_scratch);
+            final_extras(wt_state + tb + t0, wt_cost + tb + t0, n, use_final, final, cur, int_scratch, key_scratch);
         } else {
             const unsigned initial = f == newest ? cost_key(0.0f) : KEY_INF;
-            for (int i = threadIdx.x; i < n; i += blockDim.x) extra[t0 + i] = initial;
+            for (int i = threadIdx.x; i < n; i += blockDim.x) cur[i] = initial;
             __syncthreads();
         }
-        if (f < newest) {  // the next frame's emitting links leave from this frame's tokens
-            const int* next = fr + WINDOW_FRAME_INTS;
-            const int nt0 = next[WF_TOK], nl0 = next[WF_LINK], nne = next[WF_NEMIT];
-            for (int l = nl0 + threadIdx.x; l < nl0 + nne; l += blockDim.x) {
-                const float via = __fadd_rn(key_cost(extra[nt0 + dst[l]]), excess[l]);
+        if (after != nullptr) {  // the next frame's emitting links leave from this frame's tokens
+            for (int l = after_l0 + threadIdx.x; l < after_l0 + after_ne; l += blockDim.x) {
+                const float via = __fadd_rn(key_cost(after[dst[l]]), excess[l]);
                 keep[l] = via <= beam ? 1 : 0;
-                if (via <= beam) atomicMin(&extra[t0 + src[l]], cost_key(via));
+                if (via <= beam) atomicMin(&cur[src[l]], cost_key(via));
             }
             __syncthreads();
         }
@@ -233,9 +241,9 @@ window_prune(const long long* params, int WT, int WX, int WF, float beam, int us
             if (threadIdx.x == 0) changed = 0;
             __syncthreads();
             for (int l = l0 + ne + threadIdx.x; l < l0 + nl; l += blockDim.x) {
-                const unsigned k = cost_key(__fadd_rn(key_cost(vload(&extra[t0 + dst[l]])), excess[l]));
-                if (k < vload(&extra[t0 + src[l]])) {
-                    atomicMin(&extra[t0 + src[l]], k);
+                const unsigned k = cost_key(__fadd_rn(key_cost(vload(&cur[dst[l]])), excess[l]));
+                if (k < vload(&cur[src[l]])) {
+                    atomicMin(&cur[src[l]], k);
                     changed = 1;
                 }
             }
@@ -244,15 +252,21 @@ window_prune(const long long* params, int WT, int WX, int WF, float beam, int us
             __syncthreads();
             if (!again) break;
         }
-        for (int i = threadIdx.x; i < n; i += blockDim.x)
-            if (key_cost(extra[t0 + i]) > beam) extra[t0 + i] = KEY_INF;
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {  // beyond the beam: gone (window_number reads these)
+            const unsigned k = key_cost(cur[i]) > beam ? KEY_INF : cur[i];
+            cur[i] = k;
+            if (tiled) extra[t0 + i] = k;
+        }
         __syncthreads();
-        keep_links(l0 + ne, l0 + nl, dst, excess, extra, t0, beam, keep);
+        keep_links(l0 + ne, l0 + nl, dst, excess, cur, beam, keep);
+        after = cur;
+        after_l0 = l0;
+        after_ne = ne;
+        t0 = older_t0, n = older_n, l0 = older_l0, nl = older_nl, ne = older_ne;
     }
     // the first pruned frame's emitting links leave from tokens sent or kept before: kept by their own extra
     // cost (never one whose source went then, see window_compact)
-    const int* fr = frames + first * WINDOW_FRAME_INTS;
-    keep_links(fr[WF_LINK], fr[WF_LINK] + fr[WF_NEMIT], dst, excess, extra, fr[WF_TOK], beam, keep);
+    keep_links(after_l0, after_l0 + after_ne, dst, excess, after, beam, keep);
 }
 
 // A surviving link's source, renumbered: link `l` of a frame whose first `ne` links emit, from token `s`

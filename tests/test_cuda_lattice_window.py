@@ -6,6 +6,7 @@ utterance's end or not flushing: the same tokens and links kept, numbered and
 packed the same, the keeping lanes' pools compacted the same (and their sizes
 reported), and the frames held back moved the same."""
 
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -116,9 +117,53 @@ def test_frame_table_fields_match_the_kernel_file():
 @pytest.mark.parametrize("seed", range(40))
 def test_window_kernels_equal_the_specification(cupy_module, seed):
     lanes, final, config = _lanes(seed)
-    beam = config.lattice_beam
     if cupy_module.__name__ != "cupy" and seed % 2:
         cupy_module.schedule(True, seed=seed)  # emulator: racy orders of the epsilon relaxation's atomics
+    _assert_kernels_equal_the_specification(cupy_module, lanes, final, config)
+
+
+def _random_frame(rng, n, nl, ne, before, states):
+    """A raw frame of ``n`` tokens (states below ``states``) and ``nl`` links,
+    the first ``ne`` emitting from the ``before`` tokens of the frame before,
+    the rest epsilon links between random tokens of its own; excesses of 0-0.6."""
+    src = np.concatenate([rng.integers(0, max(before, 1), ne), rng.integers(0, n, nl - ne)]).astype(np.int32)
+    best = np.where(rng.random(n) < 0.9, rng.integers(0, nl, n), -1).astype(np.int32)
+    return (rng.integers(0, states, n).astype(np.int32), rng.random(n).astype(np.float32) * 50, best, src,
+            rng.integers(0, n, nl).astype(np.int32), rng.integers(0, 1 << 20, nl).astype(np.int32),
+            rng.random(nl).astype(np.float32), (rng.random(nl) * 0.6).astype(np.float32), ne)
+
+
+@pytest.mark.parametrize("kind", KINDS[1:])
+def test_window_kernels_on_frames_beyond_the_shared_tile(cupy_module, kind):
+    """Frames of more tokens than window_prune keeps in shared memory
+    (PRUNE_TILE), walked between smaller ones (each kind of frame after the
+    other), sending, keeping after kept frames, or at the utterance's end: the
+    same as the specification."""
+    import cuda_kernels
+
+    tile = int(re.search(r"#define PRUNE_TILE (\d+)", (cuda_kernels.DIRECTORY / "lattice_window.cu").read_text())[1])
+    rng = np.random.default_rng(kind)
+    sizes = [(200, 400, 0), (tile + 900, 9000, 600), (300, 3000, 2500), (tile + 100, 9000, 600), (tile + 1, 9000, 6000),
+             (150, 4000, 3000), (tile, 9000, 600)]
+    frames, before = [], 1
+    for n, nl, ne in sizes:
+        frames.append(_random_frame(rng, n, nl, ne, before, states=40))
+        before = n
+    config = SimpleNamespace(lattice_beam=1.5, use_final_probs=True)
+    final = np.where(rng.random(40) < 0.3, rng.random(40) * 5, np.inf).astype(np.float32)
+    kept = 2 if kind == layout.FLUSH_KEEP else 0
+    pool = frames
+    if kept:
+        pool, kept = keep_window(frames[:3], 0, config.lattice_beam, 1)
+        pool = pool + frames[3:]
+    lag = 0 if kind == layout.FLUSH_FINAL else 2
+    _assert_kernels_equal_the_specification(cupy_module, [(kind, pool, kept, lag)], final, config)
+
+
+def _assert_kernels_equal_the_specification(cupy_module, lanes, final, config):
+    """The window kernels on ``lanes`` (per lane: flush kind, pool, kept frames, lag) send, report and leave in
+    the pools what lattice.window_prune does."""
+    beam = config.lattice_beam
     d, g, words = _device_pools(cupy_module, lanes, final)
     out = cupy_module.zeros(words, np.int32)
     K.window_prune(d, g, beam, config.use_final_probs)
