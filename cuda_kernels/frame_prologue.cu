@@ -9,27 +9,33 @@
 #include "common.cuh"
 
 #define PROLOGUE_THREADS 256
+#define SCAN_ITEMS 8  // consecutive tokens per thread in a round of the out-degree scan
+static_assert(PROLOGUE_THREADS >= 256, "radix_select takes one bin per thread");
 
-// the k-th smallest (0-based) key of costs[0..n), n > k: four 8-bit radix passes
-__device__ unsigned radix_select(const float* costs, int n, int k, unsigned* hist, unsigned* shared_state) {
-    unsigned prefix = 0u, mask = 0u;
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0u;
+// the k-th smallest (0-based) key of costs[0..n), n > k, whose keys all lie in [lo, hi]: 8-bit radix passes over
+// the bits from the highest where lo and hi differ down (every key shares those above it, so a pass over them
+// would put every key in one bin: one shared counter that every thread adds to in turn); one bin per thread
+__device__ unsigned radix_select(const float* costs, int n, int k, unsigned lo, unsigned hi, unsigned* hist,
+                                 unsigned* shared_state, long long* scan_scratch) {
+    if (lo == hi) return lo;
+    const int top = 31 - __clz(lo ^ hi);
+    unsigned mask = top == 31 ? 0u : ~0u << (top + 1);  // the bits decided so far
+    unsigned prefix = lo & mask;
+    for (int low = top - 7; low > -8; low -= 8) {  // the digit: bits [shift, shift + 8) (the last may overlap)
+        const int shift = low < 0 ? 0 : low;
+        if (threadIdx.x < 256) hist[threadIdx.x] = 0u;
         __syncthreads();
         for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            unsigned key = cost_key(costs[i]);
+            const unsigned key = cost_key(costs[i]);
             if ((key & mask) == prefix) atomicAdd(hist + ((key >> shift) & 255u), 1u);
         }
         __syncthreads();
-        if (threadIdx.x == 0) {
-            unsigned below = 0u;
-            unsigned bin = 255u;
-            for (unsigned b = 0; b < 256u; ++b) {
-                if (below + hist[b] > (unsigned)k) { bin = b; break; }
-                below += hist[b];
-            }
-            shared_state[0] = prefix | (bin << shift);
-            shared_state[1] = (unsigned)k - below;
+        const long long count = threadIdx.x < 256 ? hist[threadIdx.x] : 0;
+        long long total;
+        const long long below = block_exclusive_scan(count, scan_scratch, &total);
+        if (below <= k && k < below + count) {  // the bin of the k-th key
+            shared_state[0] = prefix | ((unsigned)threadIdx.x << shift);
+            shared_state[1] = (unsigned)(k - below);
         }
         __syncthreads();
         prefix = shared_state[0];
@@ -96,12 +102,14 @@ frame_prologue(const long long* params, int* counters, const int* ch_state, cons
     const float* costs = ch_cost + (long long)ch * Q;
 
     // 1. cutoff (wfst/cpu_search.py: _cutoff)
-    unsigned best_key = KEY_NONE;
+    unsigned best_key = KEY_NONE, flipped_worst = KEY_NONE;  // the least key, and the greatest one's complement
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        unsigned k = cost_key(costs[i]);
+        const unsigned k = cost_key(costs[i]);
         best_key = k < best_key ? k : best_key;
+        flipped_worst = ~k < flipped_worst ? ~k : flipped_worst;
     }
     best_key = block_min(best_key, umin_scratch);
+    const unsigned worst_key = ~block_min(flipped_worst, umin_scratch);
     const float inf = __int_as_float(0x7F800000);
     const float best = n > 0 ? key_cost(best_key) : inf;
     const float beam_cutoff = __fadd_rn(best, beam);
@@ -110,7 +118,8 @@ frame_prologue(const long long* params, int* counters, const int* ch_state, cons
     if (n > max_active) {
         // sorted[max_active] < beam_cutoff  <=>  more than max_active costs are < beam_cutoff
         if (count_costs(costs, n, beam_cutoff, 1, sum_scratch) > max_active) {
-            float m = key_cost(radix_select(costs, n, max_active, hist, select_state));
+            const float m =
+                key_cost(radix_select(costs, n, max_active, best_key, worst_key, hist, select_state, scan_scratch));
             cutoff = m;
             adaptive = __fadd_rn(__fsub_rn(m, best), beam_delta);
             done = true;
@@ -119,7 +128,8 @@ frame_prologue(const long long* params, int* counters, const int* ch_state, cons
     if (!done && n > min_active) {
         // sorted[min_active] > beam_cutoff  <=>  at most min_active costs are <= beam_cutoff
         if (min_active > 0 && count_costs(costs, n, beam_cutoff, 0, sum_scratch) <= min_active) {
-            float m = key_cost(radix_select(costs, n, min_active, hist, select_state));
+            const float m =
+                key_cost(radix_select(costs, n, min_active, best_key, worst_key, hist, select_state, scan_scratch));
             cutoff = m;
             adaptive = __fadd_rn(__fsub_rn(m, best), beam_delta);
         }
@@ -133,20 +143,33 @@ frame_prologue(const long long* params, int* counters, const int* ch_state, cons
         ctr[C_ADAPTIVE] = __float_as_int(adaptive);
     }
 
-    // 2. exclusive prefix sum of the expanded tokens' emitting out-degrees
+    // 2. exclusive prefix sum of the expanded tokens' emitting out-degrees, SCAN_ITEMS consecutive tokens per
+    // thread and round (one block scan per round)
     long long carry = 0;
     int expanded = 0;
-    for (int base = 0; base < n; base += blockDim.x) {
-        int i = base + threadIdx.x;
-        long long degree = 0;
-        if (i < n && costs[i] <= cutoff) {
-            int s = states[i];
-            degree = (long long)(e_offsets[s + 1] - e_offsets[s]);
-            expanded += 1;
+    for (int base = 0; base < n; base += blockDim.x * SCAN_ITEMS) {
+        const int mine = base + threadIdx.x * SCAN_ITEMS;
+        long long degree[SCAN_ITEMS];
+        long long sum = 0;
+#pragma unroll
+        for (int j = 0; j < SCAN_ITEMS; ++j) {
+            const int i = mine + j;
+            degree[j] = 0;
+            if (i < n && costs[i] <= cutoff) {
+                const int s = states[i];
+                degree[j] = (long long)(e_offsets[s + 1] - e_offsets[s]);
+                expanded += 1;
+            }
+            sum += degree[j];
         }
         long long total;
-        long long before = block_exclusive_scan(degree, scan_scratch, &total);
-        if (i < n) scan[i] = carry + before;
+        long long at = carry + block_exclusive_scan(sum, scan_scratch, &total);
+#pragma unroll
+        for (int j = 0; j < SCAN_ITEMS; ++j) {
+            if (mine + j >= n) break;
+            scan[mine + j] = at;
+            at += degree[j];
+        }
         carry += total;
     }
     expanded = block_sum(expanded, sum_scratch);

@@ -90,20 +90,27 @@ def key_costs(keys) -> np.ndarray:
 
 
 def radix_select(costs, k: int) -> np.float32:
-    """The ``k``-th smallest (0-based) cost by the kernel's four 8-bit radix
-    passes over cost keys (histograms of the keys sharing the prefix so far)."""
+    """The ``k``-th smallest (0-based) cost by the kernel's 8-bit radix passes
+    over cost keys (histograms of the keys sharing the prefix so far), from the
+    highest bit where the least and greatest keys differ down."""
     keys = cost_keys(costs)
     if not 0 <= k < keys.size:
         raise ValueError(f"k={k} out of range for {keys.size} costs")
-    prefix, mask = np.uint32(0), np.uint32(0)
-    for shift in (24, 16, 8, 0):
-        match = keys[(keys & mask) == prefix]
+    lo, hi = int(keys.min()), int(keys.max())
+    if lo == hi:
+        return key_costs(np.array([lo], np.uint32))[0]
+    top = (lo ^ hi).bit_length() - 1
+    mask = (0xFFFFFFFF << (top + 1)) & 0xFFFFFFFF
+    prefix = lo & mask
+    for low in range(top - 7, -8, -8):  # the digit: bits [shift, shift + 8) (the last may overlap)
+        shift = max(low, 0)
+        match = keys[(keys & np.uint32(mask)) == np.uint32(prefix)]
         hist = np.bincount((match >> np.uint32(shift)) & np.uint32(255), minlength=256)
         below = np.cumsum(hist) - hist
         b = int(np.flatnonzero(below + hist > k)[0])
         k -= int(below[b])
-        prefix = np.uint32(prefix | np.uint32(b << shift))
-        mask = np.uint32(mask | np.uint32(255 << shift))
+        prefix |= b << shift
+        mask |= 255 << shift
     return key_costs(np.array([prefix], np.uint32))[0]
 
 

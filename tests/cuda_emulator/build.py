@@ -82,7 +82,8 @@ def build(code: str) -> tuple[ctypes.CDLL, dict[str, list[str]]]:
         source = cache / f"{digest}.cpp"
         source.write_text(text)
         partial = cache / f"{digest}.{os.getpid()}.so"
-        run = subprocess.run([compiler(), *FLAGS, str(source), "-o", str(partial)], capture_output=True, text=True)
+        run = subprocess.run([compiler(), *FLAGS, str(source), "-o", str(partial)], capture_output=True,
+                             encoding="utf-8", errors="replace")  # (g++'s quotes, whatever the locale)
         if run.returncode != 0:
             raise KernelLaunchError(f"the kernels do not compile for the CPU emulator:\n{run.stderr[-4000:]}")
         partial.replace(library)

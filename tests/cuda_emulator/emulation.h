@@ -319,6 +319,7 @@ inline T __shfl_up_sync(unsigned mask, T v, unsigned d) {
 
 inline int __ffs(int x) { return __builtin_ffs(x); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned)x); }
 inline float __int_as_float(int x) { return emu::from_bits<float>((unsigned)x); }
 inline float __uint_as_float(unsigned x) { return emu::from_bits<float>(x); }
 inline int __float_as_int(float x) { return (int)(unsigned)emu::to_bits(x); }
