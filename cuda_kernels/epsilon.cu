@@ -7,7 +7,9 @@
 // then its cost is read): whoever lowers a cost stores it, fences, then raises
 // the flag, so a lowering is never lost.
 //
-// eps_sweep: one grid-wide pass over every lane's tokens (launched a few times).
+// eps_sweep: one grid-wide pass over every lane's tokens (launched a few times),
+//   in one flat range of the tokens each lane had when it was laid out
+//   (spans.cu: count_spans; tokens made since wait for a later pass).
 // eps_persistent: one CTA per lane loops until a round lowers nothing.
 // eps_links: one link per epsilon arc from a token below the bound whose result
 //   is below it (after the fixpoint, as the CPU does); every lane's tokens in
@@ -68,15 +70,15 @@ __device__ __forceinline__ LaneTables lane_tables(int lane, int* counters, int* 
 
 extern "C" __global__ void __launch_bounds__(EPS_THREADS)
 eps_sweep(const long long* params, int* counters, const int* ne_offsets, const int* nextstate,
-          const float* weight, int* hash, int H, int* tok_state, int* tok_slot, int Q) {
-    const int lane = blockIdx.y;
-    if (!searches(params, lane)) return;
-    LaneTables t = lane_tables(lane, counters, hash, H, tok_state, tok_slot, Q);
-    const float bound = __int_as_float(t.ctr[C_BOUND]);
-    int n = vload(t.ctr + C_NTOK);
-    n = n < Q ? n : Q;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x)
-        relax_token(t, idx, H, Q, bound, ne_offsets, nextstate, weight);
+          const float* weight, int* hash, int H, int* tok_state, int* tok_slot, int Q, const long long* spans,
+          int lanes) {
+    LaneTables t;
+    float bound = 0.0f;
+    each_span_item(spans, lanes, [&](int lane) {
+        t = lane_tables(lane, counters, hash, H, tok_state, tok_slot, Q);
+        bound = __int_as_float(t.ctr[C_BOUND]);
+        return searches(params, lane);
+    }, [&](long long j) { relax_token(t, (int)j, H, Q, bound, ne_offsets, nextstate, weight); });
 }
 
 extern "C" __global__ void __launch_bounds__(EPS_PERSISTENT_THREADS)

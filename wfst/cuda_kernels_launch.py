@@ -66,10 +66,11 @@ def emit_expand(d, g, acoustic_scale: float):
 
 
 def eps_sweep(d, g):
+    """One pass over the tokens every lane had at the last token_spans."""
     _k("eps_sweep", "epsilon.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.EPS_THREADS,),
+        (g.blocks_per_lane * g.lanes,), (layout.EPS_THREADS,),
         (d.params, d.counters, d.ne_offsets, d.nextstate, d.weight, d.hash, i32(g.H), d.tok_state, d.tok_slot,
-         i32(g.Q)))
+         i32(g.Q), d.token_spans, i32(g.lanes)))
 
 
 def eps_persistent(d, g):

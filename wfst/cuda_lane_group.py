@@ -18,7 +18,7 @@ streams is not read on another's). Per step, on the group's compute stream::
 
     the step's parameters up (from a pinned slot)
     frame_prologue (cutoff, degree prefix sums)  emit_spans  emit_bound  emit_expand
-    eps_sweep x EPS_GRID_SWEEPS  eps_persistent  token_spans  eps_links
+    (token_spans  eps_sweep) x EPS_GRID_SWEEPS  eps_persistent  token_spans  eps_links
     resolve_tokens  link_spans  resolve_links  tie_bfs  -> counters to pinned memory; the host waits
     [lanes that overflowed: reset_lanes, the same sequence again with a tighter bound]
     the parameters up again (with the window plan)  window_store (and the parameters copied for
@@ -277,6 +277,7 @@ class LaneGroup:
         K.emit_bound(d, g, c.acoustic_scale)
         K.emit_expand(d, g, c.acoustic_scale)
         for _ in range(layout.EPS_GRID_SWEEPS):
+            K.token_spans(d, g)
             K.eps_sweep(d, g)
         K.eps_persistent(d, g)
         K.token_spans(d, g)

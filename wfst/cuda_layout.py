@@ -46,7 +46,8 @@ WINDOW_LANE_THREADS = 1024
 """Threads of the window kernels that run one CTA per lane (window_prune, window_compact)."""
 
 EPS_GRID_SWEEPS = 2
-"""Grid-wide epsilon sweeps before the persistent kernel takes over."""
+"""Grid-wide epsilon sweeps (each over the tokens the lanes have when it starts) before the persistent kernel
+takes over."""
 BLOCKS_PER_SM = 32
 """Depth of the (blocks x lanes) grids. On the H200 (132 SMs), full TLG, 512
 lanes: 3,203 RTFx at 4 (2 blocks per lane), 3,856 at 32 (9 blocks;
