@@ -363,14 +363,20 @@ __device__ int block_sum(int v, int* scratch) {
     return r;
 }
 
-// exclusive scan of one value per thread; returns the prefix, *total the sum
-__device__ long long block_exclusive_scan(long long v, long long* scratch, long long* total) {
-    long long x = v;
-    int me = threadIdx.x & 31;
+// inclusive scan of one value per thread of a whole warp
+__device__ __forceinline__ long long warp_inclusive_scan(long long x) {
+    const int me = threadIdx.x & 31;
     for (int d = 1; d < 32; d <<= 1) {
         long long o = __shfl_up_sync(0xFFFFFFFFu, x, d);
         if (me >= d) x += o;
     }
+    return x;
+}
+
+// exclusive scan of one value per thread; returns the prefix, *total the sum
+__device__ long long block_exclusive_scan(long long v, long long* scratch, long long* total) {
+    const long long x = warp_inclusive_scan(v);
+    int me = threadIdx.x & 31;
     __syncthreads();
     if (me == 31) scratch[threadIdx.x >> 5] = x;
     __syncthreads();

@@ -9,7 +9,7 @@
 #include "common.cuh"
 
 #define PROLOGUE_THREADS 256
-#define SCAN_ITEMS 8  // consecutive tokens per thread in a round of the out-degree scan
+#define SCAN_ITEMS 8  // runs of 32 tokens per warp in a round of the out-degree scan
 static_assert(PROLOGUE_THREADS >= 256, "radix_select takes one bin per thread");
 
 // the k-th smallest (0-based) key of costs[0..n), n > k, whose keys all lie in [lo, hi]: 8-bit radix passes over
@@ -143,33 +143,33 @@ frame_prologue(const long long* params, int* counters, const int* ch_state, cons
         ctr[C_ADAPTIVE] = __float_as_int(adaptive);
     }
 
-    // 2. exclusive prefix sum of the expanded tokens' emitting out-degrees, SCAN_ITEMS consecutive tokens per
-    // thread and round (one block scan per round)
+    // 2. exclusive prefix sum of the expanded tokens' emitting out-degrees: per round, each warp takes
+    // SCAN_ITEMS runs of 32 consecutive tokens in turn (warp scans), then one block scan places the warps
     long long carry = 0;
     int expanded = 0;
+    const int me = threadIdx.x & 31;
     for (int base = 0; base < n; base += blockDim.x * SCAN_ITEMS) {
-        const int mine = base + threadIdx.x * SCAN_ITEMS;
-        long long degree[SCAN_ITEMS];
-        long long sum = 0;
+        const int first = base + (threadIdx.x >> 5) * 32 * SCAN_ITEMS + me;
+        long long before[SCAN_ITEMS];  // the warp's out-degrees before each of this thread's tokens
+        long long warp_total = 0;
 #pragma unroll
         for (int j = 0; j < SCAN_ITEMS; ++j) {
-            const int i = mine + j;
-            degree[j] = 0;
+            const int i = first + 32 * j;
+            long long degree = 0;
             if (i < n && costs[i] <= cutoff) {
                 const int s = states[i];
-                degree[j] = (long long)(e_offsets[s + 1] - e_offsets[s]);
+                degree = (long long)(e_offsets[s + 1] - e_offsets[s]);
                 expanded += 1;
             }
-            sum += degree[j];
+            const long long through = warp_inclusive_scan(degree);
+            before[j] = warp_total + through - degree;
+            warp_total += __shfl_sync(0xFFFFFFFFu, through, 31);
         }
         long long total;
-        long long at = carry + block_exclusive_scan(sum, scan_scratch, &total);
+        const long long at = carry + block_exclusive_scan(me == 31 ? warp_total : 0, scan_scratch, &total);
 #pragma unroll
-        for (int j = 0; j < SCAN_ITEMS; ++j) {
-            if (mine + j >= n) break;
-            scan[mine + j] = at;
-            at += degree[j];
-        }
+        for (int j = 0; j < SCAN_ITEMS; ++j)
+            if (first + 32 * j < n) scan[first + 32 * j] = at + before[j];
         carry += total;
     }
     expanded = block_sum(expanded, sum_scratch);

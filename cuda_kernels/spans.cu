@@ -5,9 +5,10 @@
 //   after frame_prologue), for emit_bound and emit_expand.
 // count_spans: a counter of the lanes that searched this step, or earlier in it
 //   and are left alone while others search again (MODE_RETRY_SKIP: their tokens
-//   and links stay for the step's end), capped: the tokens (C_NTOK, Q) after
-//   the epsilon closure, the links (C_NLINK, X) after eps_links. Each kernel
-//   that reads them skips the lanes its mode test leaves out.
+//   and links stay for the step's end), capped: the tokens (C_NTOK, Q) before
+//   each epsilon sweep and after the closure, the links (C_NLINK, X) after
+//   eps_links. Each kernel that reads them skips the lanes its mode test
+//   leaves out.
 #include "common.cuh"
 
 #define SPAN_THREADS 1024
