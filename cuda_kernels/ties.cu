@@ -5,11 +5,14 @@
 // index. Within a frame an arc index names at most one link (one token per
 // state and frame), so the lowest arc picks one link.
 //
-// resolve_tokens: token costs from the hash map; slot -> token index.
-// resolve_links: link destinations from hash slots to token indices.
+// resolve_tokens: token costs from the hash map; slot -> token index; each
+//   token unreached yet (hops HOPS_NONE, no best arc or link), but the start
+//   token in MODE_START (level 0).
+// resolve_links: link destinations from hash slots to token indices, and level
+//   0 of the breadth-first levels: the achieving emitting links' destinations
+//   (hops 0, atomicMin of the arc index).
 // (Both over every lane's tokens, or links, in one flat range: spans.cu.)
-// tie_bfs (one CTA per lane): breadth-first levels over achieving links
-//   (level 0: achieving emitting links, or the start token in MODE_START),
+// tie_bfs (one CTA per lane): levels 1, 2, ... over achieving epsilon links,
 //   atomicMin of the arc index per token and level; then tok_best; tokens no
 //   level reaches (a float32 negative cycle) set STATUS_NEGATIVE_CYCLE.
 #include "common.cuh"
@@ -19,14 +22,19 @@
 
 extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
 resolve_tokens(const long long* params, int* hash, int H, const int* tok_slot, float* tok_cost, int Q,
-               const long long* spans, int lanes) {
+               int* tok_hops, unsigned* tok_best_arc, int* tok_best, const long long* spans, int lanes) {
     HashSlot* table = 0;
     long long lq = 0;
+    bool start = false;
     each_span_item(spans, lanes, [&](int lane) {
         table = lane_hash(hash, lane, H);
         lq = (long long)lane * Q;
+        start = params[(long long)lane * LANE_PARAMS + P_MODE] == MODE_START;
         return searches(params, lane);
     }, [&](long long j) {
+        tok_hops[lq + j] = start && j == 0 ? 0 : HOPS_NONE;
+        tok_best_arc[lq + j] = 0xFFFFFFFFu;
+        tok_best[lq + j] = -1;
         int slot = tok_slot[lq + j];
         if (slot < 0) {  // only after an overflow (the frame is redone)
             tok_cost[lq + j] = __int_as_float(0x7F800000);
@@ -38,28 +46,42 @@ resolve_tokens(const long long* params, int* hash, int H, const int* tok_slot, f
 }
 
 extern "C" __global__ void __launch_bounds__(RESOLVE_THREADS)
-resolve_links(const long long* params, const int* hash, int H, int* link_dst, int X, const long long* spans,
-              int lanes) {
+resolve_links(const long long* params, const int* counters, const int* hash, int H, int* link_dst, int X,
+              const float* ch_cost, int Q, const float* tok_cost, int* tok_hops, unsigned* tok_best_arc,
+              const int* link_src, const int* link_arc, const float* link_ac, const float* weight,
+              const long long* spans, int lanes) {
     const HashSlot* table = 0;
-    long long lx = 0;
+    long long lx = 0, lq = 0;
+    int ne = 0;
+    const float* prev_cost = 0;
     each_span_item(spans, lanes, [&](int lane) {
+        const long long* p = params + (long long)lane * LANE_PARAMS;
         table = lane_hash(hash, lane, H);
         lx = (long long)lane * X;
+        lq = (long long)lane * Q;
+        ne = p[P_MODE] == MODE_START ? 0 : counters[(long long)lane * LANE_COUNTERS + C_NEMIT];
+        prev_cost = ch_cost + p[P_CHANNEL] * Q;
         return searches(params, lane);
     }, [&](long long j) {
-        int slot = link_dst[lx + j];
-        link_dst[lx + j] = slot >= 0 ? table[slot].tok : NO_TOKEN;
+        const int slot = link_dst[lx + j];
+        const int v = slot >= 0 ? table[slot].tok : NO_TOKEN;
+        link_dst[lx + j] = v;
+        if (j >= ne || v < 0) return;
+        const int a = link_arc[lx + j];
+        if (__fadd_rn(__fadd_rn(prev_cost[link_src[lx + j]], link_ac[lx + j]), weight[a]) == tok_cost[lq + v]) {
+            tok_hops[lq + v] = 0;  // an achieving emitting link: level 0
+            atomicMin(tok_best_arc + lq + v, (unsigned)a);
+        }
     });
 }
 
 extern "C" __global__ void __launch_bounds__(TIE_THREADS)
-tie_bfs(const long long* params, int* counters, const float* ch_cost, int Q, const float* tok_cost, int* tok_hops,
+tie_bfs(const long long* params, int* counters, int Q, const float* tok_cost, int* tok_hops,
         unsigned* tok_best_arc, int* tok_best, int X, const int* link_src, const int* link_dst,
-        const int* link_arc, const float* link_ac, const float* weight) {
+        const int* link_arc, const float* weight) {
     __shared__ int changed;
     __shared__ int sum_scratch[32];
     const int lane = blockIdx.x;
-    const long long* p = params + (long long)lane * LANE_PARAMS;
     if (!searches(params, lane)) return;
     int* ctr = counters + (long long)lane * LANE_COUNTERS;
     const int n = lane_tokens(ctr, Q);
@@ -74,29 +96,8 @@ tie_bfs(const long long* params, int* counters, const float* ch_cost, int Q, con
     const int* src = link_src + lx;
     const int* dst = link_dst + lx;
     const int* arc = link_arc + lx;
-    const float* ac = link_ac + lx;
 
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        hops[i] = HOPS_NONE;
-        best_arc[i] = 0xFFFFFFFFu;
-        tok_best[lq + i] = -1;
-    }
-    __syncthreads();
-    // level 0
-    if (p[P_MODE] == MODE_START) {
-        if (threadIdx.x == 0 && n > 0) hops[0] = 0;  // the start token
-    } else {
-        const float* prev_cost = ch_cost + (long long)p[P_CHANNEL] * Q;
-        for (int l = threadIdx.x; l < ne; l += blockDim.x) {
-            int v = dst[l];
-            if (v < 0) continue;
-            if (__fadd_rn(__fadd_rn(prev_cost[src[l]], ac[l]), weight[arc[l]]) == cost[v]) {
-                hops[v] = 0;
-                atomicMin(best_arc + v, (unsigned)arc[l]);
-            }
-        }
-    }
-    // levels 1, 2, ... over the epsilon links
+    // levels 1, 2, ... over the epsilon links (level 0: resolve_tokens, resolve_links)
     int level = 0;
     while (true) {
         __syncthreads();

@@ -12,10 +12,15 @@ import numpy as np
 from wfst import CsrFst
 
 
-def random_graph(seed: int, max_states: int = 10, num_columns: int = 4, zero_cycles: bool = True) -> CsrFst:
+def random_graph(seed: int, max_states: int = 10, num_columns: int = 4, zero_cycles: bool = True,
+                 step: float = 0.0) -> CsrFst:
     """``zero_cycles=False`` keeps every epsilon cycle strictly positive: OpenFst's
     shortest distance may not terminate on a zero cycle that float rounding makes
-    slightly negative."""
+    slightly negative. ``step`` > 0 (a power of two) rounds every weight to a
+    multiple of it, so that paths often tie (their float32 sums exact)."""
+    def grid(x: float) -> float:
+        return round(x / step) * step if step else x
+
     rng = np.random.default_rng(seed)
     num_states = int(rng.integers(1, max_states + 1))
     potential = rng.integers(0, 25, num_states) / 8.0  # exact in float32: zero cycles stay exactly zero
@@ -27,7 +32,7 @@ def random_graph(seed: int, max_states: int = 10, num_columns: int = 4, zero_cyc
             dst.append(t)
             ilabel.append(int(rng.integers(1, num_columns + 1)))
             olabel.append(0 if rng.random() < 0.5 else int(rng.integers(1, 8)))
-            weight.append(rng.normal(0.5, 1.5))
+            weight.append(grid(rng.normal(0.5, 1.5)))
         for _ in range(int(rng.integers(0, 3))):
             t = int(rng.integers(num_states))
             src.append(s)
@@ -36,11 +41,11 @@ def random_graph(seed: int, max_states: int = 10, num_columns: int = 4, zero_cyc
             olabel.append(0 if rng.random() < 0.6 else int(rng.integers(1, 8)))
             # zero-cost epsilon cycles, but only without words: paths around them tie
             slack = 0.0 if zero_cycles and olabel[-1] == 0 and rng.random() < 0.3 else rng.exponential(0.7)
-            weight.append(potential[t] - potential[s] + slack)
+            weight.append(potential[t] - potential[s] + grid(slack))
     final = np.full(num_states, np.inf, np.float32)
     if rng.random() < 0.9:
         finals = rng.choice(num_states, size=int(rng.integers(1, num_states + 1)), replace=False)
-        final[finals] = rng.normal(0.0, 1.0, finals.size)
+        final[finals] = [grid(x) for x in rng.normal(0.0, 1.0, finals.size)]
     return CsrFst.from_arcs(num_states, int(rng.integers(num_states)), final, np.array(src, np.int32),
                            np.array(dst, np.int32), np.array(ilabel, np.int32), np.array(olabel, np.int32),
                            np.array(weight, np.float32)).validate()

@@ -67,6 +67,22 @@ def test_random_graphs_match_the_cpu(block):
         _same_decodes(*_pair(fst, config, lanes=2), batch)
 
 
+@pytest.mark.parametrize("block", range(3))
+def test_graphs_full_of_ties_match_the_cpu(block):
+    """Weights in eighths and scores in quarters: many emitting and epsilon
+    links achieve a token's cost exactly, so the tie rule (fewest epsilon hops,
+    then the lowest arc) picks the words and alignments."""
+    for seed in range(block * 20, block * 20 + 20):
+        fst = random_graph(seed, max_states=14, step=0.125)
+        max_active = 3 + seed % 9
+        config = DecoderConfig(beam=float(4 + seed % 9), max_active=max_active, min_active=seed % 3,
+                               lattice_beam=float(seed % 5),
+                               **_roomy(fst, max_active))
+        batch = [np.round(random_scores(seed * 5 + i, 2 + (seed + i) % 15) * 4).astype(np.float32) / 4
+                 for i in range(3)]
+        _same_decodes(*_pair(fst, config, lanes=2), batch)
+
+
 @pytest.mark.parametrize("frames, lag, table", [(1, 0, 256), (2, 8, 256), (3, 1, 256), (5, 2, 256), (64, 0, 256),
                                                 (64, 8, 256), (1, 0, 4), (3, 2, 8)])
 def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frames, lag, table):

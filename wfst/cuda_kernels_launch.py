@@ -90,20 +90,22 @@ def eps_links(d, g):
 def resolve_tokens(d, g):
     _k("resolve_tokens", "ties.cu")(
         (g.blocks_per_lane * g.lanes,), (layout.RESOLVE_THREADS,),
-        (d.params, d.hash, i32(g.H), d.tok_slot, d.tok_cost, i32(g.Q), d.token_spans, i32(g.lanes)))
+        (d.params, d.hash, i32(g.H), d.tok_slot, d.tok_cost, i32(g.Q), d.tok_hops, d.tok_best_arc, d.tok_best,
+         d.token_spans, i32(g.lanes)))
 
 
 def resolve_links(d, g):
     _k("resolve_links", "ties.cu")(
         (g.blocks_per_lane * g.lanes,), (layout.RESOLVE_THREADS,),
-        (d.params, d.hash, i32(g.H), d.link_dst, i32(g.X), d.link_spans, i32(g.lanes)))
+        (d.params, d.counters, d.hash, i32(g.H), d.link_dst, i32(g.X), d.ch_cost, i32(g.Q), d.tok_cost, d.tok_hops,
+         d.tok_best_arc, d.link_src, d.link_arc, d.link_ac, d.weight, d.link_spans, i32(g.lanes)))
 
 
 def tie_bfs(d, g):
     _k("tie_bfs", "ties.cu")(
         (g.lanes,), (layout.TIE_THREADS,),
-        (d.params, d.counters, d.ch_cost, i32(g.Q), d.tok_cost, d.tok_hops, d.tok_best_arc, d.tok_best, i32(g.X),
-         d.link_src, d.link_dst, d.link_arc, d.link_ac, d.weight))
+        (d.params, d.counters, i32(g.Q), d.tok_cost, d.tok_hops, d.tok_best_arc, d.tok_best, i32(g.X), d.link_src,
+         d.link_dst, d.link_arc, d.weight))
 
 
 def window_store(d, g):
