@@ -174,6 +174,7 @@ __device__ void final_extras(const int* state, const float* cost, int n, int use
         extra[i] = cost_key(__fsub_rn(with_final ? __fadd_rn(cost[i], final[state[i]]) : cost[i], best));
     __syncthreads();
 }
+
 // flags[first .. first + n): nonzero (kept) become their rank among the kept,
 // zero become -1; returns how many are kept, *below how many of them are
 // before `split`
