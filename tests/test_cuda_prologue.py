@@ -29,7 +29,7 @@ def _costs(rng, n: int, shape: int) -> np.ndarray:
     if shape == 3:
         return np.full(n, 7.25, np.float32)
     if shape == 4:
-        return np.where(rng.random(n) < 0.5, -0.0, 0.0).astype(np.float32) + (rng.random(n) < 0.2)
+        return np.where(rng.random(n) < 0.2, 1.0, np.where(rng.random(n) < 0.5, -0.0, 0.0)).astype(np.float32)
     return (rng.choice([-1, 1], n) * np.exp(rng.uniform(-30, 30, n))).astype(np.float32)
 
 
