@@ -221,45 +221,54 @@ window_prune(const long long* params, int WT, int WX, int WF, float beam, int us
         const int* older = frames + (f > first ? f - 1 : f) * WINDOW_FRAME_INTS;  // read now, used next round
         const int older_t0 = older[WF_TOK], older_n = older[WF_NTOK], older_l0 = older[WF_LINK],
                   older_nl = older[WF_NLINK], older_ne = older[WF_NEMIT];
-        const bool tiled = n <= PRUNE_TILE;
-        unsigned* cur = tiled ? tiles[f & 1] : extra + t0;
-        if (f == newest && p[P_FLUSH] == FLUSH_FINAL) {
-            final_extras(wt_state + tb + t0, wt_cost + tb + t0, n, use_final, final, cur, int_scratch, key_scratch);
-        } else {
-            const unsigned initial = f == newest ? cost_key(0.0f) : KEY_INF;
-            for (int i = threadIdx.x; i < n; i += blockDim.x) cur[i] = initial;
-            __syncthreads();
-        }
-        if (after != nullptr) {  // the next frame's emitting links leave from this frame's tokens
-            for (int l = after_l0 + threadIdx.x; l < after_l0 + after_ne; l += blockDim.x) {
-                const float via = __fadd_rn(key_cost(after[dst[l]]), excess[l]);
-                keep[l] = via <= beam ? 1 : 0;
-                if (via <= beam) atomicMin(&cur[src[l]], cost_key(via));
+        // the frame's extra costs in `cur`: one call per memory space, so that each compiles to that space's
+        // loads and atomics (a pointer to either would take generic ones)
+        auto walk = [&](unsigned* cur, bool tiled) {
+            if (f == newest && p[P_FLUSH] == FLUSH_FINAL) {
+                final_extras(wt_state + tb + t0, wt_cost + tb + t0, n, use_final, final, cur, int_scratch,
+                             key_scratch);
+            } else {
+                const unsigned initial = f == newest ? cost_key(0.0f) : KEY_INF;
+                for (int i = threadIdx.x; i < n; i += blockDim.x) cur[i] = initial;
+                __syncthreads();
             }
-            __syncthreads();
-        }
-        for (;;) {  // epsilon links stay inside the frame: relax to the fixpoint
-            if (threadIdx.x == 0) changed = 0;
-            __syncthreads();
-            for (int l = l0 + ne + threadIdx.x; l < l0 + nl; l += blockDim.x) {
-                const unsigned k = cost_key(__fadd_rn(key_cost(vload(&cur[dst[l]])), excess[l]));
-                if (k < vload(&cur[src[l]])) {
-                    atomicMin(&cur[src[l]], k);
-                    changed = 1;
+            if (after != nullptr) {  // the next frame's emitting links leave from this frame's tokens
+                for (int l = after_l0 + threadIdx.x; l < after_l0 + after_ne; l += blockDim.x) {
+                    const float via = __fadd_rn(key_cost(after[dst[l]]), excess[l]);
+                    keep[l] = via <= beam ? 1 : 0;
+                    if (via <= beam) atomicMin(&cur[src[l]], cost_key(via));
                 }
+                __syncthreads();
+            }
+            for (;;) {  // epsilon links stay inside the frame: relax to the fixpoint
+                if (threadIdx.x == 0) changed = 0;
+                __syncthreads();
+                for (int l = l0 + ne + threadIdx.x; l < l0 + nl; l += blockDim.x) {
+                    const unsigned k = cost_key(__fadd_rn(key_cost(vload(&cur[dst[l]])), excess[l]));
+                    if (k < vload(&cur[src[l]])) {
+                        atomicMin(&cur[src[l]], k);
+                        changed = 1;
+                    }
+                }
+                __syncthreads();
+                const int again = changed;
+                __syncthreads();
+                if (!again) break;
+            }
+            for (int i = threadIdx.x; i < n; i += blockDim.x) {  // beyond the beam: gone (window_number reads these)
+                const unsigned k = key_cost(cur[i]) > beam ? KEY_INF : cur[i];
+                cur[i] = k;
+                if (tiled) extra[t0 + i] = k;
             }
             __syncthreads();
-            const int again = changed;
-            __syncthreads();
-            if (!again) break;
-        }
-        for (int i = threadIdx.x; i < n; i += blockDim.x) {  // beyond the beam: gone (window_number reads these)
-            const unsigned k = key_cost(cur[i]) > beam ? KEY_INF : cur[i];
-            cur[i] = k;
-            if (tiled) extra[t0 + i] = k;
-        }
-        __syncthreads();
-        keep_links(l0 + ne, l0 + nl, dst, excess, cur, beam, keep);
+            keep_links(l0 + ne, l0 + nl, dst, excess, cur, beam, keep);
+        };
+        const bool tiled = n <= PRUNE_TILE;
+        if (tiled)
+            walk(tiles[f & 1], true);
+        else
+            walk(extra + t0, false);
+        unsigned* cur = tiled ? tiles[f & 1] : extra + t0;
         after = cur;
         after_l0 = l0;
         after_ne = ne;
