@@ -84,6 +84,25 @@ def test_ftz_false_keeps_denormals():
     assert with_floats >= len(cuda_kernels.KERNEL_FILES) - 1  # (spans.cu counts without floats)
 
 
+GENERIC = re.compile(r"^\s*(?:atom|red|ld\.volatile|st\.volatile)\.(?!shared|global)\S*", re.MULTILINE)
+"""PTX atomics and volatile accesses through a generic address (resolved to shared or global memory at run
+time, where the space's own instruction would not need to)."""
+
+
+@needs_nvrtc
+def test_atomics_and_volatile_accesses_name_their_memory_space():
+    """A kernel that makes one pointer to either shared or global memory (window_prune's extra costs, say)
+    compiles its atomics on it to generic ones; ours name their space, in every kernel file (and the check
+    sees a generic one where a pointer may be either)."""
+    either = ('extern "C" __global__ void k(unsigned* g, int t) { __shared__ unsigned s[32];'
+              ' unsigned* p = t ? s : g; atomicMin(p + threadIdx.x, 1u); g[0] = s[t]; }')
+    result = nvrtc.compile_source(either, "e.cu", "compute_90", cuda_kernels.COMPILE_OPTIONS)
+    assert result.ok and GENERIC.findall(result.ptx)
+    for name in cuda_kernels.KERNEL_FILES:
+        result = nvrtc.compile_source(cuda_kernels.source(name), name, "compute_90", cuda_kernels.COMPILE_OPTIONS)
+        assert result.ok and not GENERIC.findall(result.ptx), (name, GENERIC.findall(result.ptx)[:3])
+
+
 @needs_nvrtc
 def test_the_gpu_loads_a_cubin_compiled_with_the_tested_options(monkeypatch, tmp_path):
     """The loader gives CuPy a cubin (a path: no source, no options for CuPy's own
