@@ -13,34 +13,15 @@ import pytest
 
 from wfst import cuda_kernels_launch as K
 from wfst import cuda_layout as layout
+from wfst.cpu_search import _slot as _probe
 
 pytestmark = pytest.mark.usefixtures("cupy_module")
 
 
-def _home(state: int, H: int) -> int:
-    """common.cuh's hash_home."""
-    h = (int(state) * 2654435761) & 0xFFFFFFFF
-    return (h ^ (h >> 16)) & (H - 1)
-
-
-def _insert(table: np.ndarray, state: int) -> int:
-    """The slot of ``state`` in a lane's (H, 4) table, linear probing as hash_insert does."""
-    H = table.shape[0]
-    h = _home(state, H)
-    while table[h, 0] not in (-1, state):
-        h = (h + 1) & (H - 1)
-    table[h, 0] = state
-    return h
-
-
-def _find(table: np.ndarray, state: int) -> int:
-    H = table.shape[0]
-    h = _home(state, H)
-    while table[h, 0] != state:
-        if table[h, 0] == -1:
-            return -1
-        h = (h + 1) & (H - 1)
-    return h
+def _slot(table: np.ndarray, state: int) -> int:
+    """The slot of ``state`` in a lane's (H, 4) table, or the empty one where it would go: the CPU search's
+    probing (wfst.cpu_search._slot), which is hash_insert's."""
+    return int(_probe(np.ascontiguousarray(table[:, 0]), np.int32(state)))
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -65,7 +46,8 @@ def test_one_sweep_follows_every_dirty_token_s_arcs_in_every_searching_lane(cupy
         states = rng.choice(S, n, replace=False).astype(np.int32)
         costs[lane, :n] = rng.uniform(0, 20, n).astype(np.float32)
         for i, state in enumerate(states):
-            slot = _insert(hash_[lane], state)
+            slot = _slot(hash_[lane], state)
+            hash_[lane, slot, 0] = state
             hash_[lane, slot, 1:3] = layout.cost_keys(costs[lane, i:i + 1]).view(np.int32)[0], rng.random() < 0.8
             tok_state[lane, i], tok_slot[lane, i] = state, slot
         counters[lane, layout.C_NTOK] = n
@@ -95,8 +77,8 @@ def test_one_sweep_follows_every_dirty_token_s_arcs_in_every_searching_lane(cupy
             for a in range(ne_offsets[s], ne_offsets[s + 1]):
                 c = costs[lane, i] + weight[a]
                 if c < bound:
-                    v = _find(table[lane], nextstate[a])
-                    assert v >= 0 and table[lane, v, 1].view(np.uint32) <= layout.cost_keys(np.float32([c]))[0]
+                    v = _slot(table[lane], nextstate[a])
+                    assert table[lane, v, 0] == nextstate[a] and table[lane, v, 1].view(np.uint32) <= layout.cost_keys(np.float32([c]))[0]
                     followed += 1
         made = ctr[lane, layout.C_NTOK]
         slots = xp.asnumpy(d.tok_slot)[lane, :made]
