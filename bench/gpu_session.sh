@@ -29,8 +29,7 @@ step kernels_compile 90 $PYTEST -x tests/test_nvrtc_compile.py
         -k "embedded_example"
 ) &
 sanitizers=$!
-step gpu_tests 200 $PYTEST -m gpu tests/test_cuda_decoder.py tests/test_cuda_lattice_window.py \
-    tests/test_cuda_stream.py tests/test_bench_harness.py tests/test_cli_decode.py
+step gpu_tests 220 $PYTEST -m gpu $GPU_TESTS
 await "$build"
 echo "== workload build at ${SECONDS}s: $(grep -E 'states|done|rror' "$LOGS/workload_build.log" | tr '\n' ';')"
 await "$sanitizers"

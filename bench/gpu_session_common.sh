@@ -5,7 +5,8 @@
 # to what is left before DEADLINE, logs it to NAME.log and packs every log into
 # $OUT/session.tgz (the device tool returns at most 8 files, so a cut call still
 # returns them); await PID waits for a background job while time is left; $PYTEST
-# runs pytest verbosely, each test under a time limit where pytest-timeout imports.
+# runs pytest verbosely, each test under a time limit where pytest-timeout imports; $GPU_TESTS names
+# the test files with gpu-marked tests.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
@@ -51,3 +52,6 @@ grep -E "H200|H100|cupy|nvrtc|Error" "$LOGS/device.txt"
 # a test that hangs ends its pytest (stacks dumped) rather than the whole step's time
 PYTEST="python3 -m pytest -v -rfE --durations=15 -p no:cacheprovider"
 python3 -c "import pytest_timeout" 2>/dev/null && PYTEST="$PYTEST --timeout=100 --timeout-method=thread"
+# the test files with gpu-marked tests, but the workload's (a step of its own): pytest -m gpu over all of
+# tests/ would stop at collecting the files that import pynini, which the device machine lacks
+GPU_TESTS=$(grep -l "mark.gpu\|cupy_module" tests/test_*.py | grep -v test_cuda_workload)

@@ -3,12 +3,16 @@ benchmark's chunk schedule, its search for the most real-time streams and one
 short real trial, the lattice cost harness's sizes, the host lattice
 benchmark's replay (its Results checked against the CPU's), and the GPU benchmarks
 end to end on a few example utterances (on the CPU emulator of the kernels
-here, on the device in a GPU session), so a GPU session spends no time on
-harness bugs."""
+here, on the device in a GPU session), and the device calls' choice of GPU
+tests, so a GPU session spends no time on harness bugs."""
 
 import json
+import os
+import re
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -317,3 +321,35 @@ def test_lane_imbalance_compares_a_step_s_largest_lane_with_its_mean(tmp_path):
         assert [s["lanes"] for s in measure["steps"]] == [1, 4]
         assert measure["steps"][0]["max_over_mean"] == 1.0 and measure["steps"][1]["max_over_mean"] >= 1.0
         assert measure["per_lane_frame"]["max"] >= measure["per_lane_frame"]["mean"] > 0
+
+
+DEVICE_LACKS = ("pynini", "pywrapfst", "hypothesis", "torch")
+"""What the device machine's Python does not have (the GPU tests must import without it)."""
+
+
+def test_the_device_calls_run_every_gpu_test_file_and_it_imports_without_pynini(tmp_path):
+    """The device calls' GPU tests (bench/gpu_session_common.sh: ``$GPU_TESTS``)
+    are every test file with gpu-marked tests but the workload's, which has a
+    step of its own, and pytest collects them on a Python without pynini
+    (collecting every file of tests/ would stop at those that import it, and
+    run no test)."""
+    repo = Path(__file__).resolve().parent.parent
+    script = (repo / "bench" / "gpu_session_common.sh").read_text(encoding="utf-8")
+    line = re.search(r"^GPU_TESTS=.*$", script, re.MULTILINE).group(0)
+    listed = subprocess.run(["bash", "-c", f"{line}\necho $GPU_TESTS"], cwd=repo, capture_output=True, text=True,
+                            check=True).stdout.split()
+    marked = sorted(f"tests/{path.name}" for path in (repo / "tests").glob("test_*.py")
+                    if re.search(r"mark\.gpu|cupy_module", path.read_text(encoding="utf-8")))
+    assert sorted(listed) == [f for f in marked if f != "tests/test_cuda_workload.py"]
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Lacks:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {DEVICE_LACKS!r}:\n"
+        "            raise ImportError(name + ' is not on the device machine')\n"
+        "sys.meta_path.insert(0, Lacks())\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo)])}
+    collected = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                                "-m", "gpu", *listed], cwd=repo, env=env, capture_output=True, text=True)
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
+    assert re.search(r"^(\d+)/\d+ tests collected", collected.stdout, re.MULTILINE), collected.stdout[-2000:]
