@@ -32,8 +32,10 @@ epsilon cycles carry no words (with words on one, a word sequence could
 repeat it forever at no cost; the copies stop at the bound). Frames without epsilon cycles (all of them, on the usual graphs) get
 exactly one state per token.
 
-States are numbered frame by frame, components in topological order, layers
-in order, so ``arc_src < arc_dst`` holds.
+The states and arcs are then pruned exactly and numbered canonically
+(:mod:`lattice.canonical`: by frame, epsilon depth and graph state), so
+the lattice depends on what the segments hold, not on their token order: both
+backends' lattices are equal array for array.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ import numpy as np
 
 from .errors import LatticeError
 from .lattice import Lattice
-from .prune import beam_limit, check_beam, pruned_arrays
+from .canonical import canonical_order
+from .prune import beam_limit, check_beam, gathered, kept_parts
 from .segments import LatticeSegments
 
 MAX_LAYERS = 1 << 16
@@ -114,7 +117,8 @@ def _assembled(tok_start, tok_state, tok_cost, link_src, link_dst, link_arc, lin
     and :func:`_unroll`'s shortage code when ``max_nodes`` or ``max_arcs`` are
     too few (the caller retries with more). One call per utterance: the graph's
     labels and weights gathered once per link, the raw lattice built in source
-    order and pruned (:func:`lattice.prune.pruned_arrays`)."""
+    order, pruned (:func:`lattice.prune.kept_parts`) and numbered canonically
+    (:func:`lattice.canonical.canonical_order`)."""
     frames = tok_start.shape[0] - 2
     num_links = link_src.shape[0]
     link_weight = np.empty(num_links, np.float32)
@@ -146,11 +150,13 @@ def _assembled(tok_start, tok_state, tok_cost, link_src, link_dst, link_arc, lin
     for f in range(frames + 1):
         tok_frame[tok_start[f]:tok_start[f + 1]] = f
     state_frame = np.empty(num_states, np.int32)
+    state_graph_state = np.empty(num_states, np.int32)
     final_graph = np.full(num_states, np.inf, np.float32)
     final_acoustic = np.full(num_states, np.inf, np.float32)
     for i in range(num_states):
         k = node_tok[i]
         state_frame[i] = tok_frame[k]
+        state_graph_state[i] = tok_state[k]
         if k >= first_frontier:
             final_graph[i] = np.float32(frontier_final[k - first_frontier])
             if np.isfinite(final_graph[i]):
@@ -159,16 +165,21 @@ def _assembled(tok_start, tok_state, tok_cost, link_src, link_dst, link_arc, lin
     src, dst = np.empty(num_arcs, np.int32), np.empty(num_arcs, np.int32)
     ilabel, olabel = np.empty(num_arcs, np.int32), np.empty(num_arcs, np.int32)
     graph_cost, acoustic_cost = np.empty(num_arcs, np.float32), np.empty(num_arcs, np.float32)
+    graph_arc = np.empty(num_arcs, np.int32)
     for j in range(num_arcs):
         a = order[j]
         l = arc_link[a]
         src[j], dst[j] = arc_src[a], arc_dst[a]
+        graph_arc[j] = link_arc[l]
         ilabel[j] = graph_ilabel[link_arc[l]]
         olabel[j] = link_olabel[l]
         graph_cost[j] = link_weight[l]
         acoustic_cost[j] = link_ac[l]
-    return pruned_arrays(state_frame, src, dst, ilabel, olabel, graph_cost, acoustic_cost, final_graph,
-                         final_acoustic, lattice_beam), 0
+    keep_state, keep_arc, keep_final = kept_parts(num_states, src, dst, graph_cost, acoustic_cost, final_graph,
+                                                  final_acoustic, lattice_beam)
+    states, arcs = canonical_order(state_frame, state_graph_state, keep_state, src, dst, graph_arc, keep_arc)
+    return gathered(states, arcs, state_frame, src, dst, ilabel, olabel, graph_cost, acoustic_cost, final_graph,
+                    final_acoustic, keep_final), 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -281,7 +292,8 @@ def _unroll(tok_start, tok_cost, link_src, link_dst, link_cost, link_olabel, lin
     """Lattice states and arcs of the segments (see the module docstring),
     ``start`` the start token, at most ``max_nodes`` states and ``max_arcs``
     arcs. Returns (token of each state, arc sources, arc destinations, link of
-    each arc; states in lattice order, arcs unsorted), and 0, or 1 when the
+    each arc; states in topological order, a token's copies layer by layer,
+    arcs unsorted), and 0, or 1 when the
     states would exceed ``max_nodes``, 2 the arcs ``max_arcs`` (the arrays are
     then incomplete). The arrays never grow in place: a rebound array variable
     makes numba's loops several times slower, and only epsilon cycles need more

@@ -13,7 +13,8 @@ Invariants:
 
 * State 0 is the start state. States are numbered in topological order
   (``arc_src < arc_dst`` for every arc) and by frame (``state_frame`` is
-  non-decreasing).
+  non-decreasing); an assembled lattice's canonically
+  (:mod:`lattice.canonical`).
 * ``state_frame`` (int32, S): score rows consumed when the state is reached.
   An arc with a non-zero ilabel reads row ``state_frame[arc_src]`` and ends in
   frame ``state_frame[arc_src] + 1``; an epsilon arc stays in its frame.

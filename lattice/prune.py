@@ -53,13 +53,27 @@ def prune(lattice: Lattice, lattice_beam: float) -> Lattice:
 def pruned_arrays(state_frame, arc_src, arc_dst, arc_ilabel, arc_olabel, arc_graph_cost, arc_acoustic_cost,
                   final_graph_cost, final_acoustic_cost, lattice_beam):
     """The arrays of a non-empty :class:`Lattice` (given as its nine arrays, in
-    field order) pruned to ``lattice_beam``, in the same order; no states when
-    no final state is reachable. Plain loops, no numpy call per array (the
-    lattices of every utterance pass here). A state stays if its own
+    field order) pruned to ``lattice_beam`` (:func:`kept_parts`), in the same
+    order; no states when no final state is reachable. Plain loops, no numpy
+    call per array (the lattices of every utterance pass here)."""
+    keep_state, keep_arc, keep_final = kept_parts(state_frame.shape[0], arc_src, arc_dst, arc_graph_cost,
+                                                  arc_acoustic_cost, final_graph_cost, final_acoustic_cost,
+                                                  lattice_beam)
+    return gathered(np.flatnonzero(keep_state), np.flatnonzero(keep_arc), state_frame, arc_src, arc_dst, arc_ilabel,
+                    arc_olabel, arc_graph_cost, arc_acoustic_cost, final_graph_cost, final_acoustic_cost, keep_final)
+
+
+@numba.njit(cache=True, nogil=True)
+def kept_parts(num_states, arc_src, arc_dst, arc_graph_cost, arc_acoustic_cost, final_graph_cost,
+               final_acoustic_cost, lattice_beam):
+    """What pruning to ``lattice_beam`` keeps of a lattice of ``num_states``
+    states (arcs and final costs as :class:`Lattice` names them): bool arrays
+    of the states, the arcs and the final costs kept. A state stays if its own
     best path is within the beam or a kept arc's is (float64 rounding can put
-    an arc's sum and its source's on either side of the limit). LatticeError
-    for an arc that does not go forward between existing states."""
-    num_states, num_arcs = state_frame.shape[0], arc_src.shape[0]
+    an arc's sum and its source's on either side of the limit); nothing stays
+    when no final state is reachable. LatticeError for an arc that does not go
+    forward between existing states."""
+    num_arcs = arc_src.shape[0]
     for a in range(num_arcs):
         if not 0 <= arc_src[a] < arc_dst[a] < num_states:
             raise LatticeError("lattice arcs must go forward between existing states (arc_src < arc_dst < "
@@ -76,41 +90,45 @@ def pruned_arrays(state_frame, arc_src, arc_dst, arc_ilabel, arc_olabel, arc_gra
     limit = beam_limit(best, lattice_beam) if np.isfinite(best) else -np.inf  # (-inf: nothing stays)
     keep_arc = np.empty(num_arcs, np.bool_)
     keep_state = np.empty(num_states, np.bool_)
+    keep_final = np.empty(num_states, np.bool_)
     for s in range(num_states):
         keep_state[s] = alpha[s] + beta[s] <= limit
-    arcs = 0
+        keep_final[s] = alpha[s] + final[s] <= limit
     for a in range(num_arcs):
         keep_arc[a] = alpha[arc_src[a]] + cost[a] + beta[arc_dst[a]] <= limit
         if keep_arc[a]:
             keep_state[arc_src[a]] = keep_state[arc_dst[a]] = True
-            arcs += 1
-    new_id = np.full(num_states, -1, np.int32)
-    kept = 0
-    for s in range(num_states):
-        if keep_state[s]:
-            new_id[s] = kept
-            kept += 1
+    return keep_state, keep_arc, keep_final
+
+
+@numba.njit(cache=True, nogil=True)
+def gathered(states, arcs, state_frame, arc_src, arc_dst, arc_ilabel, arc_olabel, arc_graph_cost, arc_acoustic_cost,
+             final_graph_cost, final_acoustic_cost, keep_final):
+    """The nine arrays of the lattice made of the given lattice's ``states``
+    (int64: new state ``i`` is old state ``states[i]``) and ``arcs`` (arc
+    ``j`` is old arc ``arcs[j]``, its ends renumbered; each must join two of
+    ``states``), final costs where ``keep_final`` (else ``inf``)."""
+    new_id = np.full(state_frame.shape[0], -1, np.int32)
+    kept = states.shape[0]
     out_frame = np.empty(kept, np.int32)
     out_final_graph = np.empty(kept, np.float32)
     out_final_acoustic = np.empty(kept, np.float32)
-    for s in range(num_states):
-        k = new_id[s]
-        if k >= 0:
-            out_frame[k] = state_frame[s]
-            final_kept = alpha[s] + final[s] <= limit
-            out_final_graph[k] = final_graph_cost[s] if final_kept else np.float32(np.inf)
-            out_final_acoustic[k] = final_acoustic_cost[s] if final_kept else np.float32(np.inf)
-    src, dst = np.empty(arcs, np.int32), np.empty(arcs, np.int32)
-    ilabel, olabel = np.empty(arcs, np.int32), np.empty(arcs, np.int32)
-    graph_cost, acoustic_cost = np.empty(arcs, np.float32), np.empty(arcs, np.float32)
-    j = 0
-    for a in range(num_arcs):
-        if keep_arc[a]:
-            src[j] = new_id[arc_src[a]]
-            dst[j] = new_id[arc_dst[a]]
-            ilabel[j] = arc_ilabel[a]
-            olabel[j] = arc_olabel[a]
-            graph_cost[j] = arc_graph_cost[a]
-            acoustic_cost[j] = arc_acoustic_cost[a]
-            j += 1
+    for k in range(kept):
+        s = states[k]
+        new_id[s] = k
+        out_frame[k] = state_frame[s]
+        out_final_graph[k] = final_graph_cost[s] if keep_final[s] else np.float32(np.inf)
+        out_final_acoustic[k] = final_acoustic_cost[s] if keep_final[s] else np.float32(np.inf)
+    num_arcs = arcs.shape[0]
+    src, dst = np.empty(num_arcs, np.int32), np.empty(num_arcs, np.int32)
+    ilabel, olabel = np.empty(num_arcs, np.int32), np.empty(num_arcs, np.int32)
+    graph_cost, acoustic_cost = np.empty(num_arcs, np.float32), np.empty(num_arcs, np.float32)
+    for j in range(num_arcs):
+        a = arcs[j]
+        src[j] = new_id[arc_src[a]]
+        dst[j] = new_id[arc_dst[a]]
+        ilabel[j] = arc_ilabel[a]
+        olabel[j] = arc_olabel[a]
+        graph_cost[j] = arc_graph_cost[a]
+        acoustic_cost[j] = arc_acoustic_cost[a]
     return out_frame, src, dst, ilabel, olabel, graph_cost, acoustic_cost, out_final_graph, out_final_acoustic

@@ -1,7 +1,7 @@
 """Result.lattice is an assembled lattice.Lattice whose best path is the
 decoder's, on the oracle graphs (zero-cost epsilon cycles included) and the
-embedded example; it does not depend on the order of a frame's tokens (the
-GPU's order is not the CPU's); misuse raises LatticeError."""
+embedded example; it does not depend on the order of a frame's tokens and links
+(the GPU's order is not the CPU's); misuse raises LatticeError."""
 
 import dataclasses
 
@@ -10,7 +10,7 @@ import pytest
 
 import wfst
 from lattice import Lattice, LatticeError
-from tests.lattice_paths import assert_equivalent_lattices
+from tests.lattice_paths import assert_same_arrays
 from tests.random_graph import random_graph, random_scores
 from wfst.cpu_backend import CpuSearch
 from wfst.decoding_graph import DecodingGraph
@@ -46,37 +46,67 @@ def test_best_path_on_the_example():
         assert result.lattice.num_arcs > len(result.alignment)  # alternatives are kept
 
 
-def _frame0_reversed(seg):
-    """The same segments with frame 0's tokens in reverse order (the start token
-    last), links renumbered."""
-    n = int(seg.tok_start[1])
-    new = np.arange(seg.num_tokens)
-    new[:n] = new[:n][::-1]  # old token k is now new[k]
-    tok = np.empty_like(new)
-    tok[new] = np.arange(seg.num_tokens)
+def _shuffled(seg, rng):
+    """The same segments with each frame's tokens, and each frame's emitting
+    and epsilon links, in a random order (the start token anywhere in frame 0),
+    indices renumbered."""
+    new_tok = np.concatenate([rng.permutation(np.arange(a, b)) for a, b in zip(seg.tok_start[:-1], seg.tok_start[1:])])
+    bounds = np.append(np.column_stack([seg.link_start[:-1], seg.link_eps_start]).ravel(), seg.link_start[-1])
+    new_link = np.concatenate([rng.permutation(np.arange(a, b)) for a, b in zip(bounds[:-1], bounds[1:])])
+    tok, link = np.empty_like(new_tok), np.empty_like(new_link)  # the old token now at k, the old link now at l
+    tok[new_tok], link[new_link] = np.arange(new_tok.size), np.arange(new_link.size)
+    best = seg.tok_best[tok]
     return dataclasses.replace(seg, tok_state=seg.tok_state[tok], tok_cost=seg.tok_cost[tok],
-                               tok_best=seg.tok_best[tok], link_src=new[seg.link_src].astype(np.int32),
-                               link_dst=new[seg.link_dst].astype(np.int32),
-                               best_token=int(new[seg.best_token]))
+                               tok_best=np.where(best >= 0, new_link[np.maximum(best, 0)], -1).astype(np.int32),
+                               link_src=new_tok[seg.link_src[link]].astype(np.int32),
+                               link_dst=new_tok[seg.link_dst[link]].astype(np.int32), link_arc=seg.link_arc[link],
+                               link_ac=seg.link_ac[link], best_token=int(new_tok[seg.best_token]))
 
 
-def test_lattice_does_not_depend_on_where_the_start_token_is():
+def _segments(fst, config, scores):
+    search = CpuSearch(DecodingGraph(fst), config)
+    search.accept(scores)
+    search.finish()
+    return search.segments
+
+
+def test_lattice_does_not_depend_on_the_order_of_tokens_and_links():
+    """The GPU makes a frame's tokens and links in another order than the CPU
+    (its atomics'): assembled, both give the same lattice, array for array
+    (:mod:`lattice.canonical`), epsilon cycles unrolled included."""
+    rng = np.random.default_rng(7)
     checked = 0
-    for seed in range(60):
+    for seed in range(80):
         fst = random_graph(seed)
         config = wfst.DecoderConfig(beam=8.0, max_active=50, min_active=1, lattice_beam=4.0)
-        search = CpuSearch(DecodingGraph(fst), config)
-        search.accept(random_scores(seed, 1 + seed % 6))
-        search.finish()
-        seg = search.segments
-        if seg.best_token < 0 or seg.tok_start[1] < 2:
-            continue  # frame 0 holds the start token alone
+        seg = _segments(fst, config, random_scores(seed, 1 + seed % 7))
+        if seg.best_token < 0:
+            continue
         want = Lattice.from_segments(seg, fst, lattice_beam=config.lattice_beam)
-        got = Lattice.from_segments(_frame0_reversed(seg), fst, lattice_beam=config.lattice_beam)
         assert want.num_states > 0
-        assert_equivalent_lattices(got, want)
+        for _ in range(3):
+            assert_same_arrays(Lattice.from_segments(_shuffled(seg, rng), fst, lattice_beam=config.lattice_beam),
+                               want)
         checked += 1
-    assert checked >= 20
+    assert checked >= 40
+
+
+def test_runs_sort_stably_whether_short_or_long():
+    """The canonical order's sorts of a frame's states and a source's arcs
+    (insertion sort up to 32, merge sort beyond), ties in their given order."""
+    from lattice.canonical import _sort_run
+
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 2, 5, 31, 32, 33, 64, 200):
+        key = rng.integers(0, max(1, size // 3), size + 10).astype(np.int64)  # many ties
+        order = rng.permutation(size + 10).astype(np.int64)
+        lo = 4
+        by = lo + np.argsort(key[lo:lo + size], kind="stable")
+        want_order = np.concatenate([order[:lo], order[by], order[lo + size:]])
+        want_key = np.concatenate([key[:lo], key[by], key[lo + size:]])
+        _sort_run(order, key, lo, lo + size)
+        np.testing.assert_array_equal(order, want_order)
+        np.testing.assert_array_equal(key, want_key)
 
 
 def test_misuse_raises_lattice_errors():
