@@ -295,11 +295,14 @@ def test_console_script_help_documents_exit_codes():
 
 def test_cuda_decodes_the_example_as_the_api_does(cupy_module, ex, api_text, tmp_path, monkeypatch):
     """--device cuda (on a GPU, or on the kernel emulator): --lanes sets the
-    decoder's lanes, and the transcripts equal the CPU API's."""
+    decoder's lanes, the transcripts equal the CPU API's, and the lattice
+    archive the CPU's byte for byte (lattices are numbered canonically)."""
     from wfst import decoder
 
     real, made = decoder.Decoder, []
     monkeypatch.setattr(decoder, "Decoder", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
-    assert decode(ex, ex.scores_path, tmp_path / "out", "--device", "cuda", "--lanes", "3") == EXIT_OK
+    assert decode(ex, ex.scores_path, tmp_path / "out", "--device", "cuda", "--lanes", "3", "--lattices") == EXIT_OK
     assert made[0]._cuda.geometry.lanes == 3
     assert read_transcripts(tmp_path / "out" / "text") == api_text
+    assert decode(ex, ex.scores_path, tmp_path / "cpu", "--device", "cpu", "--lattices") == EXIT_OK
+    assert (tmp_path / "out" / "lat.ark").read_bytes() == (tmp_path / "cpu" / "lat.ark").read_bytes()
