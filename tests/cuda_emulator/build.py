@@ -6,6 +6,11 @@ Each ``extern "C" __global__`` kernel gets a generated launcher
 checks every argument against the kernel's C signature (pointer dtypes, exact
 scalar types: stricter than CuPy, which checks nothing) before launching.
 Builds are cached by the hash of their text under the temp directory.
+
+``WFST_EMULATOR_ASAN=1`` builds the kernels with AddressSanitizer, which then
+reports any access outside a device array or a thread's stack (the GPU's
+compute-sanitizer memcheck, without a GPU); the process must load the ASan
+runtime first (:data:`ASAN_HINT`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ import numpy as np
 HEADER = Path(__file__).resolve().parent / "emulation.h"
 FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-fcf-protection=none",
          "-w")
+ASAN_FLAGS = ("-fsanitize=address", "-fno-omit-frame-pointer")
+ASAN_HINT = ("run Python with the ASan runtime loaded first: LD_PRELOAD=$(g++ -print-file-name=libasan.so) "
+             "ASAN_OPTIONS=detect_leaks=0")
 
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)',
                      re.S)
@@ -73,8 +81,13 @@ def _launcher(name: str, params: list[str]) -> str:
 def build(code: str) -> tuple[ctypes.CDLL, dict[str, list[str]]]:
     """The shared library of one kernel file's text and its kernels' signatures."""
     kernels = signatures(code)
+    flags = FLAGS
+    if os.environ.get("WFST_EMULATOR_ASAN"):
+        if "libasan" not in Path("/proc/self/maps").read_text():  # (else the ASan build's load ends the process)
+            raise KernelLaunchError(f"WFST_EMULATOR_ASAN is set but the ASan runtime is not loaded: {ASAN_HINT}")
+        flags += ASAN_FLAGS
     text = (f'#include "{HEADER}"\n{code}\n' + "".join(_launcher(n, p) for n, p in kernels.items()))
-    digest = hashlib.sha256((text + HEADER.read_text() + " ".join(FLAGS)).encode()).hexdigest()[:20]
+    digest = hashlib.sha256((text + HEADER.read_text() + " ".join(flags)).encode()).hexdigest()[:20]
     cache = Path(tempfile.gettempdir()) / f"wfst-cuda-emulator-{os.getuid()}"
     cache.mkdir(exist_ok=True)
     library = cache / f"{digest}.so"
@@ -82,7 +95,7 @@ def build(code: str) -> tuple[ctypes.CDLL, dict[str, list[str]]]:
         source = cache / f"{digest}.cpp"
         source.write_text(text)
         partial = cache / f"{digest}.{os.getpid()}.so"
-        run = subprocess.run([compiler(), *FLAGS, str(source), "-o", str(partial)], capture_output=True,
+        run = subprocess.run([compiler(), *flags, str(source), "-o", str(partial)], capture_output=True,
                              encoding="utf-8", errors="replace")  # (g++'s quotes, whatever the locale)
         if run.returncode != 0:
             raise KernelLaunchError(f"the kernels do not compile for the CPU emulator:\n{run.stderr[-4000:]}")

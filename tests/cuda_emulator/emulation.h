@@ -17,6 +17,10 @@
 // thread scheduling); __shared__ is a function-local static (blocks never
 // overlap). Floats are IEEE binary32 on SSE with contraction off, as the GPU
 // build is with --fmad=false.
+//
+// Built with AddressSanitizer (WFST_EMULATOR_ASAN: tests/cuda_emulator/build.py),
+// every stack switch is announced to it (asan_leave, asan_arrive), so that it
+// checks the kernels' accesses against each fiber's stack and each device array.
 #pragma once
 
 #include <cmath>
@@ -27,6 +31,10 @@
 #include <deque>
 #include <functional>
 #include <vector>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 struct dim3 {
     unsigned x, y, z;
@@ -44,7 +52,27 @@ enum class Wait { running, block_barrier, warp_barrier, done };
 struct Fiber {
     void* sp;
     Wait wait;
+    void* asan_fake_stack;
 };
+
+// Before a stack switch: the stack about to run (`fake`: where to keep this
+// one's fake frames, nullptr when it never runs again).
+inline void asan_leave(void** fake, const void* bottom, size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+    __sanitizer_start_switch_fiber(fake, bottom, size);
+#else
+    (void)fake, (void)bottom, (void)size;
+#endif
+}
+
+// After a stack switch, on the stack now running: the one left is reported.
+inline void asan_arrive(void* fake, const void** left_bottom, size_t* left_size) {
+#if defined(__SANITIZE_ADDRESS__)
+    __sanitizer_finish_switch_fiber(fake, left_bottom, left_size);
+#else
+    (void)fake, (void)left_bottom, (void)left_size;
+#endif
+}
 
 // Saves the callee-saved registers on the current stack, stores its pointer in
 // *save, continues on stack `next` (as saved by emu_switch or fiber_stack).
@@ -77,6 +105,9 @@ struct Scheduler {
     std::vector<Fiber> fibers = std::vector<Fiber>(MAX_THREADS);
     std::vector<char> stacks = std::vector<char>(MAX_THREADS * STACK_BYTES);
     void* main_sp = nullptr;
+    void* main_fake_stack = nullptr;
+    const void* main_bottom = nullptr;  // the launching thread's stack, as asan_arrive reports it
+    size_t main_size = 0;
     const std::function<void()>* body = nullptr;
     int current = -1;
     int alive = 0;
@@ -100,10 +131,17 @@ inline unsigned long long next_random() {
     return x * 2685821657736338717ull;
 }
 
-inline void suspend() {
+// From the current fiber back to the scheduler; returns when the fiber is
+// resumed (never, unless `resumable`).
+inline void to_scheduler(bool resumable) {
     Scheduler& s = scheduler;
-    emu_switch(&s.fibers[s.current].sp, s.main_sp);
+    Fiber& f = s.fibers[s.current];
+    asan_leave(resumable ? &f.asan_fake_stack : nullptr, s.main_bottom, s.main_size);
+    emu_switch(&f.sp, s.main_sp);
+    asan_arrive(f.asan_fake_stack, &s.main_bottom, &s.main_size);
 }
+
+inline void suspend() { to_scheduler(true); }
 
 // Stops the launch with `message` (a use of CUDA the emulator does not run, or
 // undefined behaviour on a GPU): the fiber is never resumed, the launch returns 3.
@@ -112,7 +150,7 @@ inline void suspend() {
     std::snprintf(s.error, sizeof(s.error), "thread %d of block (%u, %u, %u): %s", s.current, blockIdx.x,
                   blockIdx.y, blockIdx.z, message);
     s.fibers[s.current].wait = Wait::done;
-    emu_switch(&s.fibers[s.current].sp, s.main_sp);
+    to_scheduler(false);
     std::abort();  // never resumed
 }
 
@@ -126,17 +164,23 @@ inline void maybe_yield() {
 
 [[noreturn]] inline void fiber_main() {
     Scheduler& s = scheduler;
+    asan_arrive(nullptr, &s.main_bottom, &s.main_size);
     (*s.body)();
     s.fibers[s.current].wait = Wait::done;
     s.alive -= 1;
     s.warp_alive[s.current >> 5] -= 1;
-    emu_switch(&s.fibers[s.current].sp, s.main_sp);  // never resumed
-    std::abort();
+    to_scheduler(false);
+    std::abort();  // never resumed
 }
 
 // A new fiber's stack: emu_switch's six registers, then fiber_main as the
-// return address, entered with the stack aligned as after a call.
+// return address, entered with the stack aligned as after a call. (Under ASan,
+// the frames a fiber left unfinished, when its block ended, stay poisoned:
+// unpoisoned here.)
 inline void* fiber_stack(char* base) {
+#if defined(__SANITIZE_ADDRESS__)
+    ASAN_UNPOISON_MEMORY_REGION(base, STACK_BYTES);
+#endif
     auto top = (unsigned long long*)(((unsigned long long)(base + STACK_BYTES)) & ~15ull);
     top[-1] = 0;
     top[-2] = (unsigned long long)&fiber_main;
@@ -228,7 +272,9 @@ inline int run_block(int threads) {
         }
         s.current = f;
         threadIdx = dim3{(unsigned)f, 0, 0};
+        asan_leave(&s.main_fake_stack, s.stacks.data() + (size_t)f * STACK_BYTES, STACK_BYTES);
         emu_switch(&s.main_sp, s.fibers[f].sp);
+        asan_arrive(s.main_fake_stack, nullptr, nullptr);
         if (s.error[0]) {
             s.current = -1;
             return 3;
