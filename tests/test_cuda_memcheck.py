@@ -24,7 +24,7 @@ CHECKED = ("tests/test_cuda_emitting.py", "tests/test_cuda_prologue.py", "tests/
            f"{WINDOWS}[emulator-64-8-256]", f"{WINDOWS}[emulator-3-2-8]")
 """The tests run under ASan (their emulated cases): every kernel file's own
 tests, and the decoder's runs through overflows, windows of 64 frames and a
-small frame table that fills (about three minutes on the development VM)."""
+small frame table that fills (about two minutes on the development VM)."""
 
 WRITES_PAST_ITS_ARRAY = """
 import numpy as np
