@@ -63,13 +63,6 @@ def _shuffled(seg, rng):
                                link_ac=seg.link_ac[link], best_token=int(new_tok[seg.best_token]))
 
 
-def _segments(fst, config, scores):
-    search = CpuSearch(DecodingGraph(fst), config)
-    search.accept(scores)
-    search.finish()
-    return search.segments
-
-
 def test_lattice_does_not_depend_on_the_order_of_tokens_and_links():
     """The GPU makes a frame's tokens and links in another order than the CPU
     (its atomics'): assembled, both give the same lattice, array for array
@@ -79,7 +72,10 @@ def test_lattice_does_not_depend_on_the_order_of_tokens_and_links():
     for seed in range(80):
         fst = random_graph(seed)
         config = wfst.DecoderConfig(beam=8.0, max_active=50, min_active=1, lattice_beam=4.0)
-        seg = _segments(fst, config, random_scores(seed, 1 + seed % 7))
+        search = CpuSearch(DecodingGraph(fst), config)
+        search.accept(random_scores(seed, 1 + seed % 7))
+        search.finish()
+        seg = search.segments
         if seg.best_token < 0:
             continue
         want = Lattice.from_segments(seg, fst, lattice_beam=config.lattice_beam)
