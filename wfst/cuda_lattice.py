@@ -51,7 +51,7 @@ from .result import Result
 
 @numba.njit(cache=True, nogil=True)
 def _frame_in_range(words, T, K, to, n, lo, nl, ne, start, prev_n):
-    """Whether every index of a packed frame (see :func:`append_frame`) is in
+    """Whether every index of a packed frame (see :func:`append_frames`) is in
     range: best links among its ``nl`` links, emitting sources among the
     previous frame's ``prev_n`` tokens, epsilon sources and all destinations
     among its ``n``."""
@@ -72,69 +72,81 @@ def _frame_in_range(words, T, K, to, n, lo, nl, ne, start, prev_n):
 
 
 @numba.njit(cache=True, nogil=True)
-def append_frame(sa, words, floats, T, K, to, n, lo, nl, ne, start, lattice_beam, prune_interval):
-    """Append one lane's frame (``n`` tokens at ``to``, ``nl`` links at ``lo``, the
-    first ``ne`` emitting) from a packed buffer (``words`` int32, ``floats`` the
-    same memory as float32) to the search arrays ``sa``; returns the new arrays
-    and whether the frame was good. A frame with an index out of range leaves
-    ``sa`` untouched (device data gone wrong must not become an out-of-bounds
-    access later)."""
+def append_frames(sa, words, floats, T, K, to, n, lo, nl, ne, start, first, end, lattice_beam, prune_interval):
+    """Append entries ``first .. end - 1`` of a step (one channel's frames, in
+    order; entry ``k``: ``n[k]`` tokens at ``to[k]``, ``nl[k]`` links at
+    ``lo[k]``, the first ``ne[k]`` emitting, ``start[k]``: the utterance's
+    first frame) from a packed buffer (``words`` int32, ``floats`` the same
+    memory as float32) to the search arrays ``sa``; returns the new arrays and
+    whether every frame was good. The arrays grow once for the whole run (per
+    frame, growing and rebuilding the arrays' tuple cost more than copying a
+    pruned frame). A frame with an index out of range is not appended, nor
+    anything after it (device data gone wrong must not become an out-of-bounds
+    access later); the frames before it stay."""
     counters = sa[14]
-    if start:  # the arrays may be an earlier utterance's: counters reset below
-        f, nt, nl0, prev_n = 0, 0, 0, 0
-    else:
-        f = counters[FRAME] + 1
-        nt = counters[NUM_TOKENS]
-        nl0 = counters[NUM_LINKS]
-        prev_n = nt - sa[9][f - 1]
-    if not _frame_in_range(words, T, K, to, n, lo, nl, ne, start, prev_n):
-        return sa, False
-    tok_state = cpu_search._grown(sa[0], nt + n)
-    tok_cost = cpu_search._grown(sa[1], nt + n)
-    tok_extra = cpu_search._grown(sa[2], nt + n)
-    tok_best = cpu_search._grown(sa[3], nt + n)
-    link_src = cpu_search._grown(sa[4], nl0 + nl)
-    link_dst = cpu_search._grown(sa[5], nl0 + nl)
-    link_arc = cpu_search._grown(sa[6], nl0 + nl)
-    link_ac = cpu_search._grown(sa[7], nl0 + nl)
-    link_excess = cpu_search._grown(sa[8], nl0 + nl)
-    tok_start = cpu_search._grown(sa[9], f + 3)
-    link_start = cpu_search._grown(sa[10], f + 3)
-    link_eps_start = cpu_search._grown(sa[11], f + 3)
-    for i in range(n):
-        tok_state[nt + i] = words[to + i]
-        tok_cost[nt + i] = floats[T + to + i]
-        tok_extra[nt + i] = 0.0
-        b = words[2 * T + to + i]
-        tok_best[nt + i] = nl0 + b if b >= 0 else -1
-    base = 3 * T
-    prev_first = nt - prev_n
-    for j in range(ne):  # sources in the previous frame
-        link_src[nl0 + j] = prev_first + words[base + lo + j]
-    for j in range(ne, nl):  # epsilon links: sources in this frame
-        link_src[nl0 + j] = nt + words[base + lo + j]
-    for j in range(nl):
-        link_dst[nl0 + j] = nt + words[base + K + lo + j]
-        link_arc[nl0 + j] = words[base + 2 * K + lo + j]
-        link_ac[nl0 + j] = floats[base + 3 * K + lo + j]
-        link_excess[nl0 + j] = floats[base + 4 * K + lo + j]
-    tok_start[f] = nt
-    tok_start[f + 1] = nt + n
-    link_start[f] = nl0
-    link_start[f + 1] = nl0 + nl
-    link_eps_start[f] = nl0 + ne
-    if start:
-        counters[:] = 0
-    counters[FRAME] = f
-    counters[NUM_TOKENS] = nt + n
-    counters[NUM_LINKS] = nl0 + nl
-    toks = (tok_state, tok_cost, tok_extra, tok_best)
-    links = (link_src, link_dst, link_arc, link_ac, link_excess)
-    if not start and f % prune_interval == 0:
-        prune_lattice(toks, links, tok_start, link_start, link_eps_start, counters, lattice_beam,
-                      cpu_search.PRUNE_SCALE * lattice_beam, np.zeros(nt + n - tok_start[f], np.float32), False)
-    return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3], links[4], tok_start,
-            link_start, link_eps_start, sa[12], sa[13], counters), True
+    tokens, links = 0, 0
+    for k in range(first, end):
+        tokens += n[k]
+        links += nl[k]
+    base_f = 0 if start[first] else counters[FRAME] + 1  # (a start resets the counts: the sums still bound them)
+    nt0 = 0 if start[first] else counters[NUM_TOKENS]
+    nl0 = 0 if start[first] else counters[NUM_LINKS]
+    toks = (cpu_search._grown(sa[0], nt0 + tokens), cpu_search._grown(sa[1], nt0 + tokens),
+            cpu_search._grown(sa[2], nt0 + tokens), cpu_search._grown(sa[3], nt0 + tokens))
+    lks = (cpu_search._grown(sa[4], nl0 + links), cpu_search._grown(sa[5], nl0 + links),
+           cpu_search._grown(sa[6], nl0 + links), cpu_search._grown(sa[7], nl0 + links),
+           cpu_search._grown(sa[8], nl0 + links))
+    frames = base_f + (end - first) + 2
+    tok_start = cpu_search._grown(sa[9], frames)
+    link_start = cpu_search._grown(sa[10], frames)
+    link_eps_start = cpu_search._grown(sa[11], frames)
+    tok_state, tok_cost, tok_extra, tok_best = toks
+    link_src, link_dst, link_arc, link_ac, link_excess = lks
+    good = True
+    for k in range(first, end):
+        if start[k]:  # the arrays may be an earlier utterance's: counters reset below
+            f, nt, nlk, prev_n = 0, 0, 0, 0
+        else:
+            f = counters[FRAME] + 1
+            nt = counters[NUM_TOKENS]
+            nlk = counters[NUM_LINKS]
+            prev_n = nt - tok_start[f - 1]
+        if not _frame_in_range(words, T, K, to[k], n[k], lo[k], nl[k], ne[k], start[k], prev_n):
+            good = False
+            break
+        t0, m, l0, ml, me = to[k], n[k], lo[k], nl[k], ne[k]
+        for i in range(m):
+            tok_state[nt + i] = words[t0 + i]
+            tok_cost[nt + i] = floats[T + t0 + i]
+            tok_extra[nt + i] = 0.0
+            b = words[2 * T + t0 + i]
+            tok_best[nt + i] = nlk + b if b >= 0 else -1
+        base = 3 * T
+        prev_first = nt - prev_n
+        for j in range(me):  # sources in the previous frame
+            link_src[nlk + j] = prev_first + words[base + l0 + j]
+        for j in range(me, ml):  # epsilon links: sources in this frame
+            link_src[nlk + j] = nt + words[base + l0 + j]
+        for j in range(ml):
+            link_dst[nlk + j] = nt + words[base + K + l0 + j]
+            link_arc[nlk + j] = words[base + 2 * K + l0 + j]
+            link_ac[nlk + j] = floats[base + 3 * K + l0 + j]
+            link_excess[nlk + j] = floats[base + 4 * K + l0 + j]
+        tok_start[f] = nt
+        tok_start[f + 1] = nt + m
+        link_start[f] = nlk
+        link_start[f + 1] = nlk + ml
+        link_eps_start[f] = nlk + me
+        if start[k]:
+            counters[:] = 0
+        counters[FRAME] = f
+        counters[NUM_TOKENS] = nt + m
+        counters[NUM_LINKS] = nlk + ml
+        if not start[k] and f % prune_interval == 0:  # (compacts in place: the arrays stay large enough)
+            prune_lattice(toks, lks, tok_start, link_start, link_eps_start, counters, lattice_beam,
+                          cpu_search.PRUNE_SCALE * lattice_beam, np.zeros(nt + m - tok_start[f], np.float32), False)
+    return (tok_state, tok_cost, tok_extra, tok_best, link_src, link_dst, link_arc, link_ac, link_excess, tok_start,
+            link_start, link_eps_start, sa[12], sa[13], counters), good
 
 
 @numba.njit(cache=True, nogil=True)
@@ -156,12 +168,8 @@ def append_step(store, part, part_of, index_of, channels, words, floats, T, K, t
             end += 1
         if part_of[c] == part:
             i = index_of[c]
-            arrays, good = store[i], True
-            for k in range(e, end):
-                arrays, good = append_frame(arrays, words, floats, T, K, to[k], n[k], lo[k], nl[k], ne[k], start[k],
-                                            lattice_beam, prune_interval)
-                if not good:
-                    break
+            arrays, good = append_frames(store[i], words, floats, T, K, to, n, lo, nl, ne, start, e, end,
+                                         lattice_beam, prune_interval)
             store[i] = arrays
             if not good:
                 raise LatticeError("lattice segments from the device: a token or link index out of range")
