@@ -125,7 +125,7 @@ emit_expand(const long long* params, int* counters, const int* ch_state, const f
         int slot = hash_insert<false>(table, H, nextstate[a], e.ctr, Q, tok_state + lq, tok_slot + lq);
         if (slot >= 0) lower_cost<false>(table + slot, cost_key(c));
         int l = warp_increment(e.ctr + C_NLINK);
-        if (l < X) {
+        if ((unsigned)l < (unsigned)X) {  // (a counter past 2^31 reads as overflow)
             link_src[lx + l] = k;
             link_dst[lx + l] = slot;  // a hash slot until resolve_links
             link_arc[lx + l] = a;
