@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The shorter device call (bench/README.md, "GPU decoder"), for a session with
 # less device time than bench/gpu_session.sh takes: the NVRTC tests and every
-# gpu-marked test but the workload's (memcheck beside them) while the full TLG
+# gpu-marked test but the workload's (memcheck and synccheck beside them) while the full TLG
 # builds; the lanes benchmark, 1 to 2048 lanes, with Kaldi's FasterDecoder on
 # one core; the step profile at 512 lanes; then 1, 2 and 4 lane groups with
 # host and device scores at 512 and 1024 lanes (--lane-groups, --scores-on); 8
 # and 16 lattice workers at 512 lanes (--threads), their channels dealt two
 # ways (--lattice-stagger 0 1); the lattice workers alone at 512 lanes, a
-# step's flushes on one worker or spread (bench.lattice_host --stagger 1 0).
+# step's flushes on one worker or spread (bench.lattice_host --stagger 1 0);
+# racecheck on the embedded example where time is left.
 # Most important first: a deadline cuts the last steps. Needs
 # bench/gpu_session.sh's wheels in .whl/.
 DEADLINE=${DEADLINE:-420}
@@ -15,8 +16,14 @@ source "$(dirname "$0")/gpu_session_common.sh"
 
 timeout 200 python3 -m bench.workload build --out "$WORKLOAD" --sizes full >"$LOGS/workload_build.log" 2>&1 &
 build=$!
-step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
-    -k "embedded_example or lane_groups_change" &
+# what the CPU emulator cannot see, on small cases beside the GPU tests: out-of-bounds device accesses, then
+# barriers and warp collectives under the hardware's schedules
+(
+    step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
+        -k "embedded_example or lane_groups_change"
+    step synccheck 60 compute-sanitizer --tool synccheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
+        -k "embedded_example"
+) &
 sanitizer=$!
 step kernels_compile 60 $PYTEST -x tests/test_nvrtc_compile.py
 step gpu_tests 200 $PYTEST -m gpu $GPU_TESTS
@@ -40,5 +47,8 @@ step workers_512 60 $BENCH --lanes 512 --threads 8 16 --lattice-stagger 0 1 \
 step lattice_host_spread 60 python3 -m bench.lattice_host --graph "$WORKLOAD/graphs/full" \
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --threads 16 --stagger 1 0 \
     --out "$LOGS/lattice_host_full_lm-medium_window16_lag8_spread_h200.json"
+# shared-memory races (window_prune's tiles, tie_bfs's levels) where time is left: slow under racecheck
+step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
+    -k "embedded_example"
 pack
 echo "== done at ${SECONDS}s"
