@@ -18,12 +18,7 @@ timeout 200 python3 -m bench.workload build --out "$WORKLOAD" --sizes full >"$LO
 build=$!
 # what the CPU emulator cannot see, on small cases beside the GPU tests: out-of-bounds device accesses, then
 # barriers and warp collectives under the hardware's schedules
-(
-    step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
-        -k "embedded_example or lane_groups_change"
-    step synccheck 60 compute-sanitizer --tool synccheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
-        -k "embedded_example"
-) &
+(sanitize memcheck 120 "embedded_example or lane_groups_change"; sanitize synccheck 60 embedded_example) &
 sanitizer=$!
 step kernels_compile 60 $PYTEST -x tests/test_nvrtc_compile.py
 step gpu_tests 200 $PYTEST -m gpu $GPU_TESTS
@@ -48,7 +43,6 @@ step lattice_host_spread 60 python3 -m bench.lattice_host --graph "$WORKLOAD/gra
     --data "$WORKLOAD/data/full/lm-medium.npz" --acoustic-scale 0.5 --lanes 512 --threads 16 --stagger 1 0 \
     --out "$LOGS/lattice_host_full_lm-medium_window16_lag8_spread_h200.json"
 # shared-memory races (window_prune's tiles, tie_bfs's levels) where time is left: slow under racecheck
-step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
-    -k "embedded_example"
+sanitize racecheck 90 embedded_example
 pack
 echo "== done at ${SECONDS}s"

@@ -23,10 +23,8 @@ step kernels_compile 90 $PYTEST -x tests/test_nvrtc_compile.py
 # what the CPU emulator cannot see (out-of-bounds and misaligned device accesses; barriers and warp
 # collectives under the hardware's schedules), on small cases, beside the GPU tests
 (
-    step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
-        -k "embedded_example or larger_graph or windows_of_any_length or graphs_and_deeper"
-    step synccheck 60 compute-sanitizer --tool synccheck --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py \
-        -k "embedded_example"
+    sanitize memcheck 120 "embedded_example or larger_graph or windows_of_any_length or graphs_and_deeper"
+    sanitize synccheck 60 embedded_example
 ) &
 sanitizers=$!
 step gpu_tests 220 $PYTEST -m gpu $GPU_TESTS

@@ -4,7 +4,8 @@
 # helpers: step NAME SECONDS COMMAND runs a step under its own time limit, cut
 # to what is left before DEADLINE, logs it to NAME.log and packs every log into
 # $OUT/session.tgz (the device tool returns at most 8 files, so a cut call still
-# returns them); await PID waits for a background job while time is left; $PYTEST
+# returns them); sanitize TOOL SECONDS TESTS runs a step of compute-sanitizer over
+# decoder tests; await PID waits for a background job while time is left; $PYTEST
 # runs pytest verbosely, each test under a time limit where pytest-timeout imports; $GPU_TESTS names
 # the test files with gpu-marked tests.
 set -uo pipefail
@@ -23,6 +24,9 @@ pack() {
         [ -f "$WORKLOAD/graphs/$size/build.json" ] && cp "$WORKLOAD/graphs/$size/build.json" "$LOGS/graphs/$size.json"
     done
     tar czf "$OUT/session.tgz.$BASHPID" -C "$LOGS" . && mv "$OUT/session.tgz.$BASHPID" "$OUT/session.tgz"
+}
+sanitize() {  # sanitize TOOL SECONDS TESTS: compute-sanitizer's TOOL over the decoder tests matching TESTS (-k)
+    step "$1" "$2" compute-sanitizer --tool "$1" --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py -k "$3"
 }
 step() {  # step NAME SECONDS COMMAND...: run, log to NAME.log, print its tail, pack
     local name=$1 limit=$2
