@@ -91,7 +91,7 @@ def lattice_arrays(tok_start, tok_state, tok_cost, tok_best, link_src, link_dst,
     (nothing between its parts holds the GIL)."""
     i32, f32 = np.zeros(0, np.int32), np.zeros(0, np.float32)
     empty = (i32, i32, i32, i32, i32, f32, f32, f32, f32)
-    start, roots = -1, 0
+    start, roots = np.int64(-1), 0  # (np.int64: see wfst.cpu_search.ZERO)
     for k in range(tok_start[0], tok_start[1]):
         if tok_best[k] < 0:
             start = k if roots == 0 else start

@@ -42,7 +42,7 @@ def canonical_order(state_frame, state_graph_state, keep_state, arc_src, arc_dst
     key = np.empty(states.shape[0], np.int64)
     for i in range(states.shape[0]):
         key[i] = (depth[states[i]] << 31) | state_graph_state[states[i]]
-    first = 0
+    first = np.int64(0)  # (np.int64: see wfst.cpu_search.ZERO)
     for i in range(1, states.shape[0] + 1):  # each frame's run of states
         if i == states.shape[0] or state_frame[states[i]] != state_frame[states[first]]:
             _sort_run(states, key, first, i)

@@ -212,7 +212,7 @@ def _determinize(num_states, starts, dst, ilabel, olabel, graph, acoustic, final
     arcs = (list(i64), list(i64), list(i64), list(f64), list(f64), list(i64))  # src, dst, word, graph, acoustic, string
     stamp[0] = 1
     kept = _closure(trie, [np.int64(0)], starts, dst, ilabel, olabel, graph, acoustic, keep, best_g, best_a, best_s,
-                    stamp, 1)
+                    stamp, np.int64(1))  # (np.int64: see wfst.cpu_search.ZERO)
     _add_subset(subsets, by_hash, kept, best_g, best_a, best_s, 0.0, 0.0, [best_s[q] for q in kept])
     current = 1
     sub_start, el_q, el_g, el_a, el_s = subsets[0], subsets[1], subsets[2], subsets[3], subsets[4]

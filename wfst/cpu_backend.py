@@ -78,7 +78,8 @@ def finished_result(arrays: cpu_search.SearchArrays, graph: DecodingGraph,
     """Final lattice pruning (with final costs) and the best token of a search's
     arrays, then its Result, and the pruned segments (copies)."""
     fst = graph.fst
-    outcome = finish_arrays(arrays, fst.final, fst.ilabel, fst.olabel, fst.weight, config.use_final_probs,
+    # (a plain tuple, as the CUDA backend's lattice store passes: one compiled finish_arrays serves both)
+    outcome = finish_arrays(tuple(arrays), fst.final, fst.ilabel, fst.olabel, fst.weight, config.use_final_probs,
                             float(config.lattice_beam))
     return result_of(outcome, graph, config), search_segments(arrays, outcome[0], outcome[1])
 

@@ -80,7 +80,7 @@ def prune_lattice(toks, links, tok_start, link_start, link_eps_start, counters, 
     lowest = frontier
     if final:
         new_extra = frontier_extra.copy()
-        _prune_frame_links(frontier, False, tok_extra, link_src, link_dst, link_excess,
+        _prune_frame_links(frontier, np.bool_(False), tok_extra, link_src, link_dst, link_excess,
                            tok_start, link_start, link_eps_start, new_extra, lattice_beam)
         for i in range(n_front):
             tok_extra[first + i] = new_extra[i] if new_extra[i] <= lattice_beam else INF
@@ -93,7 +93,7 @@ def prune_lattice(toks, links, tok_start, link_start, link_eps_start, counters, 
         first = tok_start[f]
         n = tok_start[f + 1] - first
         new_extra = np.full(n, INF, np.float32)
-        _prune_frame_links(f, True, tok_extra, link_src, link_dst, link_excess,
+        _prune_frame_links(f, np.bool_(True), tok_extra, link_src, link_dst, link_excess,
                            tok_start, link_start, link_eps_start, new_extra, lattice_beam)
         changed = False
         for i in range(n):

@@ -54,6 +54,13 @@ PRUNE_SCALE = np.float32(0.1)
 ``PRUNE_SCALE * lattice_beam`` (Kaldi's ``prune_scale``); the final pruning is exact."""
 
 NO_HOPS = np.int32(2**31 - 1)
+ZERO = np.int64(0)
+"""0 as the jitted functions pass it to each other: numba compiles a callee once
+for each pattern of literal constants among its arguments (``0``, ``True``), so
+constants go as ``ZERO``, ``np.int64(n)`` or ``np.bool_(b)``, typed like the
+variables passed elsewhere (with literal constants, the first ``wfst-decode example``
+compiled 11 of these functions two to six times and took 58-59 s instead of 40 s on the
+development VM)."""
 
 # counters[...] slots: the first four are shared with the lattice pruning
 STATUS, EXPANDED = 4, 5
@@ -490,7 +497,7 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
         if a0 < scratch[ARCS_N1, i] and tok_cost[first_tok + i] < cutoff:
             touched += arc_int[a0, 0]
     scratch[HOPS, 0] = touched  # keeps the loads (the row is work space, rewritten later)
-    head, size = 0, n_emitted
+    head, size = ZERO, n_emitted
     while True:
         nt, head, size, status = _relax_epsilon(state_arcs, arc_int, arc_float, toks[0], toks[1], toks[2], toks[3],
                                                 table, scratch, first_tok, nt, head, size, cutoff)
@@ -498,18 +505,18 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
             break
         i = scratch[QUEUE, head]
         toks, links, table, scratch = _with_room(toks, links, table, scratch, first_tok, nt, nl,
-                                                 scratch[ARCS_N1, i] - scratch[ARCS_N0, i], 0, head, size)
+                                                 scratch[ARCS_N1, i] - scratch[ARCS_N0, i], ZERO, head, size)
     n_frame = nt - first_tok
     eps_start = nl
     if status == STATUS_OK:
-        i = 0
+        i = ZERO
         while True:
             i, nl = _epsilon_links(arc_int, arc_float, toks[1], links[0], links[1], links[2], links[3], links[4], table,
                                    scratch, first_tok, i, n_frame, eps_start, nl, cutoff)
             if i == n_frame:
                 break
-            toks, links, table, scratch = _with_room(toks, links, table, scratch, first_tok, nt, nl, 0,
-                                                     scratch[ARCS_N1, i] - scratch[ARCS_N0, i], 0, 0)
+            toks, links, table, scratch = _with_room(toks, links, table, scratch, first_tok, nt, nl, ZERO,
+                                                     scratch[ARCS_N1, i] - scratch[ARCS_N0, i], ZERO, ZERO)
         status = _best_links(arc_float, toks[1], toks[3], links[0], links[1], links[2], links[3], links[4], scratch,
                              first_tok, n_frame, first_link, eps_start, is_start_frame)
     for i in range(n_frame):
@@ -524,10 +531,11 @@ def start_search(state_arcs, arc_int, arc_float, start, beam, sa):
     """Frame 0: the start token and its epsilon closure (cutoff ``beam``)."""
     counters = sa[14]
     toks, links, table, scratch = _with_room((sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7], sa[8]),
-                                             sa[12], sa[13], 0, 0, 0, 1, 0, 0, 0)
+                                             sa[12], sa[13], ZERO, ZERO, ZERO, np.int64(1), ZERO, ZERO, ZERO)
     _, nt = _find_or_add(table, toks[0], toks[1], toks[2], toks[3], scratch[SLOT], start, np.float32(0.0), 0, 0)
     toks, links, table, scratch, nt, nl, eps_start, status = _close_frame(
-        state_arcs, arc_int, arc_float, toks, links, table, scratch, 0, 0, nt, 0, np.float32(beam), True)
+        state_arcs, arc_int, arc_float, toks, links, table, scratch, ZERO, ZERO, nt, ZERO, np.float32(beam),
+        np.bool_(True))
     tok_start, link_start, link_eps_start = sa[9], sa[10], sa[11]
     tok_start[0] = 0
     tok_start[1] = nt
@@ -582,11 +590,12 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
             if k == first_tok:
                 break
             more = scratch[FRONT_E1, k - first_prev] - scratch[FRONT_E0, k - first_prev]
-            toks, links, table, scratch = _with_room(toks, links, table, scratch, first_tok, nt, nl, more, more, 0, 0)
+            toks, links, table, scratch = _with_room(toks, links, table, scratch, first_tok, nt, nl, more, more, ZERO,
+                                                     ZERO)
         # 3-4. closure and best predecessors
         toks, links, table, scratch, nt, nl, eps_start, status = _close_frame(
             state_arcs, arc_int, arc_float, toks, links, table, scratch,
-            first_tok, first_link, nt, nl, bound, False)
+            first_tok, first_link, nt, nl, bound, np.bool_(False))
         f += 1
         tok_start[f] = first_tok
         tok_start[f + 1] = nt
@@ -603,7 +612,7 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
         if f % prune_interval == 0:
             prune_lattice(toks, links, tok_start, link_start, link_eps_start, counters,
                           np.float32(lattice_beam), PRUNE_SCALE * np.float32(lattice_beam),
-                          np.zeros(nt - tok_start[f], np.float32), False)
+                          np.zeros(nt - tok_start[f], np.float32), np.bool_(False))
     return (toks[0], toks[1], toks[2], toks[3], links[0], links[1], links[2], links[3], links[4],
             tok_start, link_start, link_eps_start, table, scratch, counters)
 
@@ -645,7 +654,7 @@ def finish_search(final, use_final_probs, lattice_beam, sa):
             total = tok_cost[k] + final[tok_state[k]] if with_final else tok_cost[k]
             extra[k - first] = total - best_total
     prune_lattice((sa[0], sa[1], sa[2], sa[3]), (sa[4], sa[5], sa[6], sa[7], sa[8]), tok_start, sa[10], sa[11],
-                  counters, np.float32(lattice_beam), np.float32(0.0), extra, True)
+                  counters, np.float32(lattice_beam), np.float32(0.0), extra, np.bool_(True))
     first, end = tok_start[frontier], tok_start[frontier + 1]
     return _best_frontier_token(tok_state, tok_cost, first, end, final, with_final), reached_final
 

@@ -144,7 +144,8 @@ def append_frames(sa, words, floats, T, K, to, n, lo, nl, ne, start, first, end,
         counters[NUM_LINKS] = nlk + ml
         if not start[k] and f % prune_interval == 0:  # (compacts in place: the arrays stay large enough)
             prune_lattice(toks, lks, tok_start, link_start, link_eps_start, counters, lattice_beam,
-                          cpu_search.PRUNE_SCALE * lattice_beam, np.zeros(nt + m - tok_start[f], np.float32), False)
+                          cpu_search.PRUNE_SCALE * lattice_beam, np.zeros(nt + m - tok_start[f], np.float32),
+                          np.bool_(False))
     return (tok_state, tok_cost, tok_extra, tok_best, link_src, link_dst, link_arc, link_ac, link_excess, tok_start,
             link_start, link_eps_start, sa[12], sa[13], counters), good
 
@@ -160,7 +161,7 @@ def append_step(store, part, part_of, index_of, channels, words, floats, T, K, t
     flushed window's frames) are appended to its arrays taken from ``store``
     once. LatticeError at the first frame with an index out of range (the
     frames before it appended)."""
-    e = 0
+    e = cpu_search.ZERO
     while e < channels.shape[0]:
         c = channels[e]
         end = e + 1
@@ -225,7 +226,8 @@ def ring_offset(in_use: tuple[int, int] | None, words: int, capacity: int) -> in
 def _empty_arrays() -> tuple:
     """A channel's arrays before its utterance: small, grown as frames arrive
     (the hash table and scratch rows are not used here)."""
-    return cpu_search.new_search_arrays(8, EMPTY_TOKENS, 256, 2, 2)
+    i64 = np.int64  # (not literals: see cpu_search.ZERO)
+    return cpu_search.new_search_arrays(i64(8), i64(EMPTY_TOKENS), i64(256), i64(2), i64(2))
 
 
 @numba.njit(cache=True, nogil=True)
