@@ -13,6 +13,7 @@ import pytest
 
 from wfst import cuda_kernels_launch as K
 from wfst import cuda_layout as layout
+from wfst.cost_select import cost_keys
 from wfst.cpu_search import _slot as _probe
 
 pytestmark = pytest.mark.usefixtures("cupy_module")
@@ -48,7 +49,7 @@ def test_one_sweep_follows_every_dirty_token_s_arcs_in_every_searching_lane(cupy
         for i, state in enumerate(states):
             slot = _slot(hash_[lane], state)
             hash_[lane, slot, 0] = state
-            hash_[lane, slot, 1:3] = layout.cost_keys(costs[lane, i:i + 1]).view(np.int32)[0], rng.random() < 0.8
+            hash_[lane, slot, 1:3] = cost_keys(costs[lane, i:i + 1]).view(np.int32)[0], rng.random() < 0.8
             tok_state[lane, i], tok_slot[lane, i] = state, slot
         counters[lane, layout.C_NTOK] = n
         counters[lane, layout.C_BOUND] = np.float32(rng.uniform(10, 25)).view(np.int32)
@@ -78,7 +79,7 @@ def test_one_sweep_follows_every_dirty_token_s_arcs_in_every_searching_lane(cupy
                 c = costs[lane, i] + weight[a]
                 if c < bound:
                     v = _slot(table[lane], nextstate[a])
-                    assert table[lane, v, 0] == nextstate[a] and table[lane, v, 1].view(np.uint32) <= layout.cost_keys(np.float32([c]))[0]
+                    assert table[lane, v, 0] == nextstate[a] and table[lane, v, 1].view(np.uint32) <= cost_keys(np.float32([c]))[0]
                     followed += 1
         made = ctr[lane, layout.C_NTOK]
         slots = xp.asnumpy(d.tok_slot)[lane, :made]

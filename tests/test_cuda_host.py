@@ -55,30 +55,6 @@ def test_block_sizes_match_launch_bounds(file, macro, name):
     assert getattr(layout, name) % 32 == 0 and getattr(layout, name) <= 1024
 
 
-def test_cost_keys_preserve_order():
-    rng = np.random.default_rng(0)
-    costs = np.concatenate([rng.normal(0, 100, 5000), [0.0, -0.0, np.inf, -1e-40, 1e-40, 3.4e38, -3.4e38]])
-    costs = costs.astype(np.float32)
-    keys = layout.cost_keys(costs)
-    order = np.argsort(costs, kind="stable")
-    assert np.all(np.diff(keys[order].astype(np.int64)) >= 0)
-    assert layout.cost_keys(np.float32([-0.0]))[0] == layout.cost_keys(np.float32([0.0]))[0]
-    back = layout.key_costs(keys)
-    assert np.array_equal(back, costs)  # -0.0 == 0.0
-    assert layout.cost_keys(np.float32([np.inf]))[0] == 0xFF800000
-
-
-@pytest.mark.parametrize("seed", range(30))
-def test_radix_select_is_the_exact_nth_element(seed):
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 3000))
-    costs = (rng.normal(20, 10, n) if seed % 3 else rng.integers(-5, 5, n) / 4.0).astype(np.float32)
-    if seed % 5 == 0:
-        costs[: n // 3] = np.float32(-0.0)
-    for k in {0, n // 2, n - 1, int(rng.integers(n))}:
-        assert layout.radix_select(costs, k) == np.partition(costs, k)[k]
-
-
 def _kaldi_cutoff(costs, beam, max_active, min_active):
     """wfst/cpu_search.py's _cutoff as committed (Kaldi's GetCutoff), in numpy."""
     n = costs.size

@@ -12,6 +12,7 @@ import pytest
 
 from wfst import cuda_kernels_launch as K
 from wfst import cuda_layout as layout
+from wfst.cost_select import cost_keys
 from wfst.cpu_search import BEAM_DELTA
 
 pytestmark = pytest.mark.usefixtures("cupy_module")
@@ -100,7 +101,7 @@ def test_the_cases_select_for_max_and_min_active_over_narrow_wide_and_single_key
             beam_cutoff = np.float32(costs.min() + c.beam)
             by_max = n > c.max_active and np.count_nonzero(costs < beam_cutoff) > c.max_active
             by_min = not by_max and n > c.min_active > 0 and np.count_nonzero(costs <= beam_cutoff) <= c.min_active
-            keys = layout.cost_keys(costs)
+            keys = cost_keys(costs)
             top = int(keys.min() ^ keys.max()).bit_length() - 1
             span = "equal" if top < 0 else "narrow" if top < 24 else "wide"
             seen |= {("max" if by_max else "min", span)} if by_max or by_min else set()

@@ -43,6 +43,7 @@ import numpy as np
 
 from lattice.errors import LatticeError
 
+from .cost_select import kth_smallest
 from .cpu_lattice_prune import FRAME, INF, LAST_PRUNE, NUM_LINKS, NUM_TOKENS, prune_lattice
 
 BEAM_DELTA = np.float32(0.5)
@@ -153,21 +154,21 @@ def _grown_rows(a, need):
 @numba.njit(cache=True, nogil=True)
 def _cutoff(costs, beam, max_active, min_active):
     """(cutoff, adaptive_beam) of one frame's token costs, as Kaldi's GetCutoff
-    (``np.partition`` works on a copy; ``costs`` is left as it is)."""
+    (``costs`` is left as it is)."""
     n = costs.shape[0]
     best = INF
     for i in range(n):
         if costs[i] < best:
             best = costs[i]
     beam_cutoff = best + beam
-    below, within = 0, 0  # costs < and <= beam_cutoff: the partitions only run when they can matter
+    below, within = 0, 0  # costs < and <= beam_cutoff: the selects only run when they can matter
     for i in range(n):
         if costs[i] <= beam_cutoff:
             within += 1
             if costs[i] < beam_cutoff:
                 below += 1
     if below > max_active:  # else the max_active-th smallest is >= beam_cutoff
-        max_active_cutoff = np.partition(costs, max_active)[max_active]
+        max_active_cutoff = kth_smallest(costs, max_active)
         if max_active_cutoff < beam_cutoff:
             return max_active_cutoff, max_active_cutoff - best + BEAM_DELTA
     if n > min_active and within > min_active:  # the min_active-th smallest is <= beam_cutoff
@@ -177,7 +178,7 @@ def _cutoff(costs, beam, max_active, min_active):
         if min_active == 0:
             min_active_cutoff = best
         else:
-            min_active_cutoff = np.partition(costs, min_active)[min_active]
+            min_active_cutoff = kth_smallest(costs, min_active)
     if min_active_cutoff > beam_cutoff:
         return min_active_cutoff, min_active_cutoff - best + BEAM_DELTA
     return beam_cutoff, beam

@@ -1,15 +1,17 @@
-"""Host-side mirror of the CUDA kernels' layout and integer logic (numpy only).
+"""Host-side mirror of the CUDA kernels' layout and integer logic.
 
 The counter and parameter slots repeat ``cuda_kernels/common.cuh`` (a test
-checks they agree). :func:`cost_keys`, :func:`radix_select` and
-:func:`gpu_cutoff` emulate in numpy what the kernels compute, so the exact
-cutoff can be checked against the CPU's ``_cutoff`` without a GPU;
-:func:`blocks_per_lane` is the launch geometry.
+checks they agree). :func:`gpu_cutoff` emulates what the kernel
+``frame_prologue`` computes (its select is :func:`wfst.cost_select.kth_smallest`,
+which the CPU's ``_cutoff`` shares), so the exact cutoff can be checked against
+the CPU's without a GPU; :func:`blocks_per_lane` is the launch geometry.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .cost_select import kth_smallest
 
 LANE_COUNTERS = 64
 C_NTOK, C_NLINK, C_NEMIT, C_BEST_EMIT, C_CUTOFF, C_ADAPTIVE, C_BOUND, C_OVERFLOW, C_STATUS = range(9)
@@ -72,49 +74,6 @@ def blocks_per_lane(lanes: int, multiprocessors: int, per_sm: int | None = None)
     return max(1, min(MAX_BLOCKS_PER_LANE, want))
 
 
-def cost_keys(costs) -> np.ndarray:
-    """Order-preserving uint32 keys of float32 costs (``cost_key`` of common.cuh):
-    ``a < b`` as floats iff ``key(a) < key(b)``; -0.0 and +0.0 share a key."""
-    c = np.asarray(costs, np.float32).copy()
-    c[c == 0] = np.float32(0.0)
-    bits = c.view(np.uint32)
-    negative = (bits & np.uint32(0x80000000)) != 0
-    return np.where(negative, ~bits, bits | np.uint32(0x80000000)).astype(np.uint32)
-
-
-def key_costs(keys) -> np.ndarray:
-    """Inverse of :func:`cost_keys` (``key_cost``)."""
-    k = np.asarray(keys, np.uint32)
-    positive = (k & np.uint32(0x80000000)) != 0
-    bits = np.where(positive, k & np.uint32(0x7FFFFFFF), ~k).astype(np.uint32)
-    return bits.view(np.float32)
-
-
-def radix_select(costs, k: int) -> np.float32:
-    """The ``k``-th smallest (0-based) cost by the kernel's 8-bit radix passes
-    over cost keys (histograms of the keys sharing the prefix so far), from the
-    highest bit where the least and greatest keys differ down."""
-    keys = cost_keys(costs)
-    if not 0 <= k < keys.size:
-        raise ValueError(f"k={k} out of range for {keys.size} costs")
-    lo, hi = int(keys.min()), int(keys.max())
-    if lo == hi:
-        return key_costs(np.array([lo], np.uint32))[0]
-    top = (lo ^ hi).bit_length() - 1
-    mask = (0xFFFFFFFF << (top + 1)) & 0xFFFFFFFF
-    prefix = lo & mask
-    for low in range(top - 7, -8, -8):  # the digit: bits [shift, shift + 8) (the last may overlap)
-        shift = max(low, 0)
-        match = keys[(keys & np.uint32(mask)) == np.uint32(prefix)]
-        hist = np.bincount((match >> np.uint32(shift)) & np.uint32(255), minlength=256)
-        below = np.cumsum(hist) - hist
-        b = int(np.flatnonzero(below + hist > k)[0])
-        k -= int(below[b])
-        prefix |= b << shift
-        mask |= 255 << shift
-    return key_costs(np.array([prefix], np.uint32))[0]
-
-
 def gpu_cutoff(costs, beam, max_active: int, min_active: int, beam_delta=np.float32(0.5)):
     """(cutoff, adaptive_beam) as ``frame_prologue`` computes them: counts decide
     whether a select is needed, the select is exact (float32 throughout)."""
@@ -124,11 +83,11 @@ def gpu_cutoff(costs, beam, max_active: int, min_active: int, beam_delta=np.floa
     best = costs.min() if n else np.float32(np.inf)
     beam_cutoff = np.float32(best + beam)
     if n > max_active and int(np.count_nonzero(costs < beam_cutoff)) > max_active:
-        m = radix_select(costs, max_active)
+        m = kth_smallest(costs, max_active)
         return m, np.float32(np.float32(m - best) + beam_delta)
     if n > min_active:
         if min_active > 0 and int(np.count_nonzero(costs <= beam_cutoff)) <= min_active:
-            m = radix_select(costs, min_active)
+            m = kth_smallest(costs, min_active)
             return m, np.float32(np.float32(m - best) + beam_delta)
     elif np.float32(np.inf) > beam_cutoff:  # at most min_active tokens: Kaldi keeps them all
         with np.errstate(invalid="ignore"):
