@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cost_select import kth_smallest
-
 LANE_COUNTERS = 64
 C_NTOK, C_NLINK, C_NEMIT, C_BEST_EMIT, C_CUTOFF, C_ADAPTIVE, C_BOUND, C_OVERFLOW, C_STATUS = range(9)
 C_EXPANDED, C_ROUNDS, C_LEVELS = 9, 10, 11
@@ -77,6 +75,8 @@ def blocks_per_lane(lanes: int, multiprocessors: int, per_sm: int | None = None)
 def gpu_cutoff(costs, beam, max_active: int, min_active: int, beam_delta=np.float32(0.5)):
     """(cutoff, adaptive_beam) as ``frame_prologue`` computes them: counts decide
     whether a select is needed, the select is exact (float32 throughout)."""
+    from .cost_select import kth_smallest  # (numba: not loaded by `import wfst`)
+
     costs = np.asarray(costs, np.float32)
     beam, beam_delta = np.float32(beam), np.float32(beam_delta)
     n = costs.size
