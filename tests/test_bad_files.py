@@ -41,6 +41,12 @@ def test_missing_file_is_file_not_found(tmp_path):
         read_fst(tmp_path / "nope.fst")
 
 
+def test_an_empty_file_or_a_directory_is_no_graph(tmp_path):
+    _expect(tmp_path, b"", "empty (0 bytes)")
+    with pytest.raises(FstFormatError, match="a directory"):
+        read_fst(tmp_path)
+
+
 def test_unknown_binary(tmp_path):
     error = _expect(tmp_path, b"\x01\x02\x00\x00garbage", "unrecognised binary")
     assert error.offset == 0

@@ -173,8 +173,10 @@ def test_archive_broken_part_way_stops_and_keeps_results(ex, tmp_path, capsys):
     kaldiio.save_ark(str(tmp_path / "s.ark"), arrays)
     data = (tmp_path / "s.ark").read_bytes()
     (tmp_path / "s.ark").write_bytes(data[:-200])  # the third matrix is cut short
-    assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out", "--lanes", "1") == EXIT_STOPPED
-    assert list(read_transcripts(tmp_path / "out" / "text")) == ["u0", "u1"]
+    for lanes in ("1", "4"):  # (4: the utterances read before the break are one batch, decoded and kept)
+        outdir = tmp_path / f"out{lanes}"
+        assert decode(ex, f"ark:{tmp_path / 's.ark'}", outdir, "--lanes", lanes) == EXIT_STOPPED
+        assert list(read_transcripts(outdir / "text")) == ["u0", "u1"]
     err = capsys.readouterr().err
     assert "unreadable after utterance 'u1'" in err and "--resume" in err and "Traceback" not in err
 
@@ -203,19 +205,84 @@ def test_bad_graph_words_and_inputs_fail_fast(ex, tmp_path, capsys):
 
 
 def test_outdir_is_never_overwritten_without_asking(ex, tmp_path, capsys):
-    outdir = tmp_path / "out"
-    outdir.mkdir()
-    (outdir / "mine.txt").write_text("precious")
-    (outdir / "text").write_text("x y\n")
-    assert decode(ex, ex.scores_path, outdir) == EXIT_UNUSABLE
-    assert decode(ex, ex.scores_path, outdir, "--resume") == EXIT_UNUSABLE  # not a wfst-decode directory
-    assert (outdir / "text").read_text() == "x y\n"
-    assert decode(ex, ex.scores_path, outdir, "--overwrite", "--resume") == EXIT_UNUSABLE
-    assert decode(ex, ex.scores_path, outdir, "--overwrite") == EXIT_OK
-    assert (outdir / "mine.txt").read_text() == "precious" and len(complete_lines(outdir / "text")) == 20
-    assert decode(ex, ex.scores_path, outdir, "--resume", "--beam", "9") == EXIT_UNUSABLE  # other settings
+    theirs = tmp_path / "theirs"  # a directory wfst-decode did not write: nothing there is its to replace
+    theirs.mkdir()
+    (theirs / "text").write_text("x y\n")
+    for options in ([], ["--resume"], ["--overwrite"]):
+        assert decode(ex, ex.scores_path, theirs, *options) == EXIT_UNUSABLE, options
+    assert (theirs / "text").read_text() == "x y\n" and sorted(p.name for p in theirs.iterdir()) == ["text"]
+    ours = tmp_path / "ours"
+    assert decode(ex, ex.scores_path, ours) == EXIT_OK
+    (ours / "mine.txt").write_text("precious")
+    assert decode(ex, ex.scores_path, ours) == EXIT_UNUSABLE
+    assert decode(ex, ex.scores_path, ours, "--overwrite", "--resume") == EXIT_UNUSABLE
+    assert decode(ex, ex.scores_path, ours, "--overwrite") == EXIT_OK
+    assert (ours / "mine.txt").read_text() == "precious" and len(complete_lines(ours / "text")) == 20
+    assert decode(ex, ex.scores_path, ours, "--resume", "--beam", "9") == EXIT_UNUSABLE  # other settings
     err = capsys.readouterr().err
-    assert "--resume" in err and "--overwrite" in err and "beam" in err
+    assert "did not write" in err and "--resume" in err and "--overwrite" in err and "beam" in err
+
+
+def test_no_input_is_among_the_files_it_writes(ex, tmp_path, capsys):
+    outdir = tmp_path / "out"
+    assert decode(ex, ex.scores_path, outdir) == EXIT_OK
+    hypotheses = (outdir / "text").read_bytes()
+    assert decode(ex, ex.scores_path, outdir, "--overwrite", "--ref", outdir / "text") == EXIT_UNUSABLE
+    assert decode(ex, f"ark:{outdir / 'text'}", outdir, "--overwrite") == EXIT_UNUSABLE
+    assert (outdir / "text").read_bytes() == hypotheses
+    err = capsys.readouterr().err
+    assert "--ref" in err and "SCORES" in err and "OUTDIR's text" in err
+
+
+def test_resume_refuses_another_graph_words_or_scores(ex, tmp_path, capsys):
+    workload(ex, [0, 1, 2]).save(tmp_path / "a.npz")
+    workload(ex, [3, 4]).save(tmp_path / "b.npz")
+    graph, words = tmp_path / "copy.fst", tmp_path / "copy.txt"
+    graph.write_bytes(ex.graph_path.read_bytes())
+    words.write_bytes(ex.words_path.read_bytes())
+    assert decode(ex, tmp_path / "a.npz", tmp_path / "out") == EXIT_OK
+    assert decode(ex, tmp_path / "b.npz", tmp_path / "out", "--resume") == EXIT_UNUSABLE
+    common = [str(tmp_path / "a.npz"), str(tmp_path / "out"), "--acoustic-scale", str(ex.acoustic_scale), "--resume"]
+    assert main([str(graph), str(ex.words_path), *common]) == EXIT_UNUSABLE
+    assert main([str(ex.graph_path), str(words), *common]) == EXIT_UNUSABLE
+    assert decode(ex, tmp_path / "a.npz", tmp_path / "out", "--resume") == EXIT_OK  # the same inputs
+    err = capsys.readouterr().err
+    assert "other scores" in err and "other graph" in err and "other words" in err
+
+
+def test_a_failing_or_empty_score_source_is_an_error(ex, tmp_path, capsys):
+    arrays = {f"u{i}": ex.scores[i] for i in range(3)}
+    kaldiio.save_ark(str(tmp_path / "s.ark"), arrays)
+    (tmp_path / "empty.ark").write_bytes(b"")
+    assert decode(ex, "ark:exit 3 |", tmp_path / "none") == EXIT_UNUSABLE
+    assert decode(ex, f"ark:{tmp_path / 'empty.ark'}", tmp_path / "empty") == EXIT_UNUSABLE
+    err = capsys.readouterr().err
+    assert "exited with status 3 after 0 utterance(s)" in err and "hold no utterances" in err
+    # the command fails after its output: what it gave is decoded and kept (one batch, the default lanes)
+    assert decode(ex, f"ark:cat {tmp_path / 's.ark'}; exit 1 |", tmp_path / "late") == EXIT_STOPPED
+    assert list(read_transcripts(tmp_path / "late" / "text")) == ["u0", "u1", "u2"]
+    err = capsys.readouterr().err
+    assert "exited with status 1 after 3 utterance(s)" in err and "--resume" in err and "Traceback" not in err
+
+
+def test_references_that_match_no_utterance_give_no_wer(ex, tmp_path, capsys):
+    assert decode(ex, ex.scores_path, tmp_path / "out", "--ref", ex.words_path) == EXIT_OK
+    assert not (tmp_path / "out" / "wer").exists()
+    captured = capsys.readouterr()
+    assert "WER" not in captured.out and "no WER: none of the 20 utterances" in captured.err
+
+
+def test_bad_numbers_and_a_missing_cupy_are_refused(ex, tmp_path, capsys, monkeypatch):
+    assert decode(ex, ex.scores_path, tmp_path / "a", "--frame-shift", "0") == EXIT_UNUSABLE
+    assert main(["example", "--lanes", "0", "--outdir", str(tmp_path / "b")]) == EXIT_UNUSABLE
+    with pytest.raises(wfst.ConfigError, match="lanes"):
+        wfst.Decoder(ex.fst, lanes=-1)
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    assert decode(ex, ex.scores_path, tmp_path / "c", "--device", "cuda") == EXIT_UNUSABLE
+    assert not (tmp_path / "c").exists()
+    err = capsys.readouterr().err
+    assert "frame-shift" in err and "--lanes must be >= 1" in err and "--device cpu" in err
+    assert "Traceback" not in err
 
 
 def test_resume_redoes_a_torn_line_only(ex, tmp_path, capsys):

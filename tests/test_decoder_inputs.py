@@ -43,6 +43,8 @@ def test_wider_scores_and_float64_are_fine():
     narrow = decoder().decode(flat_scores(3))
     wide = decoder().decode(np.pad(flat_scores(3), ((0, 0), (0, 3)), constant_values=-5.0).astype(np.float64))
     assert wide.words == narrow.words == (5,)
+    swapped = decoder().decode(flat_scores(3).astype(">f4"))  # big-endian, as some archives hold it
+    assert swapped.words == narrow.words and swapped.cost == narrow.cost
 
 
 def test_negative_epsilon_cycle_is_refused():

@@ -30,10 +30,10 @@ from lattice import AlignmentLexicon, LatticeError
 
 from .decode_outputs import (OUTPUT_FILES, DecodeOutputs, LatticeOptions, complete_lines, read_settings,
                              utterance_id, wer_report, write_atomically, write_settings)
-from .errors import ConfigError, ScoresError, WfstError
+from .errors import ConfigError, GraphError, ScoresError, WfstError
 from .pdf_map import read_pdf_map
 from .reader import read_fst
-from .score_sources import ScoreSource, open_scores
+from .score_sources import ScoreSource, ScoreSourceError, open_scores, score_file
 from .scores import host_scores
 from .symbols import SymbolTable
 from .wer import compute_wer, read_transcripts
@@ -67,9 +67,11 @@ column i-1, or column pdf(i) with --pdf-map.
 OUTDIR receives, as utterances finish: text (Kaldi transcripts), lat.ark and lat.index (with --lattices),
 nbest (with --nbest), ctm (with --ctm), skipped (utterances that could not be decoded, with the reason),
 and at the end wer (with --ref); decode.json records the settings. A non-empty OUTDIR is refused unless
---resume (continue: utterances already in text are not decoded again; their other results are kept, and
-anything written for an utterance text lacks, a torn last line or lattice included, is dropped and redone)
-or --overwrite (replace wfst-decode's files there; other files are left alone).
+wfst-decode wrote it (it holds decode.json) and --resume (continue with the same graph, words, scores and
+settings: utterances already in text are not decoded again; their other results are kept, and anything
+written for an utterance text lacks, a torn last line or lattice included, is dropped and redone) or
+--overwrite (replace wfst-decode's files there; other files are left alone) is given. No input may be
+one of the files written there.
 
 lat.ark is a Kaldi lattice archive keyed by utterance id, as latgen-faster writes one: acoustic costs
 unscaled (divided by --acoustic-scale), each lattice determinized to a CompactLattice (at the decoding
@@ -87,9 +89,10 @@ exit codes:
   {EXIT_OK}    every utterance was decoded
   {EXIT_SKIPPED}    finished, but some utterances were skipped (see OUTDIR/skipped)
   {EXIT_UNUSABLE}    nothing decoded: bad arguments, an unusable graph, words.txt, pdf map, reference or
-       scores source, or an OUTDIR that is not empty (without --resume or --overwrite)
-  {EXIT_STOPPED}    stopped part-way (the scores became unreadable, or the decoder failed); the results
-       written so far are kept: fix the cause and rerun with --resume
+       scores source (one that holds no utterances, or whose command fails before any), or an OUTDIR
+       that is not empty (without --resume or --overwrite)
+  {EXIT_STOPPED}    stopped part-way (the scores became unreadable, their command failed, or the decoder
+       failed); the utterances read before are decoded and kept: fix the cause and rerun with --resume
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); rerun with --resume
 
 WER is scored as Kaldi's compute-wer --mode=present does: over the decoded utterances that have a
@@ -113,7 +116,8 @@ CONFIG_HELP = {
 """Help of the option mirroring each :class:`DecoderConfig` field."""
 
 
-RESUME_SETTINGS = ("config", "ctm", "frame_shift", "lattices", "lexicon", "nbest")
+RESUME_SETTINGS = ("config", "ctm", "frame_shift", "graph", "lattices", "lexicon", "nbest", "pdf_map", "scores",
+                   "words")
 """Settings in decode.json that a resumed run must share with the run it continues."""
 
 
@@ -215,6 +219,9 @@ def _alignment_lexicon(args: argparse.Namespace, words: SymbolTable) -> Alignmen
         raise UsageError("--lexicon needs --ctm (it sets the CTM's word times) and --tokens (the graph's tokens.txt)")
     try:
         return AlignmentLexicon(args.lexicon, words, args.tokens, blank=args.blank)
+    except OSError as error:
+        raise UsageError(f"--lexicon {args.lexicon} or --tokens {args.tokens}: cannot read it: "
+                         f"{error.strerror or error} ({error.filename})") from None
     except LatticeError as error:
         raise UsageError(f"--lexicon {args.lexicon}: {error}") from error
 
@@ -234,14 +241,27 @@ def _lattice_options(args: argparse.Namespace) -> LatticeOptions | None:
 
 
 # ------------------------------------------------------------------ set-up
-def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict) -> None:
+def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict, inputs: dict) -> None:
     """Make ``outdir`` ready: create it, or check that it may be continued
-    (``resume``) or replaced (``overwrite``); raise :class:`UsageError` if not."""
+    (``resume``: its decode.json has the same ``settings`` where
+    :data:`RESUME_SETTINGS` name them) or replaced (``overwrite``: only a
+    directory that wfst-decode wrote, with a decode.json); raise
+    :class:`UsageError` if not, or if one of the ``inputs`` (option: path or
+    None) is one of the files wfst-decode writes there."""
+    for option, path in inputs.items():
+        clash = path is not None and next((name for name in OUTPUT_FILES
+                                           if os.path.realpath(path) == os.path.realpath(outdir / name)), None)
+        if clash:
+            raise UsageError(f"{option} {path} is OUTDIR's {clash}, which {PROG} writes: move it, or choose "
+                             "another OUTDIR")
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other: continue the run, or start it again")
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"OUTDIR {outdir} exists and is not a directory")
     if outdir.is_dir() and any(outdir.iterdir()):
+        if not (outdir / "decode.json").is_file():
+            raise UsageError(f"OUTDIR {outdir} holds files that {PROG} did not write (it has no decode.json), so "
+                             "it can be neither resumed nor overwritten: choose another OUTDIR")
         if overwrite:
             for name in OUTPUT_FILES:
                 (outdir / name).unlink(missing_ok=True)
@@ -251,12 +271,11 @@ def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict)
         else:
             try:
                 before = read_settings(outdir)
+                if not isinstance(before, dict):
+                    raise ValueError("not a JSON object")
             except ValueError as error:
                 raise UsageError(f"cannot resume in {outdir}: its decode.json is unreadable ({error}); use "
                                  "--overwrite or another OUTDIR") from None
-            if before is None:
-                raise UsageError(f"cannot resume in {outdir}: it has no decode.json, so it was not written by "
-                                 f"{PROG}; choose another OUTDIR")
             changed = sorted(k for k in RESUME_SETTINGS if before.get(k) != settings[k])
             if changed:
                 raise UsageError(f"cannot resume in {outdir}: it was decoded with other {', '.join(changed)} "
@@ -266,9 +285,17 @@ def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict)
     write_settings(outdir, settings)
 
 
+def _read_input(option: str, path: str, read):
+    """``read(path)``, an ``OSError`` as a :class:`UsageError` naming ``option``."""
+    try:
+        return read(path)
+    except OSError as error:
+        raise UsageError(f"{option} {path}: cannot read it: {error.strerror or error}") from None
+
+
 def _read_words(path: str, fst) -> SymbolTable:
     """words.txt, checked against the graph's output labels."""
-    words = SymbolTable.read(path)
+    words = _read_input("WORDS", path, SymbolTable.read)
     labels = np.unique(fst.olabel)
     missing = labels[~np.isin(labels, np.fromiter(words.id_to_symbol, np.int64, len(words)))]
     missing = missing[missing != 0]
@@ -292,10 +319,11 @@ def _checked(utt_id: str, load, num_columns: int, seen: set[str]) -> np.ndarray:
     return scores
 
 
-def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int, progress) -> Tally:
+def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int, progress, tally: Tally) -> None:
     """Decode every utterance of ``source`` not already done, ``lanes`` per
-    decoder call, recording results as each call returns."""
-    tally = Tally()
+    decoder call, recording results as each call returns and counting them in
+    ``tally``. When the source breaks, the utterances read before are decoded
+    and recorded first, then its :class:`ScoreSourceError` is raised."""
     seen: set[str] = set()
     batch: list[tuple[str, np.ndarray]] = []
 
@@ -309,7 +337,16 @@ def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int
         progress.update(len(batch))
         batch.clear()
 
-    for utt_id, load in source:
+    entries = iter(source)
+    while True:
+        try:
+            utt_id, load = next(entries)
+        except StopIteration:
+            break
+        except ScoreSourceError:
+            if batch:
+                flush()
+            raise
         if utt_id in outputs.done and utt_id not in seen:
             seen.add(utt_id)
             tally.already_done += 1
@@ -327,7 +364,6 @@ def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int
             flush()
     if batch:
         flush()
-    return tally
 
 
 def _warm_up(decoder) -> None:
@@ -335,12 +371,14 @@ def _warm_up(decoder) -> None:
     decoder.decode(np.zeros((1, max(decoder.graph.num_columns, 1)), np.float32))
 
 
-def _score(outdir: Path, refs: dict[str, tuple[str, ...]]) -> tuple[object, int, int]:
+def _score(outdir: Path, refs: dict[str, tuple[str, ...]]) -> tuple[object, int, int] | None:
     """WER of OUTDIR/text against ``refs`` (Kaldi's --mode=present), written to
     OUTDIR/wer; returns (stats, references without a hypothesis, hypotheses
-    without a reference)."""
+    without a reference), or None (and no file) when no utterance has both."""
     hyps = {utterance_id(line): tuple(line.split()[1:]) for line in complete_lines(outdir / "text")}
     scored = [u for u in refs if u in hyps]
+    if not scored:
+        return None
     stats = compute_wer({u: refs[u] for u in scored}, {u: hyps[u] for u in scored})
     missing = len(refs) - len(scored)
     write_atomically(outdir / "wer", wer_report(stats, missing))
@@ -379,16 +417,21 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--lanes must be >= 1, got {args.lanes}")
     config = _config(args)
     lattices = _lattice_options(args)
-    refs = read_transcripts(args.ref) if args.ref else None
-    pdf_map = read_pdf_map(args.pdf_map) if args.pdf_map else None
+    refs = _read_input("--ref", args.ref, read_transcripts) if args.ref else None
+    pdf_map = _read_input("--pdf-map", args.pdf_map, read_pdf_map) if args.pdf_map else None
     source = open_scores(args.scores)
-    frame_shift = args.frame_shift or source.frame_shift or DEFAULT_FRAME_SHIFT
+    frame_shift = args.frame_shift if args.frame_shift is not None else source.frame_shift or DEFAULT_FRAME_SHIFT
     if not frame_shift > 0:
         raise ConfigError(f"--frame-shift must be a positive number of seconds, got {args.frame_shift}")
     fst = read_fst(args.graph)
     words = _read_words(args.words, fst)
     aligner = _alignment_lexicon(args, words)
-    decoder = Decoder(fst, config, device=args.device, pdf_map=pdf_map, threads=args.threads, lanes=args.lanes)
+    try:
+        decoder = Decoder(fst, config, device=args.device, pdf_map=pdf_map, threads=args.threads, lanes=args.lanes)
+    except ImportError as error:  # --device cuda without CuPy
+        raise UsageError(f"--device {args.device}: {error}") from None
+    except GraphError as error:
+        raise UsageError(f"graph {args.graph}: {error}") from None
     if decoder.device == "cuda":
         lanes = CALLS_PER_LANE * decoder._cuda.geometry.lanes
     else:
@@ -399,7 +442,9 @@ def run(args: argparse.Namespace) -> int:
                 "lattices": lattices and dataclasses.asdict(lattices), "nbest": args.nbest,
                 "graph": os.path.abspath(args.graph), "words": os.path.abspath(args.words), "scores": args.scores,
                 "pdf_map": args.pdf_map and os.path.abspath(args.pdf_map)}
-    _prepare_outdir(outdir, args.resume, args.overwrite, settings)
+    inputs = {"GRAPH": args.graph, "WORDS": args.words, "SCORES": score_file(args.scores), "--ref": args.ref,
+              "--pdf-map": args.pdf_map, "--lexicon": args.lexicon, "--tokens": args.tokens}
+    _prepare_outdir(outdir, args.resume, args.overwrite, settings, inputs)
     _warm_up(decoder)
 
     outputs = DecodeOutputs(outdir, words, frame_shift, acoustic_scale=config.acoustic_scale, ctm=args.ctm,
@@ -407,19 +452,29 @@ def run(args: argparse.Namespace) -> int:
     interactive = sys.stderr.isatty() and sys.stdout.isatty()
     progress = tqdm(total=source.count, unit="utt", desc=PROG, disable=not interactive, file=sys.stderr)
     stopped = None
+    tally = Tally()
     try:
-        tally = _decode_all(decoder, source, outputs, lanes, progress)
+        _decode_all(decoder, source, outputs, lanes, progress, tally)
     except (WfstError, OSError) as error:  # a source broken part-way, a full disk, a decoder error
-        stopped, tally = error, None
+        stopped = error
     finally:
         progress.close()
         outputs.close()
+    done = len(complete_lines(outdir / "text"))
     if stopped is not None:
-        done = len(complete_lines(outdir / "text"))
-        print(f"{PROG}: error: {stopped}\n{PROG}: stopped; {done} utterances are in {outdir / 'text'}: fix the "
-              "cause and rerun with --resume", file=sys.stderr)
+        print(f"{PROG}: error: {stopped}", file=sys.stderr)
+        if isinstance(stopped, ScoreSourceError) and not done:
+            return EXIT_UNUSABLE
+        print(f"{PROG}: stopped; {done} utterances are in {outdir / 'text'}: fix the cause and rerun with "
+              "--resume", file=sys.stderr)
         return EXIT_STOPPED
+    if not (done or tally.skipped):
+        print(f"{PROG}: error: scores {args.scores!r} hold no utterances", file=sys.stderr)
+        return EXIT_UNUSABLE
     wer = _score(outdir, refs) if refs is not None else None
+    if refs is not None and wer is None:
+        print(f"{PROG}: warning: no WER: none of the {done} utterances in {outdir / 'text'} has a reference in "
+              f"--ref {args.ref} (is it the Kaldi text of this test set, 'utt-id word ...' lines?)", file=sys.stderr)
     print(_summary(tally, frame_shift, time.perf_counter() - started, decoder, wer))
     if tally.skipped:
         print(f"{PROG}: {tally.skipped} utterance(s) skipped, listed in {outdir / 'skipped'}", file=sys.stderr)
@@ -446,7 +501,7 @@ def _example(argv: list[str]) -> int:
         str(example.graph_path), str(example.words_path), str(example.scores_path), outdir,
         "--ref", str(example.text_path), "--acoustic-scale", str(example.acoustic_scale),
         "--device", options.device, "--threads", str(options.threads),
-        *(["--lanes", str(options.lanes)] if options.lanes else []),
+        *(["--lanes", str(options.lanes)] if options.lanes is not None else []),
         *(["--overwrite"] if options.outdir else []),
     ])
     try:

@@ -34,6 +34,7 @@ arcs and states (indices are int32 on the device).
 from __future__ import annotations
 
 import os
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,8 +62,11 @@ class InvariantError(FstFormatError):
 @dataclass(frozen=True, eq=False)
 class CsrFst:
     """A weighted FST (tropical semiring) in CSR layout; see the module docstring
-    for the index naming and invariants. Arrays may be read-only (memory-mapped);
-    wfst-gpu never writes into them."""
+    for the index naming and invariants. The arrays are read-only views of
+    those given (which stay as they were; a memory-mapped cache is never
+    written): every graph reaches the numba functions as the same array types,
+    so each compiles once, whether the graph came from a file, a cache or
+    pynini."""
 
     start: int
     final: np.ndarray
@@ -72,6 +76,13 @@ class CsrFst:
     weight: np.ndarray
     ilabel: np.ndarray
     olabel: np.ndarray
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            if field.name != "start":
+                view = np.asarray(getattr(self, field.name)).view()
+                view.flags.writeable = False
+                object.__setattr__(self, field.name, view)
 
     # ----------------------------------------------------------------- sizes
     @property

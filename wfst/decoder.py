@@ -59,8 +59,10 @@ class Decoder:
             raise ConfigError(f"config must be a wfst.DecoderConfig, got {type(config).__name__}")
         if device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"threads must be an integer >= 1 or None, got {threads!r}")
+        for name, value in (("threads", threads), ("lanes", lanes), ("channels", channels)):
+            whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+            if value is not None and not (whole and value >= 1):
+                raise ConfigError(f"{name} must be an integer >= 1 or None, got {value!r}")
         self.graph = DecodingGraph(fst, pdf_map)
         self.config = config.validate()
         self.device = _pick_device(device)
@@ -70,8 +72,6 @@ class Decoder:
         self._cuda = None
         self._stream_pool = None  # threads for advance(), made on first use
         if self.device == "cpu":
-            if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
-                raise ConfigError(f"channels must be an integer >= 1 or None, got {channels!r}")
             self._channel_pool = ChannelPool(DEFAULT_CPU_CHANNELS if channels is None else channels)
         if self.device == "cuda":
             from .cuda_backend import CudaDecoder
@@ -85,8 +85,8 @@ class Decoder:
         return self.graph.fst
 
     def decode(self, scores) -> Result | list[Result]:
-        """Decode one score matrix (frames x columns; float32 or float64; numpy,
-        cupy or torch) or a list of them; returns a Result or a list in order.
+        """Decode one score matrix (frames x columns; float16, float32 or
+        float64; numpy, cupy or torch) or a list of them; returns a Result or a list in order.
         Column ``i - 1`` (or ``pdf_map[i]``) holds the log-likelihood of input
         label ``i``. Every matrix is checked before any decoding starts. On CUDA,
         :class:`StreamError` when open streams hold every channel."""
@@ -149,6 +149,6 @@ def _pick_device(device: str) -> str:
         import_cupy()  # ImportError with the install hint when cupy is missing
         if device_memory() is None:
             raise ConfigError("device='cuda' but no usable CUDA GPU was found (driver and device visible to "
-                              "cupy?); use device='cpu' or 'auto'")
+                              "cupy?); use device='cpu' or 'auto' (wfst-decode: --device cpu or auto)")
         return "cuda"
     return "cuda" if device_memory() is not None else "cpu"

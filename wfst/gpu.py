@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 INSTALL_HINT = ("install CuPy for your CUDA version: pip install 'wfst-gpu[cuda12]' (CUDA 12) or "
-                "'wfst-gpu[cuda13]' (CUDA 13), or decode on the CPU with device='cpu'")
+                "'wfst-gpu[cuda13]' (CUDA 13), or decode on the CPU: device='cpu' (wfst-decode: --device cpu)")
 
 
 def import_cupy():

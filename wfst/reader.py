@@ -15,12 +15,17 @@ FORMATS = ("openfst", "wfst-cache", "text")
 
 
 def _map(path: str) -> np.ndarray:
-    """The whole file as a read-only uint8 array (memory-mapped when not empty)."""
+    """The whole file as a read-only memory-mapped uint8 array;
+    :class:`FstFormatError` for a directory or an empty file."""
     try:
         size = os.path.getsize(path)
     except OSError as error:
         raise FileNotFoundError(f"cannot read FST file {path!r}: {error.strerror}") from error
-    return np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+    if os.path.isdir(path):
+        raise FstFormatError("a directory, not an FST file", path)
+    if not size:
+        raise FstFormatError("the file is empty (0 bytes): a graph written part-way, or the wrong path?", path)
+    return np.memmap(path, dtype=np.uint8, mode="r")
 
 
 def detect_format(buf: np.ndarray, path=None) -> str:
@@ -46,9 +51,9 @@ def read_fst(path: str | os.PathLike, *, isymbols=None, osymbols=None, acceptor:
     AT&T text format (``isymbols``/``osymbols``: :class:`wfst.SymbolTable` for
     symbolic labels; ``acceptor``: 3-field arc lines).
 
-    Raises :class:`FstFormatError` (a ``ValueError``) for a malformed, truncated
-    or unsupported file, naming the path and the byte offset or line;
-    ``FileNotFoundError`` when the file cannot be opened.
+    Raises :class:`FstFormatError` (a ``ValueError``) for a malformed, truncated,
+    empty or unsupported file or a directory, naming the path and the byte
+    offset or line; ``FileNotFoundError`` when the file cannot be opened.
     """
     path = os.fspath(path)
     buf = _map(path)

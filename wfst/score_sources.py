@@ -11,7 +11,9 @@ unreadable entry costs one utterance, not the run:
 * ``load()`` raises :class:`wfst.ScoresError` when that one entry cannot be read
   (a missing or corrupt ``.npy`` file, a bad ``scp`` entry);
 * iterating raises :class:`ScoreSourceError` when the source itself breaks (a
-  truncated or corrupt ``ark`` stream, after which nothing can be found).
+  truncated or corrupt ``ark`` stream, after which nothing can be found, or an
+  ``ark:command |`` whose command exits with an error, checked once its output
+  ends).
 
 Accepted forms of SCORES:
 
@@ -47,8 +49,8 @@ _RSPECIFIER = re.compile(r"^(?P<flags>(?:ark|scp|t|p|s|cs|o|b)(?:,(?:ark|scp|t|p
 
 class ScoreSourceError(WfstError, ValueError):
     """SCORES names nothing readable: a missing path, an unknown kind of file, a
-    malformed rspecifier or scp file, an empty directory, or an archive that
-    breaks part-way through."""
+    malformed rspecifier or scp file, an empty directory, an archive that
+    breaks part-way through, or a command that fails."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,14 @@ def open_scores(spec: str) -> ScoreSource:
                            f"for a Kaldi archive write ark:{spec} (or scp:{spec} for an index)")
 
 
+def score_file(spec: str) -> str | None:
+    """The file or directory SCORES ``spec`` reads (an rspecifier's target), or
+    None when it reads a pipe or stdin."""
+    match = _RSPECIFIER.match(spec)
+    target = match["target"].strip() if match else spec
+    return None if target == "-" or target.startswith("|") or target.endswith("|") else target
+
+
 # ------------------------------------------------------------------- Kaldi
 def _kaldi_source(spec: str, flags: list[str], target: str) -> ScoreSource:
     import kaldiio
@@ -99,8 +109,7 @@ def _kaldi_source(spec: str, flags: list[str], target: str) -> ScoreSource:
                                "(e.g. ark:loglikes.ark, ark,t:loglikes.txt, scp:loglikes.scp)")
     if not target:
         raise ScoreSourceError(f"scores {spec!r}: nothing after the ':' (a file, '-' for stdin, or 'command |')")
-    is_file = target != "-" and not target.strip().endswith("|") and not target.strip().startswith("|")
-    if is_file and not os.path.isfile(target):
+    if score_file(spec) is not None and not os.path.isfile(target):
         raise ScoreSourceError(f"scores {spec!r}: {target!r} is not a file")
     if kinds[0] == "ark":
         return ScoreSource(f"Kaldi archive {target}", None, None, lambda: _read_ark(spec, target))
@@ -136,20 +145,24 @@ def _read_ark(spec: str, target: str) -> Iterator[tuple[str, Loader]]:
         stream = open_like_kaldi(target, "rb")
     except OSError as error:
         raise ScoreSourceError(f"scores {spec!r}: cannot open: {error}") from None
-    last = None
-    with stream:
+    after, count = "at its first entry", 0
+    try:
         entries = kaldiio.load_ark(stream)
         while True:
             try:
                 utt_id, matrix = next(entries)
             except StopIteration:
-                return
+                break
             except Exception as error:  # kaldiio raises assorted types (ValueError, struct.error, ...)
-                after = f"after utterance {last!r}" if last is not None else "at its first entry"
                 raise ScoreSourceError(f"scores {spec!r}: the archive is unreadable {after}: "
                                        f"{type(error).__name__}: {error}") from None
-            last = utt_id
+            after, count = f"after utterance {utt_id!r}", count + 1
             yield utt_id, lambda matrix=matrix: matrix
+    finally:
+        status = stream.close()  # a pipe's: its command's exit status (shifted, as os.popen's), None for 0
+    if status:
+        raise ScoreSourceError(f"scores {spec!r}: the command exited with status {status >> 8} after "
+                               f"{count} utterance(s); see its messages above")
 
 
 # ------------------------------------------------------------ npz and .npy

@@ -6,11 +6,10 @@ import numpy as np
 
 from .errors import ScoresError
 
-FLOAT_DTYPES = (np.float16, np.float32, np.float64)
-
 
 def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
-    """``scores`` as a C-contiguous float32 numpy array (frames x columns), checked.
+    """``scores`` as a read-only, C-contiguous float32 numpy array (frames x
+    columns; the caller's own when it is one, else a copy), checked.
 
     Accepts numpy arrays, anything with ``__array__`` (torch CPU tensors) and GPU
     arrays with ``__cuda_array_interface__`` (cupy, torch CUDA; copied to the
@@ -29,11 +28,11 @@ def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
         scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ScoresError(f"{name} must be 2-D (frames x columns), got shape {scores.shape}")
-    if scores.dtype not in FLOAT_DTYPES:
+    if scores.dtype.kind != "f" or scores.dtype.itemsize not in (2, 4, 8):
         raise ScoresError(f"{name} must be float16, float32 or float64, got {scores.dtype}")
     frames, width = scores.shape
     if frames == 0:
-        return np.zeros((0, max(width, num_columns)), np.float32)
+        return _read_only(np.zeros((0, max(width, num_columns)), np.float32))
     if width < num_columns:
         raise ScoresError(f"{name} has {width} columns but the graph reads columns up to {num_columns - 1}: "
                           f"it needs at least {num_columns} (is this the right graph, or a pdf_map missing?)")
@@ -44,7 +43,15 @@ def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
         frame, column = np.argwhere(~finite)[0]
         raise ScoresError(f"{name}[{frame}, {column}] is {scores[frame, column]}: scores must be finite "
                           "(clamp -inf log-probabilities, e.g. to -1e4, and check the model for NaN)")
-    return scores
+    return _read_only(scores)
+
+
+def _read_only(scores: np.ndarray) -> np.ndarray:
+    """A read-only view: the search's numba functions then meet one array type
+    whether the caller's array was writable or not (each type compiles anew)."""
+    view = scores.view()
+    view.flags.writeable = False
+    return view
 
 
 def without_grad(scores):
