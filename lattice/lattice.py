@@ -40,7 +40,22 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False)
 class Lattice:
-    """An acyclic state-level lattice; see the module docstring."""
+    """An acyclic state-level lattice (Kaldi's ``Lattice``): S states, state 0
+    the start, numbered by frame and in topological order; A arcs sorted by
+    source. Costs as searched (acoustic scale applied; lower is better).
+
+    state_frame: int32 (S,), score rows consumed when the state is reached.
+    arc_src, arc_dst: int32 (A,), the arcs' states. arc_ilabel: int32 (A,),
+        the graph arc's input label (CTC token or transition id; 0: epsilon,
+        reads no row). arc_olabel: int32 (A,), the word id (0: none).
+    arc_graph_cost, arc_acoustic_cost: float32 (A,).
+    final_graph_cost, final_acoustic_cost: float32 (S,), ``inf`` in both
+        where a state is not final.
+
+    The module docstring gives the invariants; the methods (``best_path``,
+    ``nbest``, ``prune``, ``determinize``, ``word_confidences``, ``to_ctm``,
+    ``scale``, ...) each return a new object.
+    """
 
     state_frame: np.ndarray
     arc_src: np.ndarray
@@ -137,14 +152,18 @@ class Lattice:
 
     def arc_posteriors(self, scale: float = 1.0) -> np.ndarray:
         """Posterior probability of each arc (float64, A) by forward-backward in
-        the log semiring on ``scale * cost`` (see :mod:`lattice.posteriors`)."""
+        the log semiring on ``scale * cost`` (see :mod:`lattice.posteriors`).
+        ``scale`` multiplies every cost before ``exp(-cost)``: below 1 it
+        flattens the distribution (e.g. 1 / LM weight), 1 uses the costs as
+        searched."""
         from .posteriors import arc_posteriors
 
         return arc_posteriors(self, scale)
 
     def word_confidences(self, scale: float = 1.0) -> np.ndarray:
         """Confidence in [0, 1] of each word of the best path (float64, one per
-        word; see :mod:`lattice.posteriors`)."""
+        word; see :mod:`lattice.posteriors`): its posterior at ``scale``, as in
+        :meth:`arc_posteriors` (smaller: flatter, less confident)."""
         from .posteriors import word_confidences
 
         return word_confidences(self, scale)

@@ -92,12 +92,20 @@ def test_ctm_with_the_lexicon_has_the_pronunciations_frames(ex, tmp_path, capsys
     label_times = tmp_path / "labels"
     assert decode(ex, ex.scores_path, label_times, "--ctm") == EXIT_OK
     assert (label_times / "ctm").read_text() != (out / "ctm").read_text()  # the example's labels come late
-    for bad in (["--lexicon", ex.lexicon_path, "--tokens", ex.tokens_path],  # no --ctm
+    partial = tmp_path / "partial.txt"  # the lexicon without its last word: refused before any decoding
+    lines = ex.lexicon_path.read_text().splitlines(keepends=True)
+    partial.write_text("".join(line for line in lines if line.split()[0] != lines[-1].split()[0]))
+    for bad in (["--ctm", "--lexicon", partial, "--tokens", ex.tokens_path],
+                ["--ctm", "--lexicon", tmp_path / "missing.txt", "--tokens", ex.tokens_path],
+                ["--lexicon", ex.lexicon_path, "--tokens", ex.tokens_path],  # no --ctm
                 ["--ctm", "--lexicon", ex.lexicon_path],  # no --tokens
                 ["--ctm", "--tokens", ex.tokens_path],  # no --lexicon
                 ["--ctm", "--lexicon", ex.lexicon_path, "--tokens", ex.tokens_path, "--blank", "<nope>"]):
         assert decode(ex, ex.scores_path, tmp_path / "bad", *bad) == EXIT_UNUSABLE
-        assert "error" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+        err = capsys.readouterr().err
+        assert "error" in err and "Traceback" not in err and not (tmp_path / "bad").exists()
+        if bad[2] == partial:
+            assert "1 words the graph can output have no pronunciation" in err
 
 
 @pytest.mark.parametrize("form", ["ark", "ark-text", "scp", "scp-text", "pipe", "npz", "npy-dir"])
@@ -263,6 +271,16 @@ def test_a_failing_or_empty_score_source_is_an_error(ex, tmp_path, capsys):
     assert list(read_transcripts(tmp_path / "late" / "text")) == ["u0", "u1", "u2"]
     err = capsys.readouterr().err
     assert "exited with status 1 after 3 utterance(s)" in err and "--resume" in err and "Traceback" not in err
+
+
+def test_a_matrix_that_looks_transposed_is_noted_once(ex, api_text, tmp_path, capsys):
+    wide = {f"u{i}": np.pad(ex.scores[i][:40], ((0, 0), (0, 400))) for i in range(2)}  # 40 rows, 439 columns
+    kaldiio.save_ark(str(tmp_path / "s.ark"), wide)
+    assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out") == EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count("note:") == 1 and "transpose" in err and "40 rows" in err
+    assert decode(ex, ex.scores_path, tmp_path / "plain") == EXIT_OK
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_references_that_match_no_utterance_give_no_wer(ex, tmp_path, capsys):

@@ -135,12 +135,14 @@ class Tally:
     already_done: int = 0
     frames: int = 0
     decode_seconds: float = 0.0
+    noted_width: bool = False  # a matrix wider than the graph reads and than it is tall was noted
 
 
 # ---------------------------------------------------------------- arguments
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        usage=f"{PROG} [options] GRAPH WORDS SCORES OUTDIR\n       {PROG} example [options]",
         description="Decode a test set: a graph (HCLG or TLG; any format wfst.read_fst reads), its words.txt and "
                     "per-utterance score matrices in; transcripts, CTM and WER out, written as utterances finish.")
     parser.add_argument("graph", help="decoding graph: OpenFst vector/const, AT&T text or wfst cache")
@@ -184,8 +186,9 @@ def _parser() -> argparse.ArgumentParser:
                                 help=CONFIG_HELP[f.name] + " (default: %(default)s)")
         else:
             kind = float if isinstance(f.default, float) else int
+            shown = "" if f.default is None else " (default: %(default)s)"  # (None: the help says how it derives)
             search.add_argument(option, type=kind, default=f.default, metavar="N" if kind is int else "X",
-                                help=CONFIG_HELP[f.name] + " (default: %(default)s)")
+                                help=CONFIG_HELP[f.name] + shown)
     _add_hardware_options(parser)
     return parser
 
@@ -207,10 +210,10 @@ def _config(args: argparse.Namespace) -> DecoderConfig:
     return DecoderConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DecoderConfig)})
 
 
-def _alignment_lexicon(args: argparse.Namespace, words: SymbolTable) -> AlignmentLexicon | None:
+def _alignment_lexicon(args: argparse.Namespace, words: SymbolTable, fst) -> AlignmentLexicon | None:
     """The lexicon for CTM word times (None without --lexicon); :class:`UsageError`
     for --lexicon without --ctm or --tokens, or a lexicon that does not fit the
-    graph's tables."""
+    graph's tables or lacks a word the graph can output."""
     if args.lexicon is None:
         if args.tokens is not None:
             raise UsageError("--tokens: only with --lexicon (it names the lexicon's phones)")
@@ -218,12 +221,19 @@ def _alignment_lexicon(args: argparse.Namespace, words: SymbolTable) -> Alignmen
     if not args.ctm or args.tokens is None:
         raise UsageError("--lexicon needs --ctm (it sets the CTM's word times) and --tokens (the graph's tokens.txt)")
     try:
-        return AlignmentLexicon(args.lexicon, words, args.tokens, blank=args.blank)
+        lexicon = AlignmentLexicon(args.lexicon, words, args.tokens, blank=args.blank)
     except OSError as error:
         raise UsageError(f"--lexicon {args.lexicon} or --tokens {args.tokens}: cannot read it: "
                          f"{error.strerror or error} ({error.filename})") from None
     except LatticeError as error:
         raise UsageError(f"--lexicon {args.lexicon}: {error}") from error
+    labels = np.unique(fst.olabel)
+    missing = [int(w) for w in labels[labels != 0] if int(w) not in lexicon.pronunciations]
+    if missing:
+        names = ", ".join(repr(words.find(w)) for w in missing[:5])
+        raise UsageError(f"--lexicon {args.lexicon}: {len(missing)} words the graph can output have no "
+                         f"pronunciation there (e.g. {names}); give the lexicon the graph was built from")
+    return lexicon
 
 
 def _lattice_options(args: argparse.Namespace) -> LatticeOptions | None:
@@ -354,6 +364,12 @@ def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int
             continue
         try:
             batch.append((utt_id, _checked(utt_id, load, decoder.graph.num_columns, seen)))
+            frames, width = batch[-1][1].shape
+            if width > decoder.graph.num_columns and frames < width and not tally.noted_width:
+                tally.noted_width = True
+                progress.write(f"{PROG}: note: {utt_id} has {frames} rows and {width} columns, more columns "
+                               f"than the graph reads ({decoder.graph.num_columns}); the scores are read as "
+                               "frames x columns: transpose them if they are columns x frames", file=sys.stderr)
         except ScoresError as error:
             outputs.skip(utt_id, str(error))
             tally.skipped += 1
@@ -425,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--frame-shift must be a positive number of seconds, got {args.frame_shift}")
     fst = read_fst(args.graph)
     words = _read_words(args.words, fst)
-    aligner = _alignment_lexicon(args, words)
+    aligner = _alignment_lexicon(args, words, fst)
     try:
         decoder = Decoder(fst, config, device=args.device, pdf_map=pdf_map, threads=args.threads, lanes=args.lanes)
     except ImportError as error:  # --device cuda without CuPy

@@ -29,16 +29,24 @@ class DecoderConfig:
     """Search and lattice settings. Invalid values raise :class:`ConfigError`
     at construction (and from :meth:`validate`).
 
+    All costs are negated log-probabilities (natural log; graph weight plus
+    scaled acoustic cost), so a beam of 15 keeps paths up to e^15 times less
+    likely than the best.
+
     beam: cost window kept around the best token of a frame. Larger: fewer search
         errors, more active tokens (time grows roughly linearly with them).
     max_active: cap on the tokens kept per frame; above it the beam shrinks for
         that frame (adaptive beam). Larger: more accurate on hard audio, slower,
         and more memory (queue capacities derive from it).
-    min_active: the adaptive beam never keeps fewer tokens than this.
+    min_active: the adaptive beam never keeps fewer tokens than this (it widens
+        the beam on frames where fewer fall within it). Larger: fewer dead ends
+        on badly matched audio, a little slower.
     lattice_beam: cost window of the paths kept in the lattice. Larger: richer,
         bigger lattices; the search itself does not change.
     acoustic_scale: multiplies the negated log-likelihoods before they add to
-        graph costs.
+        graph costs (e.g. 0.1 for nnet3 log-likelihoods, 1.0 for chain models,
+        0.3-1.0 for CTC log-probabilities). Larger: the acoustics weigh more
+        against the language model, and the same beam keeps fewer tokens.
     prune_interval: frames between lattice prunings. Smaller: less lattice memory,
         more pruning work.
     use_final_probs: add final costs at the end and prefer final states, when one
