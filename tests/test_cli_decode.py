@@ -273,14 +273,16 @@ def test_a_failing_or_empty_score_source_is_an_error(ex, tmp_path, capsys):
     assert "exited with status 1 after 3 utterance(s)" in err and "--resume" in err and "Traceback" not in err
 
 
-def test_a_matrix_that_looks_transposed_is_noted_once(ex, api_text, tmp_path, capsys):
+def test_a_matrix_that_looks_transposed_and_an_assumed_frame_shift_are_noted(ex, api_text, tmp_path, capsys):
     wide = {f"u{i}": np.pad(ex.scores[i][:40], ((0, 0), (0, 400))) for i in range(2)}  # 40 rows, 439 columns
     kaldiio.save_ark(str(tmp_path / "s.ark"), wide)
     assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out") == EXIT_OK
-    err = capsys.readouterr().err
-    assert err.count("note:") == 1 and "transpose" in err and "40 rows" in err
-    assert decode(ex, ex.scores_path, tmp_path / "plain") == EXIT_OK
-    assert "note:" not in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.err.count("note:") == 1 and "transpose" in captured.err and "40 rows" in captured.err
+    assert "frames of 0.01 s, assumed: --frame-shift sets it" in captured.out  # an archive does not say
+    assert decode(ex, ex.scores_path, tmp_path / "plain") == EXIT_OK  # the .npz says
+    captured = capsys.readouterr()
+    assert "note:" not in captured.err and "assumed" not in captured.out
 
 
 def test_references_that_match_no_utterance_give_no_wer(ex, tmp_path, capsys):

@@ -401,11 +401,13 @@ def _score(outdir: Path, refs: dict[str, tuple[str, ...]]) -> tuple[object, int,
     return stats, missing, len(hyps) - len(scored)
 
 
-def _summary(tally: Tally, frame_shift: float, wall: float, decoder, wer) -> str:
+def _summary(tally: Tally, frame_shift: float, assumed: bool, wall: float, decoder, wer) -> str:
+    """The run's summary; ``assumed``: neither --frame-shift nor the scores gave the frame shift."""
     audio = tally.frames * frame_shift
     lines = [f"utterances  {tally.decoded} decoded, {tally.skipped} skipped"
              + (f", {tally.already_done} already done (resumed)" if tally.already_done else ""),
-             f"audio       {audio:.1f} s ({tally.frames} frames of {frame_shift:g} s)",
+             f"audio       {audio:.1f} s ({tally.frames} frames of {frame_shift:g} s"
+             + (", assumed: --frame-shift sets it, e.g. 0.04 for many CTC models)" if assumed else ")"),
              f"decode      {tally.decode_seconds:.2f} s in the decoder ({wall:.2f} s wall), device "
              f"{decoder.device}, {decoder.threads} thread(s)",
              "RTFx        " + (f"{audio / tally.decode_seconds:.1f}" if tally.decode_seconds > 0 else "n/a")]
@@ -491,7 +493,8 @@ def run(args: argparse.Namespace) -> int:
     if refs is not None and wer is None:
         print(f"{PROG}: warning: no WER: none of the {done} utterances in {outdir / 'text'} has a reference in "
               f"--ref {args.ref} (is it the Kaldi text of this test set, 'utt-id word ...' lines?)", file=sys.stderr)
-    print(_summary(tally, frame_shift, time.perf_counter() - started, decoder, wer))
+    assumed = args.frame_shift is None and source.frame_shift is None
+    print(_summary(tally, frame_shift, assumed, time.perf_counter() - started, decoder, wer))
     if tally.skipped:
         print(f"{PROG}: {tally.skipped} utterance(s) skipped, listed in {outdir / 'skipped'}", file=sys.stderr)
         return EXIT_SKIPPED
