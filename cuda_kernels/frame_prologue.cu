@@ -3,9 +3,10 @@
 //    the beam (the CPU's start_search);
 //  * MODE_EMIT: the cutoff over the previous frame's tokens exactly as the
 //    CPU's _cutoff (Kaldi's GetCutoff: beam, max_active, min_active, with the
-//    exact nth smallest cost by a radix select over cost keys), then the
-//    exclusive prefix sum of the expanded tokens' emitting out-degrees
-//    (deg_scan[0..n], 64-bit: deg_scan[n] is the lane's arc count).
+//    exact nth smallest cost by a radix select over cost keys, the CPU's too:
+//    wfst/cost_select.py), then the exclusive prefix sum of the expanded
+//    tokens' emitting out-degrees (deg_scan[0..n], 64-bit: deg_scan[n] is the
+//    lane's arc count).
 #include "common.cuh"
 
 #define PROLOGUE_THREADS 256
