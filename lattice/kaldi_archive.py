@@ -67,9 +67,12 @@ def _check_entry(key, lat) -> bytes:
         raise TypeError(f"key {key!r}: expected a lattice.Lattice or lattice.CompactLattice, got {type(lat).__name__}")
     if not isinstance(key, str) or not key or not key.isprintable() or any(c.isspace() for c in key):
         raise KaldiLatticeError(f"key {key!r}: Kaldi keys are non-empty printable strings without whitespace")
-    costs = [lat.arc_graph_cost, lat.arc_acoustic_cost, lat.final_graph_cost, lat.final_acoustic_cost]
-    if any(np.isnan(c).any() or (c == -np.inf).any() for c in costs):
-        raise KaldiLatticeError("a cost is NaN or -inf: no Kaldi tool reads such a lattice back", key=key)
+    finals = [lat.final_graph_cost, lat.final_acoustic_cost]
+    if any(np.isnan(c).any() or (c == -np.inf).any() for c in finals):
+        raise KaldiLatticeError("a final cost is NaN or -inf: no Kaldi tool reads such a lattice back", key=key)
+    if not all(np.isfinite(c).all() for c in (lat.arc_graph_cost, lat.arc_acoustic_cost)):
+        raise KaldiLatticeError("an arc cost is not finite: no Kaldi tool reads such a lattice back (remove the "
+                                "arc, e.g. with prune())", key=key)
     return key.encode()
 
 
@@ -86,7 +89,8 @@ def write_lattices(target, items: Iterable[tuple[str, Lattice | CompactLattice]]
     ``compactlattice44``; text lines as in :mod:`lattice.kaldi_text`). Items
     are consumed and written one at a time, so a generator streams.
 
-    Raises :class:`KaldiLatticeError` for a bad key or a NaN/-inf cost, before
+    Raises :class:`KaldiLatticeError` for a bad key, an arc cost that is not
+    finite or a NaN/-inf final cost, before
     that entry is written (earlier ones are), and ``TypeError`` for what is not
     a lattice.
     """

@@ -79,6 +79,9 @@ def test_budget_check_raises_before_allocation_with_advice():
     assert isinstance(caught.value, MemoryError)
     with pytest.raises(MemoryBudgetError, match="the graph alone"):
         memory.check(memory.device_fst - 1)
+    crowded = budget(fst, lanes=1, channels=1000)  # the channels leave no room for a lane
+    with pytest.raises(MemoryBudgetError, match=r"not one lane \(\d+\.\d\d MiB\) fits .* fewer channels"):
+        crowded.check(crowded.device_fst + 1000 * crowded.per_channel)
     assert memory.max_lanes(memory.device_total) >= 64
     assert budget(fst, lanes=memory.max_lanes(10**9)).device_total <= 10**9
 

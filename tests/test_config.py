@@ -13,7 +13,7 @@ def test_defaults_and_derived_capacities():
 
 
 @pytest.mark.parametrize("field, value", [
-    ("beam", 0), ("beam", float("nan")), ("beam", float("inf")), ("beam", "15"), ("lattice_beam", -1.0),
+    ("beam", 0), ("beam", 1e-6), ("beam", 0.09), ("beam", float("nan")), ("beam", float("inf")), ("beam", "15"), ("lattice_beam", -1.0),
     ("lattice_beam", 1e39), ("beam", 3.5e38), ("acoustic_scale", 1e300),
     ("acoustic_scale", 0.0), ("max_active", 0), ("max_active", 2.5), ("max_active", True),
     ("min_active", -1), ("min_active", 20000), ("prune_interval", 0), ("use_final_probs", 1),
@@ -23,6 +23,16 @@ def test_bad_values_raise_config_error_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=field) as caught:
         DecoderConfig(**{field: value})
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, WfstError)
+
+
+def test_numpy_scalars_are_taken_as_the_numbers_they_hold():
+    import numpy as np
+
+    config = DecoderConfig(beam=np.float32(5.5), max_active=np.int64(50), min_active=np.int32(3),
+                           use_final_probs=np.bool_(False))
+    assert config == DecoderConfig(beam=5.5, max_active=50, min_active=3, use_final_probs=False)
+    assert type(config.max_active) is int and type(config.beam) is float and config.use_final_probs is False
+    assert DecoderConfig(beam=0.1).beam == 0.1  # the narrowest beam allowed
 
 
 def test_frozen():

@@ -20,13 +20,18 @@ def decoder(fst=LOOP, **kw):
     (np.zeros((1, 3, 2), np.float32), "2-D"),
     (np.array([[0.0, np.nan]], np.float32), "scores\\[0, 1\\] is nan"),
     (np.array([[0.0, 0.0], [-np.inf, 0.0]], np.float64), "scores\\[1, 0\\] is -inf"),
-    (np.array([[0.0, 1e300]]), "is inf"),
+    (np.array([[0.0, 1e300]]), "is 1e.300, beyond float32's range"),
     (np.zeros((4, 1), np.float32), "has 1 columns .* at least 2"),
     ("not an array", "2-D array"),
 ])
 def test_bad_scores(scores, message):
     with pytest.raises(wfst.ScoresError, match=message):
         decoder().decode(scores)
+
+
+def test_an_empty_batch_gives_no_results_on_any_thread_count():
+    for threads in (1, 2):
+        assert wfst.Decoder(LOOP, device="cpu", threads=threads).decode([]) == []
 
 
 def test_one_bad_matrix_in_a_batch_names_it_and_decodes_nothing():

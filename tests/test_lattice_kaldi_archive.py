@@ -434,8 +434,17 @@ def test_write_errors(tmp_path):
             archive([(key, lat)])
     bad = Lattice(**{**{n: getattr(lat, n) for n in lat.__dataclass_fields__},
                      "arc_graph_cost": np.full(lat.num_arcs, np.nan, np.float32)})
-    with pytest.raises(KaldiLatticeError, match="NaN"):
+    with pytest.raises(KaldiLatticeError, match="arc cost is not finite"):
         archive([("k", bad)])
+    fields = {n: getattr(lat, n) for n in lat.__dataclass_fields__}
+    infinite = np.array(lat.arc_acoustic_cost)
+    infinite[0] = np.inf  # (read_lattices refuses it: the writer must too)
+    with pytest.raises(KaldiLatticeError, match="arc cost is not finite"):
+        archive([("k", Lattice(**{**fields, "arc_acoustic_cost": infinite}))])
+    nan_final = np.array(lat.final_graph_cost)
+    nan_final[-1] = np.nan
+    with pytest.raises(KaldiLatticeError, match="final cost is NaN"):
+        archive([("k", Lattice(**{**fields, "final_graph_cost": nan_final}))])
     with pytest.raises(TypeError):
         archive([("k", "not a lattice")])
     with pytest.raises(KaldiLatticeError, match="scp"):

@@ -71,6 +71,9 @@ def test_cache_is_memory_mapped_read_only(tmp_path):
     loaded = read_fst(tmp_path / "g.wfst")
     assert isinstance(loaded.nextstate.base, np.memmap) or isinstance(loaded.nextstate.base.base, np.memmap)
     assert not loaded.weight.flags.writeable
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        loaded.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.wfst"]  # no temporary file left
 
 
 def test_embedded_symbol_tables_are_skipped(tmp_path):

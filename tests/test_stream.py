@@ -311,3 +311,8 @@ def test_endpoint_needs_a_config(ex, example_decoder):
             stream.endpoint_detected()
     with pytest.raises(wfst.ConfigError, match="EndpointConfig"):
         example_decoder.stream(endpoint={"frame_shift": 0.04})
+    stream = example_decoder.stream(endpoint=wfst.EndpointConfig(frame_shift=ex.frame_shift))
+    stream.accept(ex.scores[0][:5])
+    stream.finish()
+    with pytest.raises(wfst.StreamError, match=r"endpoint_detected\(\) on a finished stream"):
+        stream.endpoint_detected()

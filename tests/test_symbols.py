@@ -69,6 +69,17 @@ def test_kaldi_layout_spaces_tabs_blank_lines_crlf(tmp_path):
     assert list(table) == [(0, "<eps>"), (1, "a"), (2, "b\u00a0c")]
 
 
+def test_a_byte_order_mark_is_dropped_from_tables_and_text_fsts(tmp_path):
+    from wfst import read_fst
+
+    (tmp_path / "words.txt").write_bytes(b"\xef\xbb\xbf<eps> 0\na 1\n")
+    table = SymbolTable.read(tmp_path / "words.txt")
+    assert table["<eps>"] == 0 and list(table) == [(0, "<eps>"), (1, "a")]
+    (tmp_path / "g.txt").write_bytes(b"\xef\xbb\xbf0 1 a a 0.5\n1\n")
+    fst = read_fst(tmp_path / "g.txt", isymbols=tmp_path / "words.txt", osymbols=str(tmp_path / "words.txt"))
+    assert fst.num_states == 2 and fst.ilabel.tolist() == [1]  # (symbol tables may be given by path)
+
+
 def test_empty_table(tmp_path):
     path = tmp_path / "empty.txt"
     path.write_text("\n\n")

@@ -158,15 +158,18 @@ class MemoryBudget:
         ``device_bytes`` (e.g. the free memory of the GPU), saying what to change."""
         if self.device_fst > device_bytes:
             raise MemoryBudgetError(
-                f"the graph alone needs {_gib(self.device_fst)} of device memory, {_gib(device_bytes)} "
+                f"the graph alone needs {_size(self.device_fst)} of device memory, {_size(device_bytes)} "
                 "available: use a smaller graph (prune the LM) or a GPU with more memory")
         if self.device_total > device_bytes:
             room = device_bytes - self.device_fst - self.channels * self.per_channel
             fits = max(0, room // self.per_lane)
+            advice = (f"use at most {fits} lanes with these channels, fewer channels," if fits else
+                      f"not one lane ({_size(self.per_lane)}) fits beside the graph and these channels: use "
+                      "fewer channels")
             raise MemoryBudgetError(
-                f"{self.lanes} lanes and {self.channels} channels need {_gib(self.device_total)} of device "
-                f"memory, {_gib(device_bytes)} available: use at most {fits} lanes with these channels, "
-                "fewer channels, or a smaller max_active / token_queue_capacity")
+                f"{self.lanes} lanes and {self.channels} channels need {_size(self.device_total)} of device "
+                f"memory, {_size(device_bytes)} available: {advice} or a smaller max_active / "
+                "token_queue_capacity")
         return self
 
     def as_dict(self) -> dict:
@@ -237,5 +240,6 @@ def _mib(n: int) -> str:
     return f"{n:9d} B  "
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB"
+def _size(n: int) -> str:
+    """Bytes in the largest binary unit that keeps the number >= 1, unpadded."""
+    return _mib(n).strip()

@@ -53,6 +53,9 @@ def write_cache(fst: CsrFst, path: str | os.PathLike) -> None:
     """Write ``fst`` (validated first) to ``path``, through a temporary file
     renamed into place, so a reader never sees half a cache."""
     fst.validate()
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot save the cache as {os.fspath(path)!r}: it is a directory (give a file "
+                                "path, e.g. graph.wfst)")
     layout, size = _layout(fst.num_states, fst.num_arcs)
     tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
     try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
+
+import numpy as np
 
 from .errors import ConfigError
 
@@ -70,6 +73,10 @@ class DecoderConfig:
     arc_queue_capacity: int | None = None
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):  # numpy scalars as the Python numbers they hold
+            value = getattr(self, field.name)
+            if isinstance(value, (np.integer, np.floating, np.bool_)):
+                object.__setattr__(self, field.name, value.item())
         self.validate()
 
     @property
@@ -85,6 +92,10 @@ class DecoderConfig:
     def validate(self) -> "DecoderConfig":
         """Raise :class:`ConfigError` naming the first field out of range."""
         _positive_float("beam", self.beam)
+        if self.beam < MIN_BEAM:
+            raise ConfigError(f"beam must be at least {MIN_BEAM} (typical: 10 to 20), got {self.beam!r}: a "
+                              "narrower one is lost to float32 rounding once path costs grow (best + beam == "
+                              "best), and the search then keeps nothing")
         _positive_float("acoustic_scale", self.acoustic_scale)
         _positive_float("lattice_beam", self.lattice_beam, allow_zero=True)
         _positive_int("max_active", self.max_active)
@@ -106,6 +117,10 @@ class DecoderConfig:
         return self
 
 
+MIN_BEAM = 0.1
+"""The narrowest search beam: float32 costs near 1e6 (an hour of audio) are
+0.06 apart, so a beam below that would keep not even the best path (the
+search keeps what lies strictly below best + beam, as Kaldi's does)."""
 FLOAT32_MAX = 3.4028234663852886e38
 """The searches compute in float32: a larger number would be infinite there."""
 

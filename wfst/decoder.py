@@ -101,7 +101,7 @@ class Decoder:
             return results[0] if single else results
         checked = [host_scores(s, self.graph.num_columns, name=f"scores[{i}]" if not single else "scores")
                    for i, s in enumerate(batch)]
-        if self.threads == 1 or len(checked) == 1:
+        if self.threads == 1 or len(checked) <= 1:
             results = [self._decode_one(s) for s in checked]
         else:
             with ThreadPoolExecutor(max_workers=min(self.threads, len(checked))) as pool:

@@ -48,8 +48,9 @@ def read_fst(path: str | os.PathLike, *, isymbols=None, osymbols=None, acceptor:
     Formats: OpenFst binary ``vector`` and ``const`` files with standard
     (tropical float32) arcs, as written by OpenFst, pynini and Kaldi; wfst's
     native cache (:meth:`CsrFst.save`; memory-mapped read-only, no copy); the
-    AT&T text format (``isymbols``/``osymbols``: :class:`wfst.SymbolTable` for
-    symbolic labels; ``acceptor``: 3-field arc lines).
+    AT&T text format (``isymbols``/``osymbols``: :class:`wfst.SymbolTable` or
+    the path of a symbol table, for symbolic labels; ``acceptor``: 3-field arc
+    lines).
 
     Raises :class:`FstFormatError` (a ``ValueError``) for a malformed, truncated,
     empty or unsupported file or a directory, naming the path and the byte
@@ -62,8 +63,11 @@ def read_fst(path: str | os.PathLike, *, isymbols=None, osymbols=None, acceptor:
         return openfst_binary.parse_openfst(buf, path)
     if kind == "wfst-cache":
         return cache_format.read_cache(buf, path)
+    from .symbols import SymbolTable
     from .text_format import parse_text_fst
 
+    isymbols, osymbols = (SymbolTable.read(t) if isinstance(t, (str, os.PathLike)) else t
+                          for t in (isymbols, osymbols))
     return parse_text_fst(bytes(buf), path, isymbols=isymbols, osymbols=osymbols, acceptor=acceptor)
 
 

@@ -36,12 +36,17 @@ def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
     if width < num_columns:
         raise ScoresError(f"{name} has {width} columns but the graph reads columns up to {num_columns - 1}: "
                           f"it needs at least {num_columns} (is this the right graph, or a pdf_map missing?)")
+    given = scores
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported below
         scores = np.ascontiguousarray(scores, dtype=np.float32)
     finite = np.isfinite(scores)
     if not finite.all():
         frame, column = np.argwhere(~finite)[0]
-        raise ScoresError(f"{name}[{frame}, {column}] is {scores[frame, column]}: scores must be finite "
+        value = given[frame, column]
+        if np.isfinite(value):
+            raise ScoresError(f"{name}[{frame}, {column}] is {value}, beyond float32's range (the search "
+                              "computes in float32): log-likelihoods should be far smaller")
+        raise ScoresError(f"{name}[{frame}, {column}] is {value}: scores must be finite "
                           "(clamp -inf log-probabilities, e.g. to -1e4, and check the model for NaN)")
     return _read_only(scores)
 

@@ -116,6 +116,7 @@ class Stream:
         if self._endpoint is None:
             raise StreamError("endpoint_detected() needs a stream made with decoder.stream(endpoint="
                               "wfst.EndpointConfig(...))")
+        self._require_open("endpoint_detected()")
         self.partial()
         a, first, end = self._frontier()
         relative = final_relative_cost(a.tok_state[first:end], a.tok_cost[first:end], self._decoder.graph.fst.final)

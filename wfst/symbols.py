@@ -30,10 +30,12 @@ _FIELD_BREAK = re.compile(r"[ \t\r\n]")
 
 
 def decode_utf8(data: bytes, path: str | os.PathLike | None) -> str:
-    """``data`` as text; :class:`FstFormatError` naming the line and byte offset
-    of the first byte that is not UTF-8."""
+    """``data`` as text, without a leading UTF-8 byte-order mark (Windows
+    editors write one; OpenFst would take it for part of the first symbol);
+    :class:`FstFormatError` naming the line and byte offset of the first byte
+    that is not UTF-8."""
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise FstFormatError(
