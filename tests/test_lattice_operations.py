@@ -54,15 +54,62 @@ def _three_paths():
                    final, final.copy()).validate()
 
 
+def _region_confidences(lat, scale):
+    """word_confidences by enumerating the paths: each word arc's region on its
+    path, from the frame after the previous word arc's time to the frame before
+    the next one's, its own time included."""
+    from lattice.best_path import best_path_arcs
+
+    paths = lattice_paths(lat)
+    costs = np.array([g + a for _, g, a, _, _ in paths])
+    weights = np.exp(-scale * (costs - costs.min()))
+    weights /= weights.sum()
+    last = max(lat.num_frames - 1, 0)
+
+    def regions(arcs):
+        words = [a for a in arcs if lat.arc_olabel[a]]
+        times = [-1] + [min(int(lat.state_frame[lat.arc_src[a]]), last) for a in words] + [lat.num_frames]
+        return [(int(lat.arc_olabel[a]), min(times[k] + 1, times[k + 1]), max(times[k + 2] - 1, times[k + 1]))
+                for k, a in enumerate(words)]
+
+    want = []
+    for word, lo, hi in regions(best_path_arcs(lat)[0]):
+        mass = sum(weight * sum(w == word and a <= hi and b >= lo for w, a, b in regions(arcs))
+                   for (arcs, *_), weight in zip(paths, weights))
+        want.append(min(1.0, mass))
+    return want
+
+
 @pytest.mark.parametrize("scale", [1.0, 0.5])
-def test_word_confidences_sum_the_same_word_within_its_frames(scale):
+def test_word_confidences_count_the_same_word_in_an_overlapping_region(scale):
     lat = _three_paths()
     assert lat.best_path().words == (7, 8)
-    assert lat.word_alignment() == [(7, 0, 0), (8, 1, 2)]
     best, other = math.exp(-2 * scale), math.exp(-3 * scale)
     total = best + 2 * other
-    # A: the arcs with A at frame 0 (paths "A B" and "A C"); B: only the arc at frames 1-2 (not path "B"'s at 0)
-    np.testing.assert_allclose(lat.word_confidences(scale), [(best + other) / total, best / total], rtol=1e-12)
+    # A (frame 0, region 0-0): paths "A B" and "A C"; B (frame 1, region 1-2): "A B", and path "B", whose B at
+    # frame 0, alone on its path, spans the utterance
+    want = [(best + other) / total, (best + other) / total]
+    np.testing.assert_allclose(lat.word_confidences(scale), want, rtol=1e-12)
+    np.testing.assert_allclose(_region_confidences(lat, scale), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_word_confidences_are_the_enumerated_region_posteriors(seed):
+    rng = np.random.default_rng(seed)
+    lat = random_lattice(rng, frames=int(rng.integers(1, 6)), width=3).validate()
+    scale = [1.0, 0.3][seed % 2]
+    np.testing.assert_allclose(lat.word_confidences(scale), _region_confidences(lat, scale), rtol=1e-9, atol=1e-12)
+
+
+def test_one_word_sequence_aligned_two_ways_is_certain():
+    """The example's second utterance: one word sequence, its first word's label
+    at frame 12 or 13 (a frame apart) in about half the mass each."""
+    ex = load_example()
+    result = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale)).decode(ex.scores[1])
+    assert len(result.lattice.nbest(2)) == 1
+    first = result.lattice.arc_olabel == result.words[0]
+    assert len(set(result.lattice.state_frame[result.lattice.arc_src[first]].tolist())) == 2
+    np.testing.assert_allclose(result.lattice.word_confidences(), 1.0, rtol=1e-9)
 
 
 def test_no_path_gives_no_posteriors_and_no_confidences():
