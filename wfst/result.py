@@ -25,7 +25,9 @@ class Result:
         arc that read that frame's scores.
     word_frames: ``(first, last)`` frame of each word, one pair per entry of
         ``words``: from the first frame read at or after the word's arc to the
-        frame before the next word's first frame (or the last frame).
+        frame before the next word's first frame (or the last frame), at least
+        the first (two words whose labels come before the same frame both
+        start there; :class:`lattice.AlignmentLexicon` times them apart).
     lattice: the utterance's :class:`lattice.Lattice`, pruned with the config's
         ``lattice_beam`` (empty when no token survived). Its ``best_path()``
         has these ``words`` and this ``cost`` (up to float32 rounding: the
