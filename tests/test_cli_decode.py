@@ -237,12 +237,14 @@ def test_no_input_is_among_the_files_it_writes(ex, tmp_path, capsys):
     hypotheses = (outdir / "text").read_bytes()
     assert decode(ex, ex.scores_path, outdir, "--overwrite", "--ref", outdir / "text") == EXIT_UNUSABLE
     assert decode(ex, f"ark:{outdir / 'text'}", outdir, "--overwrite") == EXIT_UNUSABLE
+    os.link(outdir / "text", tmp_path / "linked.txt")  # the same file by another name
+    assert decode(ex, ex.scores_path, outdir, "--resume", "--ref", tmp_path / "linked.txt") == EXIT_UNUSABLE
     assert (outdir / "text").read_bytes() == hypotheses
     err = capsys.readouterr().err
     assert "--ref" in err and "SCORES" in err and "OUTDIR's text" in err
 
 
-def test_resume_refuses_another_graph_words_or_scores(ex, tmp_path, capsys):
+def test_resume_refuses_another_graph_words_or_scores(ex, tmp_path, capsys, monkeypatch):
     workload(ex, [0, 1, 2]).save(tmp_path / "a.npz")
     workload(ex, [3, 4]).save(tmp_path / "b.npz")
     graph, words = tmp_path / "copy.fst", tmp_path / "copy.txt"
@@ -254,6 +256,8 @@ def test_resume_refuses_another_graph_words_or_scores(ex, tmp_path, capsys):
     assert main([str(graph), str(ex.words_path), *common]) == EXIT_UNUSABLE
     assert main([str(ex.graph_path), str(words), *common]) == EXIT_UNUSABLE
     assert decode(ex, tmp_path / "a.npz", tmp_path / "out", "--resume") == EXIT_OK  # the same inputs
+    monkeypatch.chdir(tmp_path)
+    assert decode(ex, "a.npz", tmp_path / "out", "--resume") == EXIT_OK  # the same file, spelled otherwise
     err = capsys.readouterr().err
     assert "other scores" in err and "other graph" in err and "other words" in err
 
@@ -264,21 +268,27 @@ def test_a_failing_or_empty_score_source_is_an_error(ex, tmp_path, capsys):
     (tmp_path / "empty.ark").write_bytes(b"")
     assert decode(ex, "ark:exit 3 |", tmp_path / "none") == EXIT_UNUSABLE
     assert decode(ex, f"ark:{tmp_path / 'empty.ark'}", tmp_path / "empty") == EXIT_UNUSABLE
+    assert decode(ex, f"scp:echo u0 {tmp_path / 's.ark'}:4; exit 2 |", tmp_path / "index") == EXIT_UNUSABLE
+    assert not any((tmp_path / name).exists() for name in ("none", "empty", "index"))  # undone: rerun as is
     err = capsys.readouterr().err
     assert "exited with status 3 after 0 utterance(s)" in err and "hold no utterances" in err
-    # the command fails after its output: what it gave is decoded and kept (one batch, the default lanes)
+    assert "exited with status 2" in err
+    # the command fails after its output: what it gave is decoded and kept (one batch, the default lanes), and
+    # the mended command resumes the run
     assert decode(ex, f"ark:cat {tmp_path / 's.ark'}; exit 1 |", tmp_path / "late") == EXIT_STOPPED
     assert list(read_transcripts(tmp_path / "late" / "text")) == ["u0", "u1", "u2"]
     err = capsys.readouterr().err
     assert "exited with status 1 after 3 utterance(s)" in err and "--resume" in err and "Traceback" not in err
+    assert decode(ex, f"ark:cat {tmp_path / 's.ark'} |", tmp_path / "late", "--resume") == EXIT_OK
+    assert "0 decoded, 0 skipped, 3 already done" in capsys.readouterr().out
 
 
 def test_a_matrix_that_looks_transposed_and_an_assumed_frame_shift_are_noted(ex, api_text, tmp_path, capsys):
-    wide = {f"u{i}": np.pad(ex.scores[i][:40], ((0, 0), (0, 400))) for i in range(2)}  # 40 rows, 439 columns
-    kaldiio.save_ark(str(tmp_path / "s.ark"), wide)
+    transposed = {f"u{i}": ex.scores[i].T.copy() for i in range(3)}  # 39 rows; 128, 77 and 121 columns
+    kaldiio.save_ark(str(tmp_path / "s.ark"), transposed)
     assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out") == EXIT_OK
     captured = capsys.readouterr()
-    assert captured.err.count("note:") == 1 and "transpose" in captured.err and "40 rows" in captured.err
+    assert captured.err.count("note:") == 1 and "transpose" in captured.err and "77 score columns" in captured.err
     assert "frames of 0.01 s, assumed: --frame-shift sets it" in captured.out  # an archive does not say
     assert decode(ex, ex.scores_path, tmp_path / "plain") == EXIT_OK  # the .npz says
     captured = capsys.readouterr()

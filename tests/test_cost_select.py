@@ -54,3 +54,9 @@ def test_kth_smallest_is_numpy_s_nth_element_and_leaves_the_costs(seed, costs, k
 def test_kth_smallest_reads_a_strided_view():
     costs = np.arange(100, 0, -1, dtype=np.float32)[::3]
     assert kth_smallest(costs, 5) == np.sort(costs)[5]
+
+
+def test_kth_smallest_refuses_a_k_out_of_range():
+    for k in (-1, 3):
+        with pytest.raises(ValueError, match="out of range"):
+            kth_smallest(np.float32([1, 2, 3]), k)

@@ -33,7 +33,7 @@ from .decode_outputs import (OUTPUT_FILES, DecodeOutputs, LatticeOptions, comple
 from .errors import ConfigError, GraphError, ScoresError, WfstError
 from .pdf_map import read_pdf_map
 from .reader import read_fst
-from .score_sources import ScoreSource, ScoreSourceError, open_scores, score_file
+from .score_sources import ScoreSource, ScoreSourceError, open_scores, score_file, score_identity
 from .scores import host_scores
 from .symbols import SymbolTable
 from .wer import compute_wer, read_transcripts
@@ -67,11 +67,12 @@ column i-1, or column pdf(i) with --pdf-map.
 OUTDIR receives, as utterances finish: text (Kaldi transcripts), lat.ark and lat.index (with --lattices),
 nbest (with --nbest), ctm (with --ctm), skipped (utterances that could not be decoded, with the reason),
 and at the end wer (with --ref); decode.json records the settings. A non-empty OUTDIR is refused unless
-wfst-decode wrote it (it holds decode.json) and --resume (continue with the same graph, words, scores and
-settings: utterances already in text are not decoded again; their other results are kept, and anything
-written for an utterance text lacks, a torn last line or lattice included, is dropped and redone) or
---overwrite (replace wfst-decode's files there; other files are left alone) is given. No input may be
-one of the files written there.
+wfst-decode wrote it (it holds decode.json) and --resume (continue with the same graph, words, scores file
+and settings, though a scores command may change: utterances already in text are not decoded again;
+their other results are kept, and anything written for an utterance text lacks, a torn last line or
+lattice included, is dropped and redone) or --overwrite (replace wfst-decode's files there; other files
+are left alone) is given. No input may be one of the files written there. A run that can decode nothing
+from its scores leaves no OUTDIR it made.
 
 lat.ark is a Kaldi lattice archive keyed by utterance id, as latgen-faster writes one: acoustic costs
 unscaled (divided by --acoustic-scale), each lattice determinized to a CompactLattice (at the decoding
@@ -135,7 +136,8 @@ class Tally:
     already_done: int = 0
     frames: int = 0
     decode_seconds: float = 0.0
-    noted_width: bool = False  # a matrix wider than the graph reads and than it is tall was noted
+    first_width: int = 0  # score columns of the first utterance read
+    noted_width: bool = False  # an utterance of another width was noted
 
 
 # ---------------------------------------------------------------- arguments
@@ -259,8 +261,7 @@ def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict,
     :class:`UsageError` if not, or if one of the ``inputs`` (option: path or
     None) is one of the files wfst-decode writes there."""
     for option, path in inputs.items():
-        clash = path is not None and next((name for name in OUTPUT_FILES
-                                           if os.path.realpath(path) == os.path.realpath(outdir / name)), None)
+        clash = path is not None and next((name for name in OUTPUT_FILES if _same_file(path, outdir / name)), None)
         if clash:
             raise UsageError(f"{option} {path} is OUTDIR's {clash}, which {PROG} writes: move it, or choose "
                              "another OUTDIR")
@@ -293,6 +294,13 @@ def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict,
                                  "options, or use --overwrite or another OUTDIR")
     outdir.mkdir(parents=True, exist_ok=True)
     write_settings(outdir, settings)
+
+
+def _same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (links included)."""
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _read_input(option: str, path: str, read):
@@ -364,12 +372,14 @@ def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int
             continue
         try:
             batch.append((utt_id, _checked(utt_id, load, decoder.graph.num_columns, seen)))
-            frames, width = batch[-1][1].shape
-            if width > decoder.graph.num_columns and frames < width and not tally.noted_width:
+            width = batch[-1][1].shape[1]
+            tally.first_width = tally.first_width or width
+            if width != tally.first_width and not tally.noted_width:  # one model's outputs are one width
                 tally.noted_width = True
-                progress.write(f"{PROG}: note: {utt_id} has {frames} rows and {width} columns, more columns "
-                               f"than the graph reads ({decoder.graph.num_columns}); the scores are read as "
-                               "frames x columns: transpose them if they are columns x frames", file=sys.stderr)
+                progress.write(f"{PROG}: note: {utt_id} has {width} score columns, an earlier utterance "
+                               f"{tally.first_width}; the scores are read as frames x columns (the graph reads "
+                               f"{decoder.graph.num_columns}): transpose them if they are columns x frames",
+                               file=sys.stderr)
         except ScoresError as error:
             outputs.skip(utt_id, str(error))
             tally.skipped += 1
@@ -458,10 +468,13 @@ def run(args: argparse.Namespace) -> int:
     settings = {"config": dataclasses.asdict(config), "ctm": args.ctm, "frame_shift": frame_shift,
                 "lexicon": args.lexicon and os.path.abspath(args.lexicon),
                 "lattices": lattices and dataclasses.asdict(lattices), "nbest": args.nbest,
-                "graph": os.path.abspath(args.graph), "words": os.path.abspath(args.words), "scores": args.scores,
+                "graph": os.path.abspath(args.graph), "words": os.path.abspath(args.words),
+                "scores": score_identity(args.scores), "scores_given": args.scores,
                 "pdf_map": args.pdf_map and os.path.abspath(args.pdf_map)}
     inputs = {"GRAPH": args.graph, "WORDS": args.words, "SCORES": score_file(args.scores), "--ref": args.ref,
               "--pdf-map": args.pdf_map, "--lexicon": args.lexicon, "--tokens": args.tokens}
+    existed = outdir.exists()
+    fresh = not existed or not any(outdir.iterdir())  # this run starts OUTDIR: undone if it decodes nothing
     _prepare_outdir(outdir, args.resume, args.overwrite, settings, inputs)
     _warm_up(decoder)
 
@@ -479,15 +492,23 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
         outputs.close()
     done = len(complete_lines(outdir / "text"))
+    unusable = None  # why nothing could be decoded from the scores
     if stopped is not None:
         print(f"{PROG}: error: {stopped}", file=sys.stderr)
-        if isinstance(stopped, ScoreSourceError) and not done:
-            return EXIT_UNUSABLE
-        print(f"{PROG}: stopped; {done} utterances are in {outdir / 'text'}: fix the cause and rerun with "
-              "--resume", file=sys.stderr)
-        return EXIT_STOPPED
-    if not (done or tally.skipped):
-        print(f"{PROG}: error: scores {args.scores!r} hold no utterances", file=sys.stderr)
+        if not (isinstance(stopped, ScoreSourceError) and not done):
+            print(f"{PROG}: stopped; {done} utterances are in {outdir / 'text'}: fix the cause and rerun with "
+                  "--resume", file=sys.stderr)
+            return EXIT_STOPPED
+        unusable = stopped
+    elif not (done or tally.skipped):
+        unusable = f"scores {args.scores!r} hold no utterances"
+        print(f"{PROG}: error: {unusable}", file=sys.stderr)
+    if unusable is not None:
+        if fresh:  # nothing to keep: the rerun starts as this one did
+            for name in OUTPUT_FILES:
+                (outdir / name).unlink(missing_ok=True)
+            if not existed and not any(outdir.iterdir()):
+                outdir.rmdir()
         return EXIT_UNUSABLE
     wer = _score(outdir, refs) if refs is not None else None
     if refs is not None and wer is None:

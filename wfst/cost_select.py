@@ -57,6 +57,8 @@ def kth_smallest(costs, k):
     """The ``k``-th smallest (0-based, ``0 <= k < len(costs)``) of float32
     ``costs`` (not modified): the value ``np.partition(costs, k)[k]`` has, but
     -0.0 comes back as +0.0."""
+    if not 0 <= k < costs.shape[0]:
+        raise ValueError("kth_smallest: k out of range for the costs")
     keys = _keys(costs)
     m = keys.shape[0]
     lo, hi = keys[0], keys[0]

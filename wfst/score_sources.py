@@ -90,6 +90,19 @@ def open_scores(spec: str) -> ScoreSource:
                            f"for a Kaldi archive write ark:{spec} (or scp:{spec} for an index)")
 
 
+def score_identity(spec: str) -> str:
+    """What a resumed run compares to tell whether SCORES ``spec`` names the
+    scores the run began with: an archive's or index's kind and absolute path,
+    a file's or directory's absolute path; any command or stdin is the same
+    (a command may be mended between the runs)."""
+    target = score_file(spec)
+    if target is None:
+        return "a command or standard input"
+    match = _RSPECIFIER.match(spec)
+    kind = next((flag for flag in match["flags"].split(",") if flag in ("ark", "scp")), "") if match else ""
+    return f"{kind}:{os.path.abspath(target)}" if kind else os.path.abspath(target)
+
+
 def score_file(spec: str) -> str | None:
     """The file or directory SCORES ``spec`` reads (an rspecifier's target), or
     None when it reads a pipe or stdin."""
@@ -114,10 +127,16 @@ def _kaldi_source(spec: str, flags: list[str], target: str) -> ScoreSource:
     if kinds[0] == "ark":
         return ScoreSource(f"Kaldi archive {target}", None, None, lambda: _read_ark(spec, target))
     try:
-        with open_like_kaldi(target, "r") as stream:
+        stream = open_like_kaldi(target, "r")
+        try:
             lines = stream.read().splitlines()
+        finally:
+            status = stream.close()  # a pipe's: its command's exit status (shifted, as os.popen's)
     except (OSError, UnicodeDecodeError) as error:
         raise ScoreSourceError(f"scores {spec!r}: cannot read the scp index: {error}") from None
+    if status:
+        raise ScoreSourceError(f"scores {spec!r}: the command exited with status {status >> 8}; see its messages "
+                               "above")
     index = []
     for number, line in enumerate(lines, 1):
         fields = line.strip().split(None, 1)
