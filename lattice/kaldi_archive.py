@@ -26,7 +26,7 @@ import mmap
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -76,9 +76,9 @@ def _check_entry(key, lat) -> bytes:
     return key.encode()
 
 
-def write_lattices(target, items: Iterable[tuple[str, Lattice | CompactLattice]],
+def write_lattices(target, items: Iterable[tuple[str, Lattice | CompactLattice]] | Mapping,
                    binary: bool | None = None, append: bool = False) -> None:
-    """Write ``(key, lattice)`` pairs to a Kaldi archive.
+    """Write ``(key, lattice)`` pairs (or a mapping key -> lattice) to a Kaldi archive.
 
     ``target``: a path, ``-`` (standard output), ``ark:PATH`` / ``ark,t:PATH`` /
     ``ark,b:PATH``, or a file object open for writing bytes (written at its
@@ -115,6 +115,8 @@ def write_lattices(target, items: Iterable[tuple[str, Lattice | CompactLattice]]
 
 
 def _write_entries(file, items, binary: bool) -> None:
+    if isinstance(items, Mapping):  # {key: lattice}, as read_lattices' entries make with dict()
+        items = items.items()
     for key, lat in items:
         head = _check_entry(key, lat) + b" "
         if not binary:

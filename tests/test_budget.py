@@ -4,7 +4,7 @@ for the device; the rest follows the documented formula and scales as stated."""
 import numpy as np
 import pytest
 
-from wfst import ConfigError, CsrFst, DecoderConfig, MemoryBudgetError, budget, read_fst
+from wfst import ConfigError, CsrFst, DecoderConfig, GraphError, MemoryBudgetError, budget, read_fst
 from wfst.budget import device_fst_arrays, hash_slots, score_column_bytes
 from wfst.cli_info import example_graph_path
 
@@ -68,6 +68,11 @@ def test_lanes_channels_and_capacities_scale_linearly():
     assert one.pinned_host == 72 * Q + 120 * X + 12 * W + 4 * P * 64 + 472
     bigger = budget(fst, DecoderConfig(max_active=2000))
     assert bigger.per_lane > one.per_lane and bigger.per_channel == 2 * one.per_channel - 64
+
+
+def test_an_empty_pdf_map_is_refused():
+    with pytest.raises(GraphError, match="pdf_map is empty"):
+        budget(read_fst(example_graph_path()), pdf_map=np.zeros(0, np.int64))
 
 
 def test_budget_check_raises_before_allocation_with_advice():

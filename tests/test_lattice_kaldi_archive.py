@@ -427,6 +427,12 @@ def test_binary_header_errors(tmp_path):
         read_all(data.replace(b"vector", b"const_"))
 
 
+def test_a_mapping_is_written_as_its_items(tmp_path):
+    lats = {"a": random_lattice(np.random.default_rng(1)), "b": random_lattice(np.random.default_rng(2))}
+    write_lattices(tmp_path / "m.ark", lats)
+    assert [key for key, _ in read_lattices(tmp_path / "m.ark")] == ["a", "b"]
+
+
 def test_write_errors(tmp_path):
     lat = random_lattice(np.random.default_rng(0))
     for key in ["", "two words", "tab\tkey", 5]:

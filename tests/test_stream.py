@@ -296,8 +296,10 @@ def test_endpoint_rules_are_kaldis():
     assert config.detected(200, 0, np.inf)  # 20 s utterance rule
     assert config.detected(60, 50, np.inf)  # 5 s of nothing but silence
     assert not config.detected(60, 4, 0.0) and config.detected(60, 5, 0.0)
-    mask = wfst.EndpointConfig(silence_labels=(1, 3, 99)).silence_mask(4)
+    mask = wfst.EndpointConfig(silence_labels=(1, np.int64(3))).silence_mask(4)
     assert mask.tolist() == [False, True, False, True, False]
+    with pytest.raises(wfst.ConfigError, match=r"silence_labels \[99\] are beyond the graph's input labels"):
+        wfst.EndpointConfig(silence_labels=(1, 3, 99)).silence_mask(4)  # (a stream would never see silence)
     for bad in (dict(silence_labels=(0,)), dict(silence_labels=[1]), dict(frame_shift=0), dict(rules=[rule])):
         with pytest.raises(wfst.ConfigError):
             wfst.EndpointConfig(**bad)

@@ -59,7 +59,7 @@ import numpy as np
 from .config import DecoderConfig
 from .csr import CsrFst
 from .cuda_layout import WINDOW_FRAME_INTS
-from .errors import ConfigError, MemoryBudgetError
+from .errors import ConfigError, GraphError, MemoryBudgetError
 
 LANE_COUNTER_BYTES = 256
 PARAM_ROW_BYTES = 104  # a lane's step parameters: 13 int64
@@ -215,6 +215,8 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
     if channels < lanes:
         raise ConfigError(f"channels ({channels}) must be at least lanes ({lanes})")
+    if pdf_map is not None and np.size(pdf_map) == 0:
+        raise GraphError("pdf_map is empty: it maps each input label (transition id) to a score column (pdf)")
     P = fst.max_ilabel if pdf_map is None else int(np.max(pdf_map)) + 1
     Q, X = config.token_capacity, config.arc_capacity
     arrays = device_fst_arrays(fst, P)

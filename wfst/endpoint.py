@@ -83,6 +83,9 @@ class EndpointConfig:
 
     def __post_init__(self):
         labels = self.silence_labels
+        if isinstance(labels, tuple):  # numpy integers as the numbers they hold
+            labels = tuple(int(x) if isinstance(x, np.integer) else x for x in labels)
+            object.__setattr__(self, "silence_labels", labels)
         if not isinstance(labels, tuple) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
                                                      for x in labels):
             raise ConfigError(f"silence_labels must be a tuple of input labels >= 1 (0 is epsilon), got {labels!r}")
@@ -93,9 +96,15 @@ class EndpointConfig:
             raise ConfigError(f"rules must be a tuple of wfst.EndpointRule, got {self.rules!r}")
 
     def silence_mask(self, max_ilabel: int) -> np.ndarray:
-        """Bool array indexed by input label (``0..max_ilabel``), True for silence."""
+        """Bool array indexed by input label (``0..max_ilabel``), True for
+        silence; :class:`ConfigError` for a silence label beyond ``max_ilabel``
+        (the graph never reads it, so trailing silence would never count)."""
+        beyond = [x for x in self.silence_labels if x > max_ilabel]
+        if beyond:
+            raise ConfigError(f"silence_labels {beyond} are beyond the graph's input labels (1..{max_ilabel}): "
+                              "give the ids of the graph's silence or blank tokens (tokens.txt)")
         mask = np.zeros(max_ilabel + 1, bool)
-        mask[[x for x in self.silence_labels if x <= max_ilabel]] = True
+        mask[list(self.silence_labels)] = True
         return mask
 
     def detected(self, num_frames: int, trailing_silence_frames: int, relative_cost: float) -> bool:
