@@ -15,9 +15,10 @@ from .lattice import Lattice
 
 
 def _finite(name: str, value) -> float:
+    """``value`` as a float; :class:`LatticeError` unless it is a number finite in float32."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value):
-        raise LatticeError(f"{name} must be a finite number, got {value!r}")
+            or not math.isfinite(value) or abs(float(value)) > float(np.finfo(np.float32).max):
+        raise LatticeError(f"{name} must be a number finite in float32 (the costs' type), got {value!r}")
     return float(value)
 
 
