@@ -212,10 +212,11 @@ def _config(args: argparse.Namespace) -> DecoderConfig:
     return DecoderConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DecoderConfig)})
 
 
-def _alignment_lexicon(args: argparse.Namespace, words: SymbolTable, fst) -> AlignmentLexicon | None:
+def _alignment_lexicon(args: argparse.Namespace, words: SymbolTable, labels) -> AlignmentLexicon | None:
     """The lexicon for CTM word times (None without --lexicon); :class:`UsageError`
     for --lexicon without --ctm or --tokens, or a lexicon that does not fit the
-    graph's tables or lacks a word the graph can output."""
+    graph's tables or lacks one of the words the graph can output (``labels``,
+    its distinct output labels)."""
     if args.lexicon is None:
         if args.tokens is not None:
             raise UsageError("--tokens: only with --lexicon (it names the lexicon's phones)")
@@ -229,7 +230,6 @@ def _alignment_lexicon(args: argparse.Namespace, words: SymbolTable, fst) -> Ali
                          f"{error.strerror or error} ({error.filename})") from None
     except LatticeError as error:
         raise UsageError(f"--lexicon {args.lexicon}: {error}") from error
-    labels = np.unique(fst.olabel)
     missing = [int(w) for w in labels[labels != 0] if int(w) not in lexicon.pronunciations]
     if missing:
         names = ", ".join(repr(words.find(w)) for w in missing[:5])
@@ -274,8 +274,7 @@ def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict,
             raise UsageError(f"OUTDIR {outdir} holds files that {PROG} did not write (it has no decode.json), so "
                              "it can be neither resumed nor overwritten: choose another OUTDIR")
         if overwrite:
-            for name in OUTPUT_FILES:
-                (outdir / name).unlink(missing_ok=True)
+            _remove_outputs(outdir)
         elif not resume:
             raise UsageError(f"OUTDIR {outdir} is not empty: pass --resume to continue the run it holds, or "
                              "--overwrite to replace its results")
@@ -296,6 +295,12 @@ def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict,
     write_settings(outdir, settings)
 
 
+def _remove_outputs(outdir: Path) -> None:
+    """Every file wfst-decode writes in ``outdir`` (others stay)."""
+    for name in OUTPUT_FILES:
+        (outdir / name).unlink(missing_ok=True)
+
+
 def _same_file(a, b) -> bool:
     """Whether paths ``a`` and ``b`` name one file (links included)."""
     if os.path.exists(a) and os.path.exists(b):
@@ -311,10 +316,9 @@ def _read_input(option: str, path: str, read):
         raise UsageError(f"{option} {path}: cannot read it: {error.strerror or error}") from None
 
 
-def _read_words(path: str, fst) -> SymbolTable:
-    """words.txt, checked against the graph's output labels."""
+def _read_words(path: str, labels: np.ndarray) -> SymbolTable:
+    """words.txt, checked against the graph's distinct output ``labels``."""
     words = _read_input("WORDS", path, SymbolTable.read)
-    labels = np.unique(fst.olabel)
     missing = labels[~np.isin(labels, np.fromiter(words.id_to_symbol, np.int64, len(words)))]
     missing = missing[missing != 0]
     if missing.size:
@@ -452,8 +456,9 @@ def run(args: argparse.Namespace) -> int:
     if not frame_shift > 0:
         raise ConfigError(f"--frame-shift must be a positive number of seconds, got {args.frame_shift}")
     fst = read_fst(args.graph)
-    words = _read_words(args.words, fst)
-    aligner = _alignment_lexicon(args, words, fst)
+    labels = np.unique(fst.olabel)
+    words = _read_words(args.words, labels)
+    aligner = _alignment_lexicon(args, words, labels)
     try:
         decoder = Decoder(fst, config, device=args.device, pdf_map=pdf_map, threads=args.threads, lanes=args.lanes)
     except ImportError as error:  # --device cuda without CuPy
@@ -492,21 +497,14 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
         outputs.close()
     done = len(complete_lines(outdir / "text"))
-    unusable = None  # why nothing could be decoded from the scores
-    if stopped is not None:
-        print(f"{PROG}: error: {stopped}", file=sys.stderr)
-        if not (isinstance(stopped, ScoreSourceError) and not done):
-            print(f"{PROG}: stopped; {done} utterances are in {outdir / 'text'}: fix the cause and rerun with "
-                  "--resume", file=sys.stderr)
-            return EXIT_STOPPED
-        unusable = stopped
-    elif not (done or tally.skipped):
-        unusable = f"scores {args.scores!r} hold no utterances"
-        print(f"{PROG}: error: {unusable}", file=sys.stderr)
-    if unusable is not None:
+    if stopped is not None and (done or not isinstance(stopped, ScoreSourceError)):
+        print(f"{PROG}: error: {stopped}\n{PROG}: stopped; {done} utterances are in {outdir / 'text'}: fix the "
+              "cause and rerun with --resume", file=sys.stderr)
+        return EXIT_STOPPED
+    if stopped is not None or not (done or tally.skipped):  # the scores gave nothing to decode
+        print(f"{PROG}: error: {stopped or f'scores {args.scores!r} hold no utterances'}", file=sys.stderr)
         if fresh:  # nothing to keep: the rerun starts as this one did
-            for name in OUTPUT_FILES:
-                (outdir / name).unlink(missing_ok=True)
+            _remove_outputs(outdir)
             if not existed and not any(outdir.iterdir()):
                 outdir.rmdir()
         return EXIT_UNUSABLE
