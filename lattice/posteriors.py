@@ -87,49 +87,98 @@ def word_confidences(lattice: Lattice, scale: float = 1.0) -> np.ndarray:
     if end < 0:
         return np.zeros(0)
     scale = _check_scale(scale)
-    time = np.minimum(lattice.state_frame[lattice.arc_src], max(lattice.num_frames - 1, 0)).astype(np.int64)
+    stime = np.minimum(lattice.state_frame, max(lattice.num_frames - 1, 0)).astype(np.int64)
+    time = stime[lattice.arc_src]  # non-decreasing: the arcs are sorted by source, the states by frame
     path = arcs[lattice.arc_olabel[arcs] != 0]
     times = np.concatenate(([-1], time[path], [lattice.num_frames]))
     lo = np.minimum(times[:-2] + 1, times[1:-1])
     hi = np.maximum(times[2:] - 1, times[1:-1])
     logp, final_logp = -scale * lattice.arc_costs(), -scale * lattice.final_costs()
     alpha, beta = _log_forward_backward(lattice.num_states, lattice.arc_src, lattice.arc_dst, logp, final_logp)
-    return _region_posteriors(lattice.arc_src, lattice.arc_dst, lattice.arc_olabel, time, logp, final_logp, alpha,
-                              beta, lattice.arc_olabel[path].astype(np.int64), lo, hi)
+    first_arc = np.searchsorted(time, np.arange(int(stime[-1]) + 2))  # first arc of each time, and the end
+    finals = stime[np.isfinite(final_logp)]
+    return _region_posteriors(lattice.arc_src, lattice.arc_dst, lattice.arc_olabel, stime, first_arc, logp,
+                              final_logp, alpha, beta, int(finals.min()) if finals.size else int(stime[-1]) + 1,
+                              lattice.arc_olabel[path].astype(np.int64), lo, hi)
 
 
 @numba.njit(cache=True, nogil=True)
-def _region_posteriors(arc_src, arc_dst, arc_olabel, time, logp, final_logp, alpha, beta, words, lo, hi):
+def _region_posteriors(arc_src, arc_dst, arc_olabel, stime, first_arc, logp, final_logp, alpha, beta,
+                       first_final, words, lo, hi):
     """For each best-path word ``words[i]`` with region ``[lo[i], hi[i]]``, the
     summed posteriors of the (path, arc with that word) pairs whose regions
     overlap it, capped at 1 (see :func:`word_confidences`). An arc's region
     overlaps when its time lies in ``[lo, hi]``, or, on the side where it does
-    not, the previous word arc's time is before ``hi`` (forward sums
-    ``before``) or the next one's after ``lo`` (backward sums ``after``)."""
+    not, the previous word arc's time is before ``hi`` (``before``: the mass of
+    such prefixes) or the next one's after ``lo`` (``after``: of such
+    suffixes). ``stime``: each state's time; an arc's is its source's.
+
+    ``before`` is ``alpha`` at states of times before ``hi`` (every arc of a
+    prefix to them is), and is summed only forward of there, through arcs
+    without words, until no state holds any (a stretch without words ends);
+    ``after`` likewise backward from ``lo``. So each word costs the arcs of its
+    neighbourhood, not the lattice's. ``first_arc[t]``: the first arc of time
+    ``t`` or later; ``first_final``: the earliest time of a final state."""
     num_states, num_arcs = alpha.shape[0], arc_src.shape[0]
     total = beta[0]
     out = np.zeros(words.shape[0])
+    before, after = np.full(num_states, -np.inf), np.full(num_states, -np.inf)  # where set, as flagged
+    has_before, has_after = np.zeros(num_states, np.bool_), np.zeros(num_states, np.bool_)
+    touched = np.empty(2 * num_states, np.int64)  # the states set for this word (each at most twice)
     for i in range(words.shape[0]):
-        before = np.full(num_states, -np.inf)  # prefixes whose last word arc is before hi[i] (or none)
-        before[0] = 0.0
-        for a in range(num_arcs):
+        h, l, n = hi[i], lo[i], 0
+        reach = h - 1  # the latest time at which a state holds a prefix mass
+        if stime[0] >= h:
+            before[0], has_before[0] = 0.0, True
+            touched[n] = 0
+            n += 1
+            reach = max(reach, stime[0])
+        a = first_arc[max(h - 1, 0)]
+        while a < num_arcs and stime[arc_src[a]] <= reach:
             s, d = arc_src[a], arc_dst[a]
-            if arc_olabel[a] == 0:
-                before[d] = _log_add(before[d], before[s] + logp[a])
-            elif time[a] < hi[i]:
-                before[d] = _log_add(before[d], alpha[s] + logp[a])
-        after = final_logp.copy()  # suffixes whose first word arc is after lo[i] (or none)
-        for a in range(num_arcs - 1, -1, -1):
+            if stime[d] >= h:
+                if arc_olabel[a] != 0:
+                    mass = alpha[s] + logp[a] if stime[s] < h else -np.inf
+                else:
+                    mass = (alpha[s] if stime[s] < h else before[s]) + logp[a]
+                if mass > -np.inf:
+                    if not has_before[d]:
+                        has_before[d] = True
+                        touched[n] = d
+                        n += 1
+                    before[d] = _log_add(before[d], mass)
+                    reach = max(reach, stime[d])
+            a += 1
+        start = min(l + 1, first_final)  # the earliest time at which a state holds a suffix mass
+        a = first_arc[min(l + 1, first_arc.shape[0] - 1)] - 1
+        while a >= 0 and stime[arc_src[a]] + 1 >= start:
             s, d = arc_src[a], arc_dst[a]
+            if not has_after[s]:
+                has_after[s], after[s] = True, final_logp[s]
+                touched[n] = s
+                n += 1
             if arc_olabel[a] == 0:
-                after[s] = _log_add(after[s], logp[a] + after[d])
-            elif time[a] > lo[i]:
-                after[s] = _log_add(after[s], logp[a] + beta[d])
+                after[s] = _log_add(after[s], logp[a] + _suffix(d, l, stime, beta, after, has_after, final_logp))
+            if after[s] > -np.inf:
+                start = min(start, stime[s])
+            a -= 1
         mass = -np.inf
-        for a in range(num_arcs):
+        for a in range(first_arc[max(start - 1, 0)], first_arc[max(reach, h) + 1]):  # where both can be finite
             if arc_olabel[a] == words[i]:
-                forward = alpha[arc_src[a]] if time[a] <= hi[i] else before[arc_src[a]]
-                backward = beta[arc_dst[a]] if time[a] >= lo[i] else after[arc_dst[a]]
+                s, d, t = arc_src[a], arc_dst[a], stime[arc_src[a]]
+                forward = alpha[s] if t <= h else before[s]
+                backward = beta[d] if t >= l else _suffix(d, l, stime, beta, after, has_after, final_logp)
                 mass = _log_add(mass, forward + logp[a] + backward)
         out[i] = min(1.0, np.exp(mass - total))
+        for k in range(n):  # back to unset, for the next word
+            v = touched[k]
+            before[v], after[v], has_before[v], has_after[v] = -np.inf, -np.inf, False, False
     return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _suffix(d, lo, stime, beta, after, has_after, final_logp):
+    """The mass of suffixes from state ``d`` whose first word arc is after ``lo`` (or none)."""
+    if stime[d] > lo:
+        return beta[d]
+    return after[d] if has_after[d] else final_logp[d]
