@@ -197,6 +197,8 @@ def line_of(text, fragment):
     (edit("\\end\\\n", ""), None, "file ends before '\\\\end\\\\'"),
     (edit("\\end\\", "\\end\\\nmore"), line_of(TINY, "\\end\\") + 1, "after '\\\\end\\\\'"),
     (edit("\\2-grams:", "\\3-grams:"), line_of(TINY, "\\2-grams:"), "expected '\\\\2-grams:'"),
+    (edit("-0.4\ta b", "0.4\ta b"), line_of(TINY, "-0.4\ta b\t-0.25"), "log-probability 0.4 is above 0"),
+    (edit("-0.4\ta b\t-0.25", "-0.4\ta b\tinf"), line_of(TINY, "-0.4\ta b\t-0.25"), "back-off weight inf"),
 ])
 def test_malformed_files_name_the_line(tmp_path, text, line, message):
     path = write(tmp_path, text)
@@ -208,6 +210,14 @@ def test_malformed_files_name_the_line(tmp_path, text, line, message):
     assert str(path) in str(error)
     if line is not None:
         assert f"line {line}" in str(error)
+
+
+def test_a_byte_order_mark_is_dropped_and_a_gzip_file_is_named(tmp_path, tiny):
+    assert read_arpa(write(tmp_path, b"\xef\xbb\xbf" + TINY.encode(), "bom.arpa")).counts == tiny.counts
+    import gzip
+
+    with pytest.raises(ArpaFormatError, match="a gzip file: decompress it first"):
+        read_arpa(write(tmp_path, gzip.compress(TINY.encode()), "lm.arpa.gz"))
 
 
 def test_not_utf8_names_the_line(tmp_path):

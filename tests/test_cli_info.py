@@ -1,7 +1,9 @@
 import json
+import re
 import subprocess
 import sys
 
+import pytest
 import pywrapfst
 
 from wfst import read_fst
@@ -39,6 +41,17 @@ def test_save_cache_never_overwrites(tmp_path, capsys):
     assert target.read_bytes() == b"precious"
     assert main(["--example", "--save-cache", str(target), "--overwrite"]) == 0
     assert read_fst(target).same_as(read_fst(example_graph_path()))
+
+
+@pytest.mark.parametrize("where, message", [
+    ("", "give a file path"), (".", "give a file path"), ("missing/g.wfst", "folder .*missing does not exist")])
+def test_save_cache_says_what_is_wrong_with_its_path(tmp_path, capsys, where, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["--example", "--save-cache", where])
+    assert stop.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_graph_is_a_clean_error(tmp_path, capsys):

@@ -117,6 +117,23 @@ def test_g_scores_sentences_as_the_arpa_model(model):
         assert walk_cost(graph.fst, graph.words, sentence) == pytest.approx(sentence_cost(model, sentence), abs=1e-4)
 
 
+def test_g_leaves_out_ngrams_and_back_offs_of_probability_zero(tmp_path):
+    """-inf in an ARPA file (probability 0): an infinite arc in G made
+    determinization run forever; G leaves such arcs out."""
+    path = tmp_path / "lm.arpa"
+    path.write_text("\\data\\\nngram 1=5\nngram 2=4\n\n\\1-grams:\n-0.8 <s> -0.3\n-0.8 </s>\n-0.7 the -inf\n"
+                    "-0.7 cat -0.2\n-0.7 dog -0.2\n\n\\2-grams:\n-0.3 <s> the\n-0.4 the cat\n-inf the dog\n"
+                    "-0.2 cat </s>\n\n\\end\\\n")
+    graph = build_g(path)
+    fst, words = graph.fst, graph.words
+    assert np.isfinite(fst.weight).all()
+    assert walk_cost(fst, words, ["the", "cat"]) == pytest.approx(LN10 * (0.3 + 0.4 + 0.2), abs=1e-5)
+    after_the = fst.nextstate[(fst.arc_sources() == fst.start) & (fst.ilabel == words["the"])][0]
+    labels_after_the = fst.ilabel[fst.arc_sources() == after_the]
+    assert words["cat"] in labels_after_the and words["dog"] not in labels_after_the
+    assert words["#0"] not in labels_after_the  # its back-off weight is -inf too
+
+
 def test_g_structure(model):
     graph = build_g(model)
     fst, words = graph.fst, graph.words

@@ -353,14 +353,18 @@ def read_arpa(path: str | os.PathLike, encoding: str = "utf-8") -> NgramModel:
     Text before ``\\data\\`` is ignored. Fields are separated by ASCII
     whitespace; ``encoding`` must be ASCII-compatible (UTF-8, Latin-1, ...).
     Each section must hold exactly the count its ``ngram n=count`` line
-    announces; the top order must have no back-off weights. Rows are sorted, so
+    announces; the top order must have no back-off weights. A log-probability
+    must be at most 0 and a back-off weight below infinity; ``-inf`` (probability
+    0) is kept, and G leaves such n-grams and back-offs out. Rows are sorted, so
     the file's n-gram order is free. Every problem raises
     :class:`ArpaFormatError` (a ``ValueError``) naming ``path`` and the 1-based
     line. Vectorised: about 1.5 s per million n-grams on one slow core.
     """
     path = os.fspath(path)
     with open(path, "rb") as stream:
-        data = stream.read()
+        data = stream.read().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as Windows editors write
+    if data.startswith(b"\x1f\x8b"):
+        raise ArpaFormatError("a gzip file: decompress it first (gunzip)", path)
     try:
         data.decode(encoding)
     except UnicodeDecodeError as error:
@@ -522,6 +526,14 @@ class _Section:
         backoff = np.zeros(len(self.first))
         with_backoff = np.flatnonzero(self.fields == n + 2)
         backoff[with_backoff] = self._floats(self.first[with_backoff] + n + 1, "back-off weight")
+        above = np.flatnonzero(logprob > 0)
+        if len(above):
+            raise ArpaFormatError(f"log-probability {logprob[above[0]]} is above 0: a probability above 1",
+                                  self.path, self.lines[above[0]])
+        above = np.flatnonzero(backoff == math.inf)
+        if len(above):
+            raise ArpaFormatError("back-off weight inf: back-off weights are finite log10 values (or -inf)",
+                                  self.path, self.lines[above[0]])
         ids = np.empty((len(self.first), n), dtype=np.int32)
         for j in range(n):
             field = self.first + 1 + j

@@ -98,12 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.example == bool(args.graph):
         parser.error("give a graph file or --example (not both)")
     path = example_graph_path() if args.example else args.graph
-    if args.save_cache and os.path.exists(args.save_cache) and not args.overwrite:
-        parser.error(f"{args.save_cache} exists; pass --overwrite to replace it")
+    if args.save_cache is not None:
+        folder = os.path.dirname(os.path.abspath(args.save_cache))
+        if not args.save_cache or os.path.isdir(args.save_cache):
+            parser.error(f"--save-cache {args.save_cache!r}: give a file path, e.g. graph.wfst")
+        if not os.path.isdir(folder):
+            parser.error(f"--save-cache {args.save_cache}: the folder {folder} does not exist")
+        if os.path.exists(args.save_cache) and not args.overwrite:
+            parser.error(f"{args.save_cache} exists; pass --overwrite to replace it")
     try:
         config = DecoderConfig(max_active=args.max_active, min_active=min(200, args.max_active))
         info, fst, memory = graph_info(path, config, args.lanes, args.channels)
-        if args.save_cache:
+        if args.save_cache is not None:
             fst.save(args.save_cache)
     except (WfstError, OSError) as error:
         print(f"wfst-info: error: {error}", file=sys.stderr)
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(info, indent=2))
     else:
         _print_report(info, memory)
-        if args.save_cache:
+        if args.save_cache is not None:
             print(f"\ncache written to {args.save_cache}")
     return 0
 

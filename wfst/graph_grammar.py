@@ -92,6 +92,8 @@ def grammar_fst(model: NgramModel, word_ids: np.ndarray, backoff_label: int) -> 
     if not np.isfinite(final).any():
         raise GraphBuildError("no n-gram ending in </s> was kept: G would have no final state")
     src, dst, ilabel, cost, final, start, redundant = _drop_redundant(*arcs, final, start, histories, backoff_label)
+    possible = np.isfinite(cost)  # an n-gram or back-off of probability 0 (-inf in the ARPA file) makes no arc
+    src, dst, ilabel, cost = src[possible], dst[possible], ilabel[possible], cost[possible]
     order = np.lexsort((ilabel, src))
     fst = CsrFst.from_arcs(len(final), start, final, src[order], dst[order], ilabel[order],
                            np.where(ilabel[order] == backoff_label, 0, ilabel[order]), cost[order]).validate()
