@@ -122,14 +122,14 @@ def _region_posteriors(arc_src, arc_dst, arc_olabel, stime, first_arc, logp, fin
     num_states, num_arcs = alpha.shape[0], arc_src.shape[0]
     total = beta[0]
     out = np.zeros(words.shape[0])
-    before, after = np.full(num_states, -np.inf), np.full(num_states, -np.inf)  # where set, as flagged
-    has_before, has_after = np.zeros(num_states, np.bool_), np.zeros(num_states, np.bool_)
+    before, after = np.full(num_states, -np.inf), np.full(num_states, -np.inf)  # -inf: none (yet)
+    has_after = np.zeros(num_states, np.bool_)  # after[s] set (its final cost at least; it may be -inf)
     touched = np.empty(2 * num_states, np.int64)  # the states set for this word (each at most twice)
     for i in range(words.shape[0]):
         h, l, n = hi[i], lo[i], 0
         reach = h - 1  # the latest time at which a state holds a prefix mass
         if stime[0] >= h:
-            before[0], has_before[0] = 0.0, True
+            before[0] = 0.0
             touched[n] = 0
             n += 1
             reach = max(reach, stime[0])
@@ -142,8 +142,7 @@ def _region_posteriors(arc_src, arc_dst, arc_olabel, stime, first_arc, logp, fin
                 else:
                     mass = (alpha[s] if stime[s] < h else before[s]) + logp[a]
                 if mass > -np.inf:
-                    if not has_before[d]:
-                        has_before[d] = True
+                    if before[d] == -np.inf:
                         touched[n] = d
                         n += 1
                     before[d] = _log_add(before[d], mass)
@@ -172,7 +171,7 @@ def _region_posteriors(arc_src, arc_dst, arc_olabel, stime, first_arc, logp, fin
         out[i] = min(1.0, np.exp(mass - total))
         for k in range(n):  # back to unset, for the next word
             v = touched[k]
-            before[v], after[v], has_before[v], has_after[v] = -np.inf, -np.inf, False, False
+            before[v], after[v], has_after[v] = -np.inf, -np.inf, False
     return out
 
 

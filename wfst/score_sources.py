@@ -131,12 +131,11 @@ def _kaldi_source(spec: str, flags: list[str], target: str) -> ScoreSource:
         try:
             lines = stream.read().splitlines()
         finally:
-            status = stream.close()  # a pipe's: its command's exit status (shifted, as os.popen's)
+            status = stream.close()  # a pipe's command's status (see _command_failed), None for 0
     except (OSError, UnicodeDecodeError) as error:
         raise ScoreSourceError(f"scores {spec!r}: cannot read the scp index: {error}") from None
     if status:
-        raise ScoreSourceError(f"scores {spec!r}: the command exited with status {status >> 8}; see its messages "
-                               "above")
+        raise _command_failed(spec, status, "")
     index = []
     for number, line in enumerate(lines, 1):
         fields = line.strip().split(None, 1)
@@ -178,10 +177,16 @@ def _read_ark(spec: str, target: str) -> Iterator[tuple[str, Loader]]:
             after, count = f"after utterance {utt_id!r}", count + 1
             yield utt_id, lambda matrix=matrix: matrix
     finally:
-        status = stream.close()  # a pipe's: its command's exit status (shifted, as os.popen's), None for 0
+        status = stream.close()  # a pipe's command's status (see _command_failed), None for 0
     if status:
-        raise ScoreSourceError(f"scores {spec!r}: the command exited with status {status >> 8} after "
-                               f"{count} utterance(s); see its messages above")
+        raise _command_failed(spec, status, f" after {count} utterance(s)")
+
+
+def _command_failed(spec: str, status: int, when: str) -> ScoreSourceError:
+    """The error for a SCORES command that failed: ``status`` as a stream of
+    ``open_like_kaldi`` closes (the exit status shifted, as ``os.popen``'s)."""
+    return ScoreSourceError(f"scores {spec!r}: the command exited with status {status >> 8}{when}; see its "
+                            "messages above")
 
 
 # ------------------------------------------------------------ npz and .npy
