@@ -63,9 +63,9 @@ def test_lanes_channels_and_capacities_scale_linearly():
     Q, X, P = config.token_capacity, config.arc_capacity, fst.max_ilabel
     assert Q == 4000 and X == 12000 and hash_slots(Q) == 8192
     W = 256  # WINDOW_TABLE_FRAMES
-    assert one.per_lane == 224 * Q + 280 * X + 16 * 8192 + 4 * P * 64 + 76 * W + 528
+    assert one.per_lane == 188 * Q + 220 * X + 16 * 8192 + 4 * P * 64 + 64 * W + 564
     assert one.per_channel == 8 * Q + 64
-    assert one.pinned_host == 72 * Q + 120 * X + 12 * W + 4 * P * 64 + 472
+    assert one.pinned_host == 36 * Q + 60 * X + 4 * P * 64 + 508
     bigger = budget(fst, DecoderConfig(max_active=2000))
     assert bigger.per_lane > one.per_lane and bigger.per_channel == 2 * one.per_channel - 64
 
@@ -91,8 +91,31 @@ def test_budget_check_raises_before_allocation_with_advice():
     assert budget(fst, lanes=memory.max_lanes(10**9)).device_total <= 10**9
 
 
+def test_pinned_memory_beyond_the_host_s_is_a_budget_error_and_caps_the_default_lanes():
+    from wfst.cuda_backend import default_lanes
+
+    fst = read_fst(example_graph_path())
+    memory = budget(fst, lanes=64)
+    assert memory.check(memory.device_total, memory.pinned_host) is memory
+    with pytest.raises(MemoryBudgetError, match=r"pinned \(page-locked\) host memory.* use at most 63 lanes"):
+        memory.check(memory.device_total, memory.pinned_host - 1)
+    one = budget(fst, lanes=1)
+    assert default_lanes(one, 10**13) == 256
+    assert default_lanes(one, 10**13, int(10 * one.pinned_host / 0.9) + 10) == 10
+    assert default_lanes(one, 10**13, 0) == 1
+
+
 @pytest.mark.parametrize("kwargs", [{"lanes": 0}, {"lanes": 4, "channels": 2}, {"chunk_frames": 0},
                                     {"lanes": True}])
 def test_bad_budget_arguments(kwargs):
     with pytest.raises(ConfigError):
         budget(read_fst(example_graph_path()), **kwargs)
+
+
+def test_numpy_lane_counts_do_not_wrap():
+    """int32 lanes times a lane's bytes would wrap in numpy arithmetic."""
+    fst = read_fst(example_graph_path())
+    want = budget(fst, DecoderConfig(), lanes=2048, chunk_frames=64)
+    got = budget(fst, DecoderConfig(), lanes=np.int32(2048), chunk_frames=np.int32(64))
+    assert got.as_dict() == want.as_dict()
+    assert want.pinned_host > 2**31

@@ -119,6 +119,33 @@ def test_lattice_windows_of_any_length_give_the_cpu_s_results(monkeypatch, frame
         assert windows - kept > utterances  # and pools that fill send before it
 
 
+@pytest.mark.parametrize("send_frames", [1, 2])
+def test_a_small_packed_buffer_sends_pools_early_with_the_cpu_s_results(monkeypatch, send_frames):
+    """A packed buffer of ``send_frames`` worst-case frames per lane: the plan
+    sends the fullest pools early so that every step's sends fit (with one
+    frame, every pool at every step: nothing stays on the device), and the
+    lattices are still the CPU's."""
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_SEND_CAPACITY", send_frames)
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_FRAMES", 3)
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_LAG", 1)
+    early = kept = held_back = 0
+    for seed in range(6):
+        fst = random_graph(700 + seed, max_states=14)
+        config = DecoderConfig(beam=float(6 + seed % 5), max_active=8, min_active=seed % 2,
+                               lattice_beam=float(seed % 5), token_queue_capacity=max(8, fst.num_states),
+                               arc_queue_capacity=max(24, 3 * fst.num_states, fst.num_arcs),
+                               use_final_probs=seed != 3)
+        batch = [random_scores(seed * 13 + i, 9 + 8 * i) for i in range(3)]
+        cpu, gpu = _pair(fst, config, lanes=2)
+        _same_decodes(cpu, gpu, batch)
+        early += gpu._cuda.stats["early_sends"]
+        kept += gpu._cuda.stats["windows_kept"]
+        held_back += gpu._cuda.stats["held_back"]
+    assert early > 0
+    if send_frames == 1:
+        assert kept == held_back == 0
+
+
 def test_a_frame_table_smaller_than_a_window_is_refused(monkeypatch):
     from wfst.errors import ConfigError
 

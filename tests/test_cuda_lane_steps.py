@@ -10,6 +10,8 @@ from wfst.cuda_lane_steps import LOST, NEGATIVE_CYCLE, SEARCHED, close_step, ove
 from wfst.cuda_window_plan import plan_windows
 
 LANES, Q, X, W, PERIOD, LAG, CAPACITY, TF = 37, 50, 80, 6, 4, 2, 5, 24
+FRAME_WORDS = 3 + 3 * Q + 5 * X  # a worst-case frame's packed words
+PACKED = layout.WINDOW_HEADER + LANES * (2 * FRAME_WORDS + 2)  # room for one more per lane: some lanes send early
 
 
 def _lane_params_model(params, busy, row, on_host, chunk_rows):
@@ -37,7 +39,7 @@ def _close_step_model(counters, busy, row, rows, finishing, params, window):
     good = ran & ~cycle & ~lost
     sizes = np.minimum(counters[:, [layout.C_NTOK, layout.C_NLINK]], [Q, X]).astype(np.int64)
     plan = plan_windows(params, good, ended, finishing, row, sizes, *window, PERIOD, LAG, Q, X, CAPACITY * Q,
-                        CAPACITY * X, TF)
+                        CAPACITY * X, TF, PACKED)
     expanded = int(counters[ran, layout.C_EXPANDED].sum())
     frames = int((ran & (row >= 0)).sum())
     how = np.where(cycle, NEGATIVE_CYCLE, np.where(lost, LOST, SEARCHED))
@@ -94,7 +96,7 @@ def test_a_searched_step_closes_as_the_numpy_rules_over_many_steps():
     params = np.zeros((LANES, layout.LANE_PARAMS), np.int64)
     params[:, layout.P_CHANNEL] = rng.permutation(LANES)
     window = _window_state()
-    seen = set()
+    seen, early = set(), 0
     for _ in range(300):
         free = ~busy & (rng.random(LANES) < 0.5)
         busy[free], row[free], rows[free] = True, -1, rng.integers(1, 30, int(free.sum()))
@@ -104,10 +106,12 @@ def test_a_searched_step_closes_as_the_numpy_rules_over_many_steps():
         model = [a.copy() for a in state]
         want = _close_step_model(counters, model[0], model[1], rows, finishing, model[2], model[3:])
         got = close_step(counters, busy, row, rows, finishing, params, *window, PERIOD, LAG, Q, X, CAPACITY * Q,
-                         CAPACITY * X, TF)
+                         CAPACITY * X, TF, PACKED)
         _same(got, want)
         _same(state, model)
-        seen.update(got[7].tolist())
+        assert got[3] <= PACKED
+        early += got[6]
+        seen.update(got[8].tolist())
         keepers = got[2]
         window[4][keepers] = rng.integers(0, 2 * Q, (keepers.size, 2))  # the device's report of each kept pool
-    assert seen == {SEARCHED, LOST, NEGATIVE_CYCLE}
+    assert seen == {SEARCHED, LOST, NEGATIVE_CYCLE} and early > 0

@@ -37,13 +37,19 @@ class _Lane:
         self.kept, self.kept_sizes, self.frames, self.starts = 0, (0, 0), [], False
 
 
+def _words(frames, tokens, links):
+    return 3 * frames + 3 * tokens + 5 * links
+
+
 def _model_step(lanes, good, ended, finishing, row, sizes, channels, period, most, Q, X, pool_tokens, pool_links, W,
-                TF):
-    """The plan of one step, lane by lane: (window slots of params, sent channels, starts, keeping lanes, words)."""
-    slots, sent_channels, sent_starts, keepers, tokens, links = [], [], [], [], 0, 0
+                TF, packed_words):
+    """The plan of one step, lane by lane: (window slots of params, sent channels, starts, keeping lanes, words,
+    lanes sent early)."""
+    slots, plans, after = [], [], []
     for lane, w in enumerate(lanes):
         held = np.array(w.kept_sizes, np.int64) + np.sum(w.frames + [(0, 0)], axis=0, dtype=np.int64)
         slot = [w.kept + len(w.frames) if good[lane] else -1, held[0], held[1], layout.FLUSH_NONE, 0, w.kept]
+        kind, lag, holds = layout.FLUSH_NONE, 0, 0
         if good[lane]:
             if not w.kept and not w.frames:
                 w.starts = row[lane] < 0
@@ -53,7 +59,6 @@ def _model_step(lanes, good, ended, finishing, row, sizes, channels, period, mos
             regular = (row[lane] + lane) % period == period - 1
             full = n >= W or held[0] + Q > (pool_tokens // Q) * Q or held[1] + X > (pool_links // X) * X
             if ended[lane] or regular or full:
-                lag = 0
                 while (not ended[lane] and lag < most and n - (lag + 1) >= 1
                        and np.all(np.sum(w.frames[n - lag - 1:], axis=0) <= [pool_tokens // 2, pool_links // 2])):
                     lag += 1
@@ -63,32 +68,62 @@ def _model_step(lanes, good, ended, finishing, row, sizes, channels, period, mos
                     kind = layout.FLUSH_KEEP
                 else:
                     kind = layout.FLUSH_SEND
-                moved, w.frames = w.frames[:n - lag], w.frames[n - lag:]
-                if kind == layout.FLUSH_KEEP:
-                    keepers.append(lane)
-                    w.kept += len(moved)
-                    w.kept_sizes = None
-                else:
-                    sent_channels += [channels[lane]] * (w.kept + len(moved))
-                    sent_starts += [w.starts] + [False] * (w.kept + len(moved) - 1)
-                    tokens += w.kept_sizes[0] + sum(t for t, _ in moved)
-                    links += w.kept_sizes[1] + sum(x for _, x in moved)
-                    w.kept, w.kept_sizes, w.starts = 0, (0, 0), False
-                slot[3:5] = [kind, lag]
+            if kind in (layout.FLUSH_NONE, layout.FLUSH_KEEP):
+                holds = _words(w.kept + n, *held)
+            elif not ended[lane]:
+                holds = sum(_words(1, t, x) for t, x in w.frames[n - lag:])
+        elif not ended[lane]:  # a lane that searched no frame keeps what it holds
+            holds = _words(w.kept + len(w.frames), *held)
+        slots.append(slot)
+        plans.append([kind, lag])
+        after.append(holds)
+    # early sends: the lanes that hold most (the lower lane first among equals) until the next step surely fits
+    early = []
+    need = layout.WINDOW_HEADER + sum(after) + len(lanes) * (2 + _words(1, Q, X))
+    for lane in sorted(range(len(lanes)), key=lambda k: -after[k]):
+        if need <= packed_words or not after[lane]:
+            break
+        if good[lane] and not ended[lane]:
+            plans[lane] = [layout.FLUSH_SEND, 0]
+            need -= after[lane]
+            early.append(lane)
+    assert need <= packed_words
+    sent_channels, sent_starts, keepers, tokens, links = [], [], [], 0, 0
+    for lane, w in enumerate(lanes):
+        kind, lag = plans[lane]
+        slots[lane][3:5] = [kind, lag]
+        if kind != layout.FLUSH_NONE:
+            n = len(w.frames)
+            moved, w.frames = w.frames[:n - lag], w.frames[n - lag:]
+            if kind == layout.FLUSH_KEEP:
+                keepers.append(lane)
+                w.kept += len(moved)
+                w.kept_sizes = None
+            else:
+                sent_channels += [channels[lane]] * (w.kept + len(moved))
+                sent_starts += [w.starts] + [False] * (w.kept + len(moved) - 1)
+                tokens += w.kept_sizes[0] + sum(t for t, _ in moved)
+                links += w.kept_sizes[1] + sum(x for _, x in moved)
+                w.kept, w.kept_sizes, w.starts = 0, (0, 0), False
         if ended[lane]:
             w.kept, w.kept_sizes, w.frames, w.starts = 0, (0, 0), [], False
-        slots.append(slot)
-    words = (layout.WINDOW_HEADER + 2 * len(keepers) + 3 * len(sent_channels) + 3 * tokens + 5 * links
+    words = (layout.WINDOW_HEADER + 2 * len(keepers) + _words(len(sent_channels), tokens, links)
              if sent_channels or keepers else 0)
-    return slots, sent_channels, sent_starts, keepers, words
+    return slots, sent_channels, sent_starts, keepers, words, early
 
 
+@pytest.mark.parametrize("room", [None, 0, 1])
 @pytest.mark.parametrize("seed", range(6))
-def test_the_plan_matches_a_lane_by_lane_model(seed):
+def test_the_plan_matches_a_lane_by_lane_model(seed, room):
+    """``room``: worst-case frames per lane the packed buffer holds beyond the
+    one each lane may add (None: ample): with less, lanes send early, and no
+    step's sends exceed it."""
     rng = np.random.default_rng(seed)
     L, period, most, W, TF = 9, 5, 3, 8, 20
     Q, X = 50, 80
     pool_tokens, pool_links = 4 * Q, 4 * X
+    reserve = 2 + _words(1, Q, X)
+    packed_words = layout.WINDOW_HEADER + L * (reserve + (room if room is not None else 100) * _words(1, Q, X))
     params = np.zeros((L, layout.LANE_PARAMS), np.int64)
     params[:, layout.P_CHANNEL] = rng.permutation(3 * L)[:L]
     window_frames = np.zeros(L, np.int64)
@@ -99,7 +134,7 @@ def test_the_plan_matches_a_lane_by_lane_model(seed):
     row = rng.integers(-1, 4, L)
     lanes = [_Lane() for _ in range(L)]
     kinds = np.zeros(4, np.int64)
-    held = 0
+    held = early_sends = 0
     for _ in range(80):
         ran = rng.random(L) < 0.9
         good = ran & (rng.random(L) < 0.95)
@@ -107,15 +142,17 @@ def test_the_plan_matches_a_lane_by_lane_model(seed):
         finishing = rng.random(L) < 0.5
         sizes = np.stack([rng.integers(0, Q // 2 + 1, L), rng.integers(0, X // 2 + 1, L)], axis=1)
         want = _model_step(lanes, good, ended, finishing, row, sizes, params[:, layout.P_CHANNEL], period, most, Q,
-                           X, pool_tokens, pool_links, W, TF)
-        channels, starts, keepers, words, flushing, held_back = plan_windows(
+                           X, pool_tokens, pool_links, W, TF, packed_words)
+        channels, starts, keepers, words, flushing, held_back, early = plan_windows(
             params, good, ended, finishing, row, sizes, window_frames, window_sizes, window_starts, kept_frames,
-            kept_sizes, period, most, Q, X, pool_tokens, pool_links, TF)
+            kept_sizes, period, most, Q, X, pool_tokens, pool_links, TF, packed_words)
         got_slots = params[:, [layout.P_WIN_FRAME, layout.P_WIN_TOK, layout.P_WIN_LINK, layout.P_FLUSH,
                                layout.P_LAG, layout.P_KEPT]]
         assert got_slots.tolist() == want[0]
         assert channels.tolist() == want[1] and starts.tolist() == want[2] and keepers.tolist() == want[3]
-        assert words == want[4]
+        assert words == want[4] and words <= packed_words
+        assert early == len(want[5])
+        early_sends += early
         flushed = params[:, layout.P_FLUSH][good]
         assert flushing == int((flushed != layout.FLUSH_NONE).sum()) and held_back == sum(s[4] for s in want[0])
         kinds += np.bincount(flushed, minlength=4)
@@ -135,4 +172,22 @@ def test_the_plan_matches_a_lane_by_lane_model(seed):
             assert window_starts[lane] == w.starts or not (w.frames or w.kept)  # (read when the pool next opens)
             assert window_sizes[lane, :len(w.frames)].tolist() == [list(f) for f in w.frames]
             assert not window_sizes[lane, len(w.frames):].any()
-    assert kinds[1:].min() > 10 and held > 5  # every kind of flush was exercised, and frames held back
+    if room is None:
+        assert kinds[1:].min() > 10 and held > 5  # every kind of flush was exercised, and frames held back
+        assert early_sends == 0
+    else:
+        assert early_sends > 10
+    if room == 0:  # nothing may stay on the device past its step
+        assert kinds[layout.FLUSH_KEEP] == 0 and held == 0
+
+
+def test_a_packed_buffer_without_a_worst_case_frame_per_lane_is_an_error():
+    L, Q, X = 2, 5, 7
+    params = np.zeros((L, layout.LANE_PARAMS), np.int64)
+    args = (params, np.ones(L, bool), np.zeros(L, bool), np.zeros(L, bool), np.zeros(L, np.int64),
+            np.ones((L, 2), np.int64), np.zeros(L, np.int64), np.zeros((L, 4, 2), np.int64), np.zeros(L, bool),
+            np.zeros(L, np.int64), np.zeros((L, 2), np.int64), 2, 1, Q, X, 4 * Q, 4 * X, 8)
+    enough = layout.WINDOW_HEADER + L * (2 + _words(1, Q, X))
+    plan_windows(*args, enough)
+    with pytest.raises(ValueError, match="worst-case frame per lane"):
+        plan_windows(*args, enough - 1)

@@ -21,7 +21,7 @@ graph with fewer than 65,537 score columns, i.e. all of them in practice
 
 Per lane (working memory of one batch slot, reset each frame)::
 
-    lane = 224 Q + 280 X + 16 H + 4 P F + 76 W + 528
+    lane = 188 Q + 220 X + 16 H + 4 P F + 64 W + 564
 
 (token queue: hash slot, state, cost, best link, BFS hops and best arc, 6 x 4
 bytes, plus the 64-bit prefix sum of the expanded tokens' out-degrees, 8 (Q + 1);
@@ -34,9 +34,10 @@ ranges; the lattice window,
 room for ``WINDOW_CAPACITY`` = 6 worst-case frames, 20 bytes per token (state,
 cost, best link, extra cost, new index) and 24 per link (source, destination,
 arc, acoustic cost, excess, new index), and 64 per frame of its frame table:
-6 (20 Q + 24 X) + 64 W; the pruned windows packed for the copy to the host, 12
-bytes per token, 20 per link and 12 per frame, and 8 for the lane's pool size:
-6 (12 Q + 20 X) + 12 W + 8.)
+6 (20 Q + 24 X) + 64 W; its share of the pruned windows packed for the copy
+to the host, room for ``WINDOW_SEND_CAPACITY`` = 3 worst-case frames, 12 bytes
+per token, 20 per link and 12 per frame, and 8 for the lane's pool size:
+3 (12 Q + 20 X + 12) + 8.)
 
 Per channel (an utterance's saved frontier between frames and chunks)::
 
@@ -45,7 +46,7 @@ Per channel (an utterance's saved frontier between frames and chunks)::
 Pinned host memory (packed windows, score staging, counters, and
 ``PARAM_UPLOAD_SLOTS`` = 2 slots of 104 bytes the step's parameters are uploaded from)::
 
-    pinned = L (72 Q + 120 X + 12 W + 4 P F + 472)
+    pinned = L (36 Q + 60 X + 4 P F + 508)
 
 Total device memory: ``fst + L * lane + C * channel``.
 """
@@ -96,6 +97,20 @@ prunes only while the pool would still take one if nothing were pruned. On the
 full TLG, 4 sent 3.7% of the tokens searched to the host (longer utterances'
 pools filled and were sent, pruned against their newest frame only), 6 sent
 0.75%, 8 no fewer."""
+WINDOW_SEND_CAPACITY = 3
+"""Worst-case frames (Q tokens, X links) per lane the packed buffer holds: the
+windows a step's flushes send, packed for the copy to the host, on the device
+and pinned. The host's plan keeps every step within it: when what the lanes'
+pools hold and a worst-case frame each might not fit at the next step, the
+lanes that hold most send their pools now
+(:func:`wfst.cuda_window_plan.plan_windows`). Fewer: 12 Q + 20 X bytes less
+per lane each, on the device and pinned, and pools sent early more often
+(pruned against a nearer frame, so more of their tokens reach the host). On the
+full TLG (lm-medium, beam 15), what the pools held after a step averaged at
+most 0.89 worst-case frames per lane at 512 lanes and 1.41 at 8 lanes (a
+frame is about 3% of the worst case), so 3 sends none early there; it was
+``WINDOW_CAPACITY`` = 6, the pools' own size, before the plan kept steps
+within it."""
 WINDOW_TABLE_FRAMES = 256
 """Frames a lane's pool holds at most (its frame table): the frames its flushes
 pruned and kept on the device (so the host gets an utterance's lattice once, at
@@ -114,10 +129,10 @@ def score_column_bytes(num_columns: int) -> int:
     return 2 if num_columns <= 1 << 16 else 4
 
 
-def packed_lane_bytes(pool_tokens: int, pool_links: int, table_frames: int) -> int:
-    """A lane's share of the packed buffer: a full window pool, its frame counts and its pool size."""
-    return (SEGMENT_TOKEN_BYTES * pool_tokens + SEGMENT_LINK_BYTES * pool_links + SEGMENT_FRAME_BYTES * table_frames
-            + POOL_REPORT_BYTES)
+def packed_lane_bytes(frames: int, Q: int, X: int) -> int:
+    """A lane's share of the packed buffer: ``frames`` worst-case frames (``Q``
+    tokens and ``X`` links each, and their counts) and its pool size."""
+    return frames * (SEGMENT_TOKEN_BYTES * Q + SEGMENT_LINK_BYTES * X + SEGMENT_FRAME_BYTES) + POOL_REPORT_BYTES
 
 
 def hash_slots(token_capacity: int) -> int:
@@ -153,9 +168,15 @@ class MemoryBudget:
         room = device_bytes - self.device_fst
         return max(0, room // (self.per_lane + self.per_channel))
 
-    def check(self, device_bytes: int) -> "MemoryBudget":
+    def max_lanes_pinned(self, host_bytes: int) -> int:
+        """Most lanes whose pinned host memory fits in ``host_bytes``."""
+        return host_bytes // (self.pinned_host // self.lanes)
+
+    def check(self, device_bytes: int, host_bytes: int | None = None) -> "MemoryBudget":
         """Raise :class:`MemoryBudgetError` if this budget does not fit in
-        ``device_bytes`` (e.g. the free memory of the GPU), saying what to change."""
+        ``device_bytes`` (e.g. the free memory of the GPU), or its pinned
+        (page-locked) memory in ``host_bytes`` of host memory (None: not
+        checked), saying what to change."""
         if self.device_fst > device_bytes:
             raise MemoryBudgetError(
                 f"the graph alone needs {_size(self.device_fst)} of device memory, {_size(device_bytes)} "
@@ -170,6 +191,11 @@ class MemoryBudget:
                 f"{self.lanes} lanes and {self.channels} channels need {_size(self.device_total)} of device "
                 f"memory, {_size(device_bytes)} available: {advice} or a smaller max_active / "
                 "token_queue_capacity")
+        if host_bytes is not None and self.pinned_host > host_bytes:
+            raise MemoryBudgetError(
+                f"{self.lanes} lanes need {_size(self.pinned_host)} of pinned (page-locked) host memory, "
+                f"{_size(host_bytes)} of host memory available: use at most {self.max_lanes_pinned(host_bytes)} "
+                "lanes or a smaller max_active / token_queue_capacity")
         return self
 
     def as_dict(self) -> dict:
@@ -213,6 +239,7 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     for name, value in (("lanes", lanes), ("channels", channels), ("chunk_frames", chunk_frames)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    lanes, channels, chunk_frames = int(lanes), int(channels), int(chunk_frames)  # (numpy ints would wrap)
     if channels < lanes:
         raise ConfigError(f"channels ({channels}) must be at least lanes ({lanes})")
     if pdf_map is not None and np.size(pdf_map) == 0:
@@ -223,7 +250,7 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     device_fst = sum(np.dtype(dtype).itemsize * length for dtype, length in arrays.values())
     window = (WINDOW_CAPACITY * (WINDOW_TOKEN_BYTES * Q + WINDOW_LINK_BYTES * X)
               + WINDOW_FRAME_BYTES * WINDOW_TABLE_FRAMES)
-    packed = packed_lane_bytes(WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, WINDOW_TABLE_FRAMES)
+    packed = packed_lane_bytes(WINDOW_SEND_CAPACITY, Q, X)
     per_lane = (TOKEN_QUEUE_BYTES * Q + 8 + ARC_QUEUE_BYTES * X + HASH_SLOT_BYTES * hash_slots(Q)
                 + 4 * P * chunk_frames + LANE_COUNTER_BYTES + LANE_PARAM_BYTES + LANE_SPAN_BYTES + window + packed)
     per_channel = CHANNEL_TOKEN_BYTES * Q + CHANNEL_COUNTER_BYTES

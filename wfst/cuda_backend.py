@@ -44,14 +44,18 @@ HOST_PRUNE_INTERVALS x ``prune_interval`` frames (the results do not depend on i
 DEFAULT_MAX_LANES = 256
 FREE_MEMORY_SHARE = 0.9
 """Default lane count: as many as fit in this share of the free device memory,
-at most DEFAULT_MAX_LANES."""
+with their pinned buffers in this share of the available host memory, at most
+DEFAULT_MAX_LANES."""
 
 DEFAULT_LANE_GROUPS = 1
 """Lane groups a run steps in turn (:mod:`wfst.cuda_lane_group`); ``CudaDecoder.lane_groups``."""
 
 
-def default_lanes(memory_one_lane, free_bytes: int) -> int:
-    return max(1, min(DEFAULT_MAX_LANES, memory_one_lane.max_lanes(int(free_bytes * FREE_MEMORY_SHARE))))
+def default_lanes(memory_one_lane, free_bytes: int, host_bytes: int | None = None) -> int:
+    lanes = min(DEFAULT_MAX_LANES, memory_one_lane.max_lanes(int(free_bytes * FREE_MEMORY_SHARE)))
+    if host_bytes is not None:
+        lanes = min(lanes, memory_one_lane.max_lanes_pinned(int(host_bytes * FREE_MEMORY_SHARE)))
+    return max(1, lanes)
 
 
 @dataclass(eq=False)
@@ -81,7 +85,7 @@ class CudaDecoder:
     def __init__(self, graph: DecodingGraph, config: DecoderConfig, lanes: int | None = None,
                  channels: int | None = None, pdf_map=None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
                  device_id: int = 0, threads: int = 1):
-        from .gpu import import_cupy
+        from .gpu import host_memory_available, import_cupy
 
         cupy = import_cupy()
         self.cupy = cupy
@@ -90,12 +94,13 @@ class CudaDecoder:
         self.device = cupy.cuda.Device(device_id)
         self.device.use()
         free, _ = cupy.cuda.runtime.memGetInfo()
+        host = host_memory_available()
         if lanes is None:
             lanes = default_lanes(budget(graph.fst, config, lanes=1, pdf_map=pdf_map, chunk_frames=chunk_frames),
-                                  free)
+                                  free, host)
         self.memory = budget(graph.fst, config, lanes=lanes, channels=channels, pdf_map=pdf_map,
                              chunk_frames=chunk_frames)
-        self.memory.check(free)  # MemoryBudgetError before anything is allocated
+        self.memory.check(free, host)  # MemoryBudgetError before anything is allocated
         if graph.num_columns > 0 and graph.column_of_ilabel.max() >= (1 << 31):
             raise ConfigError("score columns beyond int32")
         num_columns = graph.fst.max_ilabel if pdf_map is None else int(np.max(pdf_map)) + 1
@@ -120,7 +125,7 @@ class CudaDecoder:
         # counts as CPU time too); gc_seconds: the garbage collector's time during the runs (any thread's;
         # it holds the GIL, see wfst.gc_scope)
         self.stats = {"frames": 0, "expanded": 0, "retries": 0, "steps": 0, "windows": 0, "windows_kept": 0,
-                      "held_back": 0,
+                      "held_back": 0, "early_sends": 0,
                       "run_seconds": 0.0, "device_wait_seconds": 0.0, "lattice_wait_seconds": 0.0,
                       "host_cpu_seconds": 0.0, "gc_seconds": 0.0}
         self.channels = ChannelPool(g.channels)

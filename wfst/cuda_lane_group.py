@@ -36,7 +36,9 @@ calling thread then waits to get back.
 Each frame's lattice segments go to its lane's window on the device; a lane
 flushes its window (prunes it against its newest frame) every
 ``WINDOW_FRAMES`` frames (staggered over the lanes), when its pool could not
-take one more frame, and when its job ends. A flush before the job's end keeps
+take one more frame, and when its job ends; and where the next step's sends
+might not fit the packed buffer, the lanes that hold most send all they hold
+(early sends: :func:`wfst.cuda_window_plan.plan_windows`). A flush before the job's end keeps
 what it pruned in the lane's pool, compacted (``window_compact``), unless the
 pool would then not take a worst-case frame if nothing were pruned, or its frame
 table another window (then it sends all it holds); so the host gets an
@@ -172,14 +174,15 @@ class LaneGroup:
             self._append(self.pending)
             self.pending = None
         counters = self._retry_overflows(self._counters())
-        *entries, words, flushing, held_back, ended_lanes, how, expanded, frames = close_step(
+        *entries, words, flushing, held_back, early, ended_lanes, how, expanded, frames = close_step(
             counters, self.busy, self.row, self.rows, self.finishing, self.params, self.window_frames,
             self.window_sizes, self.window_starts, self.kept_frames, self.kept_sizes, g.window_period, g.window_lag,
-            g.Q, g.X, g.WT, g.WX, g.TF)
+            g.Q, g.X, g.WT, g.WX, g.TF, self.arrays.packed.size)
         stats = self.decoder.stats
         stats["windows"] += flushing
         stats["windows_kept"] += entries[2].size
         stats["held_back"] += held_back
+        stats["early_sends"] += early
         arrived = self._finish_step_on_device(words)
         done = []  # (job, how it ended) for the jobs whose last frame this was
         for lane, outcome in zip(ended_lanes.tolist(), how.tolist()):

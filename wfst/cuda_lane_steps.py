@@ -64,17 +64,17 @@ def overflowing(counters, params, tighten, Q, X):
 
 @numba.njit(cache=True)
 def close_step(counters, busy, row, rows, finishing, params, window_frames, window_sizes, window_starts,
-               kept_frames, kept_sizes, period, most, Q, X, pool_tokens, pool_links, table_frames):
+               kept_frames, kept_sizes, period, most, Q, X, pool_tokens, pool_links, table_frames, packed_words):
     """The outcome of a searched step of the ``busy`` lanes, from their
     ``counters`` (after the retries of overflowed lanes): a lane's job ends
     when this was its last row (``row`` + 1 of ``rows``), when the search met a
     negative-cost epsilon cycle, or when its queues still overflowed (lost);
     plans the lattice windows of the lanes whose frame is good
     (:func:`wfst.cuda_window_plan.plan_windows`, which sets ``params``' window
-    slots; ``finishing``, ``window_*``, ``kept_*`` and the sizes as it takes
-    them), then moves every busy lane to its next row and frees the lanes
+    slots; ``finishing``, ``window_*``, ``kept_*``, the sizes and the packed
+    buffer's ``packed_words`` as it takes them), then moves every busy lane to its next row and frees the lanes
     whose job ended (their windows emptied). Returns plan_windows' outputs
-    (channels, starts, keepers, words, flushing, held_back), the lanes whose
+    (channels, starts, keepers, words, flushing, held_back, early), the lanes whose
     job ended (int64, ascending) and how (:data:`SEARCHED`, :data:`LOST`,
     :data:`NEGATIVE_CYCLE`; int64), the tokens expanded and the emitting frames
     searched."""
@@ -97,9 +97,9 @@ def close_step(counters, busy, row, rows, finishing, params, window_frames, wind
         how[lane] = NEGATIVE_CYCLE if cycle else LOST if lost else SEARCHED
         expanded += c[C_EXPANDED]
         frames += row[lane] >= 0
-    channels, starts, keepers, words, flushing, held_back = plan_windows(
+    channels, starts, keepers, words, flushing, held_back, early = plan_windows(
         params, good, ended, finishing, row, sizes, window_frames, window_sizes, window_starts, kept_frames,
-        kept_sizes, period, most, Q, X, pool_tokens, pool_links, table_frames)
+        kept_sizes, period, most, Q, X, pool_tokens, pool_links, table_frames, packed_words)
     for lane in range(lanes):
         if busy[lane]:
             row[lane] += 1
@@ -110,4 +110,4 @@ def close_step(counters, busy, row, rows, finishing, params, window_frames, wind
             kept_frames[lane] = 0
             kept_sizes[lane] = 0
     done = np.flatnonzero(ended)
-    return channels, starts, keepers, words, flushing, held_back, done, how[done], expanded, frames
+    return channels, starts, keepers, words, flushing, held_back, early, done, how[done], expanded, frames

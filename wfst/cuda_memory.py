@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cuda_layout as layout
-from .budget import (PARAM_UPLOAD_SLOTS, WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, WINDOW_TABLE_FRAMES, MemoryBudget,
-                     hash_slots, packed_lane_bytes, score_column_bytes)
+from .budget import (PARAM_UPLOAD_SLOTS, WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, WINDOW_SEND_CAPACITY,
+                     WINDOW_TABLE_FRAMES, MemoryBudget, hash_slots, packed_lane_bytes, score_column_bytes)
 from .config import DecoderConfig
 from .decoding_graph import DecodingGraph
 from .errors import ConfigError
@@ -50,6 +50,7 @@ class Geometry:
     WT: int  # tokens of a window pool
     WX: int  # links of a window pool
     TF: int  # frames of a window pool (its frame table): kept ones and the window's
+    SF: int  # worst-case frames per lane the packed buffer holds (the sends of a step)
 
     @property
     def W(self) -> int:
@@ -72,7 +73,7 @@ def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int,
                           "queue capacities")
     return Geometry(lanes, channels, Q, X, hash_slots(Q), num_columns, chunk_frames,
                     layout.blocks_per_lane(lanes, multiprocessors), WINDOW_FRAMES, WINDOW_LAG,
-                    WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, WINDOW_TABLE_FRAMES)
+                    WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, WINDOW_TABLE_FRAMES, WINDOW_SEND_CAPACITY)
 
 
 class DeviceArrays:
@@ -134,7 +135,7 @@ class DeviceArrays:
         self.wframes = a(cupy, (L, g.TF, layout.WINDOW_FRAME_INTS), np.int32, 0)
         # the packed windows: a region per lane group (its header, then its lanes' shares); the budget counts one
         # header (the other groups' headers, 8 bytes each, and each group's 32 bytes of totals are not in it)
-        self.packed_lane_words = packed_lane_bytes(g.WT, g.WX, g.TF) // 4
+        self.packed_lane_words = packed_lane_bytes(g.SF, Q, X) // 4
         packed_words = MAX_LANE_GROUPS * layout.WINDOW_HEADER + L * self.packed_lane_words
         self.packed = a(cupy, (packed_words,), np.int32, None)
         self.totals = cupy.zeros((MAX_LANE_GROUPS, 4), np.int64)  # window_offsets': tokens, links, entries, reports

@@ -1,7 +1,8 @@
 """The host's plan of the CUDA backend's lattice windows, one numba call per
 step (see :mod:`wfst.cuda_backend`): each lane's new frame joins its window,
 the lanes that flush are chosen, whether each keeps what it prunes on the
-device or sends it, and the frames each keeps back. The rules
+device or sends it, and the frames each keeps back, within the packed buffer
+that takes a step's sends (lanes send their pools early where it must). The rules
 (:func:`flushes`, :func:`frames_kept_back`, :func:`flush_kind`) are shared
 with the benchmarks that replay the backend's windows (``bench.lattice_host``).
 
@@ -76,8 +77,16 @@ def flush_kind(ended, finishing, due, kept_frames, keeps, tokens, links, W, tabl
 
 
 @numba.njit(cache=True)
+def sent_words(frames, tokens, links):
+    """Packed words that ``frames`` frames of ``tokens`` tokens and ``links``
+    links in all take in a step's sends: each frame's counts (3), each token's
+    row (3) and each link's (5)."""
+    return 3 * frames + 3 * tokens + 5 * links
+
+
+@numba.njit(cache=True)
 def plan_windows(params, good, ended, finishing, row, sizes, window_frames, window_sizes, window_starts, kept_frames,
-                 kept_sizes, period, most, Q, X, pool_tokens, pool_links, table_frames):
+                 kept_sizes, period, most, Q, X, pool_tokens, pool_links, table_frames, packed_words):
     """Store this step's good frames (``sizes`` (lanes, 2): tokens and links of
     each lane's) in their lanes' pools (after ``kept_frames`` (lanes,) frames
     of ``kept_sizes`` (lanes, 2) tokens and links that earlier flushes kept,
@@ -89,14 +98,25 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
     final costs count) and the frames each keeps back (none at the job's end,
     else :func:`frames_kept_back`). Sets the window slots of ``params``. A
     keeping lane's kept sizes are unknown (-1) until the device reports them
-    (the caller sets them before the next plan). Returns the sent frames'
-    channels and start flags (int64, bool; in packed order), the keeping lanes
-    (int64, in order: their reports' order), the words to copy back (a bound:
-    what the device's pruning leaves is not known yet; 0: no flush), the
-    flushing lanes and the frames kept back."""
+    (the caller sets them before the next plan).
+
+    The step's sends must fit the ``packed_words`` of the packed buffer, and so
+    must the next step's, whatever its frames: the words the pools hold after
+    this step's flushes (kept frames counted as stored, before the device
+    prunes them), and a worst-case frame and a keeping lane's report for every
+    lane, must fit. Where they would not, the lanes that would hold most send
+    all they hold now, the oldest frame first (early sends). Then any step fits
+    as long as ``packed_words`` has room for the header and a worst-case frame
+    per lane (:data:`wfst.budget.WINDOW_SEND_CAPACITY` frames per lane give it
+    more; ValueError if not even that). Returns the sent frames' channels and
+    start flags (int64, bool; in packed order), the keeping lanes (int64, in
+    order: their reports' order), the words to copy back (a bound: what the
+    device's pruning leaves is not known yet; 0: no flush), the flushing
+    lanes, the frames kept back and the lanes sent early."""
     lanes, W = window_sizes.shape[0], window_sizes.shape[1]
     capacity = pool_tokens // Q
-    entries, tokens, links, flushing, held_back = 0, 0, 0, 0, 0
+    reserve = 2 + sent_words(1, Q, X)  # what a lane can add to the next step's sends
+    held_after = np.zeros(lanes, np.int64)  # sent words of what each lane holds after this step
     for lane in range(lanes):
         frames = window_frames[lane]
         kept = kept_frames[lane]
@@ -113,6 +133,8 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
         params[lane, P_LAG] = 0
         params[lane, P_KEPT] = kept
         if not good[lane]:
+            if not ended[lane]:  # (a lane without a job holds nothing; one whose job ended is emptied)
+                held_after[lane] = sent_words(kept + frames, held_tokens, held_links)
             continue
         if kept == 0 and frames == 0:
             window_starts[lane] = row[lane] < 0
@@ -123,21 +145,48 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
         held_tokens += sizes[lane, 0]
         held_links += sizes[lane, 1]
         due = flushes(frames, held_tokens, held_links, row[lane], lane, period, W, Q, X, capacity)
-        if not (ended[lane] or due):
+        kind, lag = FLUSH_NONE, 0
+        if ended[lane] or due:
+            lag = 0 if ended[lane] else frames_kept_back(window_sizes[lane], frames, most, pool_tokens, pool_links)
+            kind = flush_kind(ended[lane], finishing[lane], due, kept, frames - lag, held_tokens, held_links, W,
+                              table_frames, Q, X, pool_tokens, pool_links)
+            params[lane, P_FLUSH] = kind
+            params[lane, P_LAG] = lag
+        if kind == FLUSH_NONE or kind == FLUSH_KEEP:
+            held_after[lane] = sent_words(kept + frames, held_tokens, held_links)
+        elif not ended[lane]:
+            for k in range(frames - lag, frames):
+                held_after[lane] += sent_words(1, window_sizes[lane, k, 0], window_sizes[lane, k, 1])
+    early = 0
+    need = WINDOW_HEADER + held_after.sum() + lanes * reserve
+    if need > packed_words:
+        for lane in np.argsort(-held_after, kind="mergesort"):  # most first; ties: the lower lane
+            if need <= packed_words or held_after[lane] == 0:
+                break
+            if not good[lane] or ended[lane]:
+                continue
+            params[lane, P_FLUSH] = FLUSH_SEND
+            params[lane, P_LAG] = 0
+            need -= held_after[lane]
+            held_after[lane] = 0
+            early += 1
+        if need > packed_words:
+            raise ValueError("the packed buffer does not hold a worst-case frame per lane")
+    entries, tokens, links, flushing, held_back = 0, 0, 0, 0, 0
+    for lane in range(lanes):
+        kind = params[lane, P_FLUSH]
+        if kind == FLUSH_NONE:
             continue
-        lag = 0 if ended[lane] else frames_kept_back(window_sizes[lane], frames, most, pool_tokens, pool_links)
-        kind = flush_kind(ended[lane], finishing[lane], due, kept, frames - lag, held_tokens, held_links, W,
-                          table_frames, Q, X, pool_tokens, pool_links)
-        params[lane, P_FLUSH] = kind
-        params[lane, P_LAG] = lag
+        lag = params[lane, P_LAG]
         flushing += 1
         held_back += lag
         if kind == FLUSH_KEEP:
             continue
-        entries += kept + frames - lag
+        moved = window_frames[lane] - lag
+        entries += kept_frames[lane] + moved
         tokens += kept_sizes[lane, 0]
         links += kept_sizes[lane, 1]
-        for k in range(frames - lag):
+        for k in range(moved):
             tokens += window_sizes[lane, k, 0]
             links += window_sizes[lane, k, 1]
     channels = np.empty(entries, np.int64)
@@ -165,5 +214,5 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
                 window_sizes[lane, k, j] = window_sizes[lane, moved + k, j] if k < lag else 0
         window_frames[lane] = lag
     keepers = np.flatnonzero(params[:, P_FLUSH] == FLUSH_KEEP).astype(np.int64)
-    words = WINDOW_HEADER + 2 * keepers.size + 3 * entries + 3 * tokens + 5 * links if entries or keepers.size else 0
-    return channels, starts, keepers, words, flushing, held_back
+    words = WINDOW_HEADER + 2 * keepers.size + sent_words(entries, tokens, links) if entries or keepers.size else 0
+    return channels, starts, keepers, words, flushing, held_back, early

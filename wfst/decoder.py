@@ -63,6 +63,7 @@ class Decoder:
             whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
             if value is not None and not (whole and value >= 1):
                 raise ConfigError(f"{name} must be an integer >= 1 or None, got {value!r}")
+        threads, lanes, channels = (None if v is None else int(v) for v in (threads, lanes, channels))
         self.graph = DecodingGraph(fst, pdf_map)
         self.config = config.validate()
         self.device = _pick_device(device)

@@ -17,6 +17,19 @@ def import_cupy():
     return cupy
 
 
+def host_memory_available() -> int | None:
+    """Bytes of host memory the kernel could hand out now (``MemAvailable`` of
+    /proc/meminfo: free, plus caches it can drop), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 @dataclass(frozen=True)
 class DeviceMemory:
     name: str
