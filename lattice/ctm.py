@@ -31,6 +31,9 @@ def to_ctm(lattice: Lattice, utt_id: str, frame_shift: float, words=None, lexico
         raise LatticeError(f"frame_shift must be a positive number of seconds per frame, got {frame_shift!r}")
     if words is None and lexicon is not None:
         words = lexicon.words
+    if words is not None and (isinstance(words, (str, bytes)) or not hasattr(words, "__getitem__")):
+        raise LatticeError(f"words must be a wfst.SymbolTable, or a dict or list indexed by word id, got "
+                           f"{type(words).__name__}")
     return "".join(ctm_line(utt_id, _name(words, word), first, last, frame_shift)
                    for word, first, last in lattice.word_alignment(lexicon))
 

@@ -184,6 +184,7 @@ def line_of(text, fragment):
     (edit("\\data\\", "\\dada\\"), None, "no '\\\\data\\\\'"),
     (edit("ngram 1=5\n", ""), 4, "ngram 1=count"),
     (edit("ngram 2=4", "ngram 3=4"), 5, "ngram 2=count"),
+    (edit("ngram 1=5", "ngram 1=0"), 4, "'ngram 1=0': a model needs at least one unigram"),
     (edit("ngram 2=4", "ngram 2=5"), line_of(TINY, "\\3-grams:"), "announces 5 2-grams.*has 4"),
     (edit("ngram 2=4", "ngram 2=3"), line_of(TINY, "-0.3 b c"), "announces 3 2-grams.*has 4"),
     (edit("ngram 3=2", "ngram 3=3"), line_of(TINY, "\\end\\"), "announces 3 3-grams"),

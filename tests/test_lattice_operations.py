@@ -215,6 +215,9 @@ def test_ctm_lines(example_result):
         result.lattice.to_ctm("two words", 0.01)
     with pytest.raises(LatticeError, match="word id"):
         result.lattice.to_ctm("u", 0.01, words={})
+    for bad in (5, "words.txt"):
+        with pytest.raises(LatticeError, match="words must be a wfst.SymbolTable"):
+            result.lattice.to_ctm("u", 0.01, words=bad)
 
 
 # ------------------------------------------------------------------ determinize

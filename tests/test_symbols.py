@@ -57,6 +57,8 @@ def test_write_read_round_trip_and_pynini_reads_ours(tmp_path):
     assert path.read_text() == "<eps>\t0\nx\t3\n#0\t4\nz\t10\n"
     again = SymbolTable.read(path)
     assert list(again) == list(table) and again.max_id == 10
+    assert again == table and hash(again) == hash(table) and again.path != table.path  # same mapping: equal
+    assert again != SymbolTable.from_pairs([("z", 10), ("<eps>", 0), ("x", 3), ("#0", 5)]) and again != list(table)
     theirs = pynini.SymbolTable.read_text(str(path))
     assert [(key, symbol) for key, symbol in theirs] == list(table)
 

@@ -447,6 +447,8 @@ class _Cursor:
                 raise ArpaFormatError(f"expected 'ngram {len(counts) + 1}=count', got {_show(fields)}",
                                       self.path, number)
             counts.append(int(match.group(2)))
+            if counts == [0]:
+                raise ArpaFormatError("'ngram 1=0': a model needs at least one unigram", self.path, number)
         if not counts:
             raise ArpaFormatError(f"expected 'ngram 1=count' after '\\data\\', got {_show(fields)}",
                                   self.path, number)

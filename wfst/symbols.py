@@ -184,6 +184,16 @@ class SymbolTable:
     def __iter__(self) -> Iterator[tuple[int, str]]:
         return iter(self._symbols.items())
 
+    def __eq__(self, other: object) -> bool:
+        """Tables are equal when they map the same symbols to the same ids
+        (wherever they were read from)."""
+        if not isinstance(other, SymbolTable):
+            return NotImplemented
+        return self._symbols == other._symbols
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._symbols.items()))
+
     @property
     def symbol_to_id(self) -> MappingProxyType:
         """Read-only ``{symbol: id}``."""
