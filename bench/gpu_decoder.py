@@ -26,11 +26,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import hashlib
+import gc
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,42 +39,12 @@ import numpy as np
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
 from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm, set_lane_groups, set_lattice_stagger
+from bench.provenance import device_name, git_commit, gpu_versions, source_digest
 from bench.riva_baseline import riva_run
 from wfst.example import example_dir
-from wfst.gpu import device_memory
 from wfst.score_archive import Workload
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def _versions(cupy) -> dict:
-    import numba
-
-    return {"python": sys.version.split()[0], "numpy": np.__version__, "numba": numba.__version__,
-            "cupy": cupy.__version__, "cuda_driver": cupy.cuda.runtime.driverGetVersion(),
-            "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion()}
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        return "unknown"
-
-
-SOURCE_DIRS = ("wfst", "cuda_kernels", "lattice")
-
-
-def source_digest() -> str:
-    """sha256 over the decoder's sources (the .py, .cu and .cuh files of
-    SOURCE_DIRS, by path): names the code that ran where the git metadata is
-    stale (a device machine's copy of the working tree)."""
-    root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(p for d in SOURCE_DIRS for p in (root / d).rglob("*") if p.suffix in (".py", ".cu", ".cuh")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def _kaldi_rtfx(fst, graph_dir: Path, workload: Workload, config) -> float | None:
@@ -185,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     text_path = out.with_suffix(".text")
 
-    digest = source_digest()
+    digest, device = source_digest(), device_name()
 
     def write_record():  # after every run: a run cut short keeps the runs it finished
         if hyps is not None:
@@ -195,11 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         riva_best = max((r["riva"]["rtfx"] for r in runs if "rtfx" in r.get("riva", {})), default=None)
         record = {
             "command": "python -m bench.gpu_decoder " + " ".join(sys.argv[1:] if argv is None else argv),
-            "device": device_memory().name,
-            "date": datetime.date.today().isoformat(), "commit": _commit(),
-            "source_digest": digest, "versions": _versions(cupy),
+            "device": device,
+            "date": datetime.date.today().isoformat(), "commit": git_commit(),
+            "source_digest": digest, "versions": gpu_versions(cupy),
             "graph": {"name": graph_dir.name, "states": fst.num_states, "arcs": fst.num_arcs},
-            "workload": {"set": inputs.name, "seed": getattr(workload, "seed", None), "utterances": count,
+            "workload": {"set": inputs.name, "seed": workload.metadata.get("seed"), "utterances": count,
                          "frames": int(sum(r.shape[0] for r in rows)), "audio_seconds": audio_seconds,
                          "per_lane": args.per_lane},
             "config": {"beam": args.beam, "max_active": args.max_active, "min_active": args.min_active,
@@ -251,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                          "step_loop": step_loop_shares(stats), "stats": stats,
                          "memory": decoder._cuda.memory.as_dict()})
             threads = decoder.threads
-            del decoder
+            del decoder, results, batch
+            gc.collect()  # its device memory free for the next lane count's (the decoder holds reference cycles)
             first_of_lanes = (depth, graphs, groups, scores_on, workers, dealing) == (
                 args.blocks_per_sm[0], args.launch_graphs[0], args.lane_groups[0], args.scores_on[0], args.threads[0],
                 args.lattice_stagger[0])

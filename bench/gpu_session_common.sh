@@ -11,6 +11,9 @@
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
+# the commit the benchmarks' records name (bench/provenance.py): the device's copy of the tree may carry stale
+# git metadata, so the call passes it, COMMIT=$(git rev-parse HEAD) written out on the calling machine
+export WFST_COMMIT=${COMMIT:-}
 WORKLOAD=${WORKLOAD:-/tmp/wl}
 LOGS=$(mktemp -d)
 mkdir -p "$OUT"
@@ -23,7 +26,9 @@ pack() {
     for size in small full; do
         [ -f "$WORKLOAD/graphs/$size/build.json" ] && cp "$WORKLOAD/graphs/$size/build.json" "$LOGS/graphs/$size.json"
     done
-    tar czf "$OUT/session.tgz.$BASHPID" -C "$LOGS" . && mv "$OUT/session.tgz.$BASHPID" "$OUT/session.tgz"
+    # (tar exits 1 when a log grows while it is read, as the steps beside this one write theirs: still a good archive)
+    tar --warning=no-file-changed -czf "$OUT/session.tgz.$BASHPID" -C "$LOGS" .
+    if [ $? -le 1 ]; then mv "$OUT/session.tgz.$BASHPID" "$OUT/session.tgz"; else rm -f "$OUT/session.tgz.$BASHPID"; fi
 }
 sanitize() {  # sanitize TOOL SECONDS TESTS: compute-sanitizer's TOOL over the decoder tests matching TESTS (-k)
     step "$1" "$2" compute-sanitizer --tool "$1" --error-exitcode 9 $PYTEST -m gpu tests/test_cuda_decoder.py -k "$3"
@@ -36,7 +41,8 @@ step() {  # step NAME SECONDS COMMAND...: run, log to NAME.log, print its tail, 
     echo "== $name (limit ${limit}s, at ${SECONDS}s)"
     timeout -k 5 "$limit" "$@" >"$LOGS/$name.log" 2>&1
     echo "   exit $? at ${SECONDS}s"
-    grep -E "passed|failed|error|Error|FAIL|speedup|rtfx|Traceback" "$LOGS/$name.log" | tail -n 6
+    grep -E "passed|failed|error|Error|FAIL|speedup|RTFx|ms per step|written|wrote|Traceback" "$LOGS/$name.log" \
+        | tail -n 6
     pack
 }
 
@@ -48,11 +54,11 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 # numba's cache misses an edit to a numba function compiled into a caller from another file, and a warm machine
 # keeps the last call's caches: they go in a folder named by the sources' digest (as tests/conftest.py does)
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/numba_cache/$(cat wfst/*.py lattice/*.py | sha256sum | cut -c1-16)}
-{ nvidia-smi; python3 -c "import cupy, numba, numpy, sys; print(sys.version); print('cupy', cupy.__version__, \
+{ echo "commit ${WFST_COMMIT:-not given}"; nvidia-smi; python3 -c "import cupy, numba, numpy, sys; print(sys.version); print('cupy', cupy.__version__, \
 'numba', numba.__version__, 'numpy', numpy.__version__, 'driver', cupy.cuda.runtime.driverGetVersion(), \
 'runtime', cupy.cuda.runtime.runtimeGetVersion()); from cuda_kernels import nvrtc; \
 print('nvrtc', nvrtc.version(), nvrtc.library()._name, 'CUDA_PATH', '${CUDA_PATH:-}')"; } >"$LOGS/device.txt" 2>&1
-grep -E "H200|H100|cupy|nvrtc|Error" "$LOGS/device.txt"
+grep -E "commit|H200|H100|cupy|nvrtc|Error" "$LOGS/device.txt"
 # a test that hangs ends its pytest (stacks dumped) rather than the whole step's time
 PYTEST="python3 -m pytest -v -rfE --durations=15 -p no:cacheprovider"
 python3 -c "import pytest_timeout" 2>/dev/null && PYTEST="$PYTEST --timeout=100 --timeout-method=thread"

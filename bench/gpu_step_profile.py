@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import datetime
 import functools
+import gc
 import io
 import json
 import pstats
@@ -36,6 +38,7 @@ import numpy as np
 import wfst
 from bench.inputs import add_input_arguments, load_inputs
 from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm, set_lane_groups
+from bench.provenance import device_name, git_commit, gpu_versions, source_digest
 
 TIMED_METHODS = ("_assign", "_set_lane_params", "_stage_params", "_search_frame", "_append", "_counters",
                  "_retry_overflows", "_finish_step_on_device")
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="JSON record (default: print only)")
     args = parser.parse_args(argv)
 
-    from wfst.gpu import device_memory, import_cupy
+    from wfst.gpu import import_cupy
 
     cupy = import_cupy()
     inputs = load_inputs(args)
@@ -192,7 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     count = min(args.utterances or len(workload), len(workload))
     rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(count)]
     record = {"command": "python -m bench.gpu_step_profile " + " ".join(sys.argv[1:] if argv is None else argv),
-              "device": device_memory().name, "set": inputs.name, "runs": []}
+              "device": device_name(), "date": datetime.date.today().isoformat(), "commit": git_commit(),
+              "source_digest": source_digest(), "versions": gpu_versions(cupy),
+              "graph": {"name": args.graph.name if args.graph else "example", "states": inputs.fst.num_states,
+                        "arcs": inputs.fst.num_arcs},
+              "set": inputs.name, "utterances": count,
+              "config": {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
+                         "acoustic_scale": inputs.acoustic_scale},
+              "runs": []}
     for depth, groups, lanes in [(d, k, n) for d in args.blocks_per_sm for k in args.lane_groups for n in args.lanes]:
         decoder = wfst.Decoder(inputs.fst, config, device="cuda", lanes=lanes)
         grid = set_blocks_per_sm(decoder, depth)
@@ -213,9 +223,10 @@ def main(argv: list[str] | None = None) -> int:
                                              for k, v in as_run["host_ms_per_step"].items()))
         print(run["profile_by_own_time"])
         del decoder
-    if args.out:
-        args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        print(f"written {args.out}")
+        gc.collect()  # its device memory free for the next lane count's (the decoder holds reference cycles)
+        if args.out:  # after every run: a run cut short keeps the runs it finished
+            args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+            print(f"written {args.out}")
     return 0
 
 

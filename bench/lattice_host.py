@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import importlib
 import json
 import os
@@ -55,6 +56,7 @@ import numpy as np
 import wfst
 import wfst.cuda_lattice
 from bench.inputs import add_input_arguments, load_inputs
+from bench.provenance import git_commit, source_digest
 from lattice.window_prune import final_extras, keep_window, prune_window
 from wfst.budget import WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, WINDOW_TABLE_FRAMES
 from wfst.cpu_backend import CpuSearch
@@ -382,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
               f"the workers outside numba {run['workers_gil_us_per_lane_frame']:.2f} us: with the calling thread, "
               f"the GIL allows at most x{run['most_speedup_gil']:.1f}", flush=True)
     record = {"command": "python -m bench.lattice_host " + " ".join(sys.argv[1:] if argv is None else argv),
+              "date": datetime.date.today().isoformat(), "commit": git_commit(), "source_digest": source_digest(),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0))},
               "workload": inputs.name, "utterances": len(rows),
               "config": {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,

@@ -53,6 +53,7 @@ import numpy as np
 
 import wfst
 from bench import synthetic_graph
+from bench.provenance import git_commit
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -125,19 +126,6 @@ def _mib(kib):
 
 
 # ------------------------------------------------------------- environment
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "uncommitted"
-    if out.returncode != 0:
-        return "uncommitted"
-    commit = out.stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_DIR,
-                           capture_output=True, text=True, timeout=10).stdout.strip()
-    return commit + ("+dirty" if dirty else "")
-
-
 def _machine() -> dict:
     cpu = platform.processor() or platform.machine()
     mem_total = None
@@ -474,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "benchmark": "load_fst",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "command": command,
         "machine": _machine(),
         "versions": _versions(),

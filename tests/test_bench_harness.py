@@ -62,6 +62,7 @@ def test_lattice_host_replays_lanes_into_the_cpu_s_results(tmp_path):
     assert all(r["lane_frames"] == frames and r["host_us_per_lane_frame"] > 0 and r["most_speedup_per_host_core"] > 0
                for r in record["runs"])
     assert record["tokens_per_frame"] > 1 and record["cpu_us_per_frame"] > 0
+    assert {"date", "commit", "source_digest"} <= set(record)
     with pytest.raises(SystemExit):  # a pool's table must hold a window (16 + 8 frames)
         lattice_host.main(["--table-frames", "20", "--out", str(out)])
 
@@ -100,8 +101,10 @@ def test_lattice_cost_counts_the_lattices_it_times(example):
     assert set(record["seconds"]) == {"search", "finish", "assembly_and_pruning", "determinize"}
 
 
-def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
-    from bench import gpu_decoder
+def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path, monkeypatch):
+    from bench import gpu_decoder, provenance
+
+    monkeypatch.setenv("WFST_COMMIT", "abc123")
 
     out = tmp_path / "gpu.json"
     assert gpu_decoder.main(["--lanes", "1", "3", "--utterances", "3", "--beam", "10", "--max-active", "500",
@@ -110,7 +113,9 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path):
     record = json.loads(out.read_text())
     assert record["config"]["switch_interval"] == 0.0007 and sys.getswitchinterval() == pytest.approx(0.005)
     assert record["workload"]["utterances"] == 3 and record["workload"]["set"] == "example"
-    assert record["source_digest"] == gpu_decoder.source_digest() and len(record["source_digest"]) == 64
+    assert record["source_digest"] == provenance.source_digest() and len(record["source_digest"]) == 64
+    assert record["workload"]["seed"] == 3  # the example's
+    assert record["commit"] == "abc123"  # the device machine's copy of the tree names it (WFST_COMMIT)
     assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [
         (1, 1, 2), (3, 2, 2)] * 4
     # every grid depth and launch mode with every lane count: blocks per lane as deep as asked
@@ -271,7 +276,10 @@ def test_the_step_profile_splits_a_step_into_host_and_device_parts(cupy_module, 
     assert gpu_step_profile.main(["--lanes", "2", "--utterances", "3", "--beam", "10", "--max-active", "500",
                                   "--lattice-beam", "4", "--blocks-per-sm", "5", "--lane-groups", "2", "--out",
                                   str(out)]) == 0
-    (run,) = json.loads(out.read_text())["runs"]
+    record = json.loads(out.read_text())
+    assert {"date", "commit", "source_digest", "versions", "graph", "config"} <= set(record)
+    assert record["graph"]["arcs"] > 0 and record["config"]["max_active"] == 500
+    (run,) = record["runs"]
     assert run["lane_groups"] == 2
     sms = cupy_module.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]
     assert run["blocks_per_sm"] == 5 and run["blocks_per_lane"] == -(-5 * sms // 2)

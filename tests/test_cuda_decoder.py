@@ -323,6 +323,23 @@ def test_too_many_lanes_is_a_budget_error_before_allocating(cupy_module):
     assert after >= free - (64 << 20)
 
 
+def test_a_decoder_hands_back_the_blocks_cupy_s_pools_cache_before_its_budget(cupy_module):
+    """Blocks CuPy's pools keep from freed arrays (an earlier decoder's) count
+    as used in the free memory the budget is checked against: a new decoder
+    frees them first (a larger lane count after a smaller one then fits)."""
+    pools = (cupy_module.get_default_memory_pool(), cupy_module.get_default_pinned_memory_pool())
+    if cupy_module.__name__ != "cupy":  # the emulator caches nothing: the calls are what it can see
+        before = [pool.frees for pool in pools]
+        wfst.Decoder(random_graph(2), device="cuda", lanes=1)
+        assert [pool.frees for pool in pools] == [n + 1 for n in before]
+        return
+    cached = cupy_module.empty(64 << 20, np.uint8)
+    del cached
+    assert pools[0].free_bytes() >= 64 << 20
+    wfst.Decoder(random_graph(2), device="cuda", lanes=1)
+    assert pools[0].free_bytes() < 64 << 20
+
+
 def test_auto_picks_cuda_here():
     assert wfst.Decoder(random_graph(1), device="auto").device == "cuda"
 

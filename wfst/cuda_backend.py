@@ -93,6 +93,9 @@ class CudaDecoder:
         self.config = config
         self.device = cupy.cuda.Device(device_id)
         self.device.use()
+        # blocks CuPy's pools keep from arrays since freed (an earlier decoder's) count as used below
+        cupy.get_default_memory_pool().free_all_blocks()
+        cupy.get_default_pinned_memory_pool().free_all_blocks()
         free, _ = cupy.cuda.runtime.memGetInfo()
         host = host_memory_available()
         if lanes is None:

@@ -307,6 +307,28 @@ class OutOfMemoryError(MemoryError):
     pass
 
 
+class _MemoryPool:
+    """CuPy's pools of blocks freed by arrays but kept for reuse: the emulator
+    keeps none, so freeing them frees nothing (``frees`` counts the calls)."""
+
+    def __init__(self):
+        self.frees = 0
+
+    def free_all_blocks(self):
+        self.frees += 1
+
+
+_pools = (_MemoryPool(), _MemoryPool())
+
+
+def get_default_memory_pool() -> _MemoryPool:
+    return _pools[0]
+
+
+def get_default_pinned_memory_pool() -> _MemoryPool:
+    return _pools[1]
+
+
 def _memcpy_async(dst: int, src: int, nbytes: int, kind: int, stream: int):
     _submit(lambda: ctypes.memmove(dst, src, nbytes), _streams.get(stream))
 
