@@ -63,7 +63,7 @@ from wfst.cpu_backend import CpuSearch
 from wfst.cuda_backend import HOST_PRUNE_INTERVALS
 from wfst.cuda_lattice import QUEUED_STEPS, LatticeStore
 from wfst.cuda_layout import FLUSH_FINAL, FLUSH_KEEP
-from wfst.cuda_window_plan import flush_kind, flushes, frames_kept_back
+from wfst.cuda_window_plan import flush_kind, flushes, frames_kept_back, sent_words
 from wfst.decoding_graph import DecodingGraph
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -94,7 +94,8 @@ def raw_frames(graph: DecodingGraph, config: wfst.DecoderConfig, scores: np.ndar
 
 
 def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, final: np.ndarray, lane: int = 0,
-             lag: int = WINDOW_LAG, table_frames: int = WINDOW_TABLE_FRAMES) -> list[list[tuple]]:
+             lag: int = WINDOW_LAG, table_frames: int = WINDOW_TABLE_FRAMES,
+             held: list | None = None) -> list[list[tuple]]:
     """The frames as the CUDA backend's lane ``lane`` sends them with windows
     flushed every ``window`` rows, up to ``lag`` frames kept back by each flush
     but the last, which the device prunes before the copy, a flush keeping what
@@ -104,8 +105,13 @@ def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, final
     and :func:`wfst.cuda_window_plan.flush_kind`; ``final``: the graph's final
     costs, for the utterance's end): per frame searched, the frames sent at that
     step (none but at a flush that sends); 0: unpruned, each frame at its own
-    step."""
+    step. ``held``, if given, gets per frame searched the packed words of what
+    the pool holds after that step (3 per frame, 3 per token, 5 per link): what
+    the backend's packed buffer must have room for, should the lane send it
+    (:func:`wfst.cuda_window_plan.plan_windows`)."""
     if window == 0:
+        if held is not None:
+            held.extend([0] * len(frames))
         return [[frame] for frame in frames]
     Q, X = config.token_capacity, config.arc_capacity
     pool_tokens, pool_links = WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X
@@ -128,7 +134,21 @@ def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, final
                 sent, pool = prune_window(pool, config.lattice_beam, back, newest)
                 kept = 0
         out.append(sent)
+        if held is not None:
+            held.append(sum(sent_words(1, h[0].size, h[3].size) for h in pool))
     return out
+
+
+def pools_held_share(pools_held: list[int], lanes: int, config: wfst.DecoderConfig) -> dict:
+    """What the lanes' pools held after each step (``pools_held``: words, all
+    lanes'), per lane in worst-case frames (Q tokens, X links): its mean and
+    largest over the steps. The backend's packed buffer holds
+    ``WINDOW_SEND_CAPACITY`` worst-case frames per lane, one of them for each
+    lane's next frame: a step after which the pools hold more than the rest
+    sends some early (:func:`wfst.cuda_window_plan.plan_windows`)."""
+    share = np.asarray(pools_held, np.float64) / lanes / sent_words(1, config.token_capacity, config.arc_capacity)
+    return {"pools_held_frames_per_lane_mean": float(share.mean()) if share.size else 0.0,
+            "pools_held_frames_per_lane_max": float(share.max()) if share.size else 0.0}
 
 
 def packed_step(lane_frames: list[tuple]) -> tuple:
@@ -229,19 +249,27 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
     ``handoffs_per_step``, the workers a step's appends wake (each takes the
     GIL); ``workers_busy``, the workers the steps queued at once can keep busy
     (over each run of ``QUEUED_STEPS`` steps, its records over its busiest
-    worker's, weighted by records; at most ``threads``)."""
+    worker's, weighted by records; at most ``threads``); and what the pools
+    held after each step (:func:`pools_held_share`)."""
     plans = [[replayed(i, r, len(utterances)) for r in range(rounds)] for i in range(lanes)]
     sends: dict = {}  # (utterance, stagger): its frames sent per step
+    holds: dict = {}  # (utterance, stagger): the words its pool holds after each step
+
+    def key_of(i: int, r: int) -> tuple:
+        """Lane ``i``'s utterance and stagger in its round ``r``, its sends and holds made."""
+        key = (plans[i][r], i % window if window else 0)
+        if key not in sends:
+            holds[key] = []
+            sends[key] = windowed(utterances[key[0]], window, config, graph.fst.final, lane=key[1], lag=lag,
+                                  table_frames=table_frames, held=holds[key])
+        return key
 
     def sent(i: int, r: int) -> list[list[tuple]]:
         """Lane ``i``'s sends in its round ``r``."""
-        key = (plans[i][r], i % window if window else 0)
-        if key not in sends:
-            sends[key] = windowed(utterances[key[0]], window, config, graph.fst.final, lane=key[1], lag=lag,
-                                  table_frames=table_frames)
-        return sends[key]
+        return sends[key_of(i, r)]
 
     steps = []  # (channel of each frame, packed frames or None, start flags, lanes whose utterance ends)
+    pools_held = []  # per step, the words all lanes' pools hold after it
     at = np.zeros((lanes, 2), np.int64)  # (round, frame) of each lane
     started = np.zeros(lanes, bool)  # the lane's utterance has sent its first frame
     while True:
@@ -249,6 +277,7 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
         if live.size == 0:
             break
         runs = [sent(i, at[i, 0])[at[i, 1]] for i in live]
+        pools_held.append(sum(holds[key_of(i, at[i, 0])][at[i, 1]] for i in live))
         counts = np.array([len(run) for run in runs], np.int64)
         starts = np.zeros(counts.sum(), bool)
         sending = counts > 0
@@ -292,7 +321,7 @@ def measure(graph: DecodingGraph, config: wfst.DecoderConfig, utterances: list[l
         results = [[done.result() for done in lane] for lane in futures]
     seconds, core_seconds = time.perf_counter() - start - copying[0], time.process_time() - core - copying[1]
     return ({"threads": threads, "lanes": lanes, "rounds": rounds, "lane_frames": lane_frames,
-             "steps": len(steps), **dealing,
+             "steps": len(steps), **dealing, **pools_held_share(pools_held, lanes, config),
              "frames_per_append": sum(step[0].size for step in steps)
              / max(1, sum(step[1] is not None for step in steps)),
              "host_seconds": seconds, "host_us_per_lane_frame": seconds / lane_frames * 1e6,
@@ -382,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
               f"x{run['most_speedup_per_host_core']:.1f} per host core; the calling thread "
               f"{run['main_thread_us_per_lane_frame']:.1f} us: at most x{run['most_speedup_main_thread']:.1f}; "
               f"the workers outside numba {run['workers_gil_us_per_lane_frame']:.2f} us: with the calling thread, "
-              f"the GIL allows at most x{run['most_speedup_gil']:.1f}", flush=True)
+              f"the GIL allows at most x{run['most_speedup_gil']:.1f}; the pools held "
+              f"{run['pools_held_frames_per_lane_mean']:.2f} worst-case frames per lane after a step, at most "
+              f"{run['pools_held_frames_per_lane_max']:.2f}", flush=True)
     record = {"command": "python -m bench.lattice_host " + " ".join(sys.argv[1:] if argv is None else argv),
               "date": datetime.date.today().isoformat(), "commit": git_commit(), "source_digest": source_digest(),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0))},

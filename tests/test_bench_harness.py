@@ -63,6 +63,8 @@ def test_lattice_host_replays_lanes_into_the_cpu_s_results(tmp_path):
                for r in record["runs"])
     assert record["tokens_per_frame"] > 1 and record["cpu_us_per_frame"] > 0
     assert {"date", "commit", "source_digest"} <= set(record)
+    assert all(0 < r["pools_held_frames_per_lane_mean"] <= r["pools_held_frames_per_lane_max"]
+               for r in record["runs"])
     with pytest.raises(SystemExit):  # a pool's table must hold a window (16 + 8 frames)
         lattice_host.main(["--table-frames", "20", "--out", str(out)])
 

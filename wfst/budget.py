@@ -106,11 +106,12 @@ lanes that hold most send their pools now
 (:func:`wfst.cuda_window_plan.plan_windows`). Fewer: 12 Q + 20 X bytes less
 per lane each, on the device and pinned, and pools sent early more often
 (pruned against a nearer frame, so more of their tokens reach the host). On the
-full TLG (lm-medium, beam 15), what the pools held after a step averaged at
-most 0.89 worst-case frames per lane at 512 lanes and 1.41 at 8 lanes (a
-frame is about 3% of the worst case), so 3 sends none early there; it was
-``WINDOW_CAPACITY`` = 6, the pools' own size, before the plan kept steps
-within it."""
+full TLG (lm-medium, beam 15), what the pools held after a step came to at
+most 0.89 worst-case frames per lane at 512 lanes and 1.40 at 8 lanes (a
+frame is about 3% of the worst case; ``python -m bench.lattice_host --lanes
+512``, results/lattice_host_full_lm-medium_pools_lanes*.json), so 3 sends
+none early there; it was ``WINDOW_CAPACITY`` = 6, the pools' own size,
+before the plan kept steps within it."""
 WINDOW_TABLE_FRAMES = 256
 """Frames a lane's pool holds at most (its frame table): the frames its flushes
 pruned and kept on the device (so the host gets an utterance's lattice once, at
