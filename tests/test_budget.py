@@ -119,3 +119,24 @@ def test_numpy_lane_counts_do_not_wrap():
     got = budget(fst, DecoderConfig(), lanes=np.int32(2048), chunk_frames=np.int32(64))
     assert got.as_dict() == want.as_dict()
     assert want.pinned_host > 2**31
+
+
+def test_the_lane_limit_caps_the_advice_and_the_geometry():
+    """The kernels take at most 65,535 lanes (a grid dimension) and as many as
+    keep a step's packed links within int32 (6 x arc_queue_capacity per lane):
+    the budget's advice never names more, and more are a ConfigError."""
+    from wfst.budget import lane_limit
+    from wfst.cuda_memory import geometry
+    from wfst.errors import ConfigError
+
+    fst = read_fst(example_graph_path())
+    config = DecoderConfig(max_active=10000)
+    assert lane_limit(config) == (2**31 - 1) // (6 * 120000) == 2982
+    assert lane_limit(DecoderConfig(max_active=1, min_active=0)) == 65535
+    memory = budget(fst, config, lanes=4000)
+    assert memory.max_lanes(10**15) == memory.max_lanes_pinned(10**15) == 2982
+    with pytest.raises(MemoryBudgetError, match="use at most 2982 lanes"):
+        memory.check(memory.device_total - 1)
+    assert geometry(config, 2982, 2982, 40, 64, 132).lanes == 2982
+    with pytest.raises(ConfigError, match="2983 lanes: the kernels take at most 2982"):
+        geometry(config, 2983, 2983, 40, 64, 132)

@@ -125,6 +125,18 @@ WINDOW_FRAME_BYTES = 4 * WINDOW_FRAME_INTS  # the frame table's int32 fields
 DEFAULT_CHUNK_FRAMES = 64
 
 
+MAX_LANES = 65535
+"""CUDA's limit on a grid's second dimension, which holds the lanes."""
+
+
+def lane_limit(config: DecoderConfig) -> int:
+    """Most lanes the kernels take under ``config``: a grid's second dimension
+    holds them (:data:`MAX_LANES`), and one step may pack every lane's full
+    lattice pool, whose links (``WINDOW_CAPACITY`` x the arc queue capacity
+    each) the kernels count in int32."""
+    return min(MAX_LANES, (2**31 - 1) // (WINDOW_CAPACITY * config.arc_capacity))
+
+
 def score_column_bytes(num_columns: int) -> int:
     """Bytes per emitting arc for its score column on the device."""
     return 2 if num_columns <= 1 << 16 else 4
@@ -154,6 +166,7 @@ class MemoryBudget:
     pinned_host: int
     device_fst_arrays: dict = field(default_factory=dict)
     kaldi_device_fst: int = 0
+    lane_limit: int = MAX_LANES  # most lanes the kernels take (:func:`lane_limit`)
 
     @property
     def device_total(self) -> int:
@@ -165,13 +178,14 @@ class MemoryBudget:
         return self.device_total + self.pinned_host
 
     def max_lanes(self, device_bytes: int) -> int:
-        """Most lanes (with as many channels) that fit in ``device_bytes``."""
+        """Most lanes (with as many channels) that fit in ``device_bytes``, at
+        most :attr:`lane_limit`."""
         room = device_bytes - self.device_fst
-        return max(0, room // (self.per_lane + self.per_channel))
+        return max(0, min(self.lane_limit, room // (self.per_lane + self.per_channel)))
 
     def max_lanes_pinned(self, host_bytes: int) -> int:
         """Most lanes whose pinned host memory fits in ``host_bytes``."""
-        return host_bytes // (self.pinned_host // self.lanes)
+        return min(self.lane_limit, host_bytes // (self.pinned_host // self.lanes))
 
     def check(self, device_bytes: int, host_bytes: int | None = None) -> "MemoryBudget":
         """Raise :class:`MemoryBudgetError` if this budget does not fit in
@@ -184,7 +198,7 @@ class MemoryBudget:
                 "available: use a smaller graph (prune the LM) or a GPU with more memory")
         if self.device_total > device_bytes:
             room = device_bytes - self.device_fst - self.channels * self.per_channel
-            fits = max(0, room // self.per_lane)
+            fits = max(0, min(self.lane_limit, room // self.per_lane))
             advice = (f"use at most {fits} lanes with these channels, fewer channels," if fits else
                       f"not one lane ({_size(self.per_lane)}) fits beside the graph and these channels: use "
                       "fewer channels")
@@ -259,7 +273,8 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
                       + PARAM_UPLOAD_SLOTS * PARAM_ROW_BYTES)
     kaldi = 12 * fst.num_states + 8 * fst.num_arcs + 4 * fst.num_emitting_arcs
     return MemoryBudget(int(device_fst), int(per_lane), int(per_channel), int(lanes), int(channels), int(pinned),
-                        {name: np.dtype(d).itemsize * n for name, (d, n) in arrays.items()}, int(kaldi))
+                        {name: np.dtype(d).itemsize * n for name, (d, n) in arrays.items()}, int(kaldi),
+                        lane_limit(config))
 
 
 def _mib(n: int) -> str:

@@ -17,14 +17,13 @@ import numpy as np
 
 from . import cuda_layout as layout
 from .budget import (PARAM_UPLOAD_SLOTS, WINDOW_CAPACITY, WINDOW_FRAMES, WINDOW_LAG, WINDOW_SEND_CAPACITY,
-                     WINDOW_TABLE_FRAMES, MemoryBudget, hash_slots, packed_lane_bytes, score_column_bytes)
+                     WINDOW_TABLE_FRAMES, MAX_LANES, MemoryBudget, hash_slots, lane_limit, packed_lane_bytes,
+                     score_column_bytes)
 from .config import DecoderConfig
 from .decoding_graph import DecodingGraph
 from .errors import ConfigError
 
 ALLOCATION_TOLERANCE = 0.05
-MAX_LANES = 65535
-"""CUDA's limit on a grid's second dimension, which holds the lanes."""
 MAX_LANE_GROUPS = 8
 """Lane groups a run may step (each has its own packed buffer header and totals)."""
 LANE_ARRAYS = ("tok_slot", "tok_state", "tok_cost", "tok_best", "tok_hops", "tok_best_arc", "deg_scan", "link_src",
@@ -61,16 +60,14 @@ class Geometry:
 def geometry(config: DecoderConfig, lanes: int, channels: int, num_columns: int, chunk_frames: int,
              multiprocessors: int) -> Geometry:
     Q, X = config.token_capacity, config.arc_capacity
-    if lanes > MAX_LANES:
-        raise ConfigError(f"{lanes} lanes: the kernels' grids put the lanes in their second dimension, at most "
-                          f"{MAX_LANES}; use fewer lanes (a few hundred keep a GPU busy)")
+    if lanes > lane_limit(config):
+        raise ConfigError(f"{lanes} lanes: the kernels take at most {lane_limit(config)} with this config (their "
+                          f"grids hold the lanes in a dimension of at most {MAX_LANES}, and one step may pack every "
+                          f"lane's lattice pool of {WINDOW_CAPACITY} x arc_queue_capacity links, counted in int32): "
+                          "use fewer lanes (a few hundred keep a GPU busy) or smaller queue capacities")
     if WINDOW_TABLE_FRAMES < WINDOW_FRAMES + WINDOW_LAG:
         raise ConfigError(f"a lattice pool's frame table ({WINDOW_TABLE_FRAMES} frames) must hold a window "
                           f"({WINDOW_FRAMES} + {WINDOW_LAG} frames kept back)")
-    if lanes * WINDOW_CAPACITY * X >= 2**31:  # the kernels' per-step pack offsets are int32
-        raise ConfigError(f"{lanes} lanes x {WINDOW_CAPACITY * X} links per lattice window ({WINDOW_CAPACITY} x "
-                          "arc_queue_capacity) exceed the 2**31 links one step can pack: use fewer lanes or smaller "
-                          "queue capacities")
     return Geometry(lanes, channels, Q, X, hash_slots(Q), num_columns, chunk_frames,
                     layout.blocks_per_lane(lanes, multiprocessors), WINDOW_FRAMES, WINDOW_LAG,
                     WINDOW_CAPACITY * Q, WINDOW_CAPACITY * X, WINDOW_TABLE_FRAMES, WINDOW_SEND_CAPACITY)
