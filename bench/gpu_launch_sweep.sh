@@ -11,7 +11,7 @@
 # racecheck on the embedded example where time is left.
 # Most important first: a deadline cuts the last steps. Needs
 # bench/gpu_session.sh's wheels in .whl/.
-DEADLINE=${DEADLINE:-420}
+DEADLINE=${DEADLINE:-520}
 source "$(dirname "$0")/gpu_session_common.sh"
 
 timeout 200 python3 -m bench.workload build --out "$WORKLOAD" --sizes full >"$LOGS/workload_build.log" 2>&1 &

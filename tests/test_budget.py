@@ -140,3 +140,23 @@ def test_the_lane_limit_caps_the_advice_and_the_geometry():
     assert geometry(config, 2982, 2982, 40, 64, 132).lanes == 2982
     with pytest.raises(ConfigError, match="2983 lanes: the kernels take at most 2982"):
         geometry(config, 2983, 2983, 40, 64, 132)
+
+
+def test_host_memory_available_takes_the_smaller_of_meminfo_and_a_cgroup_limit(tmp_path, monkeypatch):
+    from wfst import gpu
+
+    (tmp_path / "meminfo").write_text("MemTotal: 1000 kB\nMemAvailable: 800 kB\n")
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    monkeypatch.setattr(gpu, "MEMINFO", str(tmp_path / "meminfo"))
+    monkeypatch.setattr(gpu, "CGROUP", str(cgroup))
+    assert gpu.host_memory_available() == 800 * 1024  # no cgroup files
+    (cgroup / "memory.max").write_text("max\n")
+    (cgroup / "memory.current").write_text("5000\n")
+    assert gpu.host_memory_available() == 800 * 1024  # no limit
+    (cgroup / "memory.max").write_text("105000\n")
+    assert gpu.host_memory_available() == 100000  # the container's room
+    monkeypatch.setattr(gpu, "MEMINFO", str(tmp_path / "absent"))
+    assert gpu.host_memory_available() == 100000
+    (cgroup / "memory.max").unlink()
+    assert gpu.host_memory_available() is None

@@ -130,8 +130,8 @@ class DeviceArrays:
         self.wl_excess = a(cupy, (L, g.WX), np.float32, 0)
         self.wl_new = a(cupy, (L, g.WX), np.int32, -1)
         self.wframes = a(cupy, (L, g.TF, layout.WINDOW_FRAME_INTS), np.int32, 0)
-        # the packed windows: a region per lane group (its header, then its lanes' shares); the budget counts one
-        # header (the other groups' headers, 8 bytes each, and each group's 32 bytes of totals are not in it)
+        # the packed windows: a region per lane group (its header, then its lanes' shares); the budget counts no
+        # header (the groups' headers, 8 bytes each, and their 32 bytes of totals are not in it)
         self.packed_lane_words = packed_lane_bytes(g.SF, Q, X) // 4
         packed_words = MAX_LANE_GROUPS * layout.WINDOW_HEADER + L * self.packed_lane_words
         self.packed = a(cupy, (packed_words,), np.int32, None)

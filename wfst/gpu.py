@@ -17,17 +17,32 @@ def import_cupy():
     return cupy
 
 
+MEMINFO = "/proc/meminfo"
+CGROUP = "/sys/fs/cgroup"  # cgroup v2: memory.max and memory.current of this process's group
+
+
 def host_memory_available() -> int | None:
-    """Bytes of host memory the kernel could hand out now (``MemAvailable`` of
-    /proc/meminfo: free, plus caches it can drop), or None where unknown."""
+    """Bytes of host memory this process could get now: ``MemAvailable`` of
+    /proc/meminfo (free, plus caches the kernel can drop), less where a
+    cgroup (a container's limit) leaves less; None where unknown."""
+    available = None
     try:
-        with open("/proc/meminfo", encoding="ascii") as info:
+        with open(MEMINFO, encoding="ascii") as info:
             for line in info:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    available = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    try:
+        with open(f"{CGROUP}/memory.max", encoding="ascii") as limit, \
+                open(f"{CGROUP}/memory.current", encoding="ascii") as current:
+            room = limit.read().strip(), int(current.read())
+        if room[0] != "max":
+            left = max(0, int(room[0]) - room[1])
+            available = left if available is None else min(available, left)
+    except (OSError, ValueError):
+        pass
+    return available
 
 
 @dataclass(frozen=True)
