@@ -16,6 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .cpu_search import ZERO
 from .cuda_layout import (FLUSH_FINAL, FLUSH_KEEP, FLUSH_NONE, FLUSH_SEND, P_CHANNEL, P_FLUSH, P_KEPT, P_LAG,
                           P_WIN_FRAME, P_WIN_LINK, P_WIN_TOK, WINDOW_HEADER)
 
@@ -115,7 +116,8 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
     lanes, the frames kept back and the lanes sent early."""
     lanes, W = window_sizes.shape[0], window_sizes.shape[1]
     capacity = pool_tokens // Q
-    reserve = 2 + sent_words(1, Q, X)  # what a lane can add to the next step's sends
+    reserve = 2 + sent_words(np.int64(1), Q, X)  # what a lane can add to the next step's sends
+    # (constants as np.int64 or ZERO: see wfst.cpu_search.ZERO)
     held_after = np.zeros(lanes, np.int64)  # sent words of what each lane holds after this step
     for lane in range(lanes):
         frames = window_frames[lane]
@@ -156,7 +158,7 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
             held_after[lane] = sent_words(kept + frames, held_tokens, held_links)
         elif not ended[lane]:
             for k in range(frames - lag, frames):
-                held_after[lane] += sent_words(1, window_sizes[lane, k, 0], window_sizes[lane, k, 1])
+                held_after[lane] += sent_words(np.int64(1), window_sizes[lane, k, 0], window_sizes[lane, k, 1])
     early = 0
     need = WINDOW_HEADER + held_after.sum() + lanes * reserve
     if need > packed_words:
@@ -172,7 +174,7 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
             early += 1
         if need > packed_words:
             raise ValueError("the packed buffer does not hold a worst-case frame per lane")
-    entries, tokens, links, flushing, held_back = 0, 0, 0, 0, 0
+    entries, tokens, links, flushing, held_back = ZERO, ZERO, ZERO, ZERO, ZERO
     for lane in range(lanes):
         kind = params[lane, P_FLUSH]
         if kind == FLUSH_NONE:
