@@ -403,3 +403,43 @@ def test_cuda_decodes_the_example_as_the_api_does(cupy_module, ex, api_text, tmp
     assert read_transcripts(tmp_path / "out" / "text") == api_text
     assert decode(ex, ex.scores_path, tmp_path / "cpu", "--device", "cpu", "--lattices") == EXIT_OK
     assert (tmp_path / "out" / "lat.ark").read_bytes() == (tmp_path / "cpu" / "lat.ark").read_bytes()
+
+
+def test_a_run_whose_every_utterance_is_skipped_exits_1(ex, tmp_path):
+    with kaldiio.WriteHelper(f"ark:{tmp_path / 's.ark'}") as writer:
+        writer("a", ex.scores[0][:0])
+        writer("b", ex.scores[0][:, :3])
+    assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out") == EXIT_SKIPPED
+    assert [line.split()[0] for line in (tmp_path / "out" / "skipped").read_text().splitlines()] == ["a", "b"]
+
+
+def test_a_decoder_failure_before_any_result_exits_3_and_keeps_the_outdir(ex, tmp_path, monkeypatch):
+    calls = []
+    real = wfst.Decoder.decode
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:  # (the first call is the warm-up)
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(wfst.Decoder, "decode", failing)
+    assert decode(ex, ex.scores_path, tmp_path / "out") == EXIT_STOPPED
+    assert (tmp_path / "out" / "decode.json").is_file()
+
+
+def test_an_empty_outdir_given_is_left_empty_when_nothing_decodes(ex, tmp_path):
+    (tmp_path / "empty.ark").write_bytes(b"")
+    (tmp_path / "out").mkdir()
+    assert decode(ex, f"ark:{tmp_path / 'empty.ark'}", tmp_path / "out") == EXIT_UNUSABLE
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_ctrl_c_exits_130(tmp_path, monkeypatch):
+    import wfst.cli_decode as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run", interrupted)
+    assert main(["g", "w", "s", str(tmp_path / "o")]) == 130

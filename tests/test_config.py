@@ -38,3 +38,9 @@ def test_numpy_scalars_are_taken_as_the_numbers_they_hold():
 def test_frozen():
     with pytest.raises(AttributeError):
         DecoderConfig().beam = 3.0
+
+
+def test_the_bounds_themselves_are_allowed():
+    DecoderConfig(max_active=5, min_active=5)
+    DecoderConfig(max_active=5, min_active=0, token_queue_capacity=5)
+    DecoderConfig(max_active=5, min_active=0, token_queue_capacity=5, arc_queue_capacity=5)

@@ -5,7 +5,9 @@ change the result; this checks that the shortcut never changes it)."""
 import numpy as np
 import pytest
 
-from wfst.cpu_search import BEAM_DELTA, _cutoff
+from wfst.cpu_search import _cutoff
+
+BEAM_DELTA = 0.5  # Kaldi's: the cutoff's beam is the max_active cost less the best, plus this
 
 INF = np.float32(np.inf)
 
@@ -43,3 +45,23 @@ def test_cutoff_equals_kaldi_get_cutoff(seed):
     assert np.array_equal(costs, before)
     want = kaldi_cutoff(costs, beam, max_active, min_active)
     assert (np.float32(got[0]), np.float32(got[1])) == want
+
+
+def test_the_adaptive_beam_adds_kaldi_s_half_to_the_max_active_cutoff():
+    costs = np.array([0, 1, 2, 3], np.float32)
+    assert _cutoff(costs, np.float32(10), 2, 0) == (np.float32(2), np.float32(2.5))
+    assert _cutoff(costs, np.float32(0.5), 4, 3) == (np.float32(3), np.float32(3.5))
+
+
+def test_a_token_exactly_at_the_max_active_cutoff_is_expanded():
+    """Kaldi keeps a token whose cost equals the cutoff (``<=``)."""
+    import wfst
+    from tests.decoder_graphs import flat_scores, graph
+    from wfst.cpu_backend import CpuSearch
+    from wfst.decoding_graph import DecodingGraph
+
+    fst = graph(4, 0, {1: 0.0, 2: 0.0, 3: 0.0}, [(0, 1, 1, 5, 0.0), (0, 2, 1, 6, 1.0), (0, 3, 1, 7, 2.0),
+                                                (1, 1, 1, 0, 0.0), (2, 2, 1, 0, 0.0), (3, 3, 1, 0, 0.0)])
+    search = CpuSearch(DecodingGraph(fst), wfst.DecoderConfig(max_active=2, min_active=0))
+    search.accept(flat_scores(2, 1))
+    assert search.expanded_tokens == 1 + 3  # frame 1's cutoff is its third cost, 2.0

@@ -152,3 +152,39 @@ def test_scores_that_require_grad_are_detached():
     decoder = wfst.Decoder(fst, device="cpu")
     scores = flat_scores(4)
     assert decoder.decode(_GradTensor(scores)).words == decoder.decode(scores).words == (1,)
+
+
+def _two_finals(w5=0.0, w6=0.0, f5=0.0, f6=0.0):
+    """Word 6's arc (to state 2) comes first: the lowest arc index and the lowest state disagree."""
+    return graph(3, 0, {1: f5, 2: f6}, [(0, 2, 1, 6, w6), (0, 1, 1, 5, w5)])
+
+
+def test_equal_final_totals_pick_the_lowest_state_in_results_and_partials():
+    decoder = wfst.Decoder(_two_finals(), device="cpu")
+    assert decoder.decode(flat_scores(1, 1)).words == (5,)
+    with decoder.stream() as stream:
+        stream.accept(flat_scores(1, 1))
+        assert stream.partial().words == (5,)
+
+
+@pytest.mark.parametrize("how", ["weight", "final"])
+def test_a_path_exactly_lattice_beam_behind_the_best_stays_in_the_lattice(how):
+    fst = _two_finals(w6=2.0) if how == "weight" else _two_finals(f6=2.0)
+    result = wfst.Decoder(fst, wfst.DecoderConfig(lattice_beam=2.0), device="cpu").decode(flat_scores(1, 1))
+    assert sorted(p.words for p in result.lattice.nbest(5)) == [(5,), (6,)]
+    result = wfst.Decoder(fst, wfst.DecoderConfig(lattice_beam=1.99), device="cpu").decode(flat_scores(1, 1))
+    assert [p.words for p in result.lattice.nbest(5)] == [(5,)]
+
+
+def test_an_arc_exactly_beam_behind_the_best_is_not_taken():
+    fst = graph(3, 0, {1: 0.0, 2: 0.0}, [(0, 1, 1, 5, 0.0), (0, 2, 1, 6, 2.0)])
+    config = wfst.DecoderConfig(beam=2.0, min_active=0, lattice_beam=10.0)
+    result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
+    assert [p.words for p in result.lattice.nbest(5)] == [(5,)]  # 0 + 2 is not < best + beam
+
+
+def test_an_epsilon_cycle_negative_only_in_float32_is_a_graph_error():
+    w = 0.39500877  # 1 -> 2 -> 1 sums to 0 in float64; in float32 (0.683546 + w) - w < 0.683546
+    fst = graph(3, 0, {1: 0.0}, [(0, 1, 1, 0, 0.683546), (1, 2, 0, 0, w), (2, 1, 0, 0, -w)])
+    with pytest.raises(wfst.GraphError, match="float32"):
+        wfst.Decoder(fst, device="cpu").decode(flat_scores(1, 1))

@@ -280,3 +280,64 @@ def test_pruning_refuses_arcs_that_do_not_go_forward_between_states(src, dst):
                       final_acoustic_cost=np.array([np.inf, 0, 0], np.float32))
     with pytest.raises(LatticeError, match="go forward between existing states"):
         lattice.prune(5.0)
+
+
+# ------------------------------------------------------------------ ties and boundaries
+def _lat(frames, arcs, finals):
+    """A lattice from ``arcs`` (src, dst, ilabel, olabel, graph cost) and
+    ``finals`` {state: cost}; acoustic costs 0."""
+    a = np.array(arcs, np.float64)
+    final = np.full(len(frames), np.inf, np.float32)
+    for state, cost in finals.items():
+        final[state] = cost
+    return Lattice(state_frame=np.array(frames, np.int32), arc_src=a[:, 0].astype(np.int32),
+                   arc_dst=a[:, 1].astype(np.int32), arc_ilabel=a[:, 2].astype(np.int32),
+                   arc_olabel=a[:, 3].astype(np.int32), arc_graph_cost=a[:, 4].astype(np.float32),
+                   arc_acoustic_cost=np.zeros(len(arcs), np.float32), final_graph_cost=final,
+                   final_acoustic_cost=np.where(np.isfinite(final), 0, np.inf).astype(np.float32)).validate()
+
+
+def _fork(words):
+    """Two arcs of equal cost from the start to final states 1 and 2."""
+    return _lat([0, 1, 1], [(0, 1, 1, words[0], 1), (0, 2, 1, words[1], 1)], {1: 0.0, 2: 0.0})
+
+
+@pytest.mark.parametrize("words", [(5, 6), (6, 5)])
+def test_a_best_path_tie_takes_the_lowest_final_state(words):
+    assert _fork(words).best_path().words == (words[0],)
+    assert [w for w, _, _ in _fork(words).word_alignment()] == [words[0]]
+
+
+def test_a_best_path_tie_takes_the_lowest_incoming_arc():
+    lattice = _lat([0, 1], [(0, 1, 1, 6, 1), (0, 1, 2, 5, 1)], {1: 0.0})
+    path = lattice.best_path()
+    assert path.words == (6,) and path.ilabels.tolist() == [1]
+
+
+def test_nbest_ties_come_in_the_order_of_the_arcs():
+    from lattice.nbest import nbest
+
+    compact = _fork((5, 6)).determinize()
+    got = [p.words for p in nbest(compact, 2)]
+    assert got[0] == (int(compact.arc_word[0]),) and sorted(got) == [(5,), (6,)]
+
+
+def test_a_zero_lattice_beam_keeps_the_best_path_through_float_rounding():
+    tiny = 2.0 ** -53  # the sums of forward and backward costs round differently along the path
+    chain = _lat([0, 1, 2, 3], [(0, 1, 1, 0, tiny), (1, 2, 1, 0, tiny), (2, 3, 1, 7, 1.0)], {3: 0.0})
+    pruned = chain.prune(0.0)
+    assert pruned.num_states == 4 and pruned.best_path().words == (7,)
+
+
+def test_a_word_confidence_is_at_most_one():
+    # best path: word 5 at frame 0 (cost 0); the rival (cost 1) has word 5 at frames 0 and 2
+    lattice = _lat([0, 1, 1, 2, 2, 3], [(0, 1, 1, 5, 0), (0, 2, 2, 5, 1), (1, 3, 1, 0, 0), (2, 4, 2, 0, 0),
+                                        (3, 5, 1, 0, 0), (4, 5, 2, 5, 0)], {5: 0.0})
+    assert lattice.best_path().words == (5,)
+    assert lattice.word_confidences().tolist() == [1.0]
+
+
+def test_three_words_at_one_frame_of_a_single_path_are_certain():
+    lattice = _lat([0, 0, 0, 1], [(0, 1, 0, 5, 0), (1, 2, 0, 6, 0), (2, 3, 1, 7, 0)], {3: 0.0})
+    assert lattice.best_path().words == (5, 6, 7)
+    np.testing.assert_allclose(lattice.word_confidences(), [1.0, 1.0, 1.0])

@@ -318,3 +318,45 @@ def test_endpoint_needs_a_config(ex, example_decoder):
     stream.finish()
     with pytest.raises(wfst.StreamError, match=r"endpoint_detected\(\) on a finished stream"):
         stream.endpoint_detected()
+
+
+def test_kaldi_s_endpoint_rules_3_and_4_and_the_final_relative_cost():
+    from wfst.endpoint import final_relative_cost
+
+    config = wfst.EndpointConfig(frame_shift=0.1)
+    assert not config.detected(60, 9, 7.9) and config.detected(60, 10, 7.9)  # rule 3: 1 s, relative cost < 8
+    assert not config.detected(60, 10, 8.1)
+    assert not config.detected(60, 19, 100.0) and config.detected(60, 20, 100.0)  # rule 4: 2 s, any cost
+    assert final_relative_cost(np.array([0, 1]), np.array([1.0, 3.0], np.float32),
+                               np.array([np.inf, 0.5], np.float32)) == pytest.approx(2.5)
+    assert final_relative_cost(np.zeros(0, int), np.zeros(0, np.float32), np.zeros(2, np.float32)) == np.inf
+    wfst.EndpointConfig(silence_labels=(4,)).silence_mask(4)  # the largest label is a label
+    with pytest.raises(wfst.ConfigError):
+        wfst.EndpointRule(min_trailing_silence=float("inf"))
+
+
+def test_a_non_silence_frame_ends_the_trailing_silence():
+    from tests.decoder_graphs import graph
+
+    # 0 -blank(1)-> 0, 0 -token 2:word 7-> 1, 1 -blank-> 1, 1 -token 3-> 2, 2 -blank-> 2; all final
+    fst = graph(3, 0, {0: 0.0, 1: 0.0, 2: 0.0},
+                [(0, 0, 1, 0, 0.0), (0, 1, 2, 7, 0.0), (1, 1, 1, 0, 0.0), (1, 2, 3, 0, 0.0), (2, 2, 1, 0, 0.0)])
+    rows = np.full((8, 3), -30.0, np.float32)
+    for t, column in enumerate([1, 0, 0, 0, 2, 0, 0, 0]):  # token 2, 3 blanks, token 3, 3 blanks
+        rows[t, column] = 0.0
+    rule = (wfst.EndpointRule(must_contain_nonsilence=False, min_trailing_silence=0.35),)
+    decoder = wfst.Decoder(fst, device="cpu")
+    assert decoder.decode(rows).words == (7,)
+    with decoder.stream(endpoint=wfst.EndpointConfig(frame_shift=0.1, rules=rule)) as stream:
+        stream.accept(rows)
+        assert not stream.endpoint_detected()  # 3 trailing blanks, 0.3 s (6 since the word)
+
+
+def test_a_dead_stream_s_partial_costs_inf_and_is_no_endpoint():
+    from tests.decoder_graphs import flat_scores, graph
+
+    fst = graph(2, 0, {1: 0.0}, [(0, 1, 1, 7, 1.0)])
+    with wfst.Decoder(fst, device="cpu").stream(endpoint=wfst.EndpointConfig()) as stream:
+        stream.accept(flat_scores(3, 1))
+        assert stream.partial() == wfst.Partial((), float("inf"), 3)
+        assert not stream.endpoint_detected()  # no token, no final state: relative cost inf

@@ -101,3 +101,9 @@ def test_transcript_files_round_trip(tmp_path):
     path.write_text("u1 a\n\nu1 b\n")
     with pytest.raises(WerError, match="line 3: utterance id 'u1' appears twice"):
         read_transcripts(path)
+
+
+def test_a_tie_between_a_deletion_and_an_insertion_aligns_the_deletion_first():
+    alignment = align("a b a", "b a b")
+    assert (alignment.substitutions, alignment.insertions, alignment.deletions) == (0, 1, 1)
+    assert alignment.alignment == ((None, "b"), ("a", "a"), ("b", "b"), ("a", None))
