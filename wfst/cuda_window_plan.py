@@ -106,7 +106,7 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
     this step's flushes (kept frames counted as stored, before the device
     prunes them), and a worst-case frame and a keeping lane's report for every
     lane, must fit. Where they would not, the lanes that would hold most send
-    all they hold now, the oldest frame first (early sends). Then any step fits
+    all they hold now (early sends). Then any step fits
     as long as ``packed_words`` has room for the header and a worst-case frame
     per lane (:data:`wfst.budget.WINDOW_SEND_CAPACITY` frames per lane give it
     more; ValueError if not even that). Returns the sent frames' channels and
