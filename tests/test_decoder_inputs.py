@@ -188,3 +188,27 @@ def test_an_epsilon_cycle_negative_only_in_float32_is_a_graph_error():
     fst = graph(3, 0, {1: 0.0}, [(0, 1, 1, 0, 0.683546), (1, 2, 0, 0, w), (2, 1, 0, 0, -w)])
     with pytest.raises(wfst.GraphError, match="float32"):
         wfst.Decoder(fst, device="cpu").decode(flat_scores(1, 1))
+
+
+def test_an_epsilon_arc_exactly_beam_behind_the_best_is_not_taken():
+    # 0 -1:5/0-> 1 (final); 1 -eps:6/2-> 2 (final): state 2 costs best + beam
+    fst = graph(3, 0, {1: 0.0, 2: 0.0}, [(0, 1, 1, 5, 0.0), (1, 2, 0, 6, 2.0)])
+    config = wfst.DecoderConfig(beam=2.0, min_active=0, lattice_beam=10.0)
+    result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
+    assert [p.words for p in result.lattice.nbest(5)] == [(5,)]
+    config = wfst.DecoderConfig(beam=2.01, min_active=0, lattice_beam=10.0)
+    result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
+    assert sorted(p.words for p in result.lattice.nbest(5)) == [(5,), (5, 6)]
+
+
+def test_the_start_frame_s_closure_goes_no_further_than_the_beam():
+    # 0 -eps:5/0-> 1; 0 -eps/3-> 2 -eps:6/-2-> 4; 1 and 4 -1/0-> 3 (final): state 4 costs 1, but only
+    # through state 2, which lies beyond the beam of 2
+    fst = graph(5, 0, {3: 0.0}, [(0, 1, 0, 5, 0.0), (0, 2, 0, 0, 3.0), (2, 4, 0, 6, -2.0), (1, 3, 1, 0, 0.0),
+                                 (4, 3, 1, 0, 0.0)])
+    config = wfst.DecoderConfig(beam=2.0, min_active=0, lattice_beam=10.0)
+    result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
+    assert [p.words for p in result.lattice.nbest(5)] == [(5,)]
+    config = wfst.DecoderConfig(beam=3.01, min_active=0, lattice_beam=10.0)
+    result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
+    assert sorted(p.words for p in result.lattice.nbest(5)) == [(5,), (6,)]
