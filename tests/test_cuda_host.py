@@ -438,8 +438,9 @@ def test_geometry_refuses_steps_whose_pack_offsets_overflow_int32():
 
     config = DecoderConfig(max_active=10000)
     assert geometry(config, 256, 256, 40, 50, 132).X == config.arc_capacity
-    with pytest.raises(wfst.ConfigError, match="2\\*\\*31"):
-        geometry(config, 2**31 // (4 * config.arc_capacity) + 1, 1, 40, 50, 132)
+    assert geometry(config, 2982, 2982, 40, 50, 132).lanes == 2982  # 6 x arc_capacity links each within int32
+    with pytest.raises(wfst.ConfigError, match="2983 lanes: the kernels take at most 2982.*counted in int32"):
+        geometry(config, 2983, 2983, 40, 50, 132)
 
 
 def test_geometry_refuses_more_lanes_than_a_grid_dimension_holds():
