@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cpu = args.cpu if args.cpu is not None else min(os.sched_getaffinity(0))
+    machine = machine_info(cpu)  # (before the runs: its load average is other work's)
     workload = Workload.load(args.data)
     words = wfst.SymbolTable.read(args.graph / "words.txt")
     fst = wfst.read_fst(args.graph / "TLG.fst")
@@ -105,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     frames = int(np.diff(workload.offsets).sum())
     our_seconds = float(ours["seconds"].sum())
     kaldi_record = summarize(kaldi, workload, words)
-    our_wer = compute_wer(workload.references, our_words, workload.utt_ids).to_dict()
+    our_wer = (None if workload.references is None
+               else compute_wer(workload.references, our_words, workload.utt_ids).to_dict())
     record = {
         "command": "python -m bench.cpu_decoder " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine_info(cpu),
+        "machine": machine,
         "graph": {"path": str(args.graph), "states": fst.num_states, "arcs": fst.num_arcs,
                   "epsilon_arcs": fst.num_epsilon_arcs},
         "data": {"path": str(args.data), "utterances": len(workload), "frames": frames,
@@ -134,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     kaldi_tokens = kaldi_record["tokens_per_frame"]["mean"] if kaldi_record["tokens_per_frame"] else float("nan")
     print(f"{'decoder':22s} {'frames/s':>10s} {'RTFx':>8s} {'WER %':>7s} {'tokens/frame':>13s}")
+    def wer(record):  # (no references: no WER)
+        return record["wer"] if record else float("nan")
+
     print(f"{'ours (cpu, lattices)':22s} {frames / our_seconds:10.0f} {workload.audio_seconds / our_seconds:8.1f} "
-          f"{our_wer['wer']:7.2f} {ours['tokens_per_frame'] or float('nan'):13.0f}")
+          f"{wer(our_wer):7.2f} {ours['tokens_per_frame'] or float('nan'):13.0f}")
     print(f"{'kaldi FasterDecoder':22s} {kaldi.frames_per_second:10.0f} {kaldi.rtfx:8.1f} "
-          f"{kaldi_record['wer']['wer']:7.2f} {kaldi_tokens:13.0f}")
+          f"{wer(kaldi_record['wer']):7.2f} {kaldi_tokens:13.0f}")
     print(f"speed-up {kaldi.seconds / our_seconds:.2f}x wall, {kaldi_cpu / our_cpu:.2f}x CPU time (best of "
           f"{args.repeat}); identical transcripts {same}/{len(workload)}; written {out}")
     return 0

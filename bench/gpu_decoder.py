@@ -41,34 +41,38 @@ from bench.inputs import add_input_arguments, load_inputs
 from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm, set_lane_groups, set_lattice_stagger
 from bench.provenance import device_name, git_commit, gpu_versions, source_digest
 from bench.riva_baseline import riva_run
+from bench.workload.kaldi_baseline import machine_info, pinned_to
 from wfst.example import example_dir
 from wfst.score_archive import Workload
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def _kaldi_rtfx(fst, graph_dir: Path, workload: Workload, config) -> float | None:
-    """RTFx of Kaldi's FasterDecoder on one core over the whole set, or None when
-    kaldi-decoder is not installed (the GPU machine may lack it)."""
+def _kaldi_rtfx(fst, graph_dir: Path, workload: Workload, config, core: int) -> float | None:
+    """RTFx of Kaldi's FasterDecoder on core ``core`` alone over the whole
+    ``workload``, or None when kaldi-decoder is not installed (the GPU machine
+    may lack it)."""
     try:
-        from bench.workload.kaldi_baseline import KaldiGraph, run_kaldi
+        from bench.workload.kaldi_baseline import KaldiGraph, run_kaldi  # (kaldi-decoder may be missing)
 
         kaldi = run_kaldi(KaldiGraph.from_csr(fst, path=graph_dir / "TLG.fst"), workload, decoder="faster",
                           beam=config.beam, max_active=config.max_active, min_active=config.min_active,
-                          acoustic_scale=config.acoustic_scale, cpu=min(os.sched_getaffinity(0)), count_tokens=0)
+                          acoustic_scale=config.acoustic_scale, cpu=core, count_tokens=0)
     except Exception as error:
         print(f"Kaldi baseline unavailable ({type(error).__name__}: {error})", file=sys.stderr)
         return None
     return workload.audio_seconds / kaldi.seconds
 
 
-def _cpu_backend(fst, rows, config, frame_shift: float):
-    """Our CPU backend on one core over ``rows``: (RTFx, Results)."""
+def _cpu_backend(fst, rows, config, frame_shift: float, core: int):
+    """Our CPU backend on core ``core`` alone over ``rows``: (RTFx, Results)."""
     cpu = wfst.Decoder(fst, config, device="cpu")
     cpu.decode(rows[0][:2])  # compile
-    start = time.perf_counter()
-    results = cpu.decode(rows)
-    return sum(r.shape[0] for r in rows) * frame_shift / (time.perf_counter() - start), results
+    with pinned_to(core):
+        start = time.perf_counter()
+        results = cpu.decode(rows)
+        seconds = time.perf_counter() - start
+    return sum(r.shape[0] for r in rows) * frame_shift / seconds, results
 
 
 @contextlib.contextmanager
@@ -143,10 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     config = wfst.DecoderConfig(beam=args.beam, max_active=args.max_active, min_active=args.min_active,
                                 lattice_beam=args.lattice_beam, acoustic_scale=inputs.acoustic_scale)
     count = min(args.utterances or len(workload), len(workload))
+    workload = workload.head(count)  # the baselines decode what the GPU decodes
     rows = [np.ascontiguousarray(workload.utterance(i), dtype=np.float32) for i in range(count)]
     audio_seconds = sum(r.shape[0] for r in rows) * workload.frame_shift
-    cpu_rtfx, cpu_results = _cpu_backend(fst, rows, config, workload.frame_shift)
-    kaldi_rtfx = _kaldi_rtfx(fst, graph_dir, workload, config)
+    core = min(os.sched_getaffinity(0))  # both baselines run on this core alone
+    machine = machine_info(core)  # (before the runs: its load average is other work's)
+    cpu_rtfx, cpu_results = _cpu_backend(fst, rows, config, workload.frame_shift, core)
+    kaldi_rtfx = _kaldi_rtfx(fst, graph_dir, workload, config, core)
     baseline_name, baseline_rtfx = (("kaldi FasterDecoder (1 core)", kaldi_rtfx) if kaldi_rtfx is not None
                                     else ("wfst cpu backend (1 core)", cpu_rtfx))
     runs, hyps = [], None
@@ -164,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         riva_best = max((r["riva"]["rtfx"] for r in runs if "rtfx" in r.get("riva", {})), default=None)
         record = {
             "command": "python -m bench.gpu_decoder " + " ".join(sys.argv[1:] if argv is None else argv),
-            "device": device,
+            "device": device, "machine": machine,
             "date": datetime.date.today().isoformat(), "commit": git_commit(),
             "source_digest": digest, "versions": gpu_versions(cupy),
             "graph": {"name": graph_dir.name, "states": fst.num_states, "arcs": fst.num_arcs},

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="JSON path (default under bench/results/)")
     args = parser.parse_args(argv)
+    machine = machine_info(None)  # (before the runs: its load average is other work's)
 
     inputs = load_inputs(args)
     workload = inputs.workload
@@ -96,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
             "steps": [imbalance(work, lanes, args.draws, rng) for lanes in args.lanes]}
     record = {
         "command": "python -m bench.lane_imbalance " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine_info(None),
+        "machine": machine,
         "graph": {"name": inputs.name, "states": inputs.fst.num_states, "arcs": inputs.fst.num_arcs},
         "data": {"utterances": count, "frames": int(sum(u["tokens"].size for u in per_utterance))},
-        "config": {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
+        "config": {"beam": args.beam, "max_active": args.max_active, "min_active": config.min_active,
+                   "lattice_beam": args.lattice_beam,
                    "acoustic_scale": inputs.acoustic_scale},
         "draws": args.draws, "seed": args.seed, "measures": measures}
     out = args.out or RESULTS_DIR / f"lane_imbalance_{inputs.name}.json"

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per lattice beam; the fastest counts")
     parser.add_argument("--out", type=Path, help="JSON path (default under bench/results/)")
     args = parser.parse_args(argv)
+    machine = machine_info(None)  # (before the runs: its load average is other work's)
 
     inputs = load_inputs(args)
     fst, workload, scale, name = inputs.fst, inputs.workload, inputs.acoustic_scale, inputs.name
@@ -98,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             "word_lattice_arcs_per_frame": size["word_arcs"] / frames})
     record = {
         "command": "python -m bench.lattice_cost " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine_info(None),
+        "machine": machine,
         "graph": {"name": name, "states": fst.num_states, "arcs": fst.num_arcs},
         "data": {"utterances": len(workload), "frames": frames, "audio_seconds": workload.audio_seconds},
-        "config": {"beam": args.beam, "max_active": args.max_active, "acoustic_scale": scale,
+        "config": {"beam": args.beam, "max_active": args.max_active, "min_active": wfst.DecoderConfig().min_active,
+                   "acoustic_scale": scale,
                    "prune_interval": wfst.DecoderConfig().prune_interval},
         "repeat": args.repeat, "lattice_beams": beams}
     out = args.out or RESULTS_DIR / f"lattice_cost_{name}.json"

@@ -174,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam", type=float, default=15.0)
     parser.add_argument("--max-active", type=int, default=10000)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads stepping streams (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads stepping streams (default 1; the CUDA decoder's lattice workers are its own, "
+                             "the cores available)")
     parser.add_argument("--lanes", type=int, default=None, help="CUDA lanes (default: the decoder's)")
     parser.add_argument("--lane-groups", type=int, default=None,
                         help="CUDA lane groups stepped in turn on their own streams (default: the decoder's)")
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="JSON path (default under bench/results/)")
     args = parser.parse_args(argv)
+    machine = machine_info(None)  # (before the runs: its load average is other work's)
 
     inputs = load_inputs(args)
     fst, workload, scale, name = inputs.fst, inputs.workload, inputs.acoustic_scale, inputs.name
@@ -200,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         decoder = wfst.Decoder(fst, config, device="cpu", threads=args.threads, channels=limit)
     offline = decoder.decode([workload.utterance(i) for i in range(len(workload))])  # also warms the kernels
+    with decoder.stream() as warm:  # and a stream's own calls (its partials' best-token search)
+        warm.accept(workload.utterance(0)[:2])
+        warm.partial()
     offline_words = [r.words for r in offline]
     chunk_ms = tuple(args.chunk_ms)
 
@@ -215,13 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         best, runs = most_streams(trial, args.p99_ms, args.max_streams, args.start_streams)
     record = {
         "command": "python -m bench.stream_latency " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine_info(None), "device": _device_name(decoder), "threads": args.threads,
+        "machine": machine, "device": _device_name(decoder), "threads": decoder.threads,
         "lanes": decoder._cuda.geometry.lanes if decoder._cuda is not None else None,
         "lane_groups": decoder._cuda.lane_groups if decoder._cuda is not None else None,
         "graph": {"name": name, "states": fst.num_states, "arcs": fst.num_arcs},
         "data": {"utterances": len(workload), "audio_seconds": workload.audio_seconds,
                  "frame_shift": workload.frame_shift},
-        "config": {"beam": args.beam, "max_active": args.max_active, "acoustic_scale": scale,
+        "config": {"beam": args.beam, "max_active": args.max_active, "min_active": config.min_active,
+                   "acoustic_scale": scale,
                    "lattice_beam": config.lattice_beam, "prune_interval": config.prune_interval},
         "chunk_ms": list(chunk_ms), "seconds_per_stream": args.seconds, "p99_bound_ms": args.p99_ms,
         "most_real_time_streams": best, "trials": runs,

@@ -103,6 +103,20 @@ def test_lattice_cost_counts_the_lattices_it_times(example):
     assert set(record["seconds"]) == {"search", "finish", "assembly_and_pruning", "determinize"}
 
 
+def test_a_workload_s_head_is_its_first_utterances():
+    from wfst.example import load_example
+    from wfst.score_archive import Workload
+
+    example = Workload.load(load_example().scores_path)
+    workload = Workload(example.scores, example.offsets, example.utt_ids, example.frame_shift,
+                        tuple((u,) for u in example.utt_ids))
+    head = workload.head(3)
+    assert len(head) == 3 and head.utt_ids == workload.utt_ids[:3] and head.references == workload.references[:3]
+    assert all(np.array_equal(head.utterance(i), workload.utterance(i)) for i in range(3))
+    assert head.num_frames == sum(workload.utterance(i).shape[0] for i in range(3))
+    assert len(workload.head(10**6)) == len(workload) and len(workload.head(0)) == 0
+
+
 def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path, monkeypatch):
     from bench import gpu_decoder, provenance
 
@@ -118,6 +132,7 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path, monk
     assert record["source_digest"] == provenance.source_digest() and len(record["source_digest"]) == 64
     assert record["workload"]["seed"] == 3  # the example's
     assert record["commit"] == "abc123"  # the device machine's copy of the tree names it (WFST_COMMIT)
+    assert record["machine"]["pinned_cpu"] == min(os.sched_getaffinity(0))  # where both baselines ran
     assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [
         (1, 1, 2), (3, 2, 2)] * 4
     # every grid depth and launch mode with every lane count: blocks per lane as deep as asked

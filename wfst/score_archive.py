@@ -79,6 +79,14 @@ class Workload:
             raise WorkloadError(f"{len(self.phones)} phone sequences for {len(self.utt_ids)} utterances")
 
     # ----------------------------------------------------------------- access
+    def head(self, count: int) -> "Workload":
+        """The first ``count`` utterances (all when there are fewer), as a Workload."""
+        count = min(max(count, 0), len(self))
+        return Workload(self.scores[:int(self.offsets[count])], self.offsets[:count + 1].copy(),
+                        self.utt_ids[:count], self.frame_shift,
+                        None if self.references is None else self.references[:count], self.metadata,
+                        None if self.phones is None else self.phones[:count])
+
     def __len__(self) -> int:
         return len(self.utt_ids)
 

@@ -334,14 +334,15 @@ def run_kaldi(
 # ------------------------------------------------------------------ reports
 def machine_info(cpu: int | None) -> dict:
     """CPU model, core counts, load average (other work on the machine skews
-    timings) and versions, for result files."""
+    timings: take it before the runs, which raise it themselves) and versions,
+    for result files."""
     import importlib.metadata
 
     model = platform.processor() or "unknown"
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as stream:
         model = next((line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")), model)
     versions = {"python": platform.python_version(), "wfst-gpu": wfst.__version__}
-    for package in ("kaldi-decoder", "kaldifst", "numpy"):
+    for package in ("kaldi-decoder", "kaldifst", "numpy", "numba"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
     return {"cpu_model": model, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
