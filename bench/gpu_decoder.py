@@ -41,7 +41,7 @@ from bench.inputs import add_input_arguments, load_inputs
 from bench.launch_tuning import add_launch_arguments, set_blocks_per_sm, set_lane_groups, set_lattice_stagger
 from bench.provenance import device_name, git_commit, gpu_versions, source_digest
 from bench.riva_baseline import riva_run
-from bench.workload.kaldi_baseline import machine_info, pinned_to
+from bench.workload.kaldi_baseline import KaldiGraph, machine_info, pinned_to, run_kaldi
 from wfst.example import example_dir
 from wfst.score_archive import Workload
 
@@ -53,8 +53,6 @@ def _kaldi_rtfx(fst, graph_dir: Path, workload: Workload, config, core: int) -> 
     ``workload``, or None when kaldi-decoder is not installed (the GPU machine
     may lack it)."""
     try:
-        from bench.workload.kaldi_baseline import KaldiGraph, run_kaldi  # (kaldi-decoder may be missing)
-
         kaldi = run_kaldi(KaldiGraph.from_csr(fst, path=graph_dir / "TLG.fst"), workload, decoder="faster",
                           beam=config.beam, max_active=config.max_active, min_active=config.min_active,
                           acoustic_scale=config.acoustic_scale, cpu=core, count_tokens=0)
@@ -228,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                          "memory": decoder._cuda.memory.as_dict()})
             threads = decoder.threads
             del decoder, results, batch
-            gc.collect()  # its device memory free for the next lane count's (the decoder holds reference cycles)
+            gc.collect()  # its device memory free for the next lane count's, should a cycle still hold it
             first_of_lanes = (depth, graphs, groups, scores_on, workers, dealing) == (
                 args.blocks_per_sm[0], args.launch_graphs[0], args.lane_groups[0], args.scores_on[0], args.threads[0],
                 args.lattice_stagger[0])

@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                                              for k, v in as_run["host_ms_per_step"].items()))
         print(run["profile_by_own_time"])
         del decoder
-        gc.collect()  # its device memory free for the next lane count's (the decoder holds reference cycles)
+        gc.collect()  # its device memory free for the next lane count's, should a cycle still hold it
         if args.out:  # after every run: a run cut short keeps the runs it finished
             args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
             print(f"written {args.out}")
