@@ -135,7 +135,7 @@ def windowed(frames: list[tuple], window: int, config: wfst.DecoderConfig, final
                 kept = 0
         out.append(sent)
         if held is not None:
-            held.append(sum(sent_words(1, h[0].size, h[3].size) for h in pool))
+            held.append(sent_words(len(pool), sum(h[0].size for h in pool), sum(h[3].size for h in pool)))
     return out
 
 
