@@ -212,3 +212,18 @@ def test_the_start_frame_s_closure_goes_no_further_than_the_beam():
     config = wfst.DecoderConfig(beam=3.01, min_active=0, lattice_beam=10.0)
     result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
     assert sorted(p.words for p in result.lattice.nbest(5)) == [(5,), (6,)]
+
+
+def test_emitting_arcs_are_bounded_by_the_adaptive_beam_once_max_active_caps_a_frame():
+    # frame 1 holds states 1, 2, 3 at costs 0, 1, 2; max_active 1 puts its cutoff at 1 and its adaptive beam
+    # at 1 - 0 + 0.5 = 1.5, so frame 2 takes 1 -1:8/1.6-> 4 only if the bound is the beam of 10, not 1.5
+    arcs = [(0, 1, 1, 5, 0.0), (0, 2, 1, 6, 1.0), (0, 3, 1, 7, 2.0), (1, 1, 1, 0, 0.0), (1, 4, 1, 8, 1.6),
+            (2, 2, 1, 0, 0.0), (3, 3, 1, 0, 0.0)]
+    fst = graph(5, 0, {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0}, arcs)
+    config = wfst.DecoderConfig(beam=10.0, max_active=1, min_active=0, lattice_beam=10.0)
+    result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(2, 1))
+    assert sorted(p.words for p in result.lattice.nbest(10)) == [(5,), (6,)]
+    arcs[4] = (1, 4, 1, 8, 1.4)  # within the adaptive beam
+    result = wfst.Decoder(graph(5, 0, {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0}, arcs), config,
+                          device="cpu").decode(flat_scores(2, 1))
+    assert sorted(p.words for p in result.lattice.nbest(10)) == [(5,), (5, 8), (6,)]
