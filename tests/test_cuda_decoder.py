@@ -326,6 +326,34 @@ def test_too_many_lanes_is_a_budget_error_before_allocating(cupy_module):
     assert after >= free - (64 << 20)
 
 
+def test_an_allocation_that_fails_although_the_budget_fitted_is_a_budget_error(cupy_module, monkeypatch):
+    """Memory taken between the budget's check and the allocation: a device
+    allocation or a pinned one (CuPy's CUDARuntimeError with
+    cudaErrorMemoryAllocation) that fails is a MemoryBudgetError naming lanes;
+    another runtime error is left as it is."""
+    import cupyx
+
+    from wfst.cuda_memory import DeviceArrays
+
+    fst = random_graph(11, max_states=40)
+
+    def out_of_device_memory(*args):
+        raise cupy_module.cuda.memory.OutOfMemoryError(1024, 0)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DeviceArrays, "_alloc", out_of_device_memory)
+        with pytest.raises(MemoryBudgetError, match="device allocation failed although 2 lanes fitted"):
+            wfst.Decoder(fst, device="cuda", lanes=2)
+    for status, error in ((2, MemoryBudgetError), (1, cupy_module.cuda.runtime.CUDARuntimeError)):
+        def refused(*args, status=status):
+            raise cupy_module.cuda.runtime.CUDARuntimeError(status)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(cupyx, "empty_pinned", refused)
+            with pytest.raises(error, match="2 lanes could not pin" if status == 2 else None):
+                wfst.Decoder(fst, device="cuda", lanes=2)
+
+
 def test_a_decoder_hands_back_the_blocks_cupy_s_pools_cache_before_its_budget(cupy_module):
     """Blocks CuPy's pools keep from freed arrays (an earlier decoder's) count
     as used in the free memory the budget is checked against: a new decoder

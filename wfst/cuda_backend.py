@@ -47,6 +47,9 @@ FREE_MEMORY_SHARE = 0.9
 with their pinned buffers in this share of the available host memory, at most
 DEFAULT_MAX_LANES."""
 
+CUDA_ERROR_MEMORY_ALLOCATION = 2
+"""cudaErrorMemoryAllocation, the status of CuPy's ``CUDARuntimeError`` when
+page-locked host memory cannot be allocated."""
 DEFAULT_LANE_GROUPS = 1
 """Lane groups a run steps in turn (:mod:`wfst.cuda_lane_group`); ``CudaDecoder.lane_groups``."""
 
@@ -113,7 +116,17 @@ class CudaDecoder:
         try:
             self.arrays = DeviceArrays(cupy, graph, g)
         except cupy.cuda.memory.OutOfMemoryError as error:  # the budget was right but memory moved
-            raise MemoryBudgetError(f"device allocation failed although the budget fitted: {error}") from error
+            raise MemoryBudgetError(
+                f"device allocation failed although {self.memory.lanes} lanes fitted the free memory a moment "
+                f"before (another process may have taken some): {error}; use fewer lanes") from error
+        except cupy.cuda.runtime.CUDARuntimeError as error:  # cupyx.empty_pinned: cudaHostAlloc refused
+            if error.status != CUDA_ERROR_MEMORY_ALLOCATION:
+                raise
+            seen = "an unknown amount" if host is None else f"{host:,} bytes"
+            raise MemoryBudgetError(
+                f"{self.memory.lanes} lanes could not pin {self.memory.pinned_host:,} bytes of host memory with "
+                f"{seen} available a moment before (other processes, or a limit on page-locked memory): use fewer "
+                "lanes") from error
         self.allocation = check_allocation(self.memory, self.arrays.device_bytes, self.arrays.pinned_bytes,
                                            tolerance=float("inf"))
         self._streams: list[tuple] = []  # (compute, windows) of each lane group, made when first needed

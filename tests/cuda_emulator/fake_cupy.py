@@ -307,6 +307,14 @@ class OutOfMemoryError(MemoryError):
     pass
 
 
+class CUDARuntimeError(RuntimeError):
+    """CuPy's error for a failed runtime call; ``status`` is the cudaError_t."""
+
+    def __init__(self, status: int):
+        super().__init__(f"cudaError {status}")
+        self.status = status
+
+
 class _MemoryPool:
     """CuPy's pools of blocks freed by arrays but kept for reuse: the emulator
     keeps none, so freeing them frees nothing (``frees`` counts the calls)."""
@@ -338,7 +346,8 @@ _runtime = types.SimpleNamespace(
     memGetInfo=lambda: (FREE_BYTES, TOTAL_BYTES), driverGetVersion=lambda: 0, runtimeGetVersion=lambda: 0,
     getDeviceCount=lambda: 1,
     getDeviceProperties=lambda device_id: {"multiProcessorCount": MULTIPROCESSORS, "name": DEVICE_NAME},
-    memcpyAsync=_memcpy_async, memcpyHostToDevice=1, memcpyDeviceToHost=2, memcpyDeviceToDevice=3)
+    memcpyAsync=_memcpy_async, memcpyHostToDevice=1, memcpyDeviceToHost=2, memcpyDeviceToDevice=3,
+    CUDARuntimeError=CUDARuntimeError)
 cuda = types.SimpleNamespace(Device=_Device, Stream=_Stream, runtime=_runtime, get_elapsed_time=_get_elapsed_time,
                              get_current_stream=_current_stream,
                              memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError))
