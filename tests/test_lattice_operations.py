@@ -106,6 +106,26 @@ def test_word_confidences_are_the_enumerated_region_posteriors(seed):
     np.testing.assert_allclose(lat.word_confidences(scale), _region_confidences(lat, scale), rtol=1e-9, atol=1e-12)
 
 
+def test_a_word_arc_leaving_a_state_after_the_last_frame_counts_at_the_last_frame():
+    """A word on an epsilon arc after the last score row: its source state's
+    frame is the lattice's num_frames, and its time is clipped to the last
+    frame, so it overlaps a best-path word there."""
+    from tests.decoder_graphs import graph
+
+    # one frame; paths: 0 -1:7/0-> 1 (final, the best); 0 -1:7/0-> 1 -eps/0.5-> 2 -eps:7/0.5-> 3 (final), its
+    # second 7 read at frame 1; 0 -1:0/0.25-> 3
+    fst = graph(4, 0, {1: 0.0, 3: 0.0}, [(0, 1, 1, 7, 0.0), (0, 3, 1, 0, 0.25), (1, 2, 0, 0, 0.5),
+                                         (2, 3, 0, 7, 0.5)])
+    lat = wfst.Decoder(fst, wfst.DecoderConfig(lattice_beam=8.0, min_active=0), device="cpu").decode(
+        np.zeros((1, 1), np.float32)).lattice
+    assert lat.num_frames == 1 and sorted(p.words for p in lat.nbest(5)) == [(), (7,), (7, 7)]
+    assert lat.state_frame[lat.arc_src[lat.arc_olabel == 7]].tolist() == [0, 1]
+    best, twice, none = 1.0, math.exp(-1.0), math.exp(-0.25)
+    want = [(best + 2 * twice) / (best + twice + none)]  # both 7s of the second path overlap the best's 7
+    np.testing.assert_allclose(lat.word_confidences(), want, rtol=1e-6)
+    np.testing.assert_allclose(_region_confidences(lat, 1.0), want, rtol=1e-6)
+
+
 def test_one_word_sequence_aligned_two_ways_is_certain():
     """The example's second utterance: one word sequence, its first word's label
     at frame 12 or 13 (a frame apart) in about half the mass each."""
