@@ -184,3 +184,20 @@ def test_command_line_writes_json(tmp_path, capsys):
 def test_command_line_reports_errors(tmp_path, capsys):
     assert main(["--graph", str(GRAPH), "--data", str(tmp_path / "missing.npz")]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("difficulty,beam,max_active", [(0.3, 15.0, 10000), (0.6, 15.0, 10000), (0.6, 8.0, 50)])
+def test_our_cpu_decoder_gives_kaldi_faster_decoder_s_transcripts_and_costs(graph, difficulty, beam, max_active):
+    """DESIGN's Kaldi oracle: the same transcripts as Kaldi's FasterDecoder at
+    the same beam, max_active and min_active; best-path costs (graph plus
+    scaled acoustic) within float32 rounding of Kaldi's."""
+    import wfst
+
+    w = workload(difficulty, count=20, seed=3)
+    run = run_kaldi(graph, w, decoder="faster", beam=beam, max_active=max_active, min_active=20,
+                    acoustic_scale=0.5)
+    config = wfst.DecoderConfig(beam=beam, max_active=max_active, min_active=20, acoustic_scale=0.5)
+    ours = wfst.Decoder(EXAMPLE.fst, config, device="cpu").decode([w.utterance(i) for i in range(len(w))])
+    assert [r.words for r in ours] == list(run.hyps)
+    np.testing.assert_allclose([r.cost for r in ours], run.costs, rtol=1e-5, atol=1e-4)
+    assert [r.reached_final for r in ours] == list(run.reached_final)
