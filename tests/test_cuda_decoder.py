@@ -303,6 +303,20 @@ def test_negative_epsilon_loop_in_float32_is_a_graph_error_or_matches():
     _same(gpu.decode(flat_scores(6)), cpu.decode(flat_scores(6)))
 
 
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_an_epsilon_cycle_negative_only_in_float32_is_a_graph_error(lanes):
+    """1 -> 2 -> 1 sums to 0 in float64 (the graph check passes it), but in
+    float32 (0.683546 + w) - w < 0.683546: the device's epsilon iterations
+    must stop and report it as the CPU does, not loop."""
+    w = 0.39500877
+    fst = graph(3, 0, {1: 0.0}, [(0, 1, 1, 0, 0.683546), (1, 2, 0, 0, w), (2, 1, 0, 0, -w)])
+    cpu, gpu = _pair(fst, DecoderConfig(), lanes=lanes)
+    with pytest.raises(wfst.GraphError, match="float32"):
+        cpu.decode(flat_scores(1, 1))
+    with pytest.raises(wfst.GraphError, match="float32"):
+        gpu.decode([flat_scores(1, 1)] * lanes)
+
+
 def test_budget_matches_the_allocation():
     fst = random_graph(11, max_states=40)
     for lanes, max_active in ((1, 100), (8, 1000), (3, 7)):

@@ -102,6 +102,8 @@ def test_pdf_map():
         wfst.Decoder(LOOP, pdf_map=np.array([-1, 0, -1]))
     with pytest.raises(wfst.GraphError, match="1-D integer"):
         wfst.Decoder(LOOP, pdf_map=np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(wfst.GraphError, match=r"pdf_map\[2\] = 4294967297 is beyond"):  # not column 1, wrapped
+        wfst.Decoder(LOOP, pdf_map=np.array([-1, 0, 2**32 + 1]))
 
 
 def test_zero_frames_decide_by_the_start_closure():
@@ -199,6 +201,18 @@ def test_an_epsilon_arc_exactly_beam_behind_the_best_is_not_taken():
     config = wfst.DecoderConfig(beam=2.01, min_active=0, lattice_beam=10.0)
     result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
     assert sorted(p.words for p in result.lattice.nbest(5)) == [(5,), (5, 6)]
+
+
+def test_an_epsilon_link_to_a_kept_token_exactly_at_the_bound_is_not_made():
+    # 0 -1:7/1-> 2 keeps state 2 (cost 1, below the bound 0 + beam = 2); 0 -1:5/0-> 1 -eps:6/2-> 2 reaches it
+    # again at exactly the bound: no link, so no path (5, 6) in the lattice
+    fst = graph(3, 0, {1: 0.0, 2: 0.0}, [(0, 1, 1, 5, 0.0), (0, 2, 1, 7, 1.0), (1, 2, 0, 6, 2.0)])
+    config = wfst.DecoderConfig(beam=2.0, min_active=0, lattice_beam=10.0)
+    result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
+    assert sorted(p.words for p in result.lattice.nbest(5)) == [(5,), (7,)]
+    config = wfst.DecoderConfig(beam=2.01, min_active=0, lattice_beam=10.0)
+    result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
+    assert sorted(p.words for p in result.lattice.nbest(5)) == [(5,), (5, 6), (7,)]
 
 
 def test_the_start_frame_s_closure_goes_no_further_than_the_beam():

@@ -107,8 +107,6 @@ class CudaDecoder:
         self.memory = budget(graph.fst, config, lanes=lanes, channels=channels, pdf_map=pdf_map,
                              chunk_frames=chunk_frames)
         self.memory.check(free, host)  # MemoryBudgetError before anything is allocated
-        if graph.num_columns > 0 and graph.column_of_ilabel.max() >= (1 << 31):
-            raise ConfigError("score columns beyond int32")
         num_columns = graph.fst.max_ilabel if pdf_map is None else int(np.max(pdf_map)) + 1
         sms = cupy.cuda.runtime.getDeviceProperties(device_id)["multiProcessorCount"]
         self.geometry = g = geometry(config, self.memory.lanes, self.memory.channels, num_columns, chunk_frames,

@@ -77,6 +77,11 @@ def _column_map(fst: CsrFst, pdf_map) -> np.ndarray:
     if pdf_map.shape[0] < size:
         raise GraphError(f"pdf_map has {pdf_map.shape[0]} entries but the graph uses input labels up to "
                          f"{size - 1}; it needs at least {size}")
+    if pdf_map.size and pdf_map.max() > np.iinfo(np.int32).max:
+        bad = int(np.argmax(pdf_map))
+        raise GraphError(f"pdf_map[{bad}] = {int(pdf_map[bad])} is beyond the score columns a decoder reads "
+                         f"(at most {np.iinfo(np.int32).max}); it should map each input label to a column "
+                         "of the score matrix")
     columns = pdf_map[:size].astype(np.int32)
     used = np.unique(fst.ilabel[: fst.num_emitting_arcs])
     if used.size and columns[used].min() < 0:
