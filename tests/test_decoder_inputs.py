@@ -241,3 +241,13 @@ def test_emitting_arcs_are_bounded_by_the_adaptive_beam_once_max_active_caps_a_f
     result = wfst.Decoder(graph(5, 0, {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0}, arcs), config,
                           device="cpu").decode(flat_scores(2, 1))
     assert sorted(p.words for p in result.lattice.nbest(10)) == [(5,), (5, 8), (6,)]
+
+
+def test_a_decoder_is_called_as_its_decode():
+    from tests.decoder_graphs import assert_same_results
+
+    d = wfst.Decoder(LOOP, device="cpu")
+    scores = flat_scores(3)
+    assert_same_results(d(scores), d.decode(scores))
+    for got, want in zip(d([scores, scores[:1]]), d.decode([scores, scores[:1]]), strict=True):
+        assert_same_results(got, want)

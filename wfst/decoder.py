@@ -109,6 +109,11 @@ class Decoder:
                 results = list(pool.map(self._decode_one, checked))
         return results[0] if single else results
 
+    def __call__(self, scores) -> Result | list[Result]:
+        """``decoder(scores)`` is ``decoder.decode(scores)``, as torchaudio's
+        decoders are called."""
+        return self.decode(scores)
+
     def stream(self, endpoint=None) -> Stream:
         """A new :class:`wfst.Stream` on a free channel, to feed score chunks as
         they arrive (see :mod:`wfst.stream`). ``endpoint``: optional
