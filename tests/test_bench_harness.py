@@ -132,6 +132,12 @@ def test_the_gpu_decoder_benchmark_writes_its_record(cupy_module, tmp_path, monk
     assert record["source_digest"] == provenance.source_digest() and len(record["source_digest"]) == 64
     assert record["workload"]["seed"] == 3  # the example's
     assert record["commit"] == "abc123"  # the device machine's copy of the tree names it (WFST_COMMIT)
+    # the fields the GPU issue asks of every record
+    assert record["device"] and set(record["versions"]) >= {"cuda_driver", "cuda_runtime", "cupy", "numba"}
+    ex = load_example()
+    assert record["graph"] == {"name": "example", "states": ex.fst.num_states, "arcs": ex.fst.num_arcs}
+    assert record["backend"] == "cuda" and record["baseline"].endswith("(1 core)") and record["baseline_rtfx"] > 0
+    assert {"beam", "max_active", "lattice_beam", "acoustic_scale"} <= set(record["config"])
     assert record["machine"]["pinned_cpu"] == min(os.sched_getaffinity(0))  # where both baselines ran
     assert [(run["lanes"], run["copies_of_the_set"], run["threads"]) for run in record["runs"]] == [
         (1, 1, 2), (3, 2, 2)] * 4

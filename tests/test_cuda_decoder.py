@@ -15,7 +15,8 @@ import pytest
 
 import wfst
 from wfst import CapacityWarning, DecoderConfig, MemoryBudgetError, ScoresError
-from wfst.cuda_memory import check_allocation
+from wfst import cuda_layout as layout
+from wfst.cuda_memory import MAX_LANE_GROUPS, check_allocation
 
 from .decoder_graphs import flat_scores, graph
 from .lattice_paths import assert_same_arrays
@@ -267,10 +268,18 @@ def test_tiny_capacities_warn_and_stay_valid():
     with pytest.warns(CapacityWarning, match="queue_capacity"):
         results = gpu.decode(batch)
     cpu_cost = wfst.Decoder(fst, DecoderConfig(beam=30.0, max_active=1000), device="cpu").decode(batch)
-    for got, exact in zip(results, cpu_cost):
-        if np.isfinite(got.cost):
+    finite = 0
+    for got, exact, scores in zip(results, cpu_cost, batch):
+        if np.isfinite(got.cost):  # no garbage: a real path, scored as its labels say
+            finite += 1
             assert got.cost >= exact.cost - 1e-3  # a tighter search never beats the exact one
-            assert got.graph_cost + got.acoustic_cost == pytest.approx(got.cost, abs=1e-3) or got.reached_final
+            assert got.graph_cost + got.acoustic_cost == pytest.approx(got.cost, abs=1e-3)
+            assert got.alignment.shape == (scores.shape[0],)
+            read = -config.acoustic_scale * scores[np.arange(scores.shape[0]), got.alignment - 1]
+            assert got.acoustic_cost == pytest.approx(float(read.sum()), abs=1e-3)
+            best = got.lattice.best_path()
+            assert best.words == got.words and best.cost == pytest.approx(got.cost, abs=1e-3)
+    assert finite > 0
 
 
 def test_a_run_with_overflows_leaves_every_lane_s_working_memory_empty(cupy_module):
@@ -324,6 +333,10 @@ def test_budget_matches_the_allocation():
         backend = gpu._cuda
         report = check_allocation(backend.memory, backend.arrays.device_bytes, backend.arrays.pinned_bytes)
         assert abs(report["device_ratio"] - 1) <= 0.05
+        # to the byte, but for the lane groups' packed-window headers, which the budget leaves out
+        headers = MAX_LANE_GROUPS * layout.WINDOW_HEADER * 4
+        assert backend.arrays.device_bytes - backend.memory.device_total == headers
+        assert backend.arrays.pinned_bytes - backend.memory.pinned_host == headers
 
 
 def test_too_many_lanes_is_a_budget_error_before_allocating(cupy_module):

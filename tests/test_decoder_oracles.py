@@ -12,12 +12,12 @@ from tests.random_graph import random_graph, random_scores
 SEEDS = range(300)
 
 
-def _decoded(seed, scale=1.0, zero_cycles=True):
+def _decoded(seed, scale=1.0, zero_cycles=True, use_final_probs=True):
     fst = random_graph(seed, zero_cycles=zero_cycles)
     frames = int(np.random.default_rng(seed).integers(0, 9))
     scores = random_scores(seed, frames)
     config = wfst.DecoderConfig(beam=1e9, max_active=10**9, min_active=0, lattice_beam=1.0,
-                                acoustic_scale=scale)
+                                acoustic_scale=scale, use_final_probs=use_final_probs)
     return fst, scores, wfst.Decoder(fst, config, device="cpu").decode(scores)
 
 
@@ -36,6 +36,21 @@ def test_exact_reference(seed):
         return
     assert _close(result.cost, exact.cost), (result.cost, exact.cost)
     assert _close(result.graph_cost + result.acoustic_cost, exact.cost)
+    assert result.words == exact.words
+
+
+@pytest.mark.parametrize("seed", SEEDS[:100])
+def test_exact_reference_without_final_costs(seed):
+    """use_final_probs=False: the cheapest token at the end, final costs left
+    out (Kaldi's GetBestPath(false)); reached_final still says whether a final
+    state is active."""
+    fst, scores, result = _decoded(seed, use_final_probs=False)
+    exact = exact_decode(fst, scores, use_final_probs=False)
+    assert result.reached_final == exact.reached_final
+    if not np.isfinite(exact.cost):
+        assert result.cost == float("inf") and result.words == ()
+        return
+    assert _close(result.cost, exact.cost), (result.cost, exact.cost)
     assert result.words == exact.words
 
 

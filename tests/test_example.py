@@ -44,17 +44,14 @@ def test_decodes_to_a_low_wer(ex):
     assert stats.ref_words > 200 and stats.wer < 3.0
 
 
-def test_import_is_light_and_fast():
-    code = ("import sys, time\n"
-            "start = time.perf_counter()\n"
+def test_loading_the_example_imports_nothing_heavy():
+    code = ("import sys\n"
             "from wfst.example import load_example\n"
             "ex = load_example()\n"
-            "print(time.perf_counter() - start)\n"
             "heavy = {'bench', 'pynini', 'kaldifst', 'numba', 'kaldi_decoder'} & set(sys.modules)\n"
-            "assert not heavy, heavy\n")
-    seconds = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                   check=True).stdout)
-    assert seconds < 1.0
+            "print(sorted(heavy))\n")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
 
 
 def test_missing_files_are_a_clear_error(monkeypatch, tmp_path):
