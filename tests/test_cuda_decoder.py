@@ -411,6 +411,27 @@ def test_the_embedded_example_matches_the_cpu():
     _same_decodes(*_pair(ex.fst, config, lanes=4), batch)
 
 
+def test_a_pdf_map_reads_the_columns_it_names():
+    """Kaldi's setup: input labels (transition ids) read score columns (pdfs)
+    through a pdf_map. The example's columns moved to a random injective place
+    in a matrix one column wider (the spare column never read) and undone by the
+    map decode as the CPU decodes the original scores without one."""
+    from wfst.example import load_example
+
+    ex = load_example()
+    config = DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=12.0, max_active=2000, lattice_beam=6.0)
+    width = ex.scores[0].shape[1]
+    perm = np.random.default_rng(1).permutation(width + 1)[:width]  # input label i reads column perm[i - 1]
+    pdf_map = np.concatenate([[0], perm]).astype(np.int64)
+    moved = []
+    for matrix in ex.scores[:4]:
+        wide = np.full((matrix.shape[0], width + 1), -7.0, np.float32)
+        wide[:, perm] = matrix
+        moved.append(wide)
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=3, pdf_map=pdf_map)
+    _same_decodes(wfst.Decoder(ex.fst, config, device="cpu"), gpu, ex.scores[:4], gpu_batch=moved)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_random_interleavings_of_the_threads_change_nothing(cupy_module, seed):
     """Emulator only: a seeded random thread order with a preemption point at
