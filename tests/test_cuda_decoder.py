@@ -213,6 +213,10 @@ def test_float16_cupy_and_torch_inputs(cupy_module):
     wide = cupy.zeros((40, 10), np.float32)
     wide[:, :4] = cupy.asarray(scores)
     _same(gpu.decode(wide[:, :]), cpu.decode(cupy.asnumpy(wide)))
+    from wfst.cuda_scores import score_input
+
+    for x in (cupy.asarray(scores), cupy.asarray(half), wide[:, :4]):  # zero-copy: rows apart, columns adjacent
+        assert score_input(x, fst.max_ilabel).array.data.ptr == x.data.ptr
     torch = pytest.importorskip("torch")
     if cupy.__name__ != "cupy" or not torch.cuda.is_available():
         pytest.skip("torch CUDA tensors need a real GPU")
