@@ -112,36 +112,37 @@ class AlignmentLexicon:
         keep = ilabels[run_start] != self.blank
         tokens = tuple(ilabels[run_start[keep]].tolist())
         first_frame, last_frame = run_start[keep], run_end[keep]
-        # ends[i]: token position after word i -> token position before it (the first match kept)
-        ends: list[dict[int, int]] = []
-        reachable: Mapping[int, int] = {0: 0}
+        # reached[i]: the token positions the words before word i can end at (from the start)
+        reached: list[set[int]] = [{0}]
         for i, word in enumerate(words):
             prons = self.pronunciations.get(word)
             if prons is None:
                 raise WordAlignmentError(
                     f"word {self._name(word)} (position {i} of the path) has no pronunciation in the lexicon; "
                     "give the lexicon the graph was built from", word, i)
-            step: dict[int, int] = {}
-            for start in sorted(reachable):
-                for pron in prons:
-                    end = start + len(pron)
-                    if end not in step and tokens[start:end] == pron:
-                        step[end] = start
+            step = {start + len(pron) for start in reached[i] for pron in prons
+                    if tokens[start:start + len(pron)] == pron}
             if not step:
-                raise WordAlignmentError(self._mismatch(tokens, words, i, min(reachable)), word, i)
-            ends.append(step)
-            reachable = step
-        if len(tokens) not in reachable:
+                raise WordAlignmentError(self._mismatch(tokens, words, i, min(reached[i])), word, i)
+            reached.append(step)
+        if len(tokens) not in reached[-1]:
             raise WordAlignmentError(
-                f"the path's words spell {max(reachable)} of its {len(tokens)} tokens; the rest "
-                f"({self._spell(tokens[max(reachable):])}) belong to no word: the lexicon does not match the graph")
-        spans = []
-        end = len(tokens)
+                f"the path's words spell {max(reached[-1])} of its {len(tokens)} tokens; the rest "
+                f"({self._spell(tokens[max(reached[-1]):])}) belong to no word: the lexicon does not match the graph")
+        # finishes[i]: the positions of reached[i] from which words i.. spell the rest of the tokens exactly
+        finishes = [set() for _ in reached]
+        finishes[-1] = {len(tokens)}
         for i in range(len(words) - 1, -1, -1):
-            start = ends[i][end]
-            spans.append((words[i], int(first_frame[start]), int(last_frame[end - 1])))
-            end = start
-        return spans[::-1]
+            finishes[i] = {start for start in reached[i] for pron in self.pronunciations[words[i]]
+                           if start + len(pron) in finishes[i + 1] and tokens[start:start + len(pron)] == pron}
+        spans = []
+        start = 0
+        for i, word in enumerate(words):  # each word its first pronunciation that lets the rest finish
+            end = next(start + len(pron) for pron in self.pronunciations[word]
+                       if start + len(pron) in finishes[i + 1] and tokens[start:start + len(pron)] == pron)
+            spans.append((word, int(first_frame[start]), int(last_frame[end - 1])))
+            start = end
+        return spans
 
     def _name(self, word: int) -> str:
         return f"{self.words[word]!r} (id {word})" if word in self.words else f"id {word}"

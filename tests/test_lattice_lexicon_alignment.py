@@ -32,6 +32,17 @@ def test_words_span_their_tokens_frames(lexicon):
     assert lexicon.align(np.zeros(0, np.int32), []) == []
 
 
+@pytest.mark.parametrize("x_prons,want", [
+    ([("A", "B"), ("A",)], [(1, 0, 2), (2, 4, 4)]),  # x = A B (frames 0-2), y = C (frame 4)
+    ([("A",), ("A", "B")], [(1, 0, 1), (2, 2, 4)]),  # x = A (frames 0-1), y = B C (frames 2-4)
+])
+def test_tokens_two_words_can_split_go_by_the_first_word_s_lexicon_order(x_prons, want):
+    """A B C spells x y as (A B)(C) or (A)(B C): x takes its first pronunciation
+    that lets y finish, whichever ends earlier."""
+    lexicon = AlignmentLexicon({"x": x_prons, "y": [("C",), ("B", "C")]}, WORDS, TOKENS)
+    assert lexicon.align(np.array([2, 2, 3, 1, 4], np.int32), [1, 2]) == want  # A A B blk C
+
+
 def test_mismatches_raise_word_alignment_errors(lexicon):
     with pytest.raises(WordAlignmentError, match="'y' \\(id 2\\) \\(position 0") as info:
         lexicon.align(FRAMES, [2, 3])
