@@ -162,6 +162,18 @@ def test_model_invariants():
         NgramModel(("a", "b", "c"), (NgramOrder([[0], [1], [2]], [-1, math.nan, -1], [0, 0, 0]),))
 
 
+def test_model_invariants_refuse_negative_word_ids():
+    unigrams = NgramOrder([[0], [1], [2]], [-1, -1, -1], [0, 0, 0])
+    with pytest.raises(ArpaFormatError, match="outside"):
+        NgramModel(("a", "b", "c"), (unigrams, NgramOrder([[-1, 1]], [-1], [0])))
+
+
+def test_a_probability_of_one_is_a_probability(tmp_path):
+    """log10 P = 0 (P = 1) is allowed; only values above 0 are refused."""
+    model = read_arpa(write(tmp_path, edit("-0.05\t<s> a b", "0\t<s> a b")))
+    assert model.logprob(["<s>", "a", "b"]) == 0.0
+
+
 def test_check_consistent_names_missing_lower_orders(tiny):
     unigrams, bigrams, trigrams = tiny.orders
     keep = [0, 2, 3]  # drop "a b", the history of "a b c" and the suffix of "<s> a b"
@@ -227,6 +239,12 @@ def test_not_utf8_names_the_line(tmp_path):
         read_arpa(path)
     assert caught.value.line == 1
     assert read_arpa(path, encoding="latin-1").counts == (5, 4, 2)
+
+
+def test_words_are_decoded_with_the_encoding_given(tmp_path):
+    path = write(tmp_path, TINY.replace("c\n", "c\xe9\n").encode("latin-1"))  # the word c is now c\xe9
+    model = read_arpa(path, encoding="latin-1")
+    assert model.vocab[-1] == "c\xe9" and model.logprob(["a", "b", "c\xe9"]) == -0.15
 
 
 def test_truncated_file(tmp_path):

@@ -86,6 +86,32 @@ def test_vector_huge_arc_count(tmp_path):
     assert error.offset == body + 4
 
 
+def test_vector_start_beyond_the_states(tmp_path):
+    fst = random_pynini_fst(2)
+    data = bytearray(fst.write_to_string())
+    struct.pack_into("<q", data, _header_end(data) + 16, fst.num_states())
+    _expect(tmp_path, bytes(data), f"start state {fst.num_states()}")
+
+
+def test_vector_negative_state_count(tmp_path):
+    """-1 means 'read to the end'; anything below is corrupt."""
+    data = bytearray(random_pynini_fst(2).write_to_string())
+    struct.pack_into("<q", data, _header_end(data) + 24, -2)
+    _expect(tmp_path, bytes(data), "bad number of states -2")
+
+
+def test_const_arcs_without_states(tmp_path):
+    from wfst.openfst_binary import write_openfst
+
+    fst = CsrFst.from_pynini(random_pynini_fst(2))
+    assert fst.num_arcs
+    data = write_openfst(fst, "const")
+    body = _header_end(data) + struct.calcsize(HEADER_FIELDS)
+    header = bytearray(data[:body])
+    struct.pack_into("<q", header, _header_end(data) + 24, 0)  # no states, the arcs kept
+    _expect(tmp_path, bytes(header) + data[body + 20 * fst.num_states:], f"{fst.num_arcs} arcs but no states")
+
+
 def test_const_counts_beyond_file(tmp_path):
     data = bytearray(pywrapfst.convert(random_pynini_fst(2), "const").write_to_string())
     struct.pack_into("<q", data, _header_end(data) + 32, 10**9)
@@ -128,6 +154,20 @@ def test_corrupt_cache_names_array_offset(tmp_path):
     offset = _layout(fst.num_states, fst.num_arcs)[0]["nextstate"][0]
     struct.pack_into("<i", data, offset, -3)
     error = _expect(tmp_path, bytes(data), "nextstate[0] = -3")
+    assert error.offset == offset
+
+
+@pytest.mark.parametrize("claim, message, offset", [("negative", "bad counts in the cache header", 16),
+                                                    ("one too many", "header says", 32),
+                                                    ("more than all arcs", "bad counts in the cache header", 16)])
+def test_cache_emitting_arc_count_must_match_the_offsets(tmp_path, claim, message, offset):
+    fst = CsrFst.from_pynini(random_pynini_fst(2))
+    assert 0 < fst.num_emitting_arcs < fst.num_arcs
+    fst.save(tmp_path / "g.wfst")
+    data = bytearray((tmp_path / "g.wfst").read_bytes())
+    emitting = {"negative": -1, "one too many": fst.num_emitting_arcs + 1, "more than all arcs": fst.num_arcs + 1}
+    struct.pack_into("<q", data, 32, emitting[claim])  # the header's E
+    error = _expect(tmp_path, bytes(data), message)
     assert error.offset == offset
 
 

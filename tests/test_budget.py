@@ -91,6 +91,26 @@ def test_budget_check_raises_before_allocation_with_advice():
     assert budget(fst, lanes=memory.max_lanes(10**9)).device_total <= 10**9
 
 
+def test_max_lanes_counts_a_channel_per_lane_and_never_goes_negative():
+    fst = read_fst(example_graph_path())
+    one = budget(fst, lanes=1)
+    device = one.device_fst + 10 * one.per_lane  # ten lanes' working memory, not their ten channels
+    lanes = one.max_lanes(device)
+    assert budget(fst, lanes=lanes).device_total <= device < budget(fst, lanes=lanes + 1).device_total
+    assert lanes == 9
+    assert one.max_lanes(one.device_fst - 1) == 0  # not even the graph fits
+
+
+def test_a_pdf_map_sets_the_score_columns():
+    """pdf_map[i] = i - 1 is the map the decoder uses without one (ilabel i reads
+    column i - 1): the same number of columns, the same budget."""
+    fst = read_fst(example_graph_path())
+    identity = np.arange(-1, fst.max_ilabel)
+    assert budget(fst, pdf_map=identity).as_dict() == budget(fst).as_dict()
+    wider = budget(fst, pdf_map=identity + 1)  # one more column per staged frame
+    assert wider.per_lane - budget(fst).per_lane == 4 * 64
+
+
 def test_pinned_memory_beyond_the_host_s_is_a_budget_error_and_caps_the_default_lanes():
     from wfst.cuda_backend import default_lanes
 

@@ -132,6 +132,55 @@ def test_every_score_input_gives_the_same_text(ex, api_text, tmp_path, form):
     assert list(text) == list(subset.utt_ids) and text == expected
 
 
+def test_score_sources_read_kaldi_indexes_flags_and_npy_directories(ex, tmp_path):
+    """open_scores directly: an scp index with blank lines, the 'b' flag Kaldi's
+    rspecifiers allow, a directory's .npy files only (not a folder named like
+    one), and a corrupt .npy file costing its own utterance (a ScoresError when
+    loaded), not the run."""
+    from wfst.score_sources import open_scores
+
+    arrays = {f"u{i}": ex.scores[i][:5] for i in range(2)}
+    kaldiio.save_ark(str(tmp_path / "s.ark"), arrays, scp=str(tmp_path / "s.scp"))
+    (tmp_path / "blank.scp").write_text("\n" + (tmp_path / "s.scp").read_text().replace("\n", "\n \n"))
+    for spec in (f"scp:{tmp_path / 'blank.scp'}", f"ark,b:{tmp_path / 's.ark'}"):
+        got = {utt_id: load() for utt_id, load in open_scores(spec)}
+        assert list(got) == ["u0", "u1"] and all(np.array_equal(got[u], arrays[u]) for u in arrays), spec
+    npy = tmp_path / "npy"
+    npy.mkdir()
+    np.save(npy / "b.npy", arrays["u0"])
+    (npy / "a.npy").write_bytes(b"\x93NUMPY not a matrix")
+    (npy / "c.npy").mkdir()
+    source = open_scores(str(npy))
+    assert source.count == 2
+    (a, load_a), (b, load_b) = list(source)
+    assert (a, b) == ("a", "b") and np.array_equal(load_b(), arrays["u0"])
+    with pytest.raises(wfst.ScoresError, match="cannot read .*a.npy"):
+        load_a()
+
+
+def test_score_specifiers_that_name_nothing_readable(tmp_path):
+    from wfst.score_sources import ScoreSourceError, open_scores
+
+    (tmp_path / "s.ark").write_bytes(b"")
+    for spec, message in [(f"ark,scp:{tmp_path / 's.ark'}", "exactly one of ark or scp"),
+                          ("ark:", "nothing after the ':'")]:
+        with pytest.raises(ScoreSourceError, match=message):
+            open_scores(spec)
+    assert open_scores("ark:-").description == "Kaldi archive -"  # standard input: read when iterated
+
+
+def test_score_identity_tells_kinds_apart_and_ignores_commands(tmp_path, monkeypatch):
+    from wfst.score_sources import score_file, score_identity
+
+    monkeypatch.chdir(tmp_path)
+    path = str(tmp_path / "s.ark")
+    assert score_identity("ark:s.ark") == score_identity(f"ark,t:{path}") == f"ark:{path}"
+    assert score_identity(f"scp:{path}") != score_identity(f"ark:{path}")
+    assert score_identity("s.npz") == str(tmp_path / "s.npz")
+    for spec in ("ark:-", "ark:gunzip -c s.ark.gz |", "ark:gunzip -c s.ark.gz | ", "scp:| ls"):
+        assert score_file(spec) is None and score_identity(spec) == "a command or standard input", spec
+
+
 def test_pdf_map_in_text_and_npy(ex, api_text, tmp_path):
     """Columns permuted in the scores and undone by a pdf map give the same text."""
     width = ex.scores[0].shape[1]

@@ -29,6 +29,14 @@ def test_the_start_frame_counts_as_row_minus_one_in_the_stagger():
     assert flushes(1, 0, 0, 30, 1, 32, 40, 10, 10, 4)
 
 
+def test_a_window_flushes_when_it_holds_W_frames_or_its_pool_cannot_take_a_frame():
+    # row 0 on lane 0 with period 32: not a regular flush; W = 40, Q = X = 10, a pool of 4 frames
+    assert not flushes(39, 0, 0, 0, 0, 32, 40, 10, 10, 4)
+    assert flushes(40, 0, 0, 0, 0, 32, 40, 10, 10, 4)
+    assert not flushes(1, 30, 30, 0, 0, 32, 40, 10, 10, 4) and flushes(1, 31, 0, 0, 0, 32, 40, 10, 10, 4)
+    assert flushes(1, 0, 31, 0, 0, 32, 40, 10, 10, 4)
+
+
 class _Lane:
     """One lane's pool in the model: the frames kept (count, tokens, links; None:
     not reported yet) and the window's, a list of (tokens, links) frames."""

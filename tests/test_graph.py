@@ -191,6 +191,42 @@ def test_g_is_kaldi_arpa2fst(tmp_path, order):
     assert pynini.isomorphic(graph.fst.to_pynini(), kaldi.to_pynini())
 
 
+def test_a_start_state_without_bigrams_keeps_its_back_off_as_epsilon():
+    """No "<s> w" bigram: the start state (history <s>) has nothing but its
+    back-off arc, which arpa2fst's RemoveRedundantStates keeps, relabelled
+    to epsilon; a sentence still pays bo(<s>) at its start."""
+    vocab = ("</s>", "<s>", "a", "b")
+    unigrams = NgramOrder([[0], [1], [2], [3]], [-0.5, -99.0, -0.4, -0.6], [0.0, -0.2, -0.1, 0.0])
+    model = NgramModel(vocab, (unigrams, NgramOrder([[2, 3]], [-0.3], [0.0])))
+    graph = build_g(model)
+    fst, words = graph.fst, graph.words
+    out = np.flatnonzero(fst.arc_sources() == fst.start)
+    assert len(out) == 1 and (fst.ilabel[out[0]], fst.olabel[out[0]]) == (0, 0)
+    assert fst.weight[out[0]] == pytest.approx(0.2 * LN10, abs=1e-5)
+    unigram_state = int(fst.nextstate[out[0]])
+    assert fst.final[unigram_state] == pytest.approx(0.5 * LN10, abs=1e-5)  # P(</s>)
+    # "a b": bo(<s>) + P(a) + P(b | a) + P(</s>), the model's own sentence cost
+    arcs = {(int(s), int(i)): (float(w), int(d)) for s, i, o, w, d in fst.arc_table()}
+    cost, state = float(fst.weight[out[0]]), unigram_state
+    for word in ("a", "b"):
+        weight, state = arcs[(state, words[word])]
+        cost += weight
+    while fst.final[state] == np.inf:  # b's history has no arc of its own: back off
+        weight, state = arcs[(state, words["#0"])]
+        cost += weight
+    cost += float(fst.final[state])
+    assert cost == pytest.approx(sentence_cost(model, ["a", "b"]), abs=1e-5)
+    assert cost == pytest.approx((0.2 + 0.4 + 0.3 + 0.5) * LN10, abs=1e-5)
+
+
+def test_g_needs_an_end_of_sentence_it_can_reach():
+    """</s> of probability 0 (-inf in the ARPA file) everywhere: G would have
+    no final state."""
+    model = NgramModel(("</s>", "<s>", "a"), (NgramOrder([[0], [1], [2]], [-np.inf, -99.0, -0.3], [0.0] * 3),))
+    with pytest.raises(GraphBuildError, match="no n-gram ending in </s>"):
+        build_g(model)
+
+
 def test_g_needs_sentence_boundaries():
     no_end = NgramModel(("<s>", "a"), (NgramOrder([[0], [1]], [-99.0, -0.5], [0.0, 0.0]),))
     with pytest.raises(GraphBuildError, match="</s>"):
@@ -211,6 +247,19 @@ def test_disambiguation_follows_add_lex_disambig():
     assert [(w, k) for w, _, _, k in entries] == [
         ("a", 1), ("a", 0), ("an", 1), ("the", 1), ("thee", 2), ("uh", 2), ("ant", 0), ("x", 0)]
     assert largest == 2
+
+
+def test_l_carries_each_pronunciation_cost_on_its_first_arc():
+    """lexiconp.txt probabilities: -ln p on the arc that outputs the word, 0 on
+    the others (make_lexicon_fst.pl)."""
+    from wfst.graph_lexicon import lexicon_fst
+
+    lexicon = Lexicon({"a": [("x", "y"), ("y",)]}, {"a": [1.0, 0.25]})
+    entries, _ = disambiguate(lexicon)
+    fst = lexicon_fst(entries, {"x": 1, "y": 2, "#0": 3}, {"a": 1, "#0": 2})
+    word_arcs = fst.olabel == 1
+    assert sorted(fst.weight[word_arcs].tolist()) == pytest.approx([0.0, -math.log(0.25)])
+    assert np.all(fst.weight[~word_arcs] == 0)
 
 
 def shortest(fst, labels):
@@ -467,6 +516,15 @@ def test_user_token_table(lexicon, model):
 def test_bad_token_tables(lexicon, model, pairs, match):
     with pytest.raises(GraphBuildError, match=match), pytest.warns(UserWarning):
         build_ctc_tlg(lexicon, model, tokens=SymbolTable.from_pairs(pairs))
+
+
+def test_ctc_compose_refuses_an_lg_it_cannot_read():
+    from tests.decoder_graphs import graph
+
+    with pytest.raises(GraphBuildError, match="CTC blank"):  # phones are 2 and up
+        ctc_compose(graph(2, 0, {1: 0.0}, [(0, 1, 1, 5, 0.0)]), max_token=3)
+    with pytest.raises(GraphBuildError, match="no start state"):
+        ctc_compose(graph(2, -1, {1: 0.0}, [(0, 1, 2, 5, 0.0)]), max_token=3)
 
 
 def test_no_shared_word(model):

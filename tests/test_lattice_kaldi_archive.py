@@ -427,6 +427,82 @@ def test_binary_header_errors(tmp_path):
         read_all(data.replace(b"vector", b"const_"))
 
 
+def _two_state_lattice() -> Lattice:
+    """0 -3:4/(1,2)-> 1, state 1 final (0.5, 0.25)."""
+    [(_, lat)] = read_all(b"x \n0\t1\t3\t4\t1,2\n1\t0.5,0.25\n\n")
+    return lat
+
+
+# byte offsets in a 'lattice4' object: version, start, state 0's final acoustic cost, its first arc's ilabel
+@pytest.mark.parametrize("at, fmt, value, message", [
+    (PROPERTIES.start - 8, "<i", 1, "unsupported vector FST version 1"),
+    (PROPERTIES.stop, "<q", 2, "start state 2 does not exist"),
+    (PROPERTIES.stop + 24 + 4, "<f", 1.0, r"state 0: final weight \(inf, 1.0\) is not a lattice weight"),
+    (PROPERTIES.stop + 24 + 16, "<i", -1, "arc 0: negative label -1"),
+])
+def test_binary_values_no_lattice_holds_are_refused(at, fmt, value, message):
+    data = bytearray(archive([("a", _two_state_lattice())]))
+    assert read_all(bytes(data))  # (as written, it reads)
+    struct.pack_into(fmt, data, len(b"a ") + at, value)
+    with pytest.raises(KaldiLatticeError, match=message):
+        read_all(bytes(data))
+
+
+def test_a_zero_transition_id_in_a_binary_string_names_its_arc():
+    [(_, clat)] = read_all(b"k \n0\t1\t5\t1,2,7_8\n0\t1\t6\t1,2,9_10\n1\n\n")
+    data = bytearray(archive([("k", clat)]))
+    tid = data.index(struct.pack("<ii", 9, 10))  # the second arc's string
+    data[tid:tid + 4] = struct.pack("<i", 0)
+    with pytest.raises(KaldiLatticeError, match="transition ids are positive") as info:
+        read_all(bytes(data))
+    assert info.value.offset == tid - 20  # the arc's record: ilabel, olabel, graph, acoustic, string length
+
+
+def test_text_weights_keep_their_strings():
+    # an arc of weight (0, 0) still carries its string; a later final line for a state replaces an earlier one
+    [(_, clat)] = read_all(b"k \n0\t1\t5\t0,0,3_4\n1\t1,2,5_6\n1\n\n")
+    assert clat.string.tolist() == [3, 4] and clat.final_string.size == 0
+    assert clat.final_graph_cost.tolist() == [np.inf, 0.0]
+    [(_, back)] = read_all(archive([("k", clat)], binary=False))
+    assert_same(back, clat)
+    with pytest.raises(KaldiLatticeError, match="the weight Zero has no string"):
+        read_all(b"k \n0\t1\t5\n1\tInfinity,Infinity,3\n\n")
+
+
+def test_archive_layouts_kaldi_reads():
+    lat = _two_state_lattice()
+    text = b"x \n0\t1\t3\t4\t1,2\n1\t0.5,0.25\n\n"
+    # a key followed by its text object's newline (no space), and Windows line ends
+    for variant in (text.replace(b"x \n", b"x\n"), text.replace(b"\n", b"\r\n")):
+        [(key, got)] = read_all(variant)
+        assert key == "x"
+        assert_same(got, lat)
+    # a file object is written in binary unless told otherwise
+    out = io.BytesIO()
+    write_lattices(out, [("x", lat)])
+    assert out.getvalue() == archive([("x", lat)], binary=True)
+
+
+def test_an_empty_archive_file_holds_no_entries(tmp_path):
+    (tmp_path / "empty.ark").write_bytes(b"")
+    assert list(read_lattices(tmp_path / "empty.ark")) == []
+
+
+def test_specifier_and_argument_errors(tmp_path):
+    lat = _two_state_lattice()
+    for spec, message in [(f"ark,t,b:{tmp_path}/a.ark", "both 't' and 'b'"), ("ark:", "no path after"),
+                          (f"ark,zz:{tmp_path}/a.ark", "unsupported option")]:
+        with pytest.raises(KaldiLatticeError, match=message):
+            write_lattices(spec, [("k", lat)])
+        with pytest.raises(KaldiLatticeError, match=message):
+            list(read_lattices(spec))
+    assert not (tmp_path / "a.ark").exists()
+    with pytest.raises(TypeError, match="kind must be"):
+        list(read_lattices(io.BytesIO(archive([("k", lat)])), kind=str))
+    with pytest.raises(TypeError, match="binary mode"):
+        list(read_lattices(io.StringIO("k \n0\n\n")))
+
+
 def test_a_mapping_is_written_as_its_items(tmp_path):
     lats = {"a": random_lattice(np.random.default_rng(1)), "b": random_lattice(np.random.default_rng(2))}
     write_lattices(tmp_path / "m.ark", lats)
@@ -451,6 +527,12 @@ def test_write_errors(tmp_path):
     nan_final[-1] = np.nan
     with pytest.raises(KaldiLatticeError, match="final cost is NaN"):
         archive([("k", Lattice(**{**fields, "final_graph_cost": nan_final}))])
+    neg_final = np.array(lat.final_graph_cost)
+    neg_final[-1] = -np.inf
+    with pytest.raises(KaldiLatticeError, match="-inf"):
+        archive([("k", Lattice(**{**fields, "final_graph_cost": neg_final}))])
+    with pytest.raises(KaldiLatticeError, match="Kaldi keys"):
+        archive([("bell\x07", lat)])  # unprintable: no Kaldi tool reads it back
     with pytest.raises(TypeError):
         archive([("k", "not a lattice")])
     with pytest.raises(KaldiLatticeError, match="scp"):

@@ -240,6 +240,32 @@ def test_ctm_lines(example_result):
             result.lattice.to_ctm("u", 0.01, words=bad)
 
 
+def test_ctm_refuses_frame_shifts_and_word_tables_it_cannot_use(example_result):
+    _, result = example_result
+    for bad in (float("inf"), float("nan"), True, -0.01):
+        with pytest.raises(LatticeError, match="frame_shift"):
+            result.lattice.to_ctm("u", bad)
+    with pytest.raises(LatticeError, match="word id"):
+        result.lattice.to_ctm("u", 0.01, words=["<eps>"])  # a list indexed by word id, too short
+
+
+def test_words_after_the_last_frame_or_before_the_same_frame_keep_a_frame():
+    """Label-based word times: word 7's label comes after the last frame read,
+    so it is clipped to the last frame; word 5's label comes before the same
+    frame, and a word lasts at least its first frame."""
+    from tests.decoder_graphs import flat_scores, graph
+
+    # after: 0 -<eps>:5-> 1 -1:<eps>-> 2 -<eps>:7-> 3 (final), one frame read between the two words' labels;
+    # before: 0 -<eps>:5-> 1 -<eps>:6-> 2 -1:<eps>-> 3 (final), both labels before the one frame
+    after = graph(4, 0, {3: 0.0}, [(0, 1, 0, 5, 0.0), (1, 2, 1, 0, 0.0), (2, 3, 0, 7, 0.0)])
+    before = graph(4, 0, {3: 0.0}, [(0, 1, 0, 5, 0.0), (1, 2, 0, 6, 0.0), (2, 3, 1, 0, 0.0)])
+    lattice = wfst.Decoder(after, device="cpu").decode(flat_scores(1, 1)).lattice
+    assert lattice.word_alignment() == [(5, 0, 0), (7, 0, 0)]
+    assert lattice.to_ctm("u", 0.01) == "u 1 0.000 0.010 5\nu 1 0.000 0.010 7\n"
+    lattice = wfst.Decoder(before, device="cpu").decode(flat_scores(1, 1)).lattice
+    assert lattice.word_alignment() == [(5, 0, 0), (6, 0, 0)]
+
+
 # ------------------------------------------------------------------ determinize
 @pytest.mark.parametrize("seed", SEEDS)
 def test_determinize_keeps_one_best_path_per_word_sequence(seed):

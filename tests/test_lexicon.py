@@ -46,6 +46,20 @@ def test_lexiconp(tmp_path):
     assert read_lexicon(write(tmp_path, "a 1.0 AH\n"), probabilities=False)["a"] == (("1.0", "AH"),)
 
 
+def test_numeric_phones_are_phones_without_a_probability_column(tmp_path):
+    """A first entry of two fields is 'word phone' even when the phone looks
+    like a number (integer-mapped lexicons): no probability column."""
+    lexicon = read_lexicon(write(tmp_path, "a 1\nb 2 3\n"))
+    assert lexicon["a"] == (("1",),) and lexicon["b"] == (("2", "3"),)
+    assert not lexicon.has_probabilities
+
+
+def test_a_repeated_pronunciation_keeps_its_first_probability(tmp_path):
+    lexicon = read_lexicon(write(tmp_path, "a 0.5 AH\na 1.0 EY\na 1.0 AH\n"))
+    assert lexicon["a"] == (("AH",), ("EY",)) and lexicon.probabilities("a") == (0.5, 1.0)
+    assert Lexicon({"a": [["AH"], ["AH"]]}, {"a": [0.25, 1.0]}).probabilities("a") == (0.25,)
+
+
 @pytest.mark.parametrize("probs", [None, {"a": [1.0, 0.5]}])
 def test_write_round_trip(tmp_path, probs):
     lexicon = Lexicon({"a": [["AH"], ["EY"]], "zoo": [("Z", "UW")]}, probs)

@@ -51,6 +51,14 @@ def test_our_openfst_files_read_by_pynini(tmp_path, seed, fst_type, align):
     assert theirs.fst_type() == fst_type
     assert_same(csr_via_pynini_api(theirs), csr_via_pynini_api(fst))
     assert_same(read_fst(path), csr_via_pynini_api(fst))
+    # what OpenFst takes from the file without recounting: a const FST's per-state epsilon counts, the
+    # header's expanded / mutable properties (as OpenFst's own writer of that type records them)
+    states = list(fst.states())
+    assert [theirs.num_input_epsilons(s) for s in states] == [fst.num_input_epsilons(s) for s in states]
+    assert [theirs.num_output_epsilons(s) for s in states] == [fst.num_output_epsilons(s) for s in states]
+    static = pywrapfst.EXPANDED | pywrapfst.MUTABLE
+    own = pywrapfst.convert(fst, fst_type)
+    assert theirs.properties(static, False) == own.properties(static, False)
 
 
 @pytest.mark.parametrize("seed", range(0, 300, 2))
@@ -97,6 +105,19 @@ def test_format_is_detected_from_content_not_name(tmp_path):
     CsrFst.from_pynini(fst).save(tmp_path / "graph.fst")
     assert_same(read_fst(tmp_path / "graph.txt"), csr_via_pynini_api(fst))
     assert_same(read_fst(tmp_path / "graph.fst"), csr_via_pynini_api(fst))
+
+
+def test_version_1_const_files_are_aligned(tmp_path):
+    """Const files of version 1 (older OpenFst) are always 16-byte aligned,
+    whatever their flags say."""
+    import struct
+
+    fst = random_pynini_fst(6)
+    data = bytearray(write_openfst(CsrFst.from_pynini(fst), "const", align=True))
+    header_end = data.index(b"standard") + len(b"standard")
+    struct.pack_into("<ii", data, header_end, 1, 0)  # version 1, no flags
+    (tmp_path / "v1.fst").write_bytes(bytes(data))
+    assert_same(read_fst(tmp_path / "v1.fst"), csr_via_pynini_api(fst))
 
 
 def test_vector_with_unknown_state_count_reads_to_end(tmp_path):

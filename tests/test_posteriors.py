@@ -1,5 +1,7 @@
 """Synthetic CTC posteriors: layout, determinism, difficulty, storage."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -205,6 +207,39 @@ def test_constructor_checks_consistency():
         Workload(scores.astype(np.float64), np.array([0, 5], np.int64), ("a",), 0.04)
     with pytest.raises(WorkloadError, match="whitespace"):
         Workload(scores, np.array([0, 5], np.int64), ("a b",), 0.04)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"utt_ids": ("a", "a")}, "unique"),
+    ({"utt_ids": ("a", "")}, "non-empty strings"),
+    ({"frame_shift": float("nan")}, "frame_shift"),
+    ({"frame_shift": 0.0}, "frame_shift"),
+    ({"references": (("x",),)}, "1 references for 2 utterances"),
+    ({"phones": (("P",),)}, "1 phone sequences for 2 utterances"),
+])
+def test_constructor_checks_every_field(changes, message):
+    fields = dict(scores=np.zeros((5, 3), np.float32), offsets=np.array([0, 2, 5], np.int64), utt_ids=("a", "b"),
+                  frame_shift=0.04)
+    Workload(**fields)
+    with pytest.raises(WorkloadError, match=message):
+        Workload(**{**fields, **changes})
+
+
+def test_an_utterance_may_have_no_frames_and_head_clamps_its_count(tmp_path):
+    w = Workload(np.zeros((5, 3), np.float32), np.array([0, 0, 5], np.int64), ("empty", "full"), 0.04)
+    assert w.utterance(0).shape == (0, 3) and w.utterance(1).shape == (5, 3)
+    assert len(w.head(-1)) == 0 and w.head(-1).num_frames == 0
+    assert w.head(1).utt_ids == ("empty",) and w.head(9).utt_ids == ("empty", "full")
+    w.save(tmp_path / "set.npz")
+    assert Workload.load(tmp_path / "set.npz").offsets.tolist() == [0, 0, 5]
+
+
+def test_load_names_the_file_of_an_inconsistent_workload(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, scores=np.zeros((5, 3), np.float32), offsets=np.array([0, 3], np.int64),
+             utt_ids=np.array(["a"]), frame_shift=np.float64(0.04))
+    with pytest.raises(WorkloadError, match=f"^{re.escape(str(path))}: offsets must rise"):
+        Workload.load(path)
 
 
 def test_kaldi_archive(tmp_path):

@@ -137,6 +137,21 @@ def test_tracker_walks_back_only_to_where_the_new_best_path_joins_the_old():
     assert tracker.last_steps == 0 and tracker.steps == 5
 
 
+def test_tracker_drops_the_words_of_an_abandoned_branch():
+    """The best path moves from a branch with a word to one without: the
+    partial loses that word although the new suffix adds none."""
+    # arcs: 0 start->a (word 5), 1 start->b (no word); both emitting, label 1
+    ilabel, olabel = np.ones(2, np.int32), np.array([5, 0], np.int32)
+    tok_state = np.array([0, 1, 2], np.int32)  # tokens: start (frame 0), a and b (frame 1)
+    link_src, link_arc = np.zeros(2, np.int32), np.arange(2, dtype=np.int32)  # link i uses arc i
+    tok_best = np.array([-1, 0, 1], np.int32)
+    tracker = BestPathTracker(ilabel, olabel, start_state=0)
+    tracker.update(1, 1, tok_state, tok_best, link_src, link_arc)
+    assert tracker.words == (5,)
+    tracker.update(2, 1, tok_state, tok_best, link_src, link_arc)
+    assert tracker.words == () and tracker.last_steps == 1
+
+
 # ----------------------------------------------------------------- many streams
 @pytest.mark.parametrize("threads", [1, 2])
 def test_hundreds_of_interleaved_streams_equal_decoding_each_alone(ex, offline, threads):
@@ -204,6 +219,21 @@ def test_channels_are_capped_and_freed(ex):
         wfst.Decoder(ex.fst, device="cpu", channels=0)
 
 
+def test_a_batch_borrows_at_most_the_channels_it_asks_for():
+    """ChannelPool.acquire_up_to (what an offline batch on the GPU borrows):
+    the lowest free channels, never more than asked, at least one."""
+    from wfst.stream_channels import ChannelPool
+
+    pool = ChannelPool(5)
+    assert pool.acquire() == 0
+    assert pool.acquire_up_to(2) == [1, 2] and pool.in_use == 3
+    assert pool.acquire_up_to(9) == [3, 4] and pool.in_use == 5
+    with pytest.raises(wfst.StreamError, match="all 5 channels"):
+        pool.acquire_up_to(1)
+    pool.release(3)
+    assert pool.acquire_up_to(1) == [3]
+
+
 def test_a_dropped_open_stream_frees_its_channel(ex):
     decoder = wfst.Decoder(ex.fst, device="cpu", channels=1)
     stream = decoder.stream()
@@ -249,6 +279,20 @@ def test_advance_checks_every_pair_before_any_stream_moves(ex, example_decoder, 
     assert_same_results(a.finish(), offline[0])
     assert_same_results(b.finish(), offline[1])
     foreign.close()
+
+
+def test_a_zero_row_chunk_of_any_width_changes_nothing(ex, example_decoder, offline):
+    """Only chunks with rows must match the stream's width: an empty chunk of
+    another width (even 0 columns) is a no-op, in accept() and advance()."""
+    scores = ex.scores[3]
+    stream = example_decoder.stream()
+    stream.accept(scores[:6])
+    for empty in (np.zeros((0, 0), np.float32), np.zeros((0, scores.shape[1] + 5), np.float32)):
+        stream.accept(empty)
+        example_decoder.advance([(stream, empty)])
+        assert stream.num_frames == 6
+    stream.accept(scores[6:])
+    assert_same_results(stream.finish(), offline[3])
 
 
 def test_zero_rows_and_zero_frames(ex, example_decoder):
@@ -350,6 +394,25 @@ def test_a_non_silence_frame_ends_the_trailing_silence():
     with decoder.stream(endpoint=wfst.EndpointConfig(frame_shift=0.1, rules=rule)) as stream:
         stream.accept(rows)
         assert not stream.endpoint_detected()  # 3 trailing blanks, 0.3 s (6 since the word)
+
+
+def test_an_epsilon_hop_does_not_end_the_trailing_silence():
+    from tests.decoder_graphs import graph
+
+    # 0 -token 2:word 7-> 1 -blank(1)-> 2 -<eps>-> 3, 3 -blank-> 3; 3 final: the path hops over an epsilon arc
+    # between its first and second blank frames
+    fst = graph(4, 0, {3: 0.0}, [(0, 1, 2, 7, 0.0), (1, 2, 1, 0, 0.0), (2, 3, 0, 0, 0.0), (3, 3, 1, 0, 0.0)])
+    rows = np.full((5, 2), -30.0, np.float32)
+    for t, column in enumerate([1, 0, 0, 0, 0]):  # token 2, then 4 blanks
+        rows[t, column] = 0.0
+    rule = (wfst.EndpointRule(must_contain_nonsilence=False, min_trailing_silence=0.35),)
+    decoder = wfst.Decoder(fst, device="cpu")
+    assert decoder.decode(rows).words == (7,)
+    with decoder.stream(endpoint=wfst.EndpointConfig(frame_shift=0.1, rules=rule)) as stream:
+        stream.accept(rows[:4])
+        assert not stream.endpoint_detected()  # 3 trailing blanks, 0.3 s
+        stream.accept(rows[4:])
+        assert stream.endpoint_detected()  # 4 trailing blanks, 0.4 s, the epsilon hop among them
 
 
 def test_a_dead_stream_s_partial_costs_inf_and_is_no_endpoint():

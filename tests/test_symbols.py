@@ -82,6 +82,17 @@ def test_a_byte_order_mark_is_dropped_from_tables_and_text_fsts(tmp_path):
     assert fst.num_states == 2 and fst.ilabel.tolist() == [1]  # (symbol tables may be given by path)
 
 
+def test_long_ids_with_leading_zeros_keep_their_value(tmp_path):
+    """Leading zeros do not make an id large (OpenFst reads the number): 24
+    digits that spell 7 are id 7; 20 significant digits are too large."""
+    path = tmp_path / "words.txt"
+    path.write_text("<eps> 0\na " + "0" * 23 + "7\n")
+    assert SymbolTable.read(path)["a"] == 7
+    path.write_text("<eps> 0\na 1" + "0" * 19 + "\n")
+    with pytest.raises(FstFormatError, match="above 2147483647"):
+        SymbolTable.read(path)
+
+
 def test_empty_table(tmp_path):
     path = tmp_path / "empty.txt"
     path.write_text("\n\n")

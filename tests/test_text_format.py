@@ -269,6 +269,19 @@ def test_large_but_dense_state_ids_and_labels():
     assert parse_text_fst(b"0 1 00000000000007 0\n").ilabel.tolist() == [7]
 
 
+def test_sparse_state_ids_need_a_quarter_as_many_lines_as_states(monkeypatch):
+    """Beyond DENSE_STATES states (lowered here), a file must have at least a
+    quarter as many lines as states: 4 lines take 16 states, not 17."""
+    import wfst.text_format as text_format
+
+    monkeypatch.setattr(text_format, "DENSE_STATES", 8)
+    for text in (b"0 1 1 1\n1 15 2 2\n15\n", b"0 1 a a\n1 15 b b\n15\n"):  # 4 lines (the last one empty)
+        table = SymbolTable.from_pairs([("<eps>", 0), ("a", 1), ("b", 2)]) if b"a" in text else None
+        assert parse_text_fst(text, isymbols=table, osymbols=table).num_states == 16
+        with pytest.raises(FstFormatError, match="state id 16 makes 17 states in a file of 4 lines"):
+            parse_text_fst(text.replace(b"15", b"16"), isymbols=table, osymbols=table)
+
+
 def test_unicode_space_is_part_of_a_symbol():
     ours = SymbolTable.from_pairs([("<eps>", 0), ("a\u00a0b", 1)])
     fst = parse_text_fst("0 1 a\u00a0b <eps>\n1\n".encode(), isymbols=ours, osymbols=ours)
