@@ -129,17 +129,21 @@ class AlignmentLexicon:
             raise WordAlignmentError(
                 f"the path's words spell {max(reached[-1])} of its {len(tokens)} tokens; the rest "
                 f"({self._spell(tokens[max(reached[-1]):])}) belong to no word: the lexicon does not match the graph")
-        # finishes[i]: the positions of reached[i] from which words i.. spell the rest of the tokens exactly
-        finishes = [set() for _ in reached]
-        finishes[-1] = {len(tokens)}
+        # ends[i][start]: where word i ends if it starts at token position start (one of reached[i]): after its
+        # first pronunciation, in lexicon order, from whose end the words after it spell the rest of the tokens
+        ends: list[dict[int, int]] = [{} for _ in words]
+        finishing = {len(tokens)}
         for i in range(len(words) - 1, -1, -1):
-            finishes[i] = {start for start in reached[i] for pron in self.pronunciations[words[i]]
-                           if start + len(pron) in finishes[i + 1] and tokens[start:start + len(pron)] == pron}
+            for start in reached[i]:
+                end = next((start + len(pron) for pron in self.pronunciations[words[i]]
+                            if start + len(pron) in finishing and tokens[start:start + len(pron)] == pron), None)
+                if end is not None:
+                    ends[i][start] = end
+            finishing = ends[i].keys()
         spans = []
         start = 0
-        for i, word in enumerate(words):  # each word its first pronunciation that lets the rest finish
-            end = next(start + len(pron) for pron in self.pronunciations[word]
-                       if start + len(pron) in finishes[i + 1] and tokens[start:start + len(pron)] == pron)
+        for i, word in enumerate(words):
+            end = ends[i][start]
             spans.append((word, int(first_frame[start]), int(last_frame[end - 1])))
             start = end
         return spans
