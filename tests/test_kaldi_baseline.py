@@ -201,3 +201,17 @@ def test_our_cpu_decoder_gives_kaldi_faster_decoder_s_transcripts_and_costs(grap
     assert [r.words for r in ours] == list(run.hyps)
     np.testing.assert_allclose([r.cost for r in ours], run.costs, rtol=1e-5, atol=1e-4)
     assert [r.reached_final for r in ours] == list(run.reached_final)
+
+
+@pytest.mark.parametrize("difficulty,beam", [(0.6, 15.0), (0.9, 6.0)])
+def test_our_cpu_decoder_gives_kaldi_lattice_simple_decoder_s_best_paths(graph, difficulty, beam):
+    """The same against LatticeSimpleDecoder (a beam, no max_active), down to a
+    narrow beam on noisy scores."""
+    import wfst
+
+    w = workload(difficulty, count=20, seed=3)
+    run = run_kaldi(graph, w, decoder="lattice-simple", beam=beam, lattice_beam=8.0, acoustic_scale=0.5)
+    config = wfst.DecoderConfig(beam=beam, max_active=10**9, min_active=0, lattice_beam=8.0, acoustic_scale=0.5)
+    ours = wfst.Decoder(EXAMPLE.fst, config, device="cpu").decode([w.utterance(i) for i in range(len(w))])
+    assert [r.words for r in ours] == list(run.hyps)
+    np.testing.assert_allclose([r.cost for r in ours], run.costs, rtol=1e-5, atol=1e-4)
