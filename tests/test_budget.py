@@ -125,6 +125,19 @@ def test_pinned_memory_beyond_the_host_s_is_a_budget_error_and_caps_the_default_
     assert default_lanes(one, 10**13, 0) == 1
 
 
+def test_default_lanes_fill_only_a_share_of_the_free_device_memory():
+    """The default lane count leaves a tenth of the free device memory
+    (FREE_MEMORY_SHARE): where exactly 20 lanes would fit, it takes as many as
+    fit in 90% of it."""
+    from wfst.cuda_backend import default_lanes
+
+    fst = read_fst(example_graph_path())
+    free = budget(fst, lanes=20).device_total
+    fitting = max(n for n in range(1, 21) if budget(fst, lanes=n).device_total <= 0.9 * free)
+    assert fitting < 20
+    assert default_lanes(budget(fst, lanes=1), free) == fitting
+
+
 @pytest.mark.parametrize("kwargs", [{"lanes": 0}, {"lanes": 4, "channels": 2}, {"chunk_frames": 0},
                                     {"lanes": True}])
 def test_bad_budget_arguments(kwargs):
@@ -172,6 +185,9 @@ def test_host_memory_available_takes_the_smaller_of_meminfo_and_a_cgroup_limit(t
     assert gpu.host_memory_available() == 800 * 1024  # no limit
     (cgroup / "memory.max").write_text("105000\n")
     assert gpu.host_memory_available() == 100000  # the container's room
+    (cgroup / "memory.current").write_text("200000\n")
+    assert gpu.host_memory_available() == 0  # a group already beyond its limit has no room
+    (cgroup / "memory.current").write_text("5000\n")
     monkeypatch.setattr(gpu, "MEMINFO", str(tmp_path / "absent"))
     assert gpu.host_memory_available() == 100000
     (cgroup / "memory.max").unlink()

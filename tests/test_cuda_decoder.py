@@ -154,11 +154,23 @@ def test_a_frame_table_smaller_than_a_window_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match="frame table"):
         wfst.Decoder(random_graph(3, max_states=8), DecoderConfig(max_active=4, min_active=0), device="cuda",
                      lanes=1)
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_FRAMES", 5)
+    monkeypatch.setattr("wfst.cuda_memory.WINDOW_LAG", 3)
+    for table, fits in ((7, False), (8, True)):  # a window: 5 frames and 3 kept back
+        monkeypatch.setattr("wfst.cuda_memory.WINDOW_TABLE_FRAMES", table)
+        make = lambda: wfst.Decoder(random_graph(3, max_states=8), DecoderConfig(max_active=4, min_active=0),
+                                    device="cuda", lanes=1)
+        if fits:
+            make()
+        else:
+            with pytest.raises(ConfigError, match="frame table"):
+                make()
 
 
 @pytest.mark.parametrize("header,keeping", [((5, 0, 2, 0, 0), 0), ((2, 0, -1, 0, 0), 0), ((2, 3, 2, 3, 4), 0),
                                             ((2, 3, 2, 5, 0), 0), ((1, 1, 1, 1, 0), 0), ((0, 0, -1, 0), 1),
-                                            ((0, 0, 0, 1 << 30), 1), ((1, 0, 1, 1, 1, 1, 0, 0, 0), 2)])
+                                            ((0, 0, 0, 1 << 30), 1), ((1, 0, 1, 1, 1, 1, 0, 0, 0), 2),
+                                            ((0, 0, 1 << 20, 0, 0, 0, 0), 1)])
 def test_packed_windows_whose_counts_do_not_add_up_are_refused(header, keeping):
     """T, K, then the pool sizes (tokens, links) of ``keeping`` lanes that kept
     their windows, then (tokens, links, emitting links) of the one frame sent:
@@ -415,27 +427,6 @@ def test_the_embedded_example_matches_the_cpu():
     _same_decodes(*_pair(ex.fst, config, lanes=4), batch)
 
 
-def test_a_pdf_map_reads_the_columns_it_names():
-    """Kaldi's setup: input labels (transition ids) read score columns (pdfs)
-    through a pdf_map. The example's columns moved to a random injective place
-    in a matrix one column wider (the spare column never read) and undone by the
-    map decode as the CPU decodes the original scores without one."""
-    from wfst.example import load_example
-
-    ex = load_example()
-    config = DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=12.0, max_active=2000, lattice_beam=6.0)
-    width = ex.scores[0].shape[1]
-    perm = np.random.default_rng(1).permutation(width + 1)[:width]  # input label i reads column perm[i - 1]
-    pdf_map = np.concatenate([[0], perm]).astype(np.int64)
-    moved = []
-    for matrix in ex.scores[:4]:
-        wide = np.full((matrix.shape[0], width + 1), -7.0, np.float32)
-        wide[:, perm] = matrix
-        moved.append(wide)
-    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=3, pdf_map=pdf_map)
-    _same_decodes(wfst.Decoder(ex.fst, config, device="cpu"), gpu, ex.scores[:4], gpu_batch=moved)
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_random_interleavings_of_the_threads_change_nothing(cupy_module, seed):
     """Emulator only: a seeded random thread order with a preemption point at
@@ -656,3 +647,122 @@ def test_a_deleted_decoder_is_freed_without_the_garbage_collector():
         assert backend() is None
     finally:
         gc.enable()
+
+
+def test_capacity_warnings_name_the_queue_that_overflowed_and_count_the_abandoned():
+    """Only the links overflow (a token queue with a slot per state): the
+    warning names arc_queue_capacity alone. Tiny queues that make some
+    utterances overflow even at the tightest beam: a warning counts exactly the
+    abandoned ones (those whose Result has cost inf). Both warnings point at the
+    caller of decode."""
+    fst = random_graph(99, max_states=60, num_columns=6)
+    assert fst.num_states <= 64
+    gpu = wfst.Decoder(fst, DecoderConfig(beam=30.0, max_active=16, min_active=0, token_queue_capacity=64,
+                                          arc_queue_capacity=64), device="cuda", lanes=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gpu.decode([random_scores(i, 20, num_columns=6) for i in range(3)])
+    assert [w.category for w in caught] == [CapacityWarning]
+    assert "arc_queue_capacity" in str(caught[0].message) and "token_queue_capacity" not in str(caught[0].message)
+    assert caught[0].filename == __file__
+    tiny = DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
+    gpu = wfst.Decoder(fst, tiny, device="cuda", lanes=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = gpu.decode([random_scores(i, 30, num_columns=6) for i in range(6)])
+    abandoned = sum(not np.isfinite(r.cost) for r in results)
+    assert abandoned > 0
+    notes = [str(w.message) for w in caught if "abandoned" in str(w.message)]
+    assert len(notes) == 1 and notes[0].startswith(f"{abandoned} utterance(s) overflowed")
+    assert all(w.filename == __file__ for w in caught)
+
+
+def test_a_pdf_map_may_read_the_widest_column(cupy_module):
+    """Kaldi's setup, input labels (transition ids) reading score columns (pdfs)
+    through a pdf_map: the map sends input label 1 (the example's blank, on most
+    frames) to the last column of a matrix one column wider than the graph's
+    labels, the others in reverse order: host and device scores keep that column
+    (the Results and lattices of the CPU on the original scores)."""
+    from wfst.example import load_example
+
+    ex = load_example()
+    config = DecoderConfig(acoustic_scale=ex.acoustic_scale, beam=12.0, max_active=2000, lattice_beam=6.0)
+    width = ex.scores[0].shape[1]
+    pdf_map = np.concatenate([[0], width - np.arange(width)]).astype(np.int64)  # label i reads column width + 1 - i
+    moved = [np.concatenate([np.full((m.shape[0], 1), -7.0, np.float32), m[:, ::-1]], axis=1) for m in ex.scores[:2]]
+    assert np.array_equal(moved[0][:, width], ex.scores[0][:, 0])
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=2, pdf_map=pdf_map)
+    cpu = wfst.Decoder(ex.fst, config, device="cpu")
+    _same_decodes(cpu, gpu, ex.scores[:2], gpu_batch=moved)
+    _same_decodes(cpu, gpu, ex.scores[:2], gpu_batch=[cupy_module.asarray(m) for m in moved])
+
+
+def test_device_scores_of_any_strides_are_read_as_their_values(cupy_module):
+    """Device views with reversed rows or every other column (not read in
+    place: copied) decode as their values do on the CPU."""
+    cupy = cupy_module
+    fst = random_graph(3, max_states=12)
+    config = DecoderConfig(beam=9.0, max_active=30, min_active=0, lattice_beam=4.0)
+    scores = random_scores(3, 40)
+    cpu, gpu = _pair(fst, config, lanes=2)
+    spread = cupy.asarray(np.repeat(scores, 2, axis=1) + np.tile([0.0, -5.0], scores.shape).astype(np.float32))
+    for view, values in ((cupy.asarray(scores)[::-1], scores[::-1]), (spread[:, ::2], scores),
+                         (spread[::-2, ::2], scores[::-2])):
+        got, want = gpu.decode(view), cpu.decode(np.ascontiguousarray(values))
+        _same(got, want)
+        assert_same_arrays(got.lattice, want.lattice)
+
+
+def test_device_scores_beyond_float32_or_a_column_short_are_refused(cupy_module):
+    """float64 device scores are checked as float32 (as host scores are: 1e39
+    is inf there), and a matrix one column narrower than the graph reads is refused."""
+    cupy = cupy_module
+    fst = random_graph(3, max_states=12)
+    gpu = wfst.Decoder(fst, DecoderConfig(), device="cuda", lanes=1)
+    big = cupy.asarray(random_scores(3, 5).astype(np.float64))
+    big[3, 2] = -1e39
+    with pytest.raises(ScoresError, match=r"\[3, 2\]"):
+        gpu.decode(big)
+    with pytest.raises(ScoresError, match=r"\[3, 2\]"):
+        wfst.Decoder(fst, DecoderConfig(), device="cpu").decode(cupy.asnumpy(big))
+    with pytest.raises(ScoresError, match="columns"):
+        gpu.decode(cupy.zeros((4, fst.max_ilabel - 1), np.float32))
+
+
+def test_more_lane_groups_than_the_packed_buffers_hold_are_refused():
+    """With more lanes than MAX_LANE_GROUPS, lane_groups is still capped at
+    MAX_LANE_GROUPS (each group packs into a region with its own header)."""
+    lanes = MAX_LANE_GROUPS + 1
+    gpu = wfst.Decoder(random_graph(5, max_states=10), DecoderConfig(max_active=5, min_active=0), device="cuda",
+                       lanes=lanes)
+    gpu._cuda.lane_groups = lanes
+    with pytest.raises(wfst.ConfigError, match=f"lane_groups must be an integer from 1 to {MAX_LANE_GROUPS}"):
+        gpu.decode([random_scores(1, 4)])
+    assert gpu._channel_pool.in_use == 0
+
+
+def test_a_lane_takes_the_next_job_as_soon_as_its_own_ends(monkeypatch):
+    """Two lanes, utterances of 8, 2, 2 and 2 frames: one lane searches the
+    first (its start frame and 8 rows: 9 steps) while the other searches the
+    three short ones in turn (3 steps each), so the run takes 9 steps and
+    searches 14 score rows; an offline batch borrows no more channels than
+    its lanes, however many are free."""
+    from wfst.cuda_lane_group import LaneGroup
+
+    fst = random_graph(5, max_states=10)
+    config = DecoderConfig(beam=10.0, max_active=20, min_active=0, **_roomy(fst, 20))
+    gpu = wfst.Decoder(fst, config, device="cuda", lanes=2, channels=8)
+    borrowed, step = [], LaneGroup.step
+
+    def watched(self):
+        borrowed.append(gpu._channel_pool.in_use)
+        return step(self)
+
+    monkeypatch.setattr(LaneGroup, "step", watched)
+    batch = [random_scores(30 + i, n) for i, n in enumerate((8, 2, 2, 2))]
+    cpu = wfst.Decoder(fst, config, device="cpu")
+    for got, want in zip(gpu.decode(batch), cpu.decode(batch)):
+        _same(got, want)
+    stats = gpu._cuda.stats
+    assert (stats["steps"], stats["frames"]) == (9, 14)
+    assert max(borrowed) == 2 and gpu._channel_pool.in_use == 0

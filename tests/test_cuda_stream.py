@@ -203,3 +203,71 @@ def test_a_closed_or_dropped_stream_lets_its_lattice_go(ex, config):
     del dropped
     gc.collect()
     assert gpu._channel_pool.in_use == 0 and store.arrays(0).tok_state.size < 100
+
+
+def test_a_negative_cycle_in_a_later_chunk_names_the_stream_s_frame():
+    """The epsilon cycle 1 -> 2 -> 1 (negative only in float32) is reached at
+    the stream's fourth row, in its second chunk: both backends close the
+    stream with a GraphError naming the same frame, counted from the stream's
+    start."""
+    from tests.decoder_graphs import flat_scores, graph
+
+    w = 0.39500877
+    fst = graph(6, 0, {1: 0.0}, [(0, 3, 1, 0, 0.0), (3, 4, 1, 0, 0.0), (4, 5, 1, 0, 0.0),
+                                 (5, 1, 1, 0, 0.683546), (1, 2, 0, 0, w), (2, 1, 0, 0, -w)])
+    messages = []
+    for decoder in (wfst.Decoder(fst, device="cpu"), wfst.Decoder(fst, device="cuda", lanes=1)):
+        stream = decoder.stream()
+        stream.accept(flat_scores(2, 1))
+        with pytest.raises(wfst.GraphError, match="float32") as caught:
+            stream.accept(flat_scores(3, 1))
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0] and "at frame 4" in messages[0]
+
+
+def test_a_run_that_raises_abandons_its_streams(ex, config, monkeypatch):
+    """A run interrupted midway leaves its streams' channels in an unknown
+    state: they are abandoned (an empty Result of the frames accepted
+    before), not decoded from garbage; a new stream decodes as the CPU does."""
+    from wfst.cuda_lane_group import LaneGroup
+
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=2, channels=3)
+    a, b = gpu.stream(), gpu.stream()
+    gpu.advance([(a, ex.scores[0][:6]), (b, ex.scores[1][:4])])
+    step = LaneGroup.step
+    calls = []
+
+    def interrupted(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(LaneGroup, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gpu.advance([(a, ex.scores[0][6:12]), (b, ex.scores[1][4:10])])
+    monkeypatch.setattr(LaneGroup, "step", step)
+    assert a.partial().words == () and b.partial().words == ()
+    for stream, frames in ((a, 6), (b, 4)):
+        got = stream.finish()
+        assert (got.words, got.cost, got.alignment.shape) == ((), float("inf"), (frames,))
+    c = gpu.stream()
+    c.accept(ex.scores[2][:12])
+    _same_result(c.finish(), wfst.Decoder(ex.fst, config, device="cpu").decode(ex.scores[2][:12]))
+
+
+def test_an_abandoned_stream_s_partial_is_empty():
+    """A stream whose queues overflowed even at the tightest beam has no
+    frontier: its partial result is empty, as its final Result is."""
+    fst = random_graph(99, max_states=60, num_columns=6)
+    config = wfst.DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
+    gpu = wfst.Decoder(fst, config, device="cuda", lanes=2)
+    utterances = [random_scores(i, 30, num_columns=6) for i in range(6)]
+    with pytest.warns(wfst.CapacityWarning):
+        offline = gpu.decode(utterances)
+    lost = next(i for i, r in enumerate(offline) if not np.isfinite(r.cost))
+    stream = gpu.stream()
+    with pytest.warns(wfst.CapacityWarning):
+        stream.accept(utterances[lost])
+    assert stream.partial() == wfst.Partial((), float("inf"), 30)
+    assert stream.finish().words == ()
