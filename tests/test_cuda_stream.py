@@ -188,6 +188,22 @@ def test_streams_under_overflow_equal_offline_decoding_with_warnings_as_errors()
         assert (got.words, got.cost) == (want.words, want.cost)
 
 
+def test_capacity_warnings_of_streams_point_at_the_caller():
+    """accept() and advance() warn at the user's line, however deep in
+    the library the run that overflowed was."""
+    fst = random_graph(99, max_states=60, num_columns=6)
+    config = wfst.DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
+    gpu = wfst.Decoder(fst, config, device="cuda", lanes=2)
+    calls = (lambda: gpu.stream().accept(random_scores(0, 30, num_columns=6)),
+             lambda: gpu.advance([(gpu.stream(), random_scores(1, 30, num_columns=6))]))
+    for call in calls:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert caught and {w.category for w in caught} == {wfst.CapacityWarning}
+        assert {w.filename for w in caught} == {__file__}
+
+
 def test_a_closed_or_dropped_stream_lets_its_lattice_go(ex, config):
     import gc
 

@@ -77,8 +77,10 @@ def routes_available():
 
 @pytest.fixture(scope="module")
 def tlg(lexicon, model):
-    with pytest.warns(UserWarning, match="2 of 25 LM words"):
-        return build_ctc_tlg(lexicon, model)
+    with pytest.warns(UserWarning, match="2 of 25 LM words") as caught:
+        built = build_ctc_tlg(lexicon, model)
+    assert caught[0].filename == __file__  # the caller's line, not the library's
+    return built
 
 
 # ------------------------------------------------------------------------ G

@@ -16,7 +16,6 @@ whose job ended takes the next one at its group's next step.
 from __future__ import annotations
 
 import time
-import warnings
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from .errors import CapacityWarning, ConfigError, GraphError, MemoryBudgetError
 from .gc_scope import objects_older_than_the_run_frozen
 from .result import Result
 from .stream_channels import ChannelPool
+from .user_warnings import warn_user
 
 HOST_PRUNE_INTERVALS = 4
 """The device prunes every lattice window before the copy, so the host's interim
@@ -292,6 +292,6 @@ def _share(channels: list[int], lanes: list[int]) -> list[list[int]]:
 
 def warn_capacity(notes: list[str]) -> None:
     """Issue :meth:`CudaDecoder.run`'s capacity notes as :class:`CapacityWarning` s
-    (pointing at the caller of ``wfst.Decoder.decode`` or ``advance``)."""
+    (pointing at the user's call of ``decode``, ``accept``, ``advance`` ...)."""
     for note in notes:
-        warnings.warn(CapacityWarning(note), stacklevel=4)
+        warn_user(CapacityWarning(note))

@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from .graph_grammar import BOS, EOS, GraphBuildError, grammar_fst
 from .graph_lexicon import disambiguate, lexicon_fst
 from .lexicon import Lexicon, read_lexicon
 from .symbols import SymbolTable
+from .user_warnings import warn_user
 
 __all__ = ["ROUTES", "Graph", "GraphBuildError", "build_ctc_tlg", "build_g", "build_lg", "word_table"]
 
@@ -161,9 +161,9 @@ def _usable_lexicon(lexicon: Lexicon, model: NgramModel) -> tuple[Lexicon, tuple
     lm_words = _lm_words(model)
     dropped = tuple(sorted(w for w in lm_words if w not in lexicon))
     if dropped:
-        warnings.warn(f"{len(dropped)} of {len(lm_words)} LM words have no pronunciation in the lexicon and "
-                      f"are dropped, with the n-grams that hold them: {', '.join(dropped[:5])}"
-                      f"{', ...' if len(dropped) > 5 else ''}", stacklevel=3)
+        warn_user(f"{len(dropped)} of {len(lm_words)} LM words have no pronunciation in the lexicon and are "
+                  f"dropped, with the n-grams that hold them: {', '.join(dropped[:5])}"
+                  f"{', ...' if len(dropped) > 5 else ''}")
     used = lexicon.restrict(lm_words)
     if not len(used):
         raise GraphBuildError("no LM word has a pronunciation in the lexicon: nothing to build")
