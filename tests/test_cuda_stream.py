@@ -161,15 +161,21 @@ def _same_result(got, want):
     assert_same_arrays(got.lattice, want.lattice)
 
 
+def _overflowing_decoder():
+    """Two lanes with queues so small that frames overflow and some utterances
+    are abandoned (random_scores(i, 30, num_columns=6) for i in range(6))."""
+    fst = random_graph(99, max_states=60, num_columns=6)
+    config = wfst.DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
+    return wfst.Decoder(fst, config, device="cuda", lanes=2)
+
+
 def test_streams_under_overflow_equal_offline_decoding_with_warnings_as_errors():
     """Tiny queues: frames are searched again with a tighter beam, some
     utterances are abandoned. Each CapacityWarning raised by accept() comes
     after the stream took its chunk's outcome, so the stream goes on exactly as
     the same decoder's offline decode; an abandoned stream searches nothing
     more and finishes empty."""
-    fst = random_graph(99, max_states=60, num_columns=6)
-    config = wfst.DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
-    gpu = wfst.Decoder(fst, config, device="cuda", lanes=2)
+    gpu = _overflowing_decoder()
     utterances = [random_scores(i, 30, num_columns=6) for i in range(6)]
     with pytest.warns(wfst.CapacityWarning):
         offline = gpu.decode(utterances)
@@ -191,9 +197,7 @@ def test_streams_under_overflow_equal_offline_decoding_with_warnings_as_errors()
 def test_capacity_warnings_of_streams_point_at_the_caller():
     """accept() and advance() warn at the user's line, however deep in
     the library the run that overflowed was."""
-    fst = random_graph(99, max_states=60, num_columns=6)
-    config = wfst.DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
-    gpu = wfst.Decoder(fst, config, device="cuda", lanes=2)
+    gpu = _overflowing_decoder()
     calls = (lambda: gpu.stream().accept(random_scores(0, 30, num_columns=6)),
              lambda: gpu.advance([(gpu.stream(), random_scores(1, 30, num_columns=6))]))
     for call in calls:
@@ -275,9 +279,7 @@ def test_a_run_that_raises_abandons_its_streams(ex, config, monkeypatch):
 def test_an_abandoned_stream_s_partial_is_empty():
     """A stream whose queues overflowed even at the tightest beam has no
     frontier: its partial result is empty, as its final Result is."""
-    fst = random_graph(99, max_states=60, num_columns=6)
-    config = wfst.DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
-    gpu = wfst.Decoder(fst, config, device="cuda", lanes=2)
+    gpu = _overflowing_decoder()
     utterances = [random_scores(i, 30, num_columns=6) for i in range(6)]
     with pytest.warns(wfst.CapacityWarning):
         offline = gpu.decode(utterances)
