@@ -326,7 +326,8 @@ def test_an_append_that_fails_before_others_are_queued_raises_once_they_are_done
     assert store.settle() is None
 
 
-def test_a_store_s_worker_threads_end_once_it_is_collected():
+@pytest.mark.parametrize("threads,workers", [(3, 3), (6, 4)])  # no more workers than the 4 channels
+def test_a_store_s_worker_threads_end_once_it_is_collected(threads, workers):
     import gc
     import threading
 
@@ -334,14 +335,14 @@ def test_a_store_s_worker_threads_end_once_it_is_collected():
     graph = DecodingGraph(fst)
     config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0)
     before = set(threading.enumerate())
-    store = LatticeStore(graph, config, channels=4, threads=3)
+    store = LatticeStore(graph, config, channels=4, threads=threads)
     _feed(store, 1, raw_frames(graph, config, random_scores(5, 6)))
     assert store.finish_later(1).result().words is not None  # (a finish holds the store while it runs)
-    workers = [t for t in threading.enumerate() if t not in before]
-    assert len(workers) == 3 and all(t.name.startswith("wfst-lattice") for t in workers)
+    started = [t for t in threading.enumerate() if t not in before]
+    assert len(started) == workers and all(t.name.startswith("wfst-lattice") for t in started)
     del store
     gc.collect()
-    for thread in workers:
+    for thread in started:
         thread.join(10)
         assert not thread.is_alive()
 
@@ -628,17 +629,3 @@ def test_inbox_rings_take_their_steps_in_turn():
         got = store.finish(channel)
         assert (got.words, got.cost) == (want.words, want.cost)
         assert_same_arrays(got.lattice, want.lattice)
-
-
-def test_a_store_starts_no_more_worker_threads_than_it_has_channels():
-    import threading
-
-    fst = random_graph(5, max_states=12)
-    graph = DecodingGraph(fst)
-    config = DecoderConfig(beam=8.0, max_active=6, min_active=1, lattice_beam=3.0)
-    before = set(threading.enumerate())
-    store = LatticeStore(graph, config, channels=4, threads=6)
-    workers = [t for t in threading.enumerate() if t not in before and t.name.startswith("wfst-lattice")]
-    assert len(workers) == 4
-    _feed(store, 1, raw_frames(graph, config, random_scores(5, 6)))
-    assert store.finish(1).words is not None
