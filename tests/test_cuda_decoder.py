@@ -7,6 +7,7 @@ float16/cupy/torch inputs, bad inputs, tiny capacities (overflow warning, never
 garbage), and the memory budget against what was allocated."""
 
 import dataclasses
+import re
 import warnings
 from collections import deque
 
@@ -670,10 +671,11 @@ def test_capacity_warnings_name_the_queue_that_overflowed_and_count_the_abandone
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results = gpu.decode([random_scores(i, 30, num_columns=6) for i in range(6)])
-    abandoned = sum(not np.isfinite(r.cost) for r in results)
-    assert abandoned > 0
+    abandoned = [i for i, r in enumerate(results) if not np.isfinite(r.cost)]
+    assert 0 < len(abandoned) < len(results)
     notes = [str(w.message) for w in caught if "abandoned" in str(w.message)]
-    assert len(notes) == 1 and notes[0].startswith(f"{abandoned} utterance(s) overflowed")
+    assert len(notes) == 1 and notes[0].startswith(f"{len(abandoned)} utterance(s) overflowed")
+    assert re.findall(r"scores\[(\d+)\]", notes[0]) == [str(i) for i in abandoned]  # named, in order
     assert all(w.filename == __file__ for w in caught)
 
 

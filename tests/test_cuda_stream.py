@@ -285,7 +285,8 @@ def test_an_abandoned_stream_s_partial_is_empty():
         offline = gpu.decode(utterances)
     lost = next(i for i, r in enumerate(offline) if not np.isfinite(r.cost))
     stream = gpu.stream()
-    with pytest.warns(wfst.CapacityWarning):
+    with pytest.warns(wfst.CapacityWarning) as caught:
         stream.accept(utterances[lost])
+    assert any(f"abandoned (empty results: the stream on channel {stream.channel})" in str(w.message) for w in caught)
     assert stream.partial() == wfst.Partial((), float("inf"), 30)
     assert stream.finish().words == ()

@@ -50,6 +50,8 @@ DEFAULT_MAX_LANES."""
 CUDA_ERROR_MEMORY_ALLOCATION = 2
 """cudaErrorMemoryAllocation, the status of CuPy's ``CUDARuntimeError`` when
 page-locked host memory cannot be allocated."""
+LOST_NAMED = 10
+"""Abandoned utterances a capacity warning names (the rest it counts)."""
 DEFAULT_LANE_GROUPS = 1
 """Lane groups a run steps in turn (:mod:`wfst.cuda_lane_group`); ``CudaDecoder.lane_groups``."""
 
@@ -66,7 +68,8 @@ class LaneJob:
     """Frames for one lane: the start frame first when ``start``, then rows
     ``0 .. source.frames - 1``, searched on ``channel`` (None: a spare channel
     while the job runs) and appended to that channel's lattice.
-    ``first_frame``: frames searched before (for messages). Outcome:
+    ``first_frame``: frames searched before and ``name`` what the job decodes
+    (both for messages). Outcome:
     ``result`` (when ``finish``; a Future of the lattice workers until the
     run ends), ``error`` (a negative-cost epsilon cycle) or ``lost``
     (overflowed even at the tightest beam)."""
@@ -76,6 +79,7 @@ class LaneJob:
     finish: bool
     channel: int | None = None
     first_frame: int = 0
+    name: str = "an utterance"
     borrowed: bool = False
     result: Result | Future | None = None
     error: GraphError | None = None
@@ -175,7 +179,7 @@ class CudaDecoder:
         ``lanes`` free channels (StreamError when open streams hold them all)."""
         if not inputs:
             return []
-        jobs = [LaneJob(s, start=True, finish=True) for s in inputs]
+        jobs = [LaneJob(s, start=True, finish=True, name=f"scores[{i}]") for i, s in enumerate(inputs)]
         spares = self.channels.acquire_up_to(min(self.geometry.lanes, len(jobs)))
         try:
             notes = self.run(jobs, spares)
@@ -204,7 +208,7 @@ class CudaDecoder:
         started, cpu, lattice_waits = time.perf_counter(), time.thread_time(), self.lattices.wait_seconds
         with self.device, objects_older_than_the_run_frozen(self.stats):
             try:
-                overflowed, lost = self._run(jobs, list(spare_channels))
+                overflowed = self._run(jobs, list(spare_channels))
             except BaseException:
                 self.lattices.settle()  # no worker appends any more
                 self._empty_lanes()
@@ -218,9 +222,11 @@ class CudaDecoder:
             notes.append("lane queues overflowed; those frames were searched again with a tighter beam (results "
                          f"may differ from an exact search): raise {', '.join(sorted(overflowed))} in the "
                          "DecoderConfig")
+        lost = [job.name for job in jobs if job.lost]
         if lost:
-            notes.append(f"{lost} utterance(s) overflowed even at the tightest beam and were abandoned (empty "
-                         f"results): raise {', '.join(sorted(overflowed)) or 'token_queue_capacity'}")
+            named = ", ".join(lost[:LOST_NAMED]) + (", ..." if len(lost) > LOST_NAMED else "")
+            notes.append(f"{len(lost)} utterance(s) overflowed even at the tightest beam and were abandoned (empty "
+                         f"results: {named}): raise {', '.join(sorted(overflowed)) or 'token_queue_capacity'}")
         return notes
 
     def _empty_lanes(self):
@@ -232,7 +238,7 @@ class CudaDecoder:
         d.tok_slot.fill(-1)
         self.device.synchronize()
 
-    def _run(self, jobs: list[LaneJob], spares: list[int]) -> tuple[set[str], int]:
+    def _run(self, jobs: list[LaneJob], spares: list[int]) -> set[str]:
         """The step loop: the lane groups in turn, each launching its next
         search right after its step's end, so the device searches one group
         while the host finishes another's step. Per-lane state lives in numpy
@@ -259,7 +265,7 @@ class CudaDecoder:
         for job in jobs:
             if isinstance(job.result, Future):
                 job.result = job.result.result()
-        return set().union(*(group.overflowed for group in groups)), sum(group.lost for group in groups)
+        return set().union(*(group.overflowed for group in groups))
 
     def _lane_groups(self) -> list[LaneGroup]:
         """The run's lane groups (``lane_groups`` of them, consecutive lanes), each

@@ -115,8 +115,8 @@ class LaneGroup:
     run's shared job queue and the group's spare channels; then the decoder
     alternates :meth:`launch` (the next step's search, if any lane has work)
     and :meth:`step` (the rest of the searched step), and calls :meth:`drain`
-    at the end. Outcomes go to the jobs; ``overflowed`` and ``lost`` collect
-    the run's capacity notes."""
+    at the end. Outcomes go to the jobs; ``overflowed`` collects the queues
+    named in the run's capacity notes."""
 
     def __init__(self, decoder: CudaDecoder, index: int, first: int, lanes: int, arrays, compute, windows):
         self.decoder = decoder
@@ -146,7 +146,6 @@ class LaneGroup:
         self.kept_sizes = np.zeros((L, 2), np.int64)  # their tokens and links (as the device reports them)
         self.finishing = np.zeros(L, bool)  # the lane's job ends its utterance and final costs count
         self.overflowed: set[str] = set()
-        self.lost = 0
         self.pending = None  # the last step's flushed windows and ended jobs, for _append
         self.searching = False
 
@@ -189,7 +188,6 @@ class LaneGroup:
             job = self.lane_job[lane]
             if outcome == NEGATIVE_CYCLE:
                 job.error = negative_cycle_error(job.first_frame + int(self.row[lane]))  # (row, advanced: the frame)
-            self.lost += outcome == LOST
             done.append((job, outcome))
             self.lane_job[lane] = None
             if job.borrowed:

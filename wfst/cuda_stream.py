@@ -37,7 +37,7 @@ class CudaStreamSearch:
     def job(self, source: ScoreInput) -> LaneJob:
         """The lane job that searches ``source``'s rows after the frames so far."""
         return LaneJob(source, start=not self.started, finish=False, channel=self.channel,
-                       first_frame=self.num_frames)
+                       first_frame=self.num_frames, name=f"the stream on channel {self.channel}")
 
     def done(self, job: LaneJob) -> GraphError | None:
         """Take a finished job's outcome; the search error, if any."""
