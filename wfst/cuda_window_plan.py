@@ -156,9 +156,9 @@ def plan_windows(params, good, ended, finishing, row, sizes, window_frames, wind
             params[lane, P_LAG] = lag
         if kind == FLUSH_NONE or kind == FLUSH_KEEP:
             held_after[lane] = sent_words(kept + frames, held_tokens, held_links)
-        elif not ended[lane]:
-            for k in range(frames - lag, frames):
-                held_after[lane] += sent_words(np.int64(1), window_sizes[lane, k, 0], window_sizes[lane, k, 1])
+        elif not ended[lane]:  # the frames kept back
+            back = window_sizes[lane, frames - lag:frames]
+            held_after[lane] = sent_words(np.int64(lag), back[:, 0].sum(), back[:, 1].sum())
     early = 0
     need = WINDOW_HEADER + held_after.sum() + lanes * reserve
     if need > packed_words:
