@@ -290,3 +290,119 @@ def test_an_abandoned_stream_s_partial_is_empty():
     assert any(f"abandoned (empty results: the stream on channel {stream.channel})" in str(w.message) for w in caught)
     assert stream.partial() == wfst.Partial((), float("inf"), 30)
     assert stream.finish().words == ()
+
+
+def _turns_watched(monkeypatch):
+    """Wrap the CUDA decoder's runs so a test sees calls from threads: ``most``,
+    the most runs inside their turn at once. The first run, once ``started``,
+    lingers until the test sets ``second`` (just before its call on another
+    thread), then until a run has started on another thread, or 2 s."""
+    import threading
+
+    from wfst.cuda_backend import CudaDecoder
+
+    run_jobs = CudaDecoder._run_jobs
+    watch = {"inside": 0, "most": 0, "started": threading.Event(), "second": threading.Event(),
+             "entered": threading.Event()}
+    lock = threading.Lock()
+
+    def inside(self, jobs, spares):
+        with lock:
+            watch["inside"] += 1
+            watch["most"] = max(watch["most"], watch["inside"])
+            first = not watch["started"].is_set()
+            watch["started"].set()
+        if first:
+            watch["second"].wait(60)
+            watch["entered"].wait(2)
+        else:
+            watch["entered"].set()
+        try:
+            return run_jobs(self, jobs, spares)
+        finally:
+            with lock:
+                watch["inside"] -= 1
+
+    monkeypatch.setattr(CudaDecoder, "_run_jobs", inside)
+    return watch
+
+
+def _in_thread(call):
+    """Start ``call`` on a thread; its join() returns what it returned (or raises)."""
+    import threading
+
+    out = {}
+
+    def target():
+        try:
+            out["value"] = call()
+        except BaseException as error:  # re-raised by join
+            out["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+
+    def join():
+        thread.join(600)
+        assert not thread.is_alive(), "the call did not end"
+        if "error" in out:
+            raise out["error"]
+        return out["value"]
+
+    return join
+
+
+def test_decode_calls_from_two_threads_take_turns(ex, config, offline, monkeypatch):
+    """One CUDA decoder shared by two threads: the second thread's decode waits
+    until the first's run has ended (its lanes, channels and lattice store are
+    the decoder's), and each gets the CPU's Results. The first run lingers until
+    the second call has been made, so without the turns the two would overlap."""
+    watch = _turns_watched(monkeypatch)
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=2, channels=4, threads=1)
+    first = _in_thread(lambda: gpu.decode([ex.scores[0], ex.scores[1], ex.scores[2]]))
+    watch["started"].wait(600)
+    watch["second"].set()
+    second = gpu.decode([ex.scores[3], ex.scores[4]])
+    for got, want in zip(first() + second, offline[:5]):
+        _same_result(got, want)
+    assert watch["most"] == 1
+
+
+def test_a_stream_opened_during_another_thread_s_batch_waits_for_a_channel(ex, config, offline, monkeypatch):
+    """An offline batch borrows every free channel while it runs; a stream
+    opened meanwhile on another thread waits for the batch to end and gets one,
+    rather than a StreamError saying that open streams hold them all."""
+    watch = _turns_watched(monkeypatch)
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=2, channels=2, threads=1)
+    batch = _in_thread(lambda: gpu.decode([ex.scores[0], ex.scores[1], ex.scores[2]]))
+    watch["started"].wait(600)
+    watch["second"].set()
+    stream = gpu.stream()  # (the batch's run lingers 2 s for a run on this thread that does not come)
+    assert gpu._channel_pool.in_use == 1
+    for got, want in zip(batch(), offline[:3]):
+        _same_result(got, want)
+    stream.accept(ex.scores[3])
+    _same_result(stream.finish(), offline[3])
+
+
+def test_a_stream_given_back_during_another_call_s_turn_is_let_go_when_it_ends(ex, config):
+    """A stream dropped (or closed) while a call holds the decoder, on another
+    thread or by the garbage its run makes, does not wait for that call: its
+    channel and lattice are let go as the turn ends."""
+    import gc
+
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=1, channels=2)
+    store = gpu._cuda.lattices
+    kept, dropped = gpu.stream(), gpu.stream()
+    kept.accept(ex.scores[0][:20])
+    dropped.accept(ex.scores[1][:30])
+    channel = dropped.channel
+    with gpu._cuda.turn():
+        del dropped
+        gc.collect()
+        assert gpu._channel_pool.in_use == 2 and store._parts[store.part_of[channel]][store._index_of[channel]][
+            0].size >= 100
+    assert gpu._channel_pool.in_use == 1 and store.arrays(channel).tok_state.size < 100
+    assert store.num_frames(kept.channel) == 20
+    kept.close()
+    assert gpu._channel_pool.in_use == 0

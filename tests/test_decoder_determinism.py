@@ -80,6 +80,29 @@ def test_runs_and_threads_give_identical_results():
         assert_same_results(a, c)
 
 
+def test_a_cpu_decoder_shared_by_threads_gives_each_its_results():
+    """Threads calling one CPU decoder at once (decode, and streams fed chunk by
+    chunk) each get the Results a lone call gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batch = [random_scores(seed, 12 + seed % 9) for seed in range(24)]
+    fst = random_graph(5, max_states=10)
+    alone = wfst.Decoder(fst, PRUNING, device="cpu").decode(batch)
+    shared = wfst.Decoder(fst, PRUNING, device="cpu", threads=2)
+
+    def streamed(scores):
+        with shared.stream() as stream:
+            for first in range(0, len(scores), 5):
+                stream.accept(scores[first:first + 5])
+            return stream.finish()
+
+    with ThreadPoolExecutor(4) as pool:
+        decoded = list(pool.map(lambda i: shared.decode(batch[i:i + 3]), range(0, len(batch), 3)))
+        streams = list(pool.map(streamed, batch))
+    for got, want in zip([r for results in decoded for r in results] + streams, alone + alone):
+        assert_same_results(got, want)
+
+
 @pytest.mark.parametrize("seed", range(100))
 def test_lattice_segment_invariants(seed):
     fst = random_graph(seed)

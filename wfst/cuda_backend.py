@@ -15,9 +15,11 @@ whose job ended takes the next one at its group's next step.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +89,11 @@ class LaneJob:
 
 
 class CudaDecoder:
-    """Device memory for ``lanes`` utterances at once, allocated here once."""
+    """Device memory for ``lanes`` utterances at once, allocated here once.
+
+    Calls from several threads take turns (:meth:`turn`): a run uses every
+    lane and the lattice store's queues, so a second thread's run, or its
+    reading of a stream's lattice, waits for the first to end."""
 
     def __init__(self, graph: DecodingGraph, config: DecoderConfig, lanes: int | None = None,
                  channels: int | None = None, pdf_map=None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
@@ -149,6 +155,8 @@ class CudaDecoder:
         self.channels = ChannelPool(g.channels)
         self.threads = threads
         self.lattices = self.lattice_store(g.window_period)
+        self._turn = threading.Lock()
+        self._dropped: deque[int] = deque()  # channels given back while another call had the turn
 
     def lattice_store(self, stagger: int) -> LatticeStore:
         """A store for the lattices of this decoder's channels, whose workers
@@ -173,42 +181,83 @@ class CudaDecoder:
         stream_or_event.synchronize()
         self.stats["device_wait_seconds"] += time.perf_counter() - waiting
 
+    # ------------------------------------------------------------- turns
+    @contextmanager
+    def turn(self):
+        """Hold the decoder for one caller: its run, or its reading of a
+        channel's lattice; callers on other threads wait. Channels given back
+        meanwhile are let go when the turn ends."""
+        with self._turn:
+            try:
+                yield
+            finally:
+                self._let_go_dropped()
+        self.release_channel()  # (one given back as the turn ended)
+
+    def acquire_channel(self) -> int:
+        """A free channel for a new stream, once no other call has the turn
+        (an offline run borrows the free channels while it runs)."""
+        with self.turn():
+            return self.channels.acquire()
+
+    def release_channel(self, channel: int | None = None) -> None:
+        """Give ``channel`` back: its lattice let go, the channel free for the
+        next stream. When another call has the turn (a stream dropped on
+        another thread, or while a run makes garbage) that call lets it go as
+        its turn ends, so a finalizer never waits on a run."""
+        if channel is not None:
+            self._dropped.append(channel)
+        while self._dropped and self._turn.acquire(blocking=False):
+            try:
+                self._let_go_dropped()
+            finally:
+                self._turn.release()
+
+    def _let_go_dropped(self) -> None:
+        while self._dropped:
+            channel = self._dropped.popleft()
+            self.lattices.clear(channel)
+            self.channels.release(channel)
+
     # ------------------------------------------------------------- decoding
     def decode(self, inputs: list[ScoreInput]) -> list[Result]:
         """Decode checked score matrices; Results in input order. Borrows up to
         ``lanes`` free channels (StreamError when open streams hold them all)."""
-        if not inputs:
-            return []
         jobs = [LaneJob(s, start=True, finish=True, name=f"scores[{i}]") for i, s in enumerate(inputs)]
-        spares = self.channels.acquire_up_to(min(self.geometry.lanes, len(jobs)))
-        try:
-            notes = self.run(jobs, spares)
-        finally:
-            for channel in spares:
-                self.channels.release(channel)
-        warn_capacity(notes)
+        warn_capacity(self.run(jobs))
         for job in jobs:
             if job.error is not None:
                 raise job.error
         return [job.result for job in jobs]
 
-    def run(self, jobs: list[LaneJob], spare_channels: list[int] = ()) -> list[str]:
-        """Search the frames of every job: a lane per job, one frame of every busy
-        lane of a lane group per step (one launch sequence), a lane taking the next
-        job as soon as its own ends. A job without a channel takes one of
-        ``spare_channels`` (dealt to the groups in proportion to their lanes) while
-        it runs. Outcomes are left in the jobs (``result``, ``error``, ``lost``);
-        returns the capacity notes for :func:`warn_capacity`, which the caller
-        issues once it has taken the outcomes. If anything raises midway, every
-        lane's working memory is emptied first (the jobs' outcomes are then
-        undefined)."""
+    def run(self, jobs: list[LaneJob]) -> list[str]:
+        """Search the frames of every job in the caller's :meth:`turn`: a lane
+        per job, one frame of every busy lane of a lane group per step (one
+        launch sequence), a lane taking the next job as soon as its own ends.
+        Jobs without a channel borrow up to ``lanes`` free ones (StreamError
+        when open streams hold them all), dealt to the groups in proportion to
+        their lanes, each taken by a job while it runs. Outcomes are left in
+        the jobs (``result``, ``error``, ``lost``); returns the capacity notes
+        for :func:`warn_capacity`, which the caller issues once it has taken
+        the outcomes. If anything raises midway, every lane's working memory is
+        emptied first (the jobs' outcomes are then undefined)."""
         if not jobs:
             return []
+        with self.turn():
+            borrowing = sum(job.channel is None for job in jobs)
+            spares = self.channels.acquire_up_to(min(self.geometry.lanes, borrowing)) if borrowing else []
+            try:
+                return self._run_jobs(jobs, spares)
+            finally:
+                for channel in spares:
+                    self.channels.release(channel)
+
+    def _run_jobs(self, jobs: list[LaneJob], spares: list[int]) -> list[str]:
         self.device.synchronize()  # producers of device scores (torch, cupy streams) have finished
         started, cpu, lattice_waits = time.perf_counter(), time.thread_time(), self.lattices.wait_seconds
         with self.device, objects_older_than_the_run_frozen(self.stats):
             try:
-                overflowed = self._run(jobs, list(spare_channels))
+                overflowed = self._run(jobs, spares)
             except BaseException:
                 self.lattices.settle()  # no worker appends any more
                 self._empty_lanes()

@@ -57,7 +57,8 @@ class CudaStreamSearch:
         """The lattice arrays and the token range of the last accepted frame
         (empty when the stream was lost to a queue overflow)."""
         self._start()
-        arrays = self._backend.lattices.arrays(self.channel)
+        with self._backend.turn():
+            arrays = self._backend.lattices.arrays(self.channel)
         if self.lost:
             return arrays, 0, 0
         return arrays, int(arrays.tok_start[self.num_frames]), int(arrays.tok_start[self.num_frames + 1])
@@ -66,7 +67,8 @@ class CudaStreamSearch:
         self._start()
         if self.lost:
             return abandoned_result(self._backend.graph, self.num_frames)
-        return self._backend.lattices.finish(self.channel)
+        with self._backend.turn():
+            return self._backend.lattices.finish(self.channel)
 
     def _start(self) -> None:
         """Search the start frame now if no chunk has (``partial()`` or ``finish()``

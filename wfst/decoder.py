@@ -71,9 +71,11 @@ class Decoder:
             threads = 1 if self.device == "cpu" else available_cores()
         self.threads = threads
         self._cuda = None
-        self._stream_pool = None  # threads for advance(), made on first use
+        self._stream_pool = None  # the CPU's threads for advance() (they start on first use)
         if self.device == "cpu":
             self._channel_pool = ChannelPool(DEFAULT_CPU_CHANNELS if channels is None else channels)
+            if threads > 1:
+                self._stream_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wfst-stream")
         if self.device == "cuda":
             from .cuda_backend import CudaDecoder
 
@@ -127,15 +129,18 @@ class Decoder:
         ``threads > 1``. Returns each stream's :class:`wfst.Partial` after its
         chunk, in order. Every pair is checked first: a bad chunk or stream raises
         (:class:`ScoresError`, :class:`StreamError`) before any stream moves."""
-        if self.threads > 1 and self._stream_pool is None:
-            self._stream_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="wfst-stream")
         return advance_streams(self, pairs, self._stream_pool)
+
+    def _acquire_channel(self) -> int:
+        """A free channel for a new stream (on CUDA, once no other call has the decoder)."""
+        return self._channel_pool.acquire() if self._cuda is None else self._cuda.acquire_channel()
 
     def _release_channel(self, channel: int) -> None:
         """A stream's channel back to the pool (on CUDA, its host lattice let go too)."""
-        if self._cuda is not None:
-            self._cuda.lattices.clear(channel)
-        self._channel_pool.release(channel)
+        if self._cuda is None:
+            self._channel_pool.release(channel)
+        else:
+            self._cuda.release_channel(channel)
 
     def _decode_one(self, scores: np.ndarray) -> Result:
         search = CpuSearch(self.graph, self.config)

@@ -58,7 +58,7 @@ class Stream:
         self._decoder = decoder
         self._endpoint = endpoint
         self.state = OPEN
-        self.channel = decoder._channel_pool.acquire()
+        self.channel = decoder._acquire_channel()
         # frees the channel once: at finish()/close(), or when an open stream is garbage-collected
         self._free_channel = weakref.finalize(self, decoder._release_channel, self.channel)
         if decoder._cuda is None:
