@@ -492,3 +492,31 @@ def test_ctrl_c_exits_130(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cli, "run", interrupted)
     assert main(["g", "w", "s", str(tmp_path / "o")]) == 130
+
+
+@pytest.mark.parametrize("compiling", [True, False])
+def test_a_long_warm_up_says_it_is_compiling(ex, tmp_path, capsys, monkeypatch, compiling):
+    """A first run sits quiet for a minute while numba compiles: a warm-up that
+    outlasts COMPILE_NOTICE_SECONDS says so on stderr; a quick one says nothing
+    (and the notice never comes later)."""
+    import time
+
+    import wfst.cli_decode as cli
+
+    warm_up = cli._warm_up
+
+    def slow(decoder):
+        decode_one = decoder.decode
+        decoder.decode = lambda scores: time.sleep(1.0) or decode_one(scores)  # the warm-up's one frame
+        try:
+            warm_up(decoder)
+        finally:
+            decoder.decode = decode_one
+
+    monkeypatch.setattr(cli, "COMPILE_NOTICE_SECONDS", 0.05 if compiling else 2.0)
+    monkeypatch.setattr(cli, "_warm_up", slow)
+    workload(ex, [0]).save(tmp_path / "one.npz")
+    assert decode(ex, tmp_path / "one.npz", tmp_path / "out") == EXIT_OK
+    time.sleep(2.5)
+    err = capsys.readouterr().err
+    assert ("compiling the decoder's kernels" in err) == compiling

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ utterance rarely leaves a thread idle, few enough that results are written often
 CALLS_PER_LANE = 2
 """Utterances per decoder call on CUDA, per lane: lanes are refilled within a
 call, so only its last utterances leave lanes idle."""
+COMPILE_NOTICE_SECONDS = 3.0
+"""A warm-up that takes longer than this is compiling (a first run): say so on stderr."""
 
 EPILOG = f"""\
 SCORES is one of:
@@ -397,8 +400,17 @@ def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int
 
 
 def _warm_up(decoder) -> None:
-    """Compile the search kernels (numba, cached on disk) before the clock runs."""
-    decoder.decode(np.zeros((1, max(decoder.graph.num_columns, 1)), np.float32))
+    """Compile the search kernels (numba, cached on disk) before the clock runs;
+    a warm-up past COMPILE_NOTICE_SECONDS says why the command is quiet."""
+    notice = threading.Timer(COMPILE_NOTICE_SECONDS, print, [
+        f"{PROG}: compiling the decoder's kernels (once per install, cached for later runs: about a minute)"],
+        {"file": sys.stderr, "flush": True})
+    notice.daemon = True
+    notice.start()
+    try:
+        decoder.decode(np.zeros((1, max(decoder.graph.num_columns, 1)), np.float32))
+    finally:
+        notice.cancel()
 
 
 def _score(outdir: Path, refs: dict[str, tuple[str, ...]]) -> tuple[object, int, int] | None:
