@@ -243,3 +243,38 @@ def _arc_offsets(data, fst, fst_type):
         offsets += [pos + 12 + 16 * k for k in range(count)]
         pos += 12 + 16 * count
     return offsets
+
+
+def test_corrupt_cache_names_the_offset_of_a_later_element(tmp_path):
+    """The offset an error names is the bad element's own byte, 4 bytes per
+    element into its array, not its index."""
+    fst = CsrFst.from_pynini(random_pynini_fst(2))
+    assert fst.num_arcs > 3
+    fst.save(tmp_path / "g.wfst")
+    data = bytearray((tmp_path / "g.wfst").read_bytes())
+    from wfst.cache_format import _layout
+
+    offset = _layout(fst.num_states, fst.num_arcs)[0]["nextstate"][0] + 3 * 4
+    struct.pack_into("<i", data, offset, -3)
+    error = _expect(tmp_path, bytes(data), "nextstate[3] = -3")
+    assert error.offset == offset
+
+
+def test_cache_with_trailing_bytes_is_refused(tmp_path):
+    """The cache's size must be exactly what its header's counts imply."""
+    CsrFst.from_pynini(random_pynini_fst(2)).save(tmp_path / "g.wfst")
+    data = (tmp_path / "g.wfst").read_bytes()
+    _expect(tmp_path, data + bytes(64), f"need {len(data)} bytes, the file has {len(data) + 64}")
+
+
+def test_saving_an_invalid_graph_raises_and_writes_nothing(tmp_path):
+    """CsrFst.save validates first: a broken invariant is an InvariantError and
+    no cache (nor temporary file) is left to be read later."""
+    good = CsrFst.from_pynini(random_pynini_fst(0))
+    nextstate = good.nextstate.copy()
+    nextstate[0] = good.num_states
+    bad = CsrFst(good.start, good.final, good.e_offsets, good.ne_offsets, nextstate, good.weight, good.ilabel,
+                 good.olabel)
+    with pytest.raises(InvariantError, match="nextstate"):
+        bad.save(tmp_path / "g.wfst")
+    assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,8 @@
 every score input form, resumption after a kill, bad input and output-directory
 safety. All on the embedded example (a small TLG; each test takes seconds)."""
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -201,6 +203,37 @@ def test_pdf_map_in_text_and_npy(ex, api_text, tmp_path):
         assert text == {u: api_text[u] for u in ex.utterance_ids[:3]}
     (tmp_path / "short.txt").write_text("1 0\n2 1\n")
     assert decode(ex, scores, tmp_path / "short", "--pdf-map", tmp_path / "short.txt") == EXIT_UNUSABLE
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"1 0\n2 1 7\n", "line 2: expected 'transition-id pdf'"),
+    (b"1 0\n2 1\n1 3\n", "line 3: transition id 1 maps to pdf 0 and to 3"),
+    (b"# only a comment\n\n", "the pdf map is empty"),
+    (b"1 0\n2 4294967296\n", "line 2: ids must not exceed"),
+    (b"\xff\xfe\x00binary", "neither a .npy file nor UTF-8 text"),
+    (b"\x93NUMPY garbage", "cannot read the .npy pdf map"),
+], ids=["three fields", "repeated id", "empty", "pdf too large", "binary", "bad npy"])
+def test_bad_pdf_map_files_are_pdf_map_errors(tmp_path, content, message):
+    """A malformed --pdf-map file raises PdfMapError (a WfstError: exit 2, no
+    traceback) saying what is wrong and on which line."""
+    from wfst.pdf_map import PdfMapError, read_pdf_map
+
+    (tmp_path / "map").write_bytes(content)
+    with pytest.raises(PdfMapError, match=message):
+        read_pdf_map(tmp_path / "map")
+
+
+def test_pdf_map_files_map_unlisted_ids_to_minus_one(tmp_path):
+    """Transition ids a text map does not list map to -1 (so the decoder can
+    report the ones the graph uses); a .npy map must be 1-D, its pdfs >= -1."""
+    from wfst.pdf_map import PdfMapError, read_pdf_map
+
+    (tmp_path / "gaps.txt").write_text("1 0\n3 2  # no line for 2\n")
+    assert read_pdf_map(tmp_path / "gaps.txt").tolist() == [-1, 0, -1, 2]
+    for bad in (np.zeros((2, 3), np.int64), np.array([-1, 0, -2])):
+        np.save(tmp_path / "bad.npy", bad)
+        with pytest.raises(PdfMapError, match="1-D integer array|must lie in"):
+            read_pdf_map(tmp_path / "bad.npy")
 
 
 def test_bad_utterances_are_skipped(ex, api_text, tmp_path, capsys):
@@ -520,3 +553,215 @@ def test_a_long_warm_up_says_it_is_compiling(ex, tmp_path, capsys, monkeypatch, 
     time.sleep(2.5)
     err = capsys.readouterr().err
     assert ("compiling the decoder's kernels" in err) == compiling
+
+
+def test_lanes_sets_the_utterances_per_decoder_call(ex, tmp_path, monkeypatch):
+    """On the CPU, --lanes N decodes the utterances N per decoder call (the last
+    call takes the rest); without it, LANES_PER_THREAD (4) per thread."""
+    calls = []
+    real = wfst.Decoder.decode
+
+    def recording(self, scores):
+        if isinstance(scores, list):  # (the warm-up decodes one matrix)
+            calls.append(len(scores))
+        return real(self, scores)
+
+    monkeypatch.setattr(wfst.Decoder, "decode", recording)
+    assert decode(ex, ex.scores_path, tmp_path / "three", "--device", "cpu", "--lanes", "3") == EXIT_OK
+    assert calls == [3, 3, 3, 3, 3, 3, 2]  # the example's 20 utterances
+    calls.clear()
+    assert decode(ex, ex.scores_path, tmp_path / "default", "--device", "cpu") == EXIT_OK  # (--threads 1)
+    assert calls == [4, 4, 4, 4, 4]
+
+
+def test_a_resumed_run_skips_what_the_uninterrupted_run_skipped(ex, tmp_path, capsys):
+    """OUTDIR/skipped starts empty on --resume and the ids it listed are tried
+    again: an id repeated in the scores is skipped again, listed once, and the
+    run exits 1, though its first occurrence was decoded by the run resumed."""
+    with kaldiio.WriteHelper(f"ark:{tmp_path / 's.ark'}") as writer:
+        writer("a", ex.scores[0])
+        writer("b", ex.scores[1])
+        writer("a", ex.scores[2])
+    out = tmp_path / "out"
+    for options in ([], ["--resume"]):
+        assert decode(ex, f"ark:{tmp_path / 's.ark'}", out, *options) == EXIT_SKIPPED, options
+        skipped = (out / "skipped").read_text().splitlines()
+        assert len(skipped) == 1 and skipped[0].split()[0] == "a" and "before" in skipped[0], options
+        assert list(read_transcripts(out / "text")) == ["a", "b"]
+    assert "0 decoded, 1 skipped, 2 already done" in capsys.readouterr().out
+
+
+def test_overwrite_decodes_everything_again_and_removes_the_earlier_outputs(ex, tmp_path, capsys):
+    """--overwrite starts the run afresh: every utterance is decoded again (none
+    is 'already done'), and the files of the earlier run that this one does not
+    write (ctm, nbest, lat.ark, lat.index, wer) are gone; the user's file stays."""
+    out = tmp_path / "out"
+    assert decode(ex, ex.scores_path, out, "--ctm", "--nbest", "2", "--lattices", "--ref", ex.text_path) == EXIT_OK
+    (out / "mine.txt").write_text("precious")
+    capsys.readouterr()
+    assert decode(ex, ex.scores_path, out, "--overwrite") == EXIT_OK
+    assert "20 decoded, 0 skipped\n" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["decode.json", "mine.txt", "skipped", "text"]
+    assert (out / "mine.txt").read_text() == "precious" and len(complete_lines(out / "text")) == 20
+
+
+def _identity_pdf_map(ex, path):
+    """A pdf map that sends input label i to column i - 1, as no map does."""
+    path.write_text("".join(f"{i} {i - 1}\n" for i in range(1, ex.scores[0].shape[1] + 1)))
+    return path
+
+
+@pytest.mark.parametrize("first, second, setting", [
+    ([], ["--ctm"], "ctm"),
+    (["--nbest", "2"], ["--nbest", "3"], "nbest"),
+    ([], ["--frame-shift", "0.02"], "frame_shift"),
+    ([], ["--pdf-map", "MAP"], "pdf_map"),
+    (["--ctm"], ["--ctm", "--lexicon", "LEXICON", "--tokens", "TOKENS"], "lexicon"),
+])
+def test_resume_refuses_other_outputs_frame_shift_or_pdf_map(ex, tmp_path, capsys, first, second, setting):
+    """--resume continues only the run OUTDIR holds: with another --ctm, --nbest,
+    --frame-shift, --pdf-map or --lexicon the results would mix two settings, so
+    it is refused (exit 2, the setting named) and OUTDIR is left as it was."""
+    names = {"MAP": _identity_pdf_map(ex, tmp_path / "map.txt"), "LEXICON": ex.lexicon_path,
+             "TOKENS": ex.tokens_path}
+    second = [names.get(option, option) for option in second]
+    out = tmp_path / "out"
+    assert decode(ex, ex.scores_path, out, *first) == EXIT_OK
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert decode(ex, ex.scores_path, out, *second, "--resume") == EXIT_UNUSABLE
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert f"other {setting} " in capsys.readouterr().err
+
+
+def test_summary_audio_and_rtfx():
+    """The summary's audio is frames x frame shift, and RTFx the seconds of audio
+    per second spent in the decoder: 1000 frames of 0.01 s in 2 s give 10.0 s
+    and RTFx 5.0."""
+    from types import SimpleNamespace
+
+    from wfst.cli_decode import Tally, _summary
+
+    lines = _summary(Tally(decoded=3, frames=1000, decode_seconds=2.0), 0.01, False, 3.0,
+                     SimpleNamespace(device="cpu", threads=1), None).splitlines()
+    assert "audio       10.0 s (1000 frames of 0.01 s)" in lines and "RTFx        5.0" in lines
+
+
+def test_a_frame_shift_given_for_an_archive_is_not_assumed(ex, tmp_path, capsys):
+    """The 'assumed' note is for a frame shift neither --frame-shift nor the
+    scores gave: a Kaldi archive with --frame-shift gets none."""
+    kaldiio.save_ark(str(tmp_path / "s.ark"), {"u0": ex.scores[0]})
+    assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out", "--frame-shift", "0.04") == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"({len(ex.scores[0])} frames of 0.04 s)" in out and "assumed" not in out
+
+
+def test_example_keeps_an_outdir_it_is_given_and_reruns_there(tmp_path):
+    """wfst-decode example --outdir DIR leaves its outputs in DIR (only its
+    default temporary directory is removed), and running it again replaces them."""
+    out = tmp_path / "example"
+    for _ in range(2):
+        assert main(["example", "--threads", "1", "--outdir", str(out)]) == EXIT_OK
+        assert len(complete_lines(out / "text")) == 20 and (out / "wer").is_file()
+
+
+def test_wer_counts_references_and_hypotheses_that_have_no_partner(ex, api_text, tmp_path, capsys):
+    """--ref scores the utterances that have both (Kaldi's --mode=present): 3 of
+    the 20 decoded here, 2 references naming no decoded utterance. The wer file
+    says so as compute-wer does ('Scored 3 sentences, 2 not present in hyp.',
+    %SER: the sentences with errors among the 3), and so does the summary."""
+    refs = dict(zip(ex.utterance_ids, ex.references))
+    chosen = ex.utterance_ids[:3]
+    refs[chosen[1]] += ("two", "more")  # at least two errors there: word and sentence errors differ
+    (tmp_path / "ref.txt").write_text("".join(f"{u} {' '.join(refs[u])}\n" for u in chosen)
+                                      + "gone-1 a b\ngone-2 c\n")
+    out = tmp_path / "out"
+    assert decode(ex, ex.scores_path, out, "--ref", tmp_path / "ref.txt") == EXIT_OK
+    wrong = sum(api_text[u] != refs[u] for u in chosen)
+    lines = (out / "wer").read_text().splitlines()
+    assert lines[1] == f"%SER {100 * wrong / 3:.2f} [ {wrong} / 3 ]"
+    assert lines[2] == "Scored 3 sentences, 2 not present in hyp."
+    assert [line.split()[0] for line in lines[4:]] == chosen
+    assert ("3 utterances scored, 2 references without a hypothesis, 17 hypotheses without a reference"
+            in capsys.readouterr().out)
+
+
+def test_decode_json_records_the_settings_with_absolute_paths(ex, tmp_path, monkeypatch):
+    """decode.json records the run's settings: the inputs as absolute paths (the
+    scores as given, too), the frame shift in effect (the .npz's own here), the
+    outputs asked for and the search configuration; so a run started with
+    relative paths resumes from another directory."""
+    monkeypatch.chdir(ex.graph_path.parent)
+    out = tmp_path / "out"
+    options = ["--acoustic-scale", "0.5", "--threads", "1", "--ctm", "--nbest", "3", "--lattices",
+               "--lattice-format", "text"]
+    assert main([ex.graph_path.name, ex.words_path.name, ex.scores_path.name, str(out), *options]) == EXIT_OK
+    settings = json.loads((out / "decode.json").read_text())
+    for key, path in (("graph", ex.graph_path), ("words", ex.words_path), ("scores", ex.scores_path)):
+        assert os.path.isabs(settings[key]) and os.path.samefile(settings[key], path), key
+    assert settings["scores_given"] == ex.scores_path.name
+    assert settings["frame_shift"] == pytest.approx(0.04) and settings["ctm"] is True and settings["nbest"] == 3
+    assert settings["lattices"] == {"determinize": True, "binary": False}
+    assert settings["config"] == dataclasses.asdict(wfst.DecoderConfig(acoustic_scale=0.5))
+    assert settings["pdf_map"] is None and settings["lexicon"] is None
+    monkeypatch.chdir(tmp_path)
+    assert main([str(ex.graph_path), str(ex.words_path), str(ex.scores_path), str(out), *options,
+                 "--resume"]) == EXIT_OK
+
+
+def test_write_atomically_keeps_the_old_content_when_the_new_cannot_be_written(tmp_path, monkeypatch):
+    """write_atomically (decode.json, wer) holds the old content or the new,
+    never a mixture: when writing the new one fails (here its sync), the old
+    one is still there."""
+    from wfst import decode_outputs
+
+    path = tmp_path / "wer"
+    path.write_text("old\n")
+
+    def failing(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(decode_outputs.os, "fsync", failing)
+    with pytest.raises(OSError):
+        decode_outputs.write_atomically(path, "new\n")
+    assert path.read_text() == "old\n"
+
+
+@pytest.mark.parametrize("content", ["[1, 2]\n", "{not json\n"])
+def test_resume_refuses_a_decode_json_that_is_not_a_settings_object(ex, tmp_path, capsys, content):
+    """A decode.json that is not a JSON object (or not JSON) cannot say what
+    the run was: --resume is refused with exit 2 and no traceback, and the
+    results are left as they are."""
+    out = tmp_path / "out"
+    assert decode(ex, ex.scores_path, out) == EXIT_OK
+    (out / "decode.json").write_text(content)
+    text = (out / "text").read_bytes()
+    assert decode(ex, ex.scores_path, out, "--resume") == EXIT_UNUSABLE
+    err = capsys.readouterr().err
+    assert "decode.json is unreadable" in err and "Traceback" not in err
+    assert (out / "text").read_bytes() == text and (out / "decode.json").read_text() == content
+
+
+@pytest.mark.parametrize("name, options", [("wer", []), ("lat.index", ["--lattices"])])
+def test_a_reference_among_the_files_it_writes_is_refused_and_kept(ex, tmp_path, capsys, name, options):
+    """--ref naming one of the files wfst-decode writes in OUTDIR (wer,
+    lat.index) is refused, even with --overwrite, which would replace it."""
+    out = tmp_path / "out"
+    assert decode(ex, ex.scores_path, out, *options, "--ref", ex.text_path) == EXIT_OK
+    given = (out / name).read_bytes()
+    assert decode(ex, ex.scores_path, out, *options, "--overwrite", "--ref", out / name) == EXIT_UNUSABLE
+    assert (out / name).read_bytes() == given
+    assert f"OUTDIR's {name}" in capsys.readouterr().err
+
+
+def test_a_resumed_run_that_reads_nothing_leaves_the_outdir_it_continues(ex, tmp_path):
+    """Only an OUTDIR the run made (or found empty) is undone when its scores
+    give nothing: a resumed run whose scores command fails at once keeps the
+    earlier run's decode.json, so the run can still be resumed."""
+    with kaldiio.WriteHelper(f"ark:{tmp_path / 's.ark'}") as writer:
+        writer("a", ex.scores[0][:0])  # zero frames: skipped
+    out = tmp_path / "out"
+    assert decode(ex, f"ark:cat {tmp_path / 's.ark'} |", out) == EXIT_SKIPPED
+    (out / "notes.txt").write_text("mine")
+    assert decode(ex, "ark:exit 3 |", out, "--resume") == EXIT_UNUSABLE
+    assert (out / "decode.json").is_file() and (out / "notes.txt").read_text() == "mine"
+    assert decode(ex, f"ark:cat {tmp_path / 's.ark'} |", out, "--resume") == EXIT_SKIPPED

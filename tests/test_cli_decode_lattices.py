@@ -151,3 +151,42 @@ def test_lattice_options_need_lattices(ex, tmp_path, capsys):
         assert not (tmp_path / "out").exists()
     err = capsys.readouterr().err
     assert err.count("only with --lattices") == 2 and "--nbest must be >= 1" in err and "Traceback" not in err
+
+
+def test_resume_cuts_a_single_torn_byte_from_the_archive(ex, tmp_path):
+    """A crash that left exactly one byte of an uncommitted entry at the end of
+    lat.ark: the resumed run cuts it, so its files are the uninterrupted run's."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert decode(ex, ex.scores_path, full, "--lattices") == EXIT_OK
+    assert decode(ex, ex.scores_path, part, "--lattices") == EXIT_OK
+    index = complete_lines(part / "lat.index")
+    (part / "text").write_text("".join(complete_lines(part / "text")[:5]))
+    (part / "lat.index").write_text("".join(index[:5]))
+    (part / "lat.ark").write_bytes((part / "lat.ark").read_bytes()[:int(index[4].split()[2]) + 1])
+    assert decode(ex, ex.scores_path, part, "--lattices", "--resume") == EXIT_OK
+    for name in ("text", "lat.ark", "lat.index"):
+        assert (part / name).read_bytes() == (full / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("damage", ["index lacks entries of text", "archive shifted", "index has a gap"])
+def test_resume_refuses_an_index_that_does_not_describe_the_archive(ex, tmp_path, capsys, damage):
+    """lat.index must list every utterance of text, each entry starting where the
+    one before ends and the last starting with its key where the index says;
+    otherwise --resume is refused (exit 2) and the files are left as they are."""
+    out = tmp_path / "out"
+    assert decode(ex, ex.scores_path, out, "--lattices") == EXIT_OK
+    index = complete_lines(out / "lat.index")
+    data = (out / "lat.ark").read_bytes()
+    if damage == "index lacks entries of text":  # a consistent prefix, two utterances short
+        (out / "lat.index").write_text("".join(index[:-2]))
+        (out / "lat.ark").write_bytes(data[:int(index[-3].split()[2])])
+    elif damage == "archive shifted":
+        (out / "lat.ark").write_bytes(b"garbage!" + data)
+    else:  # the second entry said to start a byte after the first ends
+        utt_id, start, end = index[1].split()
+        (out / "lat.index").write_text("".join([index[0], f"{utt_id} {int(start) + 1} {end}\n", *index[2:]]))
+    before = {name: (out / name).read_bytes() for name in ("text", "lat.ark", "lat.index")}
+    assert decode(ex, ex.scores_path, out, "--lattices", "--resume") == EXIT_UNUSABLE
+    assert {name: (out / name).read_bytes() for name in before} == before
+    err = capsys.readouterr().err
+    assert "lat.index" in err and "Traceback" not in err

@@ -74,3 +74,28 @@ def test_import_needs_no_gpu_and_no_cupy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'wfst-gpu[cuda12]'" in out
+
+
+def test_json_counts_and_label_ranges_of_a_hand_made_graph(tmp_path, capsys):
+    """A graph of 4 states (start 1, final 2 and 3) and 5 arcs, 2 of them
+    input-epsilon: the JSON report's counts, start and label ranges (the input
+    range over the emitting arcs only, the output range over all arcs), and
+    the budget's lanes and channels as given."""
+    from tests.decoder_graphs import graph
+
+    fst = graph(4, 1, {2: 0.0, 3: 1.5}, [(1, 2, 3, 7, 0.5), (1, 0, 0, 2, 0.25), (0, 2, 5, 0, 1.0),
+                                         (2, 3, 0, 9, 0.0), (2, 3, 4, 4, 2.0)])
+    fst.write(str(tmp_path / "g.fst"))
+    assert main([str(tmp_path / "g.fst"), "--json", "--lanes", "3", "--channels", "5"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["states"], info["arcs"], info["emitting_arcs"], info["epsilon_arcs"]) == (4, 5, 3, 2)
+    assert (info["final_states"], info["start"]) == (2, 1)
+    assert info["ilabel_range"] == [3, 5] and info["olabel_range"] == [0, 9]
+    assert (info["budget"]["lanes"], info["budget"]["channels"]) == (3, 5)
+
+
+def test_a_max_active_below_the_default_min_active_is_taken(capsys):
+    """--max-active below DecoderConfig's min_active (200) is a valid request:
+    the report is made for it (min_active follows it down)."""
+    assert main(["--example", "--json", "--max-active", "50"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_active"] == 50

@@ -18,6 +18,7 @@ def test_defaults_and_derived_capacities():
     ("acoustic_scale", 0.0), ("max_active", 0), ("max_active", 2.5), ("max_active", True),
     ("min_active", -1), ("min_active", 20000), ("prune_interval", 0), ("use_final_probs", 1),
     ("token_queue_capacity", 10), ("arc_queue_capacity", 100), ("token_queue_capacity", 0),
+    ("arc_queue_capacity", 0), ("beam", True),
 ])
 def test_bad_values_raise_config_error_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=field) as caught:
@@ -44,3 +45,11 @@ def test_the_bounds_themselves_are_allowed():
     DecoderConfig(max_active=5, min_active=5)
     DecoderConfig(max_active=5, min_active=0, token_queue_capacity=5)
     DecoderConfig(max_active=5, min_active=0, token_queue_capacity=5, arc_queue_capacity=5)
+    DecoderConfig(lattice_beam=0.0)  # the lattice keeps the best paths only
+
+
+def test_the_arc_queue_holds_at_least_a_token_queue():
+    """arc_queue_capacity is bounded by the token queue capacity in effect, not
+    by max_active: 7 candidate slots for 10 tokens are refused."""
+    with pytest.raises(ConfigError, match="arc_queue_capacity"):
+        DecoderConfig(max_active=5, min_active=0, token_queue_capacity=10, arc_queue_capacity=7)

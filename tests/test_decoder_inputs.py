@@ -23,6 +23,7 @@ def decoder(fst=LOOP, **kw):
     (np.array([[0.0, 1e300]]), "is 1e.300, beyond float32's range"),
     (np.zeros((4, 1), np.float32), "has 1 columns .* at least 2"),
     ("not an array", "2-D array"),
+    (np.array([[0.0, 1.0], [np.nan, np.inf]], np.float32), "scores\\[1, 0\\] is nan"),  # the first bad one
 ])
 def test_bad_scores(scores, message):
     with pytest.raises(wfst.ScoresError, match=message):
@@ -104,6 +105,24 @@ def test_pdf_map():
         wfst.Decoder(LOOP, pdf_map=np.array([0.0, 1.0, 2.0]))
     with pytest.raises(wfst.GraphError, match=r"pdf_map\[2\] = 4294967297 is beyond"):  # not column 1, wrapped
         wfst.Decoder(LOOP, pdf_map=np.array([-1, 0, 2**32 + 1]))
+
+
+def test_a_pdf_map_must_map_the_label_of_the_first_emitting_arc_too():
+    """A negative pdf for an input label that only the first emitting arc reads
+    is refused like any other used label's."""
+    fst = graph(2, 0, {1: 0.0}, [(0, 1, 1, 5, 0.5), (1, 1, 2, 0, 0.25)])
+    with pytest.raises(wfst.GraphError, match=r"pdf_map\[1\] = -1 is negative"):
+        wfst.Decoder(fst, device="cpu", pdf_map=np.array([-1, -1, 0]))
+
+
+def test_a_cpu_decoder_runs_one_thread_unless_told_and_threads_are_whole_numbers():
+    """threads: 1 by default on the CPU (as documented), else the whole number
+    >= 1 given; 2.5, True or "2" are refused."""
+    assert wfst.Decoder(LOOP, device="cpu").threads == 1
+    assert wfst.Decoder(LOOP, device="cpu", threads=np.int64(3)).threads == 3
+    for bad in (2.5, True, "2"):
+        with pytest.raises(wfst.ConfigError, match="threads"):
+            wfst.Decoder(LOOP, device="cpu", threads=bad)
 
 
 def test_zero_frames_decide_by_the_start_closure():

@@ -78,3 +78,19 @@ def test_the_freeze_and_the_timer_end_when_the_run_raises():
         with objects_older_than_the_run_frozen({}):
             raise RuntimeError("midway")
     assert gc.get_freeze_count() == 0 and gc.callbacks == callbacks
+
+
+def test_gc_seconds_is_the_total_of_the_run_s_collections(monkeypatch):
+    """stats["gc_seconds"] adds up every collection during the run, not only the
+    last: on a clock that moves 1 s per reading, two collections make >= 2 s."""
+    from types import SimpleNamespace
+
+    from wfst import gc_scope
+
+    clock = iter(range(10**6))
+    monkeypatch.setattr(gc_scope, "time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    stats = {}
+    with objects_older_than_the_run_frozen(stats):
+        gc.collect()
+        gc.collect()
+    assert stats["gc_seconds"] >= 2.0

@@ -141,3 +141,57 @@ def test_csr_layout_splits_emitting_and_epsilon_arcs():
         assert np.all(src[fst.e_offsets[s]:fst.e_offsets[s + 1]] == s)
         assert np.all(src[fst.ne_offsets[s]:fst.ne_offsets[s + 1]] == s)
     assert fst.max_ilabel == max(int(fst.ilabel.max(initial=0)), 0)
+
+
+def test_cache_file_is_laid_out_as_documented(tmp_path):
+    """wfst.cache_format's layout: a 64-byte header (magic, version 1, reserved
+    0, S, A, E, start), then final, e_offsets, ne_offsets, nextstate, weight,
+    ilabel and olabel, little-endian, each starting at a multiple of 64 bytes,
+    and nothing after the last."""
+    import struct
+
+    fst = CsrFst.from_arcs(3, 1, np.array([np.inf, 0.5, 0.0], np.float32), np.array([0, 1, 1, 2, 2]),
+                           np.array([1, 2, 0, 2, 0]), np.array([3, 0, 4, 1, 0]), np.array([7, 0, 8, 9, 0]),
+                           np.array([0.25, 1.0, 0.5, 2.0, 0.0], np.float32)).validate()
+    fst.save(tmp_path / "g.wfst")
+    data = (tmp_path / "g.wfst").read_bytes()
+    S, A = fst.num_states, fst.num_arcs  # 3 and 5: arrays of 12 to 20 bytes, each padded to the next 64
+    assert data[:8] == b"WFSTCSR\0"
+    assert struct.unpack_from("<IIqqqq", data, 8) == (1, 0, S, A, fst.num_emitting_arcs, fst.start)
+    assert data[48:64] == bytes(16)
+    offset = 64
+    for name, dtype, length in [("final", "<f4", S), ("e_offsets", "<i4", S + 1), ("ne_offsets", "<i4", S + 1),
+                                ("nextstate", "<i4", A), ("weight", "<f4", A), ("ilabel", "<i4", A),
+                                ("olabel", "<i4", A)]:
+        offset = (offset + 63) // 64 * 64
+        assert data[offset:offset + 4 * length] == getattr(fst, name).astype(dtype).tobytes(), name
+        offset += 4 * length
+    assert len(data) == offset
+
+
+def test_from_arcs_groups_arcs_by_state_keeping_their_order():
+    """from_arcs takes arcs in any order: each state's emitting arcs, then (in
+    the non-emitting block) its epsilon arcs, each in their input order, with
+    offsets counting them; an arc from a state beyond num_states is refused.
+    The arrays are read-only; the caller's stay writable."""
+    from wfst.csr import InvariantError
+
+    rng = np.random.default_rng(0)
+    S, n = 7, 500
+    src = rng.integers(0, S, n).astype(np.int32)
+    ilabel = rng.integers(0, 3, n).astype(np.int32)  # a third are epsilons
+    position = np.arange(n, dtype=np.int32)  # carried as the output label
+    fst = CsrFst.from_arcs(S, 0, np.zeros(S, np.float32), src, np.zeros(n, np.int32), ilabel, position,
+                           np.zeros(n, np.float32)).validate()
+    E = int(np.count_nonzero(ilabel))
+    assert fst.num_emitting_arcs == E and fst.e_offsets[0] == 0 and fst.ne_offsets[0] == E
+    for s in range(S):
+        emitting = [a for a in range(n) if src[a] == s and ilabel[a] != 0]
+        epsilon = [a for a in range(n) if src[a] == s and ilabel[a] == 0]
+        assert fst.olabel[fst.e_offsets[s]:fst.e_offsets[s + 1]].tolist() == emitting, s
+        assert fst.olabel[fst.ne_offsets[s]:fst.ne_offsets[s + 1]].tolist() == epsilon, s
+    assert not fst.olabel.flags.writeable and position.flags.writeable
+    src[-1] = S
+    with pytest.raises(InvariantError, match=f"leaves state {S}"):
+        CsrFst.from_arcs(S, 0, np.zeros(S, np.float32), src, np.zeros(n, np.int32), ilabel, position,
+                         np.zeros(n, np.float32))

@@ -379,6 +379,15 @@ def test_kaldi_s_endpoint_rules_3_and_4_and_the_final_relative_cost():
         wfst.EndpointRule(min_trailing_silence=float("inf"))
 
 
+
+def test_kaldi_s_endpoint_rule_2_needs_a_relative_cost_of_at_most_2():
+    """Kaldi's rule 2 (OnlineEndpointConfig: rule2.min_trailing_silence 0.5,
+    rule2.max_relative_cost 2.0): after 0.5 s of trailing silence, where no
+    other default rule holds yet, a final relative cost of 2 ends the
+    utterance and one of 2.25 does not."""
+    config = wfst.EndpointConfig(frame_shift=0.1)
+    assert config.detected(60, 5, 2.0) and not config.detected(60, 5, 2.25)
+
 def test_a_non_silence_frame_ends_the_trailing_silence():
     from tests.decoder_graphs import graph
 
