@@ -250,12 +250,36 @@ def test_bad_utterances_are_skipped(ex, api_text, tmp_path, capsys):
     text = read_transcripts(tmp_path / "out" / "text")
     assert text == {"a_good": api_text[ex.utterance_ids[0]], "e_good": api_text[ex.utterance_ids[1]]}
     skipped = (tmp_path / "out" / "skipped").read_text().splitlines()
-    assert [line.split()[0] for line in skipped] == ["b_nan", "c_narrow", "d_empty", "f\x07bell", "a_good"]
+    assert [line.split()[0] for line in skipped] == ["b_nan", "c_narrow", "d_empty", "f\\x07bell", "a_good"]
     assert "nan" in skipped[0] and "columns" in skipped[1] and "zero frames" in skipped[2]
     assert "unprintable" in skipped[3] and "before" in skipped[4]
     captured = capsys.readouterr()
     assert captured.err.count("skipped") >= 5 and "2 decoded, 5 skipped" in captured.out
     assert "Traceback" not in captured.err
+
+
+def test_ids_refused_for_their_whitespace_are_one_field_of_their_skipped_line(ex, tmp_path, capsys):
+    """Files whose names hold a space or a line break are skipped (an id is one
+    field of every output line); OUTDIR/skipped and stderr still give each one
+    line whose first field is the id, its whitespace written as escapes."""
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    for name in ("good", "bad id", "two\nlines"):
+        np.save(scores / f"{name}.npy", ex.scores[0])
+    assert decode(ex, scores, tmp_path / "out") == EXIT_SKIPPED
+    assert list(read_transcripts(tmp_path / "out" / "text")) == ["good"]
+    skipped = (tmp_path / "out" / "skipped").read_text().splitlines()
+    assert sorted(line.split()[0] for line in skipped) == ["bad\\x20id", "two\\x0alines"]
+    err = capsys.readouterr().err
+    assert "skipped bad\\x20id: " in err and "skipped two\\x0alines: " in err
+
+
+def test_an_outdir_that_is_a_file_is_refused_and_kept(ex, tmp_path, capsys):
+    """OUTDIR naming a file: exit 2 with the reason, and the file unchanged."""
+    path = tmp_path / "results"
+    path.write_text("mine\n")
+    assert decode(ex, ex.scores_path, path) == EXIT_UNUSABLE
+    assert "exists and is not a directory" in capsys.readouterr().err and path.read_text() == "mine\n"
 
 
 def test_archive_broken_part_way_stops_and_keeps_results(ex, tmp_path, capsys):
@@ -617,14 +641,16 @@ def _identity_pdf_map(ex, path):
     ([], ["--frame-shift", "0.02"], "frame_shift"),
     ([], ["--pdf-map", "MAP"], "pdf_map"),
     (["--ctm"], ["--ctm", "--lexicon", "LEXICON", "--tokens", "TOKENS"], "lexicon"),
+    (["--ctm", "--lexicon", "LEXICON", "--tokens", "TOKENS"],
+     ["--ctm", "--lexicon", "LEXICON", "--tokens", "TOKENS", "--blank", "AA"], "lexicon"),
 ])
 def test_resume_refuses_other_outputs_frame_shift_or_pdf_map(ex, tmp_path, capsys, first, second, setting):
     """--resume continues only the run OUTDIR holds: with another --ctm, --nbest,
-    --frame-shift, --pdf-map or --lexicon the results would mix two settings, so
+    --frame-shift, --pdf-map or --lexicon (or its --blank) the results would mix two settings, so
     it is refused (exit 2, the setting named) and OUTDIR is left as it was."""
     names = {"MAP": _identity_pdf_map(ex, tmp_path / "map.txt"), "LEXICON": ex.lexicon_path,
              "TOKENS": ex.tokens_path}
-    second = [names.get(option, option) for option in second]
+    first, second = ([names.get(option, option) for option in options] for options in (first, second))
     out = tmp_path / "out"
     assert decode(ex, ex.scores_path, out, *first) == EXIT_OK
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -721,9 +747,9 @@ def test_write_atomically_keeps_the_old_content_when_the_new_cannot_be_written(t
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(decode_outputs.os, "fsync", failing)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError):  # (and leaves no temporary file)
         decode_outputs.write_atomically(path, "new\n")
-    assert path.read_text() == "old\n"
+    assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["wer"]
 
 
 @pytest.mark.parametrize("content", ["[1, 2]\n", "{not json\n"])

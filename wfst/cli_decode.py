@@ -29,8 +29,8 @@ import numpy as np
 from .config import DecoderConfig, available_cores
 from lattice import AlignmentLexicon, LatticeError
 
-from .decode_outputs import (OUTPUT_FILES, DecodeOutputs, LatticeOptions, complete_lines, read_settings,
-                             utterance_id, wer_report, write_atomically, write_settings)
+from .decode_outputs import (OUTPUT_FILES, DecodeOutputs, LatticeOptions, complete_lines, one_field,
+                             read_settings, utterance_id, wer_report, write_atomically, write_settings)
 from .errors import ConfigError, GraphError, ScoresError, WfstError
 from .pdf_map import read_pdf_map
 from .reader import read_fst
@@ -85,9 +85,10 @@ nbest holds 'utt-id rank cost graph-cost acoustic-cost word ...' lines, rank 1 t
 distinct word sequences of the lattice, costs as searched (acoustic scale applied; cost = graph + acoustic).
 
 A bad utterance (unreadable, not 2-D, NaN or inf scores, fewer columns than the graph reads, zero frames,
-an id seen before or containing whitespace or unprintable characters) is reported on stderr, listed in OUTDIR/skipped, and the run
-goes on. Zero frames count as bad: the decoder would return the start state's epsilon closure, which
-is never a transcript of real audio.
+an id seen before or containing whitespace or unprintable characters) is reported on stderr, listed in
+OUTDIR/skipped ('utt-id reason' lines; such characters of an id written as \\xNN), and the run goes on.
+Zero frames count as bad: the decoder would return the start state's epsilon closure, which is never a
+transcript of real audio.
 
 exit codes:
   {EXIT_OK}    every utterance was decoded
@@ -333,7 +334,7 @@ def _read_words(path: str, labels: np.ndarray) -> SymbolTable:
 # ---------------------------------------------------------------- decoding
 def _checked(utt_id: str, load, num_columns: int, seen: set[str]) -> np.ndarray:
     """The utterance's checked float32 matrix; :class:`ScoresError` if it is bad."""
-    if not utt_id or any(c.isspace() for c in utt_id) or not utt_id.isprintable():
+    if one_field(utt_id) != utt_id:
         raise ScoresError(f"utterance id {utt_id!r} is empty or contains whitespace or unprintable characters")
     if utt_id in seen:
         raise ScoresError("this utterance id appeared before in the scores; only the first is decoded")
@@ -390,7 +391,7 @@ def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int
         except ScoresError as error:
             outputs.skip(utt_id, str(error))
             tally.skipped += 1
-            progress.write(f"{PROG}: skipped {utt_id}: {error}", file=sys.stderr)
+            progress.write(f"{PROG}: skipped {one_field(utt_id)}: {error}", file=sys.stderr)
             progress.update(1)
             continue
         if len(batch) == lanes:
@@ -483,7 +484,8 @@ def run(args: argparse.Namespace) -> int:
         lanes = args.lanes or LANES_PER_THREAD * decoder.threads
     outdir = Path(args.outdir)
     settings = {"config": dataclasses.asdict(config), "ctm": args.ctm, "frame_shift": frame_shift,
-                "lexicon": args.lexicon and os.path.abspath(args.lexicon),
+                "lexicon": args.lexicon and {"path": os.path.abspath(args.lexicon),
+                                             "tokens": os.path.abspath(args.tokens), "blank": args.blank},
                 "lattices": lattices and dataclasses.asdict(lattices), "nbest": args.nbest,
                 "graph": os.path.abspath(args.graph), "words": os.path.abspath(args.words),
                 "scores": score_identity(args.scores), "scores_given": args.scores,
@@ -491,7 +493,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"GRAPH": args.graph, "WORDS": args.words, "SCORES": score_file(args.scores), "--ref": args.ref,
               "--pdf-map": args.pdf_map, "--lexicon": args.lexicon, "--tokens": args.tokens}
     existed = outdir.exists()
-    fresh = not existed or not any(outdir.iterdir())  # this run starts OUTDIR: undone if it decodes nothing
+    fresh = not existed or outdir.is_dir() and not any(outdir.iterdir())  # this run starts OUTDIR: undone if
+    # it decodes nothing (a file there is refused by _prepare_outdir)
     _prepare_outdir(outdir, args.resume, args.overwrite, settings, inputs)
     _warm_up(decoder)
 

@@ -82,15 +82,28 @@ def utterance_id(line: str) -> str:
     return line.split(maxsplit=1)[0] if line.strip() else ""
 
 
+def one_field(utt_id: str) -> str:
+    """``utt_id`` as one field of a line: as it is, or (an id refused for its
+    whitespace or unprintable characters) with those written as ``\\xNN``
+    escapes, so the line keeps the ``utt-id ...`` form."""
+    if utt_id and utt_id.isprintable() and not any(c.isspace() for c in utt_id):
+        return utt_id
+    return "".join(c if c.isprintable() and not c.isspace() else f"\\x{ord(c):02x}" for c in utt_id) or '""'
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that it holds the old or the new content,
-    never a mixture, whatever happens."""
+    never a mixture, whatever happens (a failed write leaves no temporary file)."""
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8", newline="\n") as stream:
-        stream.write(text)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 class ResumeError(WfstError, ValueError):
@@ -259,8 +272,8 @@ class DecodeOutputs:
         self._sync_now_and_then()
 
     def skip(self, utt_id: str, reason: str) -> None:
-        """Record an utterance that could not be decoded."""
-        self.skipped.append([f"{utt_id} {' '.join(reason.split())}\n"])
+        """Record an utterance that could not be decoded (its id as :func:`one_field`)."""
+        self.skipped.append([f"{one_field(utt_id)} {' '.join(reason.split())}\n"])
 
     def text_line(self, utt_id: str, result: Result) -> str:
         return " ".join([utt_id, *(self.words.find(w) for w in result.words)]) + "\n"
