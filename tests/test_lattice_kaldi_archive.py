@@ -598,6 +598,39 @@ def test_final_strings_become_chains():
     assert back.arc_word.tolist() == [0] and back.string.tolist() == [8, 9] and back.final_string.size == 0
 
 
+def test_a_compact_arc_becomes_a_chain_with_its_word_and_weight_on_the_first_arc():
+    """ConvertLattice: an arc with word w, weight W and string t1 t2 t3 becomes
+    t1:w/W, t2:0/One, t3:0/One (lattice.convert's docstring), so the word's
+    label sits at its first frame, where Kaldi puts it."""
+    clat = CompactLattice(
+        arc_src=np.array([0], np.int32), arc_dst=np.array([1], np.int32), arc_word=np.array([7], np.int32),
+        arc_graph_cost=np.array([1.5], np.float32), arc_acoustic_cost=np.array([2.5], np.float32),
+        string_start=np.array([0, 3]), string=np.array([3, 4, 5], np.int32),
+        final_graph_cost=np.array([INF, 0.5], np.float32), final_acoustic_cost=np.array([INF, 0.25], np.float32),
+        final_string_start=np.zeros(3, np.int64), final_string=np.zeros(0, np.int32))
+    lat = compact_to_lattice(clat).validate()
+    assert lat.state_frame.tolist() == [0, 1, 2, 3] and lat.arc_src.tolist() == [0, 1, 2]
+    assert lat.arc_ilabel.tolist() == [3, 4, 5] and lat.arc_olabel.tolist() == [7, 0, 0]
+    assert lat.arc_graph_cost.tolist() == [1.5, 0, 0] and lat.arc_acoustic_cost.tolist() == [2.5, 0, 0]
+    assert lat.final_graph_cost.tolist() == [INF, INF, INF, 0.5]
+    assert lat.final_acoustic_cost.tolist() == [INF, INF, INF, 0.25]
+    assert lat.word_alignment() == [(7, 0, 2)]
+
+
+def test_factor_never_makes_the_start_state_the_middle_of_a_chain():
+    """Kaldi's Factor keeps the start state a state even when it has one arc in
+    (here from a state it does not reach, as a lattice read in any state order
+    may have) and one arc out without a word: the start's path survives."""
+    from lattice.convert import factor
+    from tests.lattice_paths import compact_paths
+
+    # start 1; 0 -4:9-> 1 (0 unreachable from the start), 1 -5:0/2-> 2 -6:7/3-> 3, final 0.5 + 0.5
+    final = np.array([INF, INF, INF, 0.5], np.float32)
+    clat = factor(1, final, final.copy(), [0, 1, 2], [1, 2, 3], [4, 5, 6], [9, 0, 7],
+                  np.array([1, 2, 3], np.float32), np.zeros(3, np.float32))
+    assert compact_paths(clat) == [((7,), 5.5, 0.5, (5, 6))]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_lattice_to_compact_keeps_paths(seed):
     lat = random_lattice(np.random.default_rng(seed), frames=5)

@@ -316,7 +316,7 @@ def test_pruning_at_the_rounding_edge_keeps_every_kept_arc_s_states():
     assert (pruned.num_states, pruned.arc_src.tolist(), pruned.arc_dst.tolist()) == (4, [0, 1], [2, 3])
 
 
-@pytest.mark.parametrize("src, dst", [([0, 1], [1, 7]), ([0, -1], [1, 2]), ([0, 2], [1, 1])])
+@pytest.mark.parametrize("src, dst", [([0, 1], [1, 7]), ([0, -1], [1, 2]), ([0, 2], [1, 1]), ([0, 1], [1, 1])])
 def test_pruning_refuses_arcs_that_do_not_go_forward_between_states(src, dst):
     lattice = Lattice(state_frame=np.array([0, 1, 1], np.int32), arc_src=np.array(src, np.int32),
                       arc_dst=np.array(dst, np.int32), arc_ilabel=np.ones(2, np.int32),
@@ -387,3 +387,175 @@ def test_three_words_at_one_frame_of_a_single_path_are_certain():
     lattice = _lat([0, 0, 0, 1], [(0, 1, 0, 5, 0), (1, 2, 0, 6, 0), (2, 3, 1, 7, 0)], {3: 0.0})
     assert lattice.best_path().words == (5, 6, 7)
     np.testing.assert_allclose(lattice.word_confidences(), [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), -0.5, True, "1", None])
+def test_pruning_refuses_a_beam_that_is_not_a_finite_cost_difference(bad):
+    """prune's lattice_beam must be a finite number >= 0 (lattice.prune's
+    check_beam): an infinite beam is no beam and a NaN one would compare false
+    everywhere (an empty lattice), so both are refused, as are bools and
+    strings; 0 and integers are accepted."""
+    lattice = _random(0)
+    with pytest.raises(LatticeError, match="lattice_beam must be a finite number"):
+        lattice.prune(bad)
+    assert lattice.prune(0).best_path().words == lattice.best_path().words
+    on_paths = {a for arcs, *_ in lattice_paths(lattice) for a in arcs}
+    assert lattice.prune(np.float32(1e30)).num_arcs == len(on_paths)  # a wide finite beam keeps every path
+
+
+def test_pruning_a_lattice_without_a_reachable_final_state_leaves_nothing():
+    """prune's docstring: an empty lattice when no final state is reachable
+    (no complete path, so none is within any beam), however wide the beam."""
+    lattice = _lat([0, 1, 1, 2], [(0, 1, 1, 5, 1.0), (0, 2, 2, 0, 0.5), (1, 3, 1, 6, 0.0)], {})
+    assert not np.isfinite(lattice.best_path().cost)
+    for beam in (0.0, 8.0, 1e30):
+        pruned = lattice.prune(beam)
+        assert (pruned.num_states, pruned.num_arcs) == (0, 0)
+
+
+def _broken(lattice, **changes):
+    """``lattice`` with the arrays named in ``changes`` replaced by
+    ``function(copy of the array)``'s result."""
+    return dataclasses.replace(lattice, **{name: change(getattr(lattice, name).copy())
+                                           for name, change in changes.items()})
+
+
+def _set(index, value):
+    def change(array):
+        array[index] = value
+        return array
+    return change
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"final_acoustic_cost": lambda a: a[:-1]}, r"final_acoustic_cost must be a 1-D float32 array of length 6 \(S\)"),
+    ({"arc_src": lambda a: a.astype(np.int64)}, r"arc_src must be a 1-D int32 array of length 7 \(A\)"),
+    ({"arc_graph_cost": lambda a: a.reshape(-1, 1)}, r"arc_graph_cost must be a 1-D float32 array"),
+    ({"arc_src": _set(6, 6)}, r"arc_src\[6\] is not a state id \(0..5\)"),
+    ({"arc_dst": _set(4, 2), "arc_ilabel": _set(4, 0)}, r"arc_dst\[4\] is not a state after its source"),
+    ({"arc_src": lambda a: a[[0, 2, 1, 3, 4, 5, 6]], "arc_dst": lambda a: a[[0, 2, 1, 3, 4, 5, 6]]},
+     r"arc_src\[2\] breaks the sort by source state"),
+    ({"state_frame": lambda a: a + 1}, r"state_frame\[0\] breaks the frame order"),
+    ({"state_frame": _set(4, 1)}, r"state_frame\[4\] breaks the frame order"),
+    ({"arc_ilabel": _set(4, 0)}, r"arc_ilabel\[4\] does not match its frames"),
+    ({"arc_dst": _set(1, 3), "arc_ilabel": _set(1, 0)}, r"arc_ilabel\[1\] joins states more than one frame apart"),
+    ({"arc_graph_cost": _set(3, np.nan)}, r"arc_graph_cost\[3\] is NaN"),
+    ({"arc_acoustic_cost": _set(2, np.nan)}, r"arc_acoustic_cost\[2\] is NaN"),
+    ({"final_graph_cost": _set(5, np.nan)}, r"final_graph_cost\[5\] is NaN"),
+    ({"final_acoustic_cost": _set(5, np.nan)}, r"final_acoustic_cost\[5\] is NaN"),
+    ({"final_acoustic_cost": _set(5, np.inf)}, r"final_graph_cost\[5\] is infinite in one part only"),
+    ({"final_graph_cost": _set(4, 0.0)}, r"final_graph_cost\[4\] is infinite in one part only"),
+])
+def test_validate_names_the_broken_invariant(changes, message):
+    """validate() raises LatticeError naming the array, the index and the
+    invariant of lattice.lattice's docstring that a lattice breaks: dtypes and
+    lengths, state ids, arc_src < arc_dst, arcs by source, frames from 0 and
+    non-decreasing, an emitting arc one frame forward and an epsilon arc none,
+    no NaN cost, final costs inf in both parts or neither."""
+    lattice = _three_paths()
+    with pytest.raises(LatticeError, match=message):
+        _broken(lattice, **changes).validate()
+
+
+def test_validate_refuses_arcs_without_states():
+    i32, f32 = np.zeros(1, np.int32), np.zeros(1, np.float32)
+    empty = Lattice.empty()
+    with pytest.raises(LatticeError, match="without states cannot have arcs"):
+        dataclasses.replace(empty, arc_src=i32, arc_dst=i32.copy(), arc_ilabel=i32.copy(), arc_olabel=i32.copy(),
+                            arc_graph_cost=f32, arc_acoustic_cost=f32.copy()).validate()
+    assert empty.validate() is empty
+
+
+def test_arc_posteriors_stay_in_0_1_through_float_rounding():
+    """arc_posteriors' docstring: in [0, 1]. On a single path every arc's
+    posterior is 1; with costs of very different sizes the forward plus
+    backward sums round differently than the total and would give 1 + 1e-14
+    without the cap."""
+    costs = [-23.245830535888672, -60.187904357910156, 6.771882254952288e-08, -1.2685105410525921e-08]
+    chain = _lat([0, 1, 2, 3, 4], [(k, k + 1, 1, 0, c) for k, c in enumerate(costs)], {4: 0.0})
+    posteriors = chain.arc_posteriors()
+    assert posteriors.max() <= 1.0
+    np.testing.assert_allclose(posteriors, 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("first, second", [((1, 3), (2, 1)), ((2, 1), (1, 3)), ((4, 3), (4, 1))])
+def test_determinize_breaks_an_exact_cost_tie_by_the_smaller_input_string(first, second):
+    """lattice.determinize's docstring: of one word sequence's paths of equal
+    total cost, the one with the lexicographically smallest string of input
+    labels is kept, whichever the arcs meet first (two paths of words 7 and
+    cost 1.5, input labels ``first`` and ``second``)."""
+    lattice = _lat([0, 1, 1, 2], [(0, 1, first[0], 7, 1.0), (0, 2, second[0], 7, 0.25),
+                                  (1, 3, first[1], 0, 0.5), (2, 3, second[1], 0, 1.25)], {3: 0.0})
+    [(words, graph, acoustic, string)] = compact_paths(lattice.determinize())
+    assert (words, graph + acoustic, string) == ((7,), 1.5, min(first, second))
+    [path] = lattice.nbest(3)
+    assert path.ilabels.tolist() == list(min(first, second))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True, "1"])
+def test_word_confidences_refuse_a_scale_that_is_not_a_positive_number(bad):
+    """word_confidences takes arc_posteriors' scale, a finite number > 0 (it
+    multiplies costs before exp(-cost)): anything else is a LatticeError, as
+    for arc_posteriors, not confidences of a meaningless distribution."""
+    lattice = _three_paths()
+    for method in (lattice.arc_posteriors, lattice.word_confidences):
+        with pytest.raises(LatticeError, match="scale must be a finite number > 0"):
+            method(bad)
+
+
+@pytest.mark.parametrize("seed", [1311, 1690])
+def test_word_confidences_count_suffixes_through_final_states_before_the_region(seed):
+    """Half the states final, so paths end early: an alternative's word before
+    a best-path word's region still overlaps it when its path then ends, with
+    no other word, in a final state that is also before the region (its region
+    runs to the utterance's end). These seeds have such paths (seed 1311: word
+    19 at frame 1, then no word to a final state in frame 3, against the
+    best path's 19 at frame 4); the enumerated region posteriors count them."""
+    rng = np.random.default_rng(seed)
+    lat = random_lattice(rng, frames=int(rng.integers(1, 6)), width=3)
+    early = rng.random(lat.num_states) < 0.5
+    final = np.where(early, np.float32(0.5), lat.final_graph_cost).astype(np.float32)
+    lat = dataclasses.replace(lat, final_graph_cost=final, final_acoustic_cost=final.copy()).validate()
+    np.testing.assert_allclose(lat.word_confidences(1.0), _region_confidences(lat, 1.0), rtol=1e-9, atol=1e-12)
+
+
+def test_a_best_path_that_ends_early_times_its_words_within_its_own_frames():
+    """Label-based word times come from the frames the best path reads: when
+    it ends in a final state before the lattice's last frame (here after one
+    frame of three), its words lie in that frame, the last word lasting until
+    the path's last frame read and a label after it clipped to it, never in
+    frames only another path reads."""
+    # best: 0 -1:5-> 1 -<eps>:6-> 2 (final, frame 1); 1 -2:<eps>/1-> 3 -3:<eps>/1-> 4 (final, frame 3)
+    lattice = _lat([0, 1, 1, 2, 3], [(0, 1, 1, 5, 0), (1, 2, 0, 6, 0), (1, 3, 2, 0, 1), (3, 4, 3, 0, 1)],
+                   {2: 0.0, 4: 0.0})
+    assert lattice.num_frames == 3 and lattice.best_path().words == (5, 6)
+    assert lattice.best_path().ilabels.tolist() == [1]
+    assert lattice.word_alignment() == [(5, 0, 0), (6, 0, 0)]
+    assert lattice.to_ctm("u", 0.01) == "u 1 0.000 0.010 5\nu 1 0.000 0.010 6\n"
+
+
+def test_a_lattice_without_a_complete_path_has_zero_posteriors_and_no_confidences():
+    """arc_posteriors' docstring: all zero for a lattice without a complete
+    path (here states and arcs, but no final state), not NaN; no best path, so
+    no word confidences either."""
+    lattice = _lat([0, 1, 1, 2], [(0, 1, 1, 5, 1.0), (0, 2, 2, 0, 0.5), (1, 3, 1, 6, 0.0)], {})
+    for scale in (1.0, 0.5):
+        np.testing.assert_array_equal(lattice.arc_posteriors(scale), np.zeros(3))
+        assert lattice.word_confidences(scale).shape == (0,)
+
+
+def test_nbest_of_a_compact_lattice_with_epsilon_arcs_drops_the_epsilons_from_the_words():
+    """LatticePath.words: the output labels, epsilons (0) dropped, also for
+    lattice.nbest on a CompactLattice whose arcs may carry no word (Kaldi's
+    Factor of a state-level lattice, lattice_to_compact, keeps such arcs)."""
+    from lattice.convert import lattice_to_compact
+    from lattice.nbest import nbest
+
+    lattice = _three_paths()
+    compact = lattice_to_compact(lattice)
+    assert np.any(compact.arc_word == 0)
+    want = {words: g + a for _, g, a, words, _ in lattice_paths(lattice)}  # (7, 8): 2; (8,) and (7, 9): 3
+    got = nbest(compact, 5)
+    assert got[0].words == (7, 8) and sorted(p.words for p in got) == sorted(want)
+    for path in got:
+        assert path.cost == pytest.approx(want[path.words])

@@ -112,3 +112,18 @@ def test_keeping_frames_back_and_keeping_pruned_frames_on_the_device_send_fewer_
             sent[table, lag] += sum(f[0].size for step in windowed(frames, 4, config, graph.fst.final, lag=lag,
                                                                     table_frames=table) for f in step)
     assert sent[256, 4] < sent[0, 4] < 0.9 * sent[0, 0]  # (small graphs: the final pruning does most)
+
+
+def test_a_flush_must_send_at_least_one_frame():
+    """prune_window keeps back at most all but one of the window's frames: a
+    lag of the whole window (or more, or negative) is a ValueError, not a flush
+    that sends nothing; an empty window sends nothing."""
+    graph, scores, config = _case(5)
+    frames = raw_frames(graph, config, scores)
+    assert len(frames) >= 2
+    for lag in (len(frames), len(frames) + 1, -1):
+        with pytest.raises(ValueError, match="a flush sends at least one frame"):
+            prune_window(frames, config.lattice_beam, lag)
+    sent, held = prune_window(frames, config.lattice_beam, len(frames) - 1)
+    assert (len(sent), len(held)) == (1, len(frames) - 1)
+    assert prune_window([], config.lattice_beam) == ([], [])
