@@ -79,6 +79,7 @@ def word_confidences(lattice: Lattice, scale: float = 1.0) -> np.ndarray:
     ``w``, the path's posterior. A lattice of one word sequence gives every
     word 1; an arc is counted once per best-path word whose region it
     overlaps (so two equal neighbours may share an alternative's word)."""
+    scale = _check_scale(scale)
     if lattice.num_states == 0:
         return np.zeros(0)
     from .best_path import best_path_arcs
@@ -86,7 +87,6 @@ def word_confidences(lattice: Lattice, scale: float = 1.0) -> np.ndarray:
     arcs, end = best_path_arcs(lattice)
     if end < 0:
         return np.zeros(0)
-    scale = _check_scale(scale)
     stime = np.minimum(lattice.state_frame, max(lattice.num_frames - 1, 0)).astype(np.int64)
     time = stime[lattice.arc_src]  # non-decreasing: the arcs are sorted by source, the states by frame
     path = arcs[lattice.arc_olabel[arcs] != 0]

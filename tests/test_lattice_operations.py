@@ -497,10 +497,10 @@ def test_word_confidences_refuse_a_scale_that_is_not_a_positive_number(bad):
     """word_confidences takes arc_posteriors' scale, a finite number > 0 (it
     multiplies costs before exp(-cost)): anything else is a LatticeError, as
     for arc_posteriors, not confidences of a meaningless distribution."""
-    lattice = _three_paths()
-    for method in (lattice.arc_posteriors, lattice.word_confidences):
-        with pytest.raises(LatticeError, match="scale must be a finite number > 0"):
-            method(bad)
+    for lattice in (_three_paths(), Lattice.empty()):  # (an empty lattice too: the scale is checked first)
+        for method in (lattice.arc_posteriors, lattice.word_confidences):
+            with pytest.raises(LatticeError, match="scale must be a finite number > 0"):
+                method(bad)
 
 
 @pytest.mark.parametrize("seed", [1311, 1690])
