@@ -493,8 +493,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"GRAPH": args.graph, "WORDS": args.words, "SCORES": score_file(args.scores), "--ref": args.ref,
               "--pdf-map": args.pdf_map, "--lexicon": args.lexicon, "--tokens": args.tokens}
     existed = outdir.exists()
-    fresh = not existed or outdir.is_dir() and not any(outdir.iterdir())  # this run starts OUTDIR: undone if
-    # it decodes nothing (a file there is refused by _prepare_outdir)
+    # whether this run starts OUTDIR (undone if it decodes nothing; a file there is refused by _prepare_outdir)
+    fresh = not existed or outdir.is_dir() and not any(outdir.iterdir())
     _prepare_outdir(outdir, args.resume, args.overwrite, settings, inputs)
     _warm_up(decoder)
 

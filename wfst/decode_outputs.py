@@ -86,8 +86,6 @@ def one_field(utt_id: str) -> str:
     """``utt_id`` as one field of a line: as it is, or (an id refused for its
     whitespace or unprintable characters) with those written as ``\\xNN``
     escapes, so the line keeps the ``utt-id ...`` form."""
-    if utt_id and utt_id.isprintable() and not any(c.isspace() for c in utt_id):
-        return utt_id
     return "".join(c if c.isprintable() and not c.isspace() else f"\\x{ord(c):02x}" for c in utt_id) or '""'
 
 
