@@ -187,12 +187,11 @@ class CudaDecoder:
         """Hold the decoder for one caller: its run, or its reading of a
         channel's lattice; callers on other threads wait. Channels given back
         meanwhile are let go when the turn ends."""
-        with self._turn:
-            try:
+        try:
+            with self._turn:
                 yield
-            finally:
-                self._let_go_dropped()
-        self.release_channel()  # (one given back as the turn ended)
+        finally:
+            self.release_channel()
 
     def acquire_channel(self) -> int:
         """A free channel for a new stream, once no other call has the turn
@@ -231,7 +230,7 @@ class CudaDecoder:
         return [job.result for job in jobs]
 
     def run(self, jobs: list[LaneJob]) -> list[str]:
-        """Search the frames of every job in the caller's :meth:`turn`: a lane
+        """Search the frames of every job, in a :meth:`turn` of its own: a lane
         per job, one frame of every busy lane of a lane group per step (one
         launch sequence), a lane taking the next job as soon as its own ends.
         Jobs without a channel borrow up to ``lanes`` free ones (StreamError
@@ -253,6 +252,7 @@ class CudaDecoder:
                     self.channels.release(channel)
 
     def _run_jobs(self, jobs: list[LaneJob], spares: list[int]) -> list[str]:
+        """:meth:`run`'s search, once it has the turn and its spare channels."""
         self.device.synchronize()  # producers of device scores (torch, cupy streams) have finished
         started, cpu, lattice_waits = time.perf_counter(), time.thread_time(), self.lattices.wait_seconds
         with self.device, objects_older_than_the_run_frozen(self.stats):
