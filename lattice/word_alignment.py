@@ -2,10 +2,12 @@
 
 Without a lexicon, from where the graph puts the words' output labels: a
 word's first frame is the first frame read at or after its arc (clipped to
-the last frame); it lasts until the frame before the next word's first frame,
-the last word until the last frame, and at least its first frame (so two words
-whose labels come before the same frame both start there: the lexicon
-alignment below tells them apart). Blank and silence frames between two words
+the path's last frame); it lasts until the frame before the next word's first
+frame, the last word until the path's last frame (the utterance's, for a
+decoder's best path; a lattice path that ends at an earlier final state ends
+there), and at least its first frame (so two words whose labels come before
+the same frame both start there: the lexicon alignment below tells them
+apart). Blank and silence frames between two words
 therefore go to the earlier word, as Kaldi's CTC word alignment does when words
 sit on the first token of their pronunciation. On a graph whose
 determinization moved labels past a word's first token (a TLG built with
