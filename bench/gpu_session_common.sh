@@ -63,5 +63,7 @@ grep -E "commit|H200|H100|cupy|nvrtc|Error" "$LOGS/device.txt"
 PYTEST="python3 -m pytest -v -rfE --durations=15 -p no:cacheprovider"
 python3 -c "import pytest_timeout" 2>/dev/null && PYTEST="$PYTEST --timeout=100 --timeout-method=thread"
 # the test files with gpu-marked tests, but the workload's (a step of its own): pytest -m gpu over all of
-# tests/ would stop at collecting the files that import pynini, which the device machine lacks
-GPU_TESTS=$(grep -l "mark.gpu\|cupy_module" tests/test_*.py | grep -v test_cuda_workload)
+# tests/ would stop at collecting the files that import pynini, which the device machine lacks. The kernels'
+# own tests first, then the decoder's and the streams', then the rest: a step cut by its time limit has run
+# the newest device code's tests
+GPU_TESTS=$(grep -l "mark.gpu\|cupy_module" tests/test_*.py | grep -v test_cuda_workload | awk '{print (/test_cuda_(decoder|stream)/ ? 1 : /test_cuda_/ ? 0 : 2), $0}' | sort | cut -d" " -f2)

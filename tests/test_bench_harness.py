@@ -361,7 +361,7 @@ DEVICE_LACKS = ("pynini", "pywrapfst", "hypothesis", "torch")
 def test_the_device_calls_run_every_gpu_test_file_and_it_imports_without_pynini(tmp_path):
     """The device calls' GPU tests (bench/gpu_session_common.sh: ``$GPU_TESTS``)
     are every test file with gpu-marked tests but the workload's, which has a
-    step of its own, and pytest collects them on a Python without pynini
+    step of its own, the kernels' own tests first, and pytest collects them on a Python without pynini
     (collecting every file of tests/ would stop at those that import it, and
     run no test)."""
     repo = Path(__file__).resolve().parent.parent
@@ -372,6 +372,8 @@ def test_the_device_calls_run_every_gpu_test_file_and_it_imports_without_pynini(
     marked = sorted(f"tests/{path.name}" for path in (repo / "tests").glob("test_*.py")
                     if re.search(r"mark\.gpu|cupy_module", path.read_text(encoding="utf-8")))
     assert sorted(listed) == [f for f in marked if f != "tests/test_cuda_workload.py"]
+    kinds = [0 if re.search(r"test_cuda_(?!decoder|stream)", f) else 1 if "test_cuda_" in f else 2 for f in listed]
+    assert kinds == sorted(kinds) and kinds[0] == 0  # the kernels' tests, the decoder's and streams', the rest
     (tmp_path / "sitecustomize.py").write_text(
         "import sys\n"
         "class Lacks:\n"
