@@ -4,7 +4,8 @@ specification, lattice.window_prune, on a GPU (marked gpu) and on the CPU
 emulator, for several lanes at once, each sending, keeping, sending at the
 utterance's end or not flushing: the same tokens and links kept, numbered and
 packed the same, the keeping lanes' pools compacted the same (and their sizes
-reported), and the frames held back moved the same."""
+reported), and the frames held back moved the same; and window_store, which
+fills the pools, against the CPU search's excess of each link."""
 
 import re
 from types import SimpleNamespace
@@ -381,3 +382,73 @@ def test_compact_keeps_pruned_frames_of_many_chunks(cupy_module, kept_frame, pru
         assert np.array_equal(got[name][:to_t if name.startswith("wt") else to_l],
                               want[name][:to_t if name.startswith("wt") else to_l]), name
     assert [tuple(row) for row in got["wframes"][:len(frames), STORED]] == table
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_window_store_puts_each_frame_in_its_window_with_each_link_s_excess(cupy_module, seed):
+    """window_store (cuda_kernels/lattice_window.cu) on lanes that store a frame (emitting, or the start
+    frame: no emitting links), lanes that do not (no window slot, idle): each storing lane's frame table
+    entry (first token, tokens, first link, links, emitting links), its tokens and links copied where its
+    parameters say, and each link's excess (cost[src] + ac + weight[arc]) - cost[dst] in float32 as the CPU
+    search computes it, the source's cost from the previous frame's frontier (the channel) for the
+    emitting links and from the frame's own tokens for the epsilon links; the other lanes' windows are
+    left alone."""
+    xp = cupy_module
+    rng = np.random.default_rng(seed)
+    lanes, Q, X, WT, WX, WF, A = 5, 40, 80, 128, 256, 4, 300
+    modes = np.array([layout.MODE_EMIT, layout.MODE_START, layout.MODE_EMIT, layout.MODE_IDLE, layout.MODE_EMIT])
+    win_frame = np.array([1, 0, -1, 2, 3])
+    params = np.zeros((lanes, layout.LANE_PARAMS), np.int64)
+    params[:, layout.P_MODE], params[:, layout.P_WIN_FRAME] = modes, win_frame
+    params[:, layout.P_WIN_TOK], params[:, layout.P_WIN_LINK] = rng.integers(0, 60, lanes), rng.integers(0, 150, lanes)
+    params[:, layout.P_CHANNEL] = rng.permutation(lanes)
+    n = rng.integers(1, Q + 1, lanes)
+    nl = rng.integers(0, X + 1, lanes)
+    ne = np.where(modes == layout.MODE_START, 0, rng.integers(0, nl + 1))
+    counters = np.zeros((lanes, layout.LANE_COUNTERS), np.int32)
+    counters[:, layout.C_NTOK], counters[:, layout.C_NLINK], counters[:, layout.C_NEMIT] = n, nl, ne
+    tok_state = rng.integers(0, 1000, (lanes, Q)).astype(np.int32)
+    tok_cost = rng.normal(20, 5, (lanes, Q)).astype(np.float32)
+    tok_best = rng.integers(-1, X, (lanes, Q)).astype(np.int32)
+    ch_cost = rng.normal(10, 5, (lanes, Q)).astype(np.float32)  # the previous frame's frontier, per channel
+    weight = rng.normal(1, 1, A).astype(np.float32)
+    link_src = np.stack([np.where(np.arange(X) < ne[lane], rng.integers(0, Q, X), rng.integers(0, n[lane], X))
+                         for lane in range(lanes)]).astype(np.int32)
+    link_dst = np.stack([rng.integers(0, n[lane], X) for lane in range(lanes)]).astype(np.int32)
+    link_arc = rng.integers(0, A, (lanes, X)).astype(np.int32)
+    link_ac = np.where(np.arange(X) < ne[:, None], rng.normal(3, 1, (lanes, X)), 0).astype(np.float32)
+    pool = {name: np.full((lanes, size), -7, dtype) for name, size, dtype in
+            (("wt_state", WT, np.int32), ("wt_cost", WT, np.float32), ("wt_best", WT, np.int32),
+             ("wl_src", WX, np.int32), ("wl_dst", WX, np.int32), ("wl_arc", WX, np.int32),
+             ("wl_ac", WX, np.float32), ("wl_excess", WX, np.float32))}
+    wframes = np.full((lanes, WF, layout.WINDOW_FRAME_INTS), -7, np.int32)
+    d = SimpleNamespace(params=xp.asarray(params), counters=xp.asarray(counters), tok_state=xp.asarray(tok_state),
+                        tok_cost=xp.asarray(tok_cost), tok_best=xp.asarray(tok_best), link_src=xp.asarray(link_src),
+                        link_dst=xp.asarray(link_dst), link_arc=xp.asarray(link_arc), link_ac=xp.asarray(link_ac),
+                        ch_cost=xp.asarray(ch_cost), weight=xp.asarray(weight), wframes=xp.asarray(wframes),
+                        token_spans=xp.zeros((lanes, 2), np.int64), link_spans=xp.zeros((lanes, 2), np.int64),
+                        **{name: xp.asarray(values) for name, values in pool.items()})
+    if xp.__name__ != "cupy" and seed % 2:
+        xp.schedule(True, seed=seed)  # emulator: preemptive schedules of the threads
+    g = SimpleNamespace(lanes=lanes, Q=Q, X=X, WT=WT, WX=WX, TF=WF, blocks_per_lane=1 + seed % 2)
+    K.token_spans(d, g)
+    K.link_spans(d, g)
+    K.window_store(d, g)
+    got = {name: xp.asnumpy(getattr(d, name)) for name in (*pool, "wframes")}
+    for lane in range(lanes):
+        if modes[lane] == layout.MODE_IDLE or win_frame[lane] < 0:
+            assert all(np.array_equal(got[name][lane], (wframes if name == "wframes" else pool[name])[lane])
+                       for name in got), lane
+            continue
+        t0, l0, k, m = params[lane, layout.P_WIN_TOK], params[lane, layout.P_WIN_LINK], n[lane], nl[lane]
+        assert got["wframes"][lane, win_frame[lane], :5].tolist() == [t0, k, l0, m, ne[lane]], lane
+        for name, values in (("wt_state", tok_state), ("wt_cost", tok_cost), ("wt_best", tok_best)):
+            assert np.array_equal(got[name][lane, t0:t0 + k], values[lane, :k]), name
+        for name, values in (("wl_src", link_src), ("wl_dst", link_dst), ("wl_arc", link_arc), ("wl_ac", link_ac)):
+            assert np.array_equal(got[name][lane, l0:l0 + m], values[lane, :m]), name
+        frontier = ch_cost[params[lane, layout.P_CHANNEL]]
+        src, dst = link_src[lane, :m], link_dst[lane, :m]
+        cu = np.where(np.arange(m) < ne[lane], frontier[src], tok_cost[lane, src]).astype(np.float32)
+        excess = ((cu + link_ac[lane, :m]) + weight[link_arc[lane, :m]]) - tok_cost[lane, dst]
+        assert got["wl_excess"][lane, l0:l0 + m].tobytes() == excess.astype(np.float32).tobytes(), lane
+        assert np.all(got["wt_state"][lane, t0 + k:] == -7) and np.all(got["wl_src"][lane, l0 + m:] == -7)

@@ -17,7 +17,7 @@ from .cuda_emulator import build
 REPO = Path(__file__).resolve().parent.parent
 WINDOWS = "tests/test_cuda_decoder.py::test_lattice_windows_of_any_length_give_the_cpu_s_results"
 CHECKED = ("tests/test_cuda_emitting.py", "tests/test_cuda_prologue.py", "tests/test_cuda_epsilon_sweep.py",
-           "tests/test_cuda_lattice_window.py",
+           "tests/test_cuda_lattice_window.py", "tests/test_cuda_ties.py",
            "tests/test_cuda_decoder.py::test_the_embedded_example_matches_the_cpu",
            "tests/test_cuda_decoder.py::test_tiny_capacities_warn_and_stay_valid",
            "tests/test_cuda_decoder.py::test_a_run_with_overflows_leaves_every_lane_s_working_memory_empty",

@@ -3,7 +3,9 @@ and cost shapes, on a GPU (marked gpu) and on the CPU emulator: each expanding
 lane's cutoff and adaptive beam are the CPU's (``gpu_cutoff``, checked against
 Kaldi's GetCutoff in test_cuda_host.py; its radix select gives numpy's nth
 element), and the prefix sum of its expanded tokens' emitting out-degrees is
-numpy's, over several rounds of the block; idle lanes are left alone."""
+numpy's, over several rounds of the block; idle lanes are left alone. A
+starting lane makes the start token under its beam, tightened by its overflow
+retries."""
 
 from types import SimpleNamespace
 
@@ -14,6 +16,7 @@ from wfst import cuda_kernels_launch as K
 from wfst import cuda_layout as layout
 from wfst.cost_select import cost_keys
 from wfst.cpu_search import BEAM_DELTA
+from wfst.cpu_search import _slot as _probe
 
 pytestmark = pytest.mark.usefixtures("cupy_module")
 
@@ -106,3 +109,41 @@ def test_the_cases_select_for_max_and_min_active_over_narrow_wide_and_single_key
             span = "equal" if top < 0 else "narrow" if top < 24 else "wide"
             seen |= {("max" if by_max else "min", span)} if by_max or by_min else set()
     assert {("max", "narrow"), ("max", "wide"), ("max", "equal"), ("min", "narrow"), ("min", "wide")} <= seen, seen
+
+
+@pytest.mark.parametrize("beam", [0.75, 16.0])
+def test_a_starting_lane_makes_the_start_token_under_its_tightened_beam(cupy_module, beam):
+    """MODE_START lanes (the CPU's start_search): counters reset (C_BEST_EMIT "none"), one token, the start
+    state at cost 0, dirty so that its epsilon arcs are followed, in the slot the CPU's probing gives; the
+    cutoff 0, the adaptive beam the beam, and the bound the beam tightened by the lane's overflow retries
+    (common.cuh: beam / 2^P_TIGHTEN; from TIGHTEN_LAST on the next float above 0, which keeps cost 0 only)."""
+    xp = cupy_module
+    tighten = np.array([0, 1, 5, layout.TIGHTEN_LAST - 1, layout.TIGHTEN_LAST, layout.TIGHTEN_LAST + 3])
+    lanes, Q, H, start = tighten.size, 8, 16, 11
+    params = np.zeros((lanes, layout.LANE_PARAMS), np.int64)
+    params[:, layout.P_MODE] = layout.MODE_START
+    params[:, layout.P_TIGHTEN] = tighten
+    hash_ = np.zeros((lanes, H, layout.HASH_SLOT_INTS), np.int32)
+    hash_[..., 0], hash_[..., 1], hash_[..., 3] = -1, np.int32(layout.KEY_NONE.view(np.int32)), -1
+    d = SimpleNamespace(params=xp.asarray(params),
+                        counters=xp.asarray(np.full((lanes, layout.LANE_COUNTERS), -5, np.int32)),
+                        ch_state=xp.zeros((lanes, Q), np.int32), ch_cost=xp.zeros((lanes, Q), np.float32),
+                        ch_count=xp.zeros((lanes, layout.CHANNEL_COUNTERS), np.int32),
+                        e_offsets=xp.zeros(start + 2, np.int32), deg_scan=xp.zeros((lanes, Q + 1), np.int64),
+                        hash=xp.asarray(hash_), tok_state=xp.asarray(np.full((lanes, Q), -1, np.int32)),
+                        tok_slot=xp.asarray(np.full((lanes, Q), -1, np.int32)))
+    K.frame_prologue(d, SimpleNamespace(lanes=lanes, Q=Q, H=H), start, beam, 7, 0, 0.5)
+    counters, table = xp.asnumpy(d.counters), xp.asnumpy(d.hash)
+    tok_state, tok_slot = xp.asnumpy(d.tok_state), xp.asnumpy(d.tok_slot)
+    slot = int(_probe(np.ascontiguousarray(hash_[0, :, 0]), np.int32(start)))
+    for lane, t in enumerate(tighten):
+        want = np.zeros(layout.LANE_COUNTERS, np.int32)
+        want[layout.C_NTOK] = 1
+        want[layout.C_BEST_EMIT] = layout.KEY_NONE.view(np.int32)
+        b = np.float32(beam)
+        bound = b if t == 0 else np.float32(np.ldexp(b, -t)) if t < layout.TIGHTEN_LAST else np.nextafter(
+            np.float32(0), np.float32(1))
+        want[[layout.C_CUTOFF, layout.C_ADAPTIVE, layout.C_BOUND]] = np.float32([0, beam, bound]).view(np.int32)
+        assert np.array_equal(counters[lane], want), (lane, t)
+        assert tok_state[lane, 0] == start and tok_slot[lane, 0] == slot
+        assert table[lane, slot, :3].tolist() == [start, int(cost_keys(np.float32([0]))[0].view(np.int32)), 1]
