@@ -36,6 +36,23 @@ def _lanes(rng, lanes: int, Q: int, S: int, columns: int):
                            states=states, costs=costs, scores=scores)
 
 
+def _lane_inputs(xp, case, lanes: int):
+    """The emitting kernels' per-lane inputs for ``case``: parameters (modes, channel = lane, score row =
+    lane), counters (no cheapest candidate yet) and channel token counts, numpy; and the scores on the
+    device (the parameters point into them)."""
+    ch_count = np.zeros((lanes, layout.CHANNEL_COUNTERS), np.int32)
+    ch_count[:, layout.CH_NTOK] = case.counts
+    scores = xp.asarray(case.scores)
+    params = np.zeros((lanes, layout.LANE_PARAMS), np.int64)
+    params[:, layout.P_MODE] = case.modes
+    params[:, layout.P_CHANNEL] = np.arange(lanes)
+    params[:, layout.P_SCORES] = scores.data.ptr + np.arange(lanes) * scores.shape[1] * 4
+    params[:, layout.P_STRIDE] = scores.shape[1]
+    counters = np.zeros((lanes, layout.LANE_COUNTERS), np.int32)
+    counters[:, layout.C_BEST_EMIT] = layout.KEY_NONE.view(np.int32)
+    return params, counters, ch_count, scores
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_every_lane_s_arcs_spread_over_the_grid_give_each_lane_its_cheapest_candidate(cupy_module, seed):
     rng = np.random.default_rng(seed)
@@ -46,16 +63,7 @@ def test_every_lane_s_arcs_spread_over_the_grid_give_each_lane_its_cheapest_cand
     degrees = np.diff(case.e_offsets).astype(np.int64)
     deg_scan = np.zeros((lanes, Q + 1), np.int64)
     deg_scan[:, 1:] = np.cumsum(degrees[case.states], axis=1)
-    ch_count = np.zeros((lanes, layout.CHANNEL_COUNTERS), np.int32)
-    ch_count[:, layout.CH_NTOK] = case.counts
-    scores = xp.asarray(case.scores)
-    params = np.zeros((lanes, layout.LANE_PARAMS), np.int64)
-    params[:, layout.P_MODE] = case.modes
-    params[:, layout.P_CHANNEL] = np.arange(lanes)
-    params[:, layout.P_SCORES] = scores.data.ptr + np.arange(lanes) * columns * 4
-    params[:, layout.P_STRIDE] = columns
-    counters = np.zeros((lanes, layout.LANE_COUNTERS), np.int32)
-    counters[:, layout.C_BEST_EMIT] = layout.KEY_NONE.view(np.int32)
+    params, counters, ch_count, scores = _lane_inputs(xp, case, lanes)
     d = SimpleNamespace(params=xp.asarray(params), counters=xp.asarray(counters), ch_state=xp.asarray(case.states),
                         ch_cost=xp.asarray(case.costs), ch_count=xp.asarray(ch_count), deg_scan=xp.asarray(deg_scan),
                         e_offsets=xp.asarray(case.e_offsets), weight=xp.asarray(case.weight),
@@ -127,17 +135,8 @@ def _expand(xp, case, X, H=256, seed=0):
     lanes: a guard no lane may write); (counters, hash, tok_state, tok_slot, links (src, dst, arc, ac)) after,
     and the counters before."""
     lanes, Q = case.lanes, case.Q
-    ch_count = np.zeros((lanes, layout.CHANNEL_COUNTERS), np.int32)
-    ch_count[:, layout.CH_NTOK] = case.counts
-    scores = xp.asarray(case.scores)
-    params = np.zeros((lanes, layout.LANE_PARAMS), np.int64)
-    params[:, layout.P_MODE] = case.modes
-    params[:, layout.P_CHANNEL] = np.arange(lanes)
-    params[:, layout.P_SCORES] = scores.data.ptr + np.arange(lanes) * scores.shape[1] * 4
-    params[:, layout.P_STRIDE] = scores.shape[1]
+    params, counters, ch_count, scores = _lane_inputs(xp, case, lanes)
     params[:, layout.P_TIGHTEN] = case.tighten
-    counters = np.zeros((lanes, layout.LANE_COUNTERS), np.int32)
-    counters[:, layout.C_BEST_EMIT] = layout.KEY_NONE.view(np.int32)
     counters[:, layout.C_ADAPTIVE] = case.adaptive.view(np.int32)
     counters[:, layout.C_BOUND] = 12345
     hash_ = np.zeros((lanes, H, layout.HASH_SLOT_INTS), np.int32)
@@ -154,9 +153,7 @@ def _expand(xp, case, X, H=256, seed=0):
     if xp.__name__ != "cupy" and seed % 2:
         xp.schedule(True, seed=seed)  # emulator: preemptive schedules of the threads
     g = SimpleNamespace(lanes=lanes, Q=Q, H=H, X=X, blocks_per_lane=1 + seed % 2)
-    K.emit_spans(d, g)
-    K.emit_bound(d, g, float(case.scale))
-    K.emit_expand(d, g, float(case.scale))
+    K.emitting_expansion(d, g, float(case.scale))
     get = xp.asnumpy
     return (get(d.counters), get(d.hash), get(d.tok_state), get(d.tok_slot),
             tuple(get(a) for a in (d.link_src, d.link_dst, d.link_arc, d.link_ac)), counters)

@@ -164,12 +164,7 @@ def test_the_epsilon_closure_and_its_links_keep_strictly_below_the_bound(cupy_mo
     if xp.__name__ != "cupy" and seed % 2:
         xp.schedule(True, seed=seed)  # emulator: preemptive schedules of the threads
     g = SimpleNamespace(lanes=c.lanes, Q=c.Q, H=c.H, X=c.X, blocks_per_lane=1 + seed % 2)
-    for _ in range(layout.EPS_GRID_SWEEPS):
-        K.token_spans(d, g)
-        K.eps_sweep(d, g)
-    K.eps_persistent(d, g)
-    K.token_spans(d, g)
-    K.eps_links(d, g)
+    K.epsilon_closure(d, g)
     table, ctr, tok_state = xp.asnumpy(d.hash), xp.asnumpy(d.counters), xp.asnumpy(d.tok_state)
     src, dst, arc, ac = (xp.asnumpy(a) for a in (d.link_src, d.link_dst, d.link_arc, d.link_ac))
     on_bound = 0

@@ -1,4 +1,6 @@
-"""One thin typed launch wrapper per CUDA kernel (``cuda_kernels/*.cu``).
+"""One thin typed launch wrapper per CUDA kernel (``cuda_kernels/*.cu``), and
+the search's three multi-kernel stages, which the step and the kernel tests
+both launch.
 
 Every scalar is passed as an explicit ``np.int32`` / ``np.float32`` (CuPy would
 pass a Python int as ``long long`` and check nothing); arrays are CuPy arrays
@@ -106,6 +108,34 @@ def tie_bfs(d, g):
         (g.lanes,), (layout.TIE_THREADS,),
         (d.params, d.counters, i32(g.Q), d.tok_cost, d.tok_hops, d.tok_best_arc, d.tok_best, i32(g.X), d.link_src,
          d.link_dst, d.link_arc, d.weight))
+
+
+def emitting_expansion(d, g, acoustic_scale: float):
+    """The search's emitting stage: the lanes' arc spans, each lane's cheapest
+    candidate, then the tokens and links of the candidates below its bound."""
+    emit_spans(d, g)
+    emit_bound(d, g, acoustic_scale)
+    emit_expand(d, g, acoustic_scale)
+
+
+def epsilon_closure(d, g):
+    """The search's epsilon stage: EPS_GRID_SWEEPS sweeps over the whole grid,
+    the persistent kernel to the fixpoint, then the epsilon links."""
+    for _ in range(layout.EPS_GRID_SWEEPS):
+        token_spans(d, g)
+        eps_sweep(d, g)
+    eps_persistent(d, g)
+    token_spans(d, g)
+    eps_links(d, g)
+
+
+def resolve_ties(d, g):
+    """The search's last stage: token indices and costs, each link's
+    destination token, then each token's best link by the tie rule."""
+    resolve_tokens(d, g)
+    link_spans(d, g)
+    resolve_links(d, g)
+    tie_bfs(d, g)
 
 
 def window_store(d, g):

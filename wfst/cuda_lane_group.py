@@ -274,19 +274,9 @@ class LaneGroup:
 
         self._issue_params(SEARCH_SLOT)
         K.frame_prologue(d, g, self.decoder.graph.fst.start, c.beam, c.max_active, c.min_active, BEAM_DELTA)
-        K.emit_spans(d, g)
-        K.emit_bound(d, g, c.acoustic_scale)
-        K.emit_expand(d, g, c.acoustic_scale)
-        for _ in range(layout.EPS_GRID_SWEEPS):
-            K.token_spans(d, g)
-            K.eps_sweep(d, g)
-        K.eps_persistent(d, g)
-        K.token_spans(d, g)
-        K.eps_links(d, g)
-        K.resolve_tokens(d, g)
-        K.link_spans(d, g)
-        K.resolve_links(d, g)
-        K.tie_bfs(d, g)
+        K.emitting_expansion(d, g, c.acoustic_scale)
+        K.epsilon_closure(d, g)
+        K.resolve_ties(d, g)
         self.decoder._copy_to_host(d.host_counters, d.counters, d.counters.nbytes,
                                    self.cupy.cuda.get_current_stream())
 
