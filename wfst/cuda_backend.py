@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import cuda_layout as layout
 from .budget import DEFAULT_CHUNK_FRAMES, budget
 from .config import DecoderConfig
 from .cuda_lane_group import LaneGroup, split_lanes
