@@ -86,6 +86,19 @@ def test_vector_huge_arc_count(tmp_path):
     assert error.offset == body + 4
 
 
+def test_vector_states_and_arcs_beyond_the_index_limit_are_refused(tmp_path, monkeypatch):
+    """At most INDEX_LIMIT states and as many arcs, a state's own count and all
+    of them together (here with a limit of 3: 2**31 - 1 arcs would take 32 GiB)."""
+    from wfst import openfst_binary
+    from .decoder_graphs import graph
+
+    monkeypatch.setattr(openfst_binary, "INDEX_LIMIT", 3)
+    loops = graph(2, 0, {1: 0.0}, [(0, 0, 1, 0, 0.5), (0, 0, 2, 0, 0.5), (0, 1, 0, 0, 0.5)])
+    assert read_fst(_write(tmp_path, openfst_binary.write_openfst(loops, "vector"))).num_arcs == 3
+    spread = graph(3, 0, {2: 0.0}, [(0, 1, 1, 0, 0.5), (0, 1, 2, 0, 0.5), (1, 2, 1, 0, 0.5), (1, 2, 2, 0, 0.5)])
+    _expect(tmp_path, openfst_binary.write_openfst(spread, "vector"), "more than 3 states or arcs")
+
+
 def test_vector_start_beyond_the_states(tmp_path):
     fst = random_pynini_fst(2)
     data = bytearray(fst.write_to_string())

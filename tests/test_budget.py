@@ -14,12 +14,12 @@ from .random_fst import random_pynini_fst
 def device_arrays(fst: CsrFst, num_columns: int) -> dict:
     """The arrays the CUDA backend uploads, built here on the host with the same
     dtypes: offsets, final costs, next states, weights and the score column of
-    every emitting arc (ilabel - 1)."""
+    every emitting arc (ilabel - 1; one placeholder where there is none)."""
     arrays = device_fst_arrays(fst, num_columns)
     E = fst.num_emitting_arcs
     built = {
         "e_offsets": fst.e_offsets, "ne_offsets": fst.ne_offsets, "final": fst.final,
-        "nextstate": fst.nextstate, "weight": fst.weight, "score_column": fst.ilabel[:E] - 1,
+        "nextstate": fst.nextstate, "weight": fst.weight, "score_column": fst.ilabel[:E] - 1 if E else [0],
     }
     return {name: np.ascontiguousarray(built[name], dtype=arrays[name][0]) for name in arrays}
 
@@ -31,7 +31,8 @@ def test_device_fst_bytes_equal_the_arrays_built(seed):
     arrays = device_arrays(fst, fst.max_ilabel)
     assert memory.device_fst == sum(a.nbytes for a in arrays.values())
     assert memory.device_fst_arrays == {name: a.nbytes for name, a in arrays.items()}
-    assert np.array_equal(arrays["score_column"].astype(np.int64), fst.ilabel[:fst.num_emitting_arcs] - 1)
+    E = fst.num_emitting_arcs
+    assert np.array_equal(arrays["score_column"][:E].astype(np.int64), fst.ilabel[:E] - 1)
 
 
 def test_closed_form_and_kaldi_comparison():
@@ -66,6 +67,10 @@ def test_lanes_channels_and_capacities_scale_linearly():
     assert one.per_lane == 188 * Q + 220 * X + 16 * 8192 + 4 * P * 64 + 64 * W + 564
     assert one.per_channel == 8 * Q + 64
     assert one.pinned_host == 36 * Q + 60 * X + 4 * P * 64 + 508
+    short = budget(fst, config, chunk_frames=16)  # F = 16 frames of host scores staged, on the device and pinned
+    assert one.per_lane - short.per_lane == one.pinned_host - short.pinned_host == 4 * P * (64 - 16)
+    # H: the smallest power of two >= 2Q, a power of two itself when Q is
+    assert [hash_slots(q) for q in (1, 2, 3, 2048, 2049)] == [2, 4, 8, 4096, 8192]
     bigger = budget(fst, DecoderConfig(max_active=2000))
     assert bigger.per_lane > one.per_lane and bigger.per_channel == 2 * one.per_channel - 64
 
@@ -84,6 +89,8 @@ def test_budget_check_raises_before_allocation_with_advice():
     assert isinstance(caught.value, MemoryError)
     with pytest.raises(MemoryBudgetError, match="the graph alone"):
         memory.check(memory.device_fst - 1)
+    with pytest.raises(MemoryBudgetError, match=r"not one lane \(\d+\.\d\d MiB\) fits"):  # the graph fits, no more
+        memory.check(memory.device_fst)
     crowded = budget(fst, lanes=1, channels=1000)  # the channels leave no room for a lane
     with pytest.raises(MemoryBudgetError, match=r"not one lane \(\d+\.\d\d MiB\) fits .* fewer channels"):
         crowded.check(crowded.device_fst + 1000 * crowded.per_channel)
@@ -119,6 +126,8 @@ def test_pinned_memory_beyond_the_host_s_is_a_budget_error_and_caps_the_default_
     assert memory.check(memory.device_total, memory.pinned_host) is memory
     with pytest.raises(MemoryBudgetError, match=r"pinned \(page-locked\) host memory.* use at most 63 lanes"):
         memory.check(memory.device_total, memory.pinned_host - 1)
+    with pytest.raises(MemoryBudgetError, match=r"pinned \(page-locked\)"):  # no host memory left (a full cgroup)
+        memory.check(memory.device_total, 0)
     one = budget(fst, lanes=1)
     assert default_lanes(one, 10**13) == 256
     assert default_lanes(one, 10**13, int(10 * one.pinned_host / 0.9) + 10) == 10
@@ -136,6 +145,29 @@ def test_default_lanes_fill_only_a_share_of_the_free_device_memory():
     fitting = max(n for n in range(1, 21) if budget(fst, lanes=n).device_total <= 0.9 * free)
     assert fitting < 20
     assert default_lanes(budget(fst, lanes=1), free) == fitting
+
+
+def test_sizes_are_printed_in_the_largest_unit_that_keeps_them_at_least_one():
+    from wfst import MemoryBudget
+
+    text = str(MemoryBudget(device_fst=2**20, per_lane=2**30, per_channel=1023, lanes=1, channels=1,
+                            pinned_host=2**20 - 1))
+    assert "1.00 MiB" in text.splitlines()[0] and "1.00 GiB" in text.splitlines()[1]
+    assert "1023 B" in text.splitlines()[2] and "1024.00 KiB" in text.splitlines()[4]
+
+
+def test_an_allocation_beyond_the_budget_s_tolerance_either_way_is_a_bug_reported():
+    """check_allocation: device or pinned bytes more than 5% above or below the
+    budget raise AssertionError (a bug in the budget or the allocation)."""
+    from wfst.cuda_memory import check_allocation
+
+    memory = budget(read_fst(example_graph_path()), lanes=4)
+    device, pinned = memory.device_total, memory.pinned_host
+    assert check_allocation(memory, device, pinned)["device_ratio"] == 1
+    check_allocation(memory, int(device * 1.04), int(pinned * 0.96))
+    for got in ((device * 1.06, pinned), (device * 0.94, pinned), (device, pinned * 1.06), (device, pinned * 0.94)):
+        with pytest.raises(AssertionError, match="differs from wfst.budget by more than 5%"):
+            check_allocation(memory, *map(int, got))
 
 
 @pytest.mark.parametrize("kwargs", [{"lanes": 0}, {"lanes": 4, "channels": 2}, {"chunk_frames": 0},

@@ -230,6 +230,7 @@ def test_float16_cupy_and_torch_inputs(cupy_module):
 
     for x in (cupy.asarray(scores), cupy.asarray(half), wide[:, :4]):  # zero-copy: rows apart, columns adjacent
         assert score_input(x, fst.max_ilabel).array.data.ptr == x.data.ptr
+    _same(gpu.decode(wide[:, :4]), want)  # read in place, 10 columns from one row to the next
     torch = pytest.importorskip("torch")
     if cupy.__name__ != "cupy" or not torch.cuda.is_available():
         pytest.skip("torch CUDA tensors need a real GPU")
@@ -261,13 +262,26 @@ def test_float64_device_scores_are_read_in_place_and_keep_denormals(cupy_module)
         assert np.float32(got.cost).tobytes() == np.float32(want.cost).tobytes()
 
 
+def test_zero_frame_device_scores_of_any_width_decode_as_on_the_cpu(cupy_module):
+    """A matrix without frames, of any width and dtype, is accepted on the
+    device as on the host (the start state's epsilon closure decides)."""
+    fst = random_graph(3, max_states=12)
+    cpu, gpu = _pair(fst, DecoderConfig(beam=9.0, max_active=30, min_active=0), lanes=2)
+    for width in (0, 1, fst.max_ilabel + 2):
+        for dtype in (np.float16, np.float32, np.float64):
+            empty = np.zeros((0, width), dtype)
+            for got, want in zip(gpu.decode([cupy_module.asarray(empty), random_scores(5, 3)]),
+                                 cpu.decode([empty, random_scores(5, 3)])):
+                _same(got, want)
+
+
 def test_bad_inputs_raise_typed_errors(cupy_module):
     cupy = cupy_module
     fst = random_graph(3, max_states=12)
     gpu = wfst.Decoder(fst, DecoderConfig(), device="cuda", lanes=1)
     bad = cupy.asarray(random_scores(3, 5))
-    bad[2, 1] = cupy.nan
-    with pytest.raises(ScoresError, match=r"\[2, 1\]"):
+    bad[2, 1] = bad[4, 0] = cupy.nan
+    with pytest.raises(ScoresError, match=r"\[2, 1\]"):  # the first bad value, as the CPU backend names it
         gpu.decode(bad)
     with pytest.raises(ScoresError, match="columns"):
         gpu.decode(cupy.zeros((4, 1), np.float32))
@@ -300,17 +314,20 @@ def test_tiny_capacities_warn_and_stay_valid():
 
 
 def test_a_run_with_overflows_leaves_every_lane_s_working_memory_empty(cupy_module):
-    """The step's end empties the hash map slots and token slots of the tokens
-    it searched, and the whole of an overflowed lane's (whose frame may hold
-    slots no token lists), so the next frame on the lane starts clean."""
+    """A new decoder's lanes start empty (a token slot of -1 is a token not yet
+    published to the epsilon kernels), and the step's end empties the hash map
+    slots and token slots of the tokens it searched, and the whole of an
+    overflowed lane's (whose frame may hold slots no token lists), so the next
+    frame on the lane starts clean."""
     fst = random_graph(99, max_states=60, num_columns=6)
     config = DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)
     gpu = wfst.Decoder(fst, config, device="cuda", lanes=3)
+    d = gpu._cuda.arrays
+    empty = np.array([-1, -1, 0, -1], np.int32)  # key, cost key (KEY_NONE), dirty flag, token
+    assert np.all(cupy_module.asnumpy(d.hash) == empty) and np.all(cupy_module.asnumpy(d.tok_slot) == -1)
     with pytest.warns(CapacityWarning):
         gpu.decode([random_scores(i, 20, num_columns=6) for i in range(5)])
     assert gpu._cuda.stats["retries"] > 0
-    d = gpu._cuda.arrays
-    empty = np.array([-1, -1, 0, -1], np.int32)  # key, cost key (KEY_NONE), dirty flag, token
     assert np.all(cupy_module.asnumpy(d.hash) == empty)
     assert np.all(cupy_module.asnumpy(d.tok_slot) == -1)
 
@@ -344,8 +361,9 @@ def test_an_epsilon_cycle_negative_only_in_float32_is_a_graph_error(lanes):
 
 
 def test_budget_matches_the_allocation():
-    fst = random_graph(11, max_states=40)
-    for lanes, max_active in ((1, 100), (8, 1000), (3, 7)):
+    some = random_graph(11, max_states=40)
+    no_emitting_arcs = graph(2, 0, {1: 0.0}, [(0, 1, 0, 3, 0.5)])  # (a placeholder score column and arc column)
+    for fst, lanes, max_active in ((some, 1, 100), (some, 8, 1000), (some, 3, 7), (no_emitting_arcs, 2, 10)):
         gpu = wfst.Decoder(fst, DecoderConfig(max_active=max_active, min_active=0), device="cuda", lanes=lanes)
         backend = gpu._cuda
         report = check_allocation(backend.memory, backend.arrays.device_bytes, backend.arrays.pinned_bytes)

@@ -155,6 +155,11 @@ def test_blocks_per_lane():
         layout.blocks_per_lane(0, 132)
     with pytest.raises(ValueError):
         layout.blocks_per_lane(512, 132, per_sm=0)
+    from wfst.cuda_memory import geometry
+
+    for lanes in (1, 512):  # the decoder's grids: BLOCKS_PER_SM deep over the device's multiprocessors
+        blocks = geometry(DecoderConfig(), lanes, lanes, 40, 64, 132).blocks_per_lane
+        assert blocks == layout.blocks_per_lane(lanes, 132)
 
 
 def test_tightened_bound():

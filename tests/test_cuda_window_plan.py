@@ -16,6 +16,7 @@ def test_a_flush_keeps_back_at_most_half_the_pool_and_sends_a_frame():
 
     assert kept([(5, 9)] * 6, 6, 4) == 2  # half the pool's 40 links: 2 frames
     assert kept([(30, 1)] * 6, 6, 4) == 1  # half the pool's 100 tokens: 1 frame
+    assert kept([(25, 10)] * 6, 6, 4) == 2 and kept([(1, 20)] * 6, 6, 4) == 1  # exactly half of either: kept
     assert kept([(1, 1)], 1, 4) == 0  # one frame: it is sent
     assert kept([(1, 1)] * 3, 3, 4) == 2  # all but one frame
     assert kept([(1, 1)] * 6, 6, 4) == 4  # at most `most`
@@ -199,3 +200,52 @@ def test_a_packed_buffer_without_a_worst_case_frame_per_lane_is_an_error():
     plan_windows(*args, enough)
     with pytest.raises(ValueError, match="worst-case frame per lane"):
         plan_windows(*args, enough - 1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("TF", [8, 20])
+def test_after_every_plan_the_worst_next_step_fits_the_packed_buffer(seed, TF):
+    """What a plan promises the next step whatever its frames, checked by
+    planning that step on a copy in the worst case: every lane searches a frame
+    of Q tokens and X links that ends its job, so it sends all it holds, and
+    the kept frames come back from the device as stored (nothing pruned). The
+    packed buffer has room for a worst-case frame per lane and at most two
+    more, so lanes hold frames back and send early at many steps. A frame
+    table of ``TF`` = W frames holds no kept frames beside a window: every
+    flush sends, most holding frames back."""
+    rng = np.random.default_rng(seed)
+    L, period, most, W, Q, X = 3, 4, 3, 8, 10, 12
+    pool_tokens, pool_links = 4 * Q, 4 * X
+    frame = _words(1, Q, X)
+    packed_words = layout.WINDOW_HEADER + L * (2 + frame) + int(rng.integers(0, 2 * frame))
+    params = np.zeros((L, layout.LANE_PARAMS), np.int64)
+    params[:, layout.P_CHANNEL] = np.arange(L)
+    window = [np.zeros(L, np.int64), np.zeros((L, W, 2), np.int64), np.zeros(L, bool), np.zeros(L, np.int64),
+              np.zeros((L, 2), np.int64)]  # frames, their sizes, starts, kept frames, kept sizes
+    row = np.full(L, -1, np.int64)
+    held_back = early_sends = sent_with_lag = 0
+    for _ in range(150):
+        good = rng.random(L) < 0.95
+        ended = (rng.random(L) < 0.05) | ~good
+        sizes = np.stack([rng.integers(0, Q // 3 + 1, L), rng.integers(0, X // 3 + 1, L)], axis=1)
+        stored = window[4] + window[1].sum(axis=1) + sizes  # what each lane's pool holds once this frame is in
+        plan = plan_windows(params, good, ended, np.zeros(L, bool), row, sizes, *window, period, most, Q, X,
+                            pool_tokens, pool_links, TF, packed_words)
+        assert plan[3] <= packed_words
+        keepers = plan[2]
+        window[4][keepers] = stored[keepers] - window[1][keepers].sum(axis=1)  # the kept frames, none pruned
+        sent_with_lag += int(((params[:, layout.P_FLUSH] == layout.FLUSH_SEND) & (params[:, layout.P_LAG] > 0)).sum())
+        held_back += plan[5]
+        early_sends += plan[6]
+        worst = [a.copy() for a in (params, *window)]
+        for a in worst[1:]:
+            a[ended] = 0  # (the lanes whose job ended take a new one)
+        worst_words = plan_windows(worst[0], np.ones(L, bool), np.ones(L, bool), np.zeros(L, bool), row + 1,
+                                   np.tile([Q, X], (L, 1)), *worst[1:], period, most, Q, X, pool_tokens,
+                                   pool_links, TF, packed_words)[3]
+        assert worst_words <= packed_words
+        row += 1
+        row[ended] = -1
+        for a in (window[0], window[1], window[3], window[4]):
+            a[ended] = 0
+    assert held_back > 30 and early_sends > 30 and (sent_with_lag > 30 or TF > W)

@@ -14,7 +14,9 @@ Device FST (uploaded once)::
     fst = 12 S + 8 + 8 A + w E,   w = 2 if P <= 65536 else 4
 
 (``e_offsets`` and ``ne_offsets`` 4(S+1) each, final costs 4S, next state and
-weight 4A each, score column of each emitting arc wE: 16-bit where it fits.)
+weight 4A each, score column of each emitting arc wE: 16-bit where it fits;
+a graph without emitting arcs or score columns counts, and gets, one of each,
+so that every device pointer is valid.)
 Kaldi's cudadecoder CudaFst takes ``12 S + 8 A + 4 E``; we save 2E bytes on every
 graph with fewer than 65,537 score columns, i.e. all of them in practice
 (48 MB on the full TLG's 23.9 M emitting arcs).
@@ -236,7 +238,7 @@ def device_fst_arrays(fst: CsrFst, num_columns: int) -> dict:
     column = np.uint16 if score_column_bytes(num_columns) == 2 else np.int32
     return {
         "e_offsets": (np.int32, S + 1), "ne_offsets": (np.int32, S + 1), "final": (np.float32, S),
-        "nextstate": (np.int32, A), "weight": (np.float32, A), "score_column": (column, E),
+        "nextstate": (np.int32, A), "weight": (np.float32, A), "score_column": (column, max(E, 1)),
     }
 
 
@@ -259,7 +261,7 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
         raise ConfigError(f"channels ({channels}) must be at least lanes ({lanes})")
     if pdf_map is not None and np.size(pdf_map) == 0:
         raise GraphError("pdf_map is empty: it maps each input label (transition id) to a score column (pdf)")
-    P = fst.max_ilabel if pdf_map is None else int(np.max(pdf_map)) + 1
+    P = max(fst.max_ilabel if pdf_map is None else int(np.max(pdf_map)) + 1, 1)  # (one staged column at least)
     Q, X = config.token_capacity, config.arc_capacity
     arrays = device_fst_arrays(fst, P)
     device_fst = sum(np.dtype(dtype).itemsize * length for dtype, length in arrays.values())
