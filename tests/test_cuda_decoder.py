@@ -19,7 +19,7 @@ from wfst import CapacityWarning, DecoderConfig, MemoryBudgetError, ScoresError
 from wfst import cuda_layout as layout
 from wfst.cuda_memory import MAX_LANE_GROUPS, check_allocation
 
-from .decoder_graphs import flat_scores, graph
+from .decoder_graphs import epsilon_fan_in, flat_scores, graph
 from .lattice_paths import assert_same_arrays
 from .random_graph import random_graph, random_scores
 
@@ -358,6 +358,11 @@ def test_an_epsilon_cycle_negative_only_in_float32_is_a_graph_error(lanes):
         cpu.decode(flat_scores(1, 1))
     with pytest.raises(wfst.GraphError, match="float32"):
         gpu.decode([flat_scores(1, 1)] * lanes)
+
+
+def test_a_state_lowered_by_many_epsilon_predecessors_decodes_as_on_the_cpu():
+    cpu, gpu = _pair(epsilon_fan_in(), DecoderConfig(), lanes=2)
+    _same_decodes(cpu, gpu, [flat_scores(1, 1), flat_scores(3, 1)])
 
 
 def test_budget_matches_the_allocation():

@@ -32,11 +32,25 @@ def test_equal_costs_pick_the_lowest_arc_index(first_label):
     assert wfst.Decoder(fst, device="cpu").decode(flat_scores(1, 1)).words == (first_label,)
 
 
-def test_equal_costs_pick_fewer_epsilon_hops_before_arc_index():
-    # state 1 reaches 2 in one epsilon hop (word 7) or in two (word 9); the
-    # two-hop path's last arc comes first in the file, the one-hop path still wins
-    fst = graph(4, 0, {2: 0.0}, [(0, 1, 1, 0, 0.0), (3, 2, 0, 9, 0.0), (1, 3, 0, 0, 0.0), (1, 2, 0, 7, 0.0)])
+@pytest.mark.parametrize("arcs", [
+    # 1 reaches 2 in one epsilon hop (word 7) or in two, through 3 (word 9): the one-hop path's last arc, 1 -> 2,
+    # also has the lower index (arcs are numbered by source state, file order within a state)
+    [(0, 1, 1, 0, 0.0), (3, 2, 0, 9, 0.0), (1, 3, 0, 0, 0.0), (1, 2, 0, 7, 0.0)],
+    # the same with states 1 and 3 swapped: the two-hop path's last arc, 1 -> 2 (word 9), has the lower index
+    [(0, 3, 1, 0, 0.0), (1, 2, 0, 9, 0.0), (3, 1, 0, 0, 0.0), (3, 2, 0, 7, 0.0)],
+])
+def test_equal_costs_pick_fewer_epsilon_hops_before_arc_index(arcs):
+    fst = graph(4, 0, {2: 0.0}, arcs)
     assert wfst.Decoder(fst, device="cpu").decode(flat_scores(1, 1)).words == (7,)
+
+
+@pytest.mark.parametrize("label", [1, 0], ids=["emitting", "epsilon"])
+def test_equal_costs_from_different_tokens_pick_the_lowest_arc_index(label):
+    # frame 1 makes state 2's token (word 6) before state 1's (word 5), in the start state's arc order; both reach
+    # state 3 at the same cost, by an emitting arc (frame 2) or an epsilon arc (frame 1). 1 -> 3 has the lower
+    # index, so the tie goes to word 5 although the link from state 2's token was made first
+    fst = graph(4, 0, {3: 0.0}, [(0, 2, 1, 6, 0.0), (0, 1, 1, 5, 0.0), (1, 3, label, 0, 0.0), (2, 3, label, 0, 0.0)])
+    assert wfst.Decoder(fst, device="cpu").decode(flat_scores(2 if label else 1, 1)).words == (5,)
 
 
 def _whole_and_other(seed, **other):
@@ -101,6 +115,25 @@ def test_a_cpu_decoder_shared_by_threads_gives_each_its_results():
         streams = list(pool.map(streamed, batch))
     for got, want in zip([r for results in decoded for r in results] + streams, alone + alone):
         assert_same_results(got, want)
+
+
+@pytest.mark.parametrize("prune_interval", [1, 2, 3])
+def test_lattice_pruning_every_prune_interval_frames_drops_dead_ends(prune_interval):
+    """Every ``prune_interval`` frames the lattice so far is pruned: a token that
+    no path links to the newest frame goes (what the search holds shrinks, the
+    results do not change). State 0 loops and also reaches state 1, which has
+    no arcs: each frame holds states 0 and 1, and state 1's token is a dead end
+    once the next frame exists."""
+    fst = graph(2, 0, {0: 0.0}, [(0, 0, 1, 0, 0.0), (0, 1, 1, 0, 0.0)])
+    search = CpuSearch(DecodingGraph(fst), wfst.DecoderConfig(prune_interval=prune_interval))
+    for frames in range(1, 8):
+        search.accept(flat_scores(1, 1))
+        pruned = frames - frames % prune_interval  # the last frame pruning ran at (0: none yet)
+        # the start token, one token in each frame before the pruned one, two from it on
+        want = 1 + max(pruned - 1, 0) + 2 * (frames - max(pruned, 1) + 1)
+        _, _, held = search.frontier()
+        assert held == want, frames
+    assert search.finish().words == ()
 
 
 @pytest.mark.parametrize("seed", range(100))

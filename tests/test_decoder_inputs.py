@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import wfst
-from tests.decoder_graphs import flat_scores, graph
+from tests.decoder_graphs import epsilon_fan_in, flat_scores, graph
 
 LOOP = graph(2, 0, {1: 0.0}, [(0, 1, 1, 5, 0.5), (1, 1, 2, 0, 0.25), (1, 1, 1, 6, 1.0)])
 
@@ -68,6 +68,13 @@ def test_zero_cost_epsilon_cycle_is_fine():
     fst = graph(3, 0, {2: 0.0}, [(0, 1, 1, 4, 0.0), (1, 2, 0, 0, 0.0), (2, 1, 0, 0, 0.0)])
     result = decoder(fst).decode(flat_scores(1, 1))
     assert result.reached_final and result.words == (4,) and result.cost == pytest.approx(0.0)
+
+
+def test_a_state_lowered_by_many_epsilon_predecessors_is_no_negative_cycle():
+    """The negative-cycle check counts the passes a token is queued in, not how
+    often it is lowered (it raised GraphError here, on a graph without cycles)."""
+    result = decoder(epsilon_fan_in()).decode(flat_scores(1, 1))
+    assert result.reached_final and result.cost == pytest.approx(0.1)
 
 
 def test_empty_graph_and_missing_start_are_refused():
@@ -211,15 +218,23 @@ def test_an_epsilon_cycle_negative_only_in_float32_is_a_graph_error():
         wfst.Decoder(fst, device="cpu").decode(flat_scores(1, 1))
 
 
-def test_an_epsilon_arc_exactly_beam_behind_the_best_is_not_taken():
-    # 0 -1:5/0-> 1 (final); 1 -eps:6/2-> 2 (final): state 2 costs best + beam
-    fst = graph(3, 0, {1: 0.0, 2: 0.0}, [(0, 1, 1, 5, 0.0), (1, 2, 0, 6, 2.0)])
+@pytest.mark.parametrize("frame", [1, 0])
+def test_an_epsilon_arc_exactly_beam_behind_the_best_is_not_taken(frame):
+    if frame == 1:
+        # 0 -1:5/0-> 1 (final); 1 -eps:6/2-> 2 (final): state 2 costs best + beam
+        fst = graph(3, 0, {1: 0.0, 2: 0.0}, [(0, 1, 1, 5, 0.0), (1, 2, 0, 6, 2.0)])
+        longer = (5, 6)
+    else:
+        # the start frame's closure, whose bound is the beam itself: 0 -eps:6/2-> 1 costs 0 + beam; from there
+        # 1 -1:7/-1-> 2 (final) would come within the beam of 0 -1:5/0-> 2
+        fst = graph(3, 0, {2: 0.0}, [(0, 1, 0, 6, 2.0), (0, 2, 1, 5, 0.0), (1, 2, 1, 7, -1.0)])
+        longer = (6, 7)
     config = wfst.DecoderConfig(beam=2.0, min_active=0, lattice_beam=10.0)
     result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
     assert [p.words for p in result.lattice.nbest(5)] == [(5,)]
     config = wfst.DecoderConfig(beam=2.01, min_active=0, lattice_beam=10.0)
     result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
-    assert sorted(p.words for p in result.lattice.nbest(5)) == [(5,), (5, 6)]
+    assert sorted(p.words for p in result.lattice.nbest(5)) == sorted([(5,), longer])
 
 
 def test_an_epsilon_link_to_a_kept_token_exactly_at_the_bound_is_not_made():
@@ -260,6 +275,20 @@ def test_emitting_arcs_are_bounded_by_the_adaptive_beam_once_max_active_caps_a_f
     result = wfst.Decoder(graph(5, 0, {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0}, arcs), config,
                           device="cpu").decode(flat_scores(2, 1))
     assert sorted(p.words for p in result.lattice.nbest(10)) == [(5,), (5, 8), (6,)]
+
+
+def test_the_emitting_bound_comes_from_the_expanded_tokens_alone():
+    # frame 1 holds states 1, 2, 3 at costs 0, 1, 2; max_active 1 puts its cutoff at 1 (state 2's cost: expanded,
+    # as Kaldi's <=) and its adaptive beam at 1.5. The cheapest arc of the expanded tokens, 2 -1:8/-2-> 4 (cost
+    # -1), sets the bound -1 + 1.5 = 0.5: state 1's loop (0) stays, state 2's loop (1) does not. State 3 is not
+    # expanded, so its cheaper arc 3 -1:9/-10-> 5 (cost -8) sets nothing
+    arcs = [(0, 1, 1, 5, 0.0), (0, 2, 1, 6, 1.0), (0, 3, 1, 7, 2.0), (1, 1, 1, 0, 0.0), (2, 2, 1, 0, 0.0),
+            (2, 4, 1, 8, -2.0), (3, 3, 1, 0, 0.0), (3, 5, 1, 9, -10.0)]
+    fst = graph(6, 0, {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0, 5: 0.0}, arcs)
+    config = wfst.DecoderConfig(beam=10.0, max_active=1, min_active=0, lattice_beam=10.0)
+    result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(2, 1))
+    assert result.words == (6, 8) and result.cost == -1.0
+    assert sorted(p.words for p in result.lattice.nbest(10)) == [(5,), (6, 8)]
 
 
 def test_a_decoder_is_called_as_its_decode():

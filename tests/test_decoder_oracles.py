@@ -35,6 +35,7 @@ def test_exact_reference(seed):
         assert result.cost == float("inf") and result.words == ()
         return
     assert _close(result.cost, exact.cost), (result.cost, exact.cost)
+    assert float(np.float32(result.cost)) == result.cost  # the search's float32 total, final cost added in float32 too
     assert _close(result.graph_cost + result.acoustic_cost, exact.cost)
     assert result.words == exact.words
 

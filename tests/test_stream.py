@@ -337,8 +337,9 @@ def test_endpoint_rules_are_kaldis():
     assert not rule.holds(3.0, 0.4, 2.0) and not rule.holds(3.0, 0.5, 2.5)
     assert not rule.holds(0.5, 0.5, 0.0)  # only silence: no nonsilence frame
     config = wfst.EndpointConfig(frame_shift=0.1)
-    assert config.detected(200, 0, np.inf)  # 20 s utterance rule
+    assert config.detected(200, 0, np.inf) and not config.detected(199, 0, np.inf)  # 20 s utterance rule
     assert config.detected(60, 50, np.inf)  # 5 s of nothing but silence
+    assert config.detected(50, 50, np.inf)  # rule 1 needs no speech before the 5 s (rule 4 would)
     assert not config.detected(60, 4, 0.0) and config.detected(60, 5, 0.0)
     mask = wfst.EndpointConfig(silence_labels=(1, np.int64(3))).silence_mask(4)
     assert mask.tolist() == [False, True, False, True, False]

@@ -112,7 +112,7 @@ class SearchArrays(NamedTuple):
 # (emitting begin/end, epsilon begin/end, copied from ``state_arcs`` once, so
 # later passes read them in token order), FRONT_* the emitting ranges of the
 # frontier's tokens (the frame the next score row expands).
-HOPS, QUEUE, UPDATES, EPS_BEGIN, EPS_END, QUEUED, SLOT = range(7)
+HOPS, QUEUE, TIMES_QUEUED, EPS_BEGIN, EPS_END, QUEUED, SLOT = range(7)
 ARCS_E0, ARCS_E1, ARCS_N0, ARCS_N1, FRONT_E0, FRONT_E1 = range(7, 13)
 SCRATCH_I32_ROWS = 13
 
@@ -376,17 +376,19 @@ def _relax_epsilon(state_arcs, arc_int, arc_float, tok_state, tok_cost, tok_extr
             j = v - first_tok
             if nt_after > nt:
                 nt = nt_after
-                scratch[UPDATES, j] = 0
+                scratch[TIMES_QUEUED, j] = 0
                 scratch[QUEUED, j] = 0
                 _store_arc_ranges(state_arcs, arc_int[a, 0], scratch, j)
             elif c < tok_cost[v]:
                 tok_cost[v] = c
             else:
                 continue
-            scratch[UPDATES, j] += 1
-            if scratch[UPDATES, j] > nt - first_tok + 1:
-                return nt, head, size, STATUS_NEGATIVE_CYCLE  # FIFO Bellman-Ford updates a token at most once a pass
             if scratch[QUEUED, j] == 0:
+                # FIFO Bellman-Ford queues a token at most once a pass (it may lower it many times in one, once
+                # for each predecessor in the queue), and a shortest path takes at most one pass per token
+                scratch[TIMES_QUEUED, j] += 1
+                if scratch[TIMES_QUEUED, j] > nt - first_tok + 1:
+                    return nt, head, size, STATUS_NEGATIVE_CYCLE
                 scratch[QUEUED, j] = 1
                 tail = head + size
                 if tail >= width:
@@ -492,7 +494,7 @@ def _close_frame(state_arcs, arc_int, arc_float, toks, links, table, scratch,
         _store_arc_ranges(state_arcs, toks[0][first_tok + i], scratch, i)
         scratch[QUEUE, i] = i
         scratch[QUEUED, i] = 1
-        scratch[UPDATES, i] = 0
+        scratch[TIMES_QUEUED, i] = 0
     for i in range(n_emitted):  # the same for the epsilon arcs the closure reads first
         a0 = scratch[ARCS_N0, i]
         if a0 < scratch[ARCS_N1, i] and tok_cost[first_tok + i] < cutoff:
