@@ -13,11 +13,12 @@ from wfst import CsrFst
 
 
 def random_graph(seed: int, max_states: int = 10, num_columns: int = 4, zero_cycles: bool = True,
-                 step: float = 0.0) -> CsrFst:
+                 step: float = 0.0, epsilon_arcs: int = 2) -> CsrFst:
     """``zero_cycles=False`` keeps every epsilon cycle strictly positive: OpenFst's
     shortest distance may not terminate on a zero cycle that float rounding makes
     slightly negative. ``step`` > 0 (a power of two) rounds every weight to a
-    multiple of it, so that paths often tie (their float32 sums exact)."""
+    multiple of it, so that paths often tie (their float32 sums exact).
+    ``epsilon_arcs``: the most epsilon arcs a state has."""
     def grid(x: float) -> float:
         return round(x / step) * step if step else x
 
@@ -33,7 +34,7 @@ def random_graph(seed: int, max_states: int = 10, num_columns: int = 4, zero_cyc
             ilabel.append(int(rng.integers(1, num_columns + 1)))
             olabel.append(0 if rng.random() < 0.5 else int(rng.integers(1, 8)))
             weight.append(grid(rng.normal(0.5, 1.5)))
-        for _ in range(int(rng.integers(0, 3))):
+        for _ in range(int(rng.integers(0, epsilon_arcs + 1))):
             t = int(rng.integers(num_states))
             src.append(s)
             dst.append(t)
