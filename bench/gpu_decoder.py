@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                 decoder = wfst.Decoder(fst, config, device="cuda", lanes=lanes, threads=workers)
             except wfst.MemoryBudgetError as error:
                 runs.append({"lanes": lanes, "error": str(error)})
+                # said in the log (and so in the device call's summary), not only in the record
+                print(f"lanes {lanes:5d}: refused, MemoryBudgetError: {error}", flush=True)
+                write_record()
                 continue
             grid = set_blocks_per_sm(decoder, depth)
             groups_set = set_lane_groups(decoder, groups)

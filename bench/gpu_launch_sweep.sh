@@ -11,10 +11,10 @@
 # racecheck on the embedded example where time is left.
 # Most important first: a deadline cuts the last steps. Needs
 # bench/gpu_session.sh's wheels in .whl/.
-DEADLINE=${DEADLINE:-520}
+DEADLINE=${DEADLINE:-560}
 source "$(dirname "$0")/gpu_session_common.sh"
 
-timeout 200 python3 -m bench.workload build --out "$WORKLOAD" --sizes full >"$LOGS/workload_build.log" 2>&1 &
+timeout 200 python3 -m bench.workload build --out "$WORKLOAD" --sizes full --sets lm-medium >"$LOGS/workload_build.log" 2>&1 &
 build=$!
 # what the CPU emulator cannot see, on small cases beside the GPU tests: out-of-bounds device accesses, then
 # barriers and warp collectives under the hardware's schedules

@@ -42,7 +42,7 @@ step() {  # step NAME SECONDS COMMAND...: run, log to NAME.log, print its tail, 
     timeout -k 5 "$limit" "$@" >"$LOGS/$name.log" 2>&1
     echo "   exit $? at ${SECONDS}s"
     grep -E "passed|failed|error|Error|FAIL|speedup|RTFx|ms per step|written|wrote|Traceback" "$LOGS/$name.log" \
-        | tail -n 6
+        | tail -n 8
     pack
 }
 

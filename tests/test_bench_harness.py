@@ -210,6 +210,28 @@ def test_the_gpu_decoder_benchmark_sweeps_the_lattice_workers_dealing(cupy_modul
         r.words for r in wfst.Decoder(ex.fst, device="cpu").decode(ex.scores[:2])]
 
 
+def test_the_gpu_decoder_benchmark_says_which_lane_counts_were_refused(cupy_module, tmp_path, monkeypatch, capsys):
+    """A lane count the memory budget refuses is a line of the log (the device call's summary greps it), and
+    a run of the record, and the sweep goes on."""
+    from bench import gpu_decoder
+
+    made = wfst.Decoder
+
+    def decoder(*args, **kwargs):
+        if kwargs.get("device") == "cuda" and kwargs.get("lanes") == 3:
+            raise wfst.MemoryBudgetError("3 lanes need more device memory than is free: use at most 2 lanes")
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(wfst, "Decoder", decoder)
+    out = tmp_path / "gpu.json"
+    assert gpu_decoder.main(["--lanes", "3", "1", "--utterances", "1", "--beam", "10", "--max-active", "500",
+                             "--lattice-beam", "4", "--threads", "1", "--skip-riva", "--out", str(out)]) == 0
+    assert re.search(r"^lanes +3: refused, MemoryBudgetError: 3 lanes", capsys.readouterr().out, re.MULTILINE)
+    refused, ran = json.loads(out.read_text())["runs"]
+    assert refused["lanes"] == 3 and "use at most 2 lanes" in refused["error"]
+    assert ran["lanes"] == 1 and ran["identical_to_cpu"] == 1
+
+
 class _FakeTensor:
     def __init__(self, array):
         self.array = array
