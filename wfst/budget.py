@@ -2,9 +2,9 @@
 allocated.
 
 Symbols: ``S`` states, ``A`` arcs, ``E`` emitting arcs, ``P`` score columns
-(``max_ilabel``, or ``max(pdf_map) + 1``), ``Q`` token queue capacity and ``X``
-arc queue capacity (:class:`~wfst.config.DecoderConfig`, derived from
-``max_active``), ``H`` the smallest power of two >= 2Q (hash map slots), ``F``
+(``max_ilabel``, or ``max(pdf_map) + 1``; at least 1), ``Q`` token queue
+capacity and ``X`` arc queue capacity (:class:`~wfst.config.DecoderConfig`,
+derived from ``max_active``), ``H`` the smallest power of two >= 2Q (hash map slots), ``F``
 frames of host scores staged per upload, ``W`` frames a lattice window's
 frame table holds (``WINDOW_TABLE_FRAMES`` = 256), ``L`` lanes, ``C`` channels.
 All sizes in bytes.
@@ -15,8 +15,8 @@ Device FST (uploaded once)::
 
 (``e_offsets`` and ``ne_offsets`` 4(S+1) each, final costs 4S, next state and
 weight 4A each, score column of each emitting arc wE: 16-bit where it fits;
-a graph without emitting arcs or score columns counts, and gets, one of each,
-so that every device pointer is valid.)
+a graph without emitting arcs counts, and gets, one, so that every device
+pointer is valid.)
 Kaldi's cudadecoder CudaFst takes ``12 S + 8 A + 4 E``; we save 2E bytes on every
 graph with fewer than 65,537 score columns, i.e. all of them in practice
 (48 MB on the full TLG's 23.9 M emitting arcs).
