@@ -218,17 +218,15 @@ def test_an_epsilon_cycle_negative_only_in_float32_is_a_graph_error():
         wfst.Decoder(fst, device="cpu").decode(flat_scores(1, 1))
 
 
-@pytest.mark.parametrize("frame", [1, 0])
-def test_an_epsilon_arc_exactly_beam_behind_the_best_is_not_taken(frame):
-    if frame == 1:
-        # 0 -1:5/0-> 1 (final); 1 -eps:6/2-> 2 (final): state 2 costs best + beam
-        fst = graph(3, 0, {1: 0.0, 2: 0.0}, [(0, 1, 1, 5, 0.0), (1, 2, 0, 6, 2.0)])
-        longer = (5, 6)
-    else:
-        # the start frame's closure, whose bound is the beam itself: 0 -eps:6/2-> 1 costs 0 + beam; from there
-        # 1 -1:7/-1-> 2 (final) would come within the beam of 0 -1:5/0-> 2
-        fst = graph(3, 0, {2: 0.0}, [(0, 1, 0, 6, 2.0), (0, 2, 1, 5, 0.0), (1, 2, 1, 7, -1.0)])
-        longer = (6, 7)
+@pytest.mark.parametrize("finals,arcs,longer", [
+    # 0 -1:5/0-> 1 (final); 1 -eps:6/2-> 2 (final): state 2 costs best + beam
+    ({1: 0.0, 2: 0.0}, [(0, 1, 1, 5, 0.0), (1, 2, 0, 6, 2.0)], (5, 6)),
+    # the start frame's closure, whose bound is the beam itself: 0 -eps:6/2-> 1 costs 0 + beam; from there
+    # 1 -1:7/-1-> 2 (final) would come within the beam of 0 -1:5/0-> 2
+    ({2: 0.0}, [(0, 1, 0, 6, 2.0), (0, 2, 1, 5, 0.0), (1, 2, 1, 7, -1.0)], (6, 7)),
+], ids=["frame 1", "start frame"])
+def test_an_epsilon_arc_exactly_beam_behind_the_best_is_not_taken(finals, arcs, longer):
+    fst = graph(3, 0, finals, arcs)
     config = wfst.DecoderConfig(beam=2.0, min_active=0, lattice_beam=10.0)
     result = wfst.Decoder(fst, config, device="cpu").decode(flat_scores(1, 1))
     assert [p.words for p in result.lattice.nbest(5)] == [(5,)]
