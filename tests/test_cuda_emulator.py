@@ -1,7 +1,8 @@
 """The CPU emulator of CUDA kernels (tests/cuda_emulator) is trustworthy: the
 block and warp helpers of common.cuh give numpy's answers for several block
 sizes under FIFO and random preemptive schedules, concurrent hash insertions
-give one slot and one token per state, float16 reads are exact, and bad
+give one slot and one token per state, a grid's blocks run in a shuffled
+order under preemption, float16 reads are exact, and bad
 launches (wrong argument types, a deadlock) raise instead of running."""
 
 import numpy as np
@@ -50,6 +51,10 @@ extern "C" __global__ void read_half(const long long* params, const int* columns
 extern "C" __global__ void shuffle_after_exit(int* out) {
     if ((threadIdx.x & 31) >= 16) return;
     out[threadIdx.x] = __shfl_down_sync(0xFFFFFFFFu, (int)threadIdx.x, 1);
+}
+
+extern "C" __global__ void block_order(int* order, int* counter) {
+    if (threadIdx.x == 0) order[atomicAdd(counter, 1)] = blockIdx.x + gridDim.x * blockIdx.y;
 }
 
 extern "C" __global__ void partial_mask(int* out) {
@@ -131,6 +136,23 @@ def test_float16_scores_are_read_exactly(kernels):
     kernels["read_half"]((1,), (256,), (_device(params), _device(np.arange(halves.size, dtype=np.int32)),
                                         np.int32(halves.size), out))
     assert np.array_equal(np.asarray(out).view(np.uint32), halves.astype(np.float32).view(np.uint32))
+
+
+def test_blocks_run_in_grid_order_or_shuffled_under_preemption(kernels):
+    """A GPU runs a grid's blocks in any order: with preemption on, the
+    emulator runs every block once, in a seeded order that differs between
+    seeds, so a kernel counting on an earlier block's writes fails there."""
+    def order(preempt, seed=0):
+        fake_cupy.schedule(preempt, seed=seed)
+        out, counter = fake_cupy.zeros(12, np.int32) - 1, fake_cupy.zeros(1, np.int32)
+        kernels["block_order"]((4, 3), (32,), (out, counter))
+        return tuple(np.asarray(out).tolist())
+
+    assert order(False) == tuple(range(12))
+    shuffled = {order(True, seed) for seed in range(8)}
+    assert all(sorted(o) == list(range(12)) for o in shuffled)
+    assert len(shuffled) == 8 and tuple(range(12)) not in shuffled
+    assert order(True, 5) == order(True, 5)  # one seed, one order
 
 
 def test_a_deadlock_raises(kernels):

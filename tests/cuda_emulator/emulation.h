@@ -3,13 +3,14 @@
 // file's text by tests/cuda_emulator/build.py.
 //
 // Every CUDA thread of a block is a fiber on one OS thread (x86-64: a stack
-// switch of six callee-saved registers, emu_switch below); blocks
-// of a grid run one after another. A fiber runs until it reaches
-// __syncthreads(), a warp collective (__shfl_*_sync over the full warp), an
-// optional preemption point (every atomic, when preemption is on), or its end.
-// The scheduler resumes fibers in FIFO order, or in a seeded random order when
-// preemption is on, so racy orderings of atomics are explored; a block whose
-// fibers all wait at barriers that can never open is reported as a deadlock.
+// switch of six callee-saved registers, emu_switch below); blocks of a grid
+// run one after another. A fiber runs until it reaches __syncthreads(), a warp
+// collective (__shfl_*_sync over the full warp), an optional preemption point
+// (every atomic, when preemption is on), or its end. The scheduler resumes
+// fibers in FIFO order and runs blocks in grid order, or with preemption on
+// both in a seeded random order, so racy orderings of atomics, and blocks that
+// count on an earlier block's writes, are explored; a block whose fibers all
+// wait at barriers that can never open is reported as a deadlock.
 //
 // Semantics kept: block barriers count exited threads as arrived; a warp
 // collective with the full mask waits for every live thread of the warp;
@@ -29,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <utility>
 #include <functional>
 #include <vector>
 #if defined(__SANITIZE_ADDRESS__)
@@ -284,7 +286,10 @@ inline int run_block(int threads) {
     return 0;
 }
 
-// Runs a grid, blocks in order; 0, or run_block's error (the grid is abandoned).
+// Runs a grid, its blocks one after another: in order, or with preemption on in
+// a seeded random order (a GPU runs them in any order, so no block may count on
+// another's writes of the same launch); 0, or run_block's error (the grid is
+// abandoned).
 inline int launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx, const std::function<void()>& body) {
     if (bx == 0 || bx > (unsigned)MAX_THREADS || (bx & 31u) != 0) {
         std::fprintf(stderr, "cuda emulator: %u threads per block (need a multiple of 32, at most %d)\n", bx,
@@ -296,13 +301,18 @@ inline int launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx, const std:
     s.error[0] = 0;
     gridDim = dim3{gx, gy, gz};
     blockDim = dim3{bx, 1, 1};
+    std::vector<dim3> blocks;
+    blocks.reserve((size_t)gx * gy * gz);
     for (unsigned z = 0; z < gz; ++z)
         for (unsigned y = 0; y < gy; ++y)
-            for (unsigned x = 0; x < gx; ++x) {
-                blockIdx = dim3{x, y, z};
-                int status = run_block((int)bx);
-                if (status) return status;
-            }
+            for (unsigned x = 0; x < gx; ++x) blocks.push_back(dim3{x, y, z});
+    if (s.preempt)
+        for (size_t i = blocks.size(); i > 1; --i) std::swap(blocks[i - 1], blocks[next_random() % i]);
+    for (const dim3& b : blocks) {
+        blockIdx = b;
+        int status = run_block((int)bx);
+        if (status) return status;
+    }
     return 0;
 }
 
