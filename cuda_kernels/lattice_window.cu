@@ -201,7 +201,6 @@ window_prune(const long long* params, int WT, int WX, int WF, float beam, int us
     const int lane = blockIdx.x;
     const long long* p = params + (long long)lane * LANE_PARAMS;
     if (!flushes(p)) return;
-    __shared__ int changed;
     __shared__ int int_scratch[32];
     __shared__ unsigned key_scratch[32];
     __shared__ unsigned tiles[2][PRUNE_TILE];  // the extra costs of the frame walked and of the one after it
@@ -241,19 +240,15 @@ window_prune(const long long* params, int WT, int WX, int WF, float beam, int us
                 __syncthreads();
             }
             for (;;) {  // epsilon links stay inside the frame: relax to the fixpoint
-                if (threadIdx.x == 0) changed = 0;
-                __syncthreads();
+                bool lowered = false;
                 for (int l = l0 + ne + threadIdx.x; l < l0 + nl; l += blockDim.x) {
                     const unsigned k = cost_key(__fadd_rn(key_cost(vload(&cur[dst[l]])), excess[l]));
                     if (k < vload(&cur[src[l]])) {
                         atomicMin(&cur[src[l]], k);
-                        changed = 1;
+                        lowered = true;
                     }
                 }
-                __syncthreads();
-                const int again = changed;
-                __syncthreads();
-                if (!again) break;
+                if (!__syncthreads_or(lowered)) break;
             }
             for (int i = threadIdx.x; i < n; i += blockDim.x) {  // beyond the beam: gone (window_number reads these)
                 const unsigned k = key_cost(cur[i]) > beam ? KEY_INF : cur[i];

@@ -79,7 +79,6 @@ extern "C" __global__ void __launch_bounds__(TIE_THREADS)
 tie_bfs(const long long* params, int* counters, int Q, const float* tok_cost, int* tok_hops,
         unsigned* tok_best_arc, int* tok_best, int X, const int* link_src, const int* link_dst,
         const int* link_arc, const float* weight) {
-    __shared__ int changed;
     __shared__ int sum_scratch[32];
     const int lane = blockIdx.x;
     if (!searches(params, lane)) return;
@@ -100,9 +99,7 @@ tie_bfs(const long long* params, int* counters, int Q, const float* tok_cost, in
     // levels 1, 2, ... over the epsilon links (level 0: resolve_tokens, resolve_links)
     int level = 0;
     while (true) {
-        __syncthreads();
-        if (threadIdx.x == 0) changed = 0;
-        __syncthreads();
+        bool reached = false;  // a token at level + 1 by this thread
         for (int l = ne + threadIdx.x; l < nl; l += blockDim.x) {
             int v = dst[l];
             if (v < 0) continue;
@@ -113,11 +110,10 @@ tie_bfs(const long long* params, int* counters, int Q, const float* tok_cost, in
             if (hv == HOPS_NONE || hv == level + 1) {
                 vhops[v] = level + 1;
                 atomicMin(best_arc + v, (unsigned)arc[l]);
-                changed = 1;
+                reached = true;
             }
         }
-        __syncthreads();
-        if (!changed) break;
+        if (!__syncthreads_or(reached)) break;
         level += 1;
     }
     // the link of each token's best arc (unique within the frame)

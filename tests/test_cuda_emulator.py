@@ -57,6 +57,11 @@ extern "C" __global__ void block_order(int* order, int* counter) {
     if (threadIdx.x == 0) order[atomicAdd(counter, 1)] = blockIdx.x + gridDim.x * blockIdx.y;
 }
 
+extern "C" __global__ void barrier_or(const int* votes, int rounds, int* out) {
+    for (int r = 0; r < rounds; ++r)
+        out[r * blockDim.x + threadIdx.x] = __syncthreads_or(votes[r * blockDim.x + threadIdx.x]);
+}
+
 extern "C" __global__ void partial_mask(int* out) {
     out[threadIdx.x] = __shfl_sync(0x0000FFFFu, (int)threadIdx.x, 0);
 }
@@ -153,6 +158,21 @@ def test_blocks_run_in_grid_order_or_shuffled_under_preemption(kernels):
     assert all(sorted(o) == list(range(12)) for o in shuffled)
     assert len(shuffled) == 8 and tuple(range(12)) not in shuffled
     assert order(True, 5) == order(True, 5)  # one seed, one order
+
+
+@pytest.mark.parametrize("preempt", [False, True])
+def test_barrier_or_tells_every_thread_whether_any_voted(kernels, preempt):
+    fake_cupy.schedule(preempt, seed=4)
+    threads, rounds = 96, 6
+    votes = np.zeros((rounds, threads), np.int32)
+    votes[1, 95] = 1  # one thread, the last
+    votes[2] = 1
+    votes[4, 0] = 7  # any nonzero
+    votes[4, 40] = -1
+    out = fake_cupy.zeros((rounds, threads), np.int32) - 1
+    kernels["barrier_or"]((2,), (threads,), (_device(votes), np.int32(rounds), out))
+    want = np.repeat([[0], [1], [1], [0], [1], [0]], threads, axis=1)  # no vote is left for the next barrier
+    assert np.array_equal(np.asarray(out) != 0, want)
 
 
 def test_a_deadlock_raises(kernels):

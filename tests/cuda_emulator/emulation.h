@@ -118,6 +118,8 @@ struct Scheduler {
     std::vector<int> block_waiters;
     std::vector<int> warp_waiters[32];
     unsigned long long warp_slots[32][32];
+    int barrier_or = 0;         // __syncthreads_or: any predicate of the barrier being met
+    int barrier_or_result = 0;  // and of the barrier last opened
     bool preempt = false;
     unsigned long long rng = 1;
     char error[256] = "";
@@ -197,6 +199,15 @@ inline void syncthreads() {
     suspend();
 }
 
+// every live thread's barrier; nonzero if `predicate` was for any of them (the
+// result is read as the thread resumes, before any could meet the next barrier)
+inline int syncthreads_or(int predicate) {
+    Scheduler& s = scheduler;
+    if (predicate) s.barrier_or = 1;
+    syncthreads();
+    return s.barrier_or_result;
+}
+
 inline void syncwarp(unsigned mask) {
     Scheduler& s = scheduler;
     int lane = s.current & 31;
@@ -226,6 +237,8 @@ inline bool open_barriers() {
             s.ready.push_back(f);
         }
         s.block_waiters.clear();
+        s.barrier_or_result = s.barrier_or;
+        s.barrier_or = 0;
         opened = true;
     }
     for (int w = 0; w < 32; ++w) {
@@ -256,6 +269,7 @@ inline int run_block(int threads) {
         s.warp_waiters[w].clear();
     }
     s.block_waiters.clear();
+    s.barrier_or = 0;
     s.ready.clear();
     for (int t = 0; t < threads; ++t) {
         Fiber& f = s.fibers[t];
@@ -359,6 +373,7 @@ extern "C" void emu_configure(int preempt, unsigned long long seed) {
 #define __shared__ static
 
 inline void __syncthreads() { emu::syncthreads(); }
+inline int __syncthreads_or(int predicate) { return emu::syncthreads_or(predicate); }
 inline void __threadfence() { emu::maybe_yield(); }
 inline unsigned __activemask() { return 1u << (emu::scheduler.current & 31); }
 inline void __syncwarp(unsigned mask = 0xFFFFFFFFu) { emu::syncwarp(mask); }
