@@ -99,7 +99,7 @@ tie_bfs(const long long* params, int* counters, int Q, const float* tok_cost, in
     // levels 1, 2, ... over the epsilon links (level 0: resolve_tokens, resolve_links)
     int level = 0;
     while (true) {
-        bool reached = false;  // a token at level + 1 by this thread
+        bool reached = false;  // this thread put a token at level + 1
         for (int l = ne + threadIdx.x; l < nl; l += blockDim.x) {
             int v = dst[l];
             if (v < 0) continue;

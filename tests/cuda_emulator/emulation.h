@@ -30,8 +30,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <utility>
 #include <functional>
+#include <utility>
 #include <vector>
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -199,8 +199,8 @@ inline void syncthreads() {
     suspend();
 }
 
-// every live thread's barrier; nonzero if `predicate` was for any of them (the
-// result is read as the thread resumes, before any could meet the next barrier)
+// the block's barrier; nonzero if any thread's `predicate` was (each thread reads
+// the result as it resumes, before any thread can meet the next barrier)
 inline int syncthreads_or(int predicate) {
     Scheduler& s = scheduler;
     if (predicate) s.barrier_or = 1;
