@@ -2,7 +2,8 @@
 block and warp helpers of common.cuh give numpy's answers for several block
 sizes under FIFO and random preemptive schedules, concurrent hash insertions
 give one slot and one token per state, a grid's blocks run in a shuffled
-order under preemption, float16 reads are exact, and bad
+order under preemption, a barrier's OR reaches every thread, float16 reads
+are exact, and bad
 launches (wrong argument types, a deadlock) raise instead of running."""
 
 import numpy as np
