@@ -293,6 +293,34 @@ def test_bad_inputs_raise_typed_errors(cupy_module):
         gpu.decode(cupy.zeros((4, 4), np.int32))
 
 
+def test_scores_on_another_gpu_are_refused(cupy_module):
+    """The kernels cannot read another GPU's memory: such scores are a
+    ScoresError naming both GPUs, for decode() and a stream's chunk alike, and
+    the stream goes on with good rows (the emulator's arrays say which GPU holds
+    them; a real GPU needs a second one)."""
+    cupy = cupy_module
+    fst = random_graph(3, max_states=12)
+    config = DecoderConfig(beam=9.0, max_active=30, min_active=0)
+    cpu, gpu = _pair(fst, config, lanes=1)
+    scores = random_scores(3, 5)
+    if cupy.__name__ == "cupy":
+        if cupy.cuda.runtime.getDeviceCount() < 2:
+            pytest.skip("needs a second GPU")
+        with cupy.cuda.Device(1):
+            elsewhere = cupy.asarray(scores)
+    else:
+        elsewhere = cupy.asarray(scores)
+        elsewhere.device_id = 1
+    with pytest.raises(ScoresError, match=r"scores\[1\] is on GPU 1 but the decoder runs on GPU 0"):
+        gpu.decode([scores, elsewhere])
+    stream = gpu.stream()
+    with pytest.raises(ScoresError, match="chunk is on GPU 1"):
+        stream.accept(elsewhere)
+    assert stream.num_frames == 0
+    stream.accept(scores)
+    _same(stream.finish(), cpu.decode(scores))
+
+
 def test_tiny_capacities_warn_and_stay_valid():
     fst = random_graph(99, max_states=60, num_columns=6)
     config = DecoderConfig(beam=30.0, max_active=4, min_active=0, token_queue_capacity=4, arc_queue_capacity=6)

@@ -3,7 +3,8 @@ backend checks them (:func:`wfst.scores.host_scores`); GPU arrays (cupy, torch
 CUDA tensors, anything with ``__cuda_array_interface__`` or DLPack) stay on the
 device, zero-copy when float32, float16 or float64 with unit column stride, and get the
 same checks there (shape, dtype, width, finite values); float64 too, each value
-rounded to float32 by the kernels as they read it."""
+rounded to float32 by the kernels as they read it. A GPU array must be on the
+decoder's GPU: the kernels cannot read another GPU's memory."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ def _as_cupy(scores, cupy):
     return None
 
 
-def score_input(scores, num_columns: int, name: str = "scores") -> ScoreInput:
-    """Check and wrap one score matrix (see the module docstring)."""
+def score_input(scores, num_columns: int, name: str = "scores", device_id: int = 0) -> ScoreInput:
+    """Check and wrap one score matrix for a decoder on GPU ``device_id`` (see
+    the module docstring)."""
     scores = without_grad(scores)
     on_gpu = hasattr(scores, "__cuda_array_interface__") or (
         hasattr(scores, "__dlpack_device__") and not isinstance(scores, np.ndarray)
@@ -58,6 +60,16 @@ def score_input(scores, num_columns: int, name: str = "scores") -> ScoreInput:
         raise ScoresError(f"{name} must be 2-D (frames x columns), got shape {x.shape}")
     if x.dtype not in (np.float16, np.float32, np.float64):
         raise ScoresError(f"{name} must be float16, float32 or float64, got {x.dtype}")
+    if int(x.device.id) != device_id:
+        raise ScoresError(f"{name} is on GPU {x.device.id} but the decoder runs on GPU {device_id}: copy it there "
+                          f"first (torch: .to('cuda:{device_id}'); cupy: cupy.asarray inside "
+                          f"cupy.cuda.Device({device_id})), or pass it as a numpy array")
+    with cupy.cuda.Device(device_id):
+        return _checked_on_device(x, cupy, num_columns, name)
+
+
+def _checked_on_device(x, cupy, num_columns: int, name: str) -> ScoreInput:
+    """Width and finite values of ``x`` (a 2-D float cupy array on the current device)."""
     frames, width = x.shape
     if frames == 0:
         return ScoreInput(cupy.zeros((0, max(width, num_columns, 1)), np.float32), True, 0, max(width, 1), 0)

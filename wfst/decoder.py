@@ -98,8 +98,8 @@ class Decoder:
         if self._cuda is not None:
             from .cuda_scores import score_input
 
-            inputs = [score_input(s, self.graph.num_columns, name=f"scores[{i}]" if not single else "scores")
-                      for i, s in enumerate(batch)]
+            inputs = [score_input(s, self.graph.num_columns, name=f"scores[{i}]" if not single else "scores",
+                                  device_id=self._cuda.device.id) for i, s in enumerate(batch)]
             results = self._cuda.decode(inputs)
             return results[0] if single else results
         checked = [host_scores(s, self.graph.num_columns, name=f"scores[{i}]" if not single else "scores")

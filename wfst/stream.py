@@ -157,7 +157,7 @@ class Stream:
         else:
             from .cuda_scores import score_input
 
-            scores = score_input(chunk, num_columns, name=name)
+            scores = score_input(chunk, num_columns, name=name, device_id=self._decoder._cuda.device.id)
         frames, width = _shape(scores)
         if frames and self._width is not None and width != self._width:
             raise ScoresError(f"{name} has {width} columns but this stream's earlier chunks had "

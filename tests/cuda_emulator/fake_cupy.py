@@ -51,6 +51,12 @@ class _Pointer:
 class ndarray(np.ndarray):  # noqa: N801 (CuPy's name)
     """A "device" array: host memory that kernels and the host both read."""
 
+    device_id = 0  # the GPU holding it: a test sets another to see such scores refused
+
+    @property
+    def device(self):
+        return _ArrayDevice(self.device_id)
+
     @property
     def data(self):
         return _Pointer(self.ctypes.data)
@@ -72,6 +78,13 @@ class ndarray(np.ndarray):  # noqa: N801 (CuPy's name)
         """As CuPy's: ``array`` a numpy array of the same dtype and shape, both contiguous."""
         _check_copy("set", self, array)
         np.copyto(self.view(np.ndarray), array)
+
+
+class _ArrayDevice:
+    """What ``ndarray.device`` gives: the id of the GPU holding the array."""
+
+    def __init__(self, device_id: int):
+        self.id = device_id
 
 
 def _check_copy(what: str, device, host) -> None:
