@@ -4,6 +4,8 @@ Result bit for bit, partial results are the best path of the frames accepted
 each alone, and misuse raises typed errors without disturbing other streams."""
 
 import gc
+import re
+import threading
 
 import numpy as np
 import pytest
@@ -201,6 +203,44 @@ def test_a_finished_or_closed_stream_refuses_more_work(ex, example_decoder):
     with pytest.raises(wfst.StreamError, match="closed stream"):
         closed.accept(ex.scores[1][5:10])
     closed.close()  # a no-op
+
+
+def test_a_stream_serves_one_thread_at_a_time(ex, example_decoder, offline):
+    """While one thread's accept() is in progress, a call on the same stream
+    from another thread is a StreamError naming the call (the search's state is
+    not shared), an advance() naming it moves no stream, other streams go on,
+    and the stream decodes as if nothing had happened."""
+    scores = ex.scores[3]
+    stream, other = example_decoder.stream(), example_decoder.stream()
+    entered, release = threading.Event(), threading.Event()
+    search = stream._search
+    accept = search.accept
+
+    def held_accept(rows):
+        entered.set()
+        release.wait(30)
+        accept(rows)
+
+    search.accept = held_accept
+    worker = threading.Thread(target=stream.accept, args=(scores[:9],))
+    worker.start()
+    try:
+        assert entered.wait(30)
+        calls = {"accept()": lambda: stream.accept(scores[9:12]), "partial()": stream.partial,
+                 "finish()": stream.finish, "close()": stream.close,
+                 "pairs[1]": lambda: example_decoder.advance([(other, scores[:2]), (stream, scores[9:12])])}
+        for what, call in calls.items():
+            with pytest.raises(wfst.StreamError, match=re.escape(what) + ": another thread is using this stream"):
+                call()
+        assert other.num_frames == 0 and stream.state == "open"
+        example_decoder.advance([(other, scores[:4])])  # advance() let go of the stream it held
+    finally:
+        release.set()
+        worker.join(30)
+    del search.accept
+    stream.accept(scores[9:])
+    assert_same_results(stream.finish(), offline[3])
+    assert_same_results(other.finish(), example_decoder.decode(scores[:4]))
 
 
 def test_channels_are_capped_and_freed(ex):

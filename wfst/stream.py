@@ -15,13 +15,18 @@
 A stream holds one of the decoder's channels from :meth:`wfst.Decoder.stream`
 until :meth:`Stream.finish` or :meth:`Stream.close` (or until it is garbage
 collected, if it was dropped while open). Chunks of any size (zero
-rows included) give the same final result as one matrix.
+rows included) give the same final result as one matrix. A stream serves one
+thread at a time: a call while another thread's call on the same stream is in
+progress is a :class:`StreamError` (streams of one decoder may be used from
+different threads).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import weakref
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,6 +77,7 @@ class Stream:
         self._partial = Partial((), 0.0, -1)
         self._width: int | None = None
         self._frames_at_release = 0
+        self._busy = threading.Lock()  # held by the call in progress (see _one_caller)
 
     @property
     def num_frames(self) -> int:
@@ -91,12 +97,17 @@ class Stream:
         stream can go on with a good one), :class:`StreamError` when the stream is
         no longer open, :class:`GraphError` (and closes the stream) when the
         search meets a negative-cost epsilon cycle."""
-        self._run(self._checked(chunk))
+        with self._one_caller("accept()"):
+            self._run(self._checked(chunk))
 
     def partial(self) -> Partial:
         """The best path after the frames accepted so far (final costs not
         applied); cheap to call after every chunk."""
-        self._require_open("partial()")
+        with self._one_caller("partial()"):
+            self._require_open("partial()")
+            return self._current_partial()
+
+    def _current_partial(self) -> Partial:
         frames = self.num_frames
         if self._partial.num_frames != frames:
             a, first, end = self._frontier()
@@ -116,26 +127,29 @@ class Stream:
         if self._endpoint is None:
             raise StreamError("endpoint_detected() needs a stream made with decoder.stream(endpoint="
                               "wfst.EndpointConfig(...))")
-        self._require_open("endpoint_detected()")
-        self.partial()
-        a, first, end = self._frontier()
-        relative = final_relative_cost(a.tok_state[first:end], a.tok_cost[first:end], self._decoder.graph.fst.final)
-        return self._endpoint.detected(self.num_frames, self._tracker.trailing_silence, relative)
+        with self._one_caller("endpoint_detected()"):
+            self._require_open("endpoint_detected()")
+            self._current_partial()
+            a, first, end = self._frontier()
+            relative = final_relative_cost(a.tok_state[first:end], a.tok_cost[first:end],
+                                           self._decoder.graph.fst.final)
+            return self._endpoint.detected(self.num_frames, self._tracker.trailing_silence, relative)
 
     def finish(self) -> Result:
         """The utterance's :class:`wfst.Result` (final costs, lattice), exactly as
         offline :meth:`wfst.Decoder.decode` of all accepted rows; frees the
         channel. The stream cannot be used afterwards."""
-        self._require_open("finish()")
-        try:
-            return self._search.finish()
-        finally:
-            self._release(FINISHED)
+        with self._one_caller("finish()"):
+            self._require_open("finish()")
+            try:
+                return self._search.finish()
+            finally:
+                self._release(FINISHED)
 
     def close(self) -> None:
         """Abandon the utterance and free the channel (no-op when not open)."""
-        if self.state == OPEN:
-            self._release(CLOSED)
+        with self._one_caller("close()"):
+            self._close()
 
     def __enter__(self) -> Stream:
         return self
@@ -147,6 +161,18 @@ class Stream:
         return f"Stream(channel={self.channel}, state={self.state!r}, frames={self.num_frames})"
 
     # ---------------------------------------------------------------- internal
+    @contextmanager
+    def _one_caller(self, what: str):
+        """Hold the stream for one call: its search state is not shared, so a
+        call from another thread meanwhile is a StreamError, never a mixed state."""
+        if not self._busy.acquire(blocking=False):
+            raise StreamError(f"{what}: another thread is using this stream right now; a stream serves one thread "
+                              "at a time (give each thread its own stream, or hold a lock around its calls)")
+        try:
+            yield
+        finally:
+            self._busy.release()
+
     def _checked(self, chunk, name: str = "chunk"):
         """``chunk`` checked for this open stream (changes nothing): float32 rows
         on the CPU backend, a :class:`wfst.cuda_scores.ScoreInput` on the GPU."""
@@ -168,7 +194,7 @@ class Stream:
         """Decode rows from :meth:`_checked`, then the partial result (what one
         stream does in :meth:`wfst.Decoder.advance` on the CPU)."""
         self._run(scores)
-        return self.partial()
+        return self._current_partial()
 
     def _run(self, scores) -> None:
         if _shape(scores)[0] == 0:
@@ -176,7 +202,7 @@ class Stream:
         try:
             self._search.accept(scores)
         except GraphError:
-            self.close()
+            self._close()
             raise
         self._width = _shape(scores)[1]
 
@@ -187,13 +213,17 @@ class Stream:
         try:
             return self._search.frontier()
         except GraphError:
-            self.close()
+            self._close()
             raise
 
     def _require_open(self, what: str) -> None:
         if self.state != OPEN:
             raise StreamError(f"{what} on a {self.state} stream (channel {self.channel} was freed); "
                               "open a new one with decoder.stream()")
+
+    def _close(self) -> None:
+        if self.state == OPEN:
+            self._release(CLOSED)
 
     def _release(self, state: str) -> None:
         self.state = state
@@ -203,39 +233,42 @@ class Stream:
 
 
 def advance_streams(decoder: Decoder, pairs, pool=None) -> list[Partial]:
-    """:meth:`wfst.Decoder.advance` on the CPU: check every ``(stream, chunk)``
-    pair, then decode each chunk and take its stream's partial result, on
-    ``pool`` (a ``concurrent.futures`` executor) when given."""
+    """:meth:`wfst.Decoder.advance`: check every ``(stream, chunk)`` pair, then
+    decode each chunk and take its stream's partial result (on the CPU on
+    ``pool``, a ``concurrent.futures`` executor, when given), holding every
+    stream for the call."""
     pairs = list(pairs)
-    streams, checked, seen = [], [], set()
-    for i, pair in enumerate(pairs):
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise TypeError(f"pairs[{i}] must be a (stream, chunk) tuple, got {type(pair).__name__}")
-        stream, chunk = pair
-        if not isinstance(stream, Stream) or stream._decoder is not decoder:
-            raise StreamError(f"pairs[{i}]: not a stream of this decoder (make it with decoder.stream())")
-        if id(stream) in seen:
-            raise StreamError(f"pairs[{i}]: the same stream twice in one advance(); concatenate its chunks")
-        seen.add(id(stream))
-        streams.append(stream)
-        checked.append(stream._checked(chunk, name=f"pairs[{i}] chunk"))
+    with ExitStack() as held:
+        streams, checked, seen = [], [], set()
+        for i, pair in enumerate(pairs):
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise TypeError(f"pairs[{i}] must be a (stream, chunk) tuple, got {type(pair).__name__}")
+            stream, chunk = pair
+            if not isinstance(stream, Stream) or stream._decoder is not decoder:
+                raise StreamError(f"pairs[{i}]: not a stream of this decoder (make it with decoder.stream())")
+            if id(stream) in seen:
+                raise StreamError(f"pairs[{i}]: the same stream twice in one advance(); concatenate its chunks")
+            seen.add(id(stream))
+            held.enter_context(stream._one_caller(f"pairs[{i}]"))
+            streams.append(stream)
+            checked.append(stream._checked(chunk, name=f"pairs[{i}] chunk"))
 
-    def step(i):
-        try:
-            return streams[i]._step(checked[i])
-        except GraphError as error:  # the stream is closed; the others still advance
-            return error
+        def step(i):
+            try:
+                return streams[i]._step(checked[i])
+            except GraphError as error:  # the stream is closed; the others still advance
+                return error
 
-    if decoder._cuda is not None:
-        out = _advance_on_gpu(streams, checked)
-    elif pool is None or len(pairs) < 2:
-        out = [step(i) for i in range(len(pairs))]
-    else:
-        out = list(pool.map(step, range(len(pairs))))
-    for o in out:
-        if isinstance(o, GraphError):
-            raise o
-    return out
+        if decoder._cuda is not None:
+            out = _advance_on_gpu(streams, checked)
+        elif pool is None or len(pairs) < 2:
+            out = [step(i) for i in range(len(pairs))]
+        else:
+            out = list(pool.map(step, range(len(pairs))))
+        for o in out:
+            if isinstance(o, GraphError):
+                raise o
+        return out
 
 
 def _advance_on_gpu(streams: list[Stream], checked: list) -> list:
@@ -249,11 +282,11 @@ def _advance_on_gpu(streams: list[Stream], checked: list) -> list:
     out: list = [None] * len(streams)
     for i, error in zip(moving, errors):
         if error is not None:
-            streams[i].close()
+            streams[i]._close()
             out[i] = error
         elif _shape(checked[i])[0]:
             streams[i]._width = _shape(checked[i])[1]
-    return [o if o is not None else s.partial() for o, s in zip(out, streams)]
+    return [o if o is not None else s._current_partial() for o, s in zip(out, streams)]
 
 
 def _shape(scores) -> tuple[int, int]:
