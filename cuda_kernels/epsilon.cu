@@ -147,7 +147,7 @@ eps_links(const long long* params, int* counters, const int* ne_offsets, const i
         for (int a = ne_offsets[s]; a < ne_offsets[s + 1]; ++a) {
             if (!(__fadd_rn(cu, weight[a]) < bound)) continue;
             int v = hash_find(table, H, nextstate[a]);
-            int l = atomicAdd(ctr + C_NLINK, 1);
+            int l = warp_increment(ctr + C_NLINK);  // a warp's tokens are one lane's (SPAN_ALIGN)
             if ((unsigned)l < (unsigned)X) {  // (a counter past 2^31 reads as overflow)
                 link_src[lx + l] = idx;
                 link_dst[lx + l] = v;  // a hash slot until resolve_links
