@@ -82,7 +82,8 @@ class Stream:
     @property
     def num_frames(self) -> int:
         """Score rows accepted so far."""
-        return self._frames_at_release if self._search is None else self._search.num_frames
+        search = self._search  # (read once: a finish() on another thread may let it go)
+        return self._frames_at_release if search is None else search.num_frames
 
     @property
     def partial_steps(self) -> int:
