@@ -274,6 +274,30 @@ def test_a_batch_borrows_at_most_the_channels_it_asks_for():
     assert pool.acquire_up_to(1) == [3]
 
 
+def test_a_channel_given_back_inside_acquire_on_the_same_thread_is_not_lost():
+    """A dropped stream's finalizer may run inside acquire() on the thread that
+    holds the pool's lock (a garbage collection started by an allocation there):
+    its release must not wait for that lock, which would wait forever, and the
+    channel is free for the next acquire."""
+    from wfst.stream_channels import ChannelPool
+
+    pool = ChannelPool(2)
+    first, _ = pool.acquire(), pool.acquire()
+
+    def collection_inside_acquire():
+        with pool._lock:
+            pool.release(first)
+
+    worker = threading.Thread(target=collection_inside_acquire, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "release() waited on the lock its own thread holds"
+    assert pool.in_use == 1
+    assert pool.acquire() == first
+    with pytest.raises(wfst.StreamError, match="all 2 channels"):
+        pool.acquire()
+
+
 def test_a_dropped_open_stream_frees_its_channel(ex):
     decoder = wfst.Decoder(ex.fst, device="cpu", channels=1)
     stream = decoder.stream()

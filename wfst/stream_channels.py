@@ -10,37 +10,57 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections import deque
 
 from .errors import StreamError
 
 
 class ChannelPool:
-    """``capacity`` channels numbered ``0 .. capacity - 1``; thread-safe."""
+    """``capacity`` channels numbered ``0 .. capacity - 1``; thread-safe.
+
+    A channel given back waits in a queue until the pool's lock is free: a
+    dropped stream's finalizer may run inside :meth:`acquire` on the thread
+    that holds the lock (a garbage collection started by one of its
+    allocations), where waiting for the lock would wait forever."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
         self._free = list(range(capacity))
+        self._returned: deque[int] = deque()  # given back, not yet in _free (appends are atomic)
         self._lock = threading.Lock()
 
     @property
     def in_use(self) -> int:
-        return self.capacity - len(self._free)
+        return self.capacity - len(self._free) - len(self._returned)
 
     def acquire(self) -> int:
         """The lowest free channel; :class:`StreamError` when all are taken."""
         with self._lock:
-            if not self._free:
-                raise StreamError(f"all {self.capacity} channels hold open streams: finish() or close() one "
-                                  "first, or make the Decoder with more channels=")
-            return heapq.heappop(self._free)
+            self._take_returned()
+            if self._free:
+                return heapq.heappop(self._free)
+        raise StreamError(f"all {self.capacity} channels hold open streams: finish() or close() one "
+                          "first, or make the Decoder with more channels=")
 
     def acquire_up_to(self, n: int) -> list[int]:
         """Up to ``n`` of the lowest free channels, at least one (:class:`StreamError`
         when all are taken): what an offline batch borrows on the GPU."""
-        first = self.acquire()
+        taken = [self.acquire()]
         with self._lock:
-            return [first] + [heapq.heappop(self._free) for _ in range(min(n - 1, len(self._free)))]
+            self._take_returned()
+            while len(taken) < n and self._free:
+                taken.append(heapq.heappop(self._free))
+        return taken
 
     def release(self, channel: int) -> None:
-        with self._lock:
-            heapq.heappush(self._free, channel)
+        self._returned.append(channel)
+        if self._lock.acquire(blocking=False):  # else the holder, or the next caller, takes it
+            try:
+                self._take_returned()
+            finally:
+                self._lock.release()
+
+    def _take_returned(self) -> None:
+        """Move the channels given back into the free heap (with the lock held)."""
+        while self._returned:
+            heapq.heappush(self._free, self._returned.popleft())
