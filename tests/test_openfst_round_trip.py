@@ -1,6 +1,9 @@
 """OpenFst binaries written by pynini read back exactly; ours read back in
 pynini; the native cache round-trips bit for bit."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import pywrapfst
@@ -82,6 +85,35 @@ def test_cache_is_memory_mapped_read_only(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a directory"):
         loaded.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.wfst"]  # no temporary file left
+
+
+def test_threads_saving_one_cache_at_once_leave_it_whole(tmp_path):
+    """Threads saving graphs to one path while others read it: each writer has
+    its own temporary file (one per process was shared: one thread's rename
+    took another's, FileNotFoundError, and readers saw truncated caches), so
+    every read and the file left hold one of the graphs, whole."""
+    graphs = [CsrFst.from_pynini(random_pynini_fst(seed)) for seed in range(3)]
+    path = tmp_path / "g.wfst"
+    graphs[0].save(path)
+    barrier = threading.Barrier(5)
+
+    def save(k):
+        barrier.wait()
+        for _ in range(40):
+            graphs[k].save(path)
+
+    def read(_):
+        barrier.wait()
+        for _ in range(40):
+            loaded = read_fst(path)
+            assert any(loaded.same_as(g) for g in graphs)
+
+    with ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(save, k) for k in range(3)] + [pool.submit(read, k) for k in range(2)]
+        for future in futures:
+            future.result()
+    assert any(read_fst(path).same_as(g) for g in graphs)
+    assert [p.name for p in tmp_path.iterdir()] == ["g.wfst"]
 
 
 def test_embedded_symbol_tables_are_skipped(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def write_cache(fst: CsrFst, path: str | os.PathLike) -> None:
         raise IsADirectoryError(f"cannot save the cache as {os.fspath(path)!r}: it is a directory (give a file "
                                 "path, e.g. graph.wfst)")
     layout, size = _layout(fst.num_states, fst.num_arcs)
-    tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
+    tmp = f"{os.fspath(path)}.tmp{os.getpid()}-{threading.get_ident()}"  # one per writer, threads included
     try:
         with open(tmp, "wb") as stream:
             stream.write(HEADER.pack(MAGIC, VERSION, 0, fst.num_states, fst.num_arcs,
