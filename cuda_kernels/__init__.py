@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 DIRECTORY = Path(__file__).resolve().parent
@@ -33,6 +34,7 @@ KERNEL_FILES = ("frame_prologue.cu", "spans.cu", "emitting.cu", "epsilon.cu", "t
 """Every kernel family, one file each (the compile test checks this list is complete)."""
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)
+_COMPILING = threading.Lock()  # held while a thread compiles and writes a cubin
 
 
 def source(name: str) -> str:
@@ -74,14 +76,15 @@ def cubin_file(name: str, arch: str) -> Path:
     text = source(name)
     key = hashlib.sha256(repr((text, COMPILE_OPTIONS, arch, nvrtc.version())).encode()).hexdigest()[:24]
     path = CUBIN_CACHE / f"{Path(name).stem}-{arch}-{key}.cubin"
-    if not path.exists():
-        result = nvrtc.compile_source(text, name, arch, COMPILE_OPTIONS)
-        if not result.ok:
-            raise RuntimeError(f"NVRTC could not compile {name} for {arch}:\n{result.log}")
-        CUBIN_CACHE.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_bytes(result.cubin)
-        os.replace(partial, path)  # (atomic: another process may be writing the same file)
+    with _COMPILING:  # threads (two decoders' first decodes) compile a file once
+        if not path.exists():
+            result = nvrtc.compile_source(text, name, arch, COMPILE_OPTIONS)
+            if not result.ok:
+                raise RuntimeError(f"NVRTC could not compile {name} for {arch}:\n{result.log}")
+            CUBIN_CACHE.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.partial")
+            partial.write_bytes(result.cubin)
+            os.replace(partial, path)  # (atomic: another process may be writing the same file)
     return path
 
 

@@ -4,6 +4,9 @@ no GPU and no driver: this runs in CI (the ``test`` extra installs
 ``nvidia-cuda-nvrtc-cu12``)."""
 
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -130,3 +133,32 @@ def test_the_gpu_loads_a_cubin_compiled_with_the_tested_options(monkeypatch, tmp
     stamp = path.stat().st_mtime_ns
     assert cuda_kernels.cubin_file("segments.cu", "sm_90") == path and path.stat().st_mtime_ns == stamp
     assert cuda_kernels.cubin_file("segments.cu", "sm_80") != path
+
+
+@needs_nvrtc
+def test_threads_loading_a_kernel_file_at_once_compile_it_once(monkeypatch, tmp_path):
+    """Two decoders' first decodes on two threads: a file compiles once and
+    every thread gets its whole cubin (threads wrote one temporary file, whose
+    rename by one took it from the other: FileNotFoundError)."""
+    monkeypatch.setattr(cuda_kernels, "CUBIN_CACHE", tmp_path / "cache")
+    compiled = []
+    compile_source = nvrtc.compile_source
+
+    def slow_compile(text, name, arch, options):
+        compiled.append(name)
+        time.sleep(0.2)  # every thread finds no cubin unless the first holds the others back
+        return compile_source(text, name, arch, options)
+
+    monkeypatch.setattr(nvrtc, "compile_source", slow_compile)
+    barrier = threading.Barrier(4)
+
+    def load(_):
+        barrier.wait()
+        return cuda_kernels.cubin_file("segments.cu", "sm_90")
+
+    with ThreadPoolExecutor(4) as pool:
+        paths = set(pool.map(load, range(4)))
+    assert compiled == ["segments.cu"]
+    (path,) = paths
+    want = compile_source(cuda_kernels.source("segments.cu"), "segments.cu", "sm_90", cuda_kernels.COMPILE_OPTIONS)
+    assert path.read_bytes() == want.cubin
