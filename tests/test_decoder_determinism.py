@@ -117,6 +117,40 @@ def test_a_cpu_decoder_shared_by_threads_gives_each_its_results():
         assert_same_results(got, want)
 
 
+def test_threads_first_decoding_at_once_share_one_packed_graph(monkeypatch):
+    """The CPU search's packed copy of the graph (12 bytes an arc: 370 MB on the
+    full TLG) is built once per decoder, however many threads make the first
+    call at once, and each search uses it."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wfst import decoding_graph
+
+    built = []
+    pack = decoding_graph._packed_layout
+
+    def slow_pack(fst):
+        built.append(fst)
+        time.sleep(0.2)  # every thread finds no layout unless the first holds the others back
+        return pack(fst)
+
+    monkeypatch.setattr(decoding_graph, "_packed_layout", slow_pack)
+    fst = random_graph(5, max_states=10)
+    decoder = wfst.Decoder(fst, PRUNING, device="cpu")
+    barrier = threading.Barrier(4)
+
+    def first_stream(_):
+        barrier.wait()
+        with decoder.stream() as stream:
+            return stream._search._layout
+
+    with ThreadPoolExecutor(4) as pool:
+        layouts = list(pool.map(first_stream, range(4)))
+    assert len(built) == 1
+    assert all(layout is decoder.graph.host_layout() for layout in layouts)
+
+
 @pytest.mark.parametrize("prune_interval", [1, 2, 3])
 def test_lattice_pruning_every_prune_interval_frames_drops_dead_ends(prune_interval):
     """Every ``prune_interval`` frames the lattice so far is pruned: a token that

@@ -7,6 +7,8 @@ score column (``ilabel - 1``, or ``pdf_map[ilabel]``).
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
@@ -39,29 +41,35 @@ class DecodingGraph:
         columns = self.column_of_ilabel[emitting_labels]
         self.num_columns = int(columns.max()) + 1 if columns.size else 0
         self._host_layout = None
+        self._host_layout_lock = threading.Lock()
         cycle_state = negative_epsilon_cycle_state(fst.ne_offsets, fst.nextstate, fst.weight)
         if cycle_state >= 0:
             raise GraphError(f"the graph has a negative-cost epsilon cycle through state {cycle_state}: the best "
                              "path is unbounded. Remove it (e.g. push weights or fix the grammar) before decoding")
 
-
     def host_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(state_arcs, arc_int, arc_float), built on first use:
-
-        * ``state_arcs`` int32 (S + 1, 2): ``[e_offsets[s], ne_offsets[s]]``, so that
-          both arc ranges of a state come from one cache line;
-        * ``arc_int`` int32 (A, 3): ``[nextstate, ilabel, weight bits]`` per arc;
-        * ``arc_float``: the same memory as float32, ``arc_float[a, 2]`` the weight.
-        """
-        if self._host_layout is None:
-            fst = self.fst
-            state_arcs = np.stack([fst.e_offsets, fst.ne_offsets], axis=1).astype(np.int32)
-            arc_int = np.empty((fst.num_arcs, 3), np.int32)
-            arc_int[:, 0] = fst.nextstate
-            arc_int[:, 1] = fst.ilabel
-            arc_int[:, 2] = fst.weight.view(np.int32)
-            self._host_layout = (state_arcs, arc_int, arc_int.view(np.float32))
+        """(state_arcs, arc_int, arc_float), built on first use, once whichever
+        threads ask at once (:func:`_packed_layout`)."""
+        with self._host_layout_lock:
+            if self._host_layout is None:
+                self._host_layout = _packed_layout(self.fst)
         return self._host_layout
+
+
+def _packed_layout(fst: CsrFst) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What one CPU expansion reads, in few cache lines:
+
+    * ``state_arcs`` int32 (S + 1, 2): ``[e_offsets[s], ne_offsets[s]]``, so that
+      both arc ranges of a state come from one cache line;
+    * ``arc_int`` int32 (A, 3): ``[nextstate, ilabel, weight bits]`` per arc;
+    * ``arc_float``: the same memory as float32, ``arc_float[a, 2]`` the weight.
+    """
+    state_arcs = np.stack([fst.e_offsets, fst.ne_offsets], axis=1).astype(np.int32)
+    arc_int = np.empty((fst.num_arcs, 3), np.int32)
+    arc_int[:, 0] = fst.nextstate
+    arc_int[:, 1] = fst.ilabel
+    arc_int[:, 2] = fst.weight.view(np.int32)
+    return state_arcs, arc_int, arc_int.view(np.float32)
 
 
 def _column_map(fst: CsrFst, pdf_map) -> np.ndarray:
