@@ -231,7 +231,7 @@ def test_float16_cupy_and_torch_inputs(cupy_module):
     from wfst.cuda_scores import score_input
 
     for x in (cupy.asarray(scores), cupy.asarray(half), wide[:, :4]):  # zero-copy: rows apart, columns adjacent
-        assert score_input(x, fst.max_ilabel).array.data.ptr == x.data.ptr
+        assert score_input(x, fst.max_ilabel, device_id=0).array.data.ptr == x.data.ptr
     _same(gpu.decode(wide[:, :4]), want)  # read in place, 10 columns from one row to the next
     torch = pytest.importorskip("torch")
     if cupy.__name__ != "cupy" or not torch.cuda.is_available():
@@ -255,7 +255,7 @@ def test_float64_device_scores_are_read_in_place_and_keep_denormals(cupy_module)
     scores[::2] *= 1e-40  # below float32's normal range (1.2e-38): denormal costs on every other frame
     scores[1::3] += 1e-9  # values that float64 -> float32 rounding changes
     x = cupy.asarray(scores)
-    source = score_input(x, fst.max_ilabel)
+    source = score_input(x, fst.max_ilabel, device_id=0)
     assert source.dtype_code == 2 and source.array.data.ptr == x.data.ptr
     cpu, gpu = _pair(fst, config, lanes=2)
     for got, want in zip(gpu.decode([x, x[:7]]), cpu.decode([scores, scores[:7]])):

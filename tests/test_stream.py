@@ -237,10 +237,37 @@ def test_a_stream_serves_one_thread_at_a_time(ex, example_decoder, offline):
     finally:
         release.set()
         worker.join(30)
+    assert not worker.is_alive()
     del search.accept
     stream.accept(scores[9:])
     assert_same_results(stream.finish(), offline[3])
     assert_same_results(other.finish(), example_decoder.decode(scores[:4]))
+
+
+def test_advance_lets_go_of_its_streams_once_every_step_has_ended(ex):
+    """When one stream's step raises something unexpected on the decoder's
+    threads, advance() raises it only after the other steps end, so no stream
+    is let go while a thread still works on it."""
+    import time
+
+    decoder = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale), device="cpu", threads=2)
+    broken, slow = decoder.stream(), decoder.stream()
+    ended = threading.Event()
+    accept = slow._search.accept
+
+    def slow_accept(rows):
+        time.sleep(0.3)
+        accept(rows)
+        ended.set()
+
+    def broken_accept(rows):
+        raise RuntimeError("a bug in one step")
+
+    broken._search.accept, slow._search.accept = broken_accept, slow_accept
+    with pytest.raises(RuntimeError, match="a bug"):
+        decoder.advance([(broken, ex.scores[0][:3]), (slow, ex.scores[1][:3])])
+    assert ended.is_set()
+    assert slow.num_frames == 3
 
 
 def test_channels_are_capped_and_freed(ex):

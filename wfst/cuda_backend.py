@@ -212,6 +212,8 @@ class CudaDecoder:
                 self._turn.release()
 
     def _let_go_dropped(self) -> None:
+        """The channels given back meanwhile: each lattice cleared (which needs
+        the turn, hence this queue before the pool's own), then the channel freed."""
         while self._dropped:
             channel = self._dropped.popleft()
             self.lattices.clear(channel)

@@ -40,7 +40,7 @@ def _as_cupy(scores, cupy):
     return None
 
 
-def score_input(scores, num_columns: int, name: str = "scores", device_id: int = 0) -> ScoreInput:
+def score_input(scores, num_columns: int, *, device_id: int, name: str = "scores") -> ScoreInput:
     """Check and wrap one score matrix for a decoder on GPU ``device_id`` (see
     the module docstring)."""
     scores = without_grad(scores)

@@ -74,7 +74,8 @@ class CudaStreamSearch:
         """Search the start frame now if no chunk has (``partial()`` or ``finish()``
         before any rows)."""
         if not self.started:
-            self.accept(score_input(np.zeros((0, 1), np.float32), self._backend.graph.num_columns))
+            self.accept(score_input(np.zeros((0, 1), np.float32), self._backend.graph.num_columns,
+                                    device_id=self._backend.device.id))
 
 
 def accept_chunks(searches: list[CudaStreamSearch], sources: list[ScoreInput]) -> list[GraphError | None]:

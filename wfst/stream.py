@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
+from concurrent.futures import wait
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,9 @@ class Stream:
     partial_steps: back-pointers walked by all :meth:`partial` calls so far (the
         cost of partial results: it grows with the changed suffixes of the best
         path, not with the utterance length).
+
+    One thread at a time: any call while another thread's call on the same
+    stream is in progress raises :class:`StreamError` and changes nothing.
     """
 
     def __init__(self, decoder: Decoder, endpoint: EndpointConfig | None = None):
@@ -148,7 +152,8 @@ class Stream:
                 self._release(FINISHED)
 
     def close(self) -> None:
-        """Abandon the utterance and free the channel (no-op when not open)."""
+        """Abandon the utterance and free the channel (no-op when not open;
+        :class:`StreamError` while another thread's call on it is in progress)."""
         with self._one_caller("close()"):
             self._close()
 
@@ -264,8 +269,10 @@ def advance_streams(decoder: Decoder, pairs, pool=None) -> list[Partial]:
             out = _advance_on_gpu(streams, checked)
         elif pool is None or len(pairs) < 2:
             out = [step(i) for i in range(len(pairs))]
-        else:
-            out = list(pool.map(step, range(len(pairs))))
+        else:  # every step ends before the streams are let go, whatever one raises
+            futures = [pool.submit(step, i) for i in range(len(pairs))]
+            wait(futures)
+            out = [future.result() for future in futures]
         for o in out:
             if isinstance(o, GraphError):
                 raise o

@@ -31,7 +31,9 @@ class ChannelPool:
 
     @property
     def in_use(self) -> int:
-        return self.capacity - len(self._free) - len(self._returned)
+        with self._lock:
+            self._take_returned()
+            return self.capacity - len(self._free)
 
     def acquire(self) -> int:
         """The lowest free channel; :class:`StreamError` when all are taken."""
