@@ -1,6 +1,8 @@
 """OpenFst binaries written by pynini read back exactly; ours read back in
 pynini; the native cache round-trips bit for bit."""
 
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -114,6 +116,25 @@ def test_threads_saving_one_cache_at_once_leave_it_whole(tmp_path):
             future.result()
     assert any(read_fst(path).same_as(g) for g in graphs)
     assert [p.name for p in tmp_path.iterdir()] == ["g.wfst"]
+
+
+@pytest.mark.parametrize("fst_type", ["const", "vector"])
+def test_writing_over_the_file_a_graph_was_read_from_keeps_both(tmp_path, fst_type):
+    """A graph read from a cache (memory-mapped) written as OpenFst over that
+    same file: the file holds the new graph and the graph read from it stays
+    readable. Writing in place truncated the file under the mapping first: the
+    process died of SIGBUS and the file was left empty (a subprocess, so that
+    such a death fails this test rather than the run)."""
+    path = tmp_path / "g.fst"
+    original = CsrFst.from_pynini(random_pynini_fst(5))
+    original.save(path)
+    script = (f"import sys, wfst\nfst = wfst.read_fst(sys.argv[1])\nfst.write(sys.argv[1], {fst_type!r})\n"
+              "assert wfst.read_fst(sys.argv[1]).same_as(fst)\nprint(fst.validate().num_arcs)")  # reads every array
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == original.num_arcs
+    assert read_fst(path).same_as(original)
+    assert [p.name for p in tmp_path.iterdir()] == ["g.fst"]
 
 
 def test_embedded_symbol_tables_are_skipped(tmp_path):

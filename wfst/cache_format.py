@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 
 import numpy as np
 
 from .csr import INDEX_LIMIT, CsrFst, InvariantError
 from .errors import FstFormatError
+from .file_replace import replaced
 
 MAGIC = b"WFSTCSR\x00"
 VERSION = 1
@@ -52,25 +52,19 @@ def _layout(S: int, A: int):
 
 def write_cache(fst: CsrFst, path: str | os.PathLike) -> None:
     """Write ``fst`` (validated first) to ``path``, through a temporary file
-    renamed into place, so a reader never sees half a cache."""
+    renamed into place (:func:`wfst.file_replace.replaced`), so a reader never
+    sees half a cache."""
     fst.validate()
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot save the cache as {os.fspath(path)!r}: it is a directory (give a file "
                                 "path, e.g. graph.wfst)")
     layout, size = _layout(fst.num_states, fst.num_arcs)
-    tmp = f"{os.fspath(path)}.tmp{os.getpid()}-{threading.get_ident()}"  # one per writer, threads included
-    try:
-        with open(tmp, "wb") as stream:
-            stream.write(HEADER.pack(MAGIC, VERSION, 0, fst.num_states, fst.num_arcs,
-                                     fst.num_emitting_arcs, fst.start))
-            for name, (offset, dtype, _length) in layout.items():
-                stream.write(b"\0" * (offset - stream.tell()))
-                stream.write(np.ascontiguousarray(getattr(fst, name), dtype=dtype).tobytes())
-            assert stream.tell() == size
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with replaced(path) as stream:
+        stream.write(HEADER.pack(MAGIC, VERSION, 0, fst.num_states, fst.num_arcs, fst.num_emitting_arcs, fst.start))
+        for name, (offset, dtype, _length) in layout.items():
+            stream.write(b"\0" * (offset - stream.tell()))
+            stream.write(np.ascontiguousarray(getattr(fst, name), dtype=dtype).tobytes())
+        assert stream.tell() == size
 
 
 def is_cache(head: bytes) -> bool:

@@ -258,11 +258,14 @@ class CsrFst:
 
     def write(self, path: str | os.PathLike, fst_type: str = "const") -> None:
         """Write an OpenFst binary file (``fst_type`` ``"vector"`` or ``"const"``,
-        arc type ``standard``) that OpenFst, pynini and Kaldi read."""
+        arc type ``standard``) that OpenFst, pynini and Kaldi read; ``path``
+        may be the file this graph was read from."""
+        from .file_replace import replaced
         from .openfst_binary import write_openfst
 
-        with open(path, "wb") as stream:
-            stream.write(write_openfst(self, fst_type))
+        data = write_openfst(self, fst_type)
+        with replaced(path) as stream:  # (truncating in place would pull the file from under a mapped graph)
+            stream.write(data)
 
     # ----------------------------------------------------------------- pynini
     @classmethod

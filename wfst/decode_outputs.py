@@ -54,6 +54,7 @@ from lattice.ctm import ctm_line
 from lattice.nbest import nbest as lattice_nbest
 
 from .errors import WfstError
+from .file_replace import replaced
 from .result import Result
 from .symbols import SymbolTable
 from .wer import WerStats
@@ -92,16 +93,8 @@ def one_field(utt_id: str) -> str:
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that it holds the old or the new content,
     never a mixture, whatever happens (a failed write leaves no temporary file)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with replaced(path, "w", encoding="utf-8", newline="\n") as stream:
+        stream.write(text)
 
 
 class ResumeError(WfstError, ValueError):
