@@ -270,6 +270,28 @@ def test_advance_lets_go_of_its_streams_once_every_step_has_ended(ex):
     assert slow.num_frames == 3
 
 
+def test_an_ended_stream_does_not_keep_its_decoder(ex, example_decoder):
+    """Streams kept after finish() or close() let their decoder go (on CUDA its
+    device memory and threads), and still refuse more work, in advance() too."""
+    import weakref
+
+    decoder = wfst.Decoder(ex.fst, device="cpu")
+    finished, closed = decoder.stream(), decoder.stream()
+    finished.accept(ex.scores[0][:3])
+    finished.finish()
+    closed.close()
+    gone = weakref.ref(decoder)
+    del decoder
+    gc.collect()
+    assert gone() is None
+    for stream, state in ((finished, "finished"), (closed, "closed")):
+        with pytest.raises(wfst.StreamError, match=f"{state} stream"):
+            stream.accept(ex.scores[0][3:6])
+        with pytest.raises(wfst.StreamError, match=f"{state} stream"):
+            example_decoder.advance([(stream, ex.scores[0][3:6])])
+    assert finished.num_frames == 3
+
+
 def test_channels_are_capped_and_freed(ex):
     decoder = wfst.Decoder(ex.fst, device="cpu", channels=2)
     a, b = decoder.stream(), decoder.stream()

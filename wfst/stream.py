@@ -235,6 +235,7 @@ class Stream:
         self.state = state
         self._frames_at_release = self._search.num_frames
         self._search = None  # the search arrays can be large: let them go
+        self._decoder = None  # nor does a stream kept after its end keep the decoder (device memory, threads)
         self._free_channel()
 
 
@@ -250,7 +251,7 @@ def advance_streams(decoder: Decoder, pairs, pool=None) -> list[Partial]:
             if not (isinstance(pair, tuple) and len(pair) == 2):
                 raise TypeError(f"pairs[{i}] must be a (stream, chunk) tuple, got {type(pair).__name__}")
             stream, chunk = pair
-            if not isinstance(stream, Stream) or stream._decoder is not decoder:
+            if not isinstance(stream, Stream) or stream._decoder not in (decoder, None):  # (None: ended)
                 raise StreamError(f"pairs[{i}]: not a stream of this decoder (make it with decoder.stream())")
             if id(stream) in seen:
                 raise StreamError(f"pairs[{i}]: the same stream twice in one advance(); concatenate its chunks")
