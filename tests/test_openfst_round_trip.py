@@ -137,6 +137,20 @@ def test_writing_over_the_file_a_graph_was_read_from_keeps_both(tmp_path, fst_ty
     assert [p.name for p in tmp_path.iterdir()] == ["g.fst"]
 
 
+def test_writing_through_a_symbolic_link_replaces_its_target(tmp_path):
+    """Graphs are often linked into place (Kaldi's graph directories): writing
+    through the link replaces what it points to and leaves the link a link."""
+    target, link = tmp_path / "HCLG.fst", tmp_path / "linked.fst"
+    CsrFst.from_pynini(random_pynini_fst(5)).save(target)
+    link.symlink_to(target)
+    graph = CsrFst.from_pynini(random_pynini_fst(6))
+    graph.write(link)
+    assert link.is_symlink() and read_fst(target).same_as(graph)
+    graph.save(link)
+    assert link.is_symlink() and read_fst(target).same_as(graph)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["HCLG.fst", "linked.fst"]
+
+
 def test_embedded_symbol_tables_are_skipped(tmp_path):
     import pynini
 

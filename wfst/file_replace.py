@@ -15,9 +15,10 @@ def replaced(path: str | os.PathLike, mode: str = "wb", **open_args):
     which replaces ``path`` when the block ends. If the block raises, ``path``
     keeps its old content and no temporary file is left. Readers see the old
     file or the new one, whole; a memory map of the old file (a graph read from
-    it) stays valid. The temporary file is hidden and is one per process and
-    thread, so concurrent writers never share it."""
-    path = os.fspath(path)
+    it) stays valid. A symbolic link stays one: its target is replaced. The
+    temporary file is hidden and is one per process and thread, so concurrent
+    writers never share it."""
+    path = os.path.realpath(path)
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
