@@ -1,11 +1,16 @@
 """The tie rule, and results that do not depend on runs, chunking or threads."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 import wfst
 from tests.decoder_graphs import assert_same_results, flat_scores, graph
 from tests.random_graph import random_graph, random_scores
+from wfst import decoding_graph
 from wfst.cpu_backend import CpuSearch
 from wfst.decoding_graph import DecodingGraph
 
@@ -97,8 +102,6 @@ def test_runs_and_threads_give_identical_results():
 def test_a_cpu_decoder_shared_by_threads_gives_each_its_results():
     """Threads calling one CPU decoder at once (decode, and streams fed chunk by
     chunk) each get the Results a lone call gives."""
-    from concurrent.futures import ThreadPoolExecutor
-
     batch = [random_scores(seed, 12 + seed % 9) for seed in range(24)]
     fst = random_graph(5, max_states=10)
     alone = wfst.Decoder(fst, PRUNING, device="cpu").decode(batch)
@@ -121,12 +124,6 @@ def test_threads_first_decoding_at_once_share_one_packed_graph(monkeypatch):
     """The CPU search's packed copy of the graph (12 bytes an arc: 370 MB on the
     full TLG) is built once per decoder, however many threads make the first
     call at once, and each search uses it."""
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from wfst import decoding_graph
-
     built = []
     pack = decoding_graph._packed_layout
 

@@ -6,6 +6,8 @@ each alone, and misuse raises typed errors without disturbing other streams."""
 import gc
 import re
 import threading
+import time
+import weakref
 
 import numpy as np
 import pytest
@@ -248,8 +250,6 @@ def test_advance_lets_go_of_its_streams_once_every_step_has_ended(ex):
     """When one stream's step raises something unexpected on the decoder's
     threads, advance() raises it only after the other steps end, so no stream
     is let go while a thread still works on it."""
-    import time
-
     decoder = wfst.Decoder(ex.fst, wfst.DecoderConfig(acoustic_scale=ex.acoustic_scale), device="cpu", threads=2)
     broken, slow = decoder.stream(), decoder.stream()
     ended = threading.Event()
@@ -273,8 +273,6 @@ def test_advance_lets_go_of_its_streams_once_every_step_has_ended(ex):
 def test_an_ended_stream_does_not_keep_its_decoder(ex, example_decoder):
     """Streams kept after finish() or close() let their decoder go (on CUDA its
     device memory and threads), and still refuse more work, in advance() too."""
-    import weakref
-
     decoder = wfst.Decoder(ex.fst, device="cpu")
     finished, closed = decoder.stream(), decoder.stream()
     finished.accept(ex.scores[0][:3])
