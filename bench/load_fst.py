@@ -356,7 +356,8 @@ def _ratio(numerator, denominator):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_fst", description=__doc__.split("\n\n")[0])
-    parser.add_argument("graph", nargs="?", help="OpenFst const file (default: the synthetic TLG-shaped graph)")
+    parser.add_argument("graph", nargs="?",
+                        help="OpenFst const or vector file (default: the synthetic TLG-shaped graph)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per path (best and median reported)")
     parser.add_argument("--baseline-budget", type=float, default=60.0,
                         help="seconds: repeat pynini/kaldifst only while the next run fits (default 60)")

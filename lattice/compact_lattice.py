@@ -28,7 +28,9 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False)
 class CompactLattice:
-    """An acyclic word-level lattice; see the module docstring."""
+    """An acyclic word-level lattice, one word (or none) per arc, each arc with
+    the string of input labels it reads: the arrays and invariants are in the
+    module docstring."""
 
     arc_src: np.ndarray
     arc_dst: np.ndarray
@@ -44,10 +46,12 @@ class CompactLattice:
 
     @property
     def num_states(self) -> int:
+        """States (``final_graph_cost``'s length)."""
         return int(self.final_graph_cost.shape[0])
 
     @property
     def num_arcs(self) -> int:
+        """Arcs (``arc_src``'s length)."""
         return int(self.arc_src.shape[0])
 
     def scale(self, acoustic: float = 1.0, graph: float = 1.0) -> "CompactLattice":

@@ -83,10 +83,12 @@ class Lattice:
 
     @property
     def num_states(self) -> int:
+        """States of the lattice (``state_frame``'s length)."""
         return int(self.state_frame.shape[0])
 
     @property
     def num_arcs(self) -> int:
+        """Arcs of the lattice (``arc_src``'s length)."""
         return int(self.arc_src.shape[0])
 
     @property

@@ -11,11 +11,11 @@ from .lattice import Lattice
 def lattice_to_pynini(lattice: Lattice):
     """A mutable ``pynini.Fst`` with the lattice's states (same numbers, start
     0), arcs (same labels; weight ``graph + acoustic`` in float32) and final
-    costs. Needs pynini (``pip install 'wfst-gpu[graph]'``)."""
+    costs. Needs pynini (``pip install pynini``)."""
     try:
         import pynini
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("Lattice.to_pynini needs pynini: pip install 'wfst-gpu[graph]'") from error
+        raise ImportError("Lattice.to_pynini needs pynini: pip install pynini") from error
     if lattice.num_states == 0:
         return pynini.Fst()
     from wfst.csr import CsrFst

@@ -42,7 +42,8 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False)
 class LatticeSegments:
-    """The raw lattice of one utterance; see the module docstring."""
+    """The raw lattice of one utterance as a search left it: tokens and links
+    grouped by frame; the arrays and invariants are in the module docstring."""
 
     tok_state: np.ndarray
     tok_cost: np.ndarray
@@ -64,10 +65,12 @@ class LatticeSegments:
 
     @property
     def num_tokens(self) -> int:
+        """Tokens of every frame."""
         return int(self.tok_state.shape[0])
 
     @property
     def num_links(self) -> int:
+        """Links of every frame."""
         return int(self.link_src.shape[0])
 
     def link_frames(self) -> np.ndarray:

@@ -172,6 +172,7 @@ class MemoryBudget:
 
     @property
     def device_total(self) -> int:
+        """Device bytes: the graph plus every lane and channel."""
         return self.device_fst + self.lanes * self.per_lane + self.channels * self.per_channel
 
     @property
@@ -216,6 +217,7 @@ class MemoryBudget:
         return self
 
     def as_dict(self) -> dict:
+        """The byte counts by name (what ``wfst-info --json`` and the benchmark records hold)."""
         return {
             "device_fst": self.device_fst, "per_lane": self.per_lane, "per_channel": self.per_channel,
             "lanes": self.lanes, "channels": self.channels, "device_total": self.device_total,

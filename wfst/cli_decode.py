@@ -404,7 +404,7 @@ def _warm_up(decoder) -> None:
     """Compile the search kernels (numba, cached on disk) before the clock runs;
     a warm-up past COMPILE_NOTICE_SECONDS says why the command is quiet."""
     notice = threading.Timer(COMPILE_NOTICE_SECONDS, print, [
-        f"{PROG}: compiling the decoder's kernels (once per install, cached for later runs: about a minute)"],
+        f"{PROG}: compiling the decoder's kernels (once per install, cached for later runs: about 40 s to a minute)"],
         {"file": sys.stderr, "flush": True})
     notice.daemon = True
     notice.start()

@@ -87,14 +87,17 @@ class CsrFst:
     # ----------------------------------------------------------------- sizes
     @property
     def num_states(self) -> int:
+        """States, numbered ``0 .. num_states - 1``."""
         return int(self.final.shape[0])
 
     @property
     def num_arcs(self) -> int:
+        """Arcs, emitting and non-emitting."""
         return int(self.nextstate.shape[0])
 
     @property
     def num_emitting_arcs(self) -> int:
+        """Arcs with ``ilabel != 0`` (they read a score row); they come first."""
         return int(self.e_offsets[-1])
 
     @property
@@ -104,6 +107,7 @@ class CsrFst:
 
     @property
     def num_final_states(self) -> int:
+        """States with a finite final cost."""
         return int(np.count_nonzero(self.final != np.inf))
 
     @property
@@ -113,6 +117,7 @@ class CsrFst:
 
     @property
     def max_olabel(self) -> int:
+        """Largest output label (0 when the graph has no arc)."""
         return int(self.olabel.max()) if self.num_arcs else 0
 
     def __repr__(self) -> str:
@@ -282,7 +287,7 @@ class CsrFst:
         try:
             import pynini
         except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError("to_pynini needs pynini: pip install 'wfst-gpu[graph]'") from error
+            raise ImportError("to_pynini needs pynini: pip install pynini") from error
         from .openfst_binary import write_openfst
 
         return pynini.Fst.read_from_string(write_openfst(self, "vector"))

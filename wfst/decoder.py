@@ -85,6 +85,7 @@ class Decoder:
 
     @property
     def fst(self) -> CsrFst:
+        """The decoding graph the decoder was made with."""
         return self.graph.fst
 
     def decode(self, scores) -> Result | list[Result]:

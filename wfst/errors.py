@@ -57,8 +57,11 @@ class CapacityWarning(UserWarning):
 
 
 class StreamError(WfstError, RuntimeError):
-    """A :class:`wfst.Stream` used out of turn: a chunk or ``finish()`` after the
-    stream finished or was closed, more open streams than the decoder's
+    """A :class:`wfst.Stream` used out of turn: a chunk, ``partial()``,
+    ``endpoint_detected()`` or ``finish()`` after the stream finished or was
+    closed, a call while another thread's call on the same stream is in
+    progress, ``endpoint_detected()`` on a stream made without an
+    :class:`wfst.EndpointConfig`, more open streams than the decoder's
     ``channels``, a stream given to another decoder's ``advance``, or one stream
     twice in one ``advance``. Raised before anything changes, so other streams
     (and, except after finish/close, this one) are left as they were."""

@@ -47,6 +47,7 @@ class Result:
 
     @property
     def num_frames(self) -> int:
+        """Score rows decoded (the length of ``alignment``)."""
         return int(self.alignment.shape[0])
 
     def __repr__(self) -> str:
