@@ -406,3 +406,40 @@ def test_a_stream_given_back_during_another_call_s_turn_is_let_go_when_it_ends(e
     assert store.num_frames(kept.channel) == 20
     kept.close()
     assert gpu._channel_pool.in_use == 0
+
+
+def test_close_lets_go_of_device_memory_and_lattice_workers(cupy_module, ex, config, offline):
+    """close() frees the device arrays without the garbage collector, CuPy's
+    pools give their blocks back, the lattice workers end, the stats stay, and
+    open streams are refused; a stream given back afterwards changes nothing."""
+    import gc
+    import weakref
+
+    gpu = wfst.Decoder(ex.fst, config, device="cuda", lanes=2, channels=3, threads=2)
+    kept, dropped = gpu.stream(), gpu.stream()
+    kept.accept(ex.scores[0][:10])
+    dropped.accept(ex.scores[1][:5])
+    assert_same_results(gpu.decode(ex.scores[2]), offline[2])
+    backend, pool = gpu._cuda, cupy_module.get_default_memory_pool()
+    buffers = [weakref.ref(backend.arrays)] + [weakref.ref(view) for view in backend._views.values()]
+    store = backend.lattices  # (held: close() ends the workers even so)
+    workers = [worker.thread for worker in store._workers]
+    emulated = cupy_module.__name__ != "cupy"
+    pooled, device_bytes = pool.frees if emulated else pool.total_bytes(), backend.arrays.device_bytes
+    gc.collect()
+    gc.disable()
+    try:
+        gpu.close()
+        assert all(buffer() is None for buffer in buffers)
+    finally:
+        gc.enable()
+    assert pool.frees == pooled + 1 if emulated else pool.total_bytes() <= pooled - device_bytes
+    for worker in workers:
+        worker.join(30)
+    assert workers and not any(worker.is_alive() for worker in workers)
+    assert backend.stats["frames"] > 0
+    with pytest.raises(wfst.DecoderClosedError, match=r"accept\(\)"):
+        kept.accept(ex.scores[0][10:12])
+    with pytest.raises(wfst.DecoderClosedError, match=r"decode\(\)"):
+        gpu.decode(ex.scores[2])
+    dropped._free_channel()  # what its finalizer does: nothing to give back

@@ -8,8 +8,8 @@ from .budget import MemoryBudget, budget
 from .config import DecoderConfig
 from .csr import CsrFst
 from .endpoint import EndpointConfig, EndpointRule
-from .errors import (CapacityWarning, ConfigError, FstFormatError, GraphError, MemoryBudgetError, ScoresError,
-                     StreamError, WfstError)
+from .errors import (CapacityWarning, ConfigError, DecoderClosedError, FstFormatError, GraphError,
+                     MemoryBudgetError, ScoresError, StreamError, WfstError)
 from .reader import read_fst
 from .result import Result
 from .stream_partial import Partial
@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "CsrFst",
     "Decoder",
+    "DecoderClosedError",
     "DecoderConfig",
     "EndpointConfig",
     "EndpointRule",

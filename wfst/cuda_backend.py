@@ -205,7 +205,7 @@ class CudaDecoder:
         its turn ends, so a finalizer never waits on a run."""
         if channel is not None:
             self._dropped.append(channel)
-        while self._dropped and self._turn.acquire(blocking=False):
+        while self._dropped and self.lattices is not None and self._turn.acquire(blocking=False):
             try:
                 self._let_go_dropped()
             finally:
@@ -214,10 +214,25 @@ class CudaDecoder:
     def _let_go_dropped(self) -> None:
         """The channels given back meanwhile: each lattice cleared (which needs
         the turn, hence this queue before the pool's own), then the channel freed."""
-        while self._dropped:
+        while self._dropped and self.lattices is not None:  # (none once closed)
             channel = self._dropped.popleft()
             self.lattices.clear(channel)
             self.channels.release(channel)
+
+    def close(self) -> None:
+        """Let go of the device and pinned memory, the lattice workers and the
+        streams, once no call has the turn; CuPy's pools give their unused
+        blocks back to the driver. The stats stay. Only
+        :meth:`wfst.Decoder.close` calls this, once no call is in progress."""
+        with self._turn:
+            self._dropped.clear()
+            self.lattices.close()
+            self.lattices = self.arrays = self.launch_graphs = None
+            self._views.clear()
+            self._streams.clear()
+        with self.device:
+            self.cupy.get_default_memory_pool().free_all_blocks()
+            self.cupy.get_default_pinned_memory_pool().free_all_blocks()
 
     # ------------------------------------------------------------- decoding
     def decode(self, inputs: list[ScoreInput]) -> list[Result]:

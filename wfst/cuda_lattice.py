@@ -257,7 +257,8 @@ class LatticeWorker:
     def __init__(self, name: str):
         self.calls: queue.SimpleQueue = queue.SimpleQueue()
         self.done: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=_serve, args=(self.calls, self.done), name=name, daemon=True).start()
+        self.thread = threading.Thread(target=_serve, args=(self.calls, self.done), name=name, daemon=True)
+        self.thread.start()
 
     def append(self, call, *args) -> None:
         self.calls.put((call, args, None))
@@ -332,13 +333,18 @@ class LatticeStore:
         # arrays of finished utterances, for reuse, per partition (its worker's alone while it runs)
         self._spares = [List.empty_list(numba.typeof(self._parts[0][0])) for _ in self._sizes]
         self._workers = [LatticeWorker(f"wfst-lattice-{k}") for k in range(parts)]
-        weakref.finalize(self, LatticeWorker.stop_all, self._workers)
+        self._stop_workers = weakref.finalize(self, LatticeWorker.stop_all, self._workers)
         self.inbox = np.empty(DEFAULT_INBOX_WORDS, np.int32) if inbox is None else inbox
         self._steps: deque = deque()  # per queued step: [partitions not yet done, first error, inbox region, ring]
         self._rings = [(0, self.inbox.size)]  # see use_rings
         self._reserved: dict[int, tuple[int, int]] = {}  # ring: the region reserved for its next append
         self._finishing: deque[Future] = deque()  # finish_later's, oldest first, from the first not known done
         self.wait_seconds = 0.0  # the caller's time blocked on the workers, in all
+
+    def close(self) -> None:
+        """Let the worker threads end (their queued calls done first); the store
+        takes no more work."""
+        self._stop_workers()
 
     def use_rings(self, bounds: list[tuple[int, int]]) -> None:
         """Split the inbox into rings, words ``[start, end)`` each, one per

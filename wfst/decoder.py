@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .call_gate import CallGate
 from .config import DecoderConfig, available_cores
 from .cpu_backend import CpuSearch
 from .csr import CsrFst
@@ -49,6 +51,10 @@ class Decoder:
         All device memory is allocated here, as :func:`wfst.budget` predicts;
         :class:`MemoryBudgetError` if it does not fit. On the CPU, ``channels``
         only caps the open streams (default 256).
+
+    :meth:`close` (or leaving a ``with wfst.Decoder(...) as decoder:`` block)
+    lets go of the threads and memory now; otherwise they go with the last
+    reference to the decoder.
     """
 
     def __init__(self, fst: CsrFst, config: DecoderConfig | None = None, device: str = "auto", pdf_map=None,
@@ -71,6 +77,8 @@ class Decoder:
             threads = 1 if self.device == "cpu" else available_cores()
         self.threads = threads
         self._cuda = None
+        self._calls = CallGate()  # the calls in progress, which close() waits for
+        self._closing = threading.Lock()
         self._stream_pool = None  # the CPU's threads for advance() (they start on first use)
         if self.device == "cpu":
             self._channel_pool = ChannelPool(DEFAULT_CPU_CHANNELS if channels is None else channels)
@@ -94,6 +102,10 @@ class Decoder:
         Column ``i - 1`` (or ``pdf_map[i]``) holds the log-likelihood of input
         label ``i``. Every matrix is checked before any decoding starts. On CUDA,
         :class:`StreamError` when open streams hold every channel."""
+        with self._calls.call("decode()"):
+            return self._decode(scores)
+
+    def _decode(self, scores) -> Result | list[Result]:
         single = not isinstance(scores, (list, tuple))
         batch = [scores] if single else list(scores)
         if self._cuda is not None:
@@ -122,7 +134,8 @@ class Decoder:
         they arrive (see :mod:`wfst.stream`). ``endpoint``: optional
         :class:`wfst.EndpointConfig` for :meth:`Stream.endpoint_detected`.
         :class:`StreamError` when all ``channels`` hold open streams."""
-        return Stream(self, endpoint)
+        with self._calls.call("stream()"):
+            return Stream(self, endpoint)
 
     def advance(self, pairs) -> list[Partial]:
         """Decode one chunk for each of many streams, ``[(stream, chunk), ...]``
@@ -130,7 +143,37 @@ class Decoder:
         ``threads > 1``. Returns each stream's :class:`wfst.Partial` after its
         chunk, in order. Every pair is checked first: a bad chunk or stream raises
         (:class:`ScoresError`, :class:`StreamError`) before any stream moves."""
-        return advance_streams(self, pairs, self._stream_pool)
+        with self._calls.call("advance()"):
+            return advance_streams(self, pairs, self._stream_pool)
+
+    def close(self) -> None:
+        """Let go of the decoder's threads and memory now: on CUDA its device
+        memory (back to the driver: CuPy's pools drop their unused blocks) and
+        pinned host memory; on both backends the packed copy of the graph the
+        CPU search reads (12 bytes an arc). Waits for calls in progress, on
+        any thread, to return. Afterwards every call on the decoder or its
+        open streams raises :class:`DecoderClosedError` (a stream's ``close()``
+        is a no-op); closing again is a no-op. ``with wfst.Decoder(...) as
+        decoder:`` closes it at the block's end."""
+        with self._closing:
+            if not self._calls.close():
+                return
+            if self._stream_pool is not None:
+                self._stream_pool.shutdown()
+            if self._cuda is not None:
+                self._cuda.close()
+            self.graph.forget_host_layout()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._calls.closed
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _acquire_channel(self) -> int:
         """A free channel for a new stream (on CUDA, once no other call has the decoder)."""
@@ -149,7 +192,8 @@ class Decoder:
         return search.finish()
 
     def __repr__(self) -> str:
-        return f"Decoder({self.fst!r}, device={self.device!r}, threads={self.threads})"
+        closed = ", closed" if self.closed else ""
+        return f"Decoder({self.fst!r}, device={self.device!r}, threads={self.threads}{closed})"
 
 
 def _pick_device(device: str) -> str:

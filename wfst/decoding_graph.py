@@ -55,6 +55,11 @@ class DecodingGraph:
                 self._host_layout = _packed_layout(self.fst)
         return self._host_layout
 
+    def forget_host_layout(self) -> None:
+        """Let the packed layout go (a closed decoder's); built again if asked."""
+        with self._host_layout_lock:
+            self._host_layout = None
+
 
 def _packed_layout(fst: CsrFst) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What one CPU expansion reads, in few cache lines:

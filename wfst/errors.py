@@ -50,6 +50,11 @@ class ScoresError(WfstError, ValueError):
     infinite values, or fewer columns than the graph reads."""
 
 
+class DecoderClosedError(WfstError, RuntimeError):
+    """A :class:`wfst.Decoder`, or one of its streams, used after
+    :meth:`wfst.Decoder.close` (a stream's ``close()`` stays a no-op)."""
+
+
 class CapacityWarning(UserWarning):
     """A GPU lane's token or arc queue overflowed: the frame was searched again
     with a tighter beam. The message names the DecoderConfig field to raise

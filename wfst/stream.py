@@ -14,7 +14,7 @@
 
 A stream holds one of the decoder's channels from :meth:`wfst.Decoder.stream`
 until :meth:`Stream.finish` or :meth:`Stream.close` (or until it is garbage
-collected, if it was dropped while open). Chunks of any size (zero
+collected, if it was dropped while open, or its decoder is closed). Chunks of any size (zero
 rows included) give the same final result as one matrix. A stream serves one
 thread at a time: a call while another thread's call on the same stream is in
 progress is a :class:`StreamError` (streams of one decoder may be used from
@@ -35,7 +35,7 @@ import numpy as np
 from . import cpu_search
 from .cpu_backend import CpuSearch
 from .endpoint import EndpointConfig, final_relative_cost
-from .errors import ConfigError, GraphError, ScoresError, StreamError
+from .errors import ConfigError, DecoderClosedError, GraphError, ScoresError, StreamError
 from .result import Result
 from .scores import host_scores
 from .stream_partial import BestPathTracker, Partial
@@ -65,6 +65,7 @@ class Stream:
             raise ConfigError(f"endpoint must be a wfst.EndpointConfig or None, got {type(endpoint).__name__}")
         fst = decoder.graph.fst
         self._decoder = decoder
+        self._calls = decoder._calls  # (kept after the stream ends, unlike the decoder)
         self._endpoint = endpoint
         self.state = OPEN
         self.channel = decoder._acquire_channel()
@@ -170,12 +171,22 @@ class Stream:
     @contextmanager
     def _one_caller(self, what: str):
         """Hold the stream for one call: its search state is not shared, so a
-        call from another thread meanwhile is a StreamError, never a mixed state."""
+        call from another thread meanwhile is a StreamError, never a mixed state.
+        The call is one of its decoder's calls in progress (which
+        :meth:`wfst.Decoder.close` waits for); once the decoder is closed, the
+        stream is closed and every call but close() raises DecoderClosedError."""
         if not self._busy.acquire(blocking=False):
             raise StreamError(f"{what}: another thread is using this stream right now; a stream serves one thread "
                               "at a time (give each thread its own stream, or hold a lock around its calls)")
         try:
-            yield
+            with ExitStack() as held:
+                try:
+                    held.enter_context(self._calls.call(what))
+                except DecoderClosedError:
+                    self._close()  # its channel went with the decoder
+                    if what != "close()":
+                        raise
+                yield
         finally:
             self._busy.release()
 
