@@ -738,6 +738,8 @@ def test_capacity_warnings_name_the_queue_that_overflowed_and_count_the_abandone
     assert len(notes) == 1 and notes[0].startswith(f"{len(abandoned)} utterance(s) overflowed")
     assert re.findall(r"scores\[(\d+)\]", notes[0]) == [str(i) for i in abandoned]  # named, in order
     assert all(w.filename == __file__ for w in caught)
+    for i in abandoned:  # an empty lattice, as the CPU's when no token survives (wfst-decode writes it)
+        assert results[i].lattice.num_states == 0 and results[i].lattice.nbest(2) == []
 
 
 def test_a_pdf_map_may_read_the_widest_column(cupy_module):

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lattice.errors import LatticeError
+from lattice.lattice import Lattice
 
 from . import cuda_kernels_launch as K
 from . import cuda_layout as layout
@@ -87,10 +88,12 @@ _FIELD_OF_OVERFLOW = {layout.OVF_TOKENS: "token_queue_capacity", layout.OVF_HASH
                       layout.OVF_LINKS: "arc_queue_capacity"}
 
 
-def abandoned_result(graph, frames: int) -> Result:
-    """The Result of an utterance given up after a queue overflow: no words, cost inf."""
+def abandoned_result(frames: int) -> Result:
+    """The Result of an utterance given up after a queue overflow: no words,
+    cost inf and an empty lattice, as the CPU's when no token survives."""
     return Result(words=(), cost=float("inf"), graph_cost=float("inf"), acoustic_cost=float("inf"),
-                  reached_final=False, alignment=np.zeros(frames, np.int32), word_frames=(), lattice=None)
+                  reached_final=False, alignment=np.zeros(frames, np.int32), word_frames=(),
+                  lattice=Lattice.empty())
 
 
 def split_lanes(lanes: int, groups: int) -> list[tuple[int, int]]:
@@ -392,6 +395,6 @@ class LaneGroup:
             if how == LOST:
                 job.lost = True
                 if job.finish:
-                    job.result = abandoned_result(decoder.graph, job.first_frame + job.source.frames)
+                    job.result = abandoned_result(job.first_frame + job.source.frames)
             elif how == SEARCHED and job.finish:
                 job.result = decoder.lattices.finish_later(job.channel)

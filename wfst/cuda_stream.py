@@ -66,7 +66,7 @@ class CudaStreamSearch:
     def finish(self) -> Result:
         self._start()
         if self.lost:
-            return abandoned_result(self._backend.graph, self.num_frames)
+            return abandoned_result(self.num_frames)
         with self._backend.turn():
             return self._backend.lattices.finish(self.channel)
 
