@@ -1,6 +1,8 @@
 """Bad input gets a typed error; edge cases (zero frames, no final state reached,
 dead ends) give a Result, never an exception."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -86,9 +88,29 @@ def test_empty_graph_and_missing_start_are_refused():
         decoder(graph(2, -1, {1: 0.0}, [(0, 1, 1, 5, 0.5)]))
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("nextstate", 99, "nextstate.* not in \\[0, 2\\)"), ("start", 7, "start state 7"),
+    ("weight", np.nan, "weight.* must not be NaN"), ("olabel", -3, "olabel.* must be >= 0"),
+])
+def test_a_graph_built_in_memory_that_breaks_an_invariant_is_refused(field, value, message):
+    """A CsrFst made in memory is not validated (files are, as they are read):
+    the decoder checks it, where a state out of range was a crash and the rest
+    silent garbage."""
+    arrays = {name: getattr(LOOP, name).copy() for name in ("nextstate", "weight", "olabel")}
+    if field == "start":
+        broken = dataclasses.replace(LOOP, start=value)
+    else:
+        arrays[field][-1] = value
+        broken = dataclasses.replace(LOOP, **arrays)
+    with pytest.raises(wfst.FstFormatError, match=message):
+        decoder(broken)
+
+
 def test_not_a_graph_or_config():
-    with pytest.raises(TypeError, match="wfst.CsrFst"):
+    with pytest.raises(wfst.GraphError, match="wfst.CsrFst.*got str: read the file first"):
         wfst.Decoder("HCLG.fst")
+    with pytest.raises(wfst.GraphError, match="wfst.CsrFst.*got NoneType$"):
+        wfst.Decoder(None)
     with pytest.raises(wfst.ConfigError, match="DecoderConfig"):
         wfst.Decoder(LOOP, config={"beam": 10})
     with pytest.raises(wfst.ConfigError, match="device"):

@@ -1,12 +1,13 @@
 """A :class:`CsrFst` checked and prepared for decoding, shared by both backends.
 
 Preparation is done once per decoder: the checks that make a search well defined
-(a start state, no negative-cost epsilon cycle) and the map from input label to
-score column (``ilabel - 1``, or ``pdf_map[ilabel]``).
+(the CsrFst invariants, a start state, no negative-cost epsilon cycle) and the map
+from input label to score column (``ilabel - 1``, or ``pdf_map[ilabel]``).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numba
@@ -30,7 +31,9 @@ class DecodingGraph:
 
     def __init__(self, fst: CsrFst, pdf_map=None):
         if not isinstance(fst, CsrFst):
-            raise TypeError(f"expected a wfst.CsrFst (see wfst.read_fst), got {type(fst).__name__}")
+            hint = ": read the file first, wfst.read_fst(path)" if isinstance(fst, (str, os.PathLike)) else ""
+            raise GraphError(f"expected a wfst.CsrFst (see wfst.read_fst), got {type(fst).__name__}{hint}")
+        fst.validate()  # FstFormatError: a graph built in memory may break an invariant the search relies on
         if fst.num_states == 0:
             raise GraphError("the graph has no states; nothing can be decoded")
         if fst.start < 0:
