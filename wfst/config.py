@@ -114,6 +114,10 @@ class DecoderConfig:
         if self.arc_capacity < self.token_capacity:
             raise ConfigError(f"arc_queue_capacity ({self.arc_capacity}) must be at least the token queue "
                               f"capacity ({self.token_capacity}); leave it None to derive it")
+        for name, value in (("token_queue_capacity", self.token_capacity), ("arc_queue_capacity", self.arc_capacity)):
+            if value > INT_MAX:
+                raise ConfigError(f"{name} would be {value} (derived from max_active), beyond {INT_MAX}: set it, "
+                                  "or lower max_active")
         return self
 
 
@@ -123,17 +127,25 @@ MIN_BEAM = 0.1
 search keeps what lies strictly below best + beam, as Kaldi's does)."""
 FLOAT32_MAX = 3.4028234663852886e38
 """The searches compute in float32: a larger number would be infinite there."""
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+"""The smallest normal float32: a smaller positive scale would be 0 (or lose
+its precision) there."""
+INT_MAX = 2**31 - 1
+"""The largest count a setting may hold (the kernels index with int32)."""
 
 
 def _positive_float(name, value, allow_zero=False):
+    smallest = 0.0 if allow_zero else FLOAT32_TINY
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or (value == 0 and not allow_zero) or value > FLOAT32_MAX:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number {bound} (at most {FLOAT32_MAX:.4g}: the search uses "
-                          f"float32), got {value!r}")
+            or value < 0 or (0 < value < smallest) or (value == 0 and not allow_zero) or value > FLOAT32_MAX:
+        bound = ">= 0" if allow_zero else f"from {FLOAT32_TINY:.4g}"
+        raise ConfigError(f"{name} must be a finite number {bound} to {FLOAT32_MAX:.4g} (the search uses "
+                          f"float32, where others are 0 or infinite), got {value!r}")
 
 
 def _positive_int(name, value, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else ">= 1"
-        raise ConfigError(f"{name} must be an integer {bound}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (value == 0 and not allow_zero) \
+            or value > INT_MAX:
+        bound = "0" if allow_zero else "1"
+        raise ConfigError(f"{name} must be an integer from {bound} to {INT_MAX} (the kernels count in int32), "
+                          f"got {value!r}")
