@@ -321,6 +321,24 @@ def test_a_batch_borrows_at_most_the_channels_it_asks_for():
     assert pool.acquire_up_to(1) == [3]
 
 
+def test_a_pool_s_memory_grows_with_the_channels_used_not_its_capacity():
+    """On the CPU ``channels`` only caps the open streams: a huge cap costs
+    nothing up front (it held a list of every channel: 2**26 took 2.8 GB)."""
+    import tracemalloc
+
+    from wfst.stream_channels import ChannelPool
+
+    tracemalloc.start()
+    try:
+        pool = ChannelPool(2**40)
+        assert tracemalloc.get_traced_memory()[0] < 100_000
+    finally:
+        tracemalloc.stop()
+    assert pool.acquire_up_to(3) == [0, 1, 2]
+    pool.release(1)
+    assert pool.in_use == 2 and pool.acquire() == 1 and pool.acquire() == 3
+
+
 def test_a_channel_given_back_inside_acquire_on_the_same_thread_is_not_lost():
     """A dropped stream's finalizer may run inside acquire() on the thread that
     holds the pool's lock (a garbage collection started by an allocation there):
@@ -381,12 +399,14 @@ def test_advance_checks_every_pair_before_any_stream_moves(ex, example_decoder, 
     cases = [([(a, good_a), (b, bad)], wfst.ScoresError, "pairs\\[1\\]"),
              ([(a, good_a), (foreign, good_b)], wfst.StreamError, "not a stream of this decoder"),
              ([(a, good_a), (a, good_a)], wfst.StreamError, "same stream twice"),
-             ([(a, good_a), [b, good_b]], TypeError, "tuple")]
+             ([(a, good_a), (b, good_b, 3)], wfst.StreamError, "pairs\\[1\\] .* pair, got tuple of 3"),
+             ([(a, good_a), b], wfst.StreamError, "pairs\\[1\\] .* pair, got Stream"),
+             (a, wfst.StreamError, "a list of \\(stream, chunk\\) pairs, got Stream")]
     for pairs, error, message in cases:
         with pytest.raises(error, match=message):
             example_decoder.advance(pairs)
         assert (a.num_frames, b.num_frames) == (0, 0)
-    example_decoder.advance([(a, ex.scores[0]), (b, ex.scores[1])])
+    example_decoder.advance([(a, ex.scores[0]), [b, ex.scores[1]]])  # (a pair may be a list)
     assert_same_results(a.finish(), offline[0])
     assert_same_results(b.finish(), offline[1])
     foreign.close()

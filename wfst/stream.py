@@ -255,12 +255,16 @@ def advance_streams(decoder: Decoder, pairs, pool=None) -> list[Partial]:
     decode each chunk and take its stream's partial result (on the CPU on
     ``pool``, a ``concurrent.futures`` executor, when given), holding every
     stream for the call."""
-    pairs = list(pairs)
+    try:
+        pairs = list(pairs)
+    except TypeError:
+        raise StreamError(f"advance() takes a list of (stream, chunk) pairs, got {type(pairs).__name__}") from None
     with ExitStack() as held:
         streams, checked, seen = [], [], set()
         for i, pair in enumerate(pairs):
-            if not (isinstance(pair, tuple) and len(pair) == 2):
-                raise TypeError(f"pairs[{i}] must be a (stream, chunk) tuple, got {type(pair).__name__}")
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise StreamError(f"pairs[{i}] must be a (stream, chunk) pair, got {type(pair).__name__}"
+                                  + (f" of {len(pair)}" if isinstance(pair, (tuple, list)) else ""))
             stream, chunk = pair
             if not isinstance(stream, Stream) or stream._decoder not in (decoder, None):  # (None: ended)
                 raise StreamError(f"pairs[{i}]: not a stream of this decoder (make it with decoder.stream())")

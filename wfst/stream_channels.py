@@ -25,7 +25,8 @@ class ChannelPool:
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self._free = list(range(capacity))
+        self._fresh = 0  # channels below it were taken at some time; those at or above, never
+        self._free = []  # a heap of the channels given back (each below _fresh), so memory grows with use only
         self._returned: deque[int] = deque()  # given back, not yet in _free (appends are atomic)
         self._lock = threading.Lock()
 
@@ -33,14 +34,14 @@ class ChannelPool:
     def in_use(self) -> int:
         with self._lock:
             self._take_returned()
-            return self.capacity - len(self._free)
+            return self._fresh - len(self._free)
 
     def acquire(self) -> int:
         """The lowest free channel; :class:`StreamError` when all are taken."""
         with self._lock:
-            self._take_returned()
-            if self._free:
-                return heapq.heappop(self._free)
+            channel = self._take_lowest()
+            if channel is not None:
+                return channel
         raise StreamError(f"all {self.capacity} channels hold open streams: finish() or close() one "
                           "first, or make the Decoder with more channels=")
 
@@ -49,9 +50,8 @@ class ChannelPool:
         when all are taken): what an offline batch borrows on the GPU."""
         taken = [self.acquire()]
         with self._lock:
-            self._take_returned()
-            while len(taken) < n and self._free:
-                taken.append(heapq.heappop(self._free))
+            while len(taken) < n and (channel := self._take_lowest()) is not None:
+                taken.append(channel)
         return taken
 
     def release(self, channel: int) -> None:
@@ -61,6 +61,16 @@ class ChannelPool:
                 self._take_returned()
             finally:
                 self._lock.release()
+
+    def _take_lowest(self) -> int | None:
+        """The lowest free channel, now taken, or None (with the lock held)."""
+        self._take_returned()
+        if self._free:
+            return heapq.heappop(self._free)
+        if self._fresh < self.capacity:
+            self._fresh += 1
+            return self._fresh - 1
+        return None
 
     def _take_returned(self) -> None:
         """Move the channels given back into the free heap (with the lock held)."""
