@@ -96,6 +96,20 @@ def test_budget_check_raises_before_allocation_with_advice():
         crowded.check(crowded.device_fst + 1000 * crowded.per_channel)
     assert memory.max_lanes(memory.device_total) >= 64
     assert budget(fst, lanes=memory.max_lanes(10**9)).device_total <= 10**9
+    with pytest.raises(MemoryBudgetError, match="or a smaller max_active / token_queue_capacity$"):
+        memory.check(memory.device_total, host_bytes=memory.pinned_host - 1)
+
+
+def test_a_lane_made_large_by_its_score_columns_is_blamed_on_them():
+    """A graph whose largest input label is huge stages that many score
+    columns per lane: the advice names them, not max_active."""
+    fst = CsrFst.from_arcs(2, 0, np.array([np.inf, 0], np.float32), np.array([0]), np.array([1]),
+                           np.array([2**24]), np.array([0]), np.array([0.0])).validate()
+    memory = budget(fst, DecoderConfig(max_active=1, min_active=0), lanes=1)
+    advice = r"fewer score columns: the graph reads 16,777,216 .* staged at \d+\.\d\d GiB a lane"
+    for device, host in ((memory.device_total - 1, None), (memory.device_total, memory.pinned_host - 1)):
+        with pytest.raises(MemoryBudgetError, match=advice):
+            memory.check(device, host)
 
 
 def test_max_lanes_counts_a_channel_per_lane_and_never_goes_negative():

@@ -169,6 +169,8 @@ class MemoryBudget:
     device_fst_arrays: dict = field(default_factory=dict)
     kaldi_device_fst: int = 0
     lane_limit: int = MAX_LANES  # most lanes the kernels take (:func:`lane_limit`)
+    score_columns: int = 0  # P: the score columns staged for each lane's host scores (device and pinned)
+    score_staging: int = 0  # bytes of those per lane: 4 P F
 
     @property
     def device_total(self) -> int:
@@ -207,14 +209,22 @@ class MemoryBudget:
                       "fewer channels")
             raise MemoryBudgetError(
                 f"{self.lanes} lanes and {self.channels} channels need {_size(self.device_total)} of device "
-                f"memory, {_size(device_bytes)} available: {advice} or a smaller max_active / "
-                "token_queue_capacity")
+                f"memory, {_size(device_bytes)} available: {advice} or {self._smaller_lanes()}")
         if host_bytes is not None and self.pinned_host > host_bytes:
             raise MemoryBudgetError(
                 f"{self.lanes} lanes need {_size(self.pinned_host)} of pinned (page-locked) host memory, "
                 f"{_size(host_bytes)} of host memory available: use at most {self.max_lanes_pinned(host_bytes)} "
-                "lanes or a smaller max_active / token_queue_capacity")
+                f"lanes or {self._smaller_lanes()}")
         return self
+
+    def _smaller_lanes(self) -> str:
+        """What makes a lane smaller: its queues, or where staging the scores
+        takes most of it, fewer score columns."""
+        if 2 * self.score_staging > self.per_lane:
+            return (f"fewer score columns: the graph reads {self.score_columns:,} (its largest input label, or "
+                    f"pdf_map's largest entry + 1), staged at {_size(self.score_staging)} a lane; number the "
+                    "input labels densely or map them to columns with a pdf_map")
+        return "a smaller max_active / token_queue_capacity"
 
     def as_dict(self) -> dict:
         """The byte counts by name (what ``wfst-info --json`` and the benchmark records hold)."""
@@ -278,7 +288,7 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     kaldi = 12 * fst.num_states + 8 * fst.num_arcs + 4 * fst.num_emitting_arcs
     return MemoryBudget(int(device_fst), int(per_lane), int(per_channel), int(lanes), int(channels), int(pinned),
                         {name: np.dtype(d).itemsize * n for name, (d, n) in arrays.items()}, int(kaldi),
-                        lane_limit(config))
+                        lane_limit(config), P, 4 * P * chunk_frames)
 
 
 def _mib(n: int) -> str:
