@@ -283,7 +283,7 @@ class CsrFst:
 
     def to_pynini(self):
         """A ``pynini.Fst`` (mutable, vector) with the same states, start, final
-        costs and arcs. Needs the ``graph`` extra (pynini)."""
+        costs and arcs. Needs pynini (``pip install pynini``)."""
         try:
             import pynini
         except ImportError as error:  # pragma: no cover - depends on the environment
