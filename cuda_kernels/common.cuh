@@ -322,11 +322,19 @@ __device__ __forceinline__ bool lower_cost(HashSlot* slot, unsigned key) {
     return false;
 }
 
-// the float bound of a lane's frame after `tighten` overflow retries
+// the float just above a finite x (the bound that keeps only the cost x)
+__device__ __forceinline__ float next_above(float x) {
+    if (x == 0.0f) return __int_as_float(1);
+    return __int_as_float(__float_as_int(x) + (x > 0.0f ? 1 : -1));
+}
+
+// the float bound of a lane's frame after `tighten` overflow retries: best + beam (halved per retry), or
+// just above best where that sum rounds back to best (large costs), so the cheapest cost is always kept
 __device__ __forceinline__ float tightened_bound(float best, float beam, long long tighten) {
-    if (tighten <= 0 || !(best < __int_as_float(0x7F800000))) return __fadd_rn(best, beam);
-    if (tighten >= TIGHTEN_LAST) return __int_as_float(__float_as_int(best) + (best >= 0.0f ? 1 : -1));
-    return __fadd_rn(best, ldexpf(beam, -(int)tighten));
+    if (!(best < __int_as_float(0x7F800000))) return __fadd_rn(best, beam);
+    if (tighten >= TIGHTEN_LAST) return next_above(best);
+    float bound = __fadd_rn(best, tighten <= 0 ? beam : ldexpf(beam, -(int)tighten));
+    return bound > best ? bound : next_above(best);
 }
 
 // ---------------------------------------------------------------- block helpers

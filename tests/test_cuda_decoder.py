@@ -711,6 +711,19 @@ def test_a_deleted_decoder_is_freed_without_the_garbage_collector():
         gc.enable()
 
 
+def test_costs_too_large_for_the_beam_keep_the_cheapest_path_as_on_the_cpu():
+    """The kernels' bound keeps the cheapest candidate where float32 rounds
+    cheapest + beam back to it, as the CPU's does (both dropped every token)."""
+    from .test_decoder_inputs import LARGE_COSTS, large_cost_graph
+
+    for weight, beam in LARGE_COSTS:
+        cpu, gpu = _pair(large_cost_graph(weight), DecoderConfig(beam=beam, max_active=100, min_active=0), lanes=2)
+        scores = [np.zeros((frames, 1), np.float32) for frames in (3, 1, 5)]
+        for got, want, frames in zip(gpu.decode(scores), cpu.decode(scores), (3, 1, 5)):
+            assert want.words == (5,) + (6,) * (frames - 1) and want.reached_final
+            _same(got, want)
+
+
 def test_capacity_warnings_name_the_queue_that_overflowed_and_count_the_abandoned():
     """Only the links overflow (a token queue with a slot per state): the
     warning names arc_queue_capacity alone. Tiny queues that make some

@@ -167,6 +167,9 @@ def test_tightened_bound():
     assert layout.tightened_bound(1.0, 8.0, 3) == 2.0
     assert layout.tightened_bound(1.0, 8.0, layout.TIGHTEN_LAST) == np.nextafter(np.float32(1), np.float32(2))
     assert layout.tightened_bound(np.inf, 8.0, 20) == np.inf
+    above = np.nextafter(np.float32(3e8), np.float32(np.inf))
+    assert layout.tightened_bound(3e8, 15.0, 0) == above and layout.tightened_bound(3e8, 64.0, 2) == above
+    assert layout.tightened_bound(-0.0, 8.0, layout.TIGHTEN_LAST) > 0.0
 
 
 def _shuffled(frames, rng):

@@ -106,6 +106,25 @@ def test_a_graph_built_in_memory_that_breaks_an_invariant_is_refused(field, valu
         decoder(broken)
 
 
+LARGE_COSTS = [(3e8, 15.0), (1e30, 15.0), (3e6, 0.1)]
+"""(first arc's weight, beam) where float32 rounds cost + beam back to the cost."""
+
+
+def large_cost_graph(weight):
+    """0 -1:5/weight-> 1 -1:6/0-> 1 (final): the only path costs ``weight``."""
+    return graph(2, 0, {1: 0.0}, [(0, 1, 1, 5, weight), (1, 1, 1, 6, 0.0)])
+
+
+@pytest.mark.parametrize("weight, beam", LARGE_COSTS)
+def test_costs_too_large_for_the_beam_keep_the_cheapest_path(weight, beam):
+    """Where ``cheapest + beam`` rounds back to ``cheapest``, the bound is the
+    float just above it: the cheapest path survives (every token was dropped,
+    an empty Result, while the exact search and OpenFst find the path)."""
+    result = decoder(large_cost_graph(weight), beam=beam, max_active=100, min_active=0).decode(
+        np.zeros((3, 1), np.float32))
+    assert result.words == (5, 6, 6) and result.reached_final and result.cost == float(np.float32(weight))
+
+
 def test_not_a_graph_or_config():
     with pytest.raises(wfst.GraphError, match="wfst.CsrFst.*got str: read the file first"):
         wfst.Decoder("HCLG.fst")

@@ -95,7 +95,7 @@ class DecoderConfig:
         if self.beam < MIN_BEAM:
             raise ConfigError(f"beam must be at least {MIN_BEAM} (typical: 10 to 20), got {self.beam!r}: a "
                               "narrower one is lost to float32 rounding once path costs grow (best + beam == "
-                              "best), and the search then keeps nothing")
+                              "best), and the search then keeps only the best cost")
         _positive_float("acoustic_scale", self.acoustic_scale)
         _positive_float("lattice_beam", self.lattice_beam, allow_zero=True)
         _positive_int("max_active", self.max_active)
@@ -123,8 +123,9 @@ class DecoderConfig:
 
 MIN_BEAM = 0.1
 """The narrowest search beam: float32 costs near 1e6 (an hour of audio) are
-0.06 apart, so a beam below that would keep not even the best path (the
-search keeps what lies strictly below best + beam, as Kaldi's does)."""
+0.06 apart, so a beam below that would be lost to rounding there (the search
+keeps what lies strictly below best + beam, as Kaldi's does, or, where that
+sum rounds back to best, only the best cost)."""
 FLOAT32_MAX = 3.4028234663852886e38
 """The searches compute in float32: a larger number would be infinite there."""
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)

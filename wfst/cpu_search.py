@@ -16,7 +16,9 @@ LatticeFasterDecoder, but with every choice independent of processing order:
 2. **Emitting expansion.** Each arc of an expanded token gives ``(cost + ac) +
    weight`` with ``ac = -(acoustic_scale * loglike)`` in float32. A first pass
    finds the cheapest, so that ``bound = cheapest + adaptive_beam`` is exact
-   (Kaldi tightens the same bound as it goes, which depends on order); a second
+   (Kaldi tightens the same bound as it goes, which depends on order; where
+   float32 rounds the sum back to ``cheapest``, at costs beyond about 2**23 x
+   the beam, the bound is the float just above it, keeping the cheapest); a second
    pass makes or improves, for each arc below ``bound``, the token of its next
    state, and adds a lattice link.
 3. **Epsilon closure** under the same ``bound``: Bellman-Ford with a FIFO queue
@@ -284,6 +286,17 @@ def _store_arc_ranges(state_arcs, state, scratch, i):
     scratch[ARCS_E1, i] = state_arcs[state + 1, 0]
     scratch[ARCS_N0, i] = state_arcs[state, 1]
     scratch[ARCS_N1, i] = state_arcs[state + 1, 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _beam_bound(cheapest, beam):
+    """``cheapest + beam`` in float32, or the float just above ``cheapest``
+    where the sum rounds back to it (costs beyond about 2**23 x beam), so the
+    cheapest candidate is always kept."""
+    bound = cheapest + beam
+    if bound > cheapest or not cheapest < INF:
+        return bound
+    return np.float32(np.nextafter(cheapest, INF))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -580,8 +593,8 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
         # 1. cutoff
         cutoff, adaptive_beam = _cutoff(toks[1][first_prev:nt], np.float32(beam), max_active, min_active)
         # 2. emitting expansion: first the exact bound, then the tokens below it
-        bound = _emitting_bound(arc_int, arc_float, ac_of_ilabel, toks[1], scratch, first_prev, nt, cutoff) \
-            + adaptive_beam
+        bound = _beam_bound(_emitting_bound(arc_int, arc_float, ac_of_ilabel, toks[1], scratch, first_prev, nt,
+                                            cutoff), adaptive_beam)
         first_tok = nt
         first_link = nl
         k = first_prev

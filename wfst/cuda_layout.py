@@ -96,10 +96,13 @@ def gpu_cutoff(costs, beam, max_active: int, min_active: int, beam_delta=np.floa
 
 
 def tightened_bound(best, beam, tighten: int) -> np.float32:
-    """The frame bound after ``tighten`` overflow retries (``tightened_bound``)."""
+    """The frame bound after ``tighten`` overflow retries (``tightened_bound``):
+    ``best + beam`` (the beam halved per retry), or just above ``best`` where
+    the sum rounds back to it."""
     best, beam = np.float32(best), np.float32(beam)
-    if tighten <= 0 or not best < np.inf:
+    if not best < np.inf:
         return np.float32(best + beam)
     if tighten >= TIGHTEN_LAST:
         return np.nextafter(best, np.float32(np.inf))
-    return np.float32(best + np.float32(np.ldexp(beam, -tighten)))
+    bound = np.float32(best + (beam if tighten <= 0 else np.float32(np.ldexp(beam, -tighten))))
+    return bound if bound > best else np.nextafter(best, np.float32(np.inf))
