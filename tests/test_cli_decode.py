@@ -690,6 +690,19 @@ def test_example_keeps_an_outdir_it_is_given_and_reruns_there(tmp_path):
         assert len(complete_lines(out / "text")) == 20 and (out / "wer").is_file()
 
 
+def test_example_leaves_another_run_in_its_outdir_alone(ex, tmp_path, capsys):
+    """wfst-decode example --outdir DIR replaces only an earlier example run:
+    a run of the user's own there (here the example's files at another beam)
+    is refused, exit 2, and left as it was."""
+    out = tmp_path / "mine"
+    assert decode(ex, ex.scores_path, out, "--beam", "9", "--ref", ex.text_path) == EXIT_OK
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["example", "--threads", "1", "--outdir", str(out)]) == EXIT_UNUSABLE
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    err = capsys.readouterr().err
+    assert "holds another run (decoded with other config)" in err and "--outdir" in err and "Traceback" not in err
+
+
 def test_wer_counts_references_and_hypotheses_that_have_no_partner(ex, api_text, tmp_path, capsys):
     """--ref scores the utterances that have both (Kaldi's --mode=present): 3 of
     the 20 decoded here, 2 references naming no decoded utterance. The wer file

@@ -103,7 +103,8 @@ exit codes:
 WER is scored as Kaldi's compute-wer --mode=present does: over the decoded utterances that have a
 reference.
 
-  wfst-decode example   decodes the small example shipped with wfst-gpu and prints its WER and RTFx.
+  wfst-decode example   decodes the small example shipped with wfst-gpu and prints its WER and RTFx
+                        (--outdir DIR keeps its outputs; it replaces only an earlier example run there).
 """
 
 CONFIG_HELP = {
@@ -257,11 +258,14 @@ def _lattice_options(args: argparse.Namespace) -> LatticeOptions | None:
 
 
 # ------------------------------------------------------------------ set-up
-def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict, inputs: dict) -> None:
+def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict, inputs: dict,
+                    rerun: bool = False) -> None:
     """Make ``outdir`` ready: create it, or check that it may be continued
     (``resume``: its decode.json has the same ``settings`` where
     :data:`RESUME_SETTINGS` name them) or replaced (``overwrite``: only a
-    directory that wfst-decode wrote, with a decode.json); raise
+    directory that wfst-decode wrote, with a decode.json; ``rerun``, for
+    ``wfst-decode example --outdir``: only one holding a run with the same
+    ``settings``, as for ``resume``); raise
     :class:`UsageError` if not, or if one of the ``inputs`` (option: path or
     None) is one of the files wfst-decode writes there."""
     for option, path in inputs.items():
@@ -279,24 +283,41 @@ def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool, settings: dict,
                              "it can be neither resumed nor overwritten: choose another OUTDIR")
         if overwrite:
             _remove_outputs(outdir)
+        elif rerun:
+            try:
+                changed = _changed_settings(outdir, settings)
+                reason = changed and f"decoded with other {', '.join(changed)}"
+            except ValueError as error:
+                reason = f"its decode.json is unreadable: {error}"
+            if reason:
+                raise UsageError(f"--outdir {outdir} holds another run ({reason}), which the example does not "
+                                 "replace: choose another --outdir")
+            _remove_outputs(outdir)
         elif not resume:
             raise UsageError(f"OUTDIR {outdir} is not empty: pass --resume to continue the run it holds, or "
                              "--overwrite to replace its results")
         else:
             try:
-                before = read_settings(outdir)
-                if not isinstance(before, dict):
-                    raise ValueError("not a JSON object")
+                changed = _changed_settings(outdir, settings)
             except ValueError as error:
                 raise UsageError(f"cannot resume in {outdir}: its decode.json is unreadable ({error}); use "
                                  "--overwrite or another OUTDIR") from None
-            changed = sorted(k for k in RESUME_SETTINGS if before.get(k) != settings[k])
             if changed:
                 raise UsageError(f"cannot resume in {outdir}: it was decoded with other {', '.join(changed)} "
-                                 f"({', '.join(f'{k}={before.get(k)}' for k in changed)}); rerun with the same "
+                                 f"({', '.join(f'{k}={v}' for k, v in changed.items())}); rerun with the same "
                                  "options, or use --overwrite or another OUTDIR")
     outdir.mkdir(parents=True, exist_ok=True)
     write_settings(outdir, settings)
+
+
+def _changed_settings(outdir: Path, settings: dict) -> dict:
+    """Each of :data:`RESUME_SETTINGS` whose value in ``outdir``'s decode.json
+    differs from ``settings``, with that value; ``ValueError`` if decode.json is
+    not a settings object."""
+    before = read_settings(outdir)
+    if not isinstance(before, dict):
+        raise ValueError("not a JSON object")
+    return {k: before.get(k) for k in RESUME_SETTINGS if before.get(k) != settings[k]}
 
 
 def _remove_outputs(outdir: Path) -> None:
@@ -450,9 +471,10 @@ def _summary(tally: Tally, frame_shift: float, assumed: bool, wall: float, decod
 
 
 # -------------------------------------------------------------------- main
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, rerun: bool = False) -> int:
     """Decode as ``args`` say; returns the exit code. User errors raise
-    :class:`WfstError` or ``OSError`` before anything is written."""
+    :class:`WfstError` or ``OSError`` before anything is written. ``rerun``:
+    replace the results of an earlier run with the same settings in OUTDIR."""
     from tqdm import tqdm
 
     from .decoder import Decoder
@@ -495,7 +517,7 @@ def run(args: argparse.Namespace) -> int:
     existed = outdir.exists()
     # whether this run starts OUTDIR (undone if it decodes nothing; a file there is refused by _prepare_outdir)
     fresh = not existed or outdir.is_dir() and not any(outdir.iterdir())
-    _prepare_outdir(outdir, args.resume, args.overwrite, settings, inputs)
+    _prepare_outdir(outdir, args.resume, args.overwrite, settings, inputs, rerun)
     _warm_up(decoder)
 
     outputs = DecodeOutputs(outdir, words, frame_shift, acoustic_scale=config.acoustic_scale, ctm=args.ctm,
@@ -543,7 +565,8 @@ def _example(argv: list[str]) -> int:
         prog=f"{PROG} example",
         description="Decode the small example shipped with wfst-gpu (a CTC TLG and 20 synthetic utterances) on "
                     "the best available device; print WER and RTFx.")
-    parser.add_argument("--outdir", help="keep the outputs here (default: a temporary directory, removed after)")
+    parser.add_argument("--outdir", help="keep the outputs here, replacing an earlier example run's but no other "
+                                         "(default: a temporary directory, removed after)")
     _add_hardware_options(parser)
     options = parser.parse_args(argv)
     example = load_example()
@@ -555,10 +578,9 @@ def _example(argv: list[str]) -> int:
         "--ref", str(example.text_path), "--acoustic-scale", str(example.acoustic_scale),
         "--device", options.device, "--threads", str(options.threads),
         *(["--lanes", str(options.lanes)] if options.lanes is not None else []),
-        *(["--overwrite"] if options.outdir else []),
     ])
     try:
-        return run(args)
+        return run(args, rerun=True)
     finally:
         if not options.outdir:
             shutil.rmtree(outdir, ignore_errors=True)
