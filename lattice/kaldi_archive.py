@@ -30,6 +30,8 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
+from wfst.file_replace import replaced
+
 from . import kaldi_binary, kaldi_text
 from .compact_lattice import CompactLattice
 from .convert import compact_to_lattice, factor
@@ -84,15 +86,17 @@ def write_lattices(target, items: Iterable[tuple[str, Lattice | CompactLattice]]
     ``ark,b:PATH``, or a file object open for writing bytes (written at its
     position, flushed, not closed). ``binary``: None takes the specifier's
     ``t``/``b`` and is binary otherwise. ``append``: add to an existing file
-    instead of replacing it. Each lattice is written as its own type
+    instead of replacing it. A file replaced keeps its old content until the
+    last item is written (:func:`wfst.file_replace.replaced`), so the items may
+    be read from it. Each lattice is written as its own type
     (``Lattice`` -> arc type ``lattice4``, ``CompactLattice`` ->
     ``compactlattice44``; text lines as in :mod:`lattice.kaldi_text`). Items
     are consumed and written one at a time, so a generator streams.
 
     Raises :class:`KaldiLatticeError` for a bad key, an arc cost that is not
     finite or a NaN/-inf final cost, before
-    that entry is written (earlier ones are), and ``TypeError`` for what is not
-    a lattice.
+    that entry is written (earlier ones are, except to a file replaced: it
+    keeps its old content), and ``TypeError`` for what is not a lattice.
     """
     if isinstance(target, io.TextIOBase):
         raise TypeError("open the archive in binary mode ('wb' or 'ab')")
@@ -110,7 +114,8 @@ def write_lattices(target, items: Iterable[tuple[str, Lattice | CompactLattice]]
         _write_entries(sys.stdout.buffer, items, binary)
         sys.stdout.buffer.flush()
         return
-    with open(path, "ab" if append else "wb") as file:
+    special = os.path.exists(path) and not os.path.isfile(path)  # a device or pipe: written, never replaced
+    with open(path, "ab" if append else "wb") if append or special else replaced(path) as file:
         _write_entries(file, items, binary)
 
 

@@ -4,6 +4,7 @@ and a real Kaldi decoder's lattices), hand-written archives, malformed input,
 and ConvertLattice (lattice.convert)."""
 
 import io
+import os
 import struct
 
 import numpy as np
@@ -507,6 +508,30 @@ def test_a_mapping_is_written_as_its_items(tmp_path):
     lats = {"a": random_lattice(np.random.default_rng(1)), "b": random_lattice(np.random.default_rng(2))}
     write_lattices(tmp_path / "m.ark", lats)
     assert [key for key, _ in read_lattices(tmp_path / "m.ark")] == ["a", "b"]
+
+
+def test_an_archive_rewritten_from_itself_is_never_lost(tmp_path):
+    """A generator may read the archive it rewrites: the file keeps its old
+    content until the last entry is written, and keeps it whole when the
+    writing fails part-way (no temporary file is left). Appending reads the
+    entries that were there; a device is written, not replaced."""
+    lats = [(f"u{i}", random_lattice(np.random.default_rng(i))) for i in range(3)]
+    path = tmp_path / "lat.ark"
+    write_lattices(f"ark:{path}", lats)
+    original = path.read_bytes()
+    write_lattices(f"ark:{path}", ((key, lat) for key, lat in read_lattices(f"ark:{path}")))
+    assert path.read_bytes() == original
+
+    def failing():
+        yield from read_lattices(path)
+        yield "bad key", lats[0][1]
+    with pytest.raises(KaldiLatticeError, match="Kaldi keys"):
+        write_lattices(f"ark,t:{path}", failing())
+    assert path.read_bytes() == original and sorted(p.name for p in tmp_path.iterdir()) == ["lat.ark"]
+    write_lattices(path, read_lattices(path), append=True)
+    assert path.read_bytes() == original * 2
+    write_lattices("ark:/dev/null", lats)
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
 
 
 def test_write_errors(tmp_path):
