@@ -300,7 +300,10 @@ def test_bad_graph_words_and_inputs_fail_fast(ex, tmp_path, capsys):
     bad_graph.write_bytes(ex.graph_path.read_bytes()[:-100])
     words = tmp_path / "words.txt"
     words.write_text("<eps> 0\nhello 1\n")
+    malformed = tmp_path / "malformed.npz"  # a workload whose metadata is not JSON
+    np.savez(malformed, **{**np.load(ex.scores_path), "metadata": np.array("{oops")})
     cases = [
+        [ex.graph_path, ex.words_path, malformed],
         [bad_graph, ex.words_path, ex.scores_path],
         [tmp_path / "missing.fst", ex.words_path, ex.scores_path],
         [ex.graph_path, words, ex.scores_path],
@@ -315,7 +318,7 @@ def test_bad_graph_words_and_inputs_fail_fast(ex, tmp_path, capsys):
         assert not outdir.exists(), number  # nothing was started
     err = capsys.readouterr().err
     assert err.count("wfst-decode: error:") == len(cases) and "Traceback" not in err
-    assert "truncated" in err and "not in this words.txt" in err and "ark:" in err
+    assert "truncated" in err and "not in this words.txt" in err and "ark:" in err and "'metadata': not JSON" in err
 
 
 def test_outdir_is_never_overwritten_without_asking(ex, tmp_path, capsys):

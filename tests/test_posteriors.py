@@ -197,6 +197,26 @@ def test_load_rejects_bad_files(tmp_path):
         Workload.load(tmp_path / "junk.npz")
 
 
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("metadata", np.array("{oops"), "'metadata': not JSON"),
+    ("metadata", np.array("[1, 2]"), "'metadata': expected a JSON object"),
+    ("frame_shift", np.array([0.04, 0.04]), "'frame_shift': expected a number of seconds"),
+    ("frame_shift", np.array("40ms"), "'frame_shift': expected a number of seconds"),
+    ("frame_shift", np.float64(np.inf), "frame_shift must be a positive finite number"),
+    ("phones", np.array("a b c"), "'phones': expected a 1-D array of strings"),
+    ("utt_ids", np.array("utt0000"), "'utt_ids': expected a 1-D array of strings"),
+])
+def test_load_rejects_a_malformed_array(tmp_path, name, value, message):
+    """A workload file whose arrays are not what Workload.save writes raises
+    WorkloadError naming the file and the array, never a raw JSON, type or
+    value error."""
+    synthesize(SENTENCES, LEX, TOKENS).save(tmp_path / "set.npz")
+    arrays = dict(np.load(tmp_path / "set.npz"))
+    np.savez(tmp_path / "set.npz", **{**arrays, name: value})
+    with pytest.raises(WorkloadError, match=f"^{re.escape(str(tmp_path / 'set.npz'))}: .*{re.escape(message)}"):
+        Workload.load(tmp_path / "set.npz")
+
+
 def test_constructor_checks_consistency():
     scores = np.zeros((5, 3), np.float32)
     with pytest.raises(WorkloadError, match="offsets must rise"):
@@ -214,6 +234,8 @@ def test_constructor_checks_consistency():
     ({"utt_ids": ("a", "")}, "non-empty strings"),
     ({"frame_shift": float("nan")}, "frame_shift"),
     ({"frame_shift": 0.0}, "frame_shift"),
+    ({"frame_shift": float("inf")}, "frame_shift"),
+    ({"frame_shift": "0.04"}, "frame_shift"),
     ({"references": (("x",),)}, "1 references for 2 utterances"),
     ({"phones": (("P",),)}, "1 phone sequences for 2 utterances"),
 ])

@@ -8,6 +8,8 @@ Needs numpy only (``kaldiio`` for :meth:`Workload.write_kaldi_ark`).
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import re
 from collections.abc import Mapping
@@ -71,8 +73,8 @@ class Workload:
         bad = [u for u in self.utt_ids if not isinstance(u, str) or not u or re.search(r"\s", u)]
         if bad:
             raise WorkloadError(f"utterance ids must be non-empty strings without whitespace, got {bad[0]!r}")
-        if not self.frame_shift > 0:
-            raise WorkloadError(f"frame_shift must be a positive number of seconds, got {self.frame_shift!r}")
+        if not (isinstance(self.frame_shift, numbers.Real) and 0 < self.frame_shift < math.inf):
+            raise WorkloadError(f"frame_shift must be a positive finite number of seconds, got {self.frame_shift!r}")
         if self.references is not None and len(self.references) != len(self.utt_ids):
             raise WorkloadError(f"{len(self.references)} references for {len(self.utt_ids)} utterances")
         if self.phones is not None and len(self.phones) != len(self.utt_ids):
@@ -130,8 +132,8 @@ class Workload:
         """Read what :meth:`save` wrote. References come from ``text_path``
         (default: ``npz_path`` with suffix ``.text``, if that file exists;
         otherwise none); its ids must be the workload's. Raises
-        :class:`WorkloadError` naming the file when something is missing or
-        inconsistent."""
+        :class:`WorkloadError` naming the file (and the array) when something
+        is missing, malformed or inconsistent."""
         npz_path = Path(npz_path)
         try:
             with np.load(npz_path, allow_pickle=False) as data:
@@ -143,9 +145,16 @@ class Workload:
             if isinstance(error, WorkloadError):
                 raise
             raise WorkloadError(f"{npz_path}: cannot read the workload: {error}") from error
+        fields = {}
+        for name, parse in (("utt_ids", _strings), ("frame_shift", _seconds), ("metadata", _json_object),
+                            ("phones", _strings)):
+            try:
+                fields[name] = parse(arrays[name]) if name in arrays else None
+            except ValueError as error:
+                raise WorkloadError(f"{npz_path}: array {name!r}: {error} (not as Workload.save writes it)") from None
         if text_path is None and npz_path.with_suffix(".text").exists():
             text_path = npz_path.with_suffix(".text")
-        utt_ids = tuple(str(u) for u in arrays["utt_ids"])
+        utt_ids = fields["utt_ids"]
         references = None
         if text_path is not None:
             transcripts = read_transcripts(text_path)
@@ -153,11 +162,10 @@ class Workload:
                 raise WorkloadError(f"{text_path}: its utterance ids are not those of {npz_path} "
                                     f"({len(transcripts)} vs {len(utt_ids)} ids)")
             references = tuple(transcripts[u] for u in utt_ids)
-        metadata = json.loads(str(arrays["metadata"])) if "metadata" in arrays else {}
-        phones = tuple(tuple(str(p).split()) for p in arrays["phones"]) if "phones" in arrays else None
+        phones = None if fields["phones"] is None else tuple(tuple(p.split()) for p in fields["phones"])
         try:
-            return cls(arrays["scores"], arrays["offsets"], utt_ids, float(arrays["frame_shift"]), references,
-                       metadata, phones)
+            return cls(arrays["scores"], arrays["offsets"], utt_ids, fields["frame_shift"], references,
+                       fields["metadata"] or {}, phones)
         except WorkloadError as error:
             raise WorkloadError(f"{npz_path}: {error}") from None
 
@@ -172,3 +180,30 @@ class Workload:
 
         kaldiio.save_ark(os.fspath(path), {u: self.utterance(i) for i, u in enumerate(self.utt_ids)},
                          scp=None if scp is None else os.fspath(scp), text=text)
+
+
+def _strings(array: np.ndarray) -> tuple[str, ...]:
+    """The strings of a 1-D string array; ``ValueError`` for anything else."""
+    if array.ndim != 1 or array.dtype.kind != "U":
+        raise ValueError(f"expected a 1-D array of strings, got {array.dtype} of shape {array.shape}")
+    return tuple(str(item) for item in array)
+
+
+def _seconds(array: np.ndarray) -> float:
+    """The number a 0-d numeric array holds; ``ValueError`` for anything else."""
+    if array.ndim != 0 or array.dtype.kind not in "iuf":
+        raise ValueError(f"expected a number of seconds, got {array.dtype} of shape {array.shape}")
+    return float(array)
+
+
+def _json_object(array: np.ndarray) -> dict:
+    """The JSON object a 0-d string array holds; ``ValueError`` for anything else."""
+    if array.ndim != 0 or array.dtype.kind != "U":
+        raise ValueError(f"expected a JSON string, got {array.dtype} of shape {array.shape}")
+    try:
+        value = json.loads(str(array))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
