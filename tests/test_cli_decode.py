@@ -321,6 +321,22 @@ def test_bad_graph_words_and_inputs_fail_fast(ex, tmp_path, capsys):
     assert "truncated" in err and "not in this words.txt" in err and "ark:" in err and "'metadata': not JSON" in err
 
 
+def test_text_files_that_are_not_utf8_are_refused_by_line(ex, tmp_path, capsys):
+    """A --ref, or a workload's .text, that is not UTF-8 (an old Latin-1
+    corpus) is refused with exit 2, naming the file and the line, and nothing
+    is started."""
+    latin1 = ex.text_path.read_text().replace("\n", " caf\u00e9\n", 2).encode("latin-1")
+    (tmp_path / "ref.txt").write_bytes(latin1)
+    assert decode(ex, ex.scores_path, tmp_path / "a", "--ref", tmp_path / "ref.txt") == EXIT_UNUSABLE
+    (tmp_path / "set.npz").write_bytes(ex.scores_path.read_bytes())
+    (tmp_path / "set.text").write_bytes(latin1)
+    assert decode(ex, tmp_path / "set.npz", tmp_path / "b") == EXIT_UNUSABLE
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    err = capsys.readouterr().err
+    assert f"--ref {tmp_path / 'ref.txt'}: line 1: not valid UTF-8" in err
+    assert f"{tmp_path / 'set.text'}: line 1: not valid UTF-8" in err and "Traceback" not in err
+
+
 def test_outdir_is_never_overwritten_without_asking(ex, tmp_path, capsys):
     theirs = tmp_path / "theirs"  # a directory wfst-decode did not write: nothing there is its to replace
     theirs.mkdir()

@@ -195,6 +195,9 @@ def test_load_rejects_bad_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(WorkloadError, match="cannot read"):
         Workload.load(tmp_path / "junk.npz")
+    (tmp_path / "set.text").write_bytes("utt0000 caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(WorkloadError, match="set.text: line 1: not valid UTF-8"):
+        Workload.load(tmp_path / "set.npz")
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [

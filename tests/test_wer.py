@@ -2,6 +2,7 @@
 and the vectorised edit distance against a plain dynamic programme."""
 
 import random
+import re
 
 import pytest
 
@@ -101,6 +102,17 @@ def test_transcript_files_round_trip(tmp_path):
     path.write_text("u1 a\n\nu1 b\n")
     with pytest.raises(WerError, match="line 3: utterance id 'u1' appears twice"):
         read_transcripts(path)
+
+
+def test_a_transcript_file_that_is_not_utf8_names_its_line(tmp_path):
+    """A Latin-1 Kaldi text raises WerError naming the file and the line, not
+    a UnicodeDecodeError; line ends read as before (CRLF, CR)."""
+    path = tmp_path / "text"
+    path.write_bytes("u1 a\r\nu2 caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(WerError, match=f"^{re.escape(str(path))}: line 2: not valid UTF-8"):
+        read_transcripts(path)
+    path.write_bytes("u1 a\r\nu2 caf\u00e9\ru3\n".encode("utf-8"))
+    assert read_transcripts(path) == {"u1": ("a",), "u2": ("caf\u00e9",), "u3": ()}
 
 
 def test_a_tie_between_a_deletion_and_an_insertion_aligns_the_deletion_first():

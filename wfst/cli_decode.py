@@ -334,11 +334,14 @@ def _same_file(a, b) -> bool:
 
 
 def _read_input(option: str, path: str, read):
-    """``read(path)``, an ``OSError`` as a :class:`UsageError` naming ``option``."""
+    """``read(path)``, an ``OSError`` or a typed error of the reader (which
+    names the file) as a :class:`UsageError` naming ``option``."""
     try:
         return read(path)
     except OSError as error:
         raise UsageError(f"{option} {path}: cannot read it: {error.strerror or error}") from None
+    except WfstError as error:
+        raise UsageError(f"{option} {error}") from None
 
 
 def _read_words(path: str, labels: np.ndarray) -> SymbolTable:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WfstError
-from .wer import read_transcripts, write_transcripts
+from .wer import WerError, read_transcripts, write_transcripts
 
 __all__ = ["Workload", "WorkloadError"]
 
@@ -157,7 +157,10 @@ class Workload:
         utt_ids = fields["utt_ids"]
         references = None
         if text_path is not None:
-            transcripts = read_transcripts(text_path)
+            try:
+                transcripts = read_transcripts(text_path)
+            except WerError as error:  # a repeated id, or text that is not UTF-8 (it names the file and line)
+                raise WorkloadError(str(error)) from None
             if set(transcripts) != set(utt_ids):
                 raise WorkloadError(f"{text_path}: its utterance ids are not those of {npz_path} "
                                     f"({len(transcripts)} vs {len(utt_ids)} ids)")

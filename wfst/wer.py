@@ -14,9 +14,11 @@ and :func:`write_transcripts`.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -189,16 +191,22 @@ def compute_wer(
 def read_transcripts(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
     """Read a Kaldi ``text`` file: ``utt-id word word ...`` a line (an id
     alone is an empty transcript), in file order. Raises :class:`WerError`
-    naming the line for a repeated id."""
+    naming the line for a repeated id or text that is not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise WerError(f"{os.fspath(path)}: line {line}: not valid UTF-8 ({error.reason}); Kaldi text files must "
+                       "be UTF-8 encoded: convert it (e.g. with iconv)") from None
     transcripts: dict[str, tuple[str, ...]] = {}
-    with open(path, encoding="utf-8") as stream:
-        for number, line in enumerate(stream, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if fields[0] in transcripts:
-                raise WerError(f"{os.fspath(path)}: line {number}: utterance id {fields[0]!r} appears twice")
-            transcripts[fields[0]] = tuple(fields[1:])
+    for number, line in enumerate(io.StringIO(text, newline=None), 1):  # line ends as open() reads them
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] in transcripts:
+            raise WerError(f"{os.fspath(path)}: line {number}: utterance id {fields[0]!r} appears twice")
+        transcripts[fields[0]] = tuple(fields[1:])
     return transcripts
 
 
