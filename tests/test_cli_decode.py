@@ -428,7 +428,9 @@ def test_references_that_match_no_utterance_give_no_wer(ex, tmp_path, capsys):
 
 
 def test_bad_numbers_and_a_missing_cupy_are_refused(ex, tmp_path, capsys, monkeypatch):
-    assert decode(ex, ex.scores_path, tmp_path / "a", "--frame-shift", "0") == EXIT_UNUSABLE
+    for frame_shift in ("0", "-0.01", "inf", "nan"):
+        assert decode(ex, ex.scores_path, tmp_path / "a", "--frame-shift", frame_shift) == EXIT_UNUSABLE, frame_shift
+    assert not (tmp_path / "a").exists()
     assert main(["example", "--lanes", "0", "--outdir", str(tmp_path / "b")]) == EXIT_UNUSABLE
     with pytest.raises(wfst.ConfigError, match="lanes"):
         wfst.Decoder(ex.fst, lanes=-1)
@@ -436,7 +438,8 @@ def test_bad_numbers_and_a_missing_cupy_are_refused(ex, tmp_path, capsys, monkey
     assert decode(ex, ex.scores_path, tmp_path / "c", "--device", "cuda") == EXIT_UNUSABLE
     assert not (tmp_path / "c").exists()
     err = capsys.readouterr().err
-    assert "frame-shift" in err and "--lanes must be >= 1" in err and "--device cpu" in err
+    assert err.count("--frame-shift must be a positive finite number") == 4
+    assert "--lanes must be >= 1" in err and "--device cpu" in err
     assert "Traceback" not in err
 
 

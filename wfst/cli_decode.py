@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import shutil
 import sys
@@ -491,8 +492,8 @@ def run(args: argparse.Namespace, rerun: bool = False) -> int:
     pdf_map = _read_input("--pdf-map", args.pdf_map, read_pdf_map) if args.pdf_map else None
     source = open_scores(args.scores)
     frame_shift = args.frame_shift if args.frame_shift is not None else source.frame_shift or DEFAULT_FRAME_SHIFT
-    if not frame_shift > 0:
-        raise ConfigError(f"--frame-shift must be a positive number of seconds, got {args.frame_shift}")
+    if not 0 < frame_shift < math.inf:
+        raise UsageError(f"--frame-shift must be a positive finite number of seconds, got {args.frame_shift}")
     fst = read_fst(args.graph)
     labels = np.unique(fst.olabel)
     words = _read_words(args.words, labels)
