@@ -90,6 +90,7 @@ def test_empty_graph_and_missing_start_are_refused():
 
 @pytest.mark.parametrize("field, value, message", [
     ("nextstate", 99, "nextstate.* not in \\[0, 2\\)"), ("start", 7, "start state 7"),
+    ("start", 0.5, "start must be an integer"), ("start", None, "start must be an integer"),
     ("weight", np.nan, "weight.* must not be NaN"), ("olabel", -3, "olabel.* must be >= 0"),
 ])
 def test_a_graph_built_in_memory_that_breaks_an_invariant_is_refused(field, value, message):

@@ -9,6 +9,7 @@ Every public call on a decoder or on one of its streams runs inside
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from .errors import DecoderClosedError
@@ -23,6 +24,7 @@ class CallGate:
         self._changed = threading.Condition()
         self._calls = 0
         self._depth = threading.local()  # this thread's calls in progress
+        self._let_go: Callable[[], None] | None = None  # close()'s, until a thread runs it
         self.closed = False
 
     @contextmanager
@@ -30,25 +32,45 @@ class CallGate:
         """Run the body as a call in progress; :class:`DecoderClosedError`
         naming ``what`` (e.g. ``"decode()"``) once the gate is closed."""
         depth = getattr(self._depth, "calls", 0)
-        with self._changed:
-            if self.closed and depth == 0:
-                raise DecoderClosedError(f"{what}: the decoder was closed (Decoder.close()); make a new "
-                                         "wfst.Decoder to decode more")
-            self._calls += 1
-        self._depth.calls = depth + 1
+        entered = False
         try:
+            with self._changed:
+                if self.closed and depth == 0:
+                    raise DecoderClosedError(f"{what}: the decoder was closed (Decoder.close()); make a new "
+                                             "wfst.Decoder to decode more")
+                self._calls += 1
+                entered = True
+            self._depth.calls = depth + 1
             yield
         finally:
             self._depth.calls = depth
-            with self._changed:
-                self._calls -= 1
-                self._changed.notify_all()
+            if entered:
+                with self._changed:
+                    self._calls -= 1
+                    let_go = self._take_let_go()
+                    self._changed.notify_all()
+                if let_go is not None:
+                    let_go()
 
-    def close(self) -> bool:
-        """Refuse new calls, then wait for the calls in progress to return. True
-        for the call that closed the gate, False if it was closed before."""
+    def close(self, let_go: Callable[[], None]) -> None:
+        """Refuse new calls, then run ``let_go`` once no call is in progress:
+        after the calls of other threads return or, when this thread is itself
+        inside a call (a signal handler), as the last call returns. A close
+        interrupted while it waits leaves ``let_go`` to that last call; each
+        close runs it again, so it must do nothing the second time."""
         with self._changed:
-            first = not self.closed
             self.closed = True
+            self._let_go = let_go
+            if getattr(self._depth, "calls", 0):
+                return
             self._changed.wait_for(lambda: self._calls == 0)
-            return first
+            let_go = self._take_let_go()
+        if let_go is not None:
+            let_go()
+
+    def _take_let_go(self) -> Callable[[], None] | None:
+        """close()'s ``let_go`` to run now, if no call is in progress (lock held)."""
+        if self._calls:
+            return None
+        let_go, self._let_go = self._let_go, None
+        return let_go

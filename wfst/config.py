@@ -116,8 +116,8 @@ class DecoderConfig:
                               f"capacity ({self.token_capacity}); leave it None to derive it")
         for name, value in (("token_queue_capacity", self.token_capacity), ("arc_queue_capacity", self.arc_capacity)):
             if value > INT_MAX:
-                raise ConfigError(f"{name} would be {value} (derived from max_active), beyond {INT_MAX}: set it, "
-                                  "or lower max_active")
+                raise ConfigError(f"{name} would be {value}, beyond {INT_MAX}: lower it, or max_active (from "
+                                  "which it derives when None)")
         return self
 
 

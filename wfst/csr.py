@@ -239,6 +239,8 @@ class CsrFst:
             if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != (length,):
                 got = f"{getattr(array, 'dtype', type(array).__name__)} {getattr(array, 'shape', '')}"
                 raise InvariantError(f"{name} must be {np.dtype(dtype)} of shape ({length},), got {got}", name)
+        if isinstance(self.start, bool) or not isinstance(self.start, (int, np.integer)):
+            raise InvariantError(f"start must be an integer state id (or -1), got {self.start!r}", "start")
         if not -1 <= self.start < S:
             raise InvariantError(f"start state {self.start} is not -1 or in [0, {S})", "start")
         E = int(self.e_offsets[-1])

@@ -342,8 +342,8 @@ class LatticeStore:
         self.wait_seconds = 0.0  # the caller's time blocked on the workers, in all
 
     def close(self) -> None:
-        """Let the worker threads end (their queued calls done first); the store
-        takes no more work."""
+        """Let the worker threads end (their queued calls done first); nothing
+        may be queued afterwards (it would wait forever)."""
         self._stop_workers()
 
     def use_rings(self, bounds: list[tuple[int, int]]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -78,7 +79,9 @@ class Decoder:
         self.threads = threads
         self._cuda = None
         self._calls = CallGate()  # the calls in progress, which close() waits for
+        self._streams: weakref.WeakSet[Stream] = weakref.WeakSet()  # open ones, which close() closes
         self._closing = threading.Lock()
+        self._released = False  # whether close() has let go of everything
         self._stream_pool = None  # the CPU's threads for advance() (they start on first use)
         if self.device == "cpu":
             self._channel_pool = ChannelPool(DEFAULT_CPU_CHANNELS if channels is None else channels)
@@ -147,22 +150,37 @@ class Decoder:
             return advance_streams(self, pairs, self._stream_pool)
 
     def close(self) -> None:
-        """Let go of the decoder's threads and memory now: on CUDA its device
-        memory (back to the driver: CuPy's pools drop their unused blocks) and
-        pinned host memory; on both backends the packed copy of the graph the
-        CPU search reads (12 bytes an arc). Waits for calls in progress, on
-        any thread, to return. Afterwards every call on the decoder or its
-        open streams raises :class:`DecoderClosedError` (a stream's ``close()``
-        is a no-op); closing again is a no-op. ``with wfst.Decoder(...) as
-        decoder:`` closes it at the block's end."""
+        """Let go of the decoder's threads and memory now: its open streams
+        are closed; on CUDA its device memory (back to the driver: CuPy's pools
+        drop their unused blocks) and pinned host memory; on both backends the
+        packed copy of the graph the CPU search reads (12 bytes an arc). Waits
+        for calls in progress on other threads to return (called inside a
+        call of this thread, e.g. from a signal handler, it lets go as that
+        call returns). Afterwards every call on the decoder or its streams
+        raises :class:`DecoderClosedError` (a stream's ``close()`` is a no-op);
+        closing again does nothing. ``with wfst.Decoder(...) as decoder:``
+        closes it at the block's end."""
+        self._calls.close(self._let_go)
+
+    def _let_go(self) -> None:
+        """What :meth:`close` lets go of, once no call is in progress (once only)."""
         with self._closing:
-            if not self._calls.close():
+            if self._released:
                 return
+            for stream in list(self._streams):
+                # a stream held now is closed by its holder: a call refused meanwhile (it closes the stream), or
+                # this thread's own call when close() ran inside it (the stream's next call closes it)
+                if stream._busy.acquire(blocking=False):
+                    try:
+                        stream._close()
+                    finally:
+                        stream._busy.release()
             if self._stream_pool is not None:
                 self._stream_pool.shutdown()
             if self._cuda is not None:
                 self._cuda.close()
             self.graph.forget_host_layout()
+            self._released = True
 
     @property
     def closed(self) -> bool:

@@ -83,6 +83,7 @@ class Stream:
         self._width: int | None = None
         self._frames_at_release = 0
         self._busy = threading.Lock()  # held by the call in progress (see _one_caller)
+        decoder._streams.add(self)
 
     @property
     def num_frames(self) -> int:
@@ -266,7 +267,7 @@ def advance_streams(decoder: Decoder, pairs, pool=None) -> list[Partial]:
                 raise StreamError(f"pairs[{i}] must be a (stream, chunk) pair, got {type(pair).__name__}"
                                   + (f" of {len(pair)}" if isinstance(pair, (tuple, list)) else ""))
             stream, chunk = pair
-            if not isinstance(stream, Stream) or stream._decoder not in (decoder, None):  # (None: ended)
+            if not isinstance(stream, Stream) or stream._calls is not decoder._calls:
                 raise StreamError(f"pairs[{i}]: not a stream of this decoder (make it with decoder.stream())")
             if id(stream) in seen:
                 raise StreamError(f"pairs[{i}]: the same stream twice in one advance(); concatenate its chunks")
