@@ -223,10 +223,12 @@ class CudaDecoder:
         """Let go of the device and pinned memory, the lattice workers and the
         streams, once no call has the turn; CuPy's pools give their unused
         blocks back to the driver. The stats stay. Only
-        :meth:`wfst.Decoder.close` calls this, once no call is in progress."""
+        :meth:`wfst.Decoder.close` calls this, once no call is in progress
+        (again if an earlier close raised)."""
         with self._turn:
             self._dropped.clear()
-            self.lattices.close()
+            if self.lattices is not None:
+                self.lattices.close()
             self.lattices = self.arrays = self.launch_graphs = None
             self._views.clear()
             self._streams.clear()
