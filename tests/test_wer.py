@@ -111,6 +111,9 @@ def test_a_transcript_file_that_is_not_utf8_names_its_line(tmp_path):
     path.write_bytes("u1 a\r\nu2 caf\u00e9\n".encode("latin-1"))
     with pytest.raises(WerError, match=f"^{re.escape(str(path))}: line 2: not valid UTF-8"):
         read_transcripts(path)
+    path.write_bytes("u1 a\ru2 b\r\nu3 caf\u00e9\n".encode("latin-1"))  # a bare CR ends a line too
+    with pytest.raises(WerError, match="line 3: not valid UTF-8"):
+        read_transcripts(path)
     path.write_bytes("u1 a\r\nu2 caf\u00e9\ru3\n".encode("utf-8"))
     assert read_transcripts(path) == {"u1": ("a",), "u2": ("caf\u00e9",), "u3": ()}
 

@@ -196,7 +196,7 @@ def read_transcripts(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
+        line = data[:error.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1  # (as read below)
         raise WerError(f"{os.fspath(path)}: line {line}: not valid UTF-8 ({error.reason}); Kaldi text files must "
                        "be UTF-8 encoded: convert it (e.g. with iconv)") from None
     transcripts: dict[str, tuple[str, ...]] = {}
