@@ -114,10 +114,6 @@ class DecoderConfig:
         if self.arc_capacity < self.token_capacity:
             raise ConfigError(f"arc_queue_capacity ({self.arc_capacity}) must be at least the token queue "
                               f"capacity ({self.token_capacity}); leave it None to derive it")
-        for name, value in (("token_queue_capacity", self.token_capacity), ("arc_queue_capacity", self.arc_capacity)):
-            if value > INT_MAX:
-                raise ConfigError(f"{name} would be {value}, beyond {INT_MAX}: lower it, or max_active (from "
-                                  "which it derives when None)")
         return self
 
 
