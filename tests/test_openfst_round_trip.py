@@ -151,6 +151,17 @@ def test_writing_through_a_symbolic_link_replaces_its_target(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["HCLG.fst", "linked.fst"]
 
 
+def test_a_file_replaced_keeps_its_permissions(tmp_path):
+    """A graph written over a file keeps that file's permission bits (a
+    read-only-for-others graph stays so), as truncating it in place did."""
+    path = tmp_path / "HCLG.fst"
+    CsrFst.from_pynini(random_pynini_fst(5)).write(path)
+    path.chmod(0o640)
+    CsrFst.from_pynini(random_pynini_fst(6)).write(path)
+    CsrFst.from_pynini(random_pynini_fst(7)).save(path)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_embedded_symbol_tables_are_skipped(tmp_path):
     import pynini
 

@@ -5,6 +5,7 @@ renamed into place."""
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from contextlib import contextmanager
 
@@ -15,8 +16,9 @@ def replaced(path: str | os.PathLike, mode: str = "wb", **open_args):
     which replaces ``path`` when the block ends. If the block raises, ``path``
     keeps its old content and no temporary file is left. Readers see the old
     file or the new one, whole; a memory map of the old file (a graph read from
-    it) stays valid. A symbolic link stays one: its target is replaced. The
-    temporary file is hidden and is one per process and thread, so concurrent
+    it) stays valid. A symbolic link stays one: its target is replaced; a file
+    replaced keeps its permission bits (not its hard links). The temporary
+    file is hidden and is one per process and thread, so concurrent
     writers never share it."""
     path = os.path.realpath(path)
     folder, name = os.path.split(path)
@@ -26,6 +28,8 @@ def replaced(path: str | os.PathLike, mode: str = "wb", **open_args):
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
+        if os.path.exists(path):
+            shutil.copymode(path, temporary)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
