@@ -806,6 +806,10 @@ def test_device_scores_beyond_float32_or_a_column_short_are_refused(cupy_module)
         wfst.Decoder(fst, DecoderConfig(), device="cpu").decode(cupy.asnumpy(big))
     with pytest.raises(ScoresError, match="columns"):
         gpu.decode(cupy.zeros((4, fst.max_ilabel - 1), np.float32))
+    huge = cupy.asarray(random_scores(3, 5))
+    huge[2, 1] = 1e10
+    with pytest.raises(ScoresError, match=r"\[2, 1\] is 10000000000.0: scores above 1e\+06 are refused"):
+        gpu.decode(huge)
 
 
 def test_more_lane_groups_than_the_packed_buffers_hold_are_refused():

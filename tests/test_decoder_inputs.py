@@ -23,6 +23,8 @@ def decoder(fst=LOOP, **kw):
     (np.array([[0.0, np.nan]], np.float32), "scores\\[0, 1\\] is nan"),
     (np.array([[0.0, 0.0], [-np.inf, 0.0]], np.float64), "scores\\[1, 0\\] is -inf"),
     (np.array([[0.0, 1e300]]), "is 1e.300, beyond float32's range"),
+    (np.array([[0.0, 0.0], [1e10, 0.0]], np.float32),
+     "scores\\[1, 0\\] is 10000000000.0: scores above 1e.06 are refused"),
     (np.zeros((4, 1), np.float32), "has 1 columns .* at least 2"),
     ("not an array", "2-D array"),
     (np.array([[0.0, 1.0], [np.nan, np.inf]], np.float32), "scores\\[1, 0\\] is nan"),  # the first bad one
@@ -30,6 +32,13 @@ def decoder(fst=LOOP, **kw):
 def test_bad_scores(scores, message):
     with pytest.raises(wfst.ScoresError, match=message):
         decoder().decode(scores)
+
+
+def test_scores_far_below_zero_are_fine_and_up_to_the_limit():
+    """Scores above LOGLIKE_MAX are refused (above), large negative ones are
+    not: they only make a path expensive (here the only one, which is kept)."""
+    result = decoder().decode(np.array([[-1e30, 1e6]], np.float32))
+    assert result.words == (5,) and result.reached_final and result.cost == float(np.float32(1e30))
 
 
 def test_an_empty_batch_gives_no_results_on_any_thread_count():

@@ -6,6 +6,11 @@ import numpy as np
 
 from .errors import ScoresError
 
+LOGLIKE_MAX = 1e6
+"""The largest score accepted: no model's log-likelihood comes near it, and
+path costs of that size (negated, per frame) leave float32 no room for the beam
+(large negative scores are fine: they only make paths expensive)."""
+
 
 def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
     """``scores`` as a read-only, C-contiguous float32 numpy array (frames x
@@ -39,16 +44,25 @@ def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
     given = scores
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported below
         scores = np.ascontiguousarray(scores, dtype=np.float32)
-    finite = np.isfinite(scores)
-    if not finite.all():
-        frame, column = np.argwhere(~finite)[0]
-        value = given[frame, column]
-        if np.isfinite(value):
-            raise ScoresError(f"{name}[{frame}, {column}] is {value}, beyond float32's range (the search "
-                              "computes in float32): log-likelihoods should be far smaller")
-        raise ScoresError(f"{name}[{frame}, {column}] is {value}: scores must be finite "
-                          "(clamp -inf log-probabilities, e.g. to -1e4, and check the model for NaN)")
+    valid = (scores > -np.inf) & (scores <= LOGLIKE_MAX)  # (NaN is neither)
+    if not valid.all():
+        frame, column = np.argwhere(~valid)[0]
+        raise bad_score(name, frame, column, given[frame, column], scores[frame, column])
     return _read_only(scores)
+
+
+def bad_score(name: str, frame: int, column: int, value, value32) -> ScoresError:
+    """The error for a score, ``value`` as given and ``value32`` in float32,
+    that is not finite there or is above :data:`LOGLIKE_MAX`."""
+    if np.isfinite(value) and not np.isfinite(value32):
+        return ScoresError(f"{name}[{frame}, {column}] is {value}, beyond float32's range (the search computes "
+                           "in float32): log-likelihoods should be far smaller")
+    if np.isfinite(value):
+        return ScoresError(f"{name}[{frame}, {column}] is {value}: scores above {LOGLIKE_MAX:g} are refused (no "
+                           "log-likelihood is that large, and path costs that size lose the beam to float32 "
+                           "rounding): check that these are the model's log-likelihoods")
+    return ScoresError(f"{name}[{frame}, {column}] is {value}: scores must be finite "
+                       "(clamp -inf log-probabilities, e.g. to -1e4, and check the model for NaN)")
 
 
 def _read_only(scores: np.ndarray) -> np.ndarray:
