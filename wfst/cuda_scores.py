@@ -79,7 +79,10 @@ def _checked_on_device(x, cupy, num_columns: int, name: str) -> ScoreInput:
     # float64 stays as it is: the kernels round each value they read to float32 (to nearest, as numpy
     # does on the host; CuPy's astype would flush denormals to zero). Finite means finite in float32.
     y = x.astype(np.float32) if x.dtype == np.float64 else x
-    valid = (y > -np.inf) & (y <= LOGLIKE_MAX)  # (NaN is neither)
+    if y.dtype == np.float16:  # (it holds nothing above 65504; LOGLIKE_MAX would overflow in the comparison)
+        valid = cupy.isfinite(y)
+    else:
+        valid = (y > -np.inf) & (y <= LOGLIKE_MAX)  # (NaN is neither)
     if not bool(valid.all()):
         frame, column = (int(v) for v in cupy.argwhere(~valid)[0])
         raise bad_score(name, frame, column, float(x[frame, column]), float(y[frame, column]))
