@@ -134,7 +134,7 @@ INT_MAX = 2**31 - 1
 def _positive_float(name, value, allow_zero=False):
     smallest = 0.0 if allow_zero else FLOAT32_TINY
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or (0 < value < smallest) or (value == 0 and not allow_zero) or value > FLOAT32_MAX:
+            or value < smallest or value > FLOAT32_MAX:
         bound = ">= 0" if allow_zero else f"from {FLOAT32_TINY:.4g}"
         raise ConfigError(f"{name} must be a finite number {bound} to {FLOAT32_MAX:.4g} (the search uses "
                           f"float32, where others are 0 or infinite), got {value!r}")

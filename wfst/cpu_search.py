@@ -289,7 +289,7 @@ def _store_arc_ranges(state_arcs, state, scratch, i):
 
 
 @numba.njit(cache=True, nogil=True)
-def _beam_bound(cheapest, beam):
+def beam_bound(cheapest, beam):
     """``cheapest + beam`` in float32, or the float just above ``cheapest``
     where the sum rounds back to it (costs beyond about 2**23 x beam), so the
     cheapest candidate is always kept."""
@@ -593,7 +593,7 @@ def advance(state_arcs, arc_int, arc_float, column_of_ilabel, scores, acoustic_s
         # 1. cutoff
         cutoff, adaptive_beam = _cutoff(toks[1][first_prev:nt], np.float32(beam), max_active, min_active)
         # 2. emitting expansion: first the exact bound, then the tokens below it
-        bound = _beam_bound(_emitting_bound(arc_int, arc_float, ac_of_ilabel, toks[1], scratch, first_prev, nt,
+        bound = beam_bound(_emitting_bound(arc_int, arc_float, ac_of_ilabel, toks[1], scratch, first_prev, nt,
                                             cutoff), adaptive_beam)
         first_tok = nt
         first_link = nl

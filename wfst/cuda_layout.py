@@ -97,12 +97,11 @@ def gpu_cutoff(costs, beam, max_active: int, min_active: int, beam_delta=np.floa
 
 def tightened_bound(best, beam, tighten: int) -> np.float32:
     """The frame bound after ``tighten`` overflow retries (``tightened_bound``):
-    ``best + beam`` (the beam halved per retry), or just above ``best`` where
-    the sum rounds back to it."""
+    the CPU search's :func:`wfst.cpu_search.beam_bound` with the beam halved
+    per retry, or just above ``best`` from TIGHTEN_LAST on."""
+    from .cpu_search import beam_bound  # (numba: not at import, see wfst/__init__.py)
+
     best, beam = np.float32(best), np.float32(beam)
-    if not best < np.inf:
-        return np.float32(best + beam)
-    if tighten >= TIGHTEN_LAST:
+    if tighten >= TIGHTEN_LAST and best < np.inf:
         return np.nextafter(best, np.float32(np.inf))
-    bound = np.float32(best + (beam if tighten <= 0 else np.float32(np.ldexp(beam, -tighten))))
-    return bound if bound > best else np.nextafter(best, np.float32(np.inf))
+    return np.float32(beam_bound(best, beam if tighten <= 0 else np.float32(np.ldexp(beam, -tighten))))
