@@ -207,6 +207,9 @@ def test_arguments_are_checked_against_the_signature(kernels):
         kernels["read_half"]((1,), (32,), (params, columns))
     with pytest.raises(build.KernelLaunchError, match="geometry"):
         kernels["read_half"]((1,), (48,), (params, columns, np.int32(8), out))
+    for grid in [(0,), (1, 65536), (1, 1, 65536), (2**31,)]:  # what a GPU refuses (MAX_LANES keeps y in range)
+        with pytest.raises(build.KernelLaunchError, match="a grid of"):
+            kernels["read_half"](grid, (32,), (params, columns, np.int32(8), out))
 
 
 def test_streams_run_queued_work_only_when_it_is_waited_for():

@@ -145,6 +145,9 @@ class EmulatedKernel:
         bx, by, bz = _dims(block)
         if by != 1 or bz != 1:
             raise KernelLaunchError(f"{self.name}: the emulator runs 1-D blocks only, got {block}")
+        if not (0 < gx < 2**31 and 0 < gy < 2**16 and 0 < gz < 2**16):
+            raise KernelLaunchError(f"{self.name}: a grid of {grid} blocks (a GPU takes 1 to 2^31-1 in x, "
+                                    "1 to 65535 in y and z)")
         status = self.function(gx, gy, gz, bx, pointers)
         if status == 1:
             raise KernelLaunchError(f"{self.name}: deadlock (threads wait at barriers that cannot open)")
