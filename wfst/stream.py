@@ -30,8 +30,6 @@ from concurrent.futures import wait
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from . import cpu_search
 from .cpu_backend import CpuSearch
 from .endpoint import EndpointConfig, final_relative_cost
