@@ -473,7 +473,6 @@ def _best_links(arc_float, tok_cost, tok_best, link_src, link_dst, link_arc, lin
     while head < size:
         i = queue[head]
         head += 1
-        u = first_tok + i
         for k in range(scratch[EPS_BEGIN, i], scratch[EPS_END, i]):
             l = eps_start + k
             v = link_dst[l]
