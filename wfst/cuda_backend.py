@@ -29,7 +29,7 @@ from .config import DecoderConfig
 from .cuda_lane_group import LaneGroup, split_lanes
 from .cuda_lattice import LatticeStore
 from .cuda_launch_graphs import LaunchGraphs
-from .cuda_memory import MAX_LANE_GROUPS, DeviceArrays, check_allocation, geometry
+from .cuda_memory import MAX_LANE_GROUPS, DeviceArrays, geometry
 from .cuda_scores import ScoreInput
 from .decoding_graph import DecodingGraph
 from .errors import CapacityWarning, ConfigError, GraphError, MemoryBudgetError
@@ -134,8 +134,6 @@ class CudaDecoder:
                 f"{self.memory.lanes} lanes could not pin {self.memory.pinned_host:,} bytes of host memory with "
                 f"{seen} available a moment before (other processes, or a limit on page-locked memory): use fewer "
                 "lanes") from error
-        self.allocation = check_allocation(self.memory, self.arrays.device_bytes, self.arrays.pinned_bytes,
-                                           tolerance=float("inf"))
         self._streams: list[tuple] = []  # (compute, windows) of each lane group, made when first needed
         self._views: dict[tuple, DeviceArrays] = {}  # each lane group's arrays, by (group, first lane, lanes)
         self.lane_groups = DEFAULT_LANE_GROUPS

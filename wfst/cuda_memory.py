@@ -1,6 +1,7 @@
 """Every device and pinned buffer of the CUDA decoder, allocated once at
 construction exactly as :func:`wfst.budget` predicts (:func:`check_allocation`
-compares the two), after :meth:`wfst.MemoryBudget.check` has passed.
+compares the two; the CUDA tests call it), after :meth:`wfst.MemoryBudget.check`
+has passed.
 
 Per-lane arrays are ``[lanes, capacity]`` (row-major); capacities ``Q`` tokens,
 ``X`` links, ``H`` hash slots (wfst/budget.py). A group of consecutive lanes
