@@ -116,10 +116,9 @@ class CudaDecoder:
         self.memory = budget(graph.fst, config, lanes=lanes, channels=channels, pdf_map=pdf_map,
                              chunk_frames=chunk_frames)
         self.memory.check(free, host)  # MemoryBudgetError before anything is allocated
-        num_columns = graph.fst.max_ilabel if pdf_map is None else int(np.max(pdf_map)) + 1
         sms = cupy.cuda.runtime.getDeviceProperties(device_id)["multiProcessorCount"]
-        self.geometry = g = geometry(config, self.memory.lanes, self.memory.channels, num_columns, chunk_frames,
-                                     sms)
+        self.geometry = g = geometry(config, self.memory.lanes, self.memory.channels, self.memory.score_columns,
+                                     chunk_frames, sms)
         try:
             self.arrays = DeviceArrays(cupy, graph, g)
         except cupy.cuda.memory.OutOfMemoryError as error:  # the budget was right but memory moved
