@@ -191,6 +191,16 @@ def test_bad_budget_arguments(kwargs):
         budget(read_fst(example_graph_path()), **kwargs)
 
 
+def test_a_graph_or_config_of_the_wrong_kind_is_refused_as_the_decoder_refuses_it():
+    """A path where a CsrFst goes is a GraphError, anything but a DecoderConfig
+    a ConfigError, as wfst.Decoder raises (both were AttributeErrors)."""
+    path = example_graph_path()
+    with pytest.raises(GraphError, match="read the file first"):
+        budget(path)
+    with pytest.raises(ConfigError, match="config must be a wfst.DecoderConfig"):
+        budget(read_fst(path), {"beam": 15.0})
+
+
 def test_numpy_lane_counts_do_not_wrap():
     """int32 lanes times a lane's bytes would wrap in numpy arithmetic."""
     fst = read_fst(example_graph_path())

@@ -59,8 +59,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import DecoderConfig
-from .csr import CsrFst
+from .config import DecoderConfig, checked_config
+from .csr import CsrFst, require_csr_fst
 from .cuda_layout import WINDOW_FRAME_INTS
 from .errors import ConfigError, GraphError, MemoryBudgetError
 
@@ -262,8 +262,11 @@ def budget(fst: CsrFst, config: DecoderConfig | None = None, *, lanes: int = 1, 
     utterances with saved state (streams open at once), at least ``lanes``;
     ``pdf_map``: Kaldi transition-id to pdf array, which sets the number of score
     columns; ``chunk_frames``: frames of host scores staged per upload.
+    Bad arguments raise what :class:`wfst.Decoder` raises for them
+    (:class:`GraphError` for something else than a CsrFst, :class:`ConfigError`
+    for something else than a DecoderConfig, a count below 1).
     """
-    config = config or DecoderConfig()
+    fst, config = require_csr_fst(fst), checked_config(config)
     channels = lanes if channels is None else channels
     for name, value in (("lanes", lanes), ("channels", channels), ("chunk_frames", chunk_frames)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -20,6 +20,16 @@ ARCS_PER_TOKEN = 3
 candidate tokens one expansion may produce before they are pruned and merged."""
 
 
+def checked_config(config) -> "DecoderConfig":
+    """``config``, or the defaults for None; :class:`ConfigError` for anything
+    but a :class:`DecoderConfig`."""
+    if config is None:
+        return DecoderConfig()
+    if not isinstance(config, DecoderConfig):
+        raise ConfigError(f"config must be a wfst.DecoderConfig, got {type(config).__name__}")
+    return config
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):

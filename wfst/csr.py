@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FstFormatError
+from .errors import FstFormatError, GraphError
 
 INDEX_LIMIT = 2**31 - 1
 """Largest number of states or arcs: indices are int32 on the device."""
@@ -308,3 +308,12 @@ def _require_offsets(offsets: np.ndarray, name: str, first: int, last: int) -> N
     _require(steps, steps < 0, f"{name} step", "is negative (offsets must not decrease)", 0)
     if offsets[-1] != last:
         raise InvariantError(f"{name}[-1] = {int(offsets[-1])}, expected {last}", name, offsets.shape[0] - 1)
+
+
+def require_csr_fst(fst) -> CsrFst:
+    """``fst`` if it is a :class:`CsrFst`; else :class:`GraphError` (for a
+    path: read the file first)."""
+    if not isinstance(fst, CsrFst):
+        hint = ": read the file first, wfst.read_fst(path)" if isinstance(fst, (str, os.PathLike)) else ""
+        raise GraphError(f"expected a wfst.CsrFst (see wfst.read_fst), got {type(fst).__name__}{hint}")
+    return fst

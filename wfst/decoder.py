@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .call_gate import CallGate
-from .config import DecoderConfig, available_cores
+from .config import DecoderConfig, available_cores, checked_config
 from .cpu_backend import CpuSearch
 from .csr import CsrFst
 from .decoding_graph import DecodingGraph
@@ -60,10 +60,7 @@ class Decoder:
 
     def __init__(self, fst: CsrFst, config: DecoderConfig | None = None, device: str = "auto", pdf_map=None,
                  threads: int | None = None, lanes: int | None = None, channels: int | None = None):
-        if config is None:
-            config = DecoderConfig()
-        if not isinstance(config, DecoderConfig):
-            raise ConfigError(f"config must be a wfst.DecoderConfig, got {type(config).__name__}")
+        config = checked_config(config)
         if device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
         for name, value in (("threads", threads), ("lanes", lanes), ("channels", channels)):

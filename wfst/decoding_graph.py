@@ -7,13 +7,12 @@ from input label to score column (``ilabel - 1``, or ``pdf_map[ilabel]``).
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numba
 import numpy as np
 
-from .csr import CsrFst
+from .csr import CsrFst, require_csr_fst
 from .errors import GraphError
 
 
@@ -30,10 +29,7 @@ class DecodingGraph:
     """
 
     def __init__(self, fst: CsrFst, pdf_map=None):
-        if not isinstance(fst, CsrFst):
-            hint = ": read the file first, wfst.read_fst(path)" if isinstance(fst, (str, os.PathLike)) else ""
-            raise GraphError(f"expected a wfst.CsrFst (see wfst.read_fst), got {type(fst).__name__}{hint}")
-        fst.validate()  # FstFormatError: a graph built in memory may break an invariant the search relies on
+        require_csr_fst(fst).validate()  # FstFormatError: a graph built in memory may break an invariant the search relies on
         if fst.num_states == 0:
             raise GraphError("the graph has no states; nothing can be decoded")
         if fst.start < 0:
