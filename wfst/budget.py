@@ -119,8 +119,8 @@ WINDOW_TABLE_FRAMES = 256
 pruned and kept on the device (so the host gets an utterance's lattice once, at
 its end, pruned with the final costs) and the window's. A pool whose kept frames
 would leave no room for a window's sends them to the host at its next flush
-(:mod:`wfst.cuda_window_plan`). More: long utterances sent in fewer pieces, 76
-bytes per frame and lane."""
+(:mod:`wfst.cuda_window_plan`). More: long utterances sent in fewer pieces,
+``WINDOW_FRAME_BYTES`` (64) of device memory per frame and lane."""
 WINDOW_TOKEN_BYTES = 20
 WINDOW_LINK_BYTES = 24
 WINDOW_FRAME_BYTES = 4 * WINDOW_FRAME_INTS  # the frame table's int32 fields
