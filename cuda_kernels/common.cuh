@@ -42,7 +42,7 @@
 
 // lane parameters: long long [lanes, LANE_PARAMS], written by the host per frame
 #define LANE_PARAMS 13
-#define P_SCORES 0        // device pointer of score row 0 (float32 or float16)
+#define P_SCORES 0        // device pointer of score row 0 (float32, float16 or float64: P_DTYPE)
 #define P_STRIDE 1        // elements between rows
 #define P_DTYPE 2         // 0 float32, 1 float16, 2 float64 (rounded to float32 as read)
 #define P_ROW 3           // row read by this frame (relative to P_SCORES)
