@@ -2,9 +2,9 @@
 backend checks them (:func:`wfst.scores.host_scores`); GPU arrays (cupy, torch
 CUDA tensors, anything with ``__cuda_array_interface__`` or DLPack) stay on the
 device, zero-copy when float32, float16 or float64 with unit column stride, and get the
-same checks there (shape, dtype, width, finite values); float64 too, each value
-rounded to float32 by the kernels as they read it. A GPU array must be on the
-decoder's GPU: the kernels cannot read another GPU's memory."""
+same checks there (shape, dtype, width, finite values); the kernels round each
+float64 value to float32 as they read it. A GPU array must be on the decoder's
+GPU: the kernels cannot read another GPU's memory."""
 
 from __future__ import annotations
 
