@@ -57,6 +57,18 @@ def _same(got, want):
     assert got.graph_cost == pytest.approx(want.graph_cost, abs=1e-4)
 
 
+def test_a_cuda_decoder_builds_no_packed_cpu_graph():
+    """The packed layout only the CPU search reads (12 bytes an arc: 370 MB on
+    the full TLG) is not built by a CUDA decoder, offline or streaming."""
+    fst = random_graph(1, max_states=14)
+    decoder = wfst.Decoder(fst, DecoderConfig(**_roomy(fst, 100)), device="cuda", lanes=2)
+    decoder.decode(random_scores(1, 6))
+    stream = decoder.stream()
+    stream.accept(random_scores(2, 3))
+    stream.finish()
+    assert decoder.graph._host_layout is None
+
+
 @pytest.mark.parametrize("block,epsilon_arcs", [(b, 2) for b in range(10)] + [(b, 8) for b in range(2)])
 def test_random_graphs_match_the_cpu(block, epsilon_arcs):
     """epsilon_arcs 8: many epsilon arcs into a state, their cycles positive (a

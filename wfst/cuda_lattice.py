@@ -325,7 +325,6 @@ class LatticeStore:
         self.graph = graph
         self.config = config
         self.prune_every = prune_every or config.prune_interval
-        graph.host_layout()  # built here, before any worker needs it
         parts = max(1, min(threads, channels))
         self.part_of, self._index_of = partition_channels(channels, parts, stagger)  # each channel's worker, read-only
         self._sizes = [int(np.sum(self.part_of == k)) for k in range(parts)]  # channels per partition

@@ -149,8 +149,8 @@ class Decoder:
     def close(self) -> None:
         """Let go of the decoder's threads and memory now: its open streams
         are closed; on CUDA its device memory (back to the driver: CuPy's pools
-        drop their unused blocks) and pinned host memory; on both backends the
-        packed copy of the graph the CPU search reads (12 bytes an arc). Waits
+        drop their unused blocks) and pinned host memory; on the CPU the
+        packed copy of the graph its search reads (12 bytes an arc). Waits
         for calls in progress on other threads to return (called inside a
         call of this thread, e.g. from a signal handler, it lets go as that
         call returns). Afterwards every call on the decoder or its streams
