@@ -54,8 +54,18 @@ class CpuSearch:
 
     def finish(self) -> Result:
         """Final lattice pruning and the best path."""
-        result, self.segments = finished_result(self._arrays, self.graph, self.config)  # segments: for tests
-        return result
+        fst, config = self.graph.fst, self.config
+        # (a plain tuple, as the CUDA backend's lattice store passes: one compiled finish_arrays serves both)
+        outcome = finish_arrays(tuple(self._arrays), fst.final, fst.ilabel, fst.olabel, fst.weight,
+                                config.use_final_probs, float(config.lattice_beam))
+        self._best = outcome[0], outcome[1]
+        return result_of(outcome, self.graph, config)
+
+    @property
+    def segments(self) -> LatticeSegments:
+        """After :meth:`finish`: the pruned lattice segments (copies), for tests
+        and benchmarks; made on demand, so that a decode copies nothing."""
+        return search_segments(self._arrays, *self._best)
 
     def _check_status(self) -> None:
         status = int(self._arrays.counters[cpu_search.STATUS])
@@ -71,17 +81,6 @@ class CpuSearch:
         renumber tokens and links."""
         a, frames = self._arrays, self.num_frames
         return a, int(a.tok_start[frames]), int(a.tok_start[frames + 1])
-
-
-def finished_result(arrays: cpu_search.SearchArrays, graph: DecodingGraph,
-                    config: DecoderConfig) -> tuple[Result, LatticeSegments]:
-    """Final lattice pruning (with final costs) and the best token of a search's
-    arrays, then its Result, and the pruned segments (copies)."""
-    fst = graph.fst
-    # (a plain tuple, as the CUDA backend's lattice store passes: one compiled finish_arrays serves both)
-    outcome = finish_arrays(tuple(arrays), fst.final, fst.ilabel, fst.olabel, fst.weight, config.use_final_probs,
-                            float(config.lattice_beam))
-    return result_of(outcome, graph, config), search_segments(arrays, outcome[0], outcome[1])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -118,7 +117,7 @@ def finish_arrays(sa, final, ilabel, olabel, weight, use_final_probs, lattice_be
 
 def search_segments(a: cpu_search.SearchArrays, best: int, reached_final: bool) -> LatticeSegments:
     """The lattice segments of a finished search's arrays (copies of their used
-    parts), with its best token (shared by both backends)."""
+    parts), with its best token."""
     frames = int(a.counters[cpu_search.FRAME])
     nt = int(a.counters[cpu_search.NUM_TOKENS])
     nl = int(a.counters[cpu_search.NUM_LINKS])
