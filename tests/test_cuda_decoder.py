@@ -61,7 +61,7 @@ def test_a_cuda_decoder_builds_no_packed_cpu_graph():
     """The packed layout only the CPU search reads (12 bytes an arc: 370 MB on
     the full TLG) is not built by a CUDA decoder, offline or streaming."""
     fst = random_graph(1, max_states=14)
-    decoder = wfst.Decoder(fst, DecoderConfig(**_roomy(fst, 100)), device="cuda", lanes=2)
+    decoder = wfst.Decoder(fst, DecoderConfig(max_active=100, min_active=1, **_roomy(fst, 100)), device="cuda", lanes=2)
     decoder.decode(random_scores(1, 6))
     stream = decoder.stream()
     stream.accept(random_scores(2, 3))
