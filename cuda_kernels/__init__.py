@@ -30,7 +30,7 @@ DIRECTORY = Path(__file__).resolve().parent
 COMPILE_OPTIONS = ("--std=c++17", "--fmad=false", "--ftz=false")
 CUBIN_CACHE = Path(tempfile.gettempdir()) / f"wfst-gpu-kernels-{getattr(os, 'getuid', lambda: 0)()}"
 """Where compiled kernels are kept, one file per source text, options, arch and NVRTC version."""
-KERNEL_FILES = ("frame_prologue.cu", "spans.cu", "emitting.cu", "epsilon.cu", "ties.cu", "lattice_window.cu", "segments.cu")
+KERNEL_FILES = ("frame_prologue.cu", "spans.cu", "emitting.cu", "epsilon.cu", "ties.cu", "lattice_window.cu", "frame_end.cu")
 """Every kernel family, one file each (the compile test checks this list is complete)."""
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)

@@ -44,7 +44,7 @@ def test_layout_matches_common_cuh():
     ("spans.cu", "SPAN_THREADS", "SPAN_THREADS"),
     ("epsilon.cu", "EPS_THREADS", "EPS_THREADS"), ("epsilon.cu", "EPS_PERSISTENT_THREADS", "EPS_PERSISTENT_THREADS"),
     ("ties.cu", "RESOLVE_THREADS", "RESOLVE_THREADS"), ("ties.cu", "TIE_THREADS", "TIE_THREADS"),
-    ("segments.cu", "SEGMENT_THREADS", "SEGMENT_THREADS"), ("lattice_window.cu", "WINDOW_THREADS", "WINDOW_THREADS"),
+    ("frame_end.cu", "FRAME_END_THREADS", "FRAME_END_THREADS"), ("lattice_window.cu", "WINDOW_THREADS", "WINDOW_THREADS"),
     ("lattice_window.cu", "WINDOW_LANE_THREADS", "WINDOW_LANE_THREADS")])
 def test_block_sizes_match_launch_bounds(file, macro, name):
     """The launch's block size is the kernel's, and whole warps: each_span_item's

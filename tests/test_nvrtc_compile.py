@@ -121,18 +121,18 @@ def test_the_gpu_loads_a_cubin_compiled_with_the_tested_options(monkeypatch, tmp
     monkeypatch.setattr(cuda_kernels, "CUBIN_CACHE", tmp_path / "cache")
     cuda_kernels.module.cache_clear()
     try:
-        cuda_kernels.module("segments.cu")
+        cuda_kernels.module("frame_end.cu")
     finally:
         cuda_kernels.module.cache_clear()
     (kw,) = loaded
     assert set(kw) == {"path"}
     path = Path(kw["path"])
-    want = nvrtc.compile_source(cuda_kernels.source("segments.cu"), "segments.cu", "sm_90",
+    want = nvrtc.compile_source(cuda_kernels.source("frame_end.cu"), "frame_end.cu", "sm_90",
                                 cuda_kernels.COMPILE_OPTIONS)
     assert path.parent == tmp_path / "cache" and path.read_bytes() == want.cubin
     stamp = path.stat().st_mtime_ns
-    assert cuda_kernels.cubin_file("segments.cu", "sm_90") == path and path.stat().st_mtime_ns == stamp
-    assert cuda_kernels.cubin_file("segments.cu", "sm_80") != path
+    assert cuda_kernels.cubin_file("frame_end.cu", "sm_90") == path and path.stat().st_mtime_ns == stamp
+    assert cuda_kernels.cubin_file("frame_end.cu", "sm_80") != path
 
 
 @needs_nvrtc
@@ -154,11 +154,11 @@ def test_threads_loading_a_kernel_file_at_once_compile_it_once(monkeypatch, tmp_
 
     def load(_):
         barrier.wait()
-        return cuda_kernels.cubin_file("segments.cu", "sm_90")
+        return cuda_kernels.cubin_file("frame_end.cu", "sm_90")
 
     with ThreadPoolExecutor(4) as pool:
         paths = set(pool.map(load, range(4)))
-    assert compiled == ["segments.cu"]
+    assert compiled == ["frame_end.cu"]
     (path,) = paths
-    want = compile_source(cuda_kernels.source("segments.cu"), "segments.cu", "sm_90", cuda_kernels.COMPILE_OPTIONS)
+    want = compile_source(cuda_kernels.source("frame_end.cu"), "frame_end.cu", "sm_90", cuda_kernels.COMPILE_OPTIONS)
     assert path.read_bytes() == want.cubin

@@ -180,8 +180,8 @@ def window_compact(d, g):
 
 
 def save_frontier(d, g):
-    _k("save_frontier", "segments.cu")(
-        (g.blocks_per_lane * g.lanes,), (layout.SEGMENT_THREADS,),
+    _k("save_frontier", "frame_end.cu")(
+        (g.blocks_per_lane * g.lanes,), (layout.FRAME_END_THREADS,),
         (d.params, d.counters, i32(g.Q), d.tok_state, d.tok_cost, d.ch_state, d.ch_cost, d.ch_count, d.token_spans,
          i32(g.lanes)))
 
@@ -189,9 +189,9 @@ def save_frontier(d, g):
 def reset_lanes(d, g):
     """The searched lanes' hash maps and token slots empty again: their tokens'
     (reset_lanes), the whole of an overflowed lane's (reset_overflowed)."""
-    _k("reset_lanes", "segments.cu")(
-        (g.blocks_per_lane * g.lanes,), (layout.SEGMENT_THREADS,),
+    _k("reset_lanes", "frame_end.cu")(
+        (g.blocks_per_lane * g.lanes,), (layout.FRAME_END_THREADS,),
         (d.params, d.counters, d.hash, i32(g.H), d.tok_slot, i32(g.Q), d.token_spans, i32(g.lanes)))
-    _k("reset_overflowed", "segments.cu")(
-        (g.blocks_per_lane, g.lanes), (layout.SEGMENT_THREADS,),
+    _k("reset_overflowed", "frame_end.cu")(
+        (g.blocks_per_lane, g.lanes), (layout.FRAME_END_THREADS,),
         (d.params, d.counters, d.hash, i32(g.H), d.tok_slot, i32(g.Q)))

@@ -40,7 +40,7 @@ EPS_THREADS = 256
 EPS_PERSISTENT_THREADS = 512
 RESOLVE_THREADS = 256
 TIE_THREADS = 512
-SEGMENT_THREADS = 256
+FRAME_END_THREADS = 256
 WINDOW_THREADS = 256
 WINDOW_LANE_THREADS = 1024
 """Threads of the window kernels that run one CTA per lane (window_prune, window_compact)."""

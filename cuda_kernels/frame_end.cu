@@ -9,9 +9,9 @@
 //   overflowing frame may hold slots no token lists), and every token slot.
 #include "common.cuh"
 
-#define SEGMENT_THREADS 256
+#define FRAME_END_THREADS 256
 
-extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
+extern "C" __global__ void __launch_bounds__(FRAME_END_THREADS)
 save_frontier(const long long* params, const int* counters, int Q, const int* tok_state, const float* tok_cost,
               int* ch_state, float* ch_cost, int* ch_count, const long long* spans, int lanes) {
     each_lane(lanes, [&](int lane) {  // each channel's token count
@@ -39,7 +39,7 @@ __device__ __forceinline__ void empty_slot(HashSlot* slot) {
 
 __device__ __forceinline__ bool overflowed(const int* ctr, int Q) { return ctr[C_OVERFLOW] != 0 || ctr[C_NTOK] > Q; }
 
-extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
+extern "C" __global__ void __launch_bounds__(FRAME_END_THREADS)
 reset_lanes(const long long* params, const int* counters, int* hash, int H, int* tok_slot, int Q,
             const long long* spans, int lanes) {
     HashSlot* table = 0;
@@ -55,7 +55,7 @@ reset_lanes(const long long* params, const int* counters, int* hash, int H, int*
     });
 }
 
-extern "C" __global__ void __launch_bounds__(SEGMENT_THREADS)
+extern "C" __global__ void __launch_bounds__(FRAME_END_THREADS)
 reset_overflowed(const long long* params, const int* counters, int* hash, int H, int* tok_slot, int Q) {
     const int lane = blockIdx.y;
     if (!searches(params, lane) || !overflowed(counters + (long long)lane * LANE_COUNTERS, Q)) return;
