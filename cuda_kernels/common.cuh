@@ -355,14 +355,19 @@ __device__ unsigned block_min(unsigned v, unsigned* scratch) {
     return r;
 }
 
-__device__ int block_sum(int v, int* scratch) {
+// the sum of one value per thread of a whole warp, in its lane 0
+__device__ __forceinline__ int warp_sum(int v) {
     for (int d = 16; d > 0; d >>= 1) v += __shfl_down_sync(0xFFFFFFFFu, v, d);
+    return v;
+}
+
+__device__ int block_sum(int v, int* scratch) {
+    v = warp_sum(v);
     __syncthreads();
     if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
     __syncthreads();
     if (threadIdx.x < 32) {
-        int w = threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : 0;
-        for (int d = 16; d > 0; d >>= 1) w += __shfl_down_sync(0xFFFFFFFFu, w, d);
+        int w = warp_sum(threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : 0);
         if (threadIdx.x == 0) scratch[0] = w;
     }
     __syncthreads();
@@ -390,11 +395,7 @@ __device__ long long block_exclusive_scan(long long v, long long* scratch, long 
     __syncthreads();
     if (threadIdx.x < 32) {
         int warps = blockDim.x >> 5;
-        long long w = threadIdx.x < warps ? scratch[threadIdx.x] : 0;
-        for (int d = 1; d < 32; d <<= 1) {
-            long long o = __shfl_up_sync(0xFFFFFFFFu, w, d);
-            if (me >= d) w += o;
-        }
+        long long w = warp_inclusive_scan(threadIdx.x < warps ? scratch[threadIdx.x] : 0);
         if (threadIdx.x < warps) scratch[threadIdx.x] = w;  // inclusive prefix of warp sums
     }
     __syncthreads();
