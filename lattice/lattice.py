@@ -13,7 +13,7 @@ Invariants:
 
 * State 0 is the start state. States are numbered in topological order
   (``arc_src < arc_dst`` for every arc) and by frame (``state_frame`` is
-  non-decreasing); an assembled lattice's canonically
+  non-decreasing); an assembled lattice's states are numbered canonically
   (:mod:`lattice.canonical`).
 * ``state_frame`` (int32, S): score rows consumed when the state is reached.
   An arc with a non-zero ilabel reads row ``state_frame[arc_src]`` and ends in

@@ -19,9 +19,7 @@ from .result import Result
 
 class CpuSearch:
     """The search state of one utterance on the CPU: feed score rows with
-    :meth:`accept` (any number of calls), then call :meth:`finish` once.
-
-    """
+    :meth:`accept` (any number of calls), then call :meth:`finish` once."""
 
     def __init__(self, graph: DecodingGraph, config: DecoderConfig, capacity: dict | None = None):
         """``capacity``: initial sizes for :func:`wfst.cpu_search.new_search_arrays`
@@ -48,8 +46,9 @@ class CpuSearch:
             return
         config = self.config
         self._arrays = cpu_search.SearchArrays(*cpu_search.advance(
-            *self._layout, self.graph.column_of_ilabel, scores, np.float32(config.acoustic_scale), np.float32(config.beam), config.max_active,
-            config.min_active, np.float32(config.lattice_beam), config.prune_interval, self._arrays))
+            *self._layout, self.graph.column_of_ilabel, scores, np.float32(config.acoustic_scale),
+            np.float32(config.beam), config.max_active, config.min_active, np.float32(config.lattice_beam),
+            config.prune_interval, self._arrays))
         self._check_status()
 
     def finish(self) -> Result:

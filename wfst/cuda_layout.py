@@ -72,10 +72,15 @@ def blocks_per_lane(lanes: int, multiprocessors: int, per_sm: int | None = None)
     return max(1, min(MAX_BLOCKS_PER_LANE, want))
 
 
-def gpu_cutoff(costs, beam, max_active: int, min_active: int, beam_delta=np.float32(0.5)):
+def gpu_cutoff(costs, beam, max_active: int, min_active: int, beam_delta=None):
     """(cutoff, adaptive_beam) as ``frame_prologue`` computes them: counts decide
-    whether a select is needed, the select is exact (float32 throughout)."""
+    whether a select is needed, the select is exact (float32 throughout);
+    ``beam_delta`` defaults to the CPU search's ``BEAM_DELTA``, as the decoder passes."""
     from .cost_select import kth_smallest  # (numba: not loaded by `import wfst`)
+    from .cpu_search import BEAM_DELTA
+
+    if beam_delta is None:
+        beam_delta = BEAM_DELTA
 
     costs = np.asarray(costs, np.float32)
     beam, beam_delta = np.float32(beam), np.float32(beam_delta)

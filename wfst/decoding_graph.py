@@ -29,7 +29,8 @@ class DecodingGraph:
     """
 
     def __init__(self, fst: CsrFst, pdf_map=None):
-        require_csr_fst(fst).validate()  # FstFormatError: a graph built in memory may break an invariant the search relies on
+        # FstFormatError: a graph built in memory may break an invariant the search relies on
+        require_csr_fst(fst).validate()
         if fst.num_states == 0:
             raise GraphError("the graph has no states; nothing can be decoded")
         if fst.start < 0:
