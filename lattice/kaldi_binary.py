@@ -29,7 +29,7 @@ import struct
 
 import numpy as np
 
-from wfst.openfst_binary import EXPANDED, FST_MAGIC, HAS_ISYMBOLS, HAS_OSYMBOLS, MUTABLE, SYMBOL_TABLE_MAGIC
+from wfst.openfst_binary import EXPANDED, FST_MAGIC, HAS_ISYMBOLS, HAS_OSYMBOLS, MUTABLE, ByteCursor
 
 from .compact_lattice import CompactLattice
 from .kaldi_fst import KaldiLatticeError
@@ -38,7 +38,6 @@ from .lattice import Lattice
 LATTICE_ARC_TYPE = "lattice4"
 COMPACT_LATTICE_ARC_TYPE = "compactlattice44"
 VECTOR_VERSION = 2
-MAX_NAME_BYTES = 1 << 16
 
 LATTICE_ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("graph", "<f4"), ("acoustic", "<f4"),
                         ("nextstate", "<i4")])
@@ -106,52 +105,6 @@ def encode_compact_lattice(clat: CompactLattice) -> bytes:
 
 
 # ------------------------------------------------------------------ reading
-class _Cursor:
-    """Bounds-checked reads from ``buf`` (bytes or a memory map); failures
-    name the absolute byte offset."""
-
-    def __init__(self, buf, pos: int):
-        self.buf, self.pos, self.end = buf, pos, len(buf)
-
-    def fail(self, message: str, offset: int | None = None) -> KaldiLatticeError:
-        return KaldiLatticeError(message, offset=self.pos if offset is None else offset)
-
-    def left(self) -> int:
-        return self.end - self.pos
-
-    def unpack(self, fmt: str | struct.Struct, what: str):
-        layout = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
-        if layout.size > self.left():
-            raise self.fail(f"the archive ends inside {what}")
-        values = layout.unpack_from(self.buf, self.pos)
-        self.pos += layout.size
-        return values[0] if len(values) == 1 else values
-
-    def string(self, what: str) -> str:
-        start = self.pos
-        length = self.unpack("<i", what)
-        if not 0 <= length <= min(MAX_NAME_BYTES, self.left()):
-            raise self.fail(f"{what}: bad string length {length}", start)
-        raw = bytes(self.buf[self.pos:self.pos + length])
-        self.pos += length
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise self.fail(f"{what}: not UTF-8", start) from None
-
-    def skip_symbol_table(self, side: str) -> None:
-        start = self.pos
-        if self.unpack("<I", f"the {side} symbol table") != SYMBOL_TABLE_MAGIC:
-            raise self.fail(f"bad magic number of the embedded {side} symbol table", start)
-        self.string(f"the {side} symbol table name")
-        _available_key, size = self.unpack("<qq", f"the {side} symbol table")
-        if not 0 <= size <= self.left() // 12:
-            raise self.fail(f"the {side} symbol table claims {size} symbols, more than the archive holds", start)
-        for _ in range(size):  # one per symbol: bounded by the bytes left
-            self.string(f"a {side} symbol")
-            self.unpack("<q", f"the {side} symbol table")
-
-
 def decode(buf, u8: np.ndarray, pos: int):
     """Parse the binary lattice at byte ``pos`` of ``buf`` (``u8``: the same
     bytes as a uint8 array). Returns ``(type, arrays, end)``: ``type`` is
@@ -159,7 +112,7 @@ def decode(buf, u8: np.ndarray, pos: int):
     :func:`~lattice.kaldi_fst.build_lattice` /
     :func:`~lattice.kaldi_fst.build_compact_lattice` in file state order, and
     ``end`` the offset after the object. Raises :class:`KaldiLatticeError`."""
-    cur = _Cursor(buf, pos)
+    cur = ByteCursor(buf, pos, lambda message, offset: KaldiLatticeError(message, offset=offset), "the archive")
     if cur.unpack("<I", "the FST header") != FST_MAGIC:
         raise cur.fail("not an OpenFst binary FST (bad magic number)", pos)
     fst_type = cur.string("the FST type")
@@ -191,7 +144,7 @@ def decode(buf, u8: np.ndarray, pos: int):
     return (CompactLattice if compact else Lattice), (start, *arrays), cur.pos
 
 
-def _state_heads(cur: _Cursor, num_states: int, arc_bytes: int):
+def _state_heads(cur: ByteCursor, num_states: int, arc_bytes: int):
     """Walk ``num_states`` records of ``(float32 graph, float32 acoustic,
     int64 narcs, narcs x arc_bytes)``; returns their offsets and arc counts."""
     state_pos, counts = [], []
@@ -211,7 +164,7 @@ def _gather(u8: np.ndarray, positions: np.ndarray, dtype: np.dtype) -> np.ndarra
     return u8[positions[:, None] + np.arange(dtype.itemsize)].reshape(-1).view(dtype)
 
 
-def _lattice_body(cur: _Cursor, u8: np.ndarray, num_states: int):
+def _lattice_body(cur: ByteCursor, u8: np.ndarray, num_states: int):
     state_pos, counts = _state_heads(cur, num_states, LATTICE_ARC.itemsize)
     heads = _gather(u8, state_pos, STATE_HEAD)
     within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -225,7 +178,7 @@ def _lattice_body(cur: _Cursor, u8: np.ndarray, num_states: int):
     return arrays, checks
 
 
-def _compact_body(cur: _Cursor, u8: np.ndarray, num_states: int):
+def _compact_body(cur: ByteCursor, u8: np.ndarray, num_states: int):
     state_pos, final_graph, final_acoustic, final_at, final_len = [], [], [], [], []
     src, arc_pos, arc_heads, string_at, string_len, dst = [], [], [], [], [], []
     for s in range(num_states):
@@ -275,7 +228,7 @@ def _ragged(u8: np.ndarray, at: np.ndarray, lengths: np.ndarray):
     return starts, _gather(u8, np.repeat(at, lengths) + 4 * within, np.dtype("<i4")).astype(np.int32)
 
 
-def _validate(cur: _Cursor, num_states: int, checks: dict) -> None:
+def _validate(cur: ByteCursor, num_states: int, checks: dict) -> None:
     """Raise on the first value no Kaldi lattice holds, naming its offset."""
     final_graph, final_acoustic, state_pos = checks["final"]
     arc_pos = checks["arc_pos"]

@@ -55,57 +55,67 @@ class Header:
     body_offset: int
 
 
-class _Cursor:
-    """Bounds-checked reads from a byte buffer; every failure names the offset."""
+class ByteCursor:
+    """Bounds-checked little-endian reads from ``buf`` (bytes, a uint8 array or
+    a memory map) from byte ``pos`` on. A failure is ``error(message, offset)``
+    (an exception, not raised here), naming the absolute byte offset; the
+    messages call the buffer ``container`` ("the file", "the archive"). Shared
+    by the FST and the Kaldi lattice readers."""
 
-    def __init__(self, buf, path):
-        self.buf, self.path, self.pos = buf, path, 0
+    def __init__(self, buf, pos: int, error, container: str):
+        self.buf, self.pos, self.end = buf, pos, len(buf)
+        self.error, self.container = error, container
 
-    def fail(self, message, offset=None):
-        return FstFormatError(message, self.path, self.pos if offset is None else offset)
+    def fail(self, message: str, offset: int | None = None) -> Exception:
+        return self.error(message, self.pos if offset is None else offset)
 
-    def unpack(self, fmt):
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.buf):
-            raise self.fail(f"file ends inside the header (needs {size} more bytes)")
-        values = struct.unpack_from(fmt, self.buf, self.pos)
-        self.pos += size
+    def left(self) -> int:
+        return self.end - self.pos
+
+    def unpack(self, fmt: str | struct.Struct, what: str):
+        """The values of ``fmt`` at the cursor (one value alone), which moves past them."""
+        layout = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        if layout.size > self.left():
+            raise self.fail(f"{self.container} ends inside {what}")
+        values = layout.unpack_from(self.buf, self.pos)
+        self.pos += layout.size
         return values[0] if len(values) == 1 else values
 
-    def string(self, what, limit=MAX_NAME_BYTES):
+    def string(self, what: str) -> str:
+        """An OpenFst string: int32 length, then that many UTF-8 bytes."""
         start = self.pos
-        length = self.unpack("<i")
-        if not 0 <= length <= min(limit, len(self.buf) - self.pos):
+        length = self.unpack("<i", what)
+        if not 0 <= length <= min(MAX_NAME_BYTES, self.left()):
             raise self.fail(f"{what}: bad string length {length}", start)
-        raw = bytes(self.buf[self.pos : self.pos + length])
+        raw = bytes(self.buf[self.pos:self.pos + length])
         self.pos += length
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             raise self.fail(f"{what}: not UTF-8", start) from None
 
-    def skip_symbol_table(self, side):
+    def skip_symbol_table(self, side: str) -> None:
+        """Past an embedded symbol table (``side``: "input" or "output")."""
         start = self.pos
-        if self.unpack("<I") != SYMBOL_TABLE_MAGIC:
+        if self.unpack("<I", f"the {side} symbol table") != SYMBOL_TABLE_MAGIC:
             raise self.fail(f"bad magic number of the embedded {side} symbol table", start)
-        self.string(f"{side} symbol table name")
-        _available_key, size = self.unpack("<qq")
-        if not 0 <= size <= (len(self.buf) - self.pos) // 12:
-            raise self.fail(f"{side} symbol table claims {size} symbols, more than the file holds", start)
-        for _ in range(size):  # one per symbol, not per arc or state
-            self.string(f"{side} symbol")
-            self.pos += 8
-        if self.pos > len(self.buf):
-            raise self.fail(f"file ends inside the {side} symbol table", start)
+        self.string(f"the {side} symbol table name")
+        _available_key, size = self.unpack("<qq", f"the {side} symbol table")
+        if not 0 <= size <= self.left() // 12:
+            raise self.fail(f"the {side} symbol table claims {size} symbols, more than {self.container} holds",
+                            start)
+        for _ in range(size):  # one per symbol: bounded by the bytes left
+            self.string(f"a {side} symbol")
+            self.unpack("<q", f"the {side} symbol table")
 
 
 def read_header(buf, path=None) -> Header:
-    cursor = _Cursor(buf, path)
-    if cursor.unpack("<I") != FST_MAGIC:
+    cursor = ByteCursor(buf, 0, lambda message, offset: FstFormatError(message, path, offset), "the file")
+    if cursor.unpack("<I", "the header") != FST_MAGIC:
         raise cursor.fail("not an OpenFst binary file (bad magic number)", 0)
     fst_type = cursor.string("FST type")
     arc_type = cursor.string("arc type")
-    version, flags, properties, start, num_states, num_arcs = cursor.unpack("<iiQqqq")
+    version, flags, properties, start, num_states, num_arcs = cursor.unpack("<iiQqqq", "the header")
     if fst_type not in SUPPORTED_TYPES:
         raise cursor.fail(
             f"unsupported FST type {fst_type!r}: convert it with `fstconvert --fst_type=const` "
