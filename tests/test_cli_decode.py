@@ -258,6 +258,24 @@ def test_bad_utterances_are_skipped(ex, api_text, tmp_path, capsys):
     assert "Traceback" not in captured.err
 
 
+def test_partial_and_failed_utterances_are_warned_about_and_counted(tmp_path, capsys):
+    """As Kaldi's decoders warn: one utterance ends off a final state (its best partial path is
+    written), one where no token survives the graph's dead end (an empty transcript)."""
+    (tmp_path / "g.txt").write_text("0 1 1 1 0.5\n1 2 1 0 0.5\n2 0\n")  # final after exactly two frames
+    (tmp_path / "words.txt").write_text("<eps> 0\nhello 1\n")
+    wfst.read_fst(tmp_path / "g.txt").write(tmp_path / "g.fst")
+    with kaldiio.WriteHelper(f"ark:{tmp_path / 's.ark'}") as writer:
+        for key, frames in (("final", 2), ("partial", 1), ("dead", 3)):
+            writer(key, np.zeros((frames, 1), np.float32))
+    assert main([str(tmp_path / "g.fst"), str(tmp_path / "words.txt"), f"ark:{tmp_path / 's.ark'}",
+                 str(tmp_path / "out"), "--threads", "1"]) == EXIT_OK
+    assert (tmp_path / "out" / "text").read_text() == "final hello\npartial hello\ndead\n"
+    captured = capsys.readouterr()
+    assert "partial: no final state reached" in captured.err and "dead: no token survived" in captured.err
+    assert "final:" not in captured.err
+    assert "1 without a final state (partial); 1 with no surviving token (empty)" in captured.out
+
+
 def test_ids_refused_for_their_whitespace_are_one_field_of_their_skipped_line(ex, tmp_path, capsys):
     """Files whose names hold a space or a line break are skipped (an id is one
     field of every output line); OUTDIR/skipped and stderr still give each one

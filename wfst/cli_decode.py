@@ -90,6 +90,9 @@ an id seen before or containing whitespace or unprintable characters) is reporte
 OUTDIR/skipped ('utt-id reason' lines; such characters of an id written as \\xNN), and the run goes on.
 Zero frames count as bad: the decoder would return the start state's epsilon closure, which is never a
 transcript of real audio.
+An utterance decoded without reaching a final state keeps its best partial path (as Kaldi's
+--allow-partial=true), and one where no token survived the search gets an empty transcript: both are
+warned about on stderr and counted in the summary.
 
 exit codes:
   {EXIT_OK}    every utterance was decoded
@@ -139,6 +142,8 @@ class Tally:
 
     decoded: int = 0
     skipped: int = 0
+    not_final: int = 0  # decoded, but no final state was active at the end: a partial transcript
+    no_path: int = 0  # decoded, but no token survived the search: an empty transcript
     already_done: int = 0
     frames: int = 0
     decode_seconds: float = 0.0
@@ -383,6 +388,15 @@ def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int
         results = decoder.decode([scores for _, scores in batch])
         tally.decode_seconds += time.perf_counter() - began
         outputs.add([(utt_id, result) for (utt_id, _), result in zip(batch, results)])
+        for (utt_id, _), result in zip(batch, results):
+            if not result.reached_final:
+                failed = result.cost == np.inf
+                tally.no_path += failed
+                tally.not_final += not failed
+                progress.write(f"{PROG}: warning: {one_field(utt_id)}: " + (
+                    "no token survived the search (a dead end in the graph, or too tight a beam): its transcript is empty"
+                    if failed else "no final state reached: its transcript is the best partial path"),
+                    file=sys.stderr)
         tally.decoded += len(batch)
         tally.frames += sum(scores.shape[0] for _, scores in batch)
         progress.update(len(batch))
@@ -457,7 +471,9 @@ def _summary(tally: Tally, frame_shift: float, assumed: bool, wall: float, decod
     """The run's summary; ``assumed``: neither --frame-shift nor the scores gave the frame shift."""
     audio = tally.frames * frame_shift
     lines = [f"utterances  {tally.decoded} decoded, {tally.skipped} skipped"
-             + (f", {tally.already_done} already done (resumed)" if tally.already_done else ""),
+             + (f", {tally.already_done} already done (resumed)" if tally.already_done else "")
+             + (f"; {tally.not_final} without a final state (partial)" if tally.not_final else "")
+             + (f"; {tally.no_path} with no surviving token (empty)" if tally.no_path else ""),
              f"audio       {audio:.1f} s ({tally.frames} frames of {frame_shift:g} s"
              + (", assumed: --frame-shift sets it, e.g. 0.04 for many CTC models)" if assumed else ")"),
              f"decode      {tally.decode_seconds:.2f} s in the decoder ({wall:.2f} s wall), device "
