@@ -822,6 +822,8 @@ def test_device_scores_beyond_float32_or_a_column_short_are_refused(cupy_module)
     huge[2, 1] = 1e10
     with pytest.raises(ScoresError, match=r"\[2, 1\] is 10000000000.0: scores above 1e\+06 are refused"):
         gpu.decode(huge)
+    with pytest.raises(ScoresError, match="looks like probabilities"):
+        gpu.decode(cupy.asarray(np.exp(random_scores(3, 5))))
 
 
 def test_more_lane_groups_than_the_packed_buffers_hold_are_refused():

@@ -26,6 +26,7 @@ def decoder(fst=LOOP, **kw):
     (np.array([[0.0, 0.0], [1e10, 0.0]], np.float32),
      "scores\\[1, 0\\] is 10000000000.0: scores above 1e.06 are refused"),
     (np.zeros((4, 1), np.float32), "has 1 columns .* at least 2"),
+    (np.array([[0.25, 0.75], [1.0, 0.0]], np.float16), "looks like probabilities .*log_softmax, not softmax"),
     ("not an array", "2-D array"),
     (np.array([[0.0, 1.0], [np.nan, np.inf]], np.float32), "scores\\[1, 0\\] is nan"),  # the first bad one
 ])
@@ -39,6 +40,12 @@ def test_scores_far_below_zero_are_fine_and_up_to_the_limit():
     not: they only make a path expensive (here the only one, which is kept)."""
     result = decoder().decode(np.array([[-1e30, 1e6]], np.float32))
     assert result.words == (5,) and result.reached_final and result.cost == float(np.float32(1e30))
+
+
+def test_rows_that_only_nearly_sum_to_one_or_dip_below_zero_are_not_probabilities():
+    """Only non-negative rows that all sum to 1 are refused: a log-likelihood row may be positive."""
+    for scores in ([[0.3, 0.6], [0.5, 0.5]], [[-0.1, 1.1], [0.5, 0.5]], [[0.0, 0.0], [0.0, 0.0]]):
+        assert decoder().decode(np.array(scores, np.float32)).words == (5,)
 
 
 def test_an_empty_batch_gives_no_results_on_any_thread_count():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ScoresError
-from .scores import LOGLIKE_MAX, bad_score, host_scores, without_grad
+from .scores import LOGLIKE_MAX, bad_score, host_scores, refuse_probabilities, without_grad
 
 DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.float64): 2}
 
@@ -86,6 +86,7 @@ def _checked_on_device(x, cupy, num_columns: int, name: str) -> ScoreInput:
     if not bool(valid.all()):
         frame, column = (int(v) for v in cupy.argwhere(~valid)[0])
         raise bad_score(name, frame, column, float(x[frame, column]), float(y[frame, column]))
+    refuse_probabilities(y, name)
     item = x.dtype.itemsize
     if x.strides[1] != item or x.strides[0] % item or x.strides[0] < 0:
         x = cupy.ascontiguousarray(x)

@@ -48,6 +48,7 @@ def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
     if not valid.all():
         frame, column = np.argwhere(~valid)[0]
         raise bad_score(name, frame, column, given[frame, column], scores[frame, column])
+    refuse_probabilities(scores, name)
     return _read_only(scores)
 
 
@@ -63,6 +64,22 @@ def bad_score(name: str, frame: int, column: int, value, value32) -> ScoresError
                            "rounding): check that these are the model's log-likelihoods")
     return ScoresError(f"{name}[{frame}, {column}] is {value}: scores must be finite "
                        "(clamp -inf log-probabilities, e.g. to -1e4, and check the model for NaN)")
+
+
+PROBABILITY_SUM_TOLERANCE = 1e-3
+"""How far from 1 a row of non-negative scores may sum and still read as probabilities."""
+
+
+def refuse_probabilities(scores, name: str) -> None:
+    """:class:`ScoresError` when ``scores`` (2-D, finite, numpy or cupy) look like
+    probabilities: two or more columns, no value below 0 and every row summing to
+    1. Log-likelihoods and log-probabilities never do; decoding such rows gives
+    garbage without an error."""
+    if scores.shape[1] < 2 or float(scores.min()) < 0:
+        return
+    if float(abs(scores.sum(axis=1, dtype=np.float64) - 1).max()) <= PROBABILITY_SUM_TOLERANCE:
+        raise ScoresError(f"{name} looks like probabilities (no value below 0, every row sums to 1): the decoder "
+                          "reads log-probabilities or log-likelihoods; pass their log (log_softmax, not softmax)")
 
 
 def _read_only(scores: np.ndarray) -> np.ndarray:
