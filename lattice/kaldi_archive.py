@@ -59,6 +59,10 @@ def _parse_target(target, options: set[str]):
                                 f"{', '.join(sorted(options))})")
     if not path:
         raise KaldiLatticeError(f"{text!r}: no path after the ':'")
+    if path.strip().startswith("|") or path.strip().endswith("|"):
+        raise KaldiLatticeError(f"{text!r}: commands ('|') are not run; open the file yourself and pass the file "
+                                "object, e.g. read_lattices(gzip.open('lat.1.gz')) or "
+                                "write_lattices(gzip.open('lat.1.gz', 'wb'), ...)")
     if "t" in opts and "b" in opts:
         raise KaldiLatticeError(f"{text!r}: both 't' and 'b'")
     return path, (True if "b" in opts else False if "t" in opts else None)
@@ -138,7 +142,7 @@ def read_lattices(source, kind: type | None = None) -> Iterator[tuple[str, Latti
 
     ``source``: a path (memory-mapped), ``-`` (standard input), ``ark:PATH``
     (``ark,t:``, ``ark,b:``, ...), or a file object open for reading bytes (read
-    whole). ``kind``: None gives each object as the type the archive holds (a
+    whole), e.g. ``gzip.open("lat.1.gz")``: commands (``ark:... |``) are not run. ``kind``: None gives each object as the type the archive holds (a
     text object whose lines fit both types, e.g. an empty lattice, comes back
     as a ``CompactLattice``); :class:`Lattice` or :class:`CompactLattice`
     converts where needed (:mod:`lattice.convert`), as Kaldi's readers do.
@@ -166,6 +170,9 @@ def read_lattices(source, kind: type | None = None) -> Iterator[tuple[str, Latti
 
 
 def _read_buffer(buf, kind, path) -> Iterator[tuple[str, Lattice | CompactLattice]]:
+    if bytes(buf[:2]) == b"\x1f\x8b":
+        raise KaldiLatticeError("gzip-compressed (as Kaldi's lat.N.gz): pass gzip.open(path) instead of the path",
+                                path, offset=0)
     u8 = np.frombuffer(buf, dtype=np.uint8)
     pos, end = 0, len(buf)
     while True:

@@ -504,6 +504,23 @@ def test_specifier_and_argument_errors(tmp_path):
         list(read_lattices(io.StringIO("k \n0\n\n")))
 
 
+def test_commands_and_gzip_archives_say_to_pass_a_gzip_file_object(tmp_path):
+    """Kaldi keeps lattices as lat.N.gz, read through 'ark:gunzip -c lat.N.gz |': no command is run
+    here, and a compressed archive is refused by name; gzip.open reads it."""
+    import gzip
+    lat = _two_state_lattice()
+    with gzip.open(tmp_path / "lat.1.gz", "wb") as file:
+        write_lattices(file, [("k", lat)])
+    with pytest.raises(KaldiLatticeError, match=r"commands \('\|'\) are not run.*gzip.open"):
+        list(read_lattices(f"ark:gunzip -c {tmp_path}/lat.1.gz |"))
+    with pytest.raises(KaldiLatticeError, match=r"commands \('\|'\) are not run"):
+        write_lattices(f"ark:| gzip -c > {tmp_path}/lat.2.gz", [("k", lat)])
+    with pytest.raises(KaldiLatticeError, match="gzip-compressed.*gzip.open"):
+        list(read_lattices(f"ark:{tmp_path}/lat.1.gz"))
+    assert [key for key, _ in read_lattices(gzip.open(tmp_path / "lat.1.gz"))] == ["k"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lat.1.gz"]
+
+
 def test_a_mapping_is_written_as_its_items(tmp_path):
     lats = {"a": random_lattice(np.random.default_rng(1)), "b": random_lattice(np.random.default_rng(2))}
     write_lattices(tmp_path / "m.ark", lats)
