@@ -52,6 +52,12 @@ def test_unknown_binary(tmp_path):
     assert error.offset == 0
 
 
+def test_a_gzip_compressed_graph_says_to_decompress_it(tmp_path):
+    import gzip
+    error = _expect(tmp_path, gzip.compress(b"0 1 1 1 0.5\n1\n"), "gzip-compressed: decompress it first")
+    assert error.offset == 0
+
+
 def test_log_arcs_are_refused_with_advice():
     fst = pywrapfst.VectorFst(arc_type="log")
     fst.add_state()

@@ -35,6 +35,8 @@ def detect_format(buf: np.ndarray, path=None) -> str:
         return "openfst"
     if cache_format.is_cache(head):
         return "wfst-cache"
+    if head[:2] == b"\x1f\x8b":
+        raise FstFormatError("gzip-compressed: decompress it first (gunzip -k FILE)", path, 0)
     if b"\0" in bytes(buf[:64]):
         raise FstFormatError(
             f"unrecognised binary file (first bytes {head.hex()}): not an OpenFst vector/const FST, "
