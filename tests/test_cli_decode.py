@@ -183,7 +183,7 @@ def test_score_identity_tells_kinds_apart_and_ignores_commands(tmp_path, monkeyp
         assert score_file(spec) is None and score_identity(spec) == "a command or standard input", spec
 
 
-def test_pdf_map_in_text_and_npy(ex, api_text, tmp_path):
+def test_pdf_map_in_text_and_npy(ex, api_text, tmp_path, capsys):
     """Columns permuted in the scores and undone by a pdf map give the same text."""
     width = ex.scores[0].shape[1]
     perm = np.random.default_rng(0).permutation(width)  # input label i reads column perm[i - 1]
@@ -203,6 +203,11 @@ def test_pdf_map_in_text_and_npy(ex, api_text, tmp_path):
         assert text == {u: api_text[u] for u in ex.utterance_ids[:3]}
     (tmp_path / "short.txt").write_text("1 0\n2 1\n")
     assert decode(ex, scores, tmp_path / "short", "--pdf-map", tmp_path / "short.txt") == EXIT_UNUSABLE
+    err = capsys.readouterr().err
+    assert f"with --pdf-map {tmp_path / 'short.txt'}: pdf_map has 3 entries (input labels 0..2)" in err
+    (tmp_path / "gap.txt").write_text("".join(f"{t} {p}\n" for t, p in enumerate(pdf_map) if t not in (0, 7)))
+    assert decode(ex, scores, tmp_path / "gap", "--pdf-map", tmp_path / "gap.txt") == EXIT_UNUSABLE
+    assert "the map has no column for it (a transition id missing" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content, message", [

@@ -519,7 +519,8 @@ def run(args: argparse.Namespace, rerun: bool = False) -> int:
     except ImportError as error:  # --device cuda without CuPy
         raise UsageError(f"--device {args.device}: {error}") from None
     except GraphError as error:
-        raise UsageError(f"graph {args.graph}: {error}") from None
+        raise UsageError(f"graph {args.graph}" + (f" with --pdf-map {args.pdf_map}" if args.pdf_map else "")
+                         + f": {error}") from None
     if decoder.device == "cuda":
         lanes = CALLS_PER_LANE * decoder._cuda.geometry.lanes
     else:

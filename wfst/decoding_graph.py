@@ -88,8 +88,9 @@ def _column_map(fst: CsrFst, pdf_map) -> np.ndarray:
         raise GraphError(f"pdf_map must be a 1-D integer array indexed by input label, got shape "
                          f"{pdf_map.shape} and dtype {pdf_map.dtype}")
     if pdf_map.shape[0] < size:
-        raise GraphError(f"pdf_map has {pdf_map.shape[0]} entries but the graph uses input labels up to "
-                         f"{size - 1}; it needs at least {size}")
+        raise GraphError(f"pdf_map has {pdf_map.shape[0]} entries (input labels 0..{pdf_map.shape[0] - 1}) but "
+                         f"the graph uses input labels up to {size - 1}; it needs at least {size} (is it the map "
+                         "of this graph's model?)")
     if pdf_map.size and pdf_map.max() > np.iinfo(np.int32).max:
         bad = int(np.argmax(pdf_map))
         raise GraphError(f"pdf_map[{bad}] = {int(pdf_map[bad])} is beyond the score columns a decoder reads "
@@ -100,7 +101,7 @@ def _column_map(fst: CsrFst, pdf_map) -> np.ndarray:
     if used.size and columns[used].min() < 0:
         bad = int(used[np.argmin(columns[used])])
         raise GraphError(f"pdf_map[{bad}] = {int(pdf_map[bad])} is negative, but input label {bad} is used by "
-                         "emitting arcs")
+                         "emitting arcs: the map has no column for it (a transition id missing from a map file?)")
     columns[0] = -1
     return columns
 
