@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 import wfst
-from lattice import AlignmentLexicon
-from wfst.cli_decode import (EXIT_OK, EXIT_SKIPPED, EXIT_STOPPED, EXIT_UNUSABLE, _config, _parser, main)
+from lattice import AlignmentLexicon, Lattice, read_lattices
+from wfst.cli_decode import (EXIT_OK, EXIT_SKIPPED, EXIT_STOPPED, EXIT_UNUSABLE, _config, _kaldi_booleans,
+                             _parser, main)
 from wfst.decode_outputs import LineFile, complete_lines
 from wfst.example import load_example
 from wfst.score_archive import Workload
@@ -526,6 +527,19 @@ def test_options_mirror_the_decoder_config():
                                                 acoustic_scale=0.1, prune_interval=10, use_final_probs=False,
                                                 token_queue_capacity=1200, arc_queue_capacity=4000)
     assert _config(_parser().parse_args(["g", "w", "s", "o"])) == wfst.DecoderConfig()
+
+
+def test_kaldi_style_booleans_are_accepted(ex, tmp_path):
+    """Kaldi spells on/off options --flag=true|false; argparse refused '--no-use-final-probs=false'-style
+    values ('ignored explicit argument')."""
+    parser = _parser()
+    argv = ["g", "w", "s", "o", "--use-final-probs=False", "--determinize-lattice=false", "--beam=9"]
+    args = parser.parse_args(_kaldi_booleans(parser, argv))
+    assert args.use_final_probs is False and args.determinize_lattice is False and args.beam == 9.0
+    assert parser.parse_args(_kaldi_booleans(parser, argv[:4] + ["--use-final-probs=true"])).use_final_probs
+    assert _kaldi_booleans(parser, ["--", "--use-final-probs=false"]) == ["--", "--use-final-probs=false"]
+    assert decode(ex, ex.scores_path, tmp_path / "out", "--lattices", "--determinize-lattice=false") == EXIT_OK
+    assert all(type(lat) is Lattice for _, lat in read_lattices(tmp_path / "out" / "lat.ark"))
 
 
 def test_example_command(capsys):

@@ -104,6 +104,8 @@ exit codes:
        failed); the utterances read before are decoded and kept: fix the cause and rerun with --resume
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); rerun with --resume
 
+On/off options also take Kaldi's spelling: --determinize-lattice=false is --no-determinize-lattice.
+
 WER is scored as Kaldi's compute-wer --mode=present does: over the decoded utterances that have a
 reference.
 
@@ -217,6 +219,22 @@ def _add_hardware_options(parser: argparse.ArgumentParser) -> None:
                                f"each call (default: {LANES_PER_THREAD} per thread). CUDA: the decoder's lanes, "
                                f"utterances searched at once (default: as many as fit, at most 256), with "
                                f"{CALLS_PER_LANE} utterances per lane in each call")
+
+
+def _kaldi_booleans(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with Kaldi's ``--flag=true`` / ``--flag=false`` (any case) spelled ``--flag`` /
+    ``--no-flag`` for the parser's on/off options (up to a ``--``)."""
+    flags = {o for a in parser._actions if isinstance(a, argparse.BooleanOptionalAction)
+             for o in a.option_strings if not o.startswith("--no-")}
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        name, _, value = arg.partition("=")
+        if name in flags and value.lower() in ("true", "false"):
+            arg = name if value.lower() == "true" else "--no-" + name[2:]
+        out.append(arg)
+    return out
 
 
 def _config(args: argparse.Namespace) -> DecoderConfig:
@@ -612,7 +630,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["example"]:
             return _example(argv[1:])
-        return run(_parser().parse_args(argv))
+        parser = _parser()
+        return run(parser.parse_args(_kaldi_booleans(parser, argv)))
     except (WfstError, OSError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
