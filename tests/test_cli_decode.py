@@ -720,15 +720,18 @@ def test_resume_refuses_other_outputs_frame_shift_or_pdf_map(ex, tmp_path, capsy
 
 def test_summary_audio_and_rtfx():
     """The summary's audio is frames x frame shift, and RTFx the seconds of audio
-    per second spent in the decoder: 1000 frames of 0.01 s in 2 s give 10.0 s
-    and RTFx 5.0."""
+    per second spent in the decoder, then with the outputs' work too (lattice
+    determinization can outweigh the search, and Kaldi's latgen times it): 1000
+    frames of 0.01 s in 2 s, and 3 s of output work, give 10.0 s, RTFx 5.0 and 2.0."""
     from types import SimpleNamespace
 
     from wfst.cli_decode import Tally, _summary
 
-    lines = _summary(Tally(decoded=3, frames=1000, decode_seconds=2.0), 0.01, False, 3.0,
+    lines = _summary(Tally(decoded=3, frames=1000, decode_seconds=2.0, output_seconds=3.0), 0.01, False, 6.0,
                      SimpleNamespace(device="cpu", threads=1), None).splitlines()
-    assert "audio       10.0 s (1000 frames of 0.01 s)" in lines and "RTFx        5.0" in lines
+    assert "audio       10.0 s (1000 frames of 0.01 s)" in lines
+    assert "RTFx        5.0 in the decoder, 2.0 with the outputs (lattice determinization, n-best, CTM, " \
+           "writing: 3.00 s)" in lines
 
 
 def test_a_frame_shift_given_for_an_archive_is_not_assumed(ex, tmp_path, capsys):

@@ -149,6 +149,7 @@ class Tally:
     already_done: int = 0
     frames: int = 0
     decode_seconds: float = 0.0
+    output_seconds: float = 0.0  # determinizing lattices, n-best, CTM and writing OUTDIR
     first_width: int = 0  # score columns of the first utterance read
     noted_width: bool = False  # an utterance of another width was noted
 
@@ -405,7 +406,9 @@ def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int
         began = time.perf_counter()
         results = decoder.decode([scores for _, scores in batch])
         tally.decode_seconds += time.perf_counter() - began
+        began = time.perf_counter()
         outputs.add([(utt_id, result) for (utt_id, _), result in zip(batch, results)])
+        tally.output_seconds += time.perf_counter() - began
         for (utt_id, _), result in zip(batch, results):
             if not result.reached_final:
                 failed = result.cost == np.inf
@@ -496,7 +499,10 @@ def _summary(tally: Tally, frame_shift: float, assumed: bool, wall: float, decod
              + (", assumed: --frame-shift sets it, e.g. 0.04 for many CTC models)" if assumed else ")"),
              f"decode      {tally.decode_seconds:.2f} s in the decoder ({wall:.2f} s wall), device "
              f"{decoder.device}, {decoder.threads} thread(s)",
-             "RTFx        " + (f"{audio / tally.decode_seconds:.1f}" if tally.decode_seconds > 0 else "n/a")]
+             "RTFx        " + (f"{audio / tally.decode_seconds:.1f} in the decoder, "
+                                  f"{audio / (tally.decode_seconds + tally.output_seconds):.1f} with the outputs "
+                                  f"(lattice determinization, n-best, CTM, writing: {tally.output_seconds:.2f} s)"
+                                  if tally.decode_seconds > 0 else "n/a")]
     if wer is not None:
         stats, missing, unscored = wer
         note = [f"{len(stats.utterances)} utterances scored"]
