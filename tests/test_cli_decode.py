@@ -570,12 +570,14 @@ def test_cuda_decodes_the_example_as_the_api_does(cupy_module, ex, api_text, tmp
     assert (tmp_path / "out" / "lat.ark").read_bytes() == (tmp_path / "cpu" / "lat.ark").read_bytes()
 
 
-def test_a_run_whose_every_utterance_is_skipped_exits_1(ex, tmp_path):
+def test_a_run_whose_every_utterance_is_skipped_exits_1(ex, tmp_path, capsys):
+    """...and does not blame --ref (the skipped lines say why there is no WER)."""
     with kaldiio.WriteHelper(f"ark:{tmp_path / 's.ark'}") as writer:
         writer("a", ex.scores[0][:0])
         writer("b", ex.scores[0][:, :3])
-    assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out") == EXIT_SKIPPED
+    assert decode(ex, f"ark:{tmp_path / 's.ark'}", tmp_path / "out", "--ref", ex.text_path) == EXIT_SKIPPED
     assert [line.split()[0] for line in (tmp_path / "out" / "skipped").read_text().splitlines()] == ["a", "b"]
+    assert "has a reference" not in capsys.readouterr().err
 
 
 def test_a_decoder_failure_before_any_result_exits_3_and_keeps_the_outdir(ex, tmp_path, monkeypatch):

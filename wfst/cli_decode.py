@@ -591,7 +591,7 @@ def run(args: argparse.Namespace, rerun: bool = False) -> int:
                 outdir.rmdir()
         return EXIT_UNUSABLE
     wer = _score(outdir, refs) if refs is not None else None
-    if refs is not None and wer is None:
+    if refs is not None and wer is None and done:
         print(f"{PROG}: warning: no WER: none of the {done} utterances in {outdir / 'text'} has a reference in "
               f"--ref {args.ref} (is it the Kaldi text of this test set, 'utt-id word ...' lines?)", file=sys.stderr)
     assumed = args.frame_shift is None and source.frame_shift is None
