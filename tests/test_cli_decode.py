@@ -170,6 +170,9 @@ def test_score_specifiers_that_name_nothing_readable(tmp_path):
         with pytest.raises(ScoreSourceError, match=message):
             open_scores(spec)
     assert open_scores("ark:-").description == "Kaldi archive -"  # standard input: read when iterated
+    (tmp_path / "m.ark").write_bytes(b"utt \0BFM \x04\x01\x00\x00\x00\x04\x01\x00\x00\x00\x00\x00\x80\xbf")
+    with pytest.raises(ScoreSourceError, match=f"not UTF-8 text .*; for an archive write ark:{tmp_path / 'm.ark'}"):
+        open_scores(f"scp:{tmp_path / 'm.ark'}")  # an archive given as the index
 
 
 def test_score_identity_tells_kinds_apart_and_ignores_commands(tmp_path, monkeypatch):

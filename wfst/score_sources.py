@@ -132,7 +132,10 @@ def _kaldi_source(spec: str, flags: list[str], target: str) -> ScoreSource:
             lines = stream.read().splitlines()
         finally:
             status = stream.close()  # a pipe's command's status (see _command_failed), None for 0
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        raise ScoreSourceError(f"scores {spec!r}: cannot read the scp index: it is not UTF-8 text ('utt-id "
+                               f"ark-file:offset' lines); for an archive write ark:{target}") from None
+    except OSError as error:
         raise ScoreSourceError(f"scores {spec!r}: cannot read the scp index: {error}") from None
     if status:
         raise _command_failed(spec, status, "")
