@@ -64,11 +64,14 @@ def test_bad_graph_is_a_clean_error(tmp_path, capsys):
 
 
 def test_import_needs_no_gpu_and_no_cupy():
-    """`import wfst` works with cupy unimportable; the GPU helper says how to get it."""
+    """`import wfst` works with cupy unimportable; the GPU helper says how to get it; dir(wfst) names
+    the lazily loaded Decoder and Stream (help() and completion read it)."""
     code = (
         "import sys; sys.modules['cupy'] = None\n"
         "import wfst, wfst.gpu\n"
         "assert 'numba' not in sys.modules, 'numba must load lazily'\n"
+        "assert {'Decoder', 'Stream', 'read_fst'} <= set(dir(wfst)), 'dir() lists the lazy names'\n"
+        "assert 'numba' not in sys.modules, 'dir() loads nothing'\n"
         "assert wfst.gpu.device_memory() is None\n"
         "try:\n    wfst.gpu.import_cupy()\nexcept ImportError as e:\n    print(e)\n"
     )

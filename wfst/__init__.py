@@ -47,3 +47,8 @@ def __getattr__(name):
 
         return getattr(decoder, name)
     raise AttributeError(f"module 'wfst' has no attribute {name!r}")
+
+
+def __dir__():
+    """The module's names and the lazy ones (``Decoder``, ``Stream``), for ``dir()``, ``help()`` and completion."""
+    return sorted(set(globals()) | set(__all__))
