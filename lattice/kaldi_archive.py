@@ -142,9 +142,10 @@ def read_lattices(source, kind: type | None = None) -> Iterator[tuple[str, Latti
 
     ``source``: a path (memory-mapped), ``-`` (standard input), ``ark:PATH``
     (``ark,t:``, ``ark,b:``, ...), or a file object open for reading bytes (read
-    whole), e.g. ``gzip.open("lat.1.gz")``: commands (``ark:... |``) are not run. ``kind``: None gives each object as the type the archive holds (a
-    text object whose lines fit both types, e.g. an empty lattice, comes back
-    as a ``CompactLattice``); :class:`Lattice` or :class:`CompactLattice`
+    whole), e.g. ``gzip.open("lat.1.gz")``: commands (``ark:... |``) are not
+    run. ``kind``: None gives each object as the type the archive holds (a text
+    object whose lines fit both types, e.g. an empty lattice, comes back as a
+    ``CompactLattice``); :class:`Lattice` or :class:`CompactLattice`
     converts where needed (:mod:`lattice.convert`), as Kaldi's readers do.
 
     Raises :class:`KaldiLatticeError` (naming the path, key and byte offset

@@ -414,10 +414,10 @@ def _decode_all(decoder, source: ScoreSource, outputs: DecodeOutputs, lanes: int
                 failed = result.cost == np.inf
                 tally.no_path += failed
                 tally.not_final += not failed
-                progress.write(f"{PROG}: warning: {one_field(utt_id)}: " + (
-                    "no token survived the search (a dead end in the graph, or too tight a beam): its transcript is empty"
-                    if failed else "no final state reached: its transcript is the best partial path"),
-                    file=sys.stderr)
+                why = ("no token survived the search (a dead end in the graph, or too tight a beam): its "
+                       "transcript is empty" if failed else
+                       "no final state reached: its transcript is the best partial path")
+                progress.write(f"{PROG}: warning: {one_field(utt_id)}: {why}", file=sys.stderr)
         tally.decoded += len(batch)
         tally.frames += sum(scores.shape[0] for _, scores in batch)
         progress.update(len(batch))
