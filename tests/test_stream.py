@@ -374,6 +374,21 @@ def test_a_dropped_open_stream_frees_its_channel(ex):
     assert decoder.stream().channel == 0
 
 
+def test_a_stream_whose_start_fails_frees_its_channel_at_once():
+    """The start closure meets an epsilon cycle negative only in float32: the
+    GraphError of stream() leaves its channel free even while the caller
+    keeps the error (and so its traceback)."""
+    from tests.decoder_graphs import graph
+
+    w = 0.39500877  # (0.683546 + w) - w < 0.683546 in float32
+    fst = graph(3, 0, {1: 0.0}, [(0, 1, 0, 0, 0.683546), (1, 2, 0, 0, w), (2, 1, 0, 0, -w)])
+    decoder = wfst.Decoder(fst, device="cpu", channels=1)
+    with pytest.raises(wfst.GraphError, match="float32") as kept:
+        decoder.stream()
+    assert kept.value.__traceback__ is not None
+    assert decoder._channel_pool.in_use == 0
+
+
 def test_a_bad_chunk_is_refused_and_the_stream_goes_on(ex, example_decoder, offline):
     scores = ex.scores[2]
     stream = example_decoder.stream()

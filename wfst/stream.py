@@ -69,12 +69,16 @@ class Stream:
         self.channel = decoder._acquire_channel()
         # frees the channel once: at finish()/close(), or when an open stream is garbage-collected
         self._free_channel = weakref.finalize(self, decoder._release_channel, self.channel)
-        if decoder._cuda is None:
-            self._search = CpuSearch(decoder.graph, decoder.config)
-        else:
-            from .cuda_stream import CudaStreamSearch
+        try:
+            if decoder._cuda is None:
+                self._search = CpuSearch(decoder.graph, decoder.config)
+            else:
+                from .cuda_stream import CudaStreamSearch
 
-            self._search = CudaStreamSearch(decoder._cuda, self.channel)
+                self._search = CudaStreamSearch(decoder._cuda, self.channel)
+        except BaseException:
+            self._free_channel()  # the error's traceback would keep this half-made stream, and its channel
+            raise
         silence = None if endpoint is None else endpoint.silence_mask(fst.max_ilabel)
         self._tracker = BestPathTracker(fst.ilabel, fst.olabel, fst.start, silence)
         self._partial = Partial((), 0.0, -1)
