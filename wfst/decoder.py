@@ -133,7 +133,11 @@ class Decoder:
         """A new :class:`wfst.Stream` on a free channel, to feed score chunks as
         they arrive (see :mod:`wfst.stream`). ``endpoint``: optional
         :class:`wfst.EndpointConfig` for :meth:`Stream.endpoint_detected`.
-        :class:`StreamError` when all ``channels`` hold open streams."""
+        :class:`StreamError` when all ``channels`` hold open streams. A start
+        state whose epsilon closure meets a cycle that float32 sums make
+        negative is a :class:`GraphError`: here on the CPU, at the stream's first
+        call on CUDA (which searches the start frame with the first chunk; the
+        stream is then closed), as :meth:`decode` raises it on both."""
         with self._calls.call("stream()"):
             return Stream(self, endpoint)
 
