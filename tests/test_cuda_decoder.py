@@ -824,6 +824,11 @@ def test_device_scores_beyond_float32_or_a_column_short_are_refused(cupy_module)
         gpu.decode(huge)
     with pytest.raises(ScoresError, match="looks like probabilities"):
         gpu.decode(cupy.asarray(np.exp(random_scores(3, 5))))
+    for value in (np.inf, -np.inf, np.nan):  # float16 on the device: read in place, checked as it is
+        half = cupy.asarray(random_scores(3, 5).astype(np.float16))
+        half[1, 3] = value
+        with pytest.raises(ScoresError, match=rf"\[1, 3\] is {value}: scores must be finite"):
+            gpu.decode(half)
 
 
 def test_more_lane_groups_than_the_packed_buffers_hold_are_refused():

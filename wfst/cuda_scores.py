@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ScoresError
-from .scores import LOGLIKE_MAX, bad_score, host_scores, refuse_probabilities, without_grad
+from .scores import check_values, host_scores, without_grad
 
 DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.float64): 2}
 
@@ -78,15 +78,7 @@ def _checked_on_device(x, cupy, num_columns: int, name: str) -> ScoreInput:
                           f"it needs at least {num_columns} (is this the right graph, or a pdf_map missing?)")
     # float64 stays as it is: the kernels round each value they read to float32 (to nearest, as numpy
     # does on the host; CuPy's astype would flush denormals to zero). Finite means finite in float32.
-    y = x.astype(np.float32) if x.dtype == np.float64 else x
-    if y.dtype == np.float16:  # (it holds nothing above 65504; LOGLIKE_MAX would overflow in the comparison)
-        valid = cupy.isfinite(y)
-    else:
-        valid = (y > -np.inf) & (y <= LOGLIKE_MAX)  # (NaN is neither)
-    if not bool(valid.all()):
-        frame, column = (int(v) for v in cupy.argwhere(~valid)[0])
-        raise bad_score(name, frame, column, float(x[frame, column]), float(y[frame, column]))
-    refuse_probabilities(y, name)
+    check_values(x.astype(np.float32) if x.dtype == np.float64 else x, x, name)
     item = x.dtype.itemsize
     if x.strides[1] != item or x.strides[0] % item or x.strides[0] < 0:
         x = cupy.ascontiguousarray(x)

@@ -44,15 +44,35 @@ def host_scores(scores, num_columns: int, name: str = "scores") -> np.ndarray:
     given = scores
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported below
         scores = np.ascontiguousarray(scores, dtype=np.float32)
-    valid = (scores > -np.inf) & (scores <= LOGLIKE_MAX)  # (NaN is neither)
-    if not valid.all():
-        frame, column = np.argwhere(~valid)[0]
-        raise bad_score(name, frame, column, given[frame, column], scores[frame, column])
-    refuse_probabilities(scores, name)
+    check_values(scores, given, name)
     return _read_only(scores)
 
 
-def bad_score(name: str, frame: int, column: int, value, value32) -> ScoresError:
+PROBABILITY_SUM_TOLERANCE = 1e-3
+"""How far from 1 a row of non-negative scores may sum and still read as probabilities."""
+
+
+def check_values(scores, given, name: str) -> None:
+    """:class:`ScoresError` naming the first cell of ``scores`` (2-D float32 or
+    float16, numpy or cupy, at least one row; ``given``: the values as passed,
+    for the message) that is not finite or is above :data:`LOGLIKE_MAX`, or
+    when the rows look like probabilities. Two reductions where all is well (a
+    NaN makes both the minimum and the maximum NaN; both backends' hot path, so
+    the cell is looked for only when one fails), a third when nothing is negative."""
+    lowest, highest = (float(v) for v in (scores.min(), scores.max()))  # (on a GPU: both launched, one wait)
+    if not (lowest > -np.inf and highest <= LOGLIKE_MAX):  # (NaN is neither)
+        wide = scores.astype(np.float32)  # (float16: 1e6 would overflow in the comparison's cast)
+        bad = ~((wide > -np.inf) & (wide <= LOGLIKE_MAX))
+        frame, column = (int(index[0]) for index in bad.nonzero())  # (row-major: the first bad cell)
+        raise _bad_score(name, frame, column, float(given[frame, column]), float(scores[frame, column]))
+    if lowest < 0 or scores.shape[1] < 2:
+        return
+    if float(abs(scores.sum(axis=1, dtype=np.float64) - 1).max()) <= PROBABILITY_SUM_TOLERANCE:
+        raise ScoresError(f"{name} looks like probabilities (no value below 0, every row sums to 1): the decoder "
+                          "reads log-probabilities or log-likelihoods; pass their log (log_softmax, not softmax)")
+
+
+def _bad_score(name: str, frame: int, column: int, value, value32) -> ScoresError:
     """The error for a score, ``value`` as given and ``value32`` in float32,
     that is not finite there or is above :data:`LOGLIKE_MAX`."""
     if np.isfinite(value) and not np.isfinite(value32):
@@ -64,22 +84,6 @@ def bad_score(name: str, frame: int, column: int, value, value32) -> ScoresError
                            "rounding): check that these are the model's log-likelihoods")
     return ScoresError(f"{name}[{frame}, {column}] is {value}: scores must be finite "
                        "(clamp -inf log-probabilities, e.g. to -1e4, and check the model for NaN)")
-
-
-PROBABILITY_SUM_TOLERANCE = 1e-3
-"""How far from 1 a row of non-negative scores may sum and still read as probabilities."""
-
-
-def refuse_probabilities(scores, name: str) -> None:
-    """:class:`ScoresError` when ``scores`` (2-D, finite, numpy or cupy) look like
-    probabilities: two or more columns, no value below 0 and every row summing to
-    1. Log-likelihoods and log-probabilities never do; decoding such rows gives
-    garbage without an error."""
-    if scores.shape[1] < 2 or float(scores.min()) < 0:
-        return
-    if float(abs(scores.sum(axis=1, dtype=np.float64) - 1).max()) <= PROBABILITY_SUM_TOLERANCE:
-        raise ScoresError(f"{name} looks like probabilities (no value below 0, every row sums to 1): the decoder "
-                          "reads log-probabilities or log-likelihoods; pass their log (log_softmax, not softmax)")
 
 
 def _read_only(scores: np.ndarray) -> np.ndarray:
