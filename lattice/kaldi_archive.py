@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import numpy as np
 
 from wfst.file_replace import replaced
+from wfst.reader import GZIP_MAGIC
 
 from . import kaldi_binary, kaldi_text
 from .compact_lattice import CompactLattice
@@ -171,7 +172,7 @@ def read_lattices(source, kind: type | None = None) -> Iterator[tuple[str, Latti
 
 
 def _read_buffer(buf, kind, path) -> Iterator[tuple[str, Lattice | CompactLattice]]:
-    if bytes(buf[:2]) == b"\x1f\x8b":
+    if bytes(buf[:2]) == GZIP_MAGIC:
         raise KaldiLatticeError("gzip-compressed (as Kaldi's lat.N.gz): pass gzip.open(path) instead of the path",
                                 path, offset=0)
     u8 = np.frombuffer(buf, dtype=np.uint8)

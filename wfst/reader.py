@@ -12,6 +12,8 @@ from .csr import CsrFst
 from .errors import FstFormatError
 
 FORMATS = ("openfst", "wfst-cache", "text")
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first bytes of a gzip file (HCLG.fst.gz, lat.1.gz), which the readers name as such."""
 
 
 def _map(path: str) -> np.ndarray:
@@ -35,7 +37,7 @@ def detect_format(buf: np.ndarray, path=None) -> str:
         return "openfst"
     if cache_format.is_cache(head):
         return "wfst-cache"
-    if head[:2] == b"\x1f\x8b":
+    if head.startswith(GZIP_MAGIC):
         raise FstFormatError("gzip-compressed: decompress it first (gunzip -k FILE)", path, 0)
     if b"\0" in bytes(buf[:64]):
         raise FstFormatError(
